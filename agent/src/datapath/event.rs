@@ -1,0 +1,343 @@
+//! Decoding of ring-buffer events into typed values, and their text and JSON forms.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde_json::{json, Value};
+use xvrrpd_common::{csum_style, event_kind, reason, Event, FAMILY_V4, FAMILY_V6};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn from_raw(f: u8) -> Self {
+        if f == FAMILY_V6 {
+            Self::V6
+        } else {
+            Self::V4
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::V4 => "ipv4",
+            Self::V6 => "ipv6",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CsumStyle {
+    Unknown,
+    NoPseudoHeader,
+    PseudoHeader,
+    PseudoHeaderMcastDst,
+}
+
+impl CsumStyle {
+    pub fn from_raw(s: u8) -> Self {
+        match s {
+            csum_style::NO_PSEUDO => Self::NoPseudoHeader,
+            csum_style::PSEUDO_HEADER => Self::PseudoHeader,
+            csum_style::PSEUDO_HEADER_MCAST_DST => Self::PseudoHeaderMcastDst,
+            _ => Self::Unknown,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::NoPseudoHeader => "no_pseudo_header",
+            Self::PseudoHeader => "pseudo_header",
+            Self::PseudoHeaderMcastDst => "pseudo_header_mcast_dst",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    NewMaster,
+    PriorityChange { old: u8 },
+    IntervalChange { old_cs: u32 },
+    PriorityZero,
+    Missed { count: u32 },
+    MasterDown { missed: u32 },
+    Invalid { reason: u32 },
+    Advert,
+}
+
+impl EventKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::NewMaster => "new_master",
+            Self::PriorityChange { .. } => "priority_change",
+            Self::IntervalChange { .. } => "interval_change",
+            Self::PriorityZero => "priority_zero",
+            Self::Missed { .. } => "missed",
+            Self::MasterDown { .. } => "master_down",
+            Self::Invalid { .. } => "invalid",
+            Self::Advert => "advert",
+        }
+    }
+}
+
+/// A decoded datapath event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatapathEvent {
+    pub kind: EventKind,
+    pub ts_ns: u64,
+    pub ifindex: u32,
+    pub family: Family,
+    pub vrid: u8,
+    pub src: IpAddr,
+    pub priority: u8,
+    pub version: u8,
+    /// Advert interval normalised to centiseconds (v2 seconds × 100).
+    pub interval_cs: u32,
+    pub csum: CsumStyle,
+    /// Nanoseconds since the last valid advert (missed, master_down) or the gap (advert).
+    pub since_last_ns: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventDecodeError {
+    #[error("event of {0} bytes, expected {1}")]
+    Size(usize, usize),
+    #[error("unknown event kind {0}")]
+    Kind(u8),
+}
+
+pub fn interval_cs(version: u8, interval: u16) -> u32 {
+    if version == 2 {
+        interval as u32 * 100
+    } else {
+        interval as u32
+    }
+}
+
+pub fn addr(family: Family, raw: &[u8; 16]) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3])),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(*raw)),
+    }
+}
+
+pub fn reason_name(r: u32) -> &'static str {
+    match r as u8 {
+        reason::TTL => "ttl",
+        reason::VERSION => "version",
+        reason::TYPE => "type",
+        reason::LENGTH => "length",
+        reason::CHECKSUM => "checksum",
+        reason::INTERVAL => "interval",
+        _ => "unknown",
+    }
+}
+
+impl DatapathEvent {
+    /// Decodes one ring-buffer record.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EventDecodeError> {
+        let want = std::mem::size_of::<Event>();
+        if bytes.len() != want {
+            return Err(EventDecodeError::Size(bytes.len(), want));
+        }
+        // SAFETY: length checked; Event is plain integers, any bit pattern is valid.
+        let e: Event = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        Self::from_raw(&e)
+    }
+
+    pub fn from_raw(e: &Event) -> Result<Self, EventDecodeError> {
+        let kind = match e.kind {
+            event_kind::NEW_MASTER => EventKind::NewMaster,
+            event_kind::PRIORITY_CHANGE => EventKind::PriorityChange { old: e.aux as u8 },
+            event_kind::INTERVAL_CHANGE => {
+                EventKind::IntervalChange { old_cs: interval_cs(e.version, e.aux as u16) }
+            }
+            event_kind::PRIORITY_ZERO => EventKind::PriorityZero,
+            event_kind::MISSED => EventKind::Missed { count: e.aux },
+            event_kind::MASTER_DOWN => EventKind::MasterDown { missed: e.aux },
+            event_kind::INVALID => EventKind::Invalid { reason: e.aux },
+            event_kind::ADVERT => EventKind::Advert,
+            k => return Err(EventDecodeError::Kind(k)),
+        };
+        let family = Family::from_raw(e.family);
+        debug_assert!(e.family == FAMILY_V4 || e.family == FAMILY_V6 || e.family == 0);
+        Ok(Self {
+            kind,
+            ts_ns: e.ts_ns,
+            ifindex: e.ifindex,
+            family,
+            vrid: e.vrid,
+            src: addr(family, &e.src),
+            priority: e.priority,
+            version: e.version,
+            interval_cs: interval_cs(e.version, e.interval),
+            csum: CsumStyle::from_raw(e.csum_style),
+            since_last_ns: e.since_last_ns,
+        })
+    }
+
+    /// One JSON object (the `observe --json` line).
+    pub fn to_json(&self, ifname: &str) -> Value {
+        let mut v = json!({
+            "event": self.kind.name(),
+            "ifindex": self.ifindex,
+            "interface": ifname,
+            "family": self.family.name(),
+            "vrid": self.vrid,
+            "src": self.src.to_string(),
+            "priority": self.priority,
+            "version": self.version,
+            "interval_cs": self.interval_cs,
+            "checksum": self.csum.name(),
+            "ts_ns": self.ts_ns,
+        });
+        let m = v.as_object_mut().expect("object");
+        match self.kind {
+            EventKind::PriorityChange { old } => {
+                m.insert("old_priority".into(), old.into());
+            }
+            EventKind::IntervalChange { old_cs } => {
+                m.insert("old_interval_cs".into(), old_cs.into());
+            }
+            EventKind::Missed { count } => {
+                m.insert("count".into(), count.into());
+                m.insert("since_last_us".into(), (self.since_last_ns / 1000).into());
+            }
+            EventKind::MasterDown { missed } => {
+                m.insert("missed".into(), missed.into());
+                m.insert("since_last_us".into(), (self.since_last_ns / 1000).into());
+            }
+            EventKind::Invalid { reason } => {
+                m.insert("reason".into(), reason_name(reason).into());
+            }
+            EventKind::Advert => {
+                m.insert("gap_us".into(), (self.since_last_ns / 1000).into());
+            }
+            EventKind::NewMaster | EventKind::PriorityZero => {}
+        }
+        v
+    }
+
+    /// One human-readable line.
+    pub fn to_line(&self, ifname: &str) -> String {
+        let head = format!(
+            "{:>15} {ifname} {} vrid {:<3} {:<15}",
+            self.kind.name(),
+            self.family.name(),
+            self.vrid,
+            self.src
+        );
+        let detail = match self.kind {
+            EventKind::NewMaster => format!(
+                "priority {} v{} interval {}cs checksum {}",
+                self.priority,
+                self.version,
+                self.interval_cs,
+                self.csum.name()
+            ),
+            EventKind::PriorityChange { old } => format!("priority {old} -> {}", self.priority),
+            EventKind::IntervalChange { old_cs } => {
+                format!("interval {old_cs}cs -> {}cs", self.interval_cs)
+            }
+            EventKind::PriorityZero => "priority 0: master is leaving".to_string(),
+            EventKind::Missed { count } => format!(
+                "missed {count} interval(s), {:.3} ms since last advert",
+                self.since_last_ns as f64 / 1e6
+            ),
+            EventKind::MasterDown { .. } => format!(
+                "MASTER DOWN {:.3} ms after the last advert",
+                self.since_last_ns as f64 / 1e6
+            ),
+            EventKind::Invalid { reason } => format!("invalid: {}", reason_name(reason)),
+            EventKind::Advert => format!("gap {:.3} ms", self.since_last_ns as f64 / 1e6),
+        };
+        format!("{head} {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(kind: u8) -> Event {
+        let mut e = Event {
+            ts_ns: 123,
+            since_last_ns: 3_609_375_000,
+            ifindex: 4,
+            aux: 3,
+            interval: 1,
+            kind,
+            family: FAMILY_V4,
+            vrid: 41,
+            priority: 150,
+            version: 2,
+            csum_style: csum_style::NO_PSEUDO,
+            ..Event::default()
+        };
+        e.src[..4].copy_from_slice(&[192, 0, 2, 1]);
+        e
+    }
+
+    fn bytes(e: &Event) -> Vec<u8> {
+        let p = (e as *const Event).cast::<u8>();
+        unsafe { std::slice::from_raw_parts(p, std::mem::size_of::<Event>()) }.to_vec()
+    }
+
+    #[test]
+    fn decodes_master_down_with_v2_interval_normalised() {
+        let ev = DatapathEvent::decode(&bytes(&raw(event_kind::MASTER_DOWN))).unwrap();
+        assert_eq!(ev.kind, EventKind::MasterDown { missed: 3 });
+        assert_eq!(ev.interval_cs, 100);
+        assert_eq!(ev.src, "192.0.2.1".parse::<IpAddr>().unwrap());
+        let j = ev.to_json("eth0");
+        assert_eq!(j["event"], "master_down");
+        assert_eq!(j["since_last_us"], 3_609_375);
+        assert_eq!(j["vrid"], 41);
+        assert_eq!(j["family"], "ipv4");
+        assert_eq!(j["checksum"], "no_pseudo_header");
+        assert!(ev.to_line("eth0").contains("MASTER DOWN 3609.375 ms"));
+    }
+
+    #[test]
+    fn decodes_every_kind() {
+        let cases = [
+            (event_kind::NEW_MASTER, "new_master"),
+            (event_kind::PRIORITY_CHANGE, "priority_change"),
+            (event_kind::INTERVAL_CHANGE, "interval_change"),
+            (event_kind::PRIORITY_ZERO, "priority_zero"),
+            (event_kind::MISSED, "missed"),
+            (event_kind::MASTER_DOWN, "master_down"),
+            (event_kind::INVALID, "invalid"),
+            (event_kind::ADVERT, "advert"),
+        ];
+        for (k, name) in cases {
+            let ev = DatapathEvent::from_raw(&raw(k)).unwrap();
+            assert_eq!(ev.kind.name(), name);
+            assert_eq!(ev.to_json("x")["event"], name);
+        }
+        let ev = DatapathEvent::from_raw(&raw(event_kind::INTERVAL_CHANGE)).unwrap();
+        assert_eq!(ev.kind, EventKind::IntervalChange { old_cs: 300 });
+        let ev = DatapathEvent::from_raw(&raw(event_kind::INVALID)).unwrap();
+        assert_eq!(ev.to_json("x")["reason"], "type");
+        let ev = DatapathEvent::from_raw(&raw(event_kind::MISSED)).unwrap();
+        assert_eq!(ev.to_json("x")["count"], 3);
+    }
+
+    #[test]
+    fn rejects_wrong_size_and_kind() {
+        assert_eq!(DatapathEvent::decode(&[0; 10]), Err(EventDecodeError::Size(10, 48)));
+        assert_eq!(DatapathEvent::from_raw(&raw(99)), Err(EventDecodeError::Kind(99)));
+    }
+
+    #[test]
+    fn ipv6_source_decodes() {
+        let mut e = raw(event_kind::NEW_MASTER);
+        e.family = FAMILY_V6;
+        e.version = 3;
+        e.interval = 10;
+        e.src = "fe80::5".parse::<Ipv6Addr>().unwrap().octets();
+        let ev = DatapathEvent::from_raw(&e).unwrap();
+        assert_eq!(ev.src, "fe80::5".parse::<IpAddr>().unwrap());
+        assert_eq!(ev.interval_cs, 10);
+    }
+}

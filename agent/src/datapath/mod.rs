@@ -1,0 +1,198 @@
+//! The kernel side as userspace sees it: load the embedded XDP object, attach it to
+//! interfaces (native mode, falling back to generic), push parameters, read state,
+//! counters and events.
+pub mod event;
+pub mod state;
+
+use std::ffi::CString;
+
+use aya::{
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{ProgramError, Xdp, XdpMode},
+    Ebpf, EbpfError,
+};
+use xvrrpd_common::{gstat, DatapathConfig, VridKey, VridParams};
+
+pub use state::VridSnapshot;
+
+/// The XDP object built by `cargo xtask build-ebpf`, embedded at compile time.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("XVRRPD_EBPF_OBJ_PATH"));
+
+/// Name of the XDP entry point in the object.
+pub const PROGRAM: &str = "xvrrpd_xdp";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    #[error(
+        "permission denied loading BPF: run as root, or with CAP_BPF, CAP_NET_ADMIN and \
+         CAP_PERFMON ({0})"
+    )]
+    Permission(String),
+    #[error("loading the eBPF object failed: {0}")]
+    Load(#[source] EbpfError),
+    #[error("the kernel refused the XDP program: {0}")]
+    Verifier(#[source] ProgramError),
+    #[error("interface {0:?} does not exist (see `ip link`)")]
+    NoInterface(String),
+    #[error("attaching XDP to {iface} failed in native and generic mode: {source}")]
+    Attach {
+        iface: String,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("the eBPF object has no {0} (built from another version?)")]
+    Missing(&'static str),
+    #[error("BPF map {map}: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// How a program ended up attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    Native,
+    Generic,
+}
+
+impl std::fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Native => "native",
+            Self::Generic => "generic",
+        })
+    }
+}
+
+/// A loaded (and possibly attached) datapath. Dropping it detaches every link and frees
+/// the maps and timers: a crashed agent leaves nothing running in the kernel.
+pub struct Datapath {
+    ebpf: Ebpf,
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> DatapathError {
+    move |source| DatapathError::Map { map, source }
+}
+
+impl Datapath {
+    /// Loads the object and the program into the kernel (running the verifier).
+    pub fn load() -> Result<Self, DatapathError> {
+        let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|e| {
+            let text = e.to_string();
+            if text.contains("Operation not permitted") || text.contains("EPERM") {
+                DatapathError::Permission(text)
+            } else {
+                DatapathError::Load(e)
+            }
+        })?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or(DatapathError::Missing("program xvrrpd_xdp"))?
+            .try_into()
+            .map_err(DatapathError::Verifier)?;
+        prog.load().map_err(|e| match &e {
+            ProgramError::LoadError { io_error, .. }
+                if io_error.raw_os_error() == Some(libc::EPERM) =>
+            {
+                DatapathError::Permission(e.to_string())
+            }
+            _ => DatapathError::Verifier(e),
+        })?;
+        Ok(Self { ebpf })
+    }
+
+    /// The loaded XDP program (tests drive it with `BPF_PROG_TEST_RUN`).
+    pub fn program(&mut self) -> &mut Xdp {
+        self.ebpf
+            .program_mut(PROGRAM)
+            .and_then(|p| p.try_into().ok())
+            .expect("program checked at load")
+    }
+
+    /// Attaches to `iface`, native mode first, generic if the driver cannot.
+    pub fn attach(&mut self, iface: &str) -> Result<AttachMode, DatapathError> {
+        if ifindex(iface).is_none() {
+            return Err(DatapathError::NoInterface(iface.to_string()));
+        }
+        let prog = self.program();
+        match prog.attach(iface, XdpMode::Driver) {
+            Ok(_) => Ok(AttachMode::Native),
+            Err(native) => {
+                tracing::info!(
+                    interface = iface,
+                    error = %native,
+                    "native XDP unavailable, falling back to generic (skb) mode"
+                );
+                prog.attach(iface, XdpMode::Skb)
+                    .map(|_| AttachMode::Generic)
+                    .map_err(|source| DatapathError::Attach { iface: iface.to_string(), source })
+            }
+        }
+    }
+
+    pub fn set_config(&mut self, cfg: DatapathConfig) -> Result<(), DatapathError> {
+        let map = self.ebpf.map_mut("CONFIG").ok_or(DatapathError::Missing("map CONFIG"))?;
+        let mut arr: Array<_, DatapathConfig> = Array::try_from(map).map_err(map_err("CONFIG"))?;
+        arr.set(0, cfg, 0).map_err(map_err("CONFIG"))
+    }
+
+    pub fn set_params(&mut self, key: VridKey, params: VridParams) -> Result<(), DatapathError> {
+        let map = self.ebpf.map_mut("PARAMS").ok_or(DatapathError::Missing("map PARAMS"))?;
+        let mut h: HashMap<_, VridKey, VridParams> =
+            HashMap::try_from(map).map_err(map_err("PARAMS"))?;
+        h.insert(key, params, 0).map_err(map_err("PARAMS"))
+    }
+
+    /// Takes the event ring buffer (once).
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, DatapathError> {
+        let map = self.ebpf.take_map("EVENTS").ok_or(DatapathError::Missing("map EVENTS"))?;
+        RingBuf::try_from(map).map_err(map_err("EVENTS"))
+    }
+
+    /// Every tracked VRID, sorted by key.
+    pub fn states(&self) -> Result<Vec<VridSnapshot>, DatapathError> {
+        let map = self.ebpf.map("STATE").ok_or(DatapathError::Missing("map STATE"))?;
+        let h: HashMap<_, VridKey, state::RawEntry> =
+            HashMap::try_from(map).map_err(map_err("STATE"))?;
+        let mut out = Vec::new();
+        for item in h.iter() {
+            let (k, v) = item.map_err(map_err("STATE"))?;
+            out.push(VridSnapshot::from_raw(k, &v.state));
+        }
+        out.sort_by_key(|s| s.key);
+        Ok(out)
+    }
+
+    /// Global counters summed over CPUs, indexed by [`gstat`] / reason.
+    pub fn global_stats(&self) -> Result<[u64; gstat::COUNT as usize], DatapathError> {
+        let map = self.ebpf.map("STATS").ok_or(DatapathError::Missing("map STATS"))?;
+        let arr: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(map_err("STATS"))?;
+        let mut out = [0u64; gstat::COUNT as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let per_cpu = arr.get(&(i as u32), 0).map_err(map_err("STATS"))?;
+            *slot = per_cpu.iter().sum();
+        }
+        Ok(out)
+    }
+}
+
+/// The kernel's index for `iface`, None when it does not exist.
+pub fn ifindex(iface: &str) -> Option<u32> {
+    let c = CString::new(iface).ok()?;
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => None,
+        i => Some(i),
+    }
+}
+
+/// The name of interface `index`, or the number as text.
+pub fn ifname(index: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return index.to_string();
+    }
+    unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}

@@ -1,0 +1,8 @@
+//! xvrrpd: an eBPF/XDP-accelerated VRRP failover agent.
+//!
+//! - [`datapath`]: loads the embedded XDP program, attaches it, reads its maps and events.
+//! - [`vrrp`]: the pure VRRP packet codec (no sockets).
+//! - [`observe`]: the `xvrrpd observe` command.
+pub mod datapath;
+pub mod observe;
+pub mod vrrp;

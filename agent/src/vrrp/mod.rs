@@ -1,0 +1,2 @@
+//! VRRP protocol pieces that need no I/O.
+pub mod packet;

@@ -1,0 +1,291 @@
+//! Types shared by the xvrrpd XDP program (kernel) and the agent (userspace).
+//!
+//! Every type here is `#[repr(C)]`, `Copy` and free of implicit padding, because the
+//! kernel and userspace exchange them as raw bytes through BPF maps and the ring buffer.
+//! The `user` feature adds `aya::Pod` implementations for the agent.
+#![no_std]
+
+/// Largest number of (interface, family, VRID) entries the datapath tracks.
+pub const MAX_VRIDS: u32 = 1024;
+
+/// Size of the event ring buffer in bytes (a power of two, multiple of the page size).
+pub const EVENT_RING_BYTES: u32 = 256 * 1024;
+
+/// Longest VRRP message the datapath checksums: 8 header bytes plus 255 IPv6 addresses.
+pub const MAX_VRRP_LEN: u32 = 8 + 255 * 16;
+
+/// Address family values used in keys and events (the IP version number).
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+/// Priority assumed for the local router when userspace has written no parameters for a
+/// VRID (the RFC default). Only observing: it shapes Skew_Time and so Master_Down_Interval.
+pub const DEFAULT_LOCAL_PRIORITY: u8 = 100;
+
+/// Why an advert failed validation. The values index [`VridState::invalid`] and the
+/// first [`INVALID_REASONS`] slots of the global statistics map.
+pub mod reason {
+    /// IPv4 TTL or IPv6 hop limit is not 255.
+    pub const TTL: u8 = 0;
+    /// VRRP version is not 2 or 3, or version 2 arrived over IPv6.
+    pub const VERSION: u8 = 1;
+    /// VRRP type is not 1 (ADVERTISEMENT).
+    pub const TYPE: u8 = 2;
+    /// Truncated headers, or an address count / auth data larger than the IP payload.
+    pub const LENGTH: u8 = 3;
+    /// Checksum wrong (in every style the version and family allow).
+    pub const CHECKSUM: u8 = 4;
+    /// Advertisement interval of zero.
+    pub const INTERVAL: u8 = 5;
+}
+/// Number of distinct invalid reasons.
+pub const INVALID_REASONS: usize = 6;
+
+/// How the sender computed the VRRP checksum.
+pub mod csum_style {
+    /// Not known yet (no valid advert seen).
+    pub const UNKNOWN: u8 = 0;
+    /// Over the VRRP message only: VRRPv2, and VRRPv3 over IPv4 as RFC 3768 computes it
+    /// (keepalived's `v3_checksum_as_v2`).
+    pub const NO_PSEUDO: u8 = 1;
+    /// Over an IP pseudo-header plus the message: VRRPv3 over IPv6, and VRRPv3 over IPv4
+    /// as RFC 5798 and keepalived (by default) compute it.
+    pub const PSEUDO_HEADER: u8 = 2;
+    /// Pseudo-header style, but a unicast advert whose pseudo-header carries the VRRP
+    /// multicast group (224.0.0.18 / ff02::12) instead of the real destination: what
+    /// keepalived sends with `old_unicast_checksum` (and before 1.3.6 by default).
+    pub const PSEUDO_HEADER_MCAST_DST: u8 = 3;
+}
+
+/// Indices of the global per-CPU statistics array.
+pub mod gstat {
+    /// Slots 0..INVALID_REASONS: invalid adverts by reason, attributable to a VRID or not.
+    pub const VALID: u32 = 6;
+    /// A valid advert for a VRID that could not be tracked because the state map was full.
+    pub const MAP_FULL: u32 = 7;
+    /// An event was dropped because the ring buffer was full (userspace too slow).
+    pub const RINGBUF_FULL: u32 = 8;
+    /// A kernel timer helper failed (init, set_callback or start).
+    pub const TIMER_ERROR: u32 = 9;
+    /// A valid advert for a VRID userspace did not ask to watch (`only_listed`).
+    pub const UNLISTED: u32 = 10;
+    /// IPv4 fragments of protocol 112: not parsed, passed.
+    pub const FRAGMENT: u32 = 11;
+    /// Number of slots.
+    pub const COUNT: u32 = 16;
+}
+
+/// Event kinds sent on the ring buffer.
+pub mod event_kind {
+    /// First valid advert for a VRID, or one from a different source address.
+    pub const NEW_MASTER: u8 = 1;
+    /// Same master, new priority (`aux` = old priority).
+    pub const PRIORITY_CHANGE: u8 = 2;
+    /// Same master, new advert interval (`aux` = old interval, raw units).
+    pub const INTERVAL_CHANGE: u8 = 3;
+    /// A valid advert with priority 0: the master is leaving.
+    pub const PRIORITY_ZERO: u8 = 4;
+    /// One more advert interval passed without a valid advert (`aux` = count since the last).
+    pub const MISSED: u8 = 5;
+    /// Master_Down_Interval passed without a valid advert (`since_last_ns` says how long).
+    pub const MASTER_DOWN: u8 = 6;
+    /// An advert failed validation (`aux` = reason); rate-limited to one per reason a second.
+    pub const INVALID: u8 = 7;
+    /// Every valid advert, only when [`super::DatapathConfig::emit_adverts`] is set
+    /// (`since_last_ns` = gap since the previous valid advert, 0 for the first).
+    pub const ADVERT: u8 = 8;
+}
+
+/// Key of the per-VRID maps.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VridKey {
+    pub ifindex: u32,
+    /// [`FAMILY_V4`] or [`FAMILY_V6`].
+    pub family: u8,
+    pub vrid: u8,
+    pub _pad: [u8; 2],
+}
+
+impl VridKey {
+    pub const fn new(ifindex: u32, family: u8, vrid: u8) -> Self {
+        Self { ifindex, family, vrid, _pad: [0; 2] }
+    }
+}
+
+/// What the kernel knows about one VRID on one interface. Written by the XDP program and
+/// its timer callback; read by userspace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VridState {
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) of the last valid advert.
+    pub last_ns: u64,
+    /// Time of the first valid advert.
+    pub first_ns: u64,
+    /// Advert interval in nanoseconds, from the last valid advert.
+    pub interval_ns: u64,
+    /// Master_Down_Interval in force (3 × interval + Skew, or Skew after a priority-0 advert).
+    pub master_down_ns: u64,
+    /// Lateness tolerated before an interval counts as missed (see [`miss_grace_ns`]).
+    pub miss_grace_ns: u64,
+    /// Valid adverts.
+    pub adverts: u64,
+    /// Valid adverts with priority 0.
+    pub priority_zero: u64,
+    /// Advert intervals that passed without a valid advert, in total.
+    pub missed: u64,
+    /// Master_Down_Interval expiries.
+    pub master_down: u64,
+    /// Invalid adverts by [`reason`], counted once the VRID has an entry.
+    pub invalid: [u64; INVALID_REASONS],
+    /// Smallest and largest gap between consecutive valid adverts.
+    pub gap_min_ns: u64,
+    pub gap_max_ns: u64,
+    /// Source address of the last valid advert (IPv4 in the first four bytes).
+    pub src: [u8; 16],
+    /// Advert interval as sent: centiseconds (v3) or seconds (v2).
+    pub interval: u16,
+    pub priority: u8,
+    pub version: u8,
+    /// [`csum_style`] of the last valid advert.
+    pub csum_style: u8,
+    pub addr_count: u8,
+    /// Missed intervals since the last valid advert (already reported as events).
+    pub missed_now: u8,
+    /// Non-zero once master_down was reported for the current silence.
+    pub down_reported: u8,
+}
+
+/// Per-VRID parameters written by userspace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VridParams {
+    /// Local priority: determines Skew_Time (RFC 5798 §6.1).
+    pub priority: u8,
+    pub _pad: [u8; 7],
+}
+
+impl VridParams {
+    pub const fn new(priority: u8) -> Self {
+        Self { priority, _pad: [0; 7] }
+    }
+}
+
+/// Global datapath settings (slot 0 of a one-entry array).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DatapathConfig {
+    /// Local priority for VRIDs without [`VridParams`]; 0 means [`DEFAULT_LOCAL_PRIORITY`].
+    pub default_priority: u8,
+    /// Non-zero: track only VRIDs that have [`VridParams`].
+    pub only_listed: u8,
+    /// Non-zero: send an [`event_kind::ADVERT`] event for every valid advert.
+    pub emit_adverts: u8,
+    pub _pad: [u8; 5],
+}
+
+/// One ring-buffer event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    /// `bpf_ktime_get_ns` when the event was produced.
+    pub ts_ns: u64,
+    /// Time since the last valid advert (missed, master_down) or the gap (advert).
+    pub since_last_ns: u64,
+    pub ifindex: u32,
+    /// Kind-specific: missed count, old priority, old interval, invalid reason.
+    pub aux: u32,
+    /// Advert source (IPv4 in the first four bytes); zero for unattributed invalid events.
+    pub src: [u8; 16],
+    /// Advert interval in raw units of `version` (centiseconds v3, seconds v2).
+    pub interval: u16,
+    /// [`event_kind`].
+    pub kind: u8,
+    pub family: u8,
+    pub vrid: u8,
+    pub priority: u8,
+    pub version: u8,
+    pub csum_style: u8,
+}
+
+/// Advert interval in nanoseconds: v3 counts centiseconds, v2 whole seconds.
+pub const fn interval_ns(version: u8, interval: u16) -> u64 {
+    if version == 2 {
+        interval as u64 * 1_000_000_000
+    } else {
+        interval as u64 * 10_000_000
+    }
+}
+
+/// Skew_Time = ((256 - Priority) × Master_Adver_Interval) / 256 (RFC 5798 §6.1).
+pub const fn skew_ns(interval_ns: u64, local_priority: u8) -> u64 {
+    (256 - local_priority as u64) * interval_ns / 256
+}
+
+/// Master_Down_Interval = 3 × Master_Adver_Interval + Skew_Time (RFC 5798 §6.1).
+pub const fn master_down_ns(interval_ns: u64, local_priority: u8) -> u64 {
+    3 * interval_ns + skew_ns(interval_ns, local_priority)
+}
+
+/// How late an advert may be before its interval counts as missed: senders jitter (keepalived
+/// by ~0.1 % of the interval), so an exact deadline would report a "miss" on most adverts.
+/// One eighth of the interval, but at most half the Skew so that the third miss is still
+/// reported before Master_Down_Interval expires.
+pub const fn miss_grace_ns(interval_ns: u64, local_priority: u8) -> u64 {
+    let eighth = interval_ns / 8;
+    let half_skew = skew_ns(interval_ns, local_priority) / 2;
+    if eighth < half_skew {
+        eighth
+    } else {
+        half_skew
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are #[repr(C)], Copy, and contain only integers and integer
+    // arrays laid out without implicit padding (checked by the size assertions below).
+    unsafe impl aya::Pod for super::VridKey {}
+    unsafe impl aya::Pod for super::VridState {}
+    unsafe impl aya::Pod for super::VridParams {}
+    unsafe impl aya::Pod for super::DatapathConfig {}
+    unsafe impl aya::Pod for super::Event {}
+}
+
+// Padding-free layouts: a change that introduces padding fails the build here.
+const _: () = assert!(core::mem::size_of::<VridKey>() == 8);
+const _: () = assert!(core::mem::size_of::<VridState>() == 160);
+const _: () = assert!(core::mem::size_of::<VridParams>() == 8);
+const _: () = assert!(core::mem::size_of::<DatapathConfig>() == 8);
+const _: () = assert!(core::mem::size_of::<Event>() == 48);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_down_interval_matches_rfc_formula() {
+        // v2, 1 s, priority 100: 3 s + 156/256 s.
+        let iv = interval_ns(2, 1);
+        assert_eq!(iv, 1_000_000_000);
+        assert_eq!(skew_ns(iv, 100), 609_375_000);
+        assert_eq!(master_down_ns(iv, 100), 3_609_375_000);
+        // v3, 100 ms (10 cs), priority 255: skew is 1/256 of the interval.
+        let iv = interval_ns(3, 10);
+        assert_eq!(iv, 100_000_000);
+        assert_eq!(skew_ns(iv, 255), 390_625);
+        // v3, 10 ms, priority 1.
+        assert_eq!(master_down_ns(interval_ns(3, 1), 1), 30_000_000 + 9_960_937);
+    }
+
+    #[test]
+    fn miss_grace_stays_below_skew() {
+        let iv = interval_ns(3, 10);
+        assert_eq!(miss_grace_ns(iv, 100), iv / 8);
+        // Priority 254: skew is 2/256 of the interval, grace half of that.
+        assert_eq!(miss_grace_ns(iv, 254), skew_ns(iv, 254) / 2);
+        for p in 1..=254u8 {
+            assert!(3 * iv + miss_grace_ns(iv, p) < master_down_ns(iv, p));
+        }
+    }
+}

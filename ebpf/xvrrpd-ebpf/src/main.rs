@@ -1,0 +1,304 @@
+//! The xvrrpd XDP program: watches VRRP adverts, never changes traffic.
+//!
+//! For every frame: parse Ethernet (0–2 VLAN tags), IPv4 (with options) or IPv6, and if
+//! the protocol is VRRP (112) validate it, count it, update the per-VRID state and re-arm
+//! that VRID's kernel timer. The timer callback counts missed intervals and reports
+//! Master_Down_Interval expiry. Every frame gets `XDP_PASS`. See `ebpf/README.md`.
+#![no_std]
+#![no_main]
+
+mod csum;
+mod parse;
+mod timer;
+
+use aya_ebpf::{
+    bindings::{bpf_timer, xdp_action, BPF_NOEXIST},
+    btf_maps::{Array, HashMap, PerCpuArray, RingBuf},
+    helpers::bpf_ktime_get_ns,
+    macros::{btf_map, xdp},
+    programs::XdpContext,
+};
+use xvrrpd_common::{
+    event_kind, gstat, interval_ns, master_down_ns, miss_grace_ns, skew_ns, DatapathConfig, Event, VridKey,
+    VridParams, VridState, DEFAULT_LOCAL_PRIORITY, EVENT_RING_BYTES, INVALID_REASONS, MAX_VRIDS,
+};
+
+use parse::{Advert, Outcome};
+
+/// A state map value: the shared state plus the VRID's timer. The timer must live in a
+/// BTF-described map value, so this map is a BTF map.
+#[repr(C)]
+pub struct Entry {
+    pub state: VridState,
+    pub timer: bpf_timer,
+}
+
+#[btf_map]
+static STATE: HashMap<VridKey, Entry, { MAX_VRIDS as usize }> = HashMap::new();
+
+#[btf_map]
+static PARAMS: HashMap<VridKey, VridParams, { MAX_VRIDS as usize }> = HashMap::new();
+
+#[btf_map]
+static CONFIG: Array<DatapathConfig, 1> = Array::new();
+
+#[btf_map]
+static STATS: PerCpuArray<u64, { gstat::COUNT as usize }> = PerCpuArray::new();
+
+/// Last time (ns) an `invalid` event was sent, per reason: the rate limiter.
+#[btf_map]
+static INVALID_RL: Array<u64, INVALID_REASONS> = Array::new();
+
+#[btf_map]
+static EVENTS: RingBuf<Event, { EVENT_RING_BYTES as usize }> = RingBuf::new();
+
+/// At most one `invalid` event per reason per this many nanoseconds.
+const INVALID_EVENT_GAP_NS: u64 = 1_000_000_000;
+
+#[xdp]
+pub fn xvrrpd_xdp(ctx: XdpContext) -> u32 {
+    match parse::classify(&ctx) {
+        Outcome::NotVrrp => {}
+        Outcome::Fragment => bump(gstat::FRAGMENT),
+        Outcome::Invalid(inv) => on_invalid(&ctx, inv),
+        Outcome::Valid(adv) => on_valid(&ctx, &adv),
+    }
+    // Observing only: every frame continues up the stack unchanged.
+    xdp_action::XDP_PASS
+}
+
+#[inline(always)]
+fn bump(slot: u32) {
+    if let Some(p) = STATS.get_ptr_mut(slot) {
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+fn ifindex(ctx: &XdpContext) -> u32 {
+    unsafe { (*ctx.ctx).ingress_ifindex }
+}
+
+#[inline(always)]
+fn emit(ev: &Event) {
+    if EVENTS.output(ev, 0).is_err() {
+        bump(gstat::RINGBUF_FULL);
+    }
+}
+
+fn on_invalid(ctx: &XdpContext, inv: parse::Invalid) {
+    let reason = inv.reason as usize;
+    if reason >= INVALID_REASONS {
+        return;
+    }
+    bump(reason as u32);
+    let ifindex = ifindex(ctx);
+    if let Some(vrid) = inv.vrid {
+        let key = VridKey::new(ifindex, inv.family, vrid);
+        if let Some(e) = STATE.get_ptr_mut(&key) {
+            unsafe { (*e).state.invalid[reason] += 1 };
+        }
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(last) = INVALID_RL.get_ptr_mut(reason as u32) {
+        unsafe {
+            if *last != 0 && now.wrapping_sub(*last) < INVALID_EVENT_GAP_NS {
+                return;
+            }
+            *last = now;
+        }
+    }
+    emit(&Event {
+        ts_ns: now,
+        kind: event_kind::INVALID,
+        ifindex,
+        family: inv.family,
+        vrid: inv.vrid.unwrap_or(0),
+        aux: reason as u32,
+        src: inv.src,
+        ..Event::default()
+    });
+}
+
+fn on_valid(ctx: &XdpContext, adv: &Advert) {
+    bump(gstat::VALID);
+    let ifindex = ifindex(ctx);
+    let key = VridKey::new(ifindex, adv.family, adv.vrid);
+    let cfg = CONFIG.get(0).copied().unwrap_or_default();
+    let local_priority = match PARAMS.get_ptr(&key) {
+        Some(p) => unsafe { (*p).priority },
+        None if cfg.only_listed != 0 => {
+            bump(gstat::UNLISTED);
+            return;
+        }
+        None if cfg.default_priority != 0 => cfg.default_priority,
+        None => DEFAULT_LOCAL_PRIORITY,
+    };
+
+    let now = unsafe { bpf_ktime_get_ns() };
+    let (entry, first) = match STATE.get_ptr_mut(&key) {
+        Some(e) => (e, false),
+        None => match create_entry(&key) {
+            Some(e) => (e, true),
+            None => {
+                bump(gstat::MAP_FULL);
+                return;
+            }
+        },
+    };
+    let st = unsafe { &mut (*entry).state };
+
+    let mut ev = Event {
+        ts_ns: now,
+        ifindex,
+        family: adv.family,
+        vrid: adv.vrid,
+        priority: adv.priority,
+        version: adv.version,
+        csum_style: adv.csum_style,
+        interval: adv.interval,
+        src: adv.src,
+        ..Event::default()
+    };
+    let gap = if first { 0 } else { now.wrapping_sub(st.last_ns) };
+
+    if first || st.src != adv.src {
+        ev.kind = event_kind::NEW_MASTER;
+        ev.aux = st.priority as u32;
+        emit(&ev);
+    } else {
+        if st.priority != adv.priority {
+            ev.kind = event_kind::PRIORITY_CHANGE;
+            ev.aux = st.priority as u32;
+            emit(&ev);
+        }
+        if st.interval != adv.interval || st.version != adv.version {
+            ev.kind = event_kind::INTERVAL_CHANGE;
+            ev.aux = st.interval as u32;
+            emit(&ev);
+        }
+    }
+    if adv.priority == 0 {
+        st.priority_zero += 1;
+        ev.kind = event_kind::PRIORITY_ZERO;
+        emit(&ev);
+    }
+
+    let iv = interval_ns(adv.version, adv.interval);
+    // A priority-0 advert means the master is leaving: a backup takes over after Skew_Time
+    // instead of the full Master_Down_Interval (RFC 5798 §6.4.2).
+    let (down, grace) = if adv.priority == 0 {
+        (skew_ns(iv, local_priority), 0)
+    } else {
+        (master_down_ns(iv, local_priority), miss_grace_ns(iv, local_priority))
+    };
+
+    if first {
+        st.first_ns = now;
+    } else {
+        if st.gap_min_ns == 0 || gap < st.gap_min_ns {
+            st.gap_min_ns = gap;
+        }
+        if gap > st.gap_max_ns {
+            st.gap_max_ns = gap;
+        }
+    }
+    st.adverts += 1;
+    st.last_ns = now;
+    st.src = adv.src;
+    st.priority = adv.priority;
+    st.version = adv.version;
+    st.interval = adv.interval;
+    st.csum_style = adv.csum_style;
+    st.addr_count = adv.addr_count;
+    st.interval_ns = iv;
+    st.master_down_ns = down;
+    st.miss_grace_ns = grace;
+    st.missed_now = 0;
+    st.down_reported = 0;
+
+    let first_fire = if down < iv + grace { down } else { iv + grace };
+    if !timer::start_abs(unsafe { &mut (*entry).timer }, now + first_fire) {
+        bump(gstat::TIMER_ERROR);
+    }
+
+    if cfg.emit_adverts != 0 {
+        ev.kind = event_kind::ADVERT;
+        ev.since_last_ns = gap;
+        emit(&ev);
+    }
+}
+
+/// Inserts a zeroed entry for `key` and initialises its timer. None when the map is full.
+fn create_entry(key: &VridKey) -> Option<*mut Entry> {
+    // SAFETY: Entry is plain integers; all-zero is a valid (unarmed) value.
+    let zero: Entry = unsafe { core::mem::zeroed() };
+    // BPF_NOEXIST: if another CPU created it first, keep theirs.
+    let _ = STATE.insert(key, &zero, BPF_NOEXIST as u64);
+    let e = STATE.get_ptr_mut(key)?;
+    if !timer::init(unsafe { &mut (*e).timer }, &STATE as *const _ as *mut _) {
+        bump(gstat::TIMER_ERROR);
+    }
+    Some(e)
+}
+
+/// Runs when a VRID's timer fires (softirq context, never concurrently with itself).
+fn on_timer(key: &VridKey, entry: *mut Entry) {
+    let st = unsafe { &mut (*entry).state };
+    let now = unsafe { bpf_ktime_get_ns() };
+    let (last, iv, down, grace) =
+        (st.last_ns, st.interval_ns, st.master_down_ns, st.miss_grace_ns);
+    // now < last: an advert arrived while we ran; it has re-armed the timer already.
+    if iv == 0 || st.down_reported != 0 || now < last {
+        return;
+    }
+    let elapsed = now - last;
+    let mut ev = Event {
+        ts_ns: now,
+        since_last_ns: elapsed,
+        ifindex: key.ifindex,
+        family: key.family,
+        vrid: key.vrid,
+        priority: st.priority,
+        version: st.version,
+        csum_style: st.csum_style,
+        interval: st.interval,
+        src: st.src,
+        ..Event::default()
+    };
+    if elapsed >= down {
+        st.down_reported = 1;
+        st.master_down += 1;
+        ev.kind = event_kind::MASTER_DOWN;
+        ev.aux = st.missed_now as u32;
+        emit(&ev);
+        return;
+    }
+    // Counted from the timestamp rather than from timer firings, so a late or raced
+    // firing still reports the right number.
+    let n = if elapsed < grace { 0 } else { (elapsed - grace) / iv };
+    if n > st.missed_now as u64 {
+        st.missed += n - st.missed_now as u64;
+        st.missed_now = n as u8;
+        ev.kind = event_kind::MISSED;
+        ev.aux = n as u32;
+        emit(&ev);
+    }
+    let next_tick = last + (n + 1) * iv + grace;
+    let deadline = last + down;
+    let next = if next_tick < deadline { next_tick } else { deadline };
+    if !timer::start_abs(unsafe { &mut (*entry).timer }, next) {
+        bump(gstat::TIMER_ERROR);
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier proves there is no path here; this only satisfies no_std.
+    loop {}
+}
+
+#[link_section = "license"]
+#[no_mangle]
+static LICENSE: [u8; 4] = *b"GPL\0";
