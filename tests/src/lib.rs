@@ -1,1 +1,409 @@
-pub fn placeholder() {}
+//! Test fixtures for namespace integration tests, the lab and benchmarks.
+//!
+//! Every fixture cleans up in `Drop` (also on panic): namespaces are deleted, and only
+//! the processes a fixture started are killed (by their own process group). Names carry
+//! the PID and a counter so concurrent runs never collide.
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        mpsc::{self, Receiver},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call: `<prefix><pid hex><n>`, at most 15 bytes so
+/// it also fits interface names.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{prefix}{:x}{n}", std::process::id() & 0xfffff);
+    assert!(name.len() <= 15, "name {name} too long for an interface");
+    name
+}
+
+/// Runs a command to completion, failing with its stderr.
+pub fn sh(args: &[&str]) -> Result<String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .with_context(|| format!("running {args:?}"))?;
+    if !out.status.success() {
+        bail!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `ip` inside namespace `ns`.
+pub fn ip_in(ns: &str, args: &[&str]) -> Result<String> {
+    let mut v = vec!["ip", "-n", ns];
+    v.extend_from_slice(args);
+    sh(&v)
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(prefix: &str) -> Result<Self> {
+        let name = unique(prefix);
+        sh(&["ip", "netns", "add", &name])?;
+        let ns = Self { name };
+        ip_in(&ns.name, &["link", "set", "lo", "up"])?;
+        // Lab addresses must be usable at once: no IPv6 duplicate address detection delay.
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0")?;
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0")?;
+        Ok(ns)
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        sh(&["ip", "netns", "exec", &self.name, "sysctl", "-qw", &format!("{key}={value}")])?;
+        Ok(())
+    }
+
+    /// A `Command` that runs `program` inside this namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// A node on the lab segment: a namespace whose `eth0` is a veth into the bridge.
+pub struct Node {
+    pub ns: Netns,
+    pub ifname: String,
+    pub addr4: String,
+    pub addr6: String,
+}
+
+/// A layer-2 segment: a bridge in its own namespace, and nodes attached to it.
+/// Addresses are 192.0.2.<10+i>/24 and 2001:db8::<10+i>/64.
+pub struct Segment {
+    pub nodes: Vec<Node>,
+    /// Dropped last (fields drop in order): nodes first, then the bridge.
+    pub bridge: Netns,
+}
+
+impl Segment {
+    pub fn new(nodes: usize) -> Result<Self> {
+        let bridge = Netns::new("xvb")?;
+        ip_in(&bridge.name, &["link", "add", "br0", "type", "bridge"])?;
+        // No snooping: VRRP multicast reaches every port, as on a plain switch.
+        ip_in(&bridge.name, &["link", "set", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+        ip_in(&bridge.name, &["link", "set", "br0", "up"])?;
+        let mut seg = Self { nodes: Vec::new(), bridge };
+        for i in 0..nodes {
+            let ns = Netns::new("xvn")?;
+            let outer = unique("xvp");
+            // Create the pair inside the bridge namespace, then move one end to the node.
+            ip_in(&seg.bridge.name, &["link", "add", &outer, "type", "veth", "peer", "name", "eth0"])?;
+            ip_in(&seg.bridge.name, &["link", "set", "eth0", "netns", &ns.name])?;
+            ip_in(&seg.bridge.name, &["link", "set", &outer, "master", "br0", "up"])?;
+            let addr4 = format!("192.0.2.{}", 10 + i);
+            let addr6 = format!("2001:db8::{}", 10 + i);
+            ip_in(&ns.name, &["addr", "add", &format!("{addr4}/24"), "dev", "eth0"])?;
+            ip_in(&ns.name, &["addr", "add", &format!("{addr6}/64"), "dev", "eth0", "nodad"])?;
+            ip_in(&ns.name, &["link", "set", "eth0", "up"])?;
+            seg.nodes.push(Node { ns, ifname: "eth0".into(), addr4, addr6 });
+        }
+        Ok(seg)
+    }
+}
+
+/// A child process in its own process group, killed (the whole group) on drop.
+pub struct Proc {
+    pub child: Child,
+    pub what: String,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command, what: &str) -> Result<Self> {
+        use std::os::unix::process::CommandExt;
+        // Own process group: signals reach the program and its children, nothing else.
+        cmd.process_group(0);
+        let child = cmd.spawn().with_context(|| format!("starting {what}"))?;
+        Ok(Self { child, what: what.to_string() })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `sig` to the whole process group at once.
+    pub fn signal_group(&self, sig: i32) {
+        unsafe { libc::kill(-self.pid(), sig) };
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits for exit up to `timeout`; true if it exited.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal_group(libc::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// keepalived settings for one VRRP instance.
+#[derive(Clone, Debug)]
+pub struct KeepalivedConf {
+    pub version: u8,
+    pub vrid: u8,
+    pub priority: u8,
+    /// Seconds; fractional for v3 (0.01 granularity).
+    pub advert_int: f64,
+    pub vip: String,
+    pub state_master: bool,
+    /// Unicast peers (multicast when empty).
+    pub unicast_peers: Vec<String>,
+}
+
+impl KeepalivedConf {
+    pub fn render(&self, iface: &str, router_id: &str) -> String {
+        let unicast = if self.unicast_peers.is_empty() {
+            String::new()
+        } else {
+            format!("  unicast_peer {{\n{}\n  }}\n", self.unicast_peers.join("\n"))
+        };
+        format!(
+            "global_defs {{\n  router_id {router_id}\n  vrrp_version {v}\n  max_auto_priority -1\n}}\n\
+             vrrp_instance VI_{vrid} {{\n  state {state}\n  interface {iface}\n  virtual_router_id {vrid}\n  \
+             priority {prio}\n  advert_int {int}\n{unicast}  virtual_ipaddress {{\n    {vip}\n  }}\n}}\n",
+            v = self.version,
+            vrid = self.vrid,
+            state = if self.state_master { "MASTER" } else { "BACKUP" },
+            prio = self.priority,
+            int = self.advert_int,
+            vip = self.vip,
+        )
+    }
+}
+
+/// A keepalived (VRRP subsystem only) running in a namespace with private pid files.
+pub struct Keepalived {
+    pub proc: Proc,
+    pub dir: PathBuf,
+}
+
+impl Keepalived {
+    pub fn start(ns: &Netns, iface: &str, conf: &KeepalivedConf) -> Result<Self> {
+        let dir = std::env::temp_dir().join(unique("xvk"));
+        std::fs::create_dir_all(&dir)?;
+        let cfg = dir.join("keepalived.conf");
+        std::fs::write(&cfg, conf.render(iface, &ns.name))?;
+        let mut cmd = ns.command("keepalived");
+        cmd.args(["--dont-fork", "--log-console", "--vrrp", "--dont-respawn", "--no-syslog"])
+            .arg("--use-file")
+            .arg(&cfg)
+            .arg("--pid")
+            .arg(dir.join("k.pid"))
+            .arg("--vrrp_pid")
+            .arg(dir.join("v.pid"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("keepalived.log"))?);
+        let proc = Proc::spawn(cmd, "keepalived")?;
+        Ok(Self { proc, dir })
+    }
+
+    /// A crash: the parent and its VRRP child die at once, no priority-0 advert.
+    pub fn kill(&mut self) {
+        self.proc.signal_group(libc::SIGKILL);
+        self.proc.wait_exit(Duration::from_secs(5));
+    }
+
+    /// A clean stop: keepalived sends priority 0 and releases its VIPs.
+    pub fn stop(&mut self) -> bool {
+        self.proc.signal(libc::SIGTERM);
+        self.proc.wait_exit(Duration::from_secs(10))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("keepalived.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        self.proc.signal_group(libc::SIGKILL);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Path of the `xvrrpd` binary under test: `XVRRPD_BIN`, else the workspace's debug build.
+pub fn xvrrpd_bin() -> PathBuf {
+    std::env::var_os("XVRRPD_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/xvrrpd")
+    })
+}
+
+/// `xvrrpd observe --json` running in a namespace, its JSON lines collected by a thread.
+pub struct Observer {
+    pub proc: Proc,
+    lines: Receiver<Value>,
+    /// Every line received so far, in order.
+    pub seen: Vec<Value>,
+}
+
+impl Observer {
+    pub fn start(ns: &Netns, iface: &str, extra: &[&str]) -> Result<Self> {
+        let bin = xvrrpd_bin();
+        let mut cmd = ns.command(bin.to_str().context("binary path")?);
+        cmd.args(["observe", "--json", "--interface", iface])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut proc = Proc::spawn(cmd, "xvrrpd observe")?;
+        let stdout = proc.child.stdout.take().context("observer stdout")?;
+        let stderr = proc.child.stderr.take().context("observer stderr")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        // Ready once it logs that the program is attached (or fail with its error).
+        let (rtx, rrx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                eprintln!("[observe] {line}");
+                if !sent && (line.contains("attached") || line.contains("error")) {
+                    let _ = rtx.send(line.clone());
+                    sent = true;
+                }
+            }
+        });
+        match rrx.recv_timeout(Duration::from_secs(20)) {
+            Ok(l) if l.contains("attached") => {}
+            Ok(l) => bail!("xvrrpd observe failed: {l}"),
+            Err(_) => bail!("xvrrpd observe did not attach within 20 s"),
+        }
+        Ok(Self { proc, lines: rx, seen: Vec::new() })
+    }
+
+    /// Waits for the first event (after those already consumed) matching `pred`.
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.checked_duration_since(Instant::now())?;
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return Some(v);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Stops it with SIGTERM and returns the remaining lines (the summary).
+    pub fn stop(mut self) -> Vec<Value> {
+        self.proc.signal(libc::SIGTERM);
+        self.proc.wait_exit(Duration::from_secs(10));
+        let mut rest = Vec::new();
+        while let Ok(v) = self.lines.recv_timeout(Duration::from_millis(500)) {
+            rest.push(v);
+        }
+        rest
+    }
+}
+
+/// Field `k` of event `v` as u64 (0 when absent).
+pub fn num(v: &Value, k: &str) -> u64 {
+    v.get(k).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// True when event `v` is `kind` for `vrid`.
+pub fn is(v: &Value, kind: &str, vrid: u8) -> bool {
+    v["event"] == kind && v["vrid"] == vrid
+}
+
+/// RFC Master_Down_Interval in microseconds for an advert interval and local priority.
+pub fn master_down_us(interval_cs: u64, local_priority: u64) -> f64 {
+    let iv = interval_cs as f64 * 10_000.0;
+    3.0 * iv + (256.0 - local_priority as f64) * iv / 256.0
+}
+
+/// One keepalived crash observed by `xvrrpd observe`: what master_down reported.
+pub struct KillResult {
+    pub missed_counts: Vec<u64>,
+    pub master_down_us: u64,
+    pub theoretical_us: f64,
+}
+
+/// Starts keepalived on node 0 of `seg`, waits for its adverts at node 1's observer,
+/// SIGKILLs it and returns the observer's missed/master_down report.
+pub fn kill_and_measure(
+    seg: &Segment,
+    obs: &mut Observer,
+    conf: &KeepalivedConf,
+    observer_priority: u64,
+) -> Result<KillResult> {
+    let node = &seg.nodes[0];
+    let mut ka = Keepalived::start(&node.ns, &node.ifname, conf)?;
+    let vrid = conf.vrid;
+    // keepalived starts as backup; it becomes master after its own Master_Down_Interval.
+    let wait = Duration::from_secs_f64(conf.advert_int * 4.0 + 10.0);
+    let Some(first) = obs.wait_for(wait, |v| is(v, "new_master", vrid) && v["priority"] != 0) else {
+        bail!("no advert from keepalived within {wait:?}; its log:\n{}", ka.log());
+    };
+    // Let a few adverts pass so the timer is in its steady state.
+    std::thread::sleep(Duration::from_secs_f64(conf.advert_int * 3.0));
+    let _ = first;
+    ka.kill();
+    let mut missed = Vec::new();
+    let down = loop {
+        let Some(v) = obs.wait_for(Duration::from_secs_f64(conf.advert_int * 6.0 + 2.0), |v| {
+            v["vrid"] == vrid && (v["event"] == "missed" || v["event"] == "master_down")
+        }) else {
+            bail!("no master_down after killing keepalived (missed so far: {missed:?})");
+        };
+        if v["event"] == "missed" {
+            missed.push(num(&v, "count"));
+        } else {
+            break v;
+        }
+    };
+    Ok(KillResult {
+        missed_counts: missed,
+        master_down_us: num(&down, "since_last_us"),
+        theoretical_us: master_down_us(conf.advert_int.mul_add(100.0, 0.0).round() as u64, observer_priority),
+    })
+}
