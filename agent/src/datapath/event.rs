@@ -318,7 +318,7 @@ mod tests {
         let ev = DatapathEvent::from_raw(&raw(event_kind::INTERVAL_CHANGE)).unwrap();
         assert_eq!(ev.kind, EventKind::IntervalChange { old_cs: 300 });
         let ev = DatapathEvent::from_raw(&raw(event_kind::INVALID)).unwrap();
-        assert_eq!(ev.to_json("x")["reason"], "type");
+        assert_eq!(ev.to_json("x")["reason"], "length"); // aux 3 = reason::LENGTH
         let ev = DatapathEvent::from_raw(&raw(event_kind::MISSED)).unwrap();
         assert_eq!(ev.to_json("x")["count"], 3);
     }

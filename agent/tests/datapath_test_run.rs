@@ -1,0 +1,407 @@
+//! The XDP program in the kernel, fed crafted frames with `BPF_PROG_TEST_RUN`.
+//! Needs root (run through `cargo xtask test`). Each test loads its own copy of the
+//! program, so maps start empty.
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::{Duration, Instant},
+};
+
+use aya::programs::{TestRun, TestRunOptions};
+use xvrrpd::{
+    datapath::{
+        event::{CsumStyle, DatapathEvent, EventKind, Family},
+        Datapath, VridSnapshot,
+    },
+    vrrp::packet::{Advertisement, ChecksumStyle},
+};
+use xvrrpd_common::{gstat, reason, DatapathConfig, VridKey, VridParams, FAMILY_V4, FAMILY_V6};
+
+const XDP_PASS: u32 = 2;
+const MCAST4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+const SRC4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+fn mcast6() -> Ipv6Addr {
+    "ff02::12".parse().unwrap()
+}
+fn src6() -> Ipv6Addr {
+    "fe80::1".parse().unwrap()
+}
+
+/// How to wrap a VRRP message.
+#[derive(Clone)]
+struct Wrap {
+    /// VLAN TPIDs, outermost first.
+    vlans: Vec<u16>,
+    ttl: u8,
+    /// IPv4 options bytes (multiple of 4); ignored for IPv6.
+    options: usize,
+    v6: bool,
+    dst: IpAddr,
+}
+
+impl Default for Wrap {
+    fn default() -> Self {
+        Self { vlans: vec![], ttl: 255, options: 0, v6: false, dst: MCAST4.into() }
+    }
+}
+
+fn frame(w: &Wrap, vrrp: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x01, 0x00, 0x5e, 0, 0, 18, 0x00, 0x00, 0x5e, 0, 1, 41];
+    for (i, tpid) in w.vlans.iter().enumerate() {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&(100 + i as u16).to_be_bytes());
+    }
+    if w.v6 {
+        f.extend_from_slice(&0x86ddu16.to_be_bytes());
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&(vrrp.len() as u16).to_be_bytes());
+        f.push(112);
+        f.push(w.ttl);
+        f.extend_from_slice(&src6().octets());
+        match w.dst {
+            IpAddr::V6(d) => f.extend_from_slice(&d.octets()),
+            IpAddr::V4(_) => panic!("v6 frame needs a v6 destination"),
+        }
+    } else {
+        f.extend_from_slice(&0x0800u16.to_be_bytes());
+        let ihl = 5 + w.options / 4;
+        let total = ihl * 4 + vrrp.len();
+        f.push(0x40 | ihl as u8);
+        f.push(0xc0);
+        f.extend_from_slice(&(total as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        f.push(w.ttl);
+        f.push(112);
+        f.extend_from_slice(&[0, 0]); // header checksum: not checked by the datapath
+        f.extend_from_slice(&SRC4.octets());
+        match w.dst {
+            IpAddr::V4(d) => f.extend_from_slice(&d.octets()),
+            IpAddr::V6(_) => panic!("v4 frame needs a v4 destination"),
+        }
+        // Router Alert option then NOPs.
+        let mut opts = vec![1u8; w.options];
+        if w.options >= 4 {
+            opts[..4].copy_from_slice(&[148, 4, 0, 0]);
+        }
+        f.extend_from_slice(&opts);
+    }
+    f.extend_from_slice(vrrp);
+    f
+}
+
+fn advert(version: u8, vrid: u8, priority: u8, interval: u16, v6: bool) -> Advertisement {
+    let addresses = if v6 {
+        vec![IpAddr::V6("2001:db8::100".parse().unwrap())]
+    } else {
+        vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))]
+    };
+    Advertisement { version, vrid, priority, interval, addresses, auth_type: 0, auth_data: [0; 8] }
+}
+
+fn v2(vrid: u8, priority: u8) -> Vec<u8> {
+    advert(2, vrid, priority, 1, false).encode(ChecksumStyle::NoPseudoHeader, (SRC4.into(), MCAST4.into()))
+}
+
+fn v3_4(vrid: u8, priority: u8, interval: u16, style: ChecksumStyle) -> Vec<u8> {
+    advert(3, vrid, priority, interval, false).encode(style, (SRC4.into(), MCAST4.into()))
+}
+
+fn v3_6(vrid: u8, priority: u8, interval: u16) -> Vec<u8> {
+    advert(3, vrid, priority, interval, true).encode(ChecksumStyle::PseudoHeader, (src6().into(), mcast6().into()))
+}
+
+struct Dp {
+    dp: Datapath,
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+}
+
+impl Dp {
+    fn new() -> Self {
+        let mut dp = Datapath::load().expect("load XDP program (are you root?)");
+        let ring = dp.take_events().expect("ring");
+        Self { dp, ring }
+    }
+
+    fn run(&mut self, frame: &[u8]) -> u32 {
+        let r = self
+            .dp
+            .program()
+            .test_run(TestRunOptions { data_in: Some(frame), ..TestRunOptions::new() })
+            .expect("BPF_PROG_TEST_RUN");
+        r.return_value
+    }
+
+    fn state(&self, family: u8, vrid: u8) -> Option<VridSnapshot> {
+        let key = VridKey::new(test_ifindex(), family, vrid);
+        self.dp.states().expect("states").into_iter().find(|s| s.key == key)
+    }
+
+    fn global(&self, slot: u32) -> u64 {
+        self.dp.global_stats().expect("stats")[slot as usize]
+    }
+
+    fn events(&mut self) -> Vec<DatapathEvent> {
+        let mut out = Vec::new();
+        while let Some(item) = self.ring.next() {
+            out.push(DatapathEvent::decode(&item).expect("decodable event"));
+        }
+        out
+    }
+}
+
+/// Test runs receive on the loopback device of the caller's namespace.
+fn test_ifindex() -> u32 {
+    xvrrpd::datapath::ifindex("lo").expect("lo")
+}
+
+fn assert_valid(dp: &mut Dp, frame: &[u8], family: u8, vrid: u8) -> VridSnapshot {
+    assert_eq!(dp.run(frame), XDP_PASS);
+    dp.state(family, vrid).unwrap_or_else(|| panic!("no state for vrid {vrid}; stats {:?}", dp.dp.global_stats()))
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn valid_v2_is_tracked_with_an_event() {
+    let mut dp = Dp::new();
+    let s = assert_valid(&mut dp, &frame(&Wrap::default(), &v2(41, 150)), FAMILY_V4, 41);
+    assert_eq!(s.adverts, 1);
+    assert_eq!(s.version, 2);
+    assert_eq!(s.priority, 150);
+    assert_eq!(s.interval_cs, 100);
+    assert_eq!(s.csum, CsumStyle::NoPseudoHeader);
+    assert_eq!(s.master, IpAddr::V4(SRC4));
+    assert_eq!(dp.global(gstat::VALID), 1);
+    let ev = dp.events();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].kind, EventKind::NewMaster);
+    assert_eq!((ev[0].vrid, ev[0].priority, ev[0].interval_cs), (41, 150, 100));
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn v3_ipv4_both_checksum_styles_are_recorded() {
+    let mut dp = Dp::new();
+    let a = frame(&Wrap::default(), &v3_4(1, 100, 10, ChecksumStyle::PseudoHeader));
+    assert_eq!(assert_valid(&mut dp, &a, FAMILY_V4, 1).csum, CsumStyle::PseudoHeader);
+    let b = frame(&Wrap::default(), &v3_4(2, 100, 10, ChecksumStyle::NoPseudoHeader));
+    assert_eq!(assert_valid(&mut dp, &b, FAMILY_V4, 2).csum, CsumStyle::NoPseudoHeader);
+    // Unicast with the multicast group in the pseudo-header (keepalived old_unicast_checksum).
+    let peer = Ipv4Addr::new(192, 0, 2, 2);
+    let w = Wrap { dst: peer.into(), ..Wrap::default() };
+    let old = advert(3, 3, 100, 10, false).encode(ChecksumStyle::PseudoHeader, (SRC4.into(), MCAST4.into()));
+    assert_eq!(assert_valid(&mut dp, &frame(&w, &old), FAMILY_V4, 3).csum, CsumStyle::PseudoHeaderMcastDst);
+    let new = advert(3, 4, 100, 10, false).encode(ChecksumStyle::PseudoHeader, (SRC4.into(), peer.into()));
+    assert_eq!(assert_valid(&mut dp, &frame(&w, &new), FAMILY_V4, 4).csum, CsumStyle::PseudoHeader);
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn valid_v3_ipv6() {
+    let mut dp = Dp::new();
+    let w = Wrap { v6: true, dst: mcast6().into(), ..Wrap::default() };
+    let s = assert_valid(&mut dp, &frame(&w, &v3_6(9, 200, 5)), FAMILY_V6, 9);
+    assert_eq!(s.family, Family::V6);
+    assert_eq!(s.master, IpAddr::V6(src6()));
+    assert_eq!((s.priority, s.interval_cs, s.csum), (200, 5, CsumStyle::PseudoHeader));
+    // v2 over IPv6 does not exist.
+    let bad = advert(2, 10, 100, 1, true).encode(ChecksumStyle::NoPseudoHeader, (src6().into(), mcast6().into()));
+    assert_eq!(dp.run(&frame(&w, &bad)), XDP_PASS);
+    assert_eq!(dp.global(reason::VERSION as u32), 1);
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn vlan_tags_and_ipv4_options_are_parsed() {
+    let mut dp = Dp::new();
+    let cases = [
+        (Wrap { vlans: vec![0x8100], ..Wrap::default() }, 11),
+        (Wrap { vlans: vec![0x88a8, 0x8100], ..Wrap::default() }, 12),
+        (Wrap { options: 4, ..Wrap::default() }, 13),
+        (Wrap { options: 40, vlans: vec![0x8100], ..Wrap::default() }, 14),
+        (Wrap { vlans: vec![0x8100], v6: true, dst: mcast6().into(), ..Wrap::default() }, 15),
+    ];
+    for (w, vrid) in cases {
+        let msg = if w.v6 { v3_6(vrid, 100, 100) } else { v3_4(vrid, 100, 100, ChecksumStyle::PseudoHeader) };
+        let fam = if w.v6 { FAMILY_V6 } else { FAMILY_V4 };
+        let s = assert_valid(&mut dp, &frame(&w, &msg), fam, vrid);
+        assert_eq!(s.adverts, 1, "vrid {vrid}");
+    }
+    // Three tags: the third is not parsed, so the frame is not VRRP to us.
+    let w = Wrap { vlans: vec![0x88a8, 0x8100, 0x8100], ..Wrap::default() };
+    assert_eq!(dp.run(&frame(&w, &v3_4(16, 100, 100, ChecksumStyle::PseudoHeader))), XDP_PASS);
+    assert!(dp.state(FAMILY_V4, 16).is_none());
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn every_truncation_passes_and_counts_as_length_once_ip_is_complete() {
+    let mut dp = Dp::new();
+    for w in [Wrap::default(), Wrap { v6: true, dst: mcast6().into(), ..Wrap::default() }] {
+        let msg = if w.v6 { v3_6(20, 100, 100) } else { v3_4(20, 100, 100, ChecksumStyle::PseudoHeader) };
+        let full = frame(&w, &msg);
+        let ip_end = 14 + if w.v6 { 40 } else { 20 };
+        let before = dp.global(reason::LENGTH as u32);
+        for cut in 14..full.len() {
+            assert_eq!(dp.run(&full[..cut]), XDP_PASS, "cut at {cut}");
+        }
+        let counted = dp.global(reason::LENGTH as u32) - before;
+        assert_eq!(counted as usize, full.len() - ip_end, "length errors for v6={}", w.v6);
+        assert_eq!(dp.global(gstat::VALID), 0);
+    }
+    assert!(dp.state(FAMILY_V4, 20).is_none() && dp.state(FAMILY_V6, 20).is_none());
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn invalid_adverts_are_counted_by_reason_and_attributed() {
+    let mut dp = Dp::new();
+    let w = Wrap::default();
+    // A valid advert first, so later invalid ones are attributed to VRID 30.
+    assert_valid(&mut dp, &frame(&w, &v3_4(30, 100, 100, ChecksumStyle::PseudoHeader)), FAMILY_V4, 30);
+    dp.events();
+
+    let mut bad_csum = v3_4(30, 100, 100, ChecksumStyle::PseudoHeader);
+    bad_csum[6] ^= 0xff;
+    let mut bad_version = v3_4(30, 100, 100, ChecksumStyle::PseudoHeader);
+    bad_version[0] = 0x41;
+    let mut bad_type = v3_4(30, 100, 100, ChecksumStyle::PseudoHeader);
+    bad_type[0] = 0x32;
+    // Count says 3 addresses, the message carries one.
+    let mut bad_count = advert(3, 30, 100, 100, false);
+    bad_count.addresses.truncate(1);
+    let mut bad_count = bad_count.encode(ChecksumStyle::PseudoHeader, (SRC4.into(), MCAST4.into()));
+    bad_count[3] = 3;
+    let zero_interval = v3_4(30, 100, 0, ChecksumStyle::PseudoHeader);
+
+    let cases: Vec<(Vec<u8>, u8)> = vec![
+        (frame(&w, &bad_csum), reason::CHECKSUM),
+        (frame(&Wrap { ttl: 254, ..w.clone() }, &v3_4(30, 100, 100, ChecksumStyle::PseudoHeader)), reason::TTL),
+        (frame(&w, &bad_version), reason::VERSION),
+        (frame(&w, &bad_type), reason::TYPE),
+        (frame(&w, &bad_count), reason::LENGTH),
+        (frame(&w, &zero_interval), reason::INTERVAL),
+    ];
+    for (f, r) in &cases {
+        assert_eq!(dp.run(f), XDP_PASS);
+        assert_eq!(dp.global(*r as u32), 1, "global counter for reason {r}");
+        let s = dp.state(FAMILY_V4, 30).unwrap();
+        assert_eq!(s.invalid[*r as usize], 1, "per-VRID counter for reason {r}");
+        assert_eq!(s.adverts, 1, "an invalid advert must not count as valid");
+    }
+    // One rate-limited invalid event per reason.
+    let ev = dp.events();
+    let reasons: Vec<u32> =
+        ev.iter().filter_map(|e| if let EventKind::Invalid { reason } = e.kind { Some(reason) } else { None }).collect();
+    assert_eq!(reasons.len(), cases.len(), "{ev:?}");
+    // Same reason again within the second: counted, no new event.
+    assert_eq!(dp.run(&cases[0].0), XDP_PASS);
+    assert_eq!(dp.state(FAMILY_V4, 30).unwrap().invalid[reason::CHECKSUM as usize], 2);
+    assert!(dp.events().is_empty());
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn non_vrrp_traffic_is_passed_untouched_and_uncounted() {
+    let mut dp = Dp::new();
+    // UDP over IPv4.
+    let mut udp = frame(&Wrap::default(), &[0u8; 16]);
+    udp[14 + 9] = 17;
+    // ARP.
+    let mut arp = vec![0xff; 12];
+    arp.extend_from_slice(&0x0806u16.to_be_bytes());
+    arp.extend_from_slice(&[0u8; 28]);
+    // An IPv4 fragment of protocol 112.
+    let mut frag = frame(&Wrap::default(), &v2(40, 100));
+    frag[14 + 6] = 0x20; // more fragments
+    for f in [&udp, &arp, &frag] {
+        let mut out = vec![0u8; f.len()];
+        let r = dp
+            .dp
+            .program()
+            .test_run(TestRunOptions { data_in: Some(f), data_out: Some(&mut out), ..TestRunOptions::new() })
+            .unwrap();
+        assert_eq!(r.return_value, XDP_PASS);
+        assert_eq!(&out[..r.data_size_out as usize], &f[..], "frame must be unchanged");
+    }
+    let stats = dp.dp.global_stats().unwrap();
+    assert_eq!(stats[..xvrrpd_common::INVALID_REASONS].iter().sum::<u64>(), 0);
+    assert_eq!(stats[gstat::VALID as usize], 0);
+    assert_eq!(stats[gstat::FRAGMENT as usize], 1);
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn changes_of_master_priority_and_interval_are_events() {
+    let mut dp = Dp::new();
+    let w = Wrap::default();
+    dp.run(&frame(&w, &v3_4(50, 100, 100, ChecksumStyle::PseudoHeader)));
+    dp.run(&frame(&w, &v3_4(50, 120, 100, ChecksumStyle::PseudoHeader)));
+    dp.run(&frame(&w, &v3_4(50, 120, 50, ChecksumStyle::PseudoHeader)));
+    dp.run(&frame(&w, &v3_4(50, 0, 50, ChecksumStyle::PseudoHeader)));
+    let kinds: Vec<EventKind> = dp.events().into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::NewMaster,
+            EventKind::PriorityChange { old: 100 },
+            EventKind::IntervalChange { old_cs: 100 },
+            EventKind::PriorityChange { old: 120 },
+            EventKind::PriorityZero,
+        ]
+    );
+    let s = dp.state(FAMILY_V4, 50).unwrap();
+    assert_eq!((s.adverts, s.priority_zero), (4, 1));
+}
+
+/// Waits (bounded) until `f` holds; kernel timers run asynchronously.
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn kernel_timer_reports_missed_intervals_then_master_down() {
+    let mut dp = Dp::new();
+    // Local priority 200 for VRID 60 (Skew = 56/256 of the interval).
+    dp.dp.set_params(VridKey::new(test_ifindex(), FAMILY_V4, 60), VridParams::new(200)).unwrap();
+    dp.run(&frame(&Wrap::default(), &v3_4(60, 150, 2, ChecksumStyle::PseudoHeader)));
+    assert!(eventually(|| dp.state(FAMILY_V4, 60).unwrap().master_down == 1), "no master_down");
+    let s = dp.state(FAMILY_V4, 60).unwrap();
+    assert_eq!(s.missed, 3);
+    let ev = dp.events();
+    let tail: Vec<_> = ev.iter().skip(1).map(|e| e.kind).collect();
+    assert_eq!(
+        tail,
+        vec![
+            EventKind::Missed { count: 1 },
+            EventKind::Missed { count: 2 },
+            EventKind::Missed { count: 3 },
+            EventKind::MasterDown { missed: 3 }
+        ]
+    );
+    // The kernel reports the silence it measured; it can only be late, never early.
+    let mdi = xvrrpd_common::master_down_ns(20_000_000, 200);
+    assert!(ev[4].since_last_ns >= mdi, "{} < {}", ev[4].since_last_ns, mdi);
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn only_listed_vrids_are_tracked_when_asked() {
+    let mut dp = Dp::new();
+    dp.dp
+        .set_config(DatapathConfig { only_listed: 1, ..DatapathConfig::default() })
+        .unwrap();
+    dp.dp.set_params(VridKey::new(test_ifindex(), FAMILY_V4, 70), VridParams::new(100)).unwrap();
+    dp.run(&frame(&Wrap::default(), &v3_4(70, 100, 100, ChecksumStyle::PseudoHeader)));
+    dp.run(&frame(&Wrap::default(), &v3_4(71, 100, 100, ChecksumStyle::PseudoHeader)));
+    assert!(dp.state(FAMILY_V4, 70).is_some());
+    assert!(dp.state(FAMILY_V4, 71).is_none());
+    assert_eq!(dp.global(gstat::UNLISTED), 1);
+}
