@@ -4,7 +4,11 @@ use tracing_subscriber::EnvFilter;
 use xvrrpd::observe::{self, ObserveOptions};
 
 #[derive(Parser)]
-#[command(name = "xvrrpd", version, about = "eBPF/XDP-accelerated VRRP failover agent")]
+#[command(
+    name = "xvrrpd",
+    version,
+    about = "eBPF/XDP-accelerated VRRP failover agent"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,10 +39,15 @@ enum Command {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_env("XVRRPD_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("XVRRPD_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the runtime: {e}");
@@ -47,8 +56,21 @@ fn main() -> std::process::ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Observe { interfaces, vrids, priority, json, adverts } => {
-                observe::run(ObserveOptions { interfaces, vrids, priority, json, adverts }).await
+            Command::Observe {
+                interfaces,
+                vrids,
+                priority,
+                json,
+                adverts,
+            } => {
+                observe::run(ObserveOptions {
+                    interfaces,
+                    vrids,
+                    priority,
+                    json,
+                    adverts,
+                })
+                .await
             }
         }
     });

@@ -33,7 +33,10 @@ pub async fn run(opts: ObserveOptions) -> anyhow::Result<()> {
         bail!("give at least one --interface");
     }
     if opts.priority == 0 || opts.priority == 255 {
-        bail!("--priority must be 1–254 for a backup (got {})", opts.priority);
+        bail!(
+            "--priority must be 1–254 for a backup (got {})",
+            opts.priority
+        );
     }
     let mut dp = Datapath::load().context("loading the XDP program")?;
     dp.set_config(DatapathConfig {
@@ -48,7 +51,10 @@ pub async fn run(opts: ObserveOptions) -> anyhow::Result<()> {
             .with_context(|| format!("interface {iface:?} does not exist (see `ip link`)"))?;
         for &vrid in &opts.vrids {
             for family in [FAMILY_V4, FAMILY_V6] {
-                dp.set_params(VridKey::new(index, family, vrid), VridParams::new(opts.priority))?;
+                dp.set_params(
+                    VridKey::new(index, family, vrid),
+                    VridParams::new(opts.priority),
+                )?;
             }
         }
         indexes.push(index);
@@ -141,8 +147,11 @@ fn print_summary(
 ) {
     for s in states {
         let g = gaps.get_mut(&s.key).and_then(|g| min_median_max(g));
-        let invalid: serde_json::Map<String, serde_json::Value> =
-            s.invalid_by_reason().into_iter().map(|(r, n)| (r.to_string(), n.into())).collect();
+        let invalid: serde_json::Map<String, serde_json::Value> = s
+            .invalid_by_reason()
+            .into_iter()
+            .map(|(r, n)| (r.to_string(), n.into()))
+            .collect();
         if json {
             let mut v = serde_json::json!({
                 "event": "summary",
@@ -161,7 +170,8 @@ fn print_summary(
                 "master_down": s.master_down,
             });
             if let Some((lo, mid, hi)) = g {
-                v["gap_us"] = serde_json::json!({"min": lo / 1000, "median": mid / 1000, "max": hi / 1000});
+                v["gap_us"] =
+                    serde_json::json!({"min": lo / 1000, "median": mid / 1000, "max": hi / 1000});
             }
             println!("{v}");
         } else {
@@ -176,7 +186,11 @@ fn print_summary(
             let inv = if invalid.is_empty() {
                 "none".to_string()
             } else {
-                s.invalid_by_reason().iter().map(|(r, n)| format!("{r}={n}")).collect::<Vec<_>>().join(",")
+                s.invalid_by_reason()
+                    .iter()
+                    .map(|(r, n)| format!("{r}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
             };
             println!(
                 "summary {} {} vrid {}: master {} prio {} v{} {}cs; adverts {} (prio0 {}), invalid {}, missed {}, master_down {}; {}",

@@ -41,7 +41,13 @@ struct Wrap {
 
 impl Default for Wrap {
     fn default() -> Self {
-        Self { vlans: vec![], ttl: 255, options: 0, v6: false, dst: MCAST4.into() }
+        Self {
+            vlans: vec![],
+            ttl: 255,
+            options: 0,
+            v6: false,
+            dst: MCAST4.into(),
+        }
     }
 }
 
@@ -95,11 +101,20 @@ fn advert(version: u8, vrid: u8, priority: u8, interval: u16, v6: bool) -> Adver
     } else {
         vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))]
     };
-    Advertisement { version, vrid, priority, interval, addresses, auth_type: 0, auth_data: [0; 8] }
+    Advertisement {
+        version,
+        vrid,
+        priority,
+        interval,
+        addresses,
+        auth_type: 0,
+        auth_data: [0; 8],
+    }
 }
 
 fn v2(vrid: u8, priority: u8) -> Vec<u8> {
-    advert(2, vrid, priority, 1, false).encode(ChecksumStyle::NoPseudoHeader, (SRC4.into(), MCAST4.into()))
+    advert(2, vrid, priority, 1, false)
+        .encode(ChecksumStyle::NoPseudoHeader, (SRC4.into(), MCAST4.into()))
 }
 
 fn v3_4(vrid: u8, priority: u8, interval: u16, style: ChecksumStyle) -> Vec<u8> {
@@ -107,7 +122,10 @@ fn v3_4(vrid: u8, priority: u8, interval: u16, style: ChecksumStyle) -> Vec<u8> 
 }
 
 fn v3_6(vrid: u8, priority: u8, interval: u16) -> Vec<u8> {
-    advert(3, vrid, priority, interval, true).encode(ChecksumStyle::PseudoHeader, (src6().into(), mcast6().into()))
+    advert(3, vrid, priority, interval, true).encode(
+        ChecksumStyle::PseudoHeader,
+        (src6().into(), mcast6().into()),
+    )
 }
 
 struct Dp {
@@ -126,14 +144,21 @@ impl Dp {
         let r = self
             .dp
             .program()
-            .test_run(TestRunOptions { data_in: Some(frame), ..TestRunOptions::new() })
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ..TestRunOptions::new()
+            })
             .expect("BPF_PROG_TEST_RUN");
         r.return_value
     }
 
     fn state(&self, family: u8, vrid: u8) -> Option<VridSnapshot> {
         let key = VridKey::new(test_ifindex(), family, vrid);
-        self.dp.states().expect("states").into_iter().find(|s| s.key == key)
+        self.dp
+            .states()
+            .expect("states")
+            .into_iter()
+            .find(|s| s.key == key)
     }
 
     fn global(&self, slot: u32) -> u64 {
@@ -156,14 +181,20 @@ fn test_ifindex() -> u32 {
 
 fn assert_valid(dp: &mut Dp, frame: &[u8], family: u8, vrid: u8) -> VridSnapshot {
     assert_eq!(dp.run(frame), XDP_PASS);
-    dp.state(family, vrid).unwrap_or_else(|| panic!("no state for vrid {vrid}; stats {:?}", dp.dp.global_stats()))
+    dp.state(family, vrid)
+        .unwrap_or_else(|| panic!("no state for vrid {vrid}; stats {:?}", dp.dp.global_stats()))
 }
 
 #[test]
 #[ignore = "needs root: run via cargo xtask test"]
 fn valid_v2_is_tracked_with_an_event() {
     let mut dp = Dp::new();
-    let s = assert_valid(&mut dp, &frame(&Wrap::default(), &v2(41, 150)), FAMILY_V4, 41);
+    let s = assert_valid(
+        &mut dp,
+        &frame(&Wrap::default(), &v2(41, 150)),
+        FAMILY_V4,
+        41,
+    );
     assert_eq!(s.adverts, 1);
     assert_eq!(s.version, 2);
     assert_eq!(s.priority, 150);
@@ -174,37 +205,73 @@ fn valid_v2_is_tracked_with_an_event() {
     let ev = dp.events();
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert_eq!(ev[0].kind, EventKind::NewMaster);
-    assert_eq!((ev[0].vrid, ev[0].priority, ev[0].interval_cs), (41, 150, 100));
+    assert_eq!(
+        (ev[0].vrid, ev[0].priority, ev[0].interval_cs),
+        (41, 150, 100)
+    );
 }
 
 #[test]
 #[ignore = "needs root: run via cargo xtask test"]
 fn v3_ipv4_both_checksum_styles_are_recorded() {
     let mut dp = Dp::new();
-    let a = frame(&Wrap::default(), &v3_4(1, 100, 10, ChecksumStyle::PseudoHeader));
-    assert_eq!(assert_valid(&mut dp, &a, FAMILY_V4, 1).csum, CsumStyle::PseudoHeader);
-    let b = frame(&Wrap::default(), &v3_4(2, 100, 10, ChecksumStyle::NoPseudoHeader));
-    assert_eq!(assert_valid(&mut dp, &b, FAMILY_V4, 2).csum, CsumStyle::NoPseudoHeader);
+    let a = frame(
+        &Wrap::default(),
+        &v3_4(1, 100, 10, ChecksumStyle::PseudoHeader),
+    );
+    assert_eq!(
+        assert_valid(&mut dp, &a, FAMILY_V4, 1).csum,
+        CsumStyle::PseudoHeader
+    );
+    let b = frame(
+        &Wrap::default(),
+        &v3_4(2, 100, 10, ChecksumStyle::NoPseudoHeader),
+    );
+    assert_eq!(
+        assert_valid(&mut dp, &b, FAMILY_V4, 2).csum,
+        CsumStyle::NoPseudoHeader
+    );
     // Unicast with the multicast group in the pseudo-header (keepalived old_unicast_checksum).
     let peer = Ipv4Addr::new(192, 0, 2, 2);
-    let w = Wrap { dst: peer.into(), ..Wrap::default() };
-    let old = advert(3, 3, 100, 10, false).encode(ChecksumStyle::PseudoHeader, (SRC4.into(), MCAST4.into()));
-    assert_eq!(assert_valid(&mut dp, &frame(&w, &old), FAMILY_V4, 3).csum, CsumStyle::PseudoHeaderMcastDst);
-    let new = advert(3, 4, 100, 10, false).encode(ChecksumStyle::PseudoHeader, (SRC4.into(), peer.into()));
-    assert_eq!(assert_valid(&mut dp, &frame(&w, &new), FAMILY_V4, 4).csum, CsumStyle::PseudoHeader);
+    let w = Wrap {
+        dst: peer.into(),
+        ..Wrap::default()
+    };
+    let old = advert(3, 3, 100, 10, false)
+        .encode(ChecksumStyle::PseudoHeader, (SRC4.into(), MCAST4.into()));
+    assert_eq!(
+        assert_valid(&mut dp, &frame(&w, &old), FAMILY_V4, 3).csum,
+        CsumStyle::PseudoHeaderMcastDst
+    );
+    let new = advert(3, 4, 100, 10, false)
+        .encode(ChecksumStyle::PseudoHeader, (SRC4.into(), peer.into()));
+    assert_eq!(
+        assert_valid(&mut dp, &frame(&w, &new), FAMILY_V4, 4).csum,
+        CsumStyle::PseudoHeader
+    );
 }
 
 #[test]
 #[ignore = "needs root: run via cargo xtask test"]
 fn valid_v3_ipv6() {
     let mut dp = Dp::new();
-    let w = Wrap { v6: true, dst: mcast6().into(), ..Wrap::default() };
+    let w = Wrap {
+        v6: true,
+        dst: mcast6().into(),
+        ..Wrap::default()
+    };
     let s = assert_valid(&mut dp, &frame(&w, &v3_6(9, 200, 5)), FAMILY_V6, 9);
     assert_eq!(s.family, Family::V6);
     assert_eq!(s.master, IpAddr::V6(src6()));
-    assert_eq!((s.priority, s.interval_cs, s.csum), (200, 5, CsumStyle::PseudoHeader));
+    assert_eq!(
+        (s.priority, s.interval_cs, s.csum),
+        (200, 5, CsumStyle::PseudoHeader)
+    );
     // v2 over IPv6 does not exist.
-    let bad = advert(2, 10, 100, 1, true).encode(ChecksumStyle::NoPseudoHeader, (src6().into(), mcast6().into()));
+    let bad = advert(2, 10, 100, 1, true).encode(
+        ChecksumStyle::NoPseudoHeader,
+        (src6().into(), mcast6().into()),
+    );
     assert_eq!(dp.run(&frame(&w, &bad)), XDP_PASS);
     assert_eq!(dp.global(reason::VERSION as u32), 1);
 }
@@ -214,21 +281,64 @@ fn valid_v3_ipv6() {
 fn vlan_tags_and_ipv4_options_are_parsed() {
     let mut dp = Dp::new();
     let cases = [
-        (Wrap { vlans: vec![0x8100], ..Wrap::default() }, 11),
-        (Wrap { vlans: vec![0x88a8, 0x8100], ..Wrap::default() }, 12),
-        (Wrap { options: 4, ..Wrap::default() }, 13),
-        (Wrap { options: 40, vlans: vec![0x8100], ..Wrap::default() }, 14),
-        (Wrap { vlans: vec![0x8100], v6: true, dst: mcast6().into(), ..Wrap::default() }, 15),
+        (
+            Wrap {
+                vlans: vec![0x8100],
+                ..Wrap::default()
+            },
+            11,
+        ),
+        (
+            Wrap {
+                vlans: vec![0x88a8, 0x8100],
+                ..Wrap::default()
+            },
+            12,
+        ),
+        (
+            Wrap {
+                options: 4,
+                ..Wrap::default()
+            },
+            13,
+        ),
+        (
+            Wrap {
+                options: 40,
+                vlans: vec![0x8100],
+                ..Wrap::default()
+            },
+            14,
+        ),
+        (
+            Wrap {
+                vlans: vec![0x8100],
+                v6: true,
+                dst: mcast6().into(),
+                ..Wrap::default()
+            },
+            15,
+        ),
     ];
     for (w, vrid) in cases {
-        let msg = if w.v6 { v3_6(vrid, 100, 100) } else { v3_4(vrid, 100, 100, ChecksumStyle::PseudoHeader) };
+        let msg = if w.v6 {
+            v3_6(vrid, 100, 100)
+        } else {
+            v3_4(vrid, 100, 100, ChecksumStyle::PseudoHeader)
+        };
         let fam = if w.v6 { FAMILY_V6 } else { FAMILY_V4 };
         let s = assert_valid(&mut dp, &frame(&w, &msg), fam, vrid);
         assert_eq!(s.adverts, 1, "vrid {vrid}");
     }
     // Three tags: the third is not parsed, so the frame is not VRRP to us.
-    let w = Wrap { vlans: vec![0x88a8, 0x8100, 0x8100], ..Wrap::default() };
-    assert_eq!(dp.run(&frame(&w, &v3_4(16, 100, 100, ChecksumStyle::PseudoHeader))), XDP_PASS);
+    let w = Wrap {
+        vlans: vec![0x88a8, 0x8100, 0x8100],
+        ..Wrap::default()
+    };
+    assert_eq!(
+        dp.run(&frame(&w, &v3_4(16, 100, 100, ChecksumStyle::PseudoHeader))),
+        XDP_PASS
+    );
     assert!(dp.state(FAMILY_V4, 16).is_none());
 }
 
@@ -236,8 +346,19 @@ fn vlan_tags_and_ipv4_options_are_parsed() {
 #[ignore = "needs root: run via cargo xtask test"]
 fn every_truncation_passes_and_counts_as_length_once_ip_is_complete() {
     let mut dp = Dp::new();
-    for w in [Wrap::default(), Wrap { v6: true, dst: mcast6().into(), ..Wrap::default() }] {
-        let msg = if w.v6 { v3_6(20, 100, 100) } else { v3_4(20, 100, 100, ChecksumStyle::PseudoHeader) };
+    for w in [
+        Wrap::default(),
+        Wrap {
+            v6: true,
+            dst: mcast6().into(),
+            ..Wrap::default()
+        },
+    ] {
+        let msg = if w.v6 {
+            v3_6(20, 100, 100)
+        } else {
+            v3_4(20, 100, 100, ChecksumStyle::PseudoHeader)
+        };
         let full = frame(&w, &msg);
         let ip_end = 14 + if w.v6 { 40 } else { 20 };
         let before = dp.global(reason::LENGTH as u32);
@@ -245,7 +366,12 @@ fn every_truncation_passes_and_counts_as_length_once_ip_is_complete() {
             assert_eq!(dp.run(&full[..cut]), XDP_PASS, "cut at {cut}");
         }
         let counted = dp.global(reason::LENGTH as u32) - before;
-        assert_eq!(counted as usize, full.len() - ip_end, "length errors for v6={}", w.v6);
+        assert_eq!(
+            counted as usize,
+            full.len() - ip_end,
+            "length errors for v6={}",
+            w.v6
+        );
         assert_eq!(dp.global(gstat::VALID), 0);
     }
     assert!(dp.state(FAMILY_V4, 20).is_none() && dp.state(FAMILY_V6, 20).is_none());
@@ -257,7 +383,12 @@ fn invalid_adverts_are_counted_by_reason_and_attributed() {
     let mut dp = Dp::new();
     let w = Wrap::default();
     // A valid advert first, so later invalid ones are attributed to VRID 30.
-    assert_valid(&mut dp, &frame(&w, &v3_4(30, 100, 100, ChecksumStyle::PseudoHeader)), FAMILY_V4, 30);
+    assert_valid(
+        &mut dp,
+        &frame(&w, &v3_4(30, 100, 100, ChecksumStyle::PseudoHeader)),
+        FAMILY_V4,
+        30,
+    );
     dp.events();
 
     let mut bad_csum = v3_4(30, 100, 100, ChecksumStyle::PseudoHeader);
@@ -275,7 +406,16 @@ fn invalid_adverts_are_counted_by_reason_and_attributed() {
 
     let cases: Vec<(Vec<u8>, u8)> = vec![
         (frame(&w, &bad_csum), reason::CHECKSUM),
-        (frame(&Wrap { ttl: 254, ..w.clone() }, &v3_4(30, 100, 100, ChecksumStyle::PseudoHeader)), reason::TTL),
+        (
+            frame(
+                &Wrap {
+                    ttl: 254,
+                    ..w.clone()
+                },
+                &v3_4(30, 100, 100, ChecksumStyle::PseudoHeader),
+            ),
+            reason::TTL,
+        ),
         (frame(&w, &bad_version), reason::VERSION),
         (frame(&w, &bad_type), reason::TYPE),
         (frame(&w, &bad_count), reason::LENGTH),
@@ -290,12 +430,23 @@ fn invalid_adverts_are_counted_by_reason_and_attributed() {
     }
     // One rate-limited invalid event per reason.
     let ev = dp.events();
-    let reasons: Vec<u32> =
-        ev.iter().filter_map(|e| if let EventKind::Invalid { reason } = e.kind { Some(reason) } else { None }).collect();
+    let reasons: Vec<u32> = ev
+        .iter()
+        .filter_map(|e| {
+            if let EventKind::Invalid { reason } = e.kind {
+                Some(reason)
+            } else {
+                None
+            }
+        })
+        .collect();
     assert_eq!(reasons.len(), cases.len(), "{ev:?}");
     // Same reason again within the second: counted, no new event.
     assert_eq!(dp.run(&cases[0].0), XDP_PASS);
-    assert_eq!(dp.state(FAMILY_V4, 30).unwrap().invalid[reason::CHECKSUM as usize], 2);
+    assert_eq!(
+        dp.state(FAMILY_V4, 30).unwrap().invalid[reason::CHECKSUM as usize],
+        2
+    );
     assert!(dp.events().is_empty());
 }
 
@@ -318,13 +469,24 @@ fn non_vrrp_traffic_is_passed_untouched_and_uncounted() {
         let r = dp
             .dp
             .program()
-            .test_run(TestRunOptions { data_in: Some(f), data_out: Some(&mut out), ..TestRunOptions::new() })
+            .test_run(TestRunOptions {
+                data_in: Some(f),
+                data_out: Some(&mut out),
+                ..TestRunOptions::new()
+            })
             .unwrap();
         assert_eq!(r.return_value, XDP_PASS);
-        assert_eq!(&out[..r.data_size_out as usize], &f[..], "frame must be unchanged");
+        assert_eq!(
+            &out[..r.data_size_out as usize],
+            &f[..],
+            "frame must be unchanged"
+        );
     }
     let stats = dp.dp.global_stats().unwrap();
-    assert_eq!(stats[..xvrrpd_common::INVALID_REASONS].iter().sum::<u64>(), 0);
+    assert_eq!(
+        stats[..xvrrpd_common::INVALID_REASONS].iter().sum::<u64>(),
+        0
+    );
     assert_eq!(stats[gstat::VALID as usize], 0);
     assert_eq!(stats[gstat::FRAGMENT as usize], 1);
 }
@@ -370,9 +532,20 @@ fn eventually(mut f: impl FnMut() -> bool) -> bool {
 fn kernel_timer_reports_missed_intervals_then_master_down() {
     let mut dp = Dp::new();
     // Local priority 200 for VRID 60 (Skew = 56/256 of the interval).
-    dp.dp.set_params(VridKey::new(test_ifindex(), FAMILY_V4, 60), VridParams::new(200)).unwrap();
-    dp.run(&frame(&Wrap::default(), &v3_4(60, 150, 2, ChecksumStyle::PseudoHeader)));
-    assert!(eventually(|| dp.state(FAMILY_V4, 60).unwrap().master_down == 1), "no master_down");
+    dp.dp
+        .set_params(
+            VridKey::new(test_ifindex(), FAMILY_V4, 60),
+            VridParams::new(200),
+        )
+        .unwrap();
+    dp.run(&frame(
+        &Wrap::default(),
+        &v3_4(60, 150, 2, ChecksumStyle::PseudoHeader),
+    ));
+    assert!(
+        eventually(|| dp.state(FAMILY_V4, 60).unwrap().master_down == 1),
+        "no master_down"
+    );
     let s = dp.state(FAMILY_V4, 60).unwrap();
     assert_eq!(s.missed, 3);
     let ev = dp.events();
@@ -388,7 +561,19 @@ fn kernel_timer_reports_missed_intervals_then_master_down() {
     );
     // The kernel reports the silence it measured; it can only be late, never early.
     let mdi = xvrrpd_common::master_down_ns(20_000_000, 200);
-    assert!(ev[4].since_last_ns >= mdi, "{} < {}", ev[4].since_last_ns, mdi);
+    assert!(
+        ev[4].since_last_ns >= mdi,
+        "{} < {}",
+        ev[4].since_last_ns,
+        mdi
+    );
+    // The master speaks again: it is reported as a (returning) new master.
+    dp.run(&frame(
+        &Wrap::default(),
+        &v3_4(60, 150, 2, ChecksumStyle::PseudoHeader),
+    ));
+    let back: Vec<_> = dp.events().into_iter().map(|e| e.kind).collect();
+    assert_eq!(back.first(), Some(&EventKind::NewMaster), "{back:?}");
 }
 
 #[test]
@@ -396,11 +581,25 @@ fn kernel_timer_reports_missed_intervals_then_master_down() {
 fn only_listed_vrids_are_tracked_when_asked() {
     let mut dp = Dp::new();
     dp.dp
-        .set_config(DatapathConfig { only_listed: 1, ..DatapathConfig::default() })
+        .set_config(DatapathConfig {
+            only_listed: 1,
+            ..DatapathConfig::default()
+        })
         .unwrap();
-    dp.dp.set_params(VridKey::new(test_ifindex(), FAMILY_V4, 70), VridParams::new(100)).unwrap();
-    dp.run(&frame(&Wrap::default(), &v3_4(70, 100, 100, ChecksumStyle::PseudoHeader)));
-    dp.run(&frame(&Wrap::default(), &v3_4(71, 100, 100, ChecksumStyle::PseudoHeader)));
+    dp.dp
+        .set_params(
+            VridKey::new(test_ifindex(), FAMILY_V4, 70),
+            VridParams::new(100),
+        )
+        .unwrap();
+    dp.run(&frame(
+        &Wrap::default(),
+        &v3_4(70, 100, 100, ChecksumStyle::PseudoHeader),
+    ));
+    dp.run(&frame(
+        &Wrap::default(),
+        &v3_4(71, 100, 100, ChecksumStyle::PseudoHeader),
+    ));
     assert!(dp.state(FAMILY_V4, 70).is_some());
     assert!(dp.state(FAMILY_V4, 71).is_none());
     assert_eq!(dp.global(gstat::UNLISTED), 1);

@@ -35,7 +35,10 @@ pub fn sh(args: &[&str]) -> Result<String> {
         .output()
         .with_context(|| format!("running {args:?}"))?;
     if !out.status.success() {
-        bail!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -65,7 +68,15 @@ impl Netns {
     }
 
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
-        sh(&["ip", "netns", "exec", &self.name, "sysctl", "-qw", &format!("{key}={value}")])?;
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.name,
+            "sysctl",
+            "-qw",
+            &format!("{key}={value}"),
+        ])?;
         Ok(())
     }
 
@@ -79,7 +90,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -104,22 +117,65 @@ impl Segment {
         let bridge = Netns::new("xvb")?;
         ip_in(&bridge.name, &["link", "add", "br0", "type", "bridge"])?;
         // No snooping: VRRP multicast reaches every port, as on a plain switch.
-        ip_in(&bridge.name, &["link", "set", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+        ip_in(
+            &bridge.name,
+            &[
+                "link",
+                "set",
+                "br0",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ],
+        )?;
         ip_in(&bridge.name, &["link", "set", "br0", "up"])?;
-        let mut seg = Self { nodes: Vec::new(), bridge };
+        let mut seg = Self {
+            nodes: Vec::new(),
+            bridge,
+        };
         for i in 0..nodes {
             let ns = Netns::new("xvn")?;
             let outer = unique("xvp");
             // Create the pair inside the bridge namespace, then move one end to the node.
-            ip_in(&seg.bridge.name, &["link", "add", &outer, "type", "veth", "peer", "name", "eth0"])?;
-            ip_in(&seg.bridge.name, &["link", "set", "eth0", "netns", &ns.name])?;
-            ip_in(&seg.bridge.name, &["link", "set", &outer, "master", "br0", "up"])?;
+            ip_in(
+                &seg.bridge.name,
+                &[
+                    "link", "add", &outer, "type", "veth", "peer", "name", "eth0",
+                ],
+            )?;
+            ip_in(
+                &seg.bridge.name,
+                &["link", "set", "eth0", "netns", &ns.name],
+            )?;
+            ip_in(
+                &seg.bridge.name,
+                &["link", "set", &outer, "master", "br0", "up"],
+            )?;
             let addr4 = format!("192.0.2.{}", 10 + i);
             let addr6 = format!("2001:db8::{}", 10 + i);
-            ip_in(&ns.name, &["addr", "add", &format!("{addr4}/24"), "dev", "eth0"])?;
-            ip_in(&ns.name, &["addr", "add", &format!("{addr6}/64"), "dev", "eth0", "nodad"])?;
+            ip_in(
+                &ns.name,
+                &["addr", "add", &format!("{addr4}/24"), "dev", "eth0"],
+            )?;
+            ip_in(
+                &ns.name,
+                &[
+                    "addr",
+                    "add",
+                    &format!("{addr6}/64"),
+                    "dev",
+                    "eth0",
+                    "nodad",
+                ],
+            )?;
             ip_in(&ns.name, &["link", "set", "eth0", "up"])?;
-            seg.nodes.push(Node { ns, ifname: "eth0".into(), addr4, addr6 });
+            seg.nodes.push(Node {
+                ns,
+                ifname: "eth0".into(),
+                addr4,
+                addr6,
+            });
         }
         Ok(seg)
     }
@@ -137,7 +193,10 @@ impl Proc {
         // Own process group: signals reach the program and its children, nothing else.
         cmd.process_group(0);
         let child = cmd.spawn().with_context(|| format!("starting {what}"))?;
-        Ok(Self { child, what: what.to_string() })
+        Ok(Self {
+            child,
+            what: what.to_string(),
+        })
     }
 
     pub fn pid(&self) -> i32 {
@@ -194,7 +253,10 @@ impl KeepalivedConf {
         let unicast = if self.unicast_peers.is_empty() {
             String::new()
         } else {
-            format!("  unicast_peer {{\n{}\n  }}\n", self.unicast_peers.join("\n"))
+            format!(
+                "  unicast_peer {{\n{}\n  }}\n",
+                self.unicast_peers.join("\n")
+            )
         };
         format!(
             "global_defs {{\n  router_id {router_id}\n  vrrp_version {v}\n  max_auto_priority -1\n}}\n\
@@ -223,15 +285,21 @@ impl Keepalived {
         let cfg = dir.join("keepalived.conf");
         std::fs::write(&cfg, conf.render(iface, &ns.name))?;
         let mut cmd = ns.command("keepalived");
-        cmd.args(["--dont-fork", "--log-console", "--vrrp", "--dont-respawn", "--no-syslog"])
-            .arg("--use-file")
-            .arg(&cfg)
-            .arg("--pid")
-            .arg(dir.join("k.pid"))
-            .arg("--vrrp_pid")
-            .arg(dir.join("v.pid"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("keepalived.log"))?);
+        cmd.args([
+            "--dont-fork",
+            "--log-console",
+            "--vrrp",
+            "--dont-respawn",
+            "--no-syslog",
+        ])
+        .arg("--use-file")
+        .arg(&cfg)
+        .arg("--pid")
+        .arg(dir.join("k.pid"))
+        .arg("--vrrp_pid")
+        .arg(dir.join("v.pid"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("keepalived.log"))?);
         let proc = Proc::spawn(cmd, "keepalived")?;
         Ok(Self { proc, dir })
     }
@@ -262,9 +330,9 @@ impl Drop for Keepalived {
 
 /// Path of the `xvrrpd` binary under test: `XVRRPD_BIN`, else the workspace's debug build.
 pub fn xvrrpd_bin() -> PathBuf {
-    std::env::var_os("XVRRPD_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/xvrrpd")
-    })
+    std::env::var_os("XVRRPD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/xvrrpd"))
 }
 
 /// `xvrrpd observe --json` running in a namespace, its JSON lines collected by a thread.
@@ -313,7 +381,11 @@ impl Observer {
             Ok(l) => bail!("xvrrpd observe failed: {l}"),
             Err(_) => bail!("xvrrpd observe did not attach within 20 s"),
         }
-        Ok(Self { proc, lines: rx, seen: Vec::new() })
+        Ok(Self {
+            proc,
+            lines: rx,
+            seen: Vec::new(),
+        })
     }
 
     /// Waits for the first event (after those already consumed) matching `pred`.
@@ -381,8 +453,12 @@ pub fn kill_and_measure(
     let vrid = conf.vrid;
     // keepalived starts as backup; it becomes master after its own Master_Down_Interval.
     let wait = Duration::from_secs_f64(conf.advert_int * 4.0 + 10.0);
-    let Some(first) = obs.wait_for(wait, |v| is(v, "new_master", vrid) && v["priority"] != 0) else {
-        bail!("no advert from keepalived within {wait:?}; its log:\n{}", ka.log());
+    let Some(first) = obs.wait_for(wait, |v| is(v, "new_master", vrid) && v["priority"] != 0)
+    else {
+        bail!(
+            "no advert from keepalived within {wait:?}; its log:\n{}",
+            ka.log()
+        );
     };
     // Let a few adverts pass so the timer is in its steady state.
     std::thread::sleep(Duration::from_secs_f64(conf.advert_int * 3.0));
@@ -404,6 +480,9 @@ pub fn kill_and_measure(
     Ok(KillResult {
         missed_counts: missed,
         master_down_us: num(&down, "since_last_us"),
-        theoretical_us: master_down_us(conf.advert_int.mul_add(100.0, 0.0).round() as u64, observer_priority),
+        theoretical_us: master_down_us(
+            conf.advert_int.mul_add(100.0, 0.0).round() as u64,
+            observer_priority,
+        ),
     })
 }

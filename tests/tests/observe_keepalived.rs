@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use xvrrpd_tests::{is, kill_and_measure, num, Keepalived, KeepalivedConf, Observer, Segment};
 
-
 fn conf(version: u8, vrid: u8, advert_int: f64, vip: &str) -> KeepalivedConf {
     KeepalivedConf {
         version,
@@ -23,13 +22,22 @@ fn crash_is_detected(c: KeepalivedConf, want_interval_cs: u64, want_checksum: &s
     let seg = Segment::new(2).expect("segment");
     let mut obs = Observer::start(&seg.nodes[1].ns, "eth0", &[]).expect("observer");
     let r = kill_and_measure(&seg, &mut obs, &c, 100).expect("kill and measure");
-    let first = obs.seen.iter().find(|v| is(v, "new_master", c.vrid)).expect("new_master seen").clone();
+    let first = obs
+        .seen
+        .iter()
+        .find(|v| is(v, "new_master", c.vrid))
+        .expect("new_master seen")
+        .clone();
     assert_eq!(first["priority"], 150);
     assert_eq!(num(&first, "interval_cs"), want_interval_cs);
     assert_eq!(first["version"], c.version);
     assert_eq!(first["checksum"], want_checksum);
     assert_eq!(first["family"], family);
-    assert_eq!(r.missed_counts, vec![1, 2, 3], "missed events before master_down");
+    assert_eq!(
+        r.missed_counts,
+        vec![1, 2, 3],
+        "missed events before master_down"
+    );
     let err = (r.master_down_us as f64 - r.theoretical_us).abs() / r.theoretical_us;
     eprintln!(
         "master_down after {} us, RFC Master_Down_Interval {} us ({:+.0} us)",
@@ -37,9 +45,17 @@ fn crash_is_detected(c: KeepalivedConf, want_interval_cs: u64, want_checksum: &s
         r.theoretical_us,
         r.master_down_us as f64 - r.theoretical_us
     );
-    assert!(err < 0.20, "master_down {} us vs {} us", r.master_down_us, r.theoretical_us);
+    assert!(
+        err < 0.20,
+        "master_down {} us vs {} us",
+        r.master_down_us,
+        r.theoretical_us
+    );
     let summary = obs.stop();
-    let s = summary.iter().find(|v| is(v, "summary", c.vrid)).expect("summary line");
+    let s = summary
+        .iter()
+        .find(|v| is(v, "summary", c.vrid))
+        .expect("summary line");
     assert!(num(s, "adverts") >= 3);
     assert_eq!(num(s, "master_down"), 1);
     assert_eq!(num(s, "missed"), 3);
@@ -49,19 +65,34 @@ fn crash_is_detected(c: KeepalivedConf, want_interval_cs: u64, want_checksum: &s
 #[test]
 #[ignore = "needs root and keepalived: run via cargo xtask test"]
 fn keepalived_v2_one_second_crash() {
-    crash_is_detected(conf(2, 41, 1.0, "192.0.2.100/24"), 100, "no_pseudo_header", "ipv4");
+    crash_is_detected(
+        conf(2, 41, 1.0, "192.0.2.100/24"),
+        100,
+        "no_pseudo_header",
+        "ipv4",
+    );
 }
 
 #[test]
 #[ignore = "needs root and keepalived: run via cargo xtask test"]
 fn keepalived_v3_100ms_crash() {
-    crash_is_detected(conf(3, 51, 0.1, "192.0.2.101/24"), 10, "pseudo_header", "ipv4");
+    crash_is_detected(
+        conf(3, 51, 0.1, "192.0.2.101/24"),
+        10,
+        "pseudo_header",
+        "ipv4",
+    );
 }
 
 #[test]
 #[ignore = "needs root and keepalived: run via cargo xtask test"]
 fn keepalived_v3_ipv6_100ms_crash() {
-    crash_is_detected(conf(3, 61, 0.1, "2001:db8::100/64"), 10, "pseudo_header", "ipv6");
+    crash_is_detected(
+        conf(3, 61, 0.1, "2001:db8::100/64"),
+        10,
+        "pseudo_header",
+        "ipv6",
+    );
 }
 
 #[test]
@@ -86,8 +117,10 @@ fn keepalived_sigterm_sends_priority_zero() {
     let seg = Segment::new(2).expect("segment");
     let mut obs = Observer::start(&seg.nodes[1].ns, "eth0", &[]).expect("observer");
     let node = &seg.nodes[0];
-    let mut ka = Keepalived::start(&node.ns, &node.ifname, &conf(3, 81, 0.1, "192.0.2.103/24")).expect("keepalived");
-    obs.wait_for(Duration::from_secs(10), |v| is(v, "new_master", 81)).expect("adverts");
+    let mut ka = Keepalived::start(&node.ns, &node.ifname, &conf(3, 81, 0.1, "192.0.2.103/24"))
+        .expect("keepalived");
+    obs.wait_for(Duration::from_secs(10), |v| is(v, "new_master", 81))
+        .expect("adverts");
     assert!(ka.stop(), "keepalived did not stop on SIGTERM");
     let zero = obs.wait_for(Duration::from_secs(5), |v| is(v, "priority_zero", 81));
     let zero = zero.unwrap_or_else(|| panic!("no priority_zero; keepalived log:\n{}", ka.log()));
@@ -95,7 +128,9 @@ fn keepalived_sigterm_sends_priority_zero() {
     // After priority 0 a backup takes over after Skew_Time only: the kernel reports
     // master_down without any missed interval first.
     let down = obs
-        .wait_for(Duration::from_secs(2), |v| v["vrid"] == 81 && (v["event"] == "master_down" || v["event"] == "missed"))
+        .wait_for(Duration::from_secs(2), |v| {
+            v["vrid"] == 81 && (v["event"] == "master_down" || v["event"] == "missed")
+        })
         .expect("master_down after priority 0");
     assert_eq!(down["event"], "master_down");
     // Skew for local priority 100 at 100 ms: 60.9 ms; allow generous noise.

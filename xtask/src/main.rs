@@ -1,1 +1,78 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`.
+mod bench;
+mod ebpf;
+mod lab;
+mod setup;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Build, set up, test, lab and bench xvrrpd")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the XDP object (nightly, bpfel-unknown-none) that the agent embeds.
+    BuildEbpf,
+    /// Install what a fresh machine lacks (Debian packages, bpf-linker, rust-src). Idempotent.
+    Setup,
+    /// Set up, build, lint, then run every test (unit, datapath, namespace integration).
+    Test,
+    /// The demo lab: a keepalived pair in namespaces watched by `xvrrpd observe`,
+    /// with the master killed midway.
+    Lab(lab::LabArgs),
+    /// Benchmarks (results are appended to BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        which: bench::Bench,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Cmd::BuildEbpf => ebpf::build(),
+        Cmd::Setup => setup::run(),
+        Cmd::Test => test::run(),
+        Cmd::Lab(args) => lab::run(args),
+        Cmd::Bench { which } => bench::run(which),
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Runs `cmd`, failing with what it was when it exits non-zero.
+pub fn run_cmd(cmd: &mut std::process::Command) -> anyhow::Result<()> {
+    let status = cmd
+        .status()
+        .map_err(|e| anyhow::anyhow!("starting {cmd:?}: {e}"))?;
+    if !status.success() {
+        anyhow::bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Fails unless running as root (XDP, BPF maps, namespaces need it).
+pub fn require_root(what: &str) -> anyhow::Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!("{what} needs root (XDP programs and network namespaces): run it as root");
+    }
+    Ok(())
+}

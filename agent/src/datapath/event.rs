@@ -149,9 +149,9 @@ impl DatapathEvent {
         let kind = match e.kind {
             event_kind::NEW_MASTER => EventKind::NewMaster,
             event_kind::PRIORITY_CHANGE => EventKind::PriorityChange { old: e.aux as u8 },
-            event_kind::INTERVAL_CHANGE => {
-                EventKind::IntervalChange { old_cs: interval_cs(e.version, e.aux as u16) }
-            }
+            event_kind::INTERVAL_CHANGE => EventKind::IntervalChange {
+                old_cs: interval_cs(e.version, e.aux as u16),
+            },
             event_kind::PRIORITY_ZERO => EventKind::PriorityZero,
             event_kind::MISSED => EventKind::Missed { count: e.aux },
             event_kind::MASTER_DOWN => EventKind::MasterDown { missed: e.aux },
@@ -325,8 +325,14 @@ mod tests {
 
     #[test]
     fn rejects_wrong_size_and_kind() {
-        assert_eq!(DatapathEvent::decode(&[0; 10]), Err(EventDecodeError::Size(10, 48)));
-        assert_eq!(DatapathEvent::from_raw(&raw(99)), Err(EventDecodeError::Kind(99)));
+        assert_eq!(
+            DatapathEvent::decode(&[0; 10]),
+            Err(EventDecodeError::Size(10, 48))
+        );
+        assert_eq!(
+            DatapathEvent::from_raw(&raw(99)),
+            Err(EventDecodeError::Kind(99))
+        );
     }
 
     #[test]

@@ -127,19 +127,28 @@ impl Datapath {
                 );
                 prog.attach(iface, XdpMode::Skb)
                     .map(|_| AttachMode::Generic)
-                    .map_err(|source| DatapathError::Attach { iface: iface.to_string(), source })
+                    .map_err(|source| DatapathError::Attach {
+                        iface: iface.to_string(),
+                        source,
+                    })
             }
         }
     }
 
     pub fn set_config(&mut self, cfg: DatapathConfig) -> Result<(), DatapathError> {
-        let map = self.ebpf.map_mut("CONFIG").ok_or(DatapathError::Missing("map CONFIG"))?;
+        let map = self
+            .ebpf
+            .map_mut("CONFIG")
+            .ok_or(DatapathError::Missing("map CONFIG"))?;
         let mut arr: Array<_, DatapathConfig> = Array::try_from(map).map_err(map_err("CONFIG"))?;
         arr.set(0, cfg, 0).map_err(map_err("CONFIG"))
     }
 
     pub fn set_params(&mut self, key: VridKey, params: VridParams) -> Result<(), DatapathError> {
-        let map = self.ebpf.map_mut("PARAMS").ok_or(DatapathError::Missing("map PARAMS"))?;
+        let map = self
+            .ebpf
+            .map_mut("PARAMS")
+            .ok_or(DatapathError::Missing("map PARAMS"))?;
         let mut h: HashMap<_, VridKey, VridParams> =
             HashMap::try_from(map).map_err(map_err("PARAMS"))?;
         h.insert(key, params, 0).map_err(map_err("PARAMS"))
@@ -147,13 +156,19 @@ impl Datapath {
 
     /// Takes the event ring buffer (once).
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, DatapathError> {
-        let map = self.ebpf.take_map("EVENTS").ok_or(DatapathError::Missing("map EVENTS"))?;
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or(DatapathError::Missing("map EVENTS"))?;
         RingBuf::try_from(map).map_err(map_err("EVENTS"))
     }
 
     /// Every tracked VRID, sorted by key.
     pub fn states(&self) -> Result<Vec<VridSnapshot>, DatapathError> {
-        let map = self.ebpf.map("STATE").ok_or(DatapathError::Missing("map STATE"))?;
+        let map = self
+            .ebpf
+            .map("STATE")
+            .ok_or(DatapathError::Missing("map STATE"))?;
         let h: HashMap<_, VridKey, state::RawEntry> =
             HashMap::try_from(map).map_err(map_err("STATE"))?;
         let mut out = Vec::new();
@@ -167,7 +182,10 @@ impl Datapath {
 
     /// Global counters summed over CPUs, indexed by [`gstat`] / reason.
     pub fn global_stats(&self) -> Result<[u64; gstat::COUNT as usize], DatapathError> {
-        let map = self.ebpf.map("STATS").ok_or(DatapathError::Missing("map STATS"))?;
+        let map = self
+            .ebpf
+            .map("STATS")
+            .ok_or(DatapathError::Missing("map STATS"))?;
         let arr: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(map_err("STATS"))?;
         let mut out = [0u64; gstat::COUNT as usize];
         for (i, slot) in out.iter_mut().enumerate() {
@@ -194,5 +212,7 @@ pub fn ifname(index: u32) -> String {
     if p.is_null() {
         return index.to_string();
     }
-    unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
 }

@@ -79,7 +79,10 @@ impl Advertisement {
     /// Decodes a message; `v6` says whether the carrying packet is IPv6.
     pub fn decode(b: &[u8], v6: bool) -> Result<Self, DecodeError> {
         if b.len() < 8 {
-            return Err(DecodeError::Truncated { len: b.len(), count: 0 });
+            return Err(DecodeError::Truncated {
+                len: b.len(),
+                count: 0,
+            });
         }
         let version = b[0] >> 4;
         if version != 2 && version != 3 {
@@ -92,7 +95,10 @@ impl Advertisement {
         let size = if v6 { 16 } else { 4 };
         let auth = if version == 2 { 8 } else { 0 };
         if b.len() < 8 + count as usize * size + auth {
-            return Err(DecodeError::Truncated { len: b.len(), count });
+            return Err(DecodeError::Truncated {
+                len: b.len(),
+                count,
+            });
         }
         let addresses = b[8..8 + count as usize * size]
             .chunks(size)
@@ -110,7 +116,15 @@ impl Advertisement {
             let at = 8 + count as usize * size;
             auth_data.copy_from_slice(&b[at..at + 8]);
         }
-        Ok(Self { version, vrid: b[1], priority: b[2], interval, addresses, auth_type, auth_data })
+        Ok(Self {
+            version,
+            vrid: b[1],
+            priority: b[2],
+            interval,
+            addresses,
+            auth_type,
+            auth_data,
+        })
     }
 }
 
@@ -195,7 +209,10 @@ mod tests {
             vrid: 51,
             priority: 100,
             interval: 1,
-            addresses: vec!["192.0.2.101".parse().unwrap(), "192.0.2.102".parse().unwrap()],
+            addresses: vec![
+                "192.0.2.101".parse().unwrap(),
+                "192.0.2.102".parse().unwrap(),
+            ],
             auth_type: 1,
             auth_data: *b"secret\0\0",
         };
@@ -210,16 +227,27 @@ mod tests {
     #[test]
     fn known_checksum_vector() {
         // v2 VRID 1 prio 100 one address 192.0.2.100, auth none, 1 s: computed by hand.
-        let b = [0x21, 1, 100, 1, 0, 1, 0, 0, 192, 0, 2, 100, 0, 0, 0, 0, 0, 0, 0, 0];
+        let b = [
+            0x21, 1, 100, 1, 0, 1, 0, 0, 192, 0, 2, 100, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
         // Words: 0x2101 + 0x6401 + 0x0001 + 0xc000 + 0x0264 = 0x14767 -> 0x4768 -> !0xb897
         assert_eq!(checksum(&b, None), 0xb897);
     }
 
     #[test]
     fn decode_rejects_bad_input() {
-        assert_eq!(Advertisement::decode(&[0x31, 1, 1], false), Err(DecodeError::Truncated { len: 3, count: 0 }));
-        assert_eq!(Advertisement::decode(&[0x41, 1, 1, 0, 0, 1, 0, 0], false), Err(DecodeError::Version(4)));
-        assert_eq!(Advertisement::decode(&[0x32, 1, 1, 0, 0, 1, 0, 0], false), Err(DecodeError::Type(2)));
+        assert_eq!(
+            Advertisement::decode(&[0x31, 1, 1], false),
+            Err(DecodeError::Truncated { len: 3, count: 0 })
+        );
+        assert_eq!(
+            Advertisement::decode(&[0x41, 1, 1, 0, 0, 1, 0, 0], false),
+            Err(DecodeError::Version(4))
+        );
+        assert_eq!(
+            Advertisement::decode(&[0x32, 1, 1, 0, 0, 1, 0, 0], false),
+            Err(DecodeError::Type(2))
+        );
         assert!(matches!(
             Advertisement::decode(&[0x31, 1, 1, 2, 0, 1, 0, 0, 1, 2, 3, 4], false),
             Err(DecodeError::Truncated { count: 2, .. })

@@ -77,7 +77,8 @@ pub mod gstat {
 
 /// Event kinds sent on the ring buffer.
 pub mod event_kind {
-    /// First valid advert for a VRID, or one from a different source address.
+    /// First valid advert for a VRID, one from a different source address, or the first
+    /// after a master_down (the master came back).
     pub const NEW_MASTER: u8 = 1;
     /// Same master, new priority (`aux` = old priority).
     pub const PRIORITY_CHANGE: u8 = 2;
@@ -109,7 +110,12 @@ pub struct VridKey {
 
 impl VridKey {
     pub const fn new(ifindex: u32, family: u8, vrid: u8) -> Self {
-        Self { ifindex, family, vrid, _pad: [0; 2] }
+        Self {
+            ifindex,
+            family,
+            vrid,
+            _pad: [0; 2],
+        }
     }
 }
 
@@ -167,7 +173,10 @@ pub struct VridParams {
 
 impl VridParams {
     pub const fn new(priority: u8) -> Self {
-        Self { priority, _pad: [0; 7] }
+        Self {
+            priority,
+            _pad: [0; 7],
+        }
     }
 }
 

@@ -19,8 +19,9 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use xvrrpd_common::{
-    event_kind, gstat, interval_ns, master_down_ns, miss_grace_ns, skew_ns, DatapathConfig, Event, VridKey,
-    VridParams, VridState, DEFAULT_LOCAL_PRIORITY, EVENT_RING_BYTES, INVALID_REASONS, MAX_VRIDS,
+    event_kind, gstat, interval_ns, master_down_ns, miss_grace_ns, skew_ns, DatapathConfig, Event,
+    VridKey, VridParams, VridState, DEFAULT_LOCAL_PRIORITY, EVENT_RING_BYTES, INVALID_REASONS,
+    MAX_VRIDS,
 };
 
 use parse::{Advert, Outcome};
@@ -160,9 +161,15 @@ fn on_valid(ctx: &XdpContext, adv: &Advert) {
         src: adv.src,
         ..Event::default()
     };
-    let gap = if first { 0 } else { now.wrapping_sub(st.last_ns) };
+    let gap = if first {
+        0
+    } else {
+        now.wrapping_sub(st.last_ns)
+    };
 
-    if first || st.src != adv.src {
+    // A master is "new" when first seen, when the source changes, and when it speaks
+    // again after its Master_Down_Interval expired (it came back).
+    if first || st.src != adv.src || st.down_reported != 0 {
         ev.kind = event_kind::NEW_MASTER;
         ev.aux = st.priority as u32;
         emit(&ev);
@@ -190,7 +197,10 @@ fn on_valid(ctx: &XdpContext, adv: &Advert) {
     let (down, grace) = if adv.priority == 0 {
         (skew_ns(iv, local_priority), 0)
     } else {
-        (master_down_ns(iv, local_priority), miss_grace_ns(iv, local_priority))
+        (
+            master_down_ns(iv, local_priority),
+            miss_grace_ns(iv, local_priority),
+        )
     };
 
     if first {
@@ -246,8 +256,12 @@ fn create_entry(key: &VridKey) -> Option<*mut Entry> {
 fn on_timer(key: &VridKey, entry: *mut Entry) {
     let st = unsafe { &mut (*entry).state };
     let now = unsafe { bpf_ktime_get_ns() };
-    let (last, iv, down, grace) =
-        (st.last_ns, st.interval_ns, st.master_down_ns, st.miss_grace_ns);
+    let (last, iv, down, grace) = (
+        st.last_ns,
+        st.interval_ns,
+        st.master_down_ns,
+        st.miss_grace_ns,
+    );
     // now < last: an advert arrived while we ran; it has re-armed the timer already.
     if iv == 0 || st.down_reported != 0 || now < last {
         return;
@@ -276,7 +290,11 @@ fn on_timer(key: &VridKey, entry: *mut Entry) {
     }
     // Counted from the timestamp rather than from timer firings, so a late or raced
     // firing still reports the right number.
-    let n = if elapsed < grace { 0 } else { (elapsed - grace) / iv };
+    let n = if elapsed < grace {
+        0
+    } else {
+        (elapsed - grace) / iv
+    };
     if n > st.missed_now as u64 {
         st.missed += n - st.missed_now as u64;
         st.missed_now = n as u8;
@@ -286,7 +304,11 @@ fn on_timer(key: &VridKey, entry: *mut Entry) {
     }
     let next_tick = last + (n + 1) * iv + grace;
     let deadline = last + down;
-    let next = if next_tick < deadline { next_tick } else { deadline };
+    let next = if next_tick < deadline {
+        next_tick
+    } else {
+        deadline
+    };
     if !timer::start_abs(unsafe { &mut (*entry).timer }, next) {
         bump(gstat::TIMER_ERROR);
     }

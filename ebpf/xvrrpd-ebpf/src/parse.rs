@@ -61,7 +61,10 @@ pub struct Pkt {
 impl Pkt {
     #[inline(always)]
     pub fn new(ctx: &XdpContext) -> Self {
-        Self { start: ctx.data(), end: ctx.data_end() }
+        Self {
+            start: ctx.data(),
+            end: ctx.data_end(),
+        }
     }
 
     /// Reads a `T` at byte offset `off`, or None past the end of the frame.
@@ -142,7 +145,11 @@ fn ipv4(p: Pkt, l3: usize) -> Option<Outcome> {
     let mcast = u32::from_ne_bytes(VRRP_MCAST_V4);
     let pseudo = Pseudo {
         real: base + d as u64,
-        mcast: if d == mcast { None } else { Some(base + mcast as u64) },
+        mcast: if d == mcast {
+            None
+        } else {
+            Some(base + mcast as u64)
+        },
     };
     Some(vrrp(p, l3 + ihl, len, FAMILY_V4, ttl, pseudo, src))
 }
@@ -166,19 +173,36 @@ fn ipv6(p: Pkt, l3: usize) -> Option<Outcome> {
     let d = csum::sum16(&dst);
     let pseudo = Pseudo {
         real: base + d,
-        mcast: if dst == VRRP_MCAST_V6 { None } else { Some(base + csum::sum16(&VRRP_MCAST_V6)) },
+        mcast: if dst == VRRP_MCAST_V6 {
+            None
+        } else {
+            Some(base + csum::sum16(&VRRP_MCAST_V6))
+        },
     };
     Some(vrrp(p, l3 + 40, len, FAMILY_V6, hop_limit, pseudo, src))
 }
 
 #[inline(always)]
 fn invalid(reason: u8, family: u8, vrid: Option<u8>, src: [u8; 16]) -> Outcome {
-    Outcome::Invalid(Invalid { src, reason, family, vrid })
+    Outcome::Invalid(Invalid {
+        src,
+        reason,
+        family,
+        vrid,
+    })
 }
 
 /// Validates the VRRP message at `off` of `len` bytes (the IP payload length).
 #[inline(always)]
-fn vrrp(p: Pkt, off: usize, len: usize, family: u8, ttl: u8, pseudo: Pseudo, src: [u8; 16]) -> Outcome {
+fn vrrp(
+    p: Pkt,
+    off: usize,
+    len: usize,
+    family: u8,
+    ttl: u8,
+    pseudo: Pseudo,
+    src: [u8; 16],
+) -> Outcome {
     let vrid = p.u8(off + 1);
     if ttl != 255 {
         return invalid(reason::TTL, family, vrid, src);
@@ -212,7 +236,11 @@ fn vrrp(p: Pkt, off: usize, len: usize, family: u8, ttl: u8, pseudo: Pseudo, src
         None => return invalid(reason::LENGTH, family, vrid, src),
     };
     let style = if version == 2 {
-        if csum::fold(sum) == 0xffff { csum_style::NO_PSEUDO } else { csum_style::UNKNOWN }
+        if csum::fold(sum) == 0xffff {
+            csum_style::NO_PSEUDO
+        } else {
+            csum_style::UNKNOWN
+        }
     } else if csum::fold(sum + pseudo.real) == 0xffff {
         csum_style::PSEUDO_HEADER
     } else if family == FAMILY_V4 && csum::fold(sum) == 0xffff {
