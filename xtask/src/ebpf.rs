@@ -9,6 +9,18 @@ use crate::{root, run_cmd};
 pub const OBJECT: &str = "target/ebpf/bpfel-unknown-none/release/xvrrpd";
 
 pub fn build() -> Result<()> {
+    run_cmd(&mut nightly_cargo("build"))?;
+    eprintln!("xtask: built {}", root().join(OBJECT).display());
+    Ok(())
+}
+
+/// Lints the XDP program as it is built (nightly, BPF target), warnings denied.
+pub fn clippy() -> Result<()> {
+    run_cmd(nightly_cargo("clippy").args(["--", "-D", "warnings"]))
+}
+
+/// `cargo <sub>` for the XDP crate: nightly, bpfel-unknown-none, build-std, BTF.
+fn nightly_cargo(sub: &str) -> Command {
     let root = root();
     let mut cmd = Command::new("rustup");
     cmd.current_dir(root.join("ebpf/xvrrpd-ebpf"))
@@ -16,7 +28,7 @@ pub fn build() -> Result<()> {
             "run",
             "nightly",
             "cargo",
-            "build",
+            sub,
             "--locked",
             "--release",
             "--quiet",
@@ -43,7 +55,5 @@ pub fn build() -> Result<()> {
     ] {
         cmd.env_remove(var);
     }
-    run_cmd(&mut cmd)?;
-    eprintln!("xtask: built {}", root.join(OBJECT).display());
-    Ok(())
+    cmd
 }

@@ -42,15 +42,56 @@ pub fn run() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    crate::ebpf::clippy()?;
     eprintln!("xtask: building");
     run_cmd(cargo().args(["build", "--quiet", "--workspace", "--bins"]))?;
     eprintln!("xtask: running every test (privileged ones included)");
-    run_cmd(
+    let (passed, failed) = run_counting(
         cargo()
             .args(["test", "--workspace", "--", "--include-ignored"])
             .env("XVRRPD_BIN", root.join("target/debug/xvrrpd")),
     )?;
+    // One closing line over every test binary (cargo's last line is often a doc-test
+    // binary with nothing in it).
+    println!("tests: {passed} passed, {failed} failed");
+    if failed > 0 || passed == 0 {
+        anyhow::bail!("{failed} test(s) failed, {passed} passed");
+    }
     leftovers()
+}
+
+/// Runs `cargo test`, echoing its output, and adds up its `test result:` lines.
+fn run_counting(cmd: &mut Command) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn()?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count(rest, " passed");
+            failed += count(rest, " failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && failed == 0 {
+        anyhow::bail!("cargo test failed with {status}");
+    }
+    Ok((passed, failed))
+}
+
+/// The number before `label` in a `test result:` line (`ok. 12 passed; 0 failed; ...`).
+fn count(line: &str, label: &str) -> u64 {
+    line.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok.")
+                .trim_start_matches("FAILED.")
+                .trim()
+                .strip_suffix(label.trim())
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Reports namespaces a test left behind (every fixture must clean up). A warning, not a
@@ -66,4 +107,17 @@ fn leftovers() -> Result<()> {
         eprintln!("xtask: warning: namespaces named xv* remain after the tests: {left:?}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn counts_cargo_result_lines() {
+        let l = "ok. 12 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.01s";
+        assert_eq!(count(l, " passed"), 12);
+        assert_eq!(count(l, " failed"), 0);
+        assert_eq!(count("FAILED. 8 passed; 2 failed; 0 ignored", " failed"), 2);
+    }
 }

@@ -80,9 +80,8 @@ impl Datapath {
     /// Loads the object and the program into the kernel (running the verifier).
     pub fn load() -> Result<Self, DatapathError> {
         let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|e| {
-            let text = e.to_string();
-            if text.contains("Operation not permitted") || text.contains("EPERM") {
-                DatapathError::Permission(text)
+            if chain_has_eperm(&e) {
+                DatapathError::Permission(e.to_string())
             } else {
                 DatapathError::Load(e)
             }
@@ -194,6 +193,20 @@ impl Datapath {
         }
         Ok(out)
     }
+}
+
+/// True when an `EPERM` I/O error is anywhere in `e`'s source chain.
+fn chain_has_eperm(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.raw_os_error() == Some(libc::EPERM) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The kernel's index for `iface`, None when it does not exist.

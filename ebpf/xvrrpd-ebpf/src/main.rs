@@ -96,7 +96,7 @@ fn on_invalid(ctx: &XdpContext, inv: parse::Invalid) {
     let ifindex = ifindex(ctx);
     if let Some(vrid) = inv.vrid {
         let key = VridKey::new(ifindex, inv.family, vrid);
-        if let Some(e) = STATE.get_ptr_mut(&key) {
+        if let Some(e) = STATE.get_ptr_mut(key) {
             unsafe { (*e).state.invalid[reason] += 1 };
         }
     }
@@ -126,7 +126,7 @@ fn on_valid(ctx: &XdpContext, adv: &Advert) {
     let ifindex = ifindex(ctx);
     let key = VridKey::new(ifindex, adv.family, adv.vrid);
     let cfg = CONFIG.get(0).copied().unwrap_or_default();
-    let local_priority = match PARAMS.get_ptr(&key) {
+    let local_priority = match PARAMS.get_ptr(key) {
         Some(p) => unsafe { (*p).priority },
         None if cfg.only_listed != 0 => {
             bump(gstat::UNLISTED);
@@ -137,7 +137,7 @@ fn on_valid(ctx: &XdpContext, adv: &Advert) {
     };
 
     let now = unsafe { bpf_ktime_get_ns() };
-    let (entry, first) = match STATE.get_ptr_mut(&key) {
+    let (entry, first) = match STATE.get_ptr_mut(key) {
         Some(e) => (e, false),
         None => match create_entry(&key) {
             Some(e) => (e, true),

@@ -227,7 +227,7 @@ fn vrrp(
     let addr_size = if family == FAMILY_V4 { 4 } else { 16 };
     let auth = if version == 2 { 8 } else { 0 };
     let need = 8 + count as usize * addr_size + auth;
-    if need > len || len > MAX_VRRP_LEN as usize || len % 4 != 0 {
+    if need > len || len > MAX_VRRP_LEN as usize || !len.is_multiple_of(4) {
         return invalid(reason::LENGTH, family, vrid, src);
     }
     let sum = match csum::sum_words(p, off, len / 4) {
