@@ -4,5 +4,6 @@
 //! - [`vrrp`]: the pure VRRP packet codec (no sockets).
 //! - [`observe`]: the `xvrrpd observe` command.
 pub mod datapath;
+pub mod engine;
 pub mod observe;
 pub mod vrrp;

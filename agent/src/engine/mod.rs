@@ -1,0 +1,471 @@
+//! The VRRP state machine of one instance, sans I/O (RFC 5798 / 9568, RFC 3768 for v2).
+//!
+//! [`Instance::handle`] takes an [`Input`] that carries `now` and returns the [`Action`]s
+//! the I/O shells must carry out, in order. Nothing here reads a clock or touches a socket,
+//! so every transition is a unit test with a fake clock.
+//!
+//! Who decides Master_Down: while a master is advertising, the kernel timer (datapath)
+//! reports its silence as [`Input::MasterDown`], microseconds after the deadline. The
+//! engine also keeps its own deadline, used (through [`Input::Tick`]) when the kernel
+//! cannot know: at start-up or after Fault, when no advert has been heard yet. Once an
+//! advert has been accepted that deadline sits one advert interval *after* the kernel's,
+//! a safety net that never races it.
+#[cfg(test)]
+mod tests;
+
+use std::{net::IpAddr, time::Duration};
+
+/// Monotonic time as the shells see it (nanoseconds since an arbitrary origin; the same
+/// clock as `bpf_ktime_get_ns`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(pub u64);
+
+impl Instant {
+    pub fn after(self, d: Duration) -> Self {
+        Self(self.0 + d.as_nanos() as u64)
+    }
+    pub fn since(self, earlier: Instant) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    Initialize,
+    Backup,
+    Master,
+    /// A tracked check failed with weight 0 (or the interface is down): no VIPs, silent.
+    Fault,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Initialize => "INIT",
+            Self::Backup => "BACKUP",
+            Self::Master => "MASTER",
+            Self::Fault => "FAULT",
+        }
+    }
+}
+
+/// Why a transition happened (logged, counted, passed to hooks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Start-up as backup.
+    Startup,
+    /// Start-up with priority 255: the address owner is master at once.
+    Owner,
+    /// Master_Down_Interval (or Skew after a priority-0 advert) passed in silence.
+    MasterDown,
+    /// A better master advertised (higher priority, or equal and higher address).
+    HigherPriority,
+    /// We outrank the current master and preemption is allowed (after preempt_delay).
+    Preempt,
+    Shutdown,
+    Fault,
+    FaultCleared,
+}
+
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Startup => "startup",
+            Self::Owner => "owner",
+            Self::MasterDown => "master_down",
+            Self::HigherPriority => "higher_priority",
+            Self::Preempt => "preempt",
+            Self::Shutdown => "shutdown",
+            Self::Fault => "fault",
+            Self::FaultCleared => "fault_cleared",
+        }
+    }
+}
+
+/// Static settings of an instance (from the config).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub version: u8,
+    /// Configured priority 1–255 (255 = address owner).
+    pub priority: u8,
+    /// Configured advert interval.
+    pub advert_interval: Duration,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    /// Our primary address on the interface: breaks ties between equal priorities.
+    pub primary_address: IpAddr,
+    /// Smallest Master_Adver_Interval a backup learns from a master's adverts.
+    pub min_learned_interval: Duration,
+}
+
+/// What the engine is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Startup {
+        now: Instant,
+    },
+    Shutdown {
+        now: Instant,
+    },
+    /// A valid advert for this instance (validated by the datapath).
+    Advert {
+        now: Instant,
+        src: IpAddr,
+        priority: u8,
+        interval: Duration,
+    },
+    /// The kernel timer saw Master_Down_Interval pass without a valid advert.
+    MasterDown {
+        now: Instant,
+    },
+    /// Time passed: process deadlines at or before `now`.
+    Tick {
+        now: Instant,
+    },
+    /// Tracked state changed the effective priority (already clamped by the trackers).
+    Priority {
+        now: Instant,
+        priority: u8,
+    },
+    Fault {
+        now: Instant,
+    },
+    FaultCleared {
+        now: Instant,
+    },
+}
+
+/// What the shells must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Transition {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+    /// Send one advert with this priority (0 when leaving).
+    SendAdvert {
+        priority: u8,
+    },
+    AddVips,
+    RemoveVips,
+    /// Gratuitous ARP / unsolicited NA burst for the VIPs.
+    Announce,
+    /// Tell the datapath the local priority (it shapes the kernel's Skew_Time).
+    SetLocalPriority {
+        priority: u8,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub settings: Settings,
+    state: State,
+    priority: u8,
+    master_adver_interval: Duration,
+    /// Master we accept in Backup.
+    master: Option<(IpAddr, u8)>,
+    /// Engine deadline for Master_Down (see module docs).
+    master_down_at: Option<Instant>,
+    /// An advert has been accepted since entering Backup: the kernel is timing it.
+    kernel_timing: bool,
+    /// Master: when the next advert is due.
+    advert_at: Option<Instant>,
+    /// Backup: we outrank the master; take over at this time.
+    preempt_at: Option<Instant>,
+}
+
+impl Instance {
+    pub fn new(settings: Settings) -> Self {
+        let priority = settings.priority;
+        let iv = settings.advert_interval;
+        Self {
+            settings,
+            state: State::Initialize,
+            priority,
+            master_adver_interval: iv,
+            master: None,
+            master_down_at: None,
+            kernel_timing: false,
+            advert_at: None,
+            preempt_at: None,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+    /// Effective priority (configured, adjusted by trackers).
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+    pub fn master(&self) -> Option<IpAddr> {
+        self.master.map(|m| m.0)
+    }
+    pub fn master_adver_interval(&self) -> Duration {
+        self.master_adver_interval
+    }
+
+    /// Skew_Time = ((256 − Priority) × Master_Adver_Interval) / 256.
+    pub fn skew(&self) -> Duration {
+        self.master_adver_interval * (256 - self.priority as u32) / 256
+    }
+
+    /// Master_Down_Interval = 3 × Master_Adver_Interval + Skew_Time.
+    pub fn master_down_interval(&self) -> Duration {
+        self.master_adver_interval * 3 + self.skew()
+    }
+
+    /// The earliest time at which [`Input::Tick`] has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.master_down_at, self.advert_at, self.preempt_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn handle(&mut self, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Startup { now } => self.startup(now, &mut out),
+            Input::Shutdown { .. } => self.shutdown(&mut out),
+            Input::Advert {
+                now,
+                src,
+                priority,
+                interval,
+            } => self.advert(now, src, priority, interval, &mut out),
+            Input::MasterDown { now } => {
+                if self.state == State::Backup {
+                    self.become_master(now, Reason::MasterDown, &mut out);
+                }
+            }
+            Input::Tick { now } => self.tick(now, &mut out),
+            Input::Priority { now, priority } => self.set_priority(now, priority, &mut out),
+            Input::Fault { .. } => self.fault(&mut out),
+            Input::FaultCleared { now } => {
+                if self.state == State::Fault {
+                    self.become_backup(now, Reason::FaultCleared, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    fn transition(&mut self, to: State, reason: Reason, out: &mut Vec<Action>) {
+        let from = self.state;
+        self.state = to;
+        out.push(Action::Transition { from, to, reason });
+    }
+
+    fn startup(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.state != State::Initialize {
+            return;
+        }
+        out.push(Action::SetLocalPriority {
+            priority: self.priority,
+        });
+        if self.priority == 255 {
+            self.become_master(now, Reason::Owner, out);
+        } else {
+            self.become_backup(now, Reason::Startup, out);
+        }
+    }
+
+    fn shutdown(&mut self, out: &mut Vec<Action>) {
+        if self.state == State::Master {
+            // Priority 0 lets the backup take over after Skew instead of 3 intervals.
+            out.push(Action::SendAdvert { priority: 0 });
+            out.push(Action::RemoveVips);
+        }
+        if self.state != State::Initialize {
+            self.clear_timers();
+            self.transition(State::Initialize, Reason::Shutdown, out);
+        }
+    }
+
+    fn fault(&mut self, out: &mut Vec<Action>) {
+        match self.state {
+            State::Master => {
+                out.push(Action::SendAdvert { priority: 0 });
+                out.push(Action::RemoveVips);
+            }
+            State::Backup | State::Initialize => {}
+            State::Fault => return,
+        }
+        self.clear_timers();
+        self.transition(State::Fault, Reason::Fault, out);
+    }
+
+    fn clear_timers(&mut self) {
+        self.master_down_at = None;
+        self.advert_at = None;
+        self.preempt_at = None;
+        self.kernel_timing = false;
+    }
+
+    fn become_backup(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
+        if self.state == State::Master {
+            out.push(Action::RemoveVips);
+        }
+        self.clear_timers();
+        self.master_adver_interval = self.settings.advert_interval;
+        self.master_down_at = Some(now.after(self.master_down_interval()));
+        self.transition(State::Backup, reason, out);
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
+        self.clear_timers();
+        self.master = None;
+        // Advert first: the old master (if alive) steps down as early as possible.
+        out.push(Action::SendAdvert {
+            priority: self.priority,
+        });
+        out.push(Action::AddVips);
+        out.push(Action::Announce);
+        self.advert_at = Some(now.after(self.settings.advert_interval));
+        self.transition(State::Master, reason, out);
+    }
+
+    /// Does an advert from (`src`, `prio`) beat us?
+    fn beats_us(&self, src: IpAddr, prio: u8) -> bool {
+        prio > self.priority || (prio == self.priority && src > self.settings.primary_address)
+    }
+
+    fn advert(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        prio: u8,
+        interval: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        match self.state {
+            State::Initialize | State::Fault => {}
+            State::Backup => {
+                if prio == 0 {
+                    // The master is leaving: take over after Skew (the kernel reports it).
+                    self.master_down_at = Some(now.after(self.skew()));
+                    self.kernel_timing = true;
+                    self.preempt_at = None;
+                    return;
+                }
+                if !self.settings.preempt || prio >= self.priority {
+                    self.accept_master(now, src, prio, interval);
+                } else {
+                    // We outrank this master: RFC 5798 discards its adverts, so it is
+                    // replaced after Master_Down_Interval (or preempt_delay). Meanwhile the
+                    // kernel times it: if it dies first, MasterDown arrives sooner.
+                    if self.preempt_at.is_none() {
+                        self.preempt_at = Some(now.after(self.preempt_wait()));
+                    }
+                    self.master = Some((src, prio));
+                    self.arm_safety_net(now);
+                }
+            }
+            State::Master => {
+                if prio == 0 {
+                    // Another master resigned: assert ourselves at once.
+                    out.push(Action::SendAdvert {
+                        priority: self.priority,
+                    });
+                    self.advert_at = Some(now.after(self.settings.advert_interval));
+                } else if self.beats_us(src, prio) {
+                    self.become_backup(now, Reason::HigherPriority, out);
+                    self.accept_master(now, src, prio, interval);
+                } else {
+                    // Split brain healing: a lower-priority router thinks it is master.
+                    // Re-announce now so it steps down and every ARP cache points here.
+                    out.push(Action::SendAdvert {
+                        priority: self.priority,
+                    });
+                    out.push(Action::Announce);
+                    self.advert_at = Some(now.after(self.settings.advert_interval));
+                }
+            }
+        }
+    }
+
+    fn accept_master(&mut self, now: Instant, src: IpAddr, prio: u8, interval: Duration) {
+        if self.settings.version == 3 {
+            self.master_adver_interval = interval.max(self.settings.min_learned_interval);
+        }
+        self.master = Some((src, prio));
+        self.preempt_at = None;
+        self.arm_safety_net(now);
+    }
+
+    /// A master's advert arrived at `now`: the kernel is timing its silence; our own
+    /// deadline becomes a safety net one interval behind the kernel's.
+    fn arm_safety_net(&mut self, now: Instant) {
+        self.kernel_timing = true;
+        self.master_down_at =
+            Some(now.after(self.master_down_interval() + self.master_adver_interval));
+    }
+
+    fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        match self.state {
+            State::Master => {
+                if self.advert_at.is_some_and(|t| t <= now) {
+                    out.push(Action::SendAdvert {
+                        priority: self.priority,
+                    });
+                    // Next advert from the scheduled time, not from `now`: no drift.
+                    let mut next = self.advert_at.unwrap_or(now);
+                    while next <= now {
+                        next = next.after(self.settings.advert_interval);
+                    }
+                    self.advert_at = Some(next);
+                }
+            }
+            State::Backup => {
+                if self.preempt_at.is_some_and(|t| t <= now) {
+                    self.become_master(now, Reason::Preempt, out);
+                } else if self.master_down_at.is_some_and(|t| t <= now) {
+                    self.become_master(now, Reason::MasterDown, out);
+                }
+            }
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    fn set_priority(&mut self, now: Instant, prio: u8, out: &mut Vec<Action>) {
+        if prio == self.priority || self.settings.priority == 255 {
+            return;
+        }
+        self.priority = prio;
+        out.push(Action::SetLocalPriority { priority: prio });
+        match self.state {
+            // Advertise the new priority at once so a better backup can preempt now.
+            State::Master => {
+                out.push(Action::SendAdvert { priority: prio });
+                self.advert_at = Some(now.after(self.settings.advert_interval));
+            }
+            State::Backup => match self.master {
+                Some((_, mprio)) if self.settings.preempt && mprio < prio => {
+                    if self.preempt_at.is_none() {
+                        self.preempt_at = Some(now.after(self.preempt_wait()));
+                    }
+                }
+                _ => self.preempt_at = None,
+            },
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    /// How long a backup that outranks the master waits before taking over:
+    /// preempt_delay when set (keepalived semantics), else Master_Down_Interval.
+    fn preempt_wait(&self) -> Duration {
+        if self.settings.preempt_delay.is_zero() {
+            self.master_down_interval()
+        } else {
+            self.settings.preempt_delay
+        }
+    }
+
+    /// True when the engine's own master-down deadline is only a safety net (the kernel
+    /// timer is tracking a live master).
+    pub fn kernel_timing(&self) -> bool {
+        self.kernel_timing
+    }
+}
