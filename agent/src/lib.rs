@@ -3,6 +3,7 @@
 //! - [`datapath`]: loads the embedded XDP program, attaches it, reads its maps and events.
 //! - [`vrrp`]: the pure VRRP packet codec (no sockets).
 //! - [`observe`]: the `xvrrpd observe` command.
+pub mod config;
 pub mod datapath;
 pub mod engine;
 pub mod observe;

@@ -34,6 +34,14 @@ enum Command {
         #[arg(long)]
         adverts: bool,
     },
+    /// Validate a configuration; list every problem with its key and line, exit 1 if any.
+    Check {
+        #[arg(long, default_value = xvrrpd::config::DEFAULT_PATH)]
+        config: std::path::PathBuf,
+        /// Do not check interface names against this host (validating for another node).
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +52,9 @@ fn main() -> std::process::ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    if let Command::Check { config, offline } = &cli.command {
+        return check(config, *offline);
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -72,12 +83,37 @@ fn main() -> std::process::ExitCode {
                 })
                 .await
             }
+            Command::Check { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `xvrrpd check`: prints `PATH:LINE: KEY: MESSAGE` per problem.
+fn check(path: &std::path::Path, offline: bool) -> std::process::ExitCode {
+    match xvrrpd::config::load(path, !offline) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok ({} instance(s))",
+                path.display(),
+                cfg.instances.len()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in &problems {
+                match p.line {
+                    Some(l) => eprintln!("{}:{l}: {}: {}", path.display(), p.key, p.message),
+                    None => eprintln!("{}: {}: {}", path.display(), p.key, p.message),
+                }
+            }
+            eprintln!("{}: {} problem(s)", path.display(), problems.len());
             std::process::ExitCode::FAILURE
         }
     }

@@ -1,0 +1,215 @@
+//! The TOML configuration: schema, parsing and validation.
+//!
+//! Parsing rejects unknown keys; validation collects *every* problem, each with its key
+//! path, its line and how to fix it, so `xvrrpd check` can list them all at once.
+mod locate;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::{net::IpAddr, path::Path, time::Duration};
+
+use serde::Deserialize;
+
+pub use validate::validate;
+
+/// Default configuration path.
+pub const DEFAULT_PATH: &str = "/etc/xvrrpd/xvrrpd.toml";
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub global: Global,
+    #[serde(default, rename = "instance")]
+    pub instances: Vec<InstanceConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    /// Name of this node in logs and metrics (default: the host name).
+    pub router_id: Option<String>,
+}
+
+/// How a v3 IPv4 advert's checksum is computed when sending.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum V3Checksum {
+    /// With the IPv4 pseudo-header: RFC 5798 and keepalived 2.2.7's default.
+    #[default]
+    PseudoHeader,
+    /// Over the VRRP message only (RFC 3768 style), for peers that expect it.
+    NoPseudoHeader,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub priority: u8,
+    #[serde(default = "default_version")]
+    pub version: u8,
+    #[serde(default = "default_interval", with = "duration")]
+    pub advert_interval: Duration,
+    #[serde(default = "yes")]
+    pub preempt: bool,
+    #[serde(default, with = "duration")]
+    pub preempt_delay: Duration,
+    pub virtual_addresses: Vec<VirtualAddress>,
+    /// Source address for unicast adverts (default: the interface's primary address).
+    pub unicast_source: Option<IpAddr>,
+    /// Unicast peers; multicast (224.0.0.18 / ff02::12) when empty.
+    #[serde(default)]
+    pub unicast_peers: Vec<IpAddr>,
+    /// VRRPv2 PASS authentication (keepalived compatibility; at most 8 bytes).
+    pub auth_pass: Option<String>,
+    #[serde(default)]
+    pub v3_checksum: V3Checksum,
+    /// Accept packets addressed to the VIPs when not the owner (needed for a database VIP).
+    #[serde(default = "yes")]
+    pub accept_mode: bool,
+    #[serde(default)]
+    pub announce: Announce,
+}
+
+/// Gratuitous ARP / unsolicited NA after becoming master.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Announce {
+    /// Packets per burst.
+    #[serde(default = "default_burst")]
+    pub count: u32,
+    /// Gap between packets of a burst.
+    #[serde(default = "default_burst_delay", with = "duration")]
+    pub burst_delay: Duration,
+    /// A second burst this long after the first (0 = none).
+    #[serde(default = "default_repeat", with = "duration")]
+    pub repeat_after: Duration,
+    /// Re-announce periodically while master (0 = never).
+    #[serde(default, with = "duration")]
+    pub refresh: Duration,
+}
+
+impl Default for Announce {
+    fn default() -> Self {
+        Self {
+            count: default_burst(),
+            burst_delay: default_burst_delay(),
+            repeat_after: default_repeat(),
+            refresh: Duration::ZERO,
+        }
+    }
+}
+
+/// A VIP: `"192.0.2.100/24"` or `{ address = "...", device = "eth1", label = "eth1:db" }`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum VirtualAddress {
+    Plain(String),
+    Detailed {
+        address: String,
+        device: Option<String>,
+        label: Option<String>,
+    },
+}
+
+impl VirtualAddress {
+    pub fn address(&self) -> &str {
+        match self {
+            Self::Plain(a) => a,
+            Self::Detailed { address, .. } => address,
+        }
+    }
+}
+
+fn default_version() -> u8 {
+    3
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn yes() -> bool {
+    true
+}
+fn default_burst() -> u32 {
+    5
+}
+fn default_burst_delay() -> Duration {
+    Duration::from_millis(10)
+}
+fn default_repeat() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// Durations as text: `"10ms"`, `"1s"`, `"1m 30s"`.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{de::Error, Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            D::Error::custom(format!(
+                "{s:?} is not a duration ({e}); write e.g. \"10ms\" or \"1s\""
+            ))
+        })
+    }
+}
+
+/// One problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path, e.g. `instance[0].advert_interval`.
+    pub key: String,
+    /// 1-based line, when it could be located.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}: {}", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+/// Parses and validates `text`; `interfaces_exist` says whether to check interface names
+/// against this host.
+pub fn parse(text: &str, check_interfaces: bool) -> Result<Config, Vec<Problem>> {
+    let cfg: Config = match toml::from_str(text) {
+        Ok(c) => c,
+        Err(e) => {
+            let line = e.span().map(|s| locate::line_of(text, s.start));
+            return Err(vec![Problem {
+                key: "(syntax)".into(),
+                line,
+                message: e.message().trim().to_string(),
+            }]);
+        }
+    };
+    let mut problems = validate(&cfg, check_interfaces);
+    if problems.is_empty() {
+        return Ok(cfg);
+    }
+    locate::lines(text, &mut problems);
+    Err(problems)
+}
+
+/// Reads, parses and validates the file at `path`.
+pub fn load(path: &Path, check_interfaces: bool) -> Result<Config, Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem {
+            key: "(file)".into(),
+            line: None,
+            message: format!("reading {}: {e}", path.display()),
+        }]
+    })?;
+    parse(&text, check_interfaces)
+}

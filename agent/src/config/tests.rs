@@ -1,0 +1,134 @@
+use super::*;
+
+fn problems(text: &str) -> Vec<Problem> {
+    parse(text, false).expect_err("config should be rejected")
+}
+
+const MINIMAL: &str = r#"
+[[instance]]
+name = "write"
+interface = "eth0"
+vrid = 41
+priority = 150
+advert_interval = "100ms"
+virtual_addresses = ["192.0.2.100/24"]
+"#;
+
+#[test]
+fn minimal_config_gets_documented_defaults() {
+    let c = parse(MINIMAL, false).unwrap();
+    let i = &c.instances[0];
+    assert_eq!(i.version, 3);
+    assert!(i.preempt && i.accept_mode);
+    assert_eq!(i.preempt_delay, Duration::ZERO);
+    assert_eq!(i.advert_interval, Duration::from_millis(100));
+    assert_eq!(i.v3_checksum, V3Checksum::PseudoHeader);
+    assert_eq!(i.announce, Announce::default());
+    assert!(i.unicast_peers.is_empty());
+}
+
+#[test]
+fn shipped_examples_are_valid() {
+    for f in ["db1.toml", "db2.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config")
+            .join(f);
+        let c = load(&path, false).unwrap_or_else(|p| panic!("{f}: {p:?}"));
+        assert_eq!(c.instances.len(), 2);
+        assert_eq!((c.instances[0].vrid, c.instances[1].vrid), (41, 51));
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_line() {
+    let p = problems(&format!("{MINIMAL}preemt = false\n"));
+    assert_eq!(p.len(), 1);
+    assert!(p[0].message.contains("preemt"), "{}", p[0]);
+    assert_eq!(p[0].line, Some(9));
+}
+
+#[test]
+fn every_problem_is_listed_with_key_and_line() {
+    let text = r#"
+[[instance]]
+name = "a"
+interface = "eth0"
+vrid = 41
+priority = 100
+version = 2
+advert_interval = "1500ms"
+virtual_addresses = ["2001:db8::1/64"]
+auth_pass = "much-too-long"
+
+[[instance]]
+name = "a"
+interface = "eth0"
+vrid = 41
+priority = 100
+advert_interval = "15ms"
+virtual_addresses = ["192.0.2.1/24", "2001:db8::2/64"]
+"#;
+    let p = problems(text);
+    let find = |key: &str| {
+        p.iter()
+            .find(|x| x.key == key)
+            .unwrap_or_else(|| panic!("no problem for {key}: {p:#?}"))
+    };
+    assert_eq!(find("instance[0].advert_interval").line, Some(8));
+    assert!(find("instance[0].advert_interval")
+        .message
+        .contains("whole seconds"));
+    assert_eq!(find("instance[0].virtual_addresses[0]").line, Some(9));
+    assert!(find("instance[0].virtual_addresses[0]")
+        .message
+        .contains("IPv4 only"));
+    assert_eq!(find("instance[0].auth_pass").line, Some(10));
+    assert_eq!(find("instance[1].name").line, Some(13));
+    assert!(find("instance[1].advert_interval")
+        .message
+        .contains("multiples of 10ms"));
+    assert!(find("instance[1].virtual_addresses[1]")
+        .message
+        .contains("one address family"));
+}
+
+#[test]
+fn duplicate_vrid_on_one_interface_and_family() {
+    let text = format!("{MINIMAL}{}", MINIMAL.replace("\"write\"", "\"read\""));
+    let p = problems(&text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "instance[1].vrid");
+    assert!(p[0].message.contains("already used on eth0"));
+    assert_eq!(p[0].line, Some(13));
+    // The same VRID for the other family is a different virtual router: allowed.
+    let v6 = MINIMAL
+        .replace("\"write\"", "\"w6\"")
+        .replace("192.0.2.100/24", "2001:db8::100/64");
+    assert!(parse(&format!("{MINIMAL}{v6}"), false).is_ok());
+}
+
+#[test]
+fn bad_durations_and_values_name_the_fix() {
+    let p = problems(&MINIMAL.replace("\"100ms\"", "\"fast\""));
+    assert!(p[0].message.contains("write e.g."), "{}", p[0]);
+    assert_eq!(p[0].line, Some(7));
+    let p = problems(&MINIMAL.replace("priority = 150", "priority = 0"));
+    assert!(p[0].message.contains("1–255"));
+    let p = problems(&MINIMAL.replace("\"192.0.2.100/24\"", "\"192.0.2.100/33\""));
+    assert!(p[0].message.contains("prefix"));
+}
+
+#[test]
+fn unknown_interface_is_reported_when_checking_the_host() {
+    let p = parse(&MINIMAL.replace("eth0", "nosuchif0"), true).unwrap_err();
+    assert!(p
+        .iter()
+        .any(|x| x.key == "instance[0].interface" && x.message.contains("does not exist")));
+}
+
+#[test]
+fn parse_prefixed_defaults_to_host_prefix() {
+    assert_eq!(validate::parse_prefixed("192.0.2.1").unwrap().1, 32);
+    assert_eq!(validate::parse_prefixed("2001:db8::1").unwrap().1, 128);
+    assert!(validate::parse_prefixed("nope/24").is_err());
+}

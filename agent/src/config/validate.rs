@@ -1,0 +1,224 @@
+//! Semantic checks: everything serde cannot see. Every problem names its key and the fix.
+use std::{collections::HashMap, net::IpAddr, time::Duration};
+
+use super::{Config, InstanceConfig, Problem};
+
+/// An address with its prefix length, parsed from `"192.0.2.100/24"` (prefix optional:
+/// /32 or /128).
+pub fn parse_prefixed(s: &str) -> Result<(IpAddr, u8), String> {
+    let (a, p) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: IpAddr = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IP address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match p {
+        None => max,
+        Some(p) => p
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|&p| p <= max)
+            .ok_or_else(|| format!("prefix in {s:?} must be 0–{max}"))?,
+    };
+    Ok((addr, prefix))
+}
+
+pub fn validate(cfg: &Config, check_interfaces: bool) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut vrids: HashMap<(&str, bool, u8), usize> = HashMap::new();
+    if cfg.instances.is_empty() {
+        out.push(problem(
+            "instance",
+            "no instances: add at least one [[instance]] table",
+        ));
+    }
+    for (i, inst) in cfg.instances.iter().enumerate() {
+        let key = |k: &str| format!("instance[{i}].{k}");
+        let mut push = |k: &str, m: String| {
+            out.push(Problem {
+                key: key(k),
+                line: None,
+                message: m,
+            })
+        };
+        if let Some(prev) = names.insert(inst.name.as_str(), i) {
+            push(
+                "name",
+                format!(
+                    "{:?} is also the name of instance[{prev}]; names must be unique",
+                    inst.name
+                ),
+            );
+        }
+        if inst.name.is_empty() {
+            push("name", "must not be empty".into());
+        }
+        if inst.vrid == 0 {
+            push("vrid", "must be 1–255".into());
+        }
+        if inst.priority == 0 {
+            push(
+                "priority",
+                "must be 1–255 (0 is reserved for a master that is leaving)".into(),
+            );
+        }
+        check_version_and_interval(inst, &mut push);
+        let v6 = check_addresses(inst, &mut push);
+        if let Some(v6) = v6 {
+            if let Some(prev) = vrids.insert((inst.interface.as_str(), v6, inst.vrid), i) {
+                push(
+                    "vrid",
+                    format!(
+                        "VRID {} is already used on {} for {} by instance[{prev}]; pick another VRID",
+                        inst.vrid,
+                        inst.interface,
+                        if v6 { "IPv6" } else { "IPv4" }
+                    ),
+                );
+            }
+            for (j, peer) in inst.unicast_peers.iter().enumerate() {
+                if peer.is_ipv6() != v6 {
+                    push(
+                        &format!("unicast_peers[{j}]"),
+                        format!("{peer} is not of the VIPs' address family"),
+                    );
+                }
+            }
+            if let Some(src) = inst.unicast_source {
+                if src.is_ipv6() != v6 {
+                    push(
+                        "unicast_source",
+                        format!("{src} is not of the VIPs' address family"),
+                    );
+                }
+            }
+        }
+        if let Some(pass) = &inst.auth_pass {
+            if inst.version != 2 {
+                push(
+                    "auth_pass",
+                    "authentication exists only in VRRPv2: remove it or set version = 2".into(),
+                );
+            }
+            if pass.len() > 8 || pass.is_empty() {
+                push(
+                    "auth_pass",
+                    "must be 1–8 bytes (keepalived truncates longer ones)".into(),
+                );
+            }
+        }
+        if inst.preempt_delay > Duration::from_secs(3600) {
+            push(
+                "preempt_delay",
+                "more than an hour: did you mean seconds?".into(),
+            );
+        }
+        if !inst.preempt && !inst.preempt_delay.is_zero() {
+            push(
+                "preempt_delay",
+                "has no effect with preempt = false: remove one of them".into(),
+            );
+        }
+        let a = &inst.announce;
+        if a.count == 0 || a.count > 100 {
+            push("announce.count", "must be 1–100 packets per burst".into());
+        }
+        if a.burst_delay > Duration::from_secs(1) {
+            push("announce.burst_delay", "must be at most 1s".into());
+        }
+        if check_interfaces && crate::datapath::ifindex(&inst.interface).is_none() {
+            push(
+                "interface",
+                format!(
+                    "{:?} does not exist on this host (see `ip link`)",
+                    inst.interface
+                ),
+            );
+        }
+    }
+    out
+}
+
+fn problem(key: &str, message: &str) -> Problem {
+    Problem {
+        key: key.into(),
+        line: None,
+        message: message.into(),
+    }
+}
+
+fn check_version_and_interval(inst: &InstanceConfig, push: &mut impl FnMut(&str, String)) {
+    let iv = inst.advert_interval;
+    match inst.version {
+        2 => {
+            if iv.subsec_nanos() != 0 || iv.as_secs() == 0 || iv.as_secs() > 255 {
+                push(
+                    "advert_interval",
+                    format!(
+                        "{iv:?}: VRRPv2 sends whole seconds, 1s–255s; use version = 3 for shorter"
+                    ),
+                );
+            }
+        }
+        3 => {
+            let cs_exact = iv.as_nanos().is_multiple_of(10_000_000);
+            if !cs_exact || iv < Duration::from_millis(10) || iv > Duration::from_millis(40_950) {
+                push(
+                    "advert_interval",
+                    format!("{iv:?}: VRRPv3 sends multiples of 10ms between 10ms and 40.95s"),
+                );
+            }
+        }
+        v => push("version", format!("{v} is not a VRRP version: use 2 or 3")),
+    }
+}
+
+/// Checks the VIPs; returns the instance's family (true = IPv6) when it is consistent.
+fn check_addresses(inst: &InstanceConfig, push: &mut impl FnMut(&str, String)) -> Option<bool> {
+    if inst.virtual_addresses.is_empty() {
+        push(
+            "virtual_addresses",
+            "no VIPs: list at least one, e.g. [\"192.0.2.100/24\"]".into(),
+        );
+        return None;
+    }
+    let mut family = None;
+    let mut ok = true;
+    for (j, va) in inst.virtual_addresses.iter().enumerate() {
+        let k = format!("virtual_addresses[{j}]");
+        match parse_prefixed(va.address()) {
+            Err(e) => {
+                push(&k, e);
+                ok = false;
+            }
+            Ok((addr, _)) => {
+                let v6 = addr.is_ipv6();
+                if v6 && inst.version == 2 {
+                    push(
+                        &k,
+                        format!("{addr}: VRRPv2 carries IPv4 only; use version = 3"),
+                    );
+                    ok = false;
+                }
+                match family {
+                    None => family = Some(v6),
+                    Some(f) if f != v6 => {
+                        push(&k, format!("{addr}: one instance carries one address family; put IPv4 and IPv6 VIPs in separate instances"));
+                        ok = false;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    if ok {
+        family
+    } else {
+        None
+    }
+}
