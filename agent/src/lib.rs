@@ -6,5 +6,7 @@
 pub mod config;
 pub mod datapath;
 pub mod engine;
+pub mod net;
 pub mod observe;
+pub mod run;
 pub mod vrrp;

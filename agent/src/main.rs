@@ -34,6 +34,12 @@ enum Command {
         #[arg(long)]
         adverts: bool,
     },
+    /// Run the VRRP router in the foreground (SIGTERM/SIGINT: priority-0 advert, VIPs
+    /// removed, program detached, exit 0).
+    Run {
+        #[arg(long, default_value = xvrrpd::config::DEFAULT_PATH)]
+        config: std::path::PathBuf,
+    },
     /// Validate a configuration; list every problem with its key and line, exit 1 if any.
     Check {
         #[arg(long, default_value = xvrrpd::config::DEFAULT_PATH)]
@@ -83,6 +89,7 @@ fn main() -> std::process::ExitCode {
                 })
                 .await
             }
+            Command::Run { config } => xvrrpd::run::run(&config).await,
             Command::Check { .. } => unreachable!("handled before the runtime starts"),
         }
     });

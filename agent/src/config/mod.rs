@@ -12,7 +12,7 @@ use std::{net::IpAddr, path::Path, time::Duration};
 
 use serde::Deserialize;
 
-pub use validate::validate;
+pub use validate::{parse_prefixed, validate};
 
 /// Default configuration path.
 pub const DEFAULT_PATH: &str = "/etc/xvrrpd/xvrrpd.toml";

@@ -1,0 +1,323 @@
+//! `xvrrpd run`: the VRRP router. Feeds datapath events and deadlines to one engine per
+//! instance and carries out what the engines decide.
+//!
+//! Start-up policy for VIPs left by a crash: every configured VIP found on its interface
+//! is removed before the instance starts (as backup, or as master only for an owner). The
+//! node then holds no VIP until it wins the election, so two owners never overlap longer
+//! than the election itself takes.
+use std::{collections::HashMap, net::IpAddr, path::Path, time::Duration};
+
+use anyhow::{anyhow, Context};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{signal, SignalKind},
+};
+use tracing::{info, warn};
+use xvrrpd_common::{DatapathConfig, VridKey, VridParams, FAMILY_V4, FAMILY_V6};
+
+use crate::{
+    config::{self, InstanceConfig, V3Checksum},
+    datapath::{
+        event::{DatapathEvent, EventKind},
+        Datapath,
+    },
+    engine::{Action, Input, Instance, Instant, Settings},
+    net::{
+        announce::Announcer,
+        iface::Iface,
+        monotonic_ns,
+        tx::AdvertSender,
+        vip::{self, Vip},
+    },
+    vrrp::packet::{Advertisement, ChecksumStyle},
+};
+
+/// One configured instance at run time.
+struct Running {
+    cfg: InstanceConfig,
+    key: VridKey,
+    engine: Instance,
+    sender: AdvertSender,
+    announcer: std::sync::Arc<Announcer>,
+    vips: Vec<Vip>,
+}
+
+impl Running {
+    fn advert(&self, priority: u8) -> Advertisement {
+        let interval = if self.cfg.version == 2 {
+            self.cfg.advert_interval.as_secs() as u16
+        } else {
+            (self.cfg.advert_interval.as_millis() / 10) as u16
+        };
+        let mut auth_data = [0u8; 8];
+        let auth_type = match &self.cfg.auth_pass {
+            Some(p) if self.cfg.version == 2 => {
+                let n = p.len().min(8);
+                auth_data[..n].copy_from_slice(&p.as_bytes()[..n]);
+                1
+            }
+            _ => 0,
+        };
+        Advertisement {
+            version: self.cfg.version,
+            vrid: self.cfg.vrid,
+            priority,
+            interval,
+            addresses: self.vips.iter().map(|v| v.addr).collect(),
+            auth_type,
+            auth_data,
+        }
+    }
+}
+
+pub async fn run(path: &Path) -> anyhow::Result<()> {
+    let cfg = config::load(path, true).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        anyhow!(
+            "invalid configuration {}:\n  {}",
+            path.display(),
+            list.join("\n  ")
+        )
+    })?;
+    let nl = vip::connect().context("opening rtnetlink")?;
+    let mut dp = Datapath::load().context("loading the XDP program")?;
+    dp.set_config(DatapathConfig {
+        default_priority: 0,
+        only_listed: 1,
+        emit_adverts: 1,
+        _pad: [0; 5],
+    })?;
+
+    let mut instances = Vec::new();
+    let mut by_key: HashMap<VridKey, usize> = HashMap::new();
+    let mut interfaces: Vec<String> = Vec::new();
+    for ic in &cfg.instances {
+        let r = prepare(ic, &nl)
+            .await
+            .with_context(|| format!("instance {:?}", ic.name))?;
+        dp.set_params(r.key, VridParams::new(r.engine.priority()))?;
+        by_key.insert(r.key, instances.len());
+        if !interfaces.contains(&ic.interface) {
+            interfaces.push(ic.interface.clone());
+        }
+        instances.push(r);
+    }
+    for iface in &interfaces {
+        let mode = dp.attach(iface)?;
+        info!(interface = %iface, %mode, "XDP program attached");
+    }
+    // SAFETY: the ring buffer owns its fd for as long as it is registered.
+    let mut ring = unsafe { AsyncFd::register(dp.take_events()?) }
+        .map_err(|e| anyhow!("polling the event ring buffer: {e}"))?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+
+    let now = Instant(monotonic_ns());
+    for r in &mut instances {
+        let actions = r.engine.handle(Input::Startup { now });
+        apply(r, actions, &nl, &mut dp).await;
+    }
+
+    loop {
+        let next = instances
+            .iter()
+            .filter_map(|r| r.engine.next_deadline())
+            .min();
+        let sleep = next.map_or(Duration::from_secs(3600), |d| {
+            Duration::from_nanos(d.0.saturating_sub(monotonic_ns()))
+        });
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("waiting for datapath events")?;
+                let mut events = Vec::new();
+                while let Some(item) = guard.get_inner_mut().next() {
+                    match DatapathEvent::decode(&item) {
+                        Ok(ev) => events.push(ev),
+                        Err(e) => warn!(error = %e, "undecodable datapath event"),
+                    }
+                }
+                guard.clear_ready();
+                for ev in events {
+                    let fam = if ev.src.is_ipv6() { FAMILY_V6 } else { FAMILY_V4 };
+                    let Some(&i) = by_key.get(&VridKey::new(ev.ifindex, fam, ev.vrid)) else { continue };
+                    let input = match ev.kind {
+                        // Every valid advert arrives as `advert`; the change events describe
+                        // the same packets, so only adverts and timer expiries drive the engine.
+                        EventKind::Advert => Input::Advert {
+                            now: Instant(ev.ts_ns),
+                            src: ev.src,
+                            priority: ev.priority,
+                            interval: Duration::from_millis(ev.interval_cs as u64 * 10),
+                        },
+                        EventKind::MasterDown { .. } => Input::MasterDown { now: Instant(ev.ts_ns) },
+                        _ => continue,
+                    };
+                    let r = &mut instances[i];
+                    let actions = r.engine.handle(input);
+                    apply(r, actions, &nl, &mut dp).await;
+                }
+            }
+            _ = tokio::time::sleep(sleep) => {
+                let now = Instant(monotonic_ns());
+                for r in &mut instances {
+                    if r.engine.next_deadline().is_some_and(|d| d <= now) {
+                        let actions = r.engine.handle(Input::Tick { now });
+                        apply(r, actions, &nl, &mut dp).await;
+                    }
+                }
+            }
+            _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
+        }
+    }
+    let now = Instant(monotonic_ns());
+    for r in &mut instances {
+        let actions = r.engine.handle(Input::Shutdown { now });
+        apply(r, actions, &nl, &mut dp).await;
+    }
+    drop(ring);
+    drop(dp); // detaches the XDP program, frees maps and timers
+    info!("stopped");
+    Ok(())
+}
+
+/// Reads the interface, clears crash leftovers, opens the sockets, builds the engine.
+async fn prepare(ic: &InstanceConfig, nl: &rtnetlink::Handle) -> anyhow::Result<Running> {
+    let iface = Iface::read(&ic.interface)?
+        .ok_or_else(|| anyhow!("interface {:?} does not exist", ic.interface))?;
+    let mut vips = Vec::new();
+    for va in &ic.virtual_addresses {
+        let (addr, prefix) = config::parse_prefixed(va.address()).map_err(|e| anyhow!(e))?;
+        let (dev, label) = match va {
+            config::VirtualAddress::Plain(_) => (None, None),
+            config::VirtualAddress::Detailed { device, label, .. } => {
+                (device.clone(), label.clone())
+            }
+        };
+        let ifindex = match &dev {
+            Some(d) => crate::datapath::ifindex(d)
+                .ok_or_else(|| anyhow!("VIP device {d:?} does not exist"))?,
+            None => iface.index,
+        };
+        vips.push(Vip {
+            addr,
+            prefix,
+            ifindex,
+            label,
+        });
+    }
+    for v in &vips {
+        if vip::present(nl, v).await? {
+            warn!(instance = %ic.name, vip = %v.addr, "VIP left on the interface (earlier crash?): removing it before the election");
+            vip::remove(nl, v).await?;
+        }
+    }
+    let vip_addrs: Vec<IpAddr> = vips.iter().map(|v| v.addr).collect();
+    let v6 = vip_addrs.first().is_some_and(IpAddr::is_ipv6);
+    let src =
+        match (ic.unicast_source, v6) {
+            (Some(s), _) => s,
+            (None, false) => IpAddr::V4(iface.primary_v4(&vip_addrs).ok_or_else(|| {
+                anyhow!("{} has no IPv4 address to send adverts from", ic.interface)
+            })?),
+            (None, true) => IpAddr::V6(
+                iface
+                    .link_local_v6()
+                    .ok_or_else(|| anyhow!("{} has no IPv6 link-local address", ic.interface))?,
+            ),
+        };
+    let style = match ic.v3_checksum {
+        V3Checksum::PseudoHeader => ChecksumStyle::PseudoHeader,
+        V3Checksum::NoPseudoHeader => ChecksumStyle::NoPseudoHeader,
+    };
+    let sender = AdvertSender::new(&ic.interface, iface.index, src, &ic.unicast_peers, style)
+        .with_context(|| format!("opening the advert socket on {}", ic.interface))?;
+    let announcer = std::sync::Arc::new(Announcer::new(&ic.interface, iface.index, iface.mac)?);
+    let engine = Instance::new(Settings {
+        version: ic.version,
+        priority: ic.priority,
+        advert_interval: ic.advert_interval,
+        preempt: ic.preempt,
+        preempt_delay: ic.preempt_delay,
+        primary_address: src,
+        min_learned_interval: Duration::from_millis(10),
+    });
+    let key = VridKey::new(iface.index, if v6 { FAMILY_V6 } else { FAMILY_V4 }, ic.vrid);
+    Ok(Running {
+        cfg: ic.clone(),
+        key,
+        engine,
+        sender,
+        announcer,
+        vips,
+    })
+}
+
+/// Carries out the engine's actions in order. Failures are logged, never fatal: the
+/// engine's view stays authoritative and the next advert or tick retries.
+async fn apply(r: &mut Running, actions: Vec<Action>, nl: &rtnetlink::Handle, dp: &mut Datapath) {
+    for a in actions {
+        match a {
+            Action::Transition { from, to, reason } => info!(
+                instance = %r.cfg.name,
+                vrid = r.cfg.vrid,
+                from = from.name(),
+                to = to.name(),
+                reason = reason.name(),
+                priority = r.engine.priority(),
+                "transition"
+            ),
+            Action::SendAdvert { priority } => {
+                if let Err(e) = r.sender.send(&r.advert(priority)) {
+                    warn!(instance = %r.cfg.name, error = %e, "sending advert");
+                }
+            }
+            Action::AddVips => {
+                for v in &r.vips {
+                    if let Err(e) = vip::add(nl, v).await {
+                        warn!(instance = %r.cfg.name, error = %e, "adding VIP");
+                    }
+                }
+            }
+            Action::RemoveVips => {
+                for v in &r.vips {
+                    if let Err(e) = vip::remove(nl, v).await {
+                        warn!(instance = %r.cfg.name, error = %e, "removing VIP");
+                    }
+                }
+            }
+            Action::Announce => spawn_announce(r),
+            Action::SetLocalPriority { priority } => {
+                if let Err(e) = dp.set_params(r.key, VridParams::new(priority)) {
+                    warn!(instance = %r.cfg.name, error = %e, "updating datapath priority");
+                }
+            }
+        }
+    }
+}
+
+/// Bursts of GARP / NA (count × burst_delay), then one repeat burst, off the main loop.
+fn spawn_announce(r: &Running) {
+    let announcer = r.announcer.clone();
+    let addrs: Vec<IpAddr> = r.vips.iter().map(|v| v.addr).collect();
+    let a = r.cfg.announce.clone();
+    let name = r.cfg.name.clone();
+    tokio::spawn(async move {
+        let bursts = if a.repeat_after.is_zero() { 1 } else { 2 };
+        for b in 0..bursts {
+            if b > 0 {
+                tokio::time::sleep(a.repeat_after).await;
+            }
+            for n in 0..a.count {
+                if n > 0 {
+                    tokio::time::sleep(a.burst_delay).await;
+                }
+                for ip in &addrs {
+                    if let Err(e) = announcer.announce(*ip) {
+                        warn!(instance = %name, vip = %ip, error = %e, "gratuitous ARP/NA");
+                    }
+                }
+            }
+        }
+    });
+}
