@@ -486,3 +486,139 @@ pub fn kill_and_measure(
         ),
     })
 }
+
+/// `xvrrpd run` in a namespace with a generated config file.
+pub struct Router {
+    pub proc: Proc,
+    pub dir: PathBuf,
+}
+
+impl Router {
+    pub fn start(ns: &Netns, toml: &str) -> Result<Self> {
+        let dir = std::env::temp_dir().join(unique("xvr"));
+        std::fs::create_dir_all(&dir)?;
+        let cfg = dir.join("xvrrpd.toml");
+        std::fs::write(&cfg, toml)?;
+        let bin = xvrrpd_bin();
+        let mut cmd = ns.command(bin.to_str().context("binary path")?);
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("xvrrpd.log"))?);
+        let proc = Proc::spawn(cmd, "xvrrpd run")?;
+        let r = Self { proc, dir };
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            let log = r.log();
+            if log.contains("XDP program attached") {
+                return Ok(r);
+            }
+            if log.contains("error") {
+                bail!("xvrrpd run failed:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("xvrrpd run did not attach within 20 s:\n{}", r.log())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("xvrrpd.log")).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        self.proc.signal_group(libc::SIGKILL);
+        self.proc.wait_exit(Duration::from_secs(5));
+    }
+
+    /// SIGTERM and wait; returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        self.proc.signal(libc::SIGTERM);
+        self.proc.wait_exit(Duration::from_secs(10));
+        self.proc
+            .child
+            .try_wait()
+            .ok()
+            .flatten()
+            .and_then(|s| s.code())
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        self.proc.signal_group(libc::SIGKILL);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A one-instance router config for the lab segment.
+pub fn router_toml(
+    name: &str,
+    vrid: u8,
+    priority: u8,
+    version: u8,
+    interval: &str,
+    vip: &str,
+) -> String {
+    format!(
+        "[[instance]]\nname = \"{name}\"\ninterface = \"eth0\"\nvrid = {vrid}\npriority = {priority}\n\
+         version = {version}\nadvert_interval = \"{interval}\"\nvirtual_addresses = [\"{vip}\"]\n"
+    )
+}
+
+/// Does namespace `ns` hold address `addr` on any interface?
+pub fn has_addr(ns: &Netns, addr: &str) -> bool {
+    ip_in(&ns.name, &["-o", "addr", "show"])
+        .map(|out| {
+            out.split_whitespace()
+                .any(|w| w.split('/').next() == Some(addr))
+        })
+        .unwrap_or(false)
+}
+
+/// Polls `f` every 10 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+/// MAC address of `ifname` in `ns`.
+pub fn mac_of(ns: &Netns, ifname: &str) -> Result<String> {
+    let out = ip_in(&ns.name, &["-o", "link", "show", ifname])?;
+    let mut words = out.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "link/ether" {
+            return Ok(words.next().unwrap_or_default().to_string());
+        }
+    }
+    bail!("no MAC for {ifname} in {}", ns.name)
+}
+
+/// The client's ARP entry for `ip` (its MAC), if any.
+pub fn neigh_mac(ns: &Netns, ip: &str) -> Option<String> {
+    let out = ip_in(&ns.name, &["neigh", "show", ip]).ok()?;
+    let mut words = out.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "lladdr" {
+            return words.next().map(str::to_string);
+        }
+    }
+    None
+}
+
+/// One ping from `ns` to `ip` (populates the ARP cache); true if it answered.
+pub fn ping_once(ns: &Netns, ip: &str) -> bool {
+    ns.command("ping")
+        .args(["-c", "1", "-W", "1", ip])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}

@@ -15,6 +15,7 @@ const PACKAGES: &[&str] = &[
     "mariadb-server",
     "iproute2",
     "tcpdump",
+    "iputils-ping",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
