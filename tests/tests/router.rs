@@ -146,3 +146,117 @@ fn restart_after_sigkill_removes_the_leftover_vip() {
         VIP
     )));
 }
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn master_link_down_moves_the_vip_and_it_returns_after() {
+    let seg = Segment::new(3).unwrap();
+    let _a = Router::start(
+        &seg.nodes[0].ns,
+        &router_toml("w", 41, 150, 3, "100ms", "192.0.2.100/24"),
+    )
+    .unwrap();
+    let b = Router::start(
+        &seg.nodes[1].ns,
+        &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24"),
+    )
+    .unwrap();
+    let n0 = &seg.nodes[0].ns;
+    failover_checks(&seg, || {
+        xvrrpd_tests::ip_in(&n0.name, &["link", "set", "eth0", "down"]).unwrap();
+    });
+    assert!(b.log().contains("master_down"), "{}", b.log());
+    // Link back: the higher priority preempts and the backup gives the VIP up.
+    xvrrpd_tests::ip_in(&n0.name, &["link", "set", "eth0", "up"]).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || !has_addr(&seg.nodes[1].ns, VIP)),
+        "backup kept the VIP after the master returned:\n{}",
+        b.log()
+    );
+    assert!(b.log().contains("higher_priority"), "{}", b.log());
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn write_and_read_instances_fail_over_independently() {
+    let seg = Segment::new(3).unwrap();
+    let two = |wprio: u8, rprio: u8| {
+        format!(
+            "{}\n{}",
+            router_toml("write", 41, wprio, 3, "100ms", "192.0.2.100/24"),
+            router_toml("read", 51, rprio, 3, "100ms", "192.0.2.101/24")
+        )
+    };
+    let (n0, n1) = (&seg.nodes[0].ns, &seg.nodes[1].ns);
+    let mut a = Router::start(n0, &two(150, 100)).unwrap();
+    let b = Router::start(n1, &two(100, 150)).unwrap();
+    let split = || {
+        has_addr(n0, "192.0.2.100")
+            && has_addr(n1, "192.0.2.101")
+            && !has_addr(n0, "192.0.2.101")
+            && !has_addr(n1, "192.0.2.100")
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), split),
+        "write on db1 and read on db2 expected"
+    );
+    a.kill();
+    assert!(
+        wait_until(Duration::from_secs(5), || has_addr(n1, "192.0.2.100")),
+        "write VIP did not move"
+    );
+    // The read instance on db2 was master all along: no transition for it.
+    let read_transitions = b
+        .log()
+        .lines()
+        .filter(|l| l.contains("instance=read") && l.contains("transition"))
+        .count();
+    assert_eq!(
+        read_transitions,
+        2,
+        "read instance should only go INIT→BACKUP→MASTER:\n{}",
+        b.log()
+    );
+    drop(a);
+    // db1 returns (its leftover VIP cleared at start) and takes the write VIP back.
+    let _a2 = Router::start(n0, &two(150, 100)).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), split),
+        "roles not restored after db1 returned"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn unicast_interop_with_keepalived_both_ways() {
+    for xvrrpd_wins in [true, false] {
+        let seg = Segment::new(3).unwrap();
+        let (n0, n1) = (&seg.nodes[0], &seg.nodes[1]);
+        let (xprio, kprio) = if xvrrpd_wins { (150, 100) } else { (100, 150) };
+        let toml = format!(
+            "{}unicast_peers = [\"{}\"]\n",
+            router_toml("w", 41, xprio, 3, "100ms", "192.0.2.100/24"),
+            n1.addr4
+        );
+        let _x = Router::start(&n0.ns, &toml).unwrap();
+        let mut k = ka(kprio, 3, 0.1, !xvrrpd_wins);
+        k.unicast_peers = vec![n0.addr4.clone()];
+        let _k = Keepalived::start(&n1.ns, "eth0", &k).unwrap();
+        let (winner, loser) = if xvrrpd_wins {
+            (&n0.ns, &n1.ns)
+        } else {
+            (&n1.ns, &n0.ns)
+        };
+        // Converged: the right node holds the VIP, the other does not, and it stays so.
+        assert!(
+            wait_until(Duration::from_secs(10), || has_addr(winner, VIP)
+                && !has_addr(loser, VIP)),
+            "xvrrpd_wins={xvrrpd_wins}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(
+            has_addr(winner, VIP) && !has_addr(loser, VIP),
+            "not stable, xvrrpd_wins={xvrrpd_wins}"
+        );
+    }
+}
