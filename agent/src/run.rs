@@ -32,6 +32,9 @@ use crate::{
     vrrp::packet::{Advertisement, ChecksumStyle},
 };
 
+/// Wake-ups this close before a deadline are treated as at the deadline.
+const TIMER_SLACK_NS: u64 = 1_000_000;
+
 /// One configured instance at run time.
 struct Running {
     cfg: InstanceConfig,
@@ -158,7 +161,13 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                 }
             }
             _ = tokio::time::sleep(sleep) => {
-                let now = Instant(monotonic_ns());
+                // tokio's timer has millisecond granularity and may wake a hair before the
+                // deadline; count that as on time instead of spinning once more.
+                let raw = monotonic_ns();
+                let now = match next {
+                    Some(d) if d.0 > raw && d.0 - raw < TIMER_SLACK_NS => d,
+                    _ => Instant(raw),
+                };
                 for r in &mut instances {
                     if r.engine.next_deadline().is_some_and(|d| d <= now) {
                         let actions = r.engine.handle(Input::Tick { now });

@@ -18,21 +18,40 @@ pub enum Bench {
         #[arg(long, value_delimiter = ',', default_value = "100,10")]
         intervals_ms: Vec<u64>,
     },
+    /// Client-observed VIP outage for SIGKILL, SIGTERM and link-down of the master, for
+    /// keepalived and xvrrpd pairs in the same run; plus steady-state CPU at 10 ms.
+    Failover(crate::failover::FailoverArgs),
 }
 
 pub fn run(b: Bench) -> Result<()> {
     require_root("cargo xtask bench")?;
     crate::ebpf::build()?;
-    crate::test::build_agent()?;
+    // Measure what operators run: the optimised binary.
+    crate::run_cmd(
+        std::process::Command::new("cargo")
+            .current_dir(root())
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--package",
+                "xvrrpd",
+                "--bin",
+                "xvrrpd",
+            ]),
+    )?;
+    std::env::set_var("XVRRPD_BIN", root().join("target/release/xvrrpd"));
     match b {
         Bench::MasterDown {
             kills,
             intervals_ms,
         } => master_down(kills, &intervals_ms),
+        Bench::Failover(args) => crate::failover::run(args),
     }
 }
 
-fn stats(v: &mut [f64]) -> (f64, f64, f64) {
+pub fn stats(v: &mut [f64]) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
     (v[0], v[v.len() / 2], v[v.len() - 1])
 }
@@ -93,18 +112,28 @@ fn master_down(kills: usize, intervals_ms: &[u64]) -> Result<()> {
     drop(obs);
     std::fs::write(csv_dir.join("master_down.csv"), &csv)?;
     println!("{table}");
-    let date = Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d %H:%M UTC")
-        .output()?;
     let entry = format!(
         "\n## {} — kernel master-down precision\n\nCommand: `{command}`\n\n{table}\n\
          delta = `since_last_us` reported by the XDP timer's master_down event minus the RFC \
          Master_Down_Interval (3 × interval + Skew, local priority 100). keepalived 2.2.7 \
          (VRRPv3, priority 150) is SIGKILLed in one namespace; `xvrrpd observe` watches from \
          another across a bridge. Raw data: `target/bench/master_down.csv`.\n",
-        String::from_utf8_lossy(&date.stdout).trim()
+        today()?
     );
+    append_benchmarks(&entry)
+}
+
+/// `YYYY-MM-DD HH:MM UTC` now.
+pub fn today() -> Result<String> {
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()?;
+    Ok(String::from_utf8_lossy(&date.stdout).trim().to_string())
+}
+
+/// Appends a section to BENCHMARKS.md.
+pub fn append_benchmarks(entry: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

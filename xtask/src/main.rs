@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`.
 mod bench;
 mod ebpf;
+mod failover;
 mod lab;
 mod setup;
 mod test;
