@@ -43,6 +43,9 @@ struct Running {
     sender: AdvertSender,
     announcer: std::sync::Arc<Announcer>,
     vips: Vec<Vip>,
+    /// Bumped whenever announcing must start over or stop (new master term, or the end of
+    /// one): a burst task only sends while the generation it was started with is current.
+    announce_gen: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Running {
@@ -259,6 +262,7 @@ async fn prepare(ic: &InstanceConfig, nl: &rtnetlink::Handle) -> anyhow::Result<
         sender,
         announcer,
         vips,
+        announce_gen: Default::default(),
     })
 }
 
@@ -289,6 +293,9 @@ async fn apply(r: &mut Running, actions: Vec<Action>, nl: &rtnetlink::Handle, dp
                 }
             }
             Action::RemoveVips => {
+                // Never announce an address we are giving up.
+                r.announce_gen
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 for v in &r.vips {
                     if let Err(e) = vip::remove(nl, v).await {
                         warn!(instance = %r.cfg.name, error = %e, "removing VIP");
@@ -305,13 +312,26 @@ async fn apply(r: &mut Running, actions: Vec<Action>, nl: &rtnetlink::Handle, dp
     }
 }
 
-/// Bursts of GARP / NA (count × burst_delay), then one repeat burst, off the main loop.
+/// Bursts of GARP / NA (count × burst_delay), one repeat burst after `repeat_after`, then
+/// one announcement every `refresh` while this master term lasts. Off the main loop; stops
+/// as soon as the VIPs are removed or a new term starts.
 fn spawn_announce(r: &Running) {
+    use std::sync::atomic::Ordering;
     let announcer = r.announcer.clone();
     let addrs: Vec<IpAddr> = r.vips.iter().map(|v| v.addr).collect();
     let a = r.cfg.announce.clone();
     let name = r.cfg.name.clone();
+    let gen = r.announce_gen.clone();
+    let mine = gen.fetch_add(1, Ordering::SeqCst) + 1;
+    let current = move || gen.load(Ordering::SeqCst) == mine;
     tokio::spawn(async move {
+        let send = |n: u32| {
+            for ip in &addrs {
+                if let Err(e) = announcer.announce(*ip) {
+                    warn!(instance = %name, vip = %ip, error = %e, burst = n, "gratuitous ARP/NA");
+                }
+            }
+        };
         let bursts = if a.repeat_after.is_zero() { 1 } else { 2 };
         for b in 0..bursts {
             if b > 0 {
@@ -321,12 +341,18 @@ fn spawn_announce(r: &Running) {
                 if n > 0 {
                     tokio::time::sleep(a.burst_delay).await;
                 }
-                for ip in &addrs {
-                    if let Err(e) = announcer.announce(*ip) {
-                        warn!(instance = %name, vip = %ip, error = %e, "gratuitous ARP/NA");
-                    }
+                if !current() {
+                    return;
                 }
+                send(n);
             }
+        }
+        while !a.refresh.is_zero() {
+            tokio::time::sleep(a.refresh).await;
+            if !current() {
+                return;
+            }
+            send(0);
         }
     });
 }

@@ -260,3 +260,65 @@ fn unicast_interop_with_keepalived_both_ways() {
         );
     }
 }
+
+/// The interop matrix: VRRP v2 and v3, xvrrpd as master and as backup against keepalived,
+/// and xvrrpd against itself. Each pair must converge on the higher priority and stay there.
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn interop_matrix_converges_on_the_right_master() {
+    let cases = [(2u8, "1s", 1.0), (3, "100ms", 0.1)];
+    std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for (version, interval, int_s) in cases {
+            for xvrrpd_wins in [true, false] {
+                for peer_is_keepalived in [true, false] {
+                    if !peer_is_keepalived && !xvrrpd_wins {
+                        continue; // xvrrpd vs xvrrpd is symmetric
+                    }
+                    handles.push(s.spawn(move || {
+                        let what = format!(
+                            "v{version} xvrrpd_wins={xvrrpd_wins} keepalived={peer_is_keepalived}"
+                        );
+                        let seg = Segment::new(2).unwrap();
+                        let (xprio, pprio) = if xvrrpd_wins { (150, 100) } else { (100, 150) };
+                        let _x = Router::start(
+                            &seg.nodes[0].ns,
+                            &router_toml("w", 41, xprio, version, interval, "192.0.2.100/24"),
+                        )
+                        .unwrap();
+                        let (_k, _y);
+                        if peer_is_keepalived {
+                            _k = Keepalived::start(
+                                &seg.nodes[1].ns,
+                                "eth0",
+                                &ka(pprio, version, int_s, !xvrrpd_wins),
+                            )
+                            .unwrap();
+                        } else {
+                            _y = Router::start(
+                                &seg.nodes[1].ns,
+                                &router_toml("w", 41, pprio, version, interval, "192.0.2.100/24"),
+                            )
+                            .unwrap();
+                        }
+                        let (w, l) = if xvrrpd_wins {
+                            (&seg.nodes[0].ns, &seg.nodes[1].ns)
+                        } else {
+                            (&seg.nodes[1].ns, &seg.nodes[0].ns)
+                        };
+                        let ok = || has_addr(w, VIP) && !has_addr(l, VIP);
+                        assert!(
+                            wait_until(Duration::from_secs(15), ok),
+                            "{what}: did not converge"
+                        );
+                        std::thread::sleep(Duration::from_secs_f64(int_s * 4.0));
+                        assert!(ok(), "{what}: not stable");
+                    }));
+                }
+            }
+        }
+        for h in handles {
+            h.join().expect("matrix case");
+        }
+    });
+}
