@@ -241,6 +241,7 @@ async fn prepare(ic: &InstanceConfig, nl: &rtnetlink::Handle) -> anyhow::Result<
     let style = match ic.v3_checksum {
         V3Checksum::PseudoHeader => ChecksumStyle::PseudoHeader,
         V3Checksum::NoPseudoHeader => ChecksumStyle::NoPseudoHeader,
+        V3Checksum::PseudoHeaderMulticast => ChecksumStyle::PseudoHeaderMulticast,
     };
     let sender = AdvertSender::new(&ic.interface, iface.index, src, &ic.unicast_peers, style)
         .with_context(|| format!("opening the advert socket on {}", ic.interface))?;

@@ -246,6 +246,9 @@ pub struct KeepalivedConf {
     pub state_master: bool,
     /// Unicast peers (multicast when empty).
     pub unicast_peers: Vec<String>,
+    /// keepalived's `old_unicast_checksum`: the multicast group in a unicast advert's
+    /// pseudo-header (keepalived before 1.3.6).
+    pub old_unicast_checksum: bool,
 }
 
 impl KeepalivedConf {

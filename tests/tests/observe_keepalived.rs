@@ -13,6 +13,7 @@ fn conf(version: u8, vrid: u8, advert_int: f64, vip: &str) -> KeepalivedConf {
         vip: vip.into(),
         state_master: true,
         unicast_peers: vec![],
+        old_unicast_checksum: false,
     }
 }
 

@@ -19,6 +19,7 @@ fn ka(priority: u8, version: u8, advert_int: f64, master: bool) -> KeepalivedCon
         vip: format!("{VIP}/24"),
         state_master: master,
         unicast_peers: vec![],
+        old_unicast_checksum: false,
     }
 }
 
@@ -321,4 +322,39 @@ fn interop_matrix_converges_on_the_right_master() {
             h.join().expect("matrix case");
         }
     });
+}
+
+/// keepalived's `old_unicast_checksum` (multicast group in a unicast advert's pseudo-header):
+/// xvrrpd accepts it on receive, and sends it when `v3_checksum = "pseudo-header-multicast"`.
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn old_unicast_checksum_interop_with_keepalived() {
+    for xvrrpd_wins in [true, false] {
+        let seg = Segment::new(2).unwrap();
+        let (n0, n1) = (&seg.nodes[0], &seg.nodes[1]);
+        let (xprio, kprio) = if xvrrpd_wins { (150, 100) } else { (100, 150) };
+        let toml = format!(
+            "{}unicast_peers = [\"{}\"]\nv3_checksum = \"pseudo-header-multicast\"\n",
+            router_toml("w", 41, xprio, 3, "100ms", "192.0.2.100/24"),
+            n1.addr4
+        );
+        let _x = Router::start(&n0.ns, &toml).unwrap();
+        let mut k = ka(kprio, 3, 0.1, !xvrrpd_wins);
+        k.unicast_peers = vec![n0.addr4.clone()];
+        k.old_unicast_checksum = true;
+        let k = Keepalived::start(&n1.ns, "eth0", &k).unwrap();
+        let (winner, loser) = if xvrrpd_wins {
+            (&n0.ns, &n1.ns)
+        } else {
+            (&n1.ns, &n0.ns)
+        };
+        let ok = || has_addr(winner, VIP) && !has_addr(loser, VIP);
+        assert!(
+            wait_until(Duration::from_secs(10), ok),
+            "xvrrpd_wins={xvrrpd_wins}\n{}",
+            k.log()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(ok(), "not stable, xvrrpd_wins={xvrrpd_wins}\n{}", k.log());
+    }
 }

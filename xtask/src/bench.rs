@@ -85,6 +85,7 @@ fn master_down(kills: usize, intervals_ms: &[u64]) -> Result<()> {
                 vip: format!("192.0.2.{}/24", 100 + n),
                 state_master: true,
                 unicast_peers: vec![],
+                old_unicast_checksum: false,
             };
             let r = kill_and_measure(&seg, &mut obs, &conf, 100)
                 .with_context(|| format!("{ms} ms, run {run}"))?;

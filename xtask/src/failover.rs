@@ -72,6 +72,7 @@ impl Running {
                     vip: format!("{VIP}/24"),
                     state_master: prio > 100,
                     unicast_peers: vec![],
+                    old_unicast_checksum: false,
                 },
             )?),
             Agent::Xvrrpd => Self::X(Router::start(

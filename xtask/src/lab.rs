@@ -68,6 +68,7 @@ pub fn run(args: LabArgs) -> Result<()> {
         vip: "192.0.2.100/24".into(),
         state_master: master,
         unicast_peers: vec![],
+        old_unicast_checksum: false,
     };
     let mut k1 = Keepalived::start(&db1.ns, "eth0", &conf(150, true))?;
     let _k2 = Keepalived::start(&db2.ns, "eth0", &conf(100, false))?;

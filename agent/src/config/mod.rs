@@ -42,6 +42,9 @@ pub enum V3Checksum {
     PseudoHeader,
     /// Over the VRRP message only (RFC 3768 style), for peers that expect it.
     NoPseudoHeader,
+    /// Pseudo-header with the multicast group as destination even for unicast adverts:
+    /// keepalived's `old_unicast_checksum` (its algorithm before 1.3.6).
+    PseudoHeaderMulticast,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -84,7 +84,12 @@ impl AdvertSender {
                 (_, IpAddr::V6(_)) => ChecksumStyle::PseudoHeader,
                 _ => self.style,
             };
-            let bytes = adv.encode(style, (self.src, *dst));
+            let pseudo_dst = match (style, dst) {
+                (ChecksumStyle::PseudoHeaderMulticast, IpAddr::V4(_)) => IpAddr::V4(VRRP_MCAST_V4),
+                (ChecksumStyle::PseudoHeaderMulticast, IpAddr::V6(_)) => IpAddr::V6(VRRP_MCAST_V6),
+                _ => *dst,
+            };
+            let bytes = adv.encode(style, (self.src, pseudo_dst));
             let to = match dst {
                 IpAddr::V4(v4) => SocketAddr::new(IpAddr::V4(*v4), 0),
                 IpAddr::V6(v6) => {

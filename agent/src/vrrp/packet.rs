@@ -18,6 +18,10 @@ use std::net::IpAddr;
 pub enum ChecksumStyle {
     NoPseudoHeader,
     PseudoHeader,
+    /// Pseudo-header, but with the VRRP multicast group as the destination even when the
+    /// advert is unicast (keepalived `old_unicast_checksum`). The caller passes the group
+    /// as the destination in `ips`.
+    PseudoHeaderMulticast,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,7 +74,7 @@ impl Advertisement {
         if self.version == 2 {
             b.extend_from_slice(&self.auth_data);
         }
-        let pseudo = (style == ChecksumStyle::PseudoHeader).then_some(ips);
+        let pseudo = (style != ChecksumStyle::NoPseudoHeader).then_some(ips);
         let c = checksum(&b, pseudo);
         b[6..8].copy_from_slice(&c.to_be_bytes());
         b
@@ -165,7 +169,7 @@ pub fn checksum(msg: &[u8], pseudo: Option<(IpAddr, IpAddr)>) -> u16 {
 
 /// True when `msg` carries a correct checksum in `style`.
 pub fn verify(msg: &[u8], style: ChecksumStyle, ips: (IpAddr, IpAddr)) -> bool {
-    let pseudo = (style == ChecksumStyle::PseudoHeader).then_some(ips);
+    let pseudo = (style != ChecksumStyle::NoPseudoHeader).then_some(ips);
     checksum(msg, pseudo) == 0
 }
 
@@ -194,8 +198,8 @@ mod tests {
             assert_eq!(b.len(), 12);
             assert!(verify(&b, style, ips4()));
             let other = match style {
-                ChecksumStyle::PseudoHeader => ChecksumStyle::NoPseudoHeader,
                 ChecksumStyle::NoPseudoHeader => ChecksumStyle::PseudoHeader,
+                _ => ChecksumStyle::NoPseudoHeader,
             };
             assert!(!verify(&b, other, ips4()), "styles must be distinguishable");
             assert_eq!(Advertisement::decode(&b, false).unwrap(), a);
