@@ -87,7 +87,7 @@ pub async fn run(opts: ObserveOptions) -> anyhow::Result<()> {
                         }
                     };
                     if ev.kind == EventKind::Advert {
-                        let key = VridKey::new(ev.ifindex, family_raw(&ev), ev.vrid);
+                        let key = VridKey::new(ev.ifindex, ev.family.raw(), ev.vrid);
                         let g = gaps.entry(key).or_default();
                         if ev.since_last_ns > 0 && g.len() < MAX_GAPS {
                             g.push(ev.since_last_ns);
@@ -112,13 +112,6 @@ pub async fn run(opts: ObserveOptions) -> anyhow::Result<()> {
     drop(dp);
     print_summary(&states, &mut gaps, &global, opts.json, &name);
     Ok(())
-}
-
-fn family_raw(ev: &DatapathEvent) -> u8 {
-    match ev.family {
-        crate::datapath::event::Family::V4 => FAMILY_V4,
-        crate::datapath::event::Family::V6 => FAMILY_V6,
-    }
 }
 
 fn print_event(ev: &DatapathEvent, ifname: &str, json: bool) {

@@ -144,8 +144,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                 }
                 guard.clear_ready();
                 for ev in events {
-                    let fam = if ev.src.is_ipv6() { FAMILY_V6 } else { FAMILY_V4 };
-                    let Some(&i) = by_key.get(&VridKey::new(ev.ifindex, fam, ev.vrid)) else { continue };
+                    let Some(&i) = by_key.get(&VridKey::new(ev.ifindex, ev.family.raw(), ev.vrid)) else { continue };
                     let input = match ev.kind {
                         // Every valid advert arrives as `advert`; the change events describe
                         // the same packets, so only adverts and timer expiries drive the engine.

@@ -18,6 +18,13 @@ impl Family {
             Self::V4
         }
     }
+    /// The key/event encoding ([`FAMILY_V4`] / [`FAMILY_V6`]).
+    pub fn raw(self) -> u8 {
+        match self {
+            Self::V4 => FAMILY_V4,
+            Self::V6 => FAMILY_V6,
+        }
+    }
     pub fn name(self) -> &'static str {
         match self {
             Self::V4 => "ipv4",
