@@ -7,6 +7,8 @@ pub mod config;
 pub mod datapath;
 pub mod engine;
 pub mod net;
+pub mod notify;
 pub mod observe;
 pub mod run;
+pub mod track;
 pub mod vrrp;

@@ -21,7 +21,7 @@ use crate::{
         event::{DatapathEvent, EventKind},
         Datapath,
     },
-    engine::{Action, Input, Instance, Instant, Settings},
+    engine::{Action, Input, Instance, Instant, Settings, State},
     net::{
         announce::Announcer,
         iface::Iface,
@@ -29,6 +29,7 @@ use crate::{
         tx::AdvertSender,
         vip::{self, Vip},
     },
+    track::{self, Contribution, Effective},
     vrrp::packet::{Advertisement, ChecksumStyle},
 };
 
@@ -46,6 +47,9 @@ struct Running {
     /// Bumped whenever announcing must start over or stop (new master term, or the end of
     /// one): a burst task only sends while the generation it was started with is current.
     announce_gen: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Indices of the trackers this instance follows.
+    track: Vec<usize>,
+    notify: tokio::sync::mpsc::UnboundedSender<crate::notify::Transition>,
 }
 
 impl Running {
@@ -97,8 +101,11 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let mut instances = Vec::new();
     let mut by_key: HashMap<VridKey, usize> = HashMap::new();
     let mut interfaces: Vec<String> = Vec::new();
+    let mut notify_tasks = Vec::new();
     for ic in &cfg.instances {
-        let r = prepare(ic, &nl)
+        let (ntx, task) = crate::notify::spawn(ic.name.clone(), ic.vrid, ic.notify.clone());
+        notify_tasks.push((task, ic.notify.timeout));
+        let r = prepare(ic, &cfg.trackers, ntx, &nl)
             .await
             .with_context(|| format!("instance {:?}", ic.name))?;
         dp.set_params(r.key, VridParams::new(r.engine.priority()))?;
@@ -118,9 +125,26 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
 
+    // Trackers: contributions start as keepalived assumes (scripts good, files 0).
+    let mut contributions: Vec<Contribution> = cfg
+        .trackers
+        .iter()
+        .map(|t| Contribution {
+            weight: t.weight,
+            reverse: t.reverse,
+            healthy: true,
+            file_value: (t.kind == crate::config::TrackerKind::File).then_some(0),
+        })
+        .collect();
+    let (report_tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    for (i, t) in cfg.trackers.iter().enumerate() {
+        track::runner::spawn(i, t.clone(), report_tx.clone());
+    }
+
     let now = Instant(monotonic_ns());
     for r in &mut instances {
-        let actions = r.engine.handle(Input::Startup { now });
+        let mut actions = track_input(r, &contributions, now);
+        actions.extend(r.engine.handle(Input::Startup { now }));
         apply(r, actions, &nl, &mut dp).await;
     }
 
@@ -177,6 +201,19 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                     }
                 }
             }
+            Some(rep) = reports.recv() => {
+                let name = &cfg.trackers[rep.tracker].name;
+                info!(tracker = %name, healthy = rep.healthy, value = ?rep.file_value, "tracker changed");
+                if let Some(c) = contributions.get_mut(rep.tracker) {
+                    c.healthy = rep.healthy;
+                    c.file_value = rep.file_value;
+                }
+                let now = Instant(monotonic_ns());
+                for r in instances.iter_mut().filter(|r| r.track.contains(&rep.tracker)) {
+                    let actions = track_input(r, &contributions, now);
+                    apply(r, actions, &nl, &mut dp).await;
+                }
+            }
             _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
         }
@@ -188,12 +225,41 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     }
     drop(ring);
     drop(dp); // detaches the XDP program, frees maps and timers
+              // Let queued hooks (the stop hooks included) finish, each bounded by its timeout.
+    drop(instances);
+    for (task, timeout) in notify_tasks {
+        let _ = tokio::time::timeout(timeout * 4 + Duration::from_secs(1), task).await;
+    }
     info!("stopped");
     Ok(())
 }
 
+/// The engine inputs that bring instance `r` in line with its trackers.
+fn track_input(r: &mut Running, contributions: &[Contribution], now: Instant) -> Vec<Action> {
+    if r.track.is_empty() {
+        return Vec::new();
+    }
+    let mine: Vec<Contribution> = r.track.iter().map(|&i| contributions[i]).collect();
+    let mut actions = Vec::new();
+    match track::effective(r.engine.settings.priority, &mine) {
+        Effective::Fault => actions.extend(r.engine.handle(Input::Fault { now })),
+        Effective::Priority(p) => {
+            if r.engine.state() == State::Fault {
+                actions.extend(r.engine.handle(Input::FaultCleared { now }));
+            }
+            actions.extend(r.engine.handle(Input::Priority { now, priority: p }));
+        }
+    }
+    actions
+}
+
 /// Reads the interface, clears crash leftovers, opens the sockets, builds the engine.
-async fn prepare(ic: &InstanceConfig, nl: &rtnetlink::Handle) -> anyhow::Result<Running> {
+async fn prepare(
+    ic: &InstanceConfig,
+    trackers: &[crate::config::TrackerConfig],
+    notify: tokio::sync::mpsc::UnboundedSender<crate::notify::Transition>,
+    nl: &rtnetlink::Handle,
+) -> anyhow::Result<Running> {
     let iface = Iface::read(&ic.interface)?
         .ok_or_else(|| anyhow!("interface {:?} does not exist", ic.interface))?;
     let mut vips = Vec::new();
@@ -263,6 +329,12 @@ async fn prepare(ic: &InstanceConfig, nl: &rtnetlink::Handle) -> anyhow::Result<
         announcer,
         vips,
         announce_gen: Default::default(),
+        track: ic
+            .track
+            .iter()
+            .filter_map(|t| trackers.iter().position(|tc| &tc.name == t))
+            .collect(),
+        notify,
     })
 }
 
@@ -271,15 +343,23 @@ async fn prepare(ic: &InstanceConfig, nl: &rtnetlink::Handle) -> anyhow::Result<
 async fn apply(r: &mut Running, actions: Vec<Action>, nl: &rtnetlink::Handle, dp: &mut Datapath) {
     for a in actions {
         match a {
-            Action::Transition { from, to, reason } => info!(
-                instance = %r.cfg.name,
-                vrid = r.cfg.vrid,
-                from = from.name(),
-                to = to.name(),
-                reason = reason.name(),
-                priority = r.engine.priority(),
-                "transition"
-            ),
+            Action::Transition { from, to, reason } => {
+                info!(
+                    instance = %r.cfg.name,
+                    vrid = r.cfg.vrid,
+                    from = from.name(),
+                    to = to.name(),
+                    reason = reason.name(),
+                    priority = r.engine.priority(),
+                    "transition"
+                );
+                let _ = r.notify.send(crate::notify::Transition {
+                    from,
+                    to,
+                    priority: r.engine.priority(),
+                    reason: reason.name(),
+                });
+            }
             Action::SendAdvert { priority } => {
                 if let Err(e) = r.sender.send(&r.advert(priority)) {
                     warn!(instance = %r.cfg.name, error = %e, "sending advert");

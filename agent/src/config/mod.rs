@@ -24,6 +24,65 @@ pub struct Config {
     pub global: Global,
     #[serde(default, rename = "instance")]
     pub instances: Vec<InstanceConfig>,
+    #[serde(default, rename = "tracker")]
+    pub trackers: Vec<TrackerConfig>,
+}
+
+/// What a tracker checks.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrackerKind {
+    /// Runs `command` (argv, no shell): exit 0 = success (keepalived vrrp_script).
+    Exec,
+    /// Reads an integer from `path`; it is multiplied by `weight` (the drain knob).
+    File,
+}
+
+/// A health check instances can follow (`track = ["name"]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrackerConfig {
+    pub name: String,
+    pub kind: TrackerKind,
+    /// exec: the program and its arguments.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// file: the file holding the integer.
+    pub path: Option<std::path::PathBuf>,
+    #[serde(default = "default_check_interval", with = "duration")]
+    pub interval: Duration,
+    #[serde(default = "default_check_timeout", with = "duration")]
+    pub timeout: Duration,
+    #[serde(default = "one")]
+    pub rise: u32,
+    #[serde(default = "one")]
+    pub fall: u32,
+    /// keepalived semantics: > 0 added while healthy, < 0 added while failed, 0 = Fault.
+    #[serde(default)]
+    pub weight: i32,
+    #[serde(default)]
+    pub reverse: bool,
+}
+
+/// Programs run on transitions, in order per instance (argv, no shell).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    #[serde(default)]
+    pub master: Vec<String>,
+    #[serde(default)]
+    pub backup: Vec<String>,
+    #[serde(default)]
+    pub fault: Vec<String>,
+    #[serde(default)]
+    pub stop: Vec<String>,
+    /// Run on every transition, after the state's own hook, with keepalived's arguments
+    /// appended: `INSTANCE <name> <STATE> <priority>`.
+    #[serde(default)]
+    pub any: Vec<String>,
+    /// A hook still running after this is killed (the next one still runs).
+    #[serde(default = "default_notify_timeout", with = "duration")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -77,6 +136,11 @@ pub struct InstanceConfig {
     pub accept_mode: bool,
     #[serde(default)]
     pub announce: Announce,
+    /// Names of the trackers this instance follows.
+    #[serde(default)]
+    pub track: Vec<String>,
+    #[serde(default)]
+    pub notify: Notify,
 }
 
 /// Gratuitous ARP / unsolicited NA after becoming master.
@@ -129,6 +193,18 @@ impl VirtualAddress {
     }
 }
 
+fn default_check_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_check_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_notify_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn one() -> u32 {
+    1
+}
 fn default_version() -> u8 {
     3
 }

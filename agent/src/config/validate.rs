@@ -37,6 +37,48 @@ pub fn validate(cfg: &Config, check_interfaces: bool) -> Vec<Problem> {
             "no instances: add at least one [[instance]] table",
         ));
     }
+    let mut tracker_names: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in cfg.trackers.iter().enumerate() {
+        let mut push = |k: &str, m: String| {
+            out.push(Problem {
+                key: format!("tracker[{i}].{k}"),
+                line: None,
+                message: m,
+            })
+        };
+        if let Some(prev) = tracker_names.insert(t.name.as_str(), i) {
+            push(
+                "name",
+                format!("{:?} is also the name of tracker[{prev}]", t.name),
+            );
+        }
+        match t.kind {
+            super::TrackerKind::Exec if t.command.is_empty() => push(
+                "command",
+                "an exec tracker needs command = [\"/path/to/program\", \"args\"...]".into(),
+            ),
+            super::TrackerKind::File if t.path.is_none() => push(
+                "path",
+                "a file tracker needs path = \"/path/to/file\"".into(),
+            ),
+            _ => {}
+        }
+        if t.interval.is_zero() {
+            push("interval", "must be more than 0".into());
+        }
+        if t.timeout.is_zero() {
+            push("timeout", "must be more than 0".into());
+        }
+        if !(-253..=253).contains(&t.weight) {
+            push("weight", "must be -253–253 (keepalived's range)".into());
+        }
+        if t.rise == 0 || t.fall == 0 {
+            push(
+                if t.rise == 0 { "rise" } else { "fall" },
+                "must be at least 1".into(),
+            );
+        }
+    }
     for (i, inst) in cfg.instances.iter().enumerate() {
         let key = |k: &str| format!("instance[{i}].{k}");
         let mut push = |k: &str, m: String| {
@@ -123,6 +165,14 @@ pub fn validate(cfg: &Config, check_interfaces: bool) -> Vec<Problem> {
                 "preempt_delay",
                 "has no effect with preempt = false: remove one of them".into(),
             );
+        }
+        for (j, t) in inst.track.iter().enumerate() {
+            if !tracker_names.contains_key(t.as_str()) {
+                push(
+                    &format!("track[{j}]"),
+                    format!("no [[tracker]] is named {t:?}"),
+                );
+            }
         }
         let a = &inst.announce;
         if a.count == 0 || a.count > 100 {

@@ -1,0 +1,171 @@
+//! Trackers and notify hooks in `xvrrpd run` (namespaces, real processes).
+//! Needs root: run through `cargo xtask test`.
+use std::{path::Path, time::Duration};
+
+use xvrrpd_tests::{has_addr, router_toml, unique, wait_until, Router, Segment};
+
+const VIP: &str = "192.0.2.100";
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(unique(name))
+}
+
+/// An instance config following one tracker.
+fn tracked(prio: u8, tracker: &str) -> String {
+    format!(
+        "{}track = [\"t\"]\n\n{tracker}",
+        router_toml("w", 41, prio, 3, "100ms", "192.0.2.100/24")
+    )
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn exec_tracker_failure_lowers_priority_and_the_peer_takes_over() {
+    let seg = Segment::new(2).unwrap();
+    let flag = tmp("xvflag");
+    let tracker = format!(
+        "[[tracker]]\nname = \"t\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"! test -e {}\"]\n\
+         interval = \"50ms\"\nfall = 2\nrise = 2\nweight = -60\n",
+        flag.display()
+    );
+    let (n0, n1) = (&seg.nodes[0].ns, &seg.nodes[1].ns);
+    let a = Router::start(n0, &tracked(150, &tracker)).unwrap();
+    let _b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
+        && !has_addr(n1, VIP)));
+    std::fs::write(&flag, "").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || has_addr(n1, VIP)
+            && !has_addr(n0, VIP)),
+        "{}",
+        a.log()
+    );
+    assert!(a.log().contains("tracker changed"), "{}", a.log());
+    std::fs::remove_file(&flag).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || has_addr(n0, VIP)
+            && !has_addr(n1, VIP)),
+        "{}",
+        a.log()
+    );
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn weight_zero_means_fault_and_file_weight_drains() {
+    let seg = Segment::new(2).unwrap();
+    let (n0, n1) = (&seg.nodes[0].ns, &seg.nodes[1].ns);
+    let drain = tmp("xvdrain");
+    std::fs::write(&drain, "0\n").unwrap();
+    let tracker = format!(
+        "[[tracker]]\nname = \"t\"\nkind = \"file\"\npath = \"{}\"\ninterval = \"50ms\"\nweight = -10\n",
+        drain.display()
+    );
+    let a = Router::start(n0, &tracked(150, &tracker)).unwrap();
+    let _b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
+        && !has_addr(n1, VIP)));
+    // 150 - 6 × 10 = 90 < 100: drained to the peer.
+    std::fs::write(&drain, "6\n").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || has_addr(n1, VIP)
+            && !has_addr(n0, VIP)),
+        "{}",
+        a.log()
+    );
+    std::fs::write(&drain, "0\n").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || has_addr(n0, VIP)),
+        "{}",
+        a.log()
+    );
+    drop(a);
+    let _ = std::fs::remove_file(&drain);
+
+    // Weight 0: a failing check puts the instance in FAULT, which gives up the VIP.
+    let flag = tmp("xvflag");
+    let tracker0 = format!(
+        "[[tracker]]\nname = \"t\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"! test -e {}\"]\ninterval = \"50ms\"\nweight = 0\n",
+        flag.display()
+    );
+    let seg = Segment::new(2).unwrap();
+    let (n0, n1) = (&seg.nodes[0].ns, &seg.nodes[1].ns);
+    let a = Router::start(n0, &tracked(150, &tracker0)).unwrap();
+    let _b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
+        && !has_addr(n1, VIP)));
+    std::fs::write(&flag, "").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || has_addr(n1, VIP)
+            && !has_addr(n0, VIP)),
+        "{}",
+        a.log()
+    );
+    assert!(a.log().contains("to=\"FAULT\""), "{}", a.log());
+    let _ = std::fs::remove_file(&flag);
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn notify_hooks_run_in_transition_order_with_environment() {
+    let seg = Segment::new(1).unwrap();
+    let out = tmp("xvnotify");
+    let flag = tmp("xvflag");
+    // A slow hook with a random delay *before* it writes: run concurrently, hooks would
+    // finish out of order; delivered one at a time, they cannot.
+    let hook = format!(
+        "sleep $(shuf -i 0-150 -n 1 | sed \"s/^/0.0/; s/0.0\\([0-9][0-9][0-9]\\)/0.\\1/\"); \
+         echo \"$XVRRPD_OLD_STATE>$XVRRPD_NEW_STATE $XVRRPD_REASON $2\" >> {}",
+        out.display()
+    );
+    let cfg = format!(
+        "{}track = [\"t\"]\n[instance.notify]\nany = [\"/bin/sh\", \"-c\", '{hook}']\ntimeout = \"5s\"\n\n\
+         [[tracker]]\nname = \"t\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"! test -e {}\"]\ninterval = \"20ms\"\nweight = 0\n",
+        router_toml("w", 41, 150, 3, "50ms", "192.0.2.100/24"),
+        flag.display()
+    );
+    let mut a = Router::start(&seg.nodes[0].ns, &cfg).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || has_addr(
+        &seg.nodes[0].ns,
+        VIP
+    )));
+    // Fault, recover, fault, recover quickly.
+    for _ in 0..2 {
+        std::fs::write(&flag, "").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::remove_file(&flag).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(a.stop(), Some(0));
+    let log = a.log();
+    // The transitions as the daemon logged them, in order...
+    let logged: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains("transition"))
+        .map(|l| {
+            let field = |k: &str| {
+                l.split(&format!("{k}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            format!("{}>{}", field("from"), field("to"))
+        })
+        .collect();
+    // ...must be exactly the hooks' order.
+    let hooks: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        logged.len() >= 6,
+        "expected startup, master, 2×(fault, backup, master...), stop: {logged:?}\n{log}"
+    );
+    assert_eq!(hooks, logged, "hooks ran out of order\n{log}");
+    assert!(Path::new(&out).exists());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains(">INIT shutdown STOP"), "{text}");
+    let _ = std::fs::remove_file(&out);
+}
