@@ -141,9 +141,21 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         track::runner::spawn(i, t.clone(), report_tx.clone());
     }
 
+    // Link state from rtnetlink events: an instance whose interface loses carrier (or is set
+    // down) goes to FAULT and gives up its VIPs, as keepalived does by default.
+    let (link_tx, mut links) = tokio::sync::mpsc::unbounded_channel();
+    crate::net::link::watch(link_tx)
+        .await
+        .context("watching link state")?;
+    let mut link_up: HashMap<u32, bool> = HashMap::new();
+    while let Ok((idx, up)) = links.try_recv() {
+        link_up.insert(idx, up);
+    }
+
     let now = Instant(monotonic_ns());
     for r in &mut instances {
-        let mut actions = track_input(r, &contributions, now);
+        let link_ok = link_up.get(&r.key.ifindex).copied().unwrap_or(true);
+        let mut actions = track_input(r, &contributions, link_ok, now);
         actions.extend(r.engine.handle(Input::Startup { now }));
         apply(r, actions, &nl, &mut dp).await;
     }
@@ -210,7 +222,19 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                 }
                 let now = Instant(monotonic_ns());
                 for r in instances.iter_mut().filter(|r| r.track.contains(&rep.tracker)) {
-                    let actions = track_input(r, &contributions, now);
+                    let link_ok = link_up.get(&r.key.ifindex).copied().unwrap_or(true);
+                    let actions = track_input(r, &contributions, link_ok, now);
+                    apply(r, actions, &nl, &mut dp).await;
+                }
+            }
+            Some((idx, up)) = links.recv() => {
+                if link_up.insert(idx, up) == Some(up) {
+                    continue;
+                }
+                let now = Instant(monotonic_ns());
+                for r in instances.iter_mut().filter(|r| r.key.ifindex == idx) {
+                    info!(instance = %r.cfg.name, interface = %r.cfg.interface, up, "link changed");
+                    let actions = track_input(r, &contributions, up, now);
                     apply(r, actions, &nl, &mut dp).await;
                 }
             }
@@ -234,14 +258,21 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engine inputs that bring instance `r` in line with its trackers.
-fn track_input(r: &mut Running, contributions: &[Contribution], now: Instant) -> Vec<Action> {
-    if r.track.is_empty() {
-        return Vec::new();
-    }
+/// The engine inputs that bring instance `r` in line with its link and trackers.
+fn track_input(
+    r: &mut Running,
+    contributions: &[Contribution],
+    link_ok: bool,
+    now: Instant,
+) -> Vec<Action> {
     let mine: Vec<Contribution> = r.track.iter().map(|&i| contributions[i]).collect();
     let mut actions = Vec::new();
-    match track::effective(r.engine.settings.priority, &mine) {
+    let effective = if link_ok {
+        track::effective(r.engine.settings.priority, &mine)
+    } else {
+        Effective::Fault
+    };
+    match effective {
         Effective::Fault => actions.extend(r.engine.handle(Input::Fault { now })),
         Effective::Priority(p) => {
             if r.engine.state() == State::Fault {

@@ -152,7 +152,7 @@ fn restart_after_sigkill_removes_the_leftover_vip() {
 #[ignore = "needs root: run via cargo xtask test"]
 fn master_link_down_moves_the_vip_and_it_returns_after() {
     let seg = Segment::new(3).unwrap();
-    let _a = Router::start(
+    let a = Router::start(
         &seg.nodes[0].ns,
         &router_toml("w", 41, 150, 3, "100ms", "192.0.2.100/24"),
     )
@@ -167,6 +167,12 @@ fn master_link_down_moves_the_vip_and_it_returns_after() {
         xvrrpd_tests::ip_in(&n0.name, &["link", "set", "eth0", "down"]).unwrap();
     });
     assert!(b.log().contains("master_down"), "{}", b.log());
+    // The node that lost its link went to FAULT and dropped the VIP (no stale owner).
+    assert!(
+        wait_until(Duration::from_secs(2), || !has_addr(n0, VIP)),
+        "VIP left on the unlinked node"
+    );
+    assert!(a.log().contains("to=\"FAULT\""), "{}", a.log());
     // Link back: the higher priority preempts and the backup gives the VIP up.
     xvrrpd_tests::ip_in(&n0.name, &["link", "set", "eth0", "up"]).unwrap();
     assert!(

@@ -3,6 +3,7 @@
 //! [`crate::engine`].
 pub mod announce;
 pub mod iface;
+pub mod link;
 pub mod tx;
 pub mod vip;
 
