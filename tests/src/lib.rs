@@ -625,3 +625,75 @@ pub fn ping_once(ns: &Netns, ip: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
+
+/// A MariaDB server with its own datadir and socket, started inside a namespace.
+pub struct Mariadb {
+    pub proc: Proc,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl Mariadb {
+    pub fn start(ns: &Netns) -> Result<Self> {
+        let dir = std::env::temp_dir().join(unique("xvm"));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data)?;
+        let out = Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--user=root",
+            ])
+            .arg(format!("--datadir={}", data.display()))
+            .output()
+            .context("mariadb-install-db")?;
+        if !out.status.success() {
+            bail!(
+                "mariadb-install-db failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let socket = dir.join("mysqld.sock");
+        let mut cmd = ns.command("/usr/sbin/mariadbd");
+        cmd.args([
+            "--no-defaults",
+            "--user=root",
+            "--skip-networking",
+            "--skip-log-bin",
+        ])
+        .args(["--innodb-buffer-pool-size=16M", "--skip-name-resolve"])
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", socket.display()))
+        .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+        .arg(format!("--log-error={}", dir.join("error.log").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let proc = Proc::spawn(cmd, "mariadbd")?;
+        let db = Self { proc, dir, socket };
+        let ready = wait_until(Duration::from_secs(60), || {
+            std::os::unix::net::UnixStream::connect(&db.socket).is_ok()
+        });
+        if !ready {
+            bail!(
+                "mariadbd did not start: {}",
+                std::fs::read_to_string(db.dir.join("error.log")).unwrap_or_default()
+            );
+        }
+        Ok(db)
+    }
+
+    /// The server process itself (not `ip netns exec`: it execs, so the same pid).
+    pub fn signal(&self, sig: i32) {
+        self.proc.signal_group(sig);
+    }
+}
+
+impl Drop for Mariadb {
+    fn drop(&mut self) {
+        self.proc.signal_group(libc::SIGCONT);
+        self.proc.signal_group(libc::SIGKILL);
+        let _ = self.proc.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -169,3 +169,66 @@ fn notify_hooks_run_in_transition_order_with_environment() {
     assert!(text.contains(">INIT shutdown STOP"), "{text}");
     let _ = std::fs::remove_file(&out);
 }
+
+/// A write instance following a native MySQL check on the master's MariaDB.
+fn mysql_pair(seg: &Segment, db: &xvrrpd_tests::Mariadb) -> (Router, Router) {
+    let tracker = format!(
+        "[[tracker]]\nname = \"t\"\nkind = \"mysql\"\nsocket = \"{}\"\ninterval = \"1s\"\ntimeout = \"500ms\"\nfall = 1\nrise = 1\nweight = -60\n",
+        db.socket.display()
+    );
+    let (n0, n1) = (&seg.nodes[0].ns, &seg.nodes[1].ns);
+    // Credentials from the environment: root over the socket, no password (test server).
+    std::env::set_var("XVRRPD_MYSQL_USER", "root");
+    let a = Router::start(n0, &tracked(150, &tracker)).unwrap();
+    let b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
+            && !has_addr(n1, VIP)),
+        "{}",
+        a.log()
+    );
+    (a, b)
+}
+
+#[test]
+#[ignore = "needs root and MariaDB: run via cargo xtask test"]
+fn mysqld_killed_fails_the_check_at_once_and_the_peer_takes_the_vip() {
+    let seg = Segment::new(2).unwrap();
+    let db = xvrrpd_tests::Mariadb::start(&seg.nodes[0].ns).unwrap();
+    let (a, _b) = mysql_pair(&seg, &db);
+    // Let a poll pass so the watch connection is parked in the server.
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = std::time::Instant::now();
+    db.signal(libc::SIGKILL);
+    assert!(
+        wait_until(Duration::from_secs(5), || has_addr(&seg.nodes[1].ns, VIP)),
+        "{}",
+        a.log()
+    );
+    eprintln!(
+        "mysqld SIGKILL -> VIP on the peer: {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    // Detected by the closed connection, not by the next poll.
+    assert!(
+        a.log().contains("connection to mysqld closed"),
+        "{}",
+        a.log()
+    );
+}
+
+#[test]
+#[ignore = "needs root and MariaDB: run via cargo xtask test"]
+fn mysqld_frozen_is_caught_by_the_timeout() {
+    let seg = Segment::new(2).unwrap();
+    let db = xvrrpd_tests::Mariadb::start(&seg.nodes[0].ns).unwrap();
+    let (a, _b) = mysql_pair(&seg, &db);
+    db.signal(libc::SIGSTOP);
+    assert!(
+        wait_until(Duration::from_secs(6), || has_addr(&seg.nodes[1].ns, VIP)),
+        "{}",
+        a.log()
+    );
+    assert!(a.log().contains("tracker changed"), "{}", a.log());
+    db.signal(libc::SIGCONT);
+}

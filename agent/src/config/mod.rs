@@ -36,6 +36,9 @@ pub enum TrackerKind {
     Exec,
     /// Reads an integer from `path`; it is multiplied by `weight` (the drain knob).
     File,
+    /// Native MySQL/MariaDB check: reachable, `query` succeeds, optional read_only,
+    /// replication and lag conditions; a crashed mysqld fails it at once.
+    Mysql,
 }
 
 /// A health check instances can follow (`track = ["name"]`).
@@ -62,6 +65,23 @@ pub struct TrackerConfig {
     pub weight: i32,
     #[serde(default)]
     pub reverse: bool,
+    /// mysql: Unix socket of the server (else `host`/`port`).
+    pub socket: Option<std::path::PathBuf>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// mysql: file with `user = ...` and `password = ...`, mode 600; else the
+    /// XVRRPD_MYSQL_USER / XVRRPD_MYSQL_PASSWORD environment.
+    pub credentials_file: Option<std::path::PathBuf>,
+    /// mysql: the query that must succeed (default `SELECT 1`).
+    pub query: Option<String>,
+    /// mysql: the read_only value the server must have.
+    pub read_only: Option<bool>,
+    /// mysql: replication IO and SQL threads must both run.
+    #[serde(default)]
+    pub replication: bool,
+    /// mysql: Seconds_Behind_Master must be at most this.
+    #[serde(default, with = "opt_duration")]
+    pub max_lag: Option<Duration>,
 }
 
 /// Programs run on transitions, in order per instance (argv, no shell).
@@ -237,6 +257,17 @@ mod duration {
                 "{s:?} is not a duration ({e}); write e.g. \"10ms\" or \"1s\""
             ))
         })
+    }
+}
+
+/// Optional durations as text.
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
     }
 }
 

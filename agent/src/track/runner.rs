@@ -24,6 +24,9 @@ pub fn spawn(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) {
         TrackerKind::File => {
             tokio::spawn(file_loop(index, cfg, tx));
         }
+        TrackerKind::Mysql => {
+            tokio::spawn(super::mysql::run(index, cfg, tx));
+        }
     }
 }
 

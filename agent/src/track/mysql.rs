@@ -1,0 +1,289 @@
+//! The native MySQL / MariaDB tracker (mysql_async).
+//!
+//! Two connections per check: a *watch* connection parked in `DO SLEEP(...)`, whose error
+//! the moment mysqld dies (the socket closes) fails the check at once, without waiting for
+//! the next poll; and a *poll* connection that runs the conditions every interval, bounded
+//! by the timeout, which is what catches a hung (e.g. SIGSTOPped) server.
+use std::{path::Path, time::Duration};
+
+use mysql_async::{prelude::Queryable, Conn, OptsBuilder, Row};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, warn};
+
+use super::{runner::Report, Health};
+use crate::config::TrackerConfig;
+
+/// What the poll found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    pub read_only: bool,
+    /// None when the server is not a replica.
+    pub io_running: Option<bool>,
+    pub sql_running: Option<bool>,
+    /// Seconds_Behind_Master; None when unknown (NULL: replication broken or stopped).
+    pub lag_s: Option<u64>,
+}
+
+/// The conditions of one check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conditions {
+    pub read_only: Option<bool>,
+    pub replication: bool,
+    pub max_lag: Option<Duration>,
+}
+
+/// Pure verdict: Ok, or why the check fails.
+pub fn evaluate(s: &Status, c: &Conditions) -> Result<(), String> {
+    if let Some(want) = c.read_only {
+        if s.read_only != want {
+            return Err(format!("read_only is {}, expected {want}", s.read_only));
+        }
+    }
+    if c.replication {
+        match (s.io_running, s.sql_running) {
+            (Some(true), Some(true)) => {}
+            (None, _) | (_, None) => return Err("not a replica (no replication status)".into()),
+            (io, sql) => {
+                return Err(format!(
+                    "replication stopped (IO running: {}, SQL running: {})",
+                    io.unwrap_or(false),
+                    sql.unwrap_or(false)
+                ))
+            }
+        }
+    }
+    if let Some(max) = c.max_lag {
+        match s.lag_s {
+            Some(l) if l <= max.as_secs() => {}
+            Some(l) => return Err(format!("replication lag {l}s > {}s", max.as_secs())),
+            None => return Err("replication lag unknown (replication not running)".into()),
+        }
+    }
+    Ok(())
+}
+
+/// Credentials: `user` and `password` lines (`key = value`, my.cnf style accepted) from a
+/// file that only its owner may read, or the XVRRPD_MYSQL_USER / XVRRPD_MYSQL_PASSWORD
+/// environment. Never logged.
+pub fn credentials(file: Option<&Path>) -> Result<(Option<String>, Option<String>), String> {
+    let Some(path) = file else {
+        return Ok((
+            std::env::var("XVRRPD_MYSQL_USER").ok(),
+            std::env::var("XVRRPD_MYSQL_PASSWORD").ok(),
+        ));
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} is readable by group or others (mode {:o}): run chmod 600 on it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (mut user, mut pass) = (None, None);
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let v = v.trim().trim_matches('"').to_string();
+        match k.trim() {
+            "user" => user = Some(v),
+            "password" => pass = Some(v),
+            _ => {}
+        }
+    }
+    Ok((user, pass))
+}
+
+fn opts(cfg: &TrackerConfig, user: Option<String>, pass: Option<String>) -> OptsBuilder {
+    let mut o = OptsBuilder::default()
+        .user(user)
+        .pass(pass)
+        .prefer_socket(false);
+    if let Some(sock) = &cfg.socket {
+        o = o.socket(Some(sock.to_string_lossy().into_owned()));
+    } else {
+        o = o
+            .ip_or_hostname(cfg.host.clone().unwrap_or_else(|| "127.0.0.1".into()))
+            .tcp_port(cfg.port.unwrap_or(3306));
+    }
+    o
+}
+
+async fn poll(conn: &mut Conn, query: &str) -> Result<Status, mysql_async::Error> {
+    conn.query_drop(query).await?;
+    let ro: Option<u8> = conn.query_first("SELECT @@global.read_only").await?;
+    let mut status = Status {
+        read_only: ro.unwrap_or(0) != 0,
+        ..Status::default()
+    };
+    let row: Option<Row> = conn.query_first("SHOW SLAVE STATUS").await?;
+    if let Some(row) = row {
+        let col = |names: &[&str]| -> Option<String> {
+            names.iter().find_map(|n| {
+                row.get_opt::<Option<String>, _>(*n)
+                    .and_then(|r| r.ok())
+                    .flatten()
+            })
+        };
+        status.io_running = col(&["Slave_IO_Running", "Replica_IO_Running"]).map(|v| v == "Yes");
+        status.sql_running = col(&["Slave_SQL_Running", "Replica_SQL_Running"]).map(|v| v == "Yes");
+        status.lag_s =
+            col(&["Seconds_Behind_Master", "Seconds_Behind_Source"]).and_then(|v| v.parse().ok());
+    }
+    Ok(status)
+}
+
+/// The tracker task.
+pub async fn run(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) {
+    let (user, pass) = match credentials(cfg.credentials_file.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(tracker = %cfg.name, error = %e, "MySQL credentials refused: the check fails");
+            let _ = tx.send(Report {
+                tracker: index,
+                healthy: false,
+                file_value: None,
+            });
+            return;
+        }
+    };
+    let conds = Conditions {
+        read_only: cfg.read_only,
+        replication: cfg.replication,
+        max_lag: cfg.max_lag,
+    };
+    let query = cfg.query.clone().unwrap_or_else(|| "SELECT 1".into());
+    let mut health = Health::new(cfg.rise, cfg.fall, true);
+    let (dead_tx, mut dead_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watching = false;
+    let mut conn: Option<Conn> = None;
+    let mut tick = tokio::time::interval(cfg.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let ok = tokio::select! {
+            _ = tick.tick() => {
+                let res = tokio::time::timeout(cfg.timeout, async {
+                    if conn.is_none() {
+                        conn = Some(Conn::new(opts(&cfg, user.clone(), pass.clone())).await?);
+                    }
+                    poll(conn.as_mut().expect("connected"), &query).await
+                })
+                .await;
+                let verdict = match res {
+                    Ok(Ok(status)) => evaluate(&status, &conds),
+                    Ok(Err(e)) => Err(format!("MySQL error: {e}")),
+                    Err(_) => Err(format!("no answer within {:?}", cfg.timeout)),
+                };
+                if verdict.is_err() {
+                    conn = None; // reconnect next time
+                }
+                if verdict.is_ok() && !watching {
+                    watching = true;
+                    spawn_watch(opts(&cfg, user.clone(), pass.clone()), dead_tx.clone());
+                }
+                if let Err(why) = &verdict {
+                    debug!(tracker = %cfg.name, %why, "check failed");
+                }
+                Some(verdict.is_ok())
+            }
+            Some(()) = dead_rx.recv() => {
+                watching = false;
+                conn = None;
+                warn!(tracker = %cfg.name, "connection to mysqld closed: failing now");
+                None
+            }
+        };
+        let change = match ok {
+            Some(ok) => health.observe(ok),
+            None => health.fail_now(),
+        };
+        if let Some(healthy) = change {
+            if tx
+                .send(Report {
+                    tracker: index,
+                    healthy,
+                    file_value: None,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// Parks a connection in a long sleep; its error (the server went away) is reported.
+fn spawn_watch(opts: OptsBuilder, dead: UnboundedSender<()>) {
+    tokio::spawn(async move {
+        let Ok(mut c) = Conn::new(opts).await else {
+            let _ = dead.send(());
+            return;
+        };
+        loop {
+            if c.query_drop("DO SLEEP(86400)").await.is_err() {
+                let _ = dead.send(());
+                return;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(io: bool, sql: bool, lag: Option<u64>) -> Status {
+        Status {
+            read_only: true,
+            io_running: Some(io),
+            sql_running: Some(sql),
+            lag_s: lag,
+        }
+    }
+
+    #[test]
+    fn conditions() {
+        let any = Conditions::default();
+        assert!(evaluate(&Status::default(), &any).is_ok());
+        let ro = Conditions {
+            read_only: Some(true),
+            ..Conditions::default()
+        };
+        assert!(evaluate(&Status::default(), &ro)
+            .unwrap_err()
+            .contains("read_only"));
+        let repl = Conditions {
+            replication: true,
+            max_lag: Some(Duration::from_secs(5)),
+            ..Conditions::default()
+        };
+        assert!(evaluate(&replica(true, true, Some(2)), &repl).is_ok());
+        assert!(evaluate(&replica(true, false, None), &repl)
+            .unwrap_err()
+            .contains("SQL running: false"));
+        assert!(evaluate(&replica(true, true, Some(9)), &repl)
+            .unwrap_err()
+            .contains("lag 9s"));
+        assert!(evaluate(&Status::default(), &repl)
+            .unwrap_err()
+            .contains("not a replica"));
+    }
+
+    #[test]
+    fn credentials_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::env::temp_dir().join(format!("xvrrpd-cred-{}", std::process::id()));
+        std::fs::write(&p, "[client]\nuser = xv\npassword = \"s3cret\"\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(credentials(Some(&p)).unwrap_err().contains("chmod 600"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            credentials(Some(&p)).unwrap(),
+            (Some("xv".into()), Some("s3cret".into()))
+        );
+        let _ = std::fs::remove_file(&p);
+    }
+}
