@@ -634,7 +634,13 @@ pub struct Mariadb {
 }
 
 impl Mariadb {
+    /// A socket-only server (no TCP, no binary log).
     pub fn start(ns: &Netns) -> Result<Self> {
+        Self::start_with(ns, &["--skip-networking", "--skip-log-bin"])
+    }
+
+    /// A server with extra mariadbd options (e.g. server id, binary log, bind address).
+    pub fn start_with(ns: &Netns, extra: &[&str]) -> Result<Self> {
         let dir = std::env::temp_dir().join(unique("xvm"));
         let data = dir.join("data");
         std::fs::create_dir_all(&data)?;
@@ -656,19 +662,15 @@ impl Mariadb {
         }
         let socket = dir.join("mysqld.sock");
         let mut cmd = ns.command("/usr/sbin/mariadbd");
-        cmd.args([
-            "--no-defaults",
-            "--user=root",
-            "--skip-networking",
-            "--skip-log-bin",
-        ])
-        .args(["--innodb-buffer-pool-size=16M", "--skip-name-resolve"])
-        .arg(format!("--datadir={}", data.display()))
-        .arg(format!("--socket={}", socket.display()))
-        .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
-        .arg(format!("--log-error={}", dir.join("error.log").display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        cmd.args(["--no-defaults", "--user=root"])
+            .args(extra)
+            .args(["--innodb-buffer-pool-size=16M", "--skip-name-resolve"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+            .arg(format!("--log-error={}", dir.join("error.log").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let proc = Proc::spawn(cmd, "mariadbd")?;
         let db = Self { proc, dir, socket };
         let ready = wait_until(Duration::from_secs(60), || {
@@ -681,6 +683,20 @@ impl Mariadb {
             );
         }
         Ok(db)
+    }
+
+    /// Runs SQL through the `mariadb` client over the socket, as root.
+    pub fn sql(&self, sql: &str) -> Result<String> {
+        sh(&[
+            "mariadb",
+            "--no-defaults",
+            "-uroot",
+            "-N",
+            "-B",
+            &format!("--socket={}", self.socket.display()),
+            "-e",
+            sql,
+        ])
     }
 
     /// The server process itself (not `ip netns exec`: it execs, so the same pid).

@@ -232,3 +232,100 @@ fn mysqld_frozen_is_caught_by_the_timeout() {
     assert!(a.log().contains("tracker changed"), "{}", a.log());
     db.signal(libc::SIGCONT);
 }
+
+#[test]
+#[ignore = "needs root and MariaDB: run via cargo xtask test"]
+fn stopped_replication_moves_the_read_vip_but_not_the_write_vip() {
+    let seg = Segment::new(2).unwrap();
+    let (n0, n1) = (&seg.nodes[0], &seg.nodes[1]);
+    let bind = |a: &str| format!("--bind-address={a}");
+    let (b0, b1) = (bind(&n0.addr4), bind(&n1.addr4));
+    let primary =
+        xvrrpd_tests::Mariadb::start_with(&n0.ns, &["--server-id=1", "--log-bin=mysql-bin", &b0])
+            .unwrap();
+    let replica =
+        xvrrpd_tests::Mariadb::start_with(&n1.ns, &["--server-id=2", "--log-bin=mysql-bin", &b1])
+            .unwrap();
+    primary
+        .sql("CREATE USER 'repl'@'%' IDENTIFIED BY 'replpass'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';")
+        .unwrap();
+    replica
+        .sql(&format!(
+            "CHANGE MASTER TO MASTER_HOST='{}', MASTER_USER='repl', MASTER_PASSWORD='replpass', MASTER_USE_GTID=slave_pos; START SLAVE;",
+            n0.addr4
+        ))
+        .unwrap();
+    let running = || {
+        replica
+            .sql("SHOW SLAVE STATUS\\G")
+            .map(|s| {
+                s.matches(": Yes").count() >= 2
+                    || s.lines().filter(|l| l.trim() == "Yes").count() >= 2
+            })
+            .unwrap_or(false)
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), running),
+        "replication did not start: {:?}",
+        replica.sql("SHOW SLAVE STATUS\\G")
+    );
+
+    // db2 (n1) masters both VIPs: write follows reachability, read follows replication.
+    let trackers = format!(
+        "[[tracker]]\nname = \"alive\"\nkind = \"mysql\"\nsocket = \"{s}\"\ninterval = \"200ms\"\ntimeout = \"500ms\"\nweight = -60\n\n\
+         [[tracker]]\nname = \"replica\"\nkind = \"mysql\"\nsocket = \"{s}\"\ninterval = \"200ms\"\ntimeout = \"500ms\"\nreplication = true\nmax_lag = \"10s\"\nweight = -60\n",
+        s = replica.socket.display()
+    );
+    let node_cfg = |wprio: u8, rprio: u8, track: bool| {
+        let t = |name: &str| {
+            if track {
+                format!("track = [\"{name}\"]\n")
+            } else {
+                String::new()
+            }
+        };
+        format!(
+            "{}{}\n{}{}\n{}",
+            router_toml("write", 41, wprio, 3, "100ms", "192.0.2.100/24"),
+            t("alive"),
+            router_toml("read", 51, rprio, 3, "100ms", "192.0.2.101/24"),
+            t("replica"),
+            if track {
+                trackers.clone()
+            } else {
+                String::new()
+            }
+        )
+    };
+    std::env::set_var("XVRRPD_MYSQL_USER", "root");
+    let _a = Router::start(&n0.ns, &node_cfg(100, 100, false)).unwrap();
+    let b = Router::start(&n1.ns, &node_cfg(150, 150, true)).unwrap();
+    let on_b = |vip: &str| has_addr(&n1.ns, vip) && !has_addr(&n0.ns, vip);
+    assert!(
+        wait_until(Duration::from_secs(10), || on_b("192.0.2.100")
+            && on_b("192.0.2.101")),
+        "{}",
+        b.log()
+    );
+
+    replica.sql("STOP SLAVE SQL_THREAD").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || has_addr(&n0.ns, "192.0.2.101")
+            && !has_addr(&n1.ns, "192.0.2.101")),
+        "read VIP did not move:\n{}",
+        b.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(on_b("192.0.2.100"), "the write VIP must stay:\n{}", b.log());
+    let write_transitions = b
+        .log()
+        .lines()
+        .filter(|l| l.contains("instance=write") && l.contains("transition"))
+        .count();
+    assert_eq!(
+        write_transitions,
+        2,
+        "write instance: INIT→BACKUP→MASTER only\n{}",
+        b.log()
+    );
+}
