@@ -329,3 +329,55 @@ fn stopped_replication_moves_the_read_vip_but_not_the_write_vip() {
         b.log()
     );
 }
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn exec_timeout_counts_as_failure_and_flapping_is_held_by_hysteresis() {
+    // A check that hangs past its timeout fails (and is killed, not left behind).
+    let seg = Segment::new(2).unwrap();
+    let (n0, n1) = (&seg.nodes[0].ns, &seg.nodes[1].ns);
+    let hang = tmp("xvhang");
+    let tracker = format!(
+        "[[tracker]]\nname = \"t\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"if test -e {}; then sleep 30; fi\"]\n\
+         interval = \"100ms\"\ntimeout = \"200ms\"\nfall = 1\nweight = -60\n",
+        hang.display()
+    );
+    let a = Router::start(n0, &tracked(150, &tracker)).unwrap();
+    let _b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
+        && !has_addr(n1, VIP)));
+    std::fs::write(&hang, "").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || has_addr(n1, VIP)),
+        "{}",
+        a.log()
+    );
+    assert!(a.log().contains("timed out"), "{}", a.log());
+    let _ = std::fs::remove_file(&hang);
+    drop(a);
+
+    // A check failing every other run never reaches fall = 3: the VIP does not move.
+    let seg = Segment::new(2).unwrap();
+    let (n0, n1) = (&seg.nodes[0].ns, &seg.nodes[1].ns);
+    let toggle = tmp("xvtoggle");
+    let tracker = format!(
+        "[[tracker]]\nname = \"t\"\nkind = \"exec\"\n\
+         command = [\"/bin/sh\", \"-c\", \"if test -e {f}; then rm -f {f}; exit 1; else touch {f}; exit 0; fi\"]\n\
+         interval = \"50ms\"\nfall = 3\nrise = 2\nweight = -60\n",
+        f = toggle.display()
+    );
+    let a = Router::start(n0, &tracked(150, &tracker)).unwrap();
+    let _b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
+        && !has_addr(n1, VIP)));
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            has_addr(n0, VIP) && !has_addr(n1, VIP),
+            "flapping check moved the VIP:\n{}",
+            a.log()
+        );
+    }
+    assert!(!a.log().contains("tracker changed"), "{}", a.log());
+    let _ = std::fs::remove_file(&toggle);
+}
