@@ -50,6 +50,8 @@ struct Running {
     /// Indices of the trackers this instance follows.
     track: Vec<usize>,
     notify: tokio::sync::mpsc::UnboundedSender<crate::notify::Transition>,
+    /// Where transitions go as JSON lines (global.events_fifo).
+    events: Option<std::path::PathBuf>,
 }
 
 impl Running {
@@ -101,6 +103,11 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let mut instances = Vec::new();
     let mut by_key: HashMap<VridKey, usize> = HashMap::new();
     let mut interfaces: Vec<String> = Vec::new();
+    let events = cfg.global.events_fifo.clone();
+    if let Some(path) = &events {
+        crate::notify::ensure_fifo(path)
+            .with_context(|| format!("events_fifo {}", path.display()))?;
+    }
     let mut notify_tasks = Vec::new();
     for ic in &cfg.instances {
         let (ntx, task) = crate::notify::spawn(ic.name.clone(), ic.vrid, ic.notify.clone());
@@ -109,6 +116,8 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("instance {:?}", ic.name))?;
         dp.set_params(r.key, VridParams::new(r.engine.priority()))?;
+        let mut r = r;
+        r.events = events.clone();
         by_key.insert(r.key, instances.len());
         if !interfaces.contains(&ic.interface) {
             interfaces.push(ic.interface.clone());
@@ -366,6 +375,7 @@ async fn prepare(
             .filter_map(|t| trackers.iter().position(|tc| &tc.name == t))
             .collect(),
         notify,
+        events: None,
     })
 }
 
@@ -384,12 +394,20 @@ async fn apply(r: &mut Running, actions: Vec<Action>, nl: &rtnetlink::Handle, dp
                     priority = r.engine.priority(),
                     "transition"
                 );
-                let _ = r.notify.send(crate::notify::Transition {
+                let t = crate::notify::Transition {
                     from,
                     to,
                     priority: r.engine.priority(),
                     reason: reason.name(),
-                });
+                    ts_ns: monotonic_ns(),
+                };
+                if let Some(path) = &r.events {
+                    crate::notify::write_event(
+                        path,
+                        &crate::notify::event_json(&r.cfg.name, r.cfg.vrid, &t),
+                    );
+                }
+                let _ = r.notify.send(t);
             }
             Action::SendAdvert { priority } => {
                 if let Err(e) = r.sender.send(&r.advert(priority)) {

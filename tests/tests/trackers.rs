@@ -118,9 +118,12 @@ fn notify_hooks_run_in_transition_order_with_environment() {
          echo \"$XVRRPD_OLD_STATE>$XVRRPD_NEW_STATE $XVRRPD_REASON $2\" >> {}",
         out.display()
     );
+    let events = tmp("xvevents");
+    std::fs::write(&events, "").unwrap();
     let cfg = format!(
-        "{}track = [\"t\"]\n[instance.notify]\nany = [\"/bin/sh\", \"-c\", '{hook}']\ntimeout = \"5s\"\n\n\
+        "[global]\nevents_fifo = \"{}\"\n\n{}track = [\"t\"]\n[instance.notify]\nany = [\"/bin/sh\", \"-c\", '{hook}']\ntimeout = \"5s\"\n\n\
          [[tracker]]\nname = \"t\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"! test -e {}\"]\ninterval = \"20ms\"\nweight = 0\n",
+        events.display(),
         router_toml("w", 41, 150, 3, "50ms", "192.0.2.100/24"),
         flag.display()
     );
@@ -164,6 +167,23 @@ fn notify_hooks_run_in_transition_order_with_environment() {
         "expected startup, master, 2×(fault, backup, master...), stop: {logged:?}\n{log}"
     );
     assert_eq!(hooks, logged, "hooks ran out of order\n{log}");
+    // The JSON-lines stream carries the same transitions, in the same order.
+    let stream: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            assert_eq!(v["instance"], "w");
+            assert_eq!(v["vrid"], 41);
+            format!(
+                "{}>{}",
+                v["from"].as_str().unwrap(),
+                v["to"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(stream, logged);
+    let _ = std::fs::remove_file(&events);
     assert!(Path::new(&out).exists());
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains(">INIT shutdown STOP"), "{text}");

@@ -110,6 +110,10 @@ pub struct Notify {
 pub struct Global {
     /// Name of this node in logs and metrics (default: the host name).
     pub router_id: Option<String>,
+    /// Transitions as JSON lines, for tools that follow without scripts. A missing path is
+    /// created as a FIFO (mode 600); an existing regular file is appended to. Writes never
+    /// block: with no reader on the FIFO, the line is dropped.
+    pub events_fifo: Option<std::path::PathBuf>,
 }
 
 /// How a v3 IPv4 advert's checksum is computed when sending.
