@@ -249,6 +249,18 @@ pub struct KeepalivedConf {
     /// keepalived's `old_unicast_checksum`: the multicast group in a unicast advert's
     /// pseudo-header (keepalived before 1.3.6).
     pub old_unicast_checksum: bool,
+    /// A keepalived `vrrp_script` tracked by the instance.
+    pub script: Option<VrrpScript>,
+}
+
+/// keepalived `vrrp_script` settings (the classic MySQL port check).
+#[derive(Clone, Debug)]
+pub struct VrrpScript {
+    pub command: String,
+    pub interval_s: u32,
+    pub fall: u32,
+    pub rise: u32,
+    pub weight: i32,
 }
 
 impl KeepalivedConf {
@@ -261,8 +273,20 @@ impl KeepalivedConf {
                 self.unicast_peers.join("\n")
             )
         };
-        format!(
-            "global_defs {{\n  router_id {router_id}\n  vrrp_version {v}\n  max_auto_priority -1\n}}\n\
+        let (script_def, track) = match &self.script {
+            None => (String::new(), String::new()),
+            Some(s) => (
+                format!(
+                    "vrrp_script chk {{\n  script \"{}\"\n  interval {}\n  fall {}\n  rise {}\n  weight {}\n}}\n",
+                    s.command, s.interval_s, s.fall, s.rise, s.weight
+                ),
+                "  track_script {\n    chk\n  }\n".to_string(),
+            ),
+        };
+        let unicast = format!("{unicast}{track}");
+        script_def
+            + &format!(
+            "global_defs {{\n  router_id {router_id}\n  vrrp_version {v}\n  max_auto_priority -1\n  script_user root\n  enable_script_security\n}}\n\
              vrrp_instance VI_{vrid} {{\n  state {state}\n  interface {iface}\n  virtual_router_id {vrid}\n  \
              priority {prio}\n  advert_int {int}\n{unicast}  virtual_ipaddress {{\n    {vip}\n  }}\n}}\n",
             v = self.version,

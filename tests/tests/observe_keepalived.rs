@@ -14,6 +14,7 @@ fn conf(version: u8, vrid: u8, advert_int: f64, vip: &str) -> KeepalivedConf {
         state_master: true,
         unicast_peers: vec![],
         old_unicast_checksum: false,
+        script: None,
     }
 }
 

@@ -20,6 +20,7 @@ fn ka(priority: u8, version: u8, advert_int: f64, master: bool) -> KeepalivedCon
         state_master: master,
         unicast_peers: vec![],
         old_unicast_checksum: false,
+        script: None,
     }
 }
 

@@ -21,6 +21,9 @@ pub enum Bench {
     /// Client-observed VIP outage for SIGKILL, SIGTERM and link-down of the master, for
     /// keepalived and xvrrpd pairs in the same run; plus steady-state CPU at 10 ms.
     Failover(crate::failover::FailoverArgs),
+    /// mysqld SIGKILL on the write master to VIP on the peer: xvrrpd's MySQL tracker vs
+    /// keepalived with a port-check vrrp_script, same run.
+    MysqlKill(crate::mysqlkill::MysqlKillArgs),
 }
 
 pub fn run(b: Bench) -> Result<()> {
@@ -48,6 +51,7 @@ pub fn run(b: Bench) -> Result<()> {
             intervals_ms,
         } => master_down(kills, &intervals_ms),
         Bench::Failover(args) => crate::failover::run(args),
+        Bench::MysqlKill(args) => crate::mysqlkill::run(args),
     }
 }
 
@@ -86,6 +90,7 @@ fn master_down(kills: usize, intervals_ms: &[u64]) -> Result<()> {
                 state_master: true,
                 unicast_peers: vec![],
                 old_unicast_checksum: false,
+                script: None,
             };
             let r = kill_and_measure(&seg, &mut obs, &conf, 100)
                 .with_context(|| format!("{ms} ms, run {run}"))?;

@@ -73,6 +73,7 @@ impl Running {
                     state_master: prio > 100,
                     unicast_peers: vec![],
                     old_unicast_checksum: false,
+                    script: None,
                 },
             )?),
             Agent::Xvrrpd => Self::X(Router::start(

@@ -69,6 +69,7 @@ pub fn run(args: LabArgs) -> Result<()> {
         state_master: master,
         unicast_peers: vec![],
         old_unicast_checksum: false,
+        script: None,
     };
     let mut k1 = Keepalived::start(&db1.ns, "eth0", &conf(150, true))?;
     let _k2 = Keepalived::start(&db2.ns, "eth0", &conf(100, false))?;

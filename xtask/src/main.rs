@@ -3,6 +3,7 @@ mod bench;
 mod ebpf;
 mod failover;
 mod lab;
+mod mysqlkill;
 mod setup;
 mod test;
 
