@@ -161,6 +161,28 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         link_up.insert(idx, up);
     }
 
+    // Interface trackers: (tracker index, ifindex), seeded from the initial link dump.
+    let iface_trackers: Vec<(usize, u32)> = cfg
+        .trackers
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.kind == crate::config::TrackerKind::Interface)
+        .filter_map(|(i, t)| {
+            let name = t.interface.as_deref()?;
+            match crate::datapath::ifindex(name) {
+                Some(idx) => Some((i, idx)),
+                None => {
+                    warn!(tracker = %t.name, interface = name, "tracked interface does not exist: failing");
+                    contributions[i].healthy = false;
+                    None
+                }
+            }
+        })
+        .collect();
+    for &(t, idx) in &iface_trackers {
+        contributions[t].healthy = link_up.get(&idx).copied().unwrap_or(false);
+    }
+
     let now = Instant(monotonic_ns());
     for r in &mut instances {
         let link_ok = link_up.get(&r.key.ifindex).copied().unwrap_or(true);
@@ -240,10 +262,17 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                 if link_up.insert(idx, up) == Some(up) {
                     continue;
                 }
+                // Interface trackers following this link.
+                let followed: Vec<usize> = iface_trackers.iter().filter(|(_, i)| *i == idx).map(|(t, _)| *t).collect();
+                for &t in &followed {
+                    contributions[t].healthy = up;
+                    info!(tracker = %cfg.trackers[t].name, up, "tracker changed");
+                }
                 let now = Instant(monotonic_ns());
-                for r in instances.iter_mut().filter(|r| r.key.ifindex == idx) {
-                    info!(instance = %r.cfg.name, interface = %r.cfg.interface, up, "link changed");
-                    let actions = track_input(r, &contributions, up, now);
+                for r in instances.iter_mut().filter(|r| r.key.ifindex == idx || r.track.iter().any(|t| followed.contains(t))) {
+                    info!(instance = %r.cfg.name, ifindex = idx, up, "link changed");
+                    let link_ok = link_up.get(&r.key.ifindex).copied().unwrap_or(true);
+                    let actions = track_input(r, &contributions, link_ok, now);
                     apply(r, actions, &nl, &mut dp).await;
                 }
             }

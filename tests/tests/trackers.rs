@@ -401,3 +401,43 @@ fn exec_timeout_counts_as_failure_and_flapping_is_held_by_hysteresis() {
     assert!(!a.log().contains("tracker changed"), "{}", a.log());
     let _ = std::fs::remove_file(&toggle);
 }
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn interface_tracker_follows_carrier_from_link_events() {
+    let seg = Segment::new(2).unwrap();
+    let (n0, n1) = (&seg.nodes[0].ns, &seg.nodes[1].ns);
+    // A second link on db1 (say, the storage network): a veth pair inside the namespace.
+    let ip = |args: &[&str]| xvrrpd_tests::ip_in(&n0.name, args).unwrap();
+    ip(&[
+        "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p",
+    ]);
+    ip(&["link", "set", "eth1", "up"]);
+    ip(&["link", "set", "eth1p", "up"]);
+    let tracker =
+        "[[tracker]]\nname = \"t\"\nkind = \"interface\"\ninterface = \"eth1\"\nweight = 0\n";
+    let a = Router::start(n0, &tracked(150, tracker)).unwrap();
+    let _b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
+            && !has_addr(n1, VIP)),
+        "{}",
+        a.log()
+    );
+    // The far end goes down: eth1 loses carrier (it stays administratively up).
+    ip(&["link", "set", "eth1p", "down"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || has_addr(n1, VIP)
+            && !has_addr(n0, VIP)),
+        "{}",
+        a.log()
+    );
+    assert!(a.log().contains("to=\"FAULT\""), "{}", a.log());
+    ip(&["link", "set", "eth1p", "up"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || has_addr(n0, VIP)
+            && !has_addr(n1, VIP)),
+        "{}",
+        a.log()
+    );
+}

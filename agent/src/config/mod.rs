@@ -39,6 +39,8 @@ pub enum TrackerKind {
     /// Native MySQL/MariaDB check: reachable, `query` succeeds, optional read_only,
     /// replication and lag conditions; a crashed mysqld fails it at once.
     Mysql,
+    /// Link state of `interface` (up with carrier), from rtnetlink events.
+    Interface,
 }
 
 /// A health check instances can follow (`track = ["name"]`).
@@ -65,6 +67,8 @@ pub struct TrackerConfig {
     pub weight: i32,
     #[serde(default)]
     pub reverse: bool,
+    /// interface: the link to follow.
+    pub interface: Option<String>,
     /// mysql: Unix socket of the server (else `host`/`port`).
     pub socket: Option<std::path::PathBuf>,
     pub host: Option<String>,

@@ -27,6 +27,8 @@ pub fn spawn(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) {
         TrackerKind::Mysql => {
             tokio::spawn(super::mysql::run(index, cfg, tx));
         }
+        // Fed by the main loop's link events (one rtnetlink subscription for everything).
+        TrackerKind::Interface => {}
     }
 }
 
