@@ -48,7 +48,8 @@ pub fn run() -> Result<()> {
         run_cmd(Command::new("apt-get").args(["update", "-qq"]))?;
         run_cmd(
             Command::new("apt-get")
-                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                // With recommends: the set the build and tests were verified with.
+                .args(["install", "-y", "-qq"])
                 .args(&missing)
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )
