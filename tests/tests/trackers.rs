@@ -18,6 +18,23 @@ fn tracked(prio: u8, tracker: &str) -> String {
     )
 }
 
+/// db1 (priority 150, following `tracker`) and db2 (100), converged with the VIP on db1.
+fn tracked_pair(
+    n0: &xvrrpd_tests::Netns,
+    n1: &xvrrpd_tests::Netns,
+    tracker: &str,
+) -> (Router, Router) {
+    let a = Router::start(n0, &tracked(150, tracker)).unwrap();
+    let b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
+            && !has_addr(n1, VIP)),
+        "{}",
+        a.log()
+    );
+    (a, b)
+}
+
 #[test]
 #[ignore = "needs root: run via cargo xtask test"]
 fn exec_tracker_failure_lowers_priority_and_the_peer_takes_over() {
@@ -29,10 +46,7 @@ fn exec_tracker_failure_lowers_priority_and_the_peer_takes_over() {
         flag.display()
     );
     let (n0, n1) = (&seg.nodes[0].ns, &seg.nodes[1].ns);
-    let a = Router::start(n0, &tracked(150, &tracker)).unwrap();
-    let _b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
-        && !has_addr(n1, VIP)));
+    let (a, _b) = tracked_pair(n0, n1, &tracker);
     std::fs::write(&flag, "").unwrap();
     assert!(
         wait_until(Duration::from_secs(5), || has_addr(n1, VIP)
@@ -61,10 +75,7 @@ fn weight_zero_means_fault_and_file_weight_drains() {
         "[[tracker]]\nname = \"t\"\nkind = \"file\"\npath = \"{}\"\ninterval = \"50ms\"\nweight = -10\n",
         drain.display()
     );
-    let a = Router::start(n0, &tracked(150, &tracker)).unwrap();
-    let _b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
-        && !has_addr(n1, VIP)));
+    let (a, _b) = tracked_pair(n0, n1, &tracker);
     // 150 - 6 × 10 = 90 < 100: drained to the peer.
     std::fs::write(&drain, "6\n").unwrap();
     assert!(
@@ -90,10 +101,7 @@ fn weight_zero_means_fault_and_file_weight_drains() {
     );
     let seg = Segment::new(2).unwrap();
     let (n0, n1) = (&seg.nodes[0].ns, &seg.nodes[1].ns);
-    let a = Router::start(n0, &tracked(150, &tracker0)).unwrap();
-    let _b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
-        && !has_addr(n1, VIP)));
+    let (a, _b) = tracked_pair(n0, n1, &tracker0);
     std::fs::write(&flag, "").unwrap();
     assert!(
         wait_until(Duration::from_secs(5), || has_addr(n1, VIP)
@@ -199,15 +207,7 @@ fn mysql_pair(seg: &Segment, db: &xvrrpd_tests::Mariadb) -> (Router, Router) {
     let (n0, n1) = (&seg.nodes[0].ns, &seg.nodes[1].ns);
     // Credentials from the environment: root over the socket, no password (test server).
     std::env::set_var("XVRRPD_MYSQL_USER", "root");
-    let a = Router::start(n0, &tracked(150, &tracker)).unwrap();
-    let b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
-    assert!(
-        wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
-            && !has_addr(n1, VIP)),
-        "{}",
-        a.log()
-    );
-    (a, b)
+    tracked_pair(n0, n1, &tracker)
 }
 
 #[test]
@@ -362,10 +362,7 @@ fn exec_timeout_counts_as_failure_and_flapping_is_held_by_hysteresis() {
          interval = \"100ms\"\ntimeout = \"200ms\"\nfall = 1\nweight = -60\n",
         hang.display()
     );
-    let a = Router::start(n0, &tracked(150, &tracker)).unwrap();
-    let _b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
-        && !has_addr(n1, VIP)));
+    let (a, _b) = tracked_pair(n0, n1, &tracker);
     std::fs::write(&hang, "").unwrap();
     assert!(
         wait_until(Duration::from_secs(5), || has_addr(n1, VIP)),
@@ -386,10 +383,7 @@ fn exec_timeout_counts_as_failure_and_flapping_is_held_by_hysteresis() {
          interval = \"50ms\"\nfall = 3\nrise = 2\nweight = -60\n",
         f = toggle.display()
     );
-    let a = Router::start(n0, &tracked(150, &tracker)).unwrap();
-    let _b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
-        && !has_addr(n1, VIP)));
+    let (a, _b) = tracked_pair(n0, n1, &tracker);
     for _ in 0..30 {
         std::thread::sleep(Duration::from_millis(50));
         assert!(
@@ -416,14 +410,7 @@ fn interface_tracker_follows_carrier_from_link_events() {
     ip(&["link", "set", "eth1p", "up"]);
     let tracker =
         "[[tracker]]\nname = \"t\"\nkind = \"interface\"\ninterface = \"eth1\"\nweight = 0\n";
-    let a = Router::start(n0, &tracked(150, tracker)).unwrap();
-    let _b = Router::start(n1, &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24")).unwrap();
-    assert!(
-        wait_until(Duration::from_secs(10), || has_addr(n0, VIP)
-            && !has_addr(n1, VIP)),
-        "{}",
-        a.log()
-    );
+    let (a, _b) = tracked_pair(n0, n1, tracker);
     // The far end goes down: eth1 loses carrier (it stays administratively up).
     ip(&["link", "set", "eth1p", "down"]);
     assert!(

@@ -60,28 +60,35 @@ pub async fn add(handle: &Handle, vip: &Vip) -> Result<(), VipError> {
     })
 }
 
-/// Is `vip` on its interface now?
-pub async fn present(handle: &Handle, vip: &Vip) -> Result<bool, VipError> {
-    let mut found = handle
+/// The address messages for `vip` on its interface (none, or one).
+fn find(
+    handle: &Handle,
+    vip: &Vip,
+) -> impl futures_util::Stream<
+    Item = Result<rtnetlink::packet_route::address::AddressMessage, rtnetlink::Error>,
+> {
+    handle
         .address()
         .get()
         .set_link_index_filter(vip.ifindex)
         .set_address_filter(vip.addr)
-        .execute();
-    let first = found.try_next().await.map_err(|source| VipError::Remove {
-        addr: vip.addr,
-        source,
-    })?;
+        .execute()
+}
+
+/// Is `vip` on its interface now?
+pub async fn present(handle: &Handle, vip: &Vip) -> Result<bool, VipError> {
+    let first = std::pin::pin!(find(handle, vip))
+        .try_next()
+        .await
+        .map_err(|source| VipError::Remove {
+            addr: vip.addr,
+            source,
+        })?;
     Ok(first.is_some())
 }
 
 pub async fn remove(handle: &Handle, vip: &Vip) -> Result<(), VipError> {
-    let mut found = handle
-        .address()
-        .get()
-        .set_link_index_filter(vip.ifindex)
-        .set_address_filter(vip.addr)
-        .execute();
+    let mut found = std::pin::pin!(find(handle, vip));
     while let Some(msg) = found.try_next().await.map_err(|source| VipError::Remove {
         addr: vip.addr,
         source,
