@@ -237,36 +237,7 @@ fn write_and_read_instances_fail_over_independently() {
 #[test]
 #[ignore = "needs root: run via cargo xtask test"]
 fn unicast_interop_with_keepalived_both_ways() {
-    for xvrrpd_wins in [true, false] {
-        let seg = Segment::new(3).unwrap();
-        let (n0, n1) = (&seg.nodes[0], &seg.nodes[1]);
-        let (xprio, kprio) = if xvrrpd_wins { (150, 100) } else { (100, 150) };
-        let toml = format!(
-            "{}unicast_peers = [\"{}\"]\n",
-            router_toml("w", 41, xprio, 3, "100ms", "192.0.2.100/24"),
-            n1.addr4
-        );
-        let _x = Router::start(&n0.ns, &toml).unwrap();
-        let mut k = ka(kprio, 3, 0.1, !xvrrpd_wins);
-        k.unicast_peers = vec![n0.addr4.clone()];
-        let _k = Keepalived::start(&n1.ns, "eth0", &k).unwrap();
-        let (winner, loser) = if xvrrpd_wins {
-            (&n0.ns, &n1.ns)
-        } else {
-            (&n1.ns, &n0.ns)
-        };
-        // Converged: the right node holds the VIP, the other does not, and it stays so.
-        assert!(
-            wait_until(Duration::from_secs(10), || has_addr(winner, VIP)
-                && !has_addr(loser, VIP)),
-            "xvrrpd_wins={xvrrpd_wins}"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-        assert!(
-            has_addr(winner, VIP) && !has_addr(loser, VIP),
-            "not stable, xvrrpd_wins={xvrrpd_wins}"
-        );
-    }
+    unicast_interop(false);
 }
 
 /// The interop matrix: VRRP v2 and v3, xvrrpd as master and as backup against keepalived,
@@ -336,19 +307,31 @@ fn interop_matrix_converges_on_the_right_master() {
 #[test]
 #[ignore = "needs root: run via cargo xtask test"]
 fn old_unicast_checksum_interop_with_keepalived() {
+    unicast_interop(true);
+}
+
+/// xvrrpd and keepalived over unicast, each side as master in turn: the right node holds the
+/// VIP, the other does not, and it stays so. `old_checksum` sets keepalived's
+/// `old_unicast_checksum` and xvrrpd's matching `v3_checksum`.
+fn unicast_interop(old_checksum: bool) {
     for xvrrpd_wins in [true, false] {
         let seg = Segment::new(2).unwrap();
         let (n0, n1) = (&seg.nodes[0], &seg.nodes[1]);
         let (xprio, kprio) = if xvrrpd_wins { (150, 100) } else { (100, 150) };
+        let checksum = if old_checksum {
+            "v3_checksum = \"pseudo-header-multicast\"\n"
+        } else {
+            ""
+        };
         let toml = format!(
-            "{}unicast_peers = [\"{}\"]\nv3_checksum = \"pseudo-header-multicast\"\n",
+            "{}unicast_peers = [\"{}\"]\n{checksum}",
             router_toml("w", 41, xprio, 3, "100ms", "192.0.2.100/24"),
             n1.addr4
         );
         let _x = Router::start(&n0.ns, &toml).unwrap();
         let mut k = ka(kprio, 3, 0.1, !xvrrpd_wins);
         k.unicast_peers = vec![n0.addr4.clone()];
-        k.old_unicast_checksum = true;
+        k.old_unicast_checksum = old_checksum;
         let k = Keepalived::start(&n1.ns, "eth0", &k).unwrap();
         let (winner, loser) = if xvrrpd_wins {
             (&n0.ns, &n1.ns)
@@ -356,12 +339,13 @@ fn old_unicast_checksum_interop_with_keepalived() {
             (&n1.ns, &n0.ns)
         };
         let ok = || has_addr(winner, VIP) && !has_addr(loser, VIP);
+        let what = format!("xvrrpd_wins={xvrrpd_wins} old_checksum={old_checksum}");
         assert!(
             wait_until(Duration::from_secs(10), ok),
-            "xvrrpd_wins={xvrrpd_wins}\n{}",
+            "{what}\n{}",
             k.log()
         );
         std::thread::sleep(Duration::from_secs(1));
-        assert!(ok(), "not stable, xvrrpd_wins={xvrrpd_wins}\n{}", k.log());
+        assert!(ok(), "not stable, {what}\n{}", k.log());
     }
 }

@@ -10,7 +10,10 @@ use mysql_async::{prelude::Queryable, Conn, OptsBuilder, Row};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
 
-use super::{runner::Report, Health};
+use super::{
+    runner::{report, Report},
+    Health,
+};
 use crate::config::TrackerConfig;
 
 /// What the poll found.
@@ -201,14 +204,7 @@ pub async fn run(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) 
             None => health.fail_now(),
         };
         if let Some(healthy) = change {
-            if tx
-                .send(Report {
-                    tracker: index,
-                    healthy,
-                    file_value: None,
-                })
-                .is_err()
-            {
+            if !report(&tx, index, healthy) {
                 return;
             }
         }

@@ -82,18 +82,21 @@ async fn exec_loop(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>
         let ok = run_once(&cfg.command, cfg.timeout).await;
         debug!(tracker = %cfg.name, ok, "check");
         if let Some(healthy) = health.observe(ok) {
-            if tx
-                .send(Report {
-                    tracker: index,
-                    healthy,
-                    file_value: None,
-                })
-                .is_err()
-            {
+            if !report(&tx, index, healthy) {
                 return;
             }
         }
     }
+}
+
+/// Sends a status change; false once the main loop is gone (the task should end).
+pub fn report(tx: &UnboundedSender<Report>, tracker: usize, healthy: bool) -> bool {
+    tx.send(Report {
+        tracker,
+        healthy,
+        file_value: None,
+    })
+    .is_ok()
 }
 
 /// Reads the integer in `path`; a missing or unparsable file counts as 0.
