@@ -6,6 +6,7 @@
 pub mod config;
 pub mod datapath;
 pub mod engine;
+pub mod mysql;
 pub mod net;
 pub mod notify;
 pub mod observe;

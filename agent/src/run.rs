@@ -22,6 +22,10 @@ use crate::{
         Datapath,
     },
     engine::{Action, Input, Instance, Instant, Settings, State},
+    mysql::{
+        conn::Server,
+        guard::{Command as GuardCommand, Guard, Outcome as GuardOutcome},
+    },
     net::{
         announce::Announcer,
         iface::Iface,
@@ -52,9 +56,30 @@ struct Running {
     notify: tokio::sync::mpsc::UnboundedSender<crate::notify::Transition>,
     /// Where transitions go as JSON lines (global.events_fifo).
     events: Option<std::path::PathBuf>,
+    /// Write instances: the MySQL side of mastership.
+    write: Option<WriteRole>,
+}
+
+/// A write instance's MySQL state as the main loop sees it. In Master, the VIPs are added
+/// (and the master hooks run) only once the guard reports the server writable.
+struct WriteRole {
+    guard: Guard,
+    /// The server is writable for the current master term: the VIPs may be up.
+    writable: bool,
+    /// The MASTER notification, held until the server is writable.
+    pending_notify: Option<crate::notify::Transition>,
+    /// Catch-up timed out under `stay-backup`: FAULT until the relay log is applied.
+    blocked: bool,
 }
 
 impl Running {
+    /// Appends one JSON line to the events stream, if configured.
+    fn emit(&self, event: serde_json::Value) {
+        if let Some(path) = &self.events {
+            crate::notify::write_event(path, &event.to_string());
+        }
+    }
+
     fn advert(&self, priority: u8) -> Advertisement {
         let interval = if self.cfg.version == 2 {
             self.cfg.advert_interval.as_secs() as u16
@@ -109,6 +134,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("events_fifo {}", path.display()))?;
     }
     let mut notify_tasks = Vec::new();
+    let (outcome_tx, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
     for ic in &cfg.instances {
         let (ntx, task) = crate::notify::spawn(ic.name.clone(), ic.vrid, ic.notify.clone());
         notify_tasks.push((task, ic.notify.timeout));
@@ -118,6 +144,31 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         dp.set_params(r.key, VridParams::new(r.engine.priority()))?;
         let mut r = r;
         r.events = events.clone();
+        if let Some(g) = &ic.mysql {
+            let tracker = cfg
+                .trackers
+                .iter()
+                .find(|t| t.name == g.server)
+                .ok_or_else(|| anyhow!("instance {:?}: no tracker {:?}", ic.name, g.server))?;
+            let server = Server::from_tracker(tracker)
+                .map_err(|e| anyhow!("instance {:?}: mysql.server {:?}: {e}", ic.name, g.server))?;
+            let mut guard = Guard::spawn(
+                instances.len(),
+                ic.name.clone(),
+                server,
+                g.clone(),
+                outcome_tx.clone(),
+            );
+            // Start fenced: this node holds no VIP until it wins, so neither may its server
+            // take writes (a mysqld left writable by a crash is made read-only now).
+            guard.send(|term| GuardCommand::Demote { term });
+            r.write = Some(WriteRole {
+                guard,
+                writable: false,
+                pending_notify: None,
+                blocked: false,
+            });
+        }
         by_key.insert(r.key, instances.len());
         if !interfaces.contains(&ic.interface) {
             interfaces.push(ic.interface.clone());
@@ -276,6 +327,11 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                     apply(r, actions, &nl, &mut dp).await;
                 }
             }
+            Some((i, outcome)) = outcomes.recv() => {
+                let r = &mut instances[i];
+                let actions = guard_outcome(r, outcome, &contributions, &link_up);
+                apply(r, actions, &nl, &mut dp).await;
+            }
             _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
         }
@@ -284,6 +340,12 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     for r in &mut instances {
         let actions = r.engine.handle(Input::Shutdown { now });
         apply(r, actions, &nl, &mut dp).await;
+    }
+    // A master's demotion (read_only = ON, clients killed) completes before we exit.
+    for r in &mut instances {
+        if let Some(w) = r.write.take() {
+            w.guard.finish(Duration::from_secs(5)).await;
+        }
     }
     drop(ring);
     drop(dp); // detaches the XDP program, frees maps and timers
@@ -305,7 +367,8 @@ fn track_input(
 ) -> Vec<Action> {
     let mine: Vec<Contribution> = r.track.iter().map(|&i| contributions[i]).collect();
     let mut actions = Vec::new();
-    let effective = if link_ok {
+    let blocked = r.write.as_ref().is_some_and(|w| w.blocked);
+    let effective = if link_ok && !blocked {
         track::effective(r.engine.settings.priority, &mine)
     } else {
         Effective::Fault
@@ -320,6 +383,81 @@ fn track_input(
         }
     }
     actions
+}
+
+/// Carries a guard outcome into the instance: VIPs up once writable, FAULT on a
+/// stay-backup catch-up timeout, back to the election once caught up.
+fn guard_outcome(
+    r: &mut Running,
+    outcome: GuardOutcome,
+    contributions: &[Contribution],
+    link_up: &HashMap<u32, bool>,
+) -> Vec<Action> {
+    let now = Instant(monotonic_ns());
+    let Some(term_now) = r.write.as_ref().map(|w| w.guard.term()) else {
+        return Vec::new();
+    };
+    let name = r.cfg.name.clone();
+    let link_ok = link_up.get(&r.key.ifindex).copied().unwrap_or(true);
+    match outcome {
+        GuardOutcome::Writable {
+            term,
+            catchup,
+            target,
+            forced,
+        } if term == term_now && r.engine.state() == State::Master => {
+            let catchup_ms = catchup.as_secs_f64() * 1e3;
+            if forced {
+                warn!(instance = %name, %target, "writable WITHOUT catch-up (on_catchup_timeout = promote-anyway)");
+            } else {
+                info!(instance = %name, catchup_ms, %target, "MySQL caught up and writable");
+            }
+            r.emit(serde_json::json!({
+                "event": "writable", "ts_ns": now.0, "instance": name,
+                "catchup_ms": catchup_ms, "forced": forced,
+            }));
+            let w = r.write.as_mut().expect("write role");
+            w.writable = true;
+            if let Some(t) = w.pending_notify.take() {
+                let _ = r.notify.send(t);
+            }
+            vec![Action::AddVips, Action::Announce]
+        }
+        GuardOutcome::CatchupTimeout { term, target } if term == term_now => {
+            let stay =
+                r.cfg.mysql.as_ref().is_some_and(|g| {
+                    g.on_catchup_timeout == crate::config::CatchupPolicy::StayBackup
+                });
+            r.emit(serde_json::json!({
+                "event": "catchup_timeout", "ts_ns": now.0, "instance": name,
+                "target": target, "stay_backup": stay,
+            }));
+            if !stay {
+                return Vec::new();
+            }
+            warn!(instance = %name, %target, "staying out of the election (FAULT) until the relay log is applied");
+            // FAULT removes nothing (the VIPs were never added) but demotes; once the
+            // server is read-only again, the guard watches for the catch-up.
+            r.write.as_mut().expect("write role").blocked = true;
+            track_input(r, contributions, link_ok, now)
+        }
+        GuardOutcome::CaughtUp { term } if term == term_now => {
+            r.write.as_mut().expect("write role").blocked = false;
+            r.emit(serde_json::json!({"event": "caught_up", "ts_ns": now.0, "instance": name}));
+            track_input(r, contributions, link_ok, now)
+        }
+        GuardOutcome::ReadOnly { term, killed } => {
+            r.emit(serde_json::json!({
+                "event": "read_only", "ts_ns": now.0, "instance": name, "killed": killed,
+            }));
+            let w = r.write.as_mut().expect("write role");
+            if w.blocked && term == term_now {
+                w.guard.send(|term| GuardCommand::WatchCatchup { term });
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// Reads the interface, clears crash leftovers, opens the sockets, builds the engine.
@@ -388,6 +526,7 @@ async fn prepare(
         preempt_delay: ic.preempt_delay,
         primary_address: src,
         min_learned_interval: Duration::from_millis(10),
+        anti_flap: ic.anti_flap,
     });
     let key = VridKey::new(iface.index, if v6 { FAMILY_V6 } else { FAMILY_V4 }, ic.vrid);
     Ok(Running {
@@ -405,6 +544,7 @@ async fn prepare(
             .collect(),
         notify,
         events: None,
+        write: None,
     })
 }
 
@@ -436,12 +576,24 @@ async fn apply(r: &mut Running, actions: Vec<Action>, nl: &rtnetlink::Handle, dp
                         &crate::notify::event_json(&r.cfg.name, r.cfg.vrid, &t),
                     );
                 }
-                let _ = r.notify.send(t);
+                match &mut r.write {
+                    // Master hooks run once the server is writable and the VIPs are up.
+                    Some(w) if to == State::Master && !w.writable => w.pending_notify = Some(t),
+                    _ => {
+                        let _ = r.notify.send(t);
+                    }
+                }
             }
             Action::SendAdvert { priority } => {
                 if let Err(e) = r.sender.send(&r.advert(priority)) {
                     warn!(instance = %r.cfg.name, error = %e, "sending advert");
                 }
+            }
+            Action::AddVips if r.write.as_ref().is_some_and(|w| !w.writable) => {
+                // Catch-up and read_only = OFF first; the VIPs follow the guard's outcome.
+                let w = r.write.as_mut().expect("write role");
+                w.guard.send(|term| GuardCommand::Promote { term });
+                info!(instance = %r.cfg.name, "promoting MySQL: catch-up, then read_only = OFF, then the VIPs");
             }
             Action::AddVips => {
                 for v in &r.vips {
@@ -459,7 +611,14 @@ async fn apply(r: &mut Running, actions: Vec<Action>, nl: &rtnetlink::Handle, dp
                         warn!(instance = %r.cfg.name, error = %e, "removing VIP");
                     }
                 }
+                // Then fence the server: the VIP is gone, so no new client reaches it.
+                if let Some(w) = &mut r.write {
+                    w.writable = false;
+                    w.pending_notify = None;
+                    w.guard.send(|term| GuardCommand::Demote { term });
+                }
             }
+            Action::Announce if r.write.as_ref().is_some_and(|w| !w.writable) => {}
             Action::Announce => spawn_announce(r),
             Action::SetLocalPriority { priority } => {
                 if let Err(e) = dp.set_params(r.key, VridParams::new(priority)) {

@@ -14,6 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod dblab;
+
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
@@ -99,6 +101,8 @@ impl Drop for Netns {
 /// A node on the lab segment: a namespace whose `eth0` is a veth into the bridge.
 pub struct Node {
     pub ns: Netns,
+    /// The bridge-side end of the node's veth (in the bridge namespace).
+    pub port: String,
     pub ifname: String,
     pub addr4: String,
     pub addr6: String,
@@ -172,6 +176,7 @@ impl Segment {
             ip_in(&ns.name, &["link", "set", "eth0", "up"])?;
             seg.nodes.push(Node {
                 ns,
+                port: outer,
                 ifname: "eth0".into(),
                 addr4,
                 addr6,
@@ -307,10 +312,15 @@ pub struct Keepalived {
 
 impl Keepalived {
     pub fn start(ns: &Netns, iface: &str, conf: &KeepalivedConf) -> Result<Self> {
+        Self::start_text(ns, &conf.render(iface, &ns.name))
+    }
+
+    /// keepalived with a complete keepalived.conf.
+    pub fn start_text(ns: &Netns, text: &str) -> Result<Self> {
         let dir = std::env::temp_dir().join(unique("xvk"));
         std::fs::create_dir_all(&dir)?;
         let cfg = dir.join("keepalived.conf");
-        std::fs::write(&cfg, conf.render(iface, &ns.name))?;
+        std::fs::write(&cfg, text)?;
         let mut cmd = ns.command("keepalived");
         cmd.args([
             "--dont-fork",
@@ -655,6 +665,8 @@ pub struct Mariadb {
     pub proc: Proc,
     pub dir: PathBuf,
     pub socket: PathBuf,
+    ns: String,
+    extra: Vec<String>,
 }
 
 impl Mariadb {
@@ -685,28 +697,54 @@ impl Mariadb {
             );
         }
         let socket = dir.join("mysqld.sock");
-        let mut cmd = ns.command("/usr/sbin/mariadbd");
-        cmd.args(["--no-defaults", "--user=root"])
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let proc = Self::spawn(&ns.name, &dir, &socket, &extra)?;
+        let db = Self {
+            proc,
+            dir,
+            socket,
+            ns: ns.name.clone(),
+            extra,
+        };
+        db.wait_ready()?;
+        Ok(db)
+    }
+
+    fn spawn(ns: &str, dir: &Path, socket: &Path, extra: &[String]) -> Result<Proc> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, "/usr/sbin/mariadbd"])
+            .args(["--no-defaults", "--user=root"])
             .args(extra)
             .args(["--innodb-buffer-pool-size=16M", "--skip-name-resolve"])
-            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--datadir={}", dir.join("data").display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", dir.join("error.log").display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let proc = Proc::spawn(cmd, "mariadbd")?;
-        let db = Self { proc, dir, socket };
+        Proc::spawn(cmd, "mariadbd")
+    }
+
+    fn wait_ready(&self) -> Result<()> {
         let ready = wait_until(Duration::from_secs(60), || {
-            std::os::unix::net::UnixStream::connect(&db.socket).is_ok()
+            std::os::unix::net::UnixStream::connect(&self.socket).is_ok()
         });
         if !ready {
             bail!(
                 "mariadbd did not start: {}",
-                std::fs::read_to_string(db.dir.join("error.log")).unwrap_or_default()
+                std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
             );
         }
-        Ok(db)
+        Ok(())
+    }
+
+    /// Starts the server again on the same datadir (after a kill), waits until it answers.
+    pub fn restart(&mut self) -> Result<()> {
+        self.proc.signal_group(libc::SIGKILL);
+        let _ = self.proc.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+        self.proc = Self::spawn(&self.ns, &self.dir, &self.socket, &self.extra)?;
+        self.wait_ready()
     }
 
     /// Runs SQL through the `mariadb` client over the socket, as root.
@@ -721,6 +759,28 @@ impl Mariadb {
             "-e",
             sql,
         ])
+    }
+
+    /// `SHOW SLAVE STATUS` as column → value (empty when not a replica).
+    pub fn slave_status(&self) -> Result<std::collections::HashMap<String, String>> {
+        let out = sh(&[
+            "mariadb",
+            "--no-defaults",
+            "-uroot",
+            "-B",
+            &format!("--socket={}", self.socket.display()),
+            "-e",
+            "SHOW SLAVE STATUS",
+        ])?;
+        let mut lines = out.lines();
+        let (Some(head), Some(row)) = (lines.next(), lines.next()) else {
+            return Ok(Default::default());
+        };
+        Ok(head
+            .split('\t')
+            .zip(row.split('\t'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
     }
 
     /// The server process itself (not `ip netns exec`: it execs, so the same pid).

@@ -1,42 +1,27 @@
-//! `cargo xtask lab`: the observer demo. A keepalived pair on a bridged segment in
-//! namespaces, `xvrrpd observe` on a third node, the master SIGKILLed midway. Prints the
-//! events as they come and a short report. Cleans up on success, failure or Ctrl-C.
-use std::{
-    sync::atomic::{AtomicBool, Ordering},
-    time::{Duration, Instant},
-};
+//! `cargo xtask lab`: the MySQL dual-master lab (see `xvrrpd_tests::dblab`). Builds what
+//! it needs, runs the scenario, prints the timeline and a report ending in one RESULT
+//! line. Cleans up on success, failure or Ctrl-C.
+use std::time::Duration;
 
 use anyhow::{bail, Result};
-use xvrrpd_tests::{is, master_down_us, num, Keepalived, KeepalivedConf, Observer, Segment};
+use xvrrpd_tests::dblab::{self, Fault, LabOptions, LabReport, Setup};
 
-use crate::require_root;
+use crate::{require_root, INTERRUPTED};
 
 #[derive(clap::Args)]
 pub struct LabArgs {
+    /// What hits the write master: mysqld-kill, host-crash, agent-kill or partition.
+    #[arg(long, default_value = "mysqld-kill")]
+    pub fault: String,
     /// Advert interval in milliseconds (multiple of 10; VRRPv3).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 10)]
     pub interval_ms: u64,
-    /// Seconds of steady state before the master is killed.
-    #[arg(long, default_value_t = 3)]
-    pub steady_s: u64,
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// Sleeps in small steps so Ctrl-C ends the lab promptly (and cleanup runs).
-fn pause(d: Duration) -> Result<()> {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            bail!("interrupted: cleaning up");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
+    /// Run the classic setup instead (keepalived + port check, async, no fencing).
+    #[arg(long)]
+    pub classic: bool,
+    /// Seconds the fault lasts before the old master comes back.
+    #[arg(long, default_value_t = 4)]
+    pub down_s: u64,
 }
 
 pub fn run(args: LabArgs) -> Result<()> {
@@ -44,119 +29,77 @@ pub fn run(args: LabArgs) -> Result<()> {
     if args.interval_ms < 10 || !args.interval_ms.is_multiple_of(10) || args.interval_ms > 40_950 {
         bail!("--interval-ms must be a multiple of 10 between 10 and 40950");
     }
-    unsafe {
-        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
-    }
+    let fault = Fault::parse(&args.fault)?;
+    crate::setup::run()?;
     crate::ebpf::build()?;
     crate::test::build_agent()?;
-
-    let advert_int = args.interval_ms as f64 / 1000.0;
-    println!(
-        "== lab: db1 and db2 run keepalived (VRRPv3, VRID 41, {} ms), obs runs xvrrpd observe",
-        args.interval_ms
-    );
-    // Everything below is dropped (namespaces deleted, processes killed) on any exit.
-    let seg = Segment::new(3)?;
-    let (db1, db2, obs_node) = (&seg.nodes[0], &seg.nodes[1], &seg.nodes[2]);
-    let mut obs = Observer::start(&obs_node.ns, "eth0", &["--vrid", "41"])?;
-    let conf = |prio: u8, master: bool| KeepalivedConf {
-        version: 3,
-        vrid: 41,
-        priority: prio,
-        advert_int,
-        vip: "192.0.2.100/24".into(),
-        state_master: master,
-        unicast_peers: vec![],
-        old_unicast_checksum: false,
-        script: None,
+    crate::catch_interrupts();
+    let opts = LabOptions {
+        setup: if args.classic {
+            Setup::Classic
+        } else {
+            Setup::Xvrrpd
+        },
+        fault,
+        interval_ms: args.interval_ms,
+        down: Duration::from_secs(args.down_s),
+        verbose: true,
+        ..LabOptions::default()
     };
-    let mut k1 = Keepalived::start(&db1.ns, "eth0", &conf(150, true))?;
-    let _k2 = Keepalived::start(&db2.ns, "eth0", &conf(100, false))?;
-    let t0 = Instant::now();
-    let stamp = |t: Instant| format!("{:>9.3} s", t.duration_since(t0).as_secs_f64());
-    let show = |v: &serde_json::Value| {
-        let extra = match v["event"].as_str() {
-            Some("missed") => format!(
-                " count={} since_last={}us",
-                num(v, "count"),
-                num(v, "since_last_us")
-            ),
-            Some("master_down") => format!(" since_last={}us", num(v, "since_last_us")),
-            _ => String::new(),
-        };
-        println!(
-            "{} {:<15} vrid {} src {} prio {} interval {}cs checksum {}{}",
-            stamp(Instant::now()),
-            v["event"].as_str().unwrap_or("?"),
-            v["vrid"],
-            v["src"].as_str().unwrap_or("?"),
-            v["priority"],
-            v["interval_cs"],
-            v["checksum"].as_str().unwrap_or("?"),
-            extra
-        );
-    };
-    let first = obs
-        .wait_for(Duration::from_secs(15), |v| {
-            is(v, "new_master", 41) && v["src"] == db1.addr4.as_str()
-        })
-        .ok_or_else(|| anyhow::anyhow!("db1 never became master; keepalived log:\n{}", k1.log()))?;
-    show(&first);
-    pause(Duration::from_secs(args.steady_s))?;
-
     println!(
-        "{} SIGKILL keepalived on db1 (no priority-0 advert: a host crash)",
-        stamp(Instant::now())
+        "== lab: MariaDB dual-master, {} on db1/db2, VRRPv3 {} ms adverts, fault {}",
+        if args.classic {
+            "classic keepalived"
+        } else {
+            "xvrrpd"
+        },
+        args.interval_ms,
+        fault.name()
     );
-    let killed_at = Instant::now();
-    k1.kill();
-    let mut down_us = None;
-    let mut takeover = None;
-    while takeover.is_none() {
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            bail!("interrupted: cleaning up");
-        }
-        let Some(v) = obs.wait_for(Duration::from_millis(200), |v| {
-            v["vrid"] == 41 && v["event"] != "advert"
-        }) else {
-            if killed_at.elapsed() > Duration::from_secs_f64(advert_int * 10.0 + 5.0) {
-                bail!("db2 never took over");
-            }
-            continue;
-        };
-        show(&v);
-        if v["event"] == "master_down" {
-            down_us = Some(num(&v, "since_last_us"));
-        }
-        if v["event"] == "new_master" && v["src"] == db2.addr4.as_str() {
-            takeover = Some(killed_at.elapsed());
-        }
-    }
-    pause(Duration::from_secs(1))?;
-    let summary = obs.stop();
-    println!("== summary from xvrrpd observe");
-    for s in summary.iter().filter(|v| v["event"] == "summary") {
-        println!(
-            "   vrid {} master {} adverts {} missed {} master_down {} gap_us {}",
-            s["vrid"], s["master"], s["adverts"], s["missed"], s["master_down"], s["gap_us"]
-        );
-    }
-    let rfc = master_down_us(args.interval_ms / 10, 100);
-    println!("== report");
-    if let Some(d) = down_us {
-        println!("   master_down seen {d} us after db1's last advert; RFC Master_Down_Interval {rfc:.0} us ({:+.0} us)", d as f64 - rfc);
-    }
-    if let Some(t) = takeover {
-        println!(
-            "   db2 (keepalived) advertised as the new master {:.1} ms after the kill",
-            t.as_secs_f64() * 1e3
-        );
-    }
-    println!(
-        "RESULT master_down_us={} rfc_us={rfc:.0} takeover_ms={:.1}",
-        down_us.unwrap_or(0),
-        takeover.map_or(0.0, |t| t.as_secs_f64() * 1e3)
-    );
+    let report = dblab::run(&opts, &INTERRUPTED)?;
+    print_report(&opts, &report);
     Ok(())
+}
+
+pub fn print_report(opts: &LabOptions, r: &LabReport) {
+    println!("== timeline (ms from the fault)");
+    for (ts, what) in &r.timeline {
+        let ms = (*ts as f64 - r.fault_ns as f64) / 1e6;
+        println!("{ms:>10.1}  {what}");
+    }
+    println!("== report");
+    println!(
+        "   writes: {} acknowledged, {} failed; longest write gap {:.1} ms; longest read gap {:.1} ms",
+        r.acked, r.failed_writes, r.outage_ms, r.read_outage_ms
+    );
+    println!(
+        "   survivor (db2) held every acknowledged row while db1 was away: {}",
+        if r.acked_missing == 0 {
+            "yes".to_string()
+        } else {
+            format!("NO, {} missing", r.acked_missing)
+        }
+    );
+    println!(
+        "   old master on return: read_only = {}, {}; both servers hold the same rows: {}",
+        match r.old_master_read_only {
+            Some(true) => "ON",
+            Some(false) => "OFF",
+            None => "unknown",
+        },
+        if opts.setup == Setup::Xvrrpd {
+            format!(
+                "no automatic fail-back inside the {} s anti-flap window",
+                opts.anti_flap.as_secs()
+            )
+        } else {
+            "classic setup: both servers always writable".into()
+        },
+        if r.converged { "yes" } else { "NO" }
+    );
+    println!(
+        "   replication errors after rejoin: {}; both servers writable for {:.1} ms",
+        r.replication_errors, r.dual_writable_ms
+    );
+    println!("{}", r.result_line());
 }

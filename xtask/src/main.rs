@@ -4,6 +4,7 @@ mod ebpf;
 mod failover;
 mod lab;
 mod mysqlkill;
+mod observelab;
 mod setup;
 mod test;
 
@@ -24,9 +25,11 @@ enum Cmd {
     Setup,
     /// Set up, build, lint, then run every test (unit, datapath, namespace integration).
     Test,
-    /// The demo lab: a keepalived pair in namespaces watched by `xvrrpd observe`,
-    /// with the master killed midway.
+    /// The MySQL lab: a MariaDB dual-master pair behind xvrrpd's write and read VIPs, a
+    /// client writing through them, a fault on the write master; ends with a RESULT line.
     Lab(lab::LabArgs),
+    /// The observer demo: a keepalived pair watched by `xvrrpd observe`, master killed.
+    ObserveLab(observelab::ObserveLabArgs),
     /// Benchmarks (results are appended to BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -41,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Setup => setup::run(),
         Cmd::Test => test::run(),
         Cmd::Lab(args) => lab::run(args),
+        Cmd::ObserveLab(args) => observelab::run(args),
         Cmd::Bench { which } => bench::run(which),
     };
     match r {
@@ -77,4 +81,26 @@ pub fn require_root(what: &str) -> anyhow::Result<()> {
         anyhow::bail!("{what} needs root (XDP programs and network namespaces): run it as root");
     }
     Ok(())
+}
+
+/// Set by SIGINT / SIGTERM once [`catch_interrupts`] ran: labs and benches stop at their
+/// next pause and clean up (namespaces, processes) on the way out.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub fn catch_interrupts() {
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+    }
 }

@@ -169,6 +169,45 @@ pub struct InstanceConfig {
     pub track: Vec<String>,
     #[serde(default)]
     pub notify: Notify,
+    /// After this node loses mastership, starts, or leaves FAULT, it does not preempt for
+    /// this long (a failed-over pair does not fail back at once). A master that fails is
+    /// still replaced at once.
+    #[serde(default, with = "duration")]
+    pub anti_flap: Duration,
+    /// Makes this the write instance of the MySQL server it names: promotion waits for
+    /// replication catch-up and sets read_only = OFF before the VIP is added; leaving
+    /// master removes the VIP, then sets read_only = ON and kills client connections.
+    pub mysql: Option<WriteGuardConfig>,
+}
+
+/// The MySQL side of a write instance (see `InstanceConfig::mysql`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WriteGuardConfig {
+    /// A `[[tracker]]` of kind `mysql`: the server guarded, reached with its connection
+    /// settings and credentials.
+    pub server: String,
+    /// How long promotion waits for the relay log received from the peer to be applied.
+    #[serde(default = "default_catchup_timeout", with = "duration")]
+    pub catchup_timeout: Duration,
+    /// What happens when catch-up does not finish in time.
+    #[serde(default)]
+    pub on_catchup_timeout: CatchupPolicy,
+    /// Kill client connections when the node stops being the writer.
+    #[serde(default = "yes")]
+    pub kill_writers: bool,
+}
+
+/// What a write instance does when catch-up times out.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum CatchupPolicy {
+    /// Stay read-only without the VIP (FAULT) until the relay log is applied, then rejoin
+    /// the election: no write is accepted on top of missing data.
+    #[default]
+    StayBackup,
+    /// Become writable anyway: availability over consistency (logged as a warning).
+    PromoteAnyway,
 }
 
 /// Gratuitous ARP / unsolicited NA after becoming master.
@@ -226,6 +265,9 @@ fn default_check_interval() -> Duration {
 }
 fn default_check_timeout() -> Duration {
     Duration::from_secs(2)
+}
+fn default_catchup_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_notify_timeout() -> Duration {
     Duration::from_secs(10)

@@ -132,3 +132,44 @@ fn parse_prefixed_defaults_to_host_prefix() {
     assert_eq!(validate::parse_prefixed("2001:db8::1").unwrap().1, 128);
     assert!(validate::parse_prefixed("nope/24").is_err());
 }
+
+#[test]
+fn write_guard_defaults_and_its_server_must_be_a_followed_mysql_tracker() {
+    let ok = format!(
+        "{MINIMAL}track = [\"db\"]\nanti_flap = \"60s\"\n[instance.mysql]\nserver = \"db\"\n\n\
+         [[tracker]]\nname = \"db\"\nkind = \"mysql\"\n"
+    );
+    let c = parse(&ok, false).unwrap();
+    let g = c.instances[0].mysql.as_ref().unwrap();
+    assert_eq!(g.catchup_timeout, Duration::from_secs(10));
+    assert_eq!(g.on_catchup_timeout, CatchupPolicy::StayBackup);
+    assert!(g.kill_writers);
+    assert_eq!(c.instances[0].anti_flap, Duration::from_secs(60));
+
+    let wrong_kind = ok.replace("kind = \"mysql\"", "kind = \"file\"\npath = \"/x\"");
+    let p = problems(&wrong_kind);
+    assert!(p
+        .iter()
+        .any(|p| p.key == "instance[0].mysql.server" && p.message.contains("not of kind")));
+    let unfollowed = ok.replace("track = [\"db\"]\n", "");
+    let p = problems(&unfollowed);
+    assert!(p
+        .iter()
+        .any(|p| p.key == "instance[0].track" && p.message.contains("must follow its server")));
+    let missing = ok.replace("server = \"db\"", "server = \"nope\"");
+    assert!(problems(&missing)
+        .iter()
+        .any(|p| p.key == "instance[0].mysql.server" && p.line == Some(12)));
+    let policy = ok.replace(
+        "server = \"db\"",
+        "server = \"db\"\non_catchup_timeout = \"promote-anyway\"",
+    );
+    assert_eq!(
+        parse(&policy, false).unwrap().instances[0]
+            .mysql
+            .as_ref()
+            .unwrap()
+            .on_catchup_timeout,
+        CatchupPolicy::PromoteAnyway
+    );
+}

@@ -174,6 +174,40 @@ pub fn validate(cfg: &Config, check_interfaces: bool) -> Vec<Problem> {
                 );
             }
         }
+        if inst.anti_flap > Duration::from_secs(86400) {
+            push("anti_flap", "more than a day: did you mean seconds?".into());
+        }
+        if let Some(g) = &inst.mysql {
+            match cfg.trackers.iter().find(|t| t.name == g.server) {
+                None => push(
+                    "mysql.server",
+                    format!(
+                        "no [[tracker]] is named {:?}: add a tracker of kind \"mysql\" for the local server and name it here",
+                        g.server
+                    ),
+                ),
+                Some(t) if t.kind != super::TrackerKind::Mysql => push(
+                    "mysql.server",
+                    format!("tracker {:?} is not of kind \"mysql\"", g.server),
+                ),
+                Some(_) => {}
+            }
+            if g.catchup_timeout.is_zero() {
+                push(
+                    "mysql.catchup_timeout",
+                    "must be more than 0 (e.g. \"10s\")".into(),
+                );
+            }
+            if !inst.track.contains(&g.server) {
+                push(
+                    "track",
+                    format!(
+                        "a write instance must follow its server: add {:?} to track",
+                        g.server
+                    ),
+                );
+            }
+        }
         let a = &inst.announce;
         if a.count == 0 || a.count > 100 {
             push("announce.count", "must be 1–100 packets per burst".into());

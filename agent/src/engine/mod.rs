@@ -96,6 +96,11 @@ pub struct Settings {
     pub primary_address: IpAddr,
     /// Smallest Master_Adver_Interval a backup learns from a master's adverts.
     pub min_learned_interval: Duration,
+    /// No preemption for this long after entering Backup (start-up, losing mastership,
+    /// leaving Fault): a pair that failed over does not fail back at once. A master that
+    /// fails is replaced as usual: Master_Down is not affected, and the hold ends when the
+    /// master lowers its advertised priority (its own checks are failing).
+    pub anti_flap: Duration,
 }
 
 /// What the engine is told.
@@ -173,6 +178,8 @@ pub struct Instance {
     advert_at: Option<Instant>,
     /// Backup: we outrank the master; take over at this time.
     preempt_at: Option<Instant>,
+    /// Backup: no preemption before this time (anti-flap).
+    hold_until: Instant,
 }
 
 impl Instance {
@@ -189,6 +196,7 @@ impl Instance {
             kernel_timing: false,
             advert_at: None,
             preempt_at: None,
+            hold_until: Instant(0),
         }
     }
 
@@ -309,6 +317,7 @@ impl Instance {
             out.push(Action::RemoveVips);
         }
         self.clear_timers();
+        self.hold_until = now.after(self.settings.anti_flap);
         self.master_adver_interval = self.settings.advert_interval;
         self.master_down_at = Some(now.after(self.master_down_interval()));
         self.transition(State::Backup, reason, out);
@@ -350,6 +359,11 @@ impl Instance {
                     self.preempt_at = None;
                     return;
                 }
+                // The master we follow lowered its priority (a failing check): it is
+                // failing, so the anti-flap hold no longer protects it.
+                if self.master.is_some_and(|(m, p)| m == src && prio < p) {
+                    self.hold_until = now;
+                }
                 if !self.settings.preempt || prio >= self.priority {
                     self.accept_master(now, src, prio, interval);
                 } else {
@@ -357,7 +371,7 @@ impl Instance {
                     // replaced after Master_Down_Interval (or preempt_delay). Meanwhile the
                     // kernel times it: if it dies first, MasterDown arrives sooner.
                     if self.preempt_at.is_none() {
-                        self.preempt_at = Some(now.after(self.preempt_wait()));
+                        self.preempt_at = Some(self.preempt_time(now));
                     }
                     self.master = Some((src, prio));
                     self.arm_safety_net(now);
@@ -444,7 +458,7 @@ impl Instance {
             State::Backup => match self.master {
                 Some((_, mprio)) if self.settings.preempt && mprio < prio => {
                     if self.preempt_at.is_none() {
-                        self.preempt_at = Some(now.after(self.preempt_wait()));
+                        self.preempt_at = Some(self.preempt_time(now));
                     }
                 }
                 _ => self.preempt_at = None,
@@ -453,14 +467,21 @@ impl Instance {
         }
     }
 
-    /// How long a backup that outranks the master waits before taking over:
-    /// preempt_delay when set (keepalived semantics), else Master_Down_Interval.
-    fn preempt_wait(&self) -> Duration {
-        if self.settings.preempt_delay.is_zero() {
+    /// When a backup that outranks the master (from `now` on) takes over: after
+    /// preempt_delay when set (keepalived semantics), else Master_Down_Interval, and never
+    /// inside the anti-flap hold.
+    fn preempt_time(&self, now: Instant) -> Instant {
+        let wait = if self.settings.preempt_delay.is_zero() {
             self.master_down_interval()
         } else {
             self.settings.preempt_delay
-        }
+        };
+        now.after(wait).max(self.hold_until)
+    }
+
+    /// End of the anti-flap hold (meaningful in Backup).
+    pub fn preempt_hold_until(&self) -> Instant {
+        self.hold_until
     }
 
     /// True when the engine's own master-down deadline is only a safety net (the kernel

@@ -20,6 +20,7 @@ fn settings(priority: u8) -> Settings {
         preempt_delay: Duration::ZERO,
         primary_address: addr("192.0.2.10"),
         min_learned_interval: Duration::from_millis(10),
+        anti_flap: Duration::ZERO,
     }
 }
 
@@ -386,4 +387,66 @@ fn adverts_are_sent_on_schedule_without_drift() {
     // A tick that skipped several intervals still sends one advert, next on phase.
     assert_eq!(i.handle(Input::Tick { now: at(800) }).len(), 1);
     assert_eq!(i.next_deadline(), Some(at(861)));
+}
+
+#[test]
+fn anti_flap_holds_fail_back_but_not_takeover_from_a_dead_master() {
+    let mut s = settings(150);
+    s.anti_flap = Duration::from_secs(30);
+    // db1 is master, its MySQL check drops it below db2, db2 takes over.
+    let mut i = started(s);
+    i.handle(Input::MasterDown { now: at(400) });
+    assert_eq!(i.state(), State::Master);
+    i.handle(Input::Priority {
+        now: at(1000),
+        priority: 90,
+    });
+    let a = i.handle(advert(1005, "192.0.2.11", 100));
+    assert_eq!(
+        transitions(&a),
+        vec![(State::Master, State::Backup, Reason::HigherPriority)]
+    );
+    // The check recovers at 5 s: db1 outranks db2 again but stays backup for 30 s after
+    // it lost mastership, however long db2 keeps advertising.
+    i.handle(Input::Priority {
+        now: at(5000),
+        priority: 150,
+    });
+    for t in (5100..31_000).step_by(100) {
+        i.handle(advert(t, "192.0.2.11", 100));
+        assert!(
+            transitions(&i.handle(Input::Tick { now: at(t + 1) })).is_empty(),
+            "failed back inside the anti-flap window at {t} ms"
+        );
+    }
+    assert_eq!(i.preempt_hold_until(), at(31_005));
+    let a = i.handle(Input::Tick { now: at(31_005) });
+    assert_became_master(&a, 150, Reason::Preempt);
+
+    // Inside a fresh hold, a master that goes silent is still replaced at once.
+    let mut s = settings(150);
+    s.anti_flap = Duration::from_secs(30);
+    let mut i = started(s);
+    i.handle(advert(10, "192.0.2.11", 100));
+    let a = i.handle(Input::MasterDown { now: at(400) });
+    assert_became_master(&a, 150, Reason::MasterDown);
+}
+
+#[test]
+fn anti_flap_does_not_protect_a_master_whose_checks_fail() {
+    let mut s = settings(100);
+    s.anti_flap = Duration::from_secs(60);
+    // db2 just started; db1 (150) is master and healthy: nothing to do.
+    let mut i = started(s);
+    i.handle(advert(10, "192.0.2.11", 150));
+    // db1's MySQL check fails: it advertises 50. db2 preempts after Master_Down_Interval
+    // although it is inside its start-up hold.
+    i.handle(advert(20, "192.0.2.11", 50));
+    let mdi = i.master_down_interval();
+    i.handle(advert(30, "192.0.2.11", 50));
+    assert!(transitions(&i.handle(Input::Tick { now: at(25) })).is_empty());
+    let a = i.handle(Input::Tick {
+        now: at(20).after(mdi),
+    });
+    assert_became_master(&a, 100, Reason::Preempt);
 }

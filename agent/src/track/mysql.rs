@@ -4,9 +4,9 @@
 //! the moment mysqld dies (the socket closes) fails the check at once, without waiting for
 //! the next poll; and a *poll* connection that runs the conditions every interval, bounded
 //! by the timeout, which is what catches a hung (e.g. SIGSTOPped) server.
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
-use mysql_async::{prelude::Queryable, Conn, OptsBuilder, Row};
+use mysql_async::{prelude::Queryable, Conn, Row};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
 
@@ -14,7 +14,10 @@ use super::{
     runner::{report, Report},
     Health,
 };
-use crate::config::TrackerConfig;
+use crate::{
+    config::TrackerConfig,
+    mysql::conn::{OwnConn, Server},
+};
 
 /// What the poll found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,56 +68,6 @@ pub fn evaluate(s: &Status, c: &Conditions) -> Result<(), String> {
     Ok(())
 }
 
-/// Credentials: `user` and `password` lines (`key = value`, my.cnf style accepted) from a
-/// file that only its owner may read, or the XVRRPD_MYSQL_USER / XVRRPD_MYSQL_PASSWORD
-/// environment. Never logged.
-pub fn credentials(file: Option<&Path>) -> Result<(Option<String>, Option<String>), String> {
-    let Some(path) = file else {
-        return Ok((
-            std::env::var("XVRRPD_MYSQL_USER").ok(),
-            std::env::var("XVRRPD_MYSQL_PASSWORD").ok(),
-        ));
-    };
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(format!(
-            "{} is readable by group or others (mode {:o}): run chmod 600 on it",
-            path.display(),
-            meta.permissions().mode() & 0o777
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (mut user, mut pass) = (None, None);
-    for line in text.lines() {
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
-        let v = v.trim().trim_matches('"').to_string();
-        match k.trim() {
-            "user" => user = Some(v),
-            "password" => pass = Some(v),
-            _ => {}
-        }
-    }
-    Ok((user, pass))
-}
-
-fn opts(cfg: &TrackerConfig, user: Option<String>, pass: Option<String>) -> OptsBuilder {
-    let mut o = OptsBuilder::default()
-        .user(user)
-        .pass(pass)
-        .prefer_socket(false);
-    if let Some(sock) = &cfg.socket {
-        o = o.socket(Some(sock.to_string_lossy().into_owned()));
-    } else {
-        o = o
-            .ip_or_hostname(cfg.host.clone().unwrap_or_else(|| "127.0.0.1".into()))
-            .tcp_port(cfg.port.unwrap_or(3306));
-    }
-    o
-}
-
 async fn poll(conn: &mut Conn, query: &str) -> Result<Status, mysql_async::Error> {
     conn.query_drop(query).await?;
     let ro: Option<u8> = conn.query_first("SELECT @@global.read_only").await?;
@@ -141,8 +94,8 @@ async fn poll(conn: &mut Conn, query: &str) -> Result<Status, mysql_async::Error
 
 /// The tracker task.
 pub async fn run(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) {
-    let (user, pass) = match credentials(cfg.credentials_file.as_deref()) {
-        Ok(c) => c,
+    let server = match Server::from_tracker(&cfg) {
+        Ok(s) => s,
         Err(e) => {
             warn!(tracker = %cfg.name, error = %e, "MySQL credentials refused: the check fails");
             let _ = tx.send(Report {
@@ -162,7 +115,7 @@ pub async fn run(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) 
     let mut health = Health::new(cfg.rise, cfg.fall, true);
     let (dead_tx, mut dead_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watching = false;
-    let mut conn: Option<Conn> = None;
+    let mut conn: Option<OwnConn> = None;
     let mut tick = tokio::time::interval(cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -170,7 +123,7 @@ pub async fn run(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) 
             _ = tick.tick() => {
                 let res = tokio::time::timeout(cfg.timeout, async {
                     if conn.is_none() {
-                        conn = Some(Conn::new(opts(&cfg, user.clone(), pass.clone())).await?);
+                        conn = Some(server.connect().await?);
                     }
                     poll(conn.as_mut().expect("connected"), &query).await
                 })
@@ -185,7 +138,7 @@ pub async fn run(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) 
                 }
                 if verdict.is_ok() && !watching {
                     watching = true;
-                    spawn_watch(opts(&cfg, user.clone(), pass.clone()), dead_tx.clone());
+                    spawn_watch(server.clone(), dead_tx.clone());
                 }
                 if let Err(why) = &verdict {
                     debug!(tracker = %cfg.name, %why, "check failed");
@@ -212,9 +165,9 @@ pub async fn run(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) 
 }
 
 /// Parks a connection in a long sleep; its error (the server went away) is reported.
-fn spawn_watch(opts: OptsBuilder, dead: UnboundedSender<()>) {
+fn spawn_watch(server: Server, dead: UnboundedSender<()>) {
     tokio::spawn(async move {
-        let Ok(mut c) = Conn::new(opts).await else {
+        let Ok(mut c) = server.connect().await else {
             let _ = dead.send(());
             return;
         };
@@ -266,20 +219,5 @@ mod tests {
         assert!(evaluate(&Status::default(), &repl)
             .unwrap_err()
             .contains("not a replica"));
-    }
-
-    #[test]
-    fn credentials_file_must_be_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let p = std::env::temp_dir().join(format!("xvrrpd-cred-{}", std::process::id()));
-        std::fs::write(&p, "[client]\nuser = xv\npassword = \"s3cret\"\n").unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(credentials(Some(&p)).unwrap_err().contains("chmod 600"));
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(
-            credentials(Some(&p)).unwrap(),
-            (Some("xv".into()), Some("s3cret".into()))
-        );
-        let _ = std::fs::remove_file(&p);
     }
 }

@@ -1,0 +1,156 @@
+//! Connecting to a MySQL / MariaDB server: options from a `mysql` tracker, credentials,
+//! and the registry of xvrrpd's own connections (demotion must not kill them).
+use std::{
+    collections::HashSet,
+    ops::{Deref, DerefMut},
+    path::Path,
+    sync::{LazyLock, Mutex},
+};
+
+use mysql_async::{Conn, OptsBuilder};
+
+use crate::config::TrackerConfig;
+
+/// Credentials: `user` and `password` lines (`key = value`, my.cnf style accepted) from a
+/// file that only its owner may read, or the XVRRPD_MYSQL_USER / XVRRPD_MYSQL_PASSWORD
+/// environment. Never logged.
+pub fn credentials(file: Option<&Path>) -> Result<(Option<String>, Option<String>), String> {
+    let Some(path) = file else {
+        return Ok((
+            std::env::var("XVRRPD_MYSQL_USER").ok(),
+            std::env::var("XVRRPD_MYSQL_PASSWORD").ok(),
+        ));
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} is readable by group or others (mode {:o}): run chmod 600 on it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (mut user, mut pass) = (None, None);
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let v = v.trim().trim_matches('"').to_string();
+        match k.trim() {
+            "user" => user = Some(v),
+            "password" => pass = Some(v),
+            _ => {}
+        }
+    }
+    Ok((user, pass))
+}
+
+/// Where and as whom to connect, from a `mysql` tracker's settings.
+#[derive(Clone, Debug)]
+pub struct Server {
+    /// Socket path or host:port: names the server in logs and in the own-connection
+    /// registry.
+    pub endpoint: String,
+    opts: OptsBuilder,
+}
+
+impl Server {
+    pub fn from_tracker(cfg: &TrackerConfig) -> Result<Self, String> {
+        let (user, pass) = credentials(cfg.credentials_file.as_deref())?;
+        let mut opts = OptsBuilder::default()
+            .user(user)
+            .pass(pass)
+            .prefer_socket(false);
+        let endpoint = if let Some(sock) = &cfg.socket {
+            let s = sock.to_string_lossy().into_owned();
+            opts = opts.socket(Some(s.clone()));
+            s
+        } else {
+            let host = cfg.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+            let port = cfg.port.unwrap_or(3306);
+            opts = opts.ip_or_hostname(host.clone()).tcp_port(port);
+            format!("{host}:{port}")
+        };
+        Ok(Self { endpoint, opts })
+    }
+
+    /// The same credentials against another server (the replication peer).
+    pub fn at(&self, host: &str, port: u16) -> Self {
+        Self {
+            endpoint: format!("{host}:{port}"),
+            opts: self
+                .opts
+                .clone()
+                .socket(None::<String>)
+                .ip_or_hostname(host.to_string())
+                .tcp_port(port),
+        }
+    }
+
+    /// A connection registered as xvrrpd's own for as long as it lives.
+    pub async fn connect(&self) -> Result<OwnConn, mysql_async::Error> {
+        let conn = Conn::new(self.opts.clone()).await?;
+        let key = (self.endpoint.clone(), conn.id());
+        own().lock().expect("registry").insert(key.clone());
+        Ok(OwnConn { conn, key })
+    }
+}
+
+fn own() -> &'static Mutex<HashSet<(String, u32)>> {
+    static OWN: LazyLock<Mutex<HashSet<(String, u32)>>> = LazyLock::new(Default::default);
+    &OWN
+}
+
+/// Is connection `id` on `endpoint` one of xvrrpd's own?
+pub fn is_own(endpoint: &str, id: u32) -> bool {
+    own()
+        .lock()
+        .expect("registry")
+        .contains(&(endpoint.to_string(), id))
+}
+
+/// A connection of xvrrpd's; unregistered when dropped.
+pub struct OwnConn {
+    conn: Conn,
+    key: (String, u32),
+}
+
+impl Deref for OwnConn {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl DerefMut for OwnConn {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+}
+
+impl Drop for OwnConn {
+    fn drop(&mut self) {
+        own().lock().expect("registry").remove(&self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::env::temp_dir().join(format!("xvrrpd-cred-{}", std::process::id()));
+        std::fs::write(&p, "[client]\nuser = xv\npassword = \"s3cret\"\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(credentials(Some(&p)).unwrap_err().contains("chmod 600"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            credentials(Some(&p)).unwrap(),
+            (Some("xv".into()), Some("s3cret".into()))
+        );
+        let _ = std::fs::remove_file(&p);
+    }
+}

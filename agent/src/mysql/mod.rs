@@ -1,0 +1,5 @@
+//! MySQL / MariaDB: connections ([`conn`]), the pure catch-up rules ([`catchup`]) and the
+//! write guard that makes a node writable or read-only around VIP moves ([`guard`]).
+pub mod catchup;
+pub mod conn;
+pub mod guard;

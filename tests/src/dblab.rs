@@ -1,0 +1,850 @@
+//! The MySQL dual-master lab: two MariaDB servers replicating from each other (GTID,
+//! semi-sync, auto-increment offsets, read_only by default), a failover agent on each
+//! node holding a write VIP and a read VIP, and a client that writes one row per commit
+//! through the write VIP and reads through the read VIP. A fault hits the write master
+//! midway; the lab measures what the client saw and what the data says afterwards.
+//!
+//! Used by `cargo xtask lab`, `cargo xtask bench mysql` and the integration tests, so the
+//! numbers in BENCHMARKS.md and the assertions in the tests come from the same scenario.
+use std::{
+    collections::BTreeSet,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use anyhow::{bail, Context, Result};
+use mysql_async::{prelude::Queryable, Conn, OptsBuilder};
+
+use crate::{has_addr, ip_in, unique, wait_until, Keepalived, Mariadb, Netns, Router, Segment};
+
+pub const WRITE_VIP: &str = "192.0.2.100";
+pub const READ_VIP: &str = "192.0.2.101";
+
+/// What goes wrong on the write master (db1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// mysqld SIGKILLed; restarted later from its datadir.
+    MysqldKill,
+    /// The node vanishes: link down, then agent and mysqld killed with no packet out;
+    /// later link up and both restarted.
+    HostCrash,
+    /// The failover agent SIGKILLed (mysqld keeps running); restarted later.
+    AgentKill,
+    /// db1 and db2 cannot reach each other, the client reaches both; healed later.
+    Partition,
+}
+
+impl Fault {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "mysqld-kill" => Self::MysqldKill,
+            "host-crash" => Self::HostCrash,
+            "agent-kill" => Self::AgentKill,
+            "partition" => Self::Partition,
+            _ => bail!("unknown fault {s:?}: use mysqld-kill, host-crash, agent-kill or partition"),
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MysqldKill => "mysqld-kill",
+            Self::HostCrash => "host-crash",
+            Self::AgentKill => "agent-kill",
+            Self::Partition => "partition",
+        }
+    }
+}
+
+/// Which failover setup runs on the nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setup {
+    /// xvrrpd with the write guard (catch-up, read_only fencing), MySQL tracker,
+    /// semi-sync replication.
+    Xvrrpd,
+    /// The classic: keepalived 2.2.7, a TCP port-check `vrrp_script` every 1 s (fall 2,
+    /// rise 3, weight -60), both servers writable, async replication, no catch-up.
+    Classic,
+}
+
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    pub setup: Setup,
+    pub fault: Fault,
+    pub interval_ms: u64,
+    /// Steady writes before the fault.
+    pub steady: Duration,
+    /// How long the fault lasts before the old master comes back.
+    pub down: Duration,
+    /// Writes after the old master is back.
+    pub after: Duration,
+    /// xvrrpd: the write guard's catch-up bound and policy.
+    pub catchup_timeout: Duration,
+    pub policy: &'static str,
+    pub anti_flap: Duration,
+    /// Print the timeline as it happens.
+    pub verbose: bool,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        Self {
+            setup: Setup::Xvrrpd,
+            fault: Fault::MysqldKill,
+            interval_ms: 10,
+            steady: Duration::from_secs(3),
+            down: Duration::from_secs(4),
+            after: Duration::from_secs(4),
+            catchup_timeout: Duration::from_secs(10),
+            policy: "stay-backup",
+            anti_flap: Duration::from_secs(60),
+            verbose: false,
+        }
+    }
+}
+
+/// What the lab measured.
+#[derive(Clone, Debug, Default)]
+pub struct LabReport {
+    /// Longest gap between two acknowledged writes, from the fault on (ms).
+    pub outage_ms: f64,
+    /// Acknowledged rows missing on the survivor while the old master was away.
+    pub acked_missing: usize,
+    /// Replication errors on either node after the old master rejoined.
+    pub replication_errors: usize,
+    /// Time both servers accepted writes (read_only = OFF on both, both up), ms.
+    pub dual_writable_ms: f64,
+    pub acked: usize,
+    pub failed_writes: usize,
+    /// Longest gap between two successful reads through the read VIP (ms).
+    pub read_outage_ms: f64,
+    /// After the run: the old master's read_only, its role, and whether both servers hold
+    /// the same rows.
+    pub old_master_read_only: Option<bool>,
+    pub converged: bool,
+    /// (monotonic ns, what) in order.
+    pub timeline: Vec<(u64, String)>,
+    pub fault_ns: u64,
+}
+
+impl LabReport {
+    pub fn result_line(&self) -> String {
+        format!(
+            "RESULT outage_ms={:.1} acked_missing={} replication_errors={} dual_writable_ms={:.1}",
+            self.outage_ms, self.acked_missing, self.replication_errors, self.dual_writable_ms
+        )
+    }
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of the agents' event streams and of the kernel.
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+type Timeline = Arc<Mutex<Vec<(u64, String)>>>;
+
+fn note(t: &Timeline, verbose: bool, what: String) {
+    let now = mono_ns();
+    if verbose {
+        println!("  {what}");
+    }
+    t.lock().expect("timeline").push((now, what));
+}
+
+/// One database node: namespace, server, agent.
+struct DbNode<'a> {
+    name: &'static str,
+    ns: &'a Netns,
+    addr: String,
+    port: String,
+    db: Mariadb,
+    agent: Option<Agent>,
+    agent_conf: String,
+    events: PathBuf,
+}
+
+enum Agent {
+    X(Router),
+    K(Keepalived),
+}
+
+impl DbNode<'_> {
+    fn start_agent(&mut self, setup: Setup) -> Result<()> {
+        self.agent = Some(match setup {
+            Setup::Xvrrpd => Agent::X(Router::start(self.ns, &self.agent_conf)?),
+            Setup::Classic => Agent::K(Keepalived::start_text(self.ns, &self.agent_conf)?),
+        });
+        Ok(())
+    }
+    fn kill_agent(&mut self) {
+        match self.agent.as_mut() {
+            Some(Agent::X(r)) => r.kill(),
+            Some(Agent::K(k)) => k.kill(),
+            None => {}
+        }
+    }
+    fn agent_log(&self) -> String {
+        match &self.agent {
+            Some(Agent::X(r)) => r.log(),
+            Some(Agent::K(k)) => k.log(),
+            None => String::new(),
+        }
+    }
+}
+
+fn server_args(id: u32, setup: Setup) -> Vec<String> {
+    let mut v: Vec<String> = [
+        format!("--server-id={id}"),
+        format!("--gtid-domain-id={id}"),
+        format!("--log-bin=db{id}-bin"),
+        "--log-slave-updates=ON".into(),
+        "--binlog-format=ROW".into(),
+        "--sync-binlog=1".into(),
+        "--innodb-flush-log-at-trx-commit=1".into(),
+        "--auto-increment-increment=2".into(),
+        format!("--auto-increment-offset={id}"),
+        // Any address: clients come in on the VIPs, which move.
+        "--bind-address=0.0.0.0".into(),
+        "--port=3306".into(),
+        "--max-connections=200".into(),
+    ]
+    .into();
+    if setup == Setup::Xvrrpd {
+        // The my.cnf lines the README recommends: start read-only, semi-sync both ways.
+        v.extend(
+            [
+                "--read-only=ON",
+                "--rpl-semi-sync-master-enabled=ON",
+                "--rpl-semi-sync-slave-enabled=ON",
+                // No replica connected (the peer is down): do not wait at all.
+                "--rpl-semi-sync-master-wait-no-slave=OFF",
+                "--rpl-semi-sync-master-timeout=1000",
+            ]
+            .map(String::from),
+        );
+    }
+    v
+}
+
+fn xvrrpd_conf(
+    opts: &LabOptions,
+    dir: &std::path::Path,
+    socket: &std::path::Path,
+    prio_w: u8,
+    prio_r: u8,
+    events: &std::path::Path,
+) -> Result<String> {
+    let creds = dir.join("xvrrpd-mysql.cnf");
+    std::fs::write(&creds, "user = root\n")?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600))?;
+    let iv = opts.interval_ms;
+    Ok(format!(
+        r#"[global]
+events_fifo = "{events}"
+
+[[instance]]
+name = "write"
+interface = "eth0"
+vrid = 41
+priority = {prio_w}
+advert_interval = "{iv}ms"
+virtual_addresses = ["{WRITE_VIP}/24"]
+track = ["mysql"]
+anti_flap = "{af}ms"
+
+[instance.mysql]
+server = "mysql"
+catchup_timeout = "{ct}ms"
+on_catchup_timeout = "{policy}"
+
+[[instance]]
+name = "read"
+interface = "eth0"
+vrid = 51
+priority = {prio_r}
+advert_interval = "{iv}ms"
+virtual_addresses = ["{READ_VIP}/24"]
+track = ["mysql"]
+
+[[tracker]]
+name = "mysql"
+kind = "mysql"
+socket = "{socket}"
+credentials_file = "{creds}"
+interval = "1s"
+timeout = "500ms"
+fall = 1
+rise = 3
+weight = -100
+"#,
+        events = events.display(),
+        socket = socket.display(),
+        creds = creds.display(),
+        af = opts.anti_flap.as_millis(),
+        ct = opts.catchup_timeout.as_millis(),
+        policy = opts.policy,
+    ))
+}
+
+fn keepalived_conf(
+    opts: &LabOptions,
+    router_id: &str,
+    addr: &str,
+    prio_w: u8,
+    prio_r: u8,
+) -> String {
+    let int = opts.interval_ms as f64 / 1000.0;
+    let inst = |vrid: u8, prio: u8, vip: &str| {
+        format!(
+            "vrrp_instance VI_{vrid} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n  \
+             priority {prio}\n  advert_int {int}\n  track_script {{\n    chk_mysql\n  }}\n  \
+             virtual_ipaddress {{\n    {vip}/24\n  }}\n}}\n"
+        )
+    };
+    format!(
+        "global_defs {{\n  router_id {router_id}\n  vrrp_version 3\n  max_auto_priority -1\n  \
+         script_user root\n  enable_script_security\n}}\n\
+         vrrp_script chk_mysql {{\n  script \"/bin/bash -c '</dev/tcp/{addr}/3306'\"\n  interval 1\n  \
+         fall 2\n  rise 3\n  weight -60\n}}\n{}{}",
+        inst(41, prio_w, WRITE_VIP),
+        inst(51, prio_r, READ_VIP)
+    )
+}
+
+/// Runs one lab scenario end to end. Everything it starts is torn down on return.
+pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
+    let timeline: Timeline = Arc::default();
+    let v = opts.verbose;
+    let seg = Segment::new(3)?;
+    let client = &seg.nodes[2];
+    let dir = std::env::temp_dir().join(unique("xvl"));
+    std::fs::create_dir_all(&dir)?;
+    let _cleanup = RemoveDir(dir.clone());
+
+    note(
+        &timeline,
+        v,
+        "starting MariaDB 10.11 on db1 and db2 (dual-master, GTID)".into(),
+    );
+    let mut nodes = Vec::new();
+    for (i, name) in ["db1", "db2"].into_iter().enumerate() {
+        let n = &seg.nodes[i];
+        let id = i as u32 + 1;
+        let args = server_args(id, opts.setup);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let db = Mariadb::start_with(&n.ns, &args)?;
+        let events = dir.join(format!("{name}.events"));
+        std::fs::write(&events, "")?;
+        let (pw, pr) = if i == 0 { (150, 100) } else { (100, 150) };
+        let agent_conf = match opts.setup {
+            Setup::Xvrrpd => xvrrpd_conf(opts, &dir, &db.socket, pw, pr, &events)?,
+            Setup::Classic => keepalived_conf(opts, name, &n.addr4, pw, pr),
+        };
+        nodes.push(DbNode {
+            name,
+            ns: &n.ns,
+            addr: n.addr4.clone(),
+            port: n.port.clone(),
+            db,
+            agent: None,
+            agent_conf,
+            events,
+        });
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        let peer = &nodes[1 - i].addr;
+        n.db.sql(&format!(
+            "SET sql_log_bin = 0;
+             CREATE USER repl@'%' IDENTIFIED BY 'repl';
+             GRANT REPLICATION SLAVE ON *.* TO repl@'%';
+             CREATE USER app@'%' IDENTIFIED BY 'app';
+             GRANT SELECT, INSERT, UPDATE, DELETE ON lab.* TO app@'%';
+             CHANGE MASTER TO MASTER_HOST='{peer}', MASTER_PORT=3306, MASTER_USER='repl',
+               MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
+             START SLAVE;"
+        ))
+        .with_context(|| format!("setting up replication on {}", n.name))?;
+    }
+    nodes[0].db.sql(
+        "CREATE DATABASE lab;
+         CREATE TABLE lab.w (id BIGINT AUTO_INCREMENT PRIMARY KEY, seq BIGINT NOT NULL UNIQUE,
+           server_id INT NOT NULL) ENGINE=InnoDB;",
+    )?;
+    if !wait_until(Duration::from_secs(20), || {
+        nodes[1].db.sql("SELECT COUNT(*) FROM lab.w").is_ok()
+    }) {
+        bail!(
+            "the schema never replicated to db2: {}",
+            nodes[1].db.sql("SHOW SLAVE STATUS\\G").unwrap_or_default()
+        );
+    }
+
+    note(&timeline, v, format!("starting {} on both nodes (write VIP {WRITE_VIP} prefers db1, read VIP {READ_VIP} prefers db2)", match opts.setup { Setup::Xvrrpd => "xvrrpd", Setup::Classic => "keepalived (classic port check)" }));
+    nodes[0].start_agent(opts.setup)?;
+    nodes[1].start_agent(opts.setup)?;
+    let converged = wait_until(Duration::from_secs(30), || {
+        has_addr(nodes[0].ns, WRITE_VIP)
+            && !has_addr(nodes[1].ns, WRITE_VIP)
+            && has_addr(nodes[1].ns, READ_VIP)
+            && (opts.setup == Setup::Classic
+                || nodes[0]
+                    .db
+                    .sql("SELECT @@read_only")
+                    .is_ok_and(|s| s.trim() == "0"))
+    });
+    if !converged {
+        bail!(
+            "the pair did not converge (write VIP on db1, writable; read VIP on db2)\ndb1:\n{}\ndb2:\n{}",
+            nodes[0].agent_log(),
+            nodes[1].agent_log()
+        );
+    }
+    note(
+        &timeline,
+        v,
+        "write VIP on db1 (writable), read VIP on db2".into(),
+    );
+
+    // Load generators and the dual-writable monitor.
+    let done = Arc::new(AtomicBool::new(false));
+    let writes: Arc<Mutex<Vec<Write>>> = Arc::default();
+    let reads: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let samples: Arc<Mutex<Vec<(u64, bool)>>> = Arc::default();
+    let writer = spawn_in_ns(&client.ns.name, {
+        let (done, writes, t) = (done.clone(), writes.clone(), timeline.clone());
+        move || writer(done, writes, t, v)
+    });
+    let reader = spawn_in_ns(&client.ns.name, {
+        let (done, reads) = (done.clone(), reads.clone());
+        move || reader(done, reads)
+    });
+    let monitor = {
+        let (done, samples) = (done.clone(), samples.clone());
+        let socks = [nodes[0].db.socket.clone(), nodes[1].db.socket.clone()];
+        std::thread::spawn(move || monitor(done, samples, socks))
+    };
+    let result = (|| -> Result<(u64, BTreeSet<i64>)> {
+        pause(opts.steady, stop)?;
+        let fault_ns = mono_ns();
+        if std::env::var_os("XVRRPD_LAB_DEBUG").is_some() {
+            eprintln!("fault at {} ms", fault_ns / 1_000_000);
+        }
+        note(&timeline, v, format!("FAULT {} on db1", opts.fault.name()));
+        inject(opts.fault, &seg, &mut nodes)?;
+        pause(opts.down, stop)?;
+        // What the survivor holds while the old master is away.
+        let survivor = rows(&nodes[1].db)?;
+        note(
+            &timeline,
+            v,
+            format!("recovering db1 ({})", opts.fault.name()),
+        );
+        recover(opts.fault, opts.setup, &seg, &mut nodes)?;
+        note(&timeline, v, "db1 back".into());
+        pause(opts.after, stop)?;
+        Ok((fault_ns, survivor))
+    })();
+    let end_ns = mono_ns();
+    done.store(true, Ordering::SeqCst);
+    let _ = writer.join();
+    let _ = reader.join();
+    let _ = monitor.join();
+    let (fault_ns, survivor) = result?;
+
+    // Let replication settle, then look at the data.
+    let converged = wait_until(
+        Duration::from_secs(15),
+        || matches!((rows(&nodes[0].db), rows(&nodes[1].db)), (Ok(a), Ok(b)) if a == b),
+    );
+    let mut report = LabReport {
+        converged,
+        fault_ns,
+        ..Default::default()
+    };
+    let writes = writes.lock().expect("writes").clone();
+    let acked: Vec<&Write> = writes.iter().filter(|w| w.server.is_some()).collect();
+    report.acked = acked.len();
+    report.failed_writes = writes.len() - acked.len();
+    // Rows acknowledged before the survivor snapshot: every one must be on the survivor.
+    let snapshot_cut = fault_ns + opts.down.as_nanos() as u64;
+    report.acked_missing = acked
+        .iter()
+        .filter(|w| w.done_ns < snapshot_cut && !survivor.contains(&w.seq))
+        .count();
+    report.outage_ms = longest_gap(acked.iter().map(|w| w.done_ns), fault_ns, end_ns);
+    report.read_outage_ms = longest_gap(
+        reads.lock().expect("reads").iter().copied(),
+        fault_ns,
+        end_ns,
+    );
+    report.dual_writable_ms = dual_writable_ms(&samples.lock().expect("samples"));
+    for n in &nodes {
+        let errors = replication_errors(&n.db).unwrap_or(1);
+        if errors > 0 && std::env::var_os("XVRRPD_LAB_DEBUG").is_some() {
+            eprintln!("{}: {:?}", n.name, n.db.slave_status());
+        }
+        report.replication_errors += errors;
+    }
+    report.old_master_read_only = nodes[0]
+        .db
+        .sql("SELECT @@read_only")
+        .ok()
+        .map(|s| s.trim() == "1");
+    let mut t = timeline.lock().expect("timeline").clone();
+    for n in &nodes {
+        for line in std::fs::read_to_string(&n.events)
+            .unwrap_or_default()
+            .lines()
+        {
+            if let Ok(e) = serde_json::from_str::<serde_json::Value>(line) {
+                t.push((
+                    e["ts_ns"].as_u64().unwrap_or(0),
+                    format!("{} xvrrpd {}", n.name, describe(&e)),
+                ));
+            }
+        }
+    }
+    t.sort_by_key(|(ts, _)| *ts);
+    report.timeline = t;
+    Ok(report)
+}
+
+fn describe(e: &serde_json::Value) -> String {
+    let s = |k: &str| e[k].as_str().unwrap_or("?").to_string();
+    match e["event"].as_str() {
+        Some("transition") => format!(
+            "{} {} -> {} ({})",
+            s("instance"),
+            s("from"),
+            s("to"),
+            s("reason")
+        ),
+        Some("writable") => format!(
+            "{} MySQL writable after {:.1} ms catch-up{}",
+            s("instance"),
+            e["catchup_ms"].as_f64().unwrap_or(0.0),
+            if e["forced"].as_bool() == Some(true) {
+                " (FORCED: catch-up timed out)"
+            } else {
+                ""
+            }
+        ),
+        Some("read_only") => format!(
+            "{} MySQL read_only = ON, {} client connections killed",
+            s("instance"),
+            e["killed"]
+        ),
+        Some("catchup_timeout") => format!("{} catch-up timed out", s("instance")),
+        Some("caught_up") => format!("{} relay log applied", s("instance")),
+        _ => e.to_string(),
+    }
+}
+
+fn inject(fault: Fault, seg: &Segment, nodes: &mut [DbNode]) -> Result<()> {
+    let db1 = &mut nodes[0];
+    match fault {
+        Fault::MysqldKill => db1.db.signal(libc::SIGKILL),
+        Fault::HostCrash => {
+            ip_in(&db1.ns.name, &["link", "set", "eth0", "down"])?;
+            db1.kill_agent();
+            db1.db.signal(libc::SIGKILL);
+        }
+        Fault::AgentKill => db1.kill_agent(),
+        Fault::Partition => isolate(seg, &[&nodes[0].port, &nodes[1].port], true)?,
+    }
+    Ok(())
+}
+
+fn recover(fault: Fault, setup: Setup, seg: &Segment, nodes: &mut [DbNode]) -> Result<()> {
+    match fault {
+        Fault::MysqldKill => nodes[0].db.restart()?,
+        Fault::HostCrash => {
+            ip_in(&nodes[0].ns.name, &["link", "set", "eth0", "up"])?;
+            nodes[0].db.restart()?;
+            nodes[0].start_agent(setup)?;
+        }
+        Fault::AgentKill => nodes[0].start_agent(setup)?,
+        Fault::Partition => isolate(seg, &[&nodes[0].port, &nodes[1].port], false)?,
+    }
+    Ok(())
+}
+
+/// Bridge port isolation: isolated ports cannot talk to each other, only to the others.
+fn isolate(seg: &Segment, ports: &[&str], on: bool) -> Result<()> {
+    for p in ports {
+        crate::sh(&[
+            "bridge",
+            "-n",
+            &seg.bridge.name,
+            "link",
+            "set",
+            "dev",
+            p,
+            "isolated",
+            if on { "on" } else { "off" },
+        ])?;
+    }
+    Ok(())
+}
+
+/// One write attempt by the client.
+#[derive(Clone, Debug)]
+struct Write {
+    seq: i64,
+    done_ns: u64,
+    /// The server that acknowledged it; None when it failed or its fate is unknown.
+    server: Option<u32>,
+}
+
+fn client_opts(ip: &str) -> OptsBuilder {
+    OptsBuilder::default()
+        .ip_or_hostname(ip.to_string())
+        .tcp_port(3306)
+        .user(Some("app"))
+        .pass(Some("app"))
+        .db_name(Some("lab"))
+        .prefer_socket(false)
+}
+
+/// A client connection: like an application with a short connect timeout, so a SYN lost
+/// in the instant the VIP moves costs 50 ms, not TCP's 1 s retransmission.
+async fn connect(ip: &str) -> Result<Conn, mysql_async::Error> {
+    match tokio::time::timeout(Duration::from_millis(50), Conn::new(client_opts(ip))).await {
+        Ok(r) => r,
+        Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out after 50 ms",
+            ),
+        ))),
+    }
+}
+
+/// A bounded client step: a dead host must not stall the client for a TCP timeout.
+async fn bounded<T>(
+    f: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(Duration::from_millis(250), f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("no answer within 250 ms".into()),
+    }
+}
+
+fn writer(done: Arc<AtomicBool>, writes: Arc<Mutex<Vec<Write>>>, t: Timeline, v: bool) {
+    runtime().block_on(async move {
+        let mut conn: Option<(Conn, u32)> = None;
+        let mut seq = 0i64;
+        let mut last_ok: Option<u32> = None;
+        let mut failing = false;
+        while !done.load(Ordering::SeqCst) {
+            if conn.is_none() {
+                match bounded(async {
+                    let mut c = connect(WRITE_VIP).await?;
+                    let id: Option<u32> = c.query_first("SELECT @@server_id").await?;
+                    Ok((c, id.unwrap_or(0)))
+                })
+                .await
+                {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        if std::env::var_os("XVRRPD_LAB_DEBUG").is_some() {
+                            eprintln!("client connect {} ms: {e}", mono_ns() / 1_000_000);
+                        }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        continue;
+                    }
+                }
+            }
+            seq += 1;
+            let (c, server) = conn.as_mut().expect("connected");
+            let server = *server;
+            let r = bounded(c.exec_drop(
+                "INSERT INTO w (seq, server_id) VALUES (?, @@server_id)",
+                (seq,),
+            ))
+            .await;
+            let done_ns = mono_ns();
+            let ok = r.is_ok();
+            writes.lock().expect("writes").push(Write {
+                seq,
+                done_ns,
+                server: ok.then_some(server),
+            });
+            match r {
+                Ok(()) => {
+                    if failing || last_ok != Some(server) {
+                        note(
+                            &t,
+                            v,
+                            format!("client: writes acknowledged by server_id {server}"),
+                        );
+                    }
+                    failing = false;
+                    last_ok = Some(server);
+                }
+                Err(e) => {
+                    if std::env::var_os("XVRRPD_LAB_DEBUG").is_some() {
+                        eprintln!("client write {} ms: {e}", mono_ns() / 1_000_000);
+                    }
+                    if !failing {
+                        note(
+                            &t,
+                            v,
+                            format!("client: write failed: {}", e.lines().next().unwrap_or("")),
+                        );
+                    }
+                    failing = true;
+                    conn = None;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+}
+
+fn reader(done: Arc<AtomicBool>, reads: Arc<Mutex<Vec<u64>>>) {
+    runtime().block_on(async move {
+        let mut conn: Option<Conn> = None;
+        while !done.load(Ordering::SeqCst) {
+            if conn.is_none() {
+                conn = bounded(connect(READ_VIP)).await.ok();
+            }
+            if let Some(c) = conn.as_mut() {
+                match bounded(c.query_first::<i64, _>("SELECT COUNT(*) FROM w")).await {
+                    Ok(_) => reads.lock().expect("reads").push(mono_ns()),
+                    Err(_) => conn = None,
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+}
+
+/// Samples both servers' read_only through their sockets every 2 ms.
+fn monitor(done: Arc<AtomicBool>, samples: Arc<Mutex<Vec<(u64, bool)>>>, socks: [PathBuf; 2]) {
+    runtime().block_on(async move {
+        let mut conns: [Option<Conn>; 2] = [None, None];
+        while !done.load(Ordering::SeqCst) {
+            let mut writable = [false; 2];
+            for i in 0..2 {
+                if conns[i].is_none() {
+                    let o = OptsBuilder::default()
+                        .socket(Some(socks[i].to_string_lossy().into_owned()))
+                        .user(Some("root"));
+                    conns[i] = bounded(Conn::new(o)).await.ok();
+                }
+                if let Some(c) = conns[i].as_mut() {
+                    match bounded(c.query_first::<u8, _>("SELECT @@global.read_only")).await {
+                        Ok(ro) => writable[i] = ro == Some(0),
+                        Err(_) => conns[i] = None,
+                    }
+                }
+            }
+            samples
+                .lock()
+                .expect("samples")
+                .push((mono_ns(), writable[0] && writable[1]));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Runs `f` on a thread inside network namespace `ns` (its sockets live there).
+fn spawn_in_ns(ns: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("netns file");
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid namespace fd; only this thread changes namespace.
+        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            panic!("setns {path}: {}", std::io::Error::last_os_error());
+        }
+        f()
+    })
+}
+
+/// Longest gap between successes that ends after `from`, counting a silence from the last
+/// success to `end` as a gap too.
+fn longest_gap(times: impl Iterator<Item = u64>, from: u64, end: u64) -> f64 {
+    let mut prev: Option<u64> = None;
+    let mut worst = 0u64;
+    for t in times {
+        if let Some(p) = prev {
+            if t > from {
+                worst = worst.max(t.saturating_sub(p));
+            }
+        }
+        prev = Some(t);
+    }
+    if let Some(p) = prev {
+        worst = worst.max(end.saturating_sub(p));
+    }
+    worst as f64 / 1e6
+}
+
+fn dual_writable_ms(samples: &[(u64, bool)]) -> f64 {
+    samples
+        .windows(2)
+        .filter(|w| w[0].1 && w[1].1)
+        .map(|w| w[1].0 - w[0].0)
+        .sum::<u64>() as f64
+        / 1e6
+}
+
+fn rows(db: &Mariadb) -> Result<BTreeSet<i64>> {
+    Ok(db
+        .sql("SELECT seq FROM lab.w")?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect())
+}
+
+/// Replication errors on `db`: a recorded error or a stopped SQL thread counts.
+fn replication_errors(db: &Mariadb) -> Result<usize> {
+    let st = db.slave_status()?;
+    let field = |name: &str| st.get(name).map(String::as_str).unwrap_or("");
+    let mut n = 0;
+    for f in ["Last_SQL_Errno", "Last_IO_Errno"] {
+        if !matches!(field(f), "0" | "") {
+            n += 1;
+        }
+    }
+    if field("Slave_SQL_Running") != "Yes" {
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn pause(d: Duration, stop: &AtomicBool) -> Result<()> {
+    let end = std::time::Instant::now() + d;
+    while std::time::Instant::now() < end {
+        if stop.load(Ordering::SeqCst) {
+            bail!("interrupted: cleaning up");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+struct RemoveDir(PathBuf);
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
