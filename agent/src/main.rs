@@ -112,7 +112,11 @@ fn check(path: &std::path::Path, offline: bool) -> std::process::ExitCode {
                 path.display(),
                 cfg.instances.len()
             );
-            std::process::ExitCode::SUCCESS
+            if offline || preflight(&cfg) {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
         Err(problems) => {
             for p in &problems {
@@ -125,4 +129,79 @@ fn check(path: &std::path::Path, offline: bool) -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The MySQL preflight for every write instance whose server answers; false when a
+/// finding is an error.
+fn preflight(cfg: &xvrrpd::config::Config) -> bool {
+    use xvrrpd::mysql::{
+        conn::Server,
+        preflight::{evaluate, read_only_in_my_cnf, snapshot, Level},
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return true;
+    };
+    let mut ok = true;
+    for inst in &cfg.instances {
+        let Some(g) = &inst.mysql else { continue };
+        let Some(t) = cfg.trackers.iter().find(|t| t.name == g.server) else {
+            continue;
+        };
+        let server = match Server::from_tracker(t) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("preflight {}: credentials: {e}", inst.name);
+                ok = false;
+                continue;
+            }
+        };
+        let bounded = |s: Server| async move {
+            tokio::time::timeout(std::time::Duration::from_secs(3), snapshot(&s))
+                .await
+                .map_err(|_| "no answer within 3 s".to_string())?
+                .map_err(|e| e.to_string())
+        };
+        let local = match rt.block_on(bounded(server.clone())) {
+            Ok(s) => s,
+            Err(e) => {
+                println!(
+                    "preflight {} ({}): server not reachable, skipped: {e}",
+                    inst.name, server.endpoint
+                );
+                continue;
+            }
+        };
+        let peer = local.replica.as_ref().and_then(|r| {
+            let host = r.get("Master_Host")?;
+            let port = r.get("Master_Port")?.parse().ok()?;
+            match rt.block_on(bounded(server.at(host, port))) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    println!("preflight {}: peer {host}:{port} not readable with these credentials ({e}): peer comparisons skipped", inst.name);
+                    None
+                }
+            }
+        });
+        let findings = evaluate(&local, peer.as_ref(), read_only_in_my_cnf());
+        if findings.is_empty() {
+            println!("preflight {} ({}): ok", inst.name, server.endpoint);
+        }
+        for f in findings {
+            let level = match f.level {
+                Level::Error => {
+                    ok = false;
+                    "ERROR"
+                }
+                Level::Warning => "warning",
+            };
+            println!(
+                "preflight {} ({}): {level}: {}",
+                inst.name, server.endpoint, f.message
+            );
+        }
+    }
+    ok
 }

@@ -185,14 +185,15 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
 
-    // Trackers: contributions start as keepalived assumes (scripts good, files 0).
+    // Trackers: contributions start as keepalived assumes (scripts good, files 0), except
+    // MySQL checks, which start failing until they pass (see track::mysql).
     let mut contributions: Vec<Contribution> = cfg
         .trackers
         .iter()
         .map(|t| Contribution {
             weight: t.weight,
             reverse: t.reverse,
-            healthy: true,
+            healthy: t.kind != crate::config::TrackerKind::Mysql,
             file_value: (t.kind == crate::config::TrackerKind::File).then_some(0),
         })
         .collect();
@@ -444,7 +445,10 @@ fn guard_outcome(
         GuardOutcome::CaughtUp { term } if term == term_now => {
             r.write.as_mut().expect("write role").blocked = false;
             r.emit(serde_json::json!({"event": "caught_up", "ts_ns": now.0, "instance": name}));
-            track_input(r, contributions, link_ok, now)
+            let actions = track_input(r, contributions, link_ok, now);
+            // It never served writes in that term: nothing to damp.
+            r.engine.release_hold(now);
+            actions
         }
         GuardOutcome::ReadOnly { term, killed } => {
             r.emit(serde_json::json!({

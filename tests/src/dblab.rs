@@ -84,6 +84,11 @@ pub struct LabOptions {
     pub catchup_timeout: Duration,
     pub policy: &'static str,
     pub anti_flap: Duration,
+    /// Stop db2's SQL (applier) thread before the fault: what db1 acknowledged sits in
+    /// db2's relay log unapplied, so catch-up cannot finish (tests the timeout policies).
+    pub stall_survivor_applier: bool,
+    /// Restart that applier this long after the fault.
+    pub resume_applier_after: Option<Duration>,
     /// Print the timeline as it happens.
     pub verbose: bool,
 }
@@ -100,6 +105,8 @@ impl Default for LabOptions {
             catchup_timeout: Duration::from_secs(10),
             policy: "stay-backup",
             anti_flap: Duration::from_secs(60),
+            stall_survivor_applier: false,
+            resume_applier_after: None,
             verbose: false,
         }
     }
@@ -127,6 +134,9 @@ pub struct LabReport {
     /// (monotonic ns, what) in order.
     pub timeline: Vec<(u64, String)>,
     pub fault_ns: u64,
+    /// First write acknowledged after the fault by a server other than db1: when (ms
+    /// after the fault) and by which server_id.
+    pub resumed: Option<(f64, u32)>,
 }
 
 impl LabReport {
@@ -390,6 +400,16 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
 
     note(&timeline, v, format!("starting {} on both nodes (write VIP {WRITE_VIP} prefers db1, read VIP {READ_VIP} prefers db2)", match opts.setup { Setup::Xvrrpd => "xvrrpd", Setup::Classic => "keepalived (classic port check)" }));
     nodes[0].start_agent(opts.setup)?;
+    if opts.setup == Setup::Xvrrpd {
+        // db1 first, healthy (its MySQL check starts failing until `rise` passes), so the
+        // pair starts the way a running pair looks: write master db1.
+        let healthy = wait_until(Duration::from_secs(15), || {
+            nodes[0].agent_log().contains("healthy=true")
+        });
+        if !healthy {
+            bail!("db1's MySQL check never passed:\n{}", nodes[0].agent_log());
+        }
+    }
     nodes[1].start_agent(opts.setup)?;
     let converged = wait_until(Duration::from_secs(30), || {
         has_addr(nodes[0].ns, WRITE_VIP)
@@ -434,13 +454,30 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     };
     let result = (|| -> Result<(u64, BTreeSet<i64>)> {
         pause(opts.steady, stop)?;
+        if opts.stall_survivor_applier {
+            nodes[1].db.sql("STOP SLAVE SQL_THREAD")?;
+            note(
+                &timeline,
+                v,
+                "db2's applier (SQL thread) stopped: its relay log fills".into(),
+            );
+            pause(Duration::from_millis(500), stop)?;
+        }
         let fault_ns = mono_ns();
         if std::env::var_os("XVRRPD_LAB_DEBUG").is_some() {
             eprintln!("fault at {} ms", fault_ns / 1_000_000);
         }
         note(&timeline, v, format!("FAULT {} on db1", opts.fault.name()));
         inject(opts.fault, &seg, &mut nodes)?;
-        pause(opts.down, stop)?;
+        match opts.resume_applier_after {
+            Some(after) if after < opts.down => {
+                pause(after, stop)?;
+                nodes[1].db.sql("START SLAVE SQL_THREAD")?;
+                note(&timeline, v, "db2's applier restarted".into());
+                pause(opts.down - after, stop)?;
+            }
+            _ => pause(opts.down, stop)?,
+        }
         // What the survivor holds while the old master is away.
         let survivor = rows(&nodes[1].db)?;
         note(
@@ -480,6 +517,10 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         .iter()
         .filter(|w| w.done_ns < snapshot_cut && !survivor.contains(&w.seq))
         .count();
+    report.resumed = acked
+        .iter()
+        .find(|w| w.done_ns > fault_ns && w.server != Some(1))
+        .map(|w| ((w.done_ns - fault_ns) as f64 / 1e6, w.server.unwrap_or(0)));
     report.outage_ms = longest_gap(acked.iter().map(|w| w.done_ns), fault_ns, end_ns);
     report.read_outage_ms = longest_gap(
         reads.lock().expect("reads").iter().copied(),

@@ -24,6 +24,9 @@ pub enum Bench {
     /// mysqld SIGKILL on the write master to VIP on the peer: xvrrpd's MySQL tracker vs
     /// keepalived with a port-check vrrp_script, same run.
     MysqlKill(crate::mysqlkill::MysqlKillArgs),
+    /// The MySQL lab scenario (write gap, lost acknowledged rows, replication errors,
+    /// dual-writable time) for xvrrpd and the classic keepalived setup, same run.
+    Mysql(crate::benchmysql::MysqlArgs),
 }
 
 pub fn run(b: Bench) -> Result<()> {
@@ -52,6 +55,7 @@ pub fn run(b: Bench) -> Result<()> {
         } => master_down(kills, &intervals_ms),
         Bench::Failover(args) => crate::failover::run(args),
         Bench::MysqlKill(args) => crate::mysqlkill::run(args),
+        Bench::Mysql(args) => crate::benchmysql::run(args),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask <command>`.
 mod bench;
+mod benchmysql;
 mod ebpf;
 mod failover;
 mod lab;

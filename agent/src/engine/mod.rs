@@ -96,10 +96,11 @@ pub struct Settings {
     pub primary_address: IpAddr,
     /// Smallest Master_Adver_Interval a backup learns from a master's adverts.
     pub min_learned_interval: Duration,
-    /// No preemption for this long after entering Backup (start-up, losing mastership,
-    /// leaving Fault): a pair that failed over does not fail back at once. A master that
-    /// fails is replaced as usual: Master_Down is not affected, and the hold ends when the
-    /// master lowers its advertised priority (its own checks are failing).
+    /// No preemption for this long after this node lost mastership (to a better master,
+    /// or through a Fault entered as master, counted from leaving that Fault): a pair
+    /// that failed over does not fail back at once. A master that fails is replaced as
+    /// usual: Master_Down is not affected, and the hold ends when the master lowers its
+    /// advertised priority (its own checks are failing).
     pub anti_flap: Duration,
 }
 
@@ -180,6 +181,8 @@ pub struct Instance {
     preempt_at: Option<Instant>,
     /// Backup: no preemption before this time (anti-flap).
     hold_until: Instant,
+    /// In Fault: entered it as master (leaving it starts the anti-flap hold).
+    fault_from_master: bool,
 }
 
 impl Instance {
@@ -197,6 +200,7 @@ impl Instance {
             advert_at: None,
             preempt_at: None,
             hold_until: Instant(0),
+            fault_from_master: false,
         }
     }
 
@@ -293,6 +297,7 @@ impl Instance {
     }
 
     fn fault(&mut self, out: &mut Vec<Action>) {
+        self.fault_from_master = self.state == State::Master;
         match self.state {
             State::Master => {
                 out.push(Action::SendAdvert { priority: 0 });
@@ -317,7 +322,9 @@ impl Instance {
             out.push(Action::RemoveVips);
         }
         self.clear_timers();
-        self.hold_until = now.after(self.settings.anti_flap);
+        if self.state == State::Master || (self.state == State::Fault && self.fault_from_master) {
+            self.hold_until = now.after(self.settings.anti_flap);
+        }
         self.master_adver_interval = self.settings.advert_interval;
         self.master_down_at = Some(now.after(self.master_down_interval()));
         self.transition(State::Backup, reason, out);
@@ -471,17 +478,29 @@ impl Instance {
     /// preempt_delay when set (keepalived semantics), else Master_Down_Interval, and never
     /// inside the anti-flap hold.
     fn preempt_time(&self, now: Instant) -> Instant {
-        let wait = if self.settings.preempt_delay.is_zero() {
+        now.after(self.preempt_wait_plain()).max(self.hold_until)
+    }
+
+    fn preempt_wait_plain(&self) -> Duration {
+        if self.settings.preempt_delay.is_zero() {
             self.master_down_interval()
         } else {
             self.settings.preempt_delay
-        };
-        now.after(wait).max(self.hold_until)
+        }
     }
 
     /// End of the anti-flap hold (meaningful in Backup).
     pub fn preempt_hold_until(&self) -> Instant {
         self.hold_until
+    }
+
+    /// Ends the anti-flap hold: for a node whose mastership never served (a write
+    /// instance that could not catch up), there is no fail-back to damp.
+    pub fn release_hold(&mut self, now: Instant) {
+        self.hold_until = self.hold_until.min(now);
+        if let Some(t) = self.preempt_at {
+            self.preempt_at = Some(t.min(now.after(self.preempt_wait_plain())));
+        }
     }
 
     /// True when the engine's own master-down deadline is only a safety net (the kernel

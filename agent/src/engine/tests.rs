@@ -423,13 +423,31 @@ fn anti_flap_holds_fail_back_but_not_takeover_from_a_dead_master() {
     let a = i.handle(Input::Tick { now: at(31_005) });
     assert_became_master(&a, 150, Reason::Preempt);
 
-    // Inside a fresh hold, a master that goes silent is still replaced at once.
+    // Inside the hold, a master that goes silent is still replaced at once.
+    i.handle(Input::Priority {
+        now: at(32_000),
+        priority: 90,
+    });
+    i.handle(advert(32_005, "192.0.2.11", 100));
+    assert_eq!(i.state(), State::Backup);
+    i.handle(Input::Priority {
+        now: at(33_000),
+        priority: 150,
+    });
+    i.handle(advert(33_010, "192.0.2.11", 100));
+    assert!(transitions(&i.handle(Input::Tick { now: at(33_100) })).is_empty());
+    let a = i.handle(Input::MasterDown { now: at(33_371) });
+    assert_became_master(&a, 150, Reason::MasterDown);
+
+    // A node that starts (or never was master) has no hold: it preempts as usual.
     let mut s = settings(150);
     s.anti_flap = Duration::from_secs(30);
     let mut i = started(s);
     i.handle(advert(10, "192.0.2.11", 100));
-    let a = i.handle(Input::MasterDown { now: at(400) });
-    assert_became_master(&a, 150, Reason::MasterDown);
+    let a = i.handle(Input::Tick {
+        now: at(10).after(i.master_down_interval()),
+    });
+    assert_became_master(&a, 150, Reason::Preempt);
 }
 
 #[test]

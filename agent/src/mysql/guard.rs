@@ -402,7 +402,6 @@ impl Worker {
 /// Client connections to kill on demotion: everything but server threads, replication
 /// (both directions) and xvrrpd's own connections.
 pub fn clients(rows: &[(u64, String, String)], own: impl Fn(u64) -> bool) -> Vec<u64> {
-    tracing::debug!(?rows, "processlist");
     const SERVER_USERS: &[&str] = &["system user", "event_scheduler", "DELAYED"];
     const SERVER_COMMANDS: &[&str] = &[
         "Daemon",

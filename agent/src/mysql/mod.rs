@@ -3,3 +3,4 @@
 pub mod catchup;
 pub mod conn;
 pub mod guard;
+pub mod preflight;

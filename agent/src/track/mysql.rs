@@ -112,7 +112,10 @@ pub async fn run(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) 
         max_lag: cfg.max_lag,
     };
     let query = cfg.query.clone().unwrap_or_else(|| "SELECT 1".into());
-    let mut health = Health::new(cfg.rise, cfg.fall, true);
+    // A server counts as failing until `rise` checks pass (keepalived's `init_fail`): a
+    // node that just started must not claim its full priority before its database has
+    // been looked at.
+    let mut health = Health::new(cfg.rise, cfg.fall, false);
     let (dead_tx, mut dead_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watching = false;
     let mut conn: Option<OwnConn> = None;

@@ -1,0 +1,310 @@
+//! `xvrrpd check` against the live servers: is this pair set up so that a failover keeps
+//! the data whole? The rules are pure ([`evaluate`]); [`snapshot`] collects what they read.
+use std::collections::HashMap;
+
+use mysql_async::{prelude::Queryable, Row};
+
+use super::conn::Server;
+
+/// What one server looks like.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Global variables by lower-case name.
+    pub vars: HashMap<String, String>,
+    /// `SHOW SLAVE STATUS` (None: not a replica).
+    pub replica: Option<HashMap<String, String>>,
+    /// `SHOW GRANTS` lines of the account xvrrpd uses.
+    pub grants: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Failover cannot be safe until this is fixed.
+    Error,
+    Warning,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub level: Level,
+    pub message: String,
+}
+
+const VARS: &[&str] = &[
+    "version",
+    "server_id",
+    "log_bin",
+    "read_only",
+    "auto_increment_increment",
+    "auto_increment_offset",
+    "gtid_domain_id",
+    "gtid_mode",
+    "rpl_semi_sync_master_enabled",
+    "rpl_semi_sync_slave_enabled",
+    "rpl_semi_sync_master_wait_no_slave",
+];
+
+/// Reads the variables, replica status and grants of `server`.
+pub async fn snapshot(server: &Server) -> Result<Snapshot, mysql_async::Error> {
+    let mut c = server.connect().await?;
+    let mut s = Snapshot::default();
+    let rows: Vec<(String, String)> = c.query("SHOW GLOBAL VARIABLES").await?;
+    for (k, v) in rows {
+        let k = k.to_ascii_lowercase();
+        if VARS.contains(&k.as_str()) {
+            s.vars.insert(k, v);
+        }
+    }
+    let row: Option<Row> = c.query_first("SHOW SLAVE STATUS").await?;
+    s.replica = row.map(|r| {
+        r.columns_ref()
+            .iter()
+            .enumerate()
+            .map(|(i, col)| {
+                let v = r
+                    .get_opt::<Option<String>, _>(i)
+                    .and_then(|x| x.ok())
+                    .flatten()
+                    .unwrap_or_default();
+                (col.name_str().into_owned(), v)
+            })
+            .collect()
+    });
+    s.grants = c.query("SHOW GRANTS").await?;
+    Ok(s)
+}
+
+/// Does my.cnf start mysqld read-only? From `my_print_defaults` (None: cannot tell).
+pub fn read_only_in_my_cnf() -> Option<bool> {
+    let out = std::process::Command::new("my_print_defaults")
+        .args(["mysqld", "server", "mariadb", "mariadbd"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    Some(text.lines().any(|l| {
+        let l = l.replace('_', "-");
+        l == "--read-only" || l == "--read-only=1" || l == "--read-only=on"
+    }))
+}
+
+fn on(v: Option<&String>) -> bool {
+    matches!(
+        v.map(|s| s.to_ascii_uppercase()).as_deref(),
+        Some("ON" | "1" | "YES")
+    )
+}
+
+/// The findings for the local server, its peer (when it could be read) and my.cnf.
+pub fn evaluate(
+    local: &Snapshot,
+    peer: Option<&Snapshot>,
+    ro_in_cnf: Option<bool>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut err = |m: String| {
+        out.push(Finding {
+            level: Level::Error,
+            message: m,
+        })
+    };
+    let var = |s: &Snapshot, k: &str| s.vars.get(k).cloned().unwrap_or_default();
+    let mariadb = var(local, "version")
+        .to_ascii_lowercase()
+        .contains("mariadb");
+    if var(local, "server_id") == "0" {
+        err("server_id is 0: set a unique server_id in my.cnf on each node".into());
+    }
+    if !on(local.vars.get("log_bin")) {
+        err("log_bin is OFF: the peer replicates from this server's binary log; add log_bin to my.cnf".into());
+    }
+    if let Some(p) = peer {
+        if var(p, "server_id") == var(local, "server_id") {
+            err(format!(
+                "server_id {} is also the peer's: give each node its own",
+                var(local, "server_id")
+            ));
+        }
+        if var(p, "auto_increment_offset") == var(local, "auto_increment_offset") {
+            err(format!(
+                "auto_increment_offset {} is also the peer's: rows inserted on both sides collide (error 1062); set 1 on one node, 2 on the other",
+                var(local, "auto_increment_offset")
+            ));
+        }
+    }
+    match &local.replica {
+        None => err("not replicating from the peer: a failover would lose everything written since; CHANGE MASTER TO the peer and START SLAVE".into()),
+        Some(r) => {
+            let f = |k: &str| r.get(k).cloned().unwrap_or_default();
+            if f("Slave_IO_Running") != "Yes" || f("Slave_SQL_Running") != "Yes" {
+                err(format!(
+                    "replication threads not running (IO: {}, SQL: {}; last error: {}{}): fix and START SLAVE",
+                    f("Slave_IO_Running"), f("Slave_SQL_Running"), f("Last_IO_Error"), f("Last_SQL_Error")
+                ));
+            }
+        }
+    }
+    let mut warn = |m: String| {
+        out.push(Finding {
+            level: Level::Warning,
+            message: m,
+        })
+    };
+    if var(local, "auto_increment_increment")
+        .parse::<u32>()
+        .unwrap_or(1)
+        < 2
+    {
+        warn("auto_increment_increment is 1: in dual-master set auto_increment_increment = 2 and auto_increment_offset = 1 / 2".into());
+    }
+    if let Some(r) = &local.replica {
+        let f = |k: &str| r.get(k).cloned().unwrap_or_default();
+        if mariadb && matches!(f("Using_Gtid").as_str(), "" | "No") {
+            warn("replication does not use GTID: CHANGE MASTER TO MASTER_USE_GTID = slave_pos (catch-up then waits on GTIDs, not file positions)".into());
+        }
+        if let Ok(lag) = f("Seconds_Behind_Master").parse::<u64>() {
+            if lag > 10 {
+                warn(format!("replication lag is {lag} s: a promotion now would wait that long (catchup_timeout)"));
+            }
+        }
+    }
+    if mariadb {
+        if let Some(p) = peer {
+            if var(p, "gtid_domain_id") == var(local, "gtid_domain_id") {
+                warn("gtid_domain_id is the same as the peer's: in dual-master give each node its own (e.g. its server_id)".into());
+            }
+        }
+    } else if !on(local.vars.get("gtid_mode")) {
+        warn(
+            "gtid_mode is not ON: enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON)"
+                .into(),
+        );
+    }
+    if !on(local.vars.get("rpl_semi_sync_master_enabled"))
+        || !on(local.vars.get("rpl_semi_sync_slave_enabled"))
+    {
+        warn("semi-sync replication is off: with async replication a crashed master can take acknowledged writes with it; set rpl_semi_sync_master_enabled = ON and rpl_semi_sync_slave_enabled = ON on both nodes".into());
+    } else if on(local.vars.get("rpl_semi_sync_master_wait_no_slave")) {
+        warn("rpl_semi_sync_master_wait_no_slave is ON: after a failover the new master's first commits wait rpl_semi_sync_master_timeout for the dead peer; set it OFF".into());
+    }
+    match ro_in_cnf {
+        Some(true) => {}
+        Some(false) => warn("my.cnf does not start mysqld read-only: a restarted server takes writes before xvrrpd decides; add read_only = ON under [mysqld]".into()),
+        None => warn("could not read my.cnf (my_print_defaults): make sure it has read_only = ON under [mysqld]".into()),
+    }
+    let grants = local.grants.join("\n").to_ascii_uppercase();
+    if !grants.contains("ALL PRIVILEGES ON *.*") {
+        let need = [
+            ("SUPER", "READ_ONLY ADMIN", "set read_only"),
+            ("SUPER", "CONNECTION ADMIN", "kill client connections"),
+            ("PROCESS", "PROCESS", "list connections"),
+            (
+                "REPLICATION CLIENT",
+                "SLAVE MONITOR",
+                "read replication status",
+            ),
+        ];
+        for (a, b, why) in need {
+            if !grants.contains(a) && !grants.contains(b) {
+                warn(format!(
+                    "the account lacks {b} (or {a}), needed to {why}: GRANT {b} ON *.* TO it"
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good(id: &str) -> Snapshot {
+        let vars = [
+            ("version", "10.11.6-MariaDB"),
+            ("server_id", id),
+            ("log_bin", "ON"),
+            ("read_only", "ON"),
+            ("auto_increment_increment", "2"),
+            ("auto_increment_offset", id),
+            ("gtid_domain_id", id),
+            ("rpl_semi_sync_master_enabled", "ON"),
+            ("rpl_semi_sync_slave_enabled", "ON"),
+            ("rpl_semi_sync_master_wait_no_slave", "OFF"),
+        ];
+        let replica = [
+            ("Slave_IO_Running", "Yes"),
+            ("Slave_SQL_Running", "Yes"),
+            ("Using_Gtid", "Slave_Pos"),
+            ("Seconds_Behind_Master", "0"),
+        ];
+        Snapshot {
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            replica: Some(
+                replica
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            grants: vec!["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost`".into()],
+        }
+    }
+
+    #[test]
+    fn a_well_built_pair_has_no_findings() {
+        assert_eq!(evaluate(&good("1"), Some(&good("2")), Some(true)), vec![]);
+    }
+
+    #[test]
+    fn each_hazard_is_named_with_its_fix() {
+        let mut s = good("1");
+        s.vars
+            .insert("rpl_semi_sync_master_enabled".into(), "OFF".into());
+        s.vars.insert("log_bin".into(), "OFF".into());
+        s.grants = vec!["GRANT PROCESS ON *.* TO `xv`@`%`".into()];
+        s.replica
+            .as_mut()
+            .unwrap()
+            .insert("Slave_SQL_Running".into(), "No".into());
+        let f = evaluate(&s, Some(&good("1")), Some(false));
+        let text = |level| {
+            f.iter()
+                .filter(|x| x.level == level)
+                .map(|x| x.message.clone())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let errors = text(Level::Error);
+        for want in [
+            "log_bin is OFF",
+            "server_id 1 is also the peer's",
+            "auto_increment_offset 1",
+            "replication threads not running",
+        ] {
+            assert!(
+                errors.contains(want),
+                "missing error {want:?} in:\n{errors}"
+            );
+        }
+        let warnings = text(Level::Warning);
+        for want in [
+            "semi-sync replication is off",
+            "read_only = ON under [mysqld]",
+            "gtid_domain_id",
+            "GRANT READ_ONLY ADMIN",
+            "GRANT CONNECTION ADMIN",
+            "GRANT SLAVE MONITOR",
+        ] {
+            assert!(
+                warnings.contains(want),
+                "missing warning {want:?} in:\n{warnings}"
+            );
+        }
+        assert!(!warnings.contains("GRANT PROCESS"));
+    }
+}

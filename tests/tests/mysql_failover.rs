@@ -1,0 +1,216 @@
+//! MySQL-safe failover against real MariaDB dual-master pairs in namespaces (the same
+//! scenario as `cargo xtask lab`): no acknowledged write lost, no replication error, the
+//! old master fenced on return, both catch-up timeout policies, writers killed on
+//! demotion. Needs root; run by `cargo xtask test`.
+use std::{
+    process::Stdio,
+    sync::atomic::AtomicBool,
+    time::{Duration, Instant},
+};
+
+use xvrrpd_tests::{
+    dblab::{self, Fault, LabOptions, LabReport},
+    has_addr, router_toml, wait_until, Mariadb, Router, Segment,
+};
+
+static NEVER: AtomicBool = AtomicBool::new(false);
+
+fn lab(opts: LabOptions) -> LabReport {
+    let r = dblab::run(&opts, &NEVER).expect("lab scenario");
+    eprintln!("{}", r.result_line());
+    for (ts, what) in &r.timeline {
+        eprintln!(
+            "{:>10.1} ms  {what}",
+            (*ts as f64 - r.fault_ns as f64) / 1e6
+        );
+    }
+    r
+}
+
+fn quick(fault: Fault) -> LabOptions {
+    LabOptions {
+        fault,
+        steady: Duration::from_secs(2),
+        down: Duration::from_secs(3),
+        after: Duration::from_secs(3),
+        ..LabOptions::default()
+    }
+}
+
+fn assert_safe(r: &LabReport) {
+    assert!(
+        r.acked > 200,
+        "too few writes to mean anything: {}",
+        r.acked
+    );
+    assert_eq!(
+        r.acked_missing, 0,
+        "acknowledged rows missing on the survivor"
+    );
+    assert_eq!(
+        r.replication_errors, 0,
+        "replication broke after the rejoin"
+    );
+    assert!(
+        r.converged,
+        "the servers hold different rows after the rejoin"
+    );
+    assert_eq!(r.dual_writable_ms, 0.0, "both servers were writable");
+    let (_, server) = r.resumed.expect("writes never resumed on the survivor");
+    assert_eq!(server, 2, "writes resumed on server_id {server}, not db2");
+}
+
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn mysqld_kill_loses_no_acknowledged_write() {
+    let r = lab(quick(Fault::MysqldKill));
+    assert_safe(&r);
+    // Its agent saw it lose mastership: anti-flap keeps it a read-only backup.
+    assert_eq!(
+        r.old_master_read_only,
+        Some(true),
+        "old master writable on return"
+    );
+}
+
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn host_crash_loses_no_acknowledged_write() {
+    assert_safe(&lab(quick(Fault::HostCrash)));
+}
+
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn stay_backup_waits_for_the_applier_before_taking_writes() {
+    let r = lab(LabOptions {
+        catchup_timeout: Duration::from_secs(1),
+        stall_survivor_applier: true,
+        resume_applier_after: Some(Duration::from_millis(2500)),
+        down: Duration::from_secs(4),
+        ..quick(Fault::MysqldKill)
+    });
+    let (resumed_ms, _) = r.resumed.expect("writes never resumed");
+    assert!(
+        resumed_ms > 2500.0,
+        "db2 took writes {resumed_ms:.0} ms after the fault, before its applier ran"
+    );
+    assert!(r
+        .timeline
+        .iter()
+        .any(|(_, w)| w.contains("catch-up timed out")));
+    assert!(r
+        .timeline
+        .iter()
+        .any(|(_, w)| w.contains("relay log applied")));
+    assert_safe(&r);
+}
+
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn promote_anyway_takes_writes_after_the_timeout() {
+    let r = lab(LabOptions {
+        catchup_timeout: Duration::from_secs(1),
+        policy: "promote-anyway",
+        stall_survivor_applier: true,
+        resume_applier_after: Some(Duration::from_millis(2500)),
+        down: Duration::from_secs(4),
+        ..quick(Fault::MysqldKill)
+    });
+    let (resumed_ms, server) = r.resumed.expect("writes never resumed");
+    assert_eq!(server, 2);
+    assert!(
+        (1000.0..2500.0).contains(&resumed_ms),
+        "promote-anyway: writes should resume after the 1 s timeout, before the applier: {resumed_ms:.0} ms"
+    );
+    assert!(r.timeline.iter().any(|(_, w)| w.contains("FORCED")));
+    // The documented price: writes accepted on top of unapplied ones. Here they do not
+    // collide (auto-increment offsets, client sequence), so the pair still converges.
+    assert_eq!(r.replication_errors, 0);
+    assert!(r.converged);
+}
+
+/// A client session through the write VIP is killed when its server stops being the
+/// writer (here: xvrrpd stopped), and the server is read-only afterwards.
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn demotion_sets_read_only_and_kills_writers() {
+    let seg = Segment::new(3).unwrap();
+    let (n0, n1, client) = (&seg.nodes[0], &seg.nodes[1], &seg.nodes[2]);
+    let db = Mariadb::start_with(
+        &n0.ns,
+        &["--skip-log-bin", "--bind-address=0.0.0.0", "--read-only=ON"],
+    )
+    .unwrap();
+    db.sql("CREATE USER app@'%' IDENTIFIED BY 'app'; GRANT ALL ON lab.* TO app@'%'; CREATE DATABASE lab;")
+        .unwrap();
+    let creds = db.dir.join("creds");
+    std::fs::write(&creds, "user = root\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let vip = "192.0.2.100";
+    let guarded = format!(
+        "{}track = [\"db\"]\n[instance.mysql]\nserver = \"db\"\n\n[[tracker]]\nname = \"db\"\nkind = \"mysql\"\n\
+         socket = \"{}\"\ncredentials_file = \"{}\"\nweight = -100\n",
+        router_toml("w", 41, 150, 3, "10ms", &format!("{vip}/24")),
+        db.socket.display(),
+        creds.display()
+    );
+    let mut a = Router::start(&n0.ns, &guarded).unwrap();
+    let _b = Router::start(
+        &n1.ns,
+        &router_toml("w", 41, 100, 3, "10ms", &format!("{vip}/24")),
+    )
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(&n0.ns, vip)
+            && db.sql("SELECT @@read_only").is_ok_and(|s| s.trim() == "0")),
+        "db1 never became a writable master:\n{}",
+        a.log()
+    );
+    // A writer in the middle of a long statement through the VIP.
+    let mut session = client
+        .ns
+        .command("mariadb")
+        .args([
+            "--no-defaults",
+            "-h",
+            vip,
+            "-uapp",
+            "-papp",
+            "lab",
+            "-e",
+            "SELECT SLEEP(60)",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        db.sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'app'")
+            .is_ok_and(|s| s.trim() == "1")
+    }));
+    let t = Instant::now();
+    assert_eq!(
+        a.stop(),
+        Some(0),
+        "xvrrpd did not stop cleanly:\n{}",
+        a.log()
+    );
+    assert_eq!(db.sql("SELECT @@read_only").unwrap().trim(), "1");
+    assert!(
+        wait_until(Duration::from_secs(5), || session
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "the writer's session survived the demotion"
+    );
+    let status = session.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the writer's session ended normally, not killed"
+    );
+    assert!(t.elapsed() < Duration::from_secs(30));
+    let log = a.log();
+    assert!(log.contains("client connections killed"), "{log}");
+    assert!(wait_until(Duration::from_secs(5), || has_addr(&n1.ns, vip)));
+}
