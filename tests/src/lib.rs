@@ -680,6 +680,8 @@ impl Mariadb {
         let dir = std::env::temp_dir().join(unique("xvm"));
         let data = dir.join("data");
         std::fs::create_dir_all(&data)?;
+        // A private tmpdir: concurrent bootstraps must not share temporary tables.
+        std::fs::create_dir_all(dir.join("tmp"))?;
         let out = Command::new("mariadb-install-db")
             .args([
                 "--no-defaults",
@@ -688,6 +690,7 @@ impl Mariadb {
                 "--user=root",
             ])
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .output()
             .context("mariadb-install-db")?;
         if !out.status.success() {
@@ -717,6 +720,7 @@ impl Mariadb {
             .args(extra)
             .args(["--innodb-buffer-pool-size=16M", "--skip-name-resolve"])
             .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", dir.join("error.log").display()))
