@@ -37,6 +37,8 @@ pub struct ReplicaStatus {
     pub read_master_log_pos: u64,
     pub relay_master_log_file: String,
     pub exec_master_log_pos: u64,
+    /// The peer's MySQL port.
+    pub master_port: u16,
 }
 
 /// What to wait for.

@@ -361,7 +361,9 @@ impl Worker {
     /// the new master's first write is not stalled (a live replica keeps its thread).
     async fn release_dead_replicas(&mut self) -> Result<(), String> {
         let (conn, _, _) = self.connection().await?;
-        let port = bounded(replica_status_port(conn)).await?.unwrap_or(3306);
+        let port = bounded(replica_status(conn))
+            .await?
+            .map_or(3306, |s| s.master_port);
         let rows: Vec<(u64, String)> = bounded(conn.query(
             "SELECT ID, HOST FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'",
         ))
@@ -422,12 +424,6 @@ pub fn clients(rows: &[(u64, String, String)], own: impl Fn(u64) -> bool) -> Vec
         .collect()
 }
 
-/// The peer's MySQL port from this node's replication settings.
-async fn replica_status_port(conn: &mut OwnConn) -> Result<Option<u16>, mysql_async::Error> {
-    let row: Option<Row> = conn.query_first("SHOW SLAVE STATUS").await?;
-    Ok(row.and_then(|r| r.get_opt::<u16, _>("Master_Port").and_then(|v| v.ok())))
-}
-
 /// The replica's address from a processlist HOST (`192.0.2.10:41234`, `[2001:db8::1]:5`).
 pub fn dump_peer(host: &str) -> Option<std::net::IpAddr> {
     let h = host.rsplit_once(':').map_or(host, |(h, _)| h);
@@ -456,6 +452,9 @@ async fn replica_status(conn: &mut OwnConn) -> Result<Option<ReplicaStatus>, mys
             read_master_log_pos: num(&["Read_Master_Log_Pos", "Read_Source_Log_Pos"]),
             relay_master_log_file: text(&["Relay_Master_Log_File", "Relay_Source_Log_File"]),
             exec_master_log_pos: num(&["Exec_Master_Log_Pos", "Exec_Source_Log_Pos"]),
+            master_port: text(&["Master_Port", "Source_Port"])
+                .parse()
+                .unwrap_or(3306),
         }
     }))
 }
