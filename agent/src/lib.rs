@@ -4,8 +4,11 @@
 //! - [`vrrp`]: the pure VRRP packet codec (no sockets).
 //! - [`observe`]: the `xvrrpd observe` command.
 pub mod config;
+pub mod control;
 pub mod datapath;
 pub mod engine;
+pub mod import;
+pub mod metrics;
 pub mod mysql;
 pub mod net;
 pub mod notify;

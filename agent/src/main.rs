@@ -35,11 +35,56 @@ enum Command {
         adverts: bool,
     },
     /// Run the VRRP router in the foreground (SIGTERM/SIGINT: priority-0 advert, VIPs
-    /// removed, program detached, exit 0).
+    /// removed, program detached, exit 0; SIGHUP: reload the configuration).
     Run {
         #[arg(long, default_value = xvrrpd::config::DEFAULT_PATH)]
         config: std::path::PathBuf,
+        #[command(flatten)]
+        socket: SocketArg,
     },
+    /// Show every instance: state, priority, master, VIPs, last transition, trackers.
+    Status {
+        /// The status document as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Planned handover: this node (the master of INSTANCE) fences its MySQL server, then
+    /// the peer takes over; this node does not preempt back until the new master fails.
+    Switchover {
+        instance: String,
+        /// How long to wait for the peer to take over.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Drain this node (every instance to FAULT, VIPs handed over) or bring it back. The
+    /// flag survives an agent restart, not a reboot.
+    Maintenance {
+        #[arg(value_parser = ["on", "off"])]
+        mode: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Re-read the configuration (as SIGHUP): unchanged instances keep their state; an
+    /// invalid file is refused and the running configuration stays.
+    Reload {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Follow the events stream (JSON lines: transitions, MySQL promotion steps, ...).
+    Events {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Translate a keepalived.conf into an xvrrpd configuration (TOML on stdout, one
+    /// warning on stderr per keyword that cannot be carried over).
+    ImportKeepalived { path: std::path::PathBuf },
+    /// Print the man page (roff) generated from these definitions.
+    #[command(hide = true)]
+    Man,
     /// Validate a configuration; list every problem with its key and line, exit 1 if any.
     Check {
         #[arg(long, default_value = xvrrpd::config::DEFAULT_PATH)]
@@ -50,17 +95,98 @@ enum Command {
     },
 }
 
-fn main() -> std::process::ExitCode {
+#[derive(clap::Args)]
+struct SocketArg {
+    /// The agent's control socket.
+    #[arg(long = "control-socket", env = "XVRRPD_CONTROL_SOCKET", default_value = xvrrpd::control::DEFAULT_SOCKET)]
+    path: std::path::PathBuf,
+}
+
+/// Logs go to journald (with fields) when stderr is the journal, to stderr otherwise.
+fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let filter = EnvFilter::try_from_env("XVRRPD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journald) = tracing_journald::layer() {
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(journald.with_syslog_identifier("xvrrpd".into()))
+                .init();
+            return;
+        }
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            EnvFilter::try_from_env("XVRRPD_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .init();
+}
+
+/// Prints a client command's result; exit 1 with the error otherwise.
+fn report(result: anyhow::Result<String>) -> std::process::ExitCode {
+    match result {
+        Ok(msg) => {
+            println!("{msg}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    init_logging();
     let cli = Cli::parse();
-    if let Command::Check { config, offline } = &cli.command {
-        return check(config, *offline);
+    use xvrrpd::control::{client, Request};
+    match &cli.command {
+        Command::Check { config, offline } => return check(config, *offline),
+        Command::Status { json, socket } => {
+            return report(client::status(&socket.path).and_then(|s| {
+                Ok(if *json {
+                    serde_json::to_string_pretty(&s)?
+                } else {
+                    xvrrpd::control::status::render(&s).trim_end().to_string()
+                })
+            }))
+        }
+        Command::Switchover {
+            instance,
+            timeout,
+            socket,
+        } => return report(client::switchover(&socket.path, instance, *timeout)),
+        Command::Maintenance { mode, socket } => {
+            return report(client::command(
+                &socket.path,
+                &Request::Maintenance { on: mode == "on" },
+            ))
+        }
+        Command::Reload { socket } => {
+            return report(client::command(&socket.path, &Request::Reload))
+        }
+        Command::Events { socket } => {
+            return report(
+                client::follow_events(&socket.path, std::io::stdout()).map(|()| String::new()),
+            )
+        }
+        Command::ImportKeepalived { path } => return import(path),
+        Command::Man => {
+            let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            let mut out = Vec::new();
+            return match man.render(&mut out) {
+                Ok(()) => {
+                    use std::io::Write;
+                    let _ = std::io::stdout().write_all(&out);
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -90,12 +216,35 @@ fn main() -> std::process::ExitCode {
                 })
                 .await
             }
-            Command::Run { config } => xvrrpd::run::run(&config).await,
-            Command::Check { .. } => unreachable!("handled before the runtime starts"),
+            Command::Run { config, socket } => {
+                xvrrpd::run::run(xvrrpd::run::RunOptions {
+                    config,
+                    control_socket: socket.path,
+                })
+                .await
+            }
+            _ => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `xvrrpd import-keepalived`: TOML on stdout, warnings on stderr.
+fn import(path: &std::path::Path) -> std::process::ExitCode {
+    match xvrrpd::import::import_file(path) {
+        Ok(out) => {
+            for w in &out.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", out.toml);
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

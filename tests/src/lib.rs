@@ -541,6 +541,7 @@ impl Router {
         cmd.arg("run")
             .arg("--config")
             .arg(&cfg)
+            .env("XVRRPD_CONTROL_SOCKET", dir.join("control.sock"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("xvrrpd.log"))?);
         let proc = Proc::spawn(cmd, "xvrrpd run")?;
@@ -561,6 +562,40 @@ impl Router {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("xvrrpd.log")).unwrap_or_default()
+    }
+
+    /// This agent's control socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("control.sock")
+    }
+
+    /// Runs `xvrrpd ARGS` against this agent's control socket: (success, stdout, stderr).
+    pub fn ctl(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(xvrrpd_bin())
+            .args(args)
+            .env("XVRRPD_CONTROL_SOCKET", self.socket())
+            .output()
+            .expect("running the xvrrpd CLI");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `xvrrpd status --json`.
+    pub fn status(&self) -> Result<Value> {
+        let (ok, out, err) = self.ctl(&["status", "--json"]);
+        if !ok {
+            bail!("xvrrpd status failed: {err}");
+        }
+        Ok(serde_json::from_str(&out)?)
+    }
+
+    /// Rewrites the config file (for a reload).
+    pub fn write_config(&self, toml: &str) -> Result<()> {
+        std::fs::write(self.dir.join("xvrrpd.toml"), toml)?;
+        Ok(())
     }
 
     pub fn kill(&mut self) {

@@ -109,7 +109,7 @@ pub struct Notify {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Global {
     /// Name of this node in logs and metrics (default: the host name).
@@ -118,6 +118,46 @@ pub struct Global {
     /// created as a FIFO (mode 600); an existing regular file is appended to. Writes never
     /// block: with no reader on the FIFO, the line is dropped.
     pub events_fifo: Option<std::path::PathBuf>,
+    /// Address of the Prometheus endpoint (`/metrics`). Loopback by default; set it to
+    /// "" to turn the endpoint off. 9165 is keepalived-exporter's: not used here.
+    #[serde(default = "default_metrics_listen", with = "opt_socket_addr")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Self {
+            router_id: None,
+            events_fifo: None,
+            metrics_listen: default_metrics_listen(),
+        }
+    }
+}
+
+/// The default Prometheus endpoint.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9611";
+
+fn default_metrics_listen() -> Option<std::net::SocketAddr> {
+    DEFAULT_METRICS_LISTEN.parse().ok()
+}
+
+/// `"host:port"`, or `""` for none.
+mod opt_socket_addr {
+    use serde::{de::Error, Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::net::SocketAddr>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse().map(Some).map_err(|_| {
+            D::Error::custom(format!(
+                "{s:?} is not an address:port such as \"127.0.0.1:9611\" or \"[::1]:9611\" (\"\" turns metrics off)"
+            ))
+        })
+    }
 }
 
 /// How a v3 IPv4 advert's checksum is computed when sending.

@@ -153,6 +153,17 @@ impl Datapath {
         h.insert(key, params, 0).map_err(map_err("PARAMS"))
     }
 
+    /// Forgets a VRID (an instance removed by a reload): its adverts are ignored again.
+    pub fn remove_params(&mut self, key: VridKey) -> Result<(), DatapathError> {
+        let map = self
+            .ebpf
+            .map_mut("PARAMS")
+            .ok_or(DatapathError::Missing("map PARAMS"))?;
+        let mut h: HashMap<_, VridKey, VridParams> =
+            HashMap::try_from(map).map_err(map_err("PARAMS"))?;
+        h.remove(&key).map_err(map_err("PARAMS"))
+    }
+
     /// Takes the event ring buffer (once).
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, DatapathError> {
         let map = self

@@ -21,8 +21,11 @@ use std::{net::IpAddr, time::Duration};
 pub struct Instant(pub u64);
 
 impl Instant {
+    /// A time that never comes (an indefinite hold).
+    pub const FOREVER: Instant = Instant(u64::MAX);
+
     pub fn after(self, d: Duration) -> Self {
-        Self(self.0 + d.as_nanos() as u64)
+        Self(self.0.saturating_add(d.as_nanos() as u64))
     }
     pub fn since(self, earlier: Instant) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
@@ -65,6 +68,8 @@ pub enum Reason {
     Shutdown,
     Fault,
     FaultCleared,
+    /// An operator handed mastership to the peer (`xvrrpd switchover`).
+    Switchover,
 }
 
 impl Reason {
@@ -78,6 +83,7 @@ impl Reason {
             Self::Shutdown => "shutdown",
             Self::Fault => "fault",
             Self::FaultCleared => "fault_cleared",
+            Self::Switchover => "switchover",
         }
     }
 }
@@ -137,6 +143,11 @@ pub enum Input {
         now: Instant,
     },
     FaultCleared {
+        now: Instant,
+    },
+    /// Planned handover (master only): priority 0 so the peer takes over after its Skew,
+    /// then no preemption until the new master fails or lowers its priority.
+    Switchover {
         now: Instant,
     },
 }
@@ -260,6 +271,13 @@ impl Instance {
                     self.become_backup(now, Reason::FaultCleared, &mut out);
                 }
             }
+            Input::Switchover { now } => {
+                if self.state == State::Master {
+                    out.push(Action::SendAdvert { priority: 0 });
+                    self.become_backup(now, Reason::Switchover, &mut out);
+                    self.hold_until = Instant::FOREVER;
+                }
+            }
         }
         out
     }
@@ -369,7 +387,7 @@ impl Instance {
                 // The master we follow lowered its priority (a failing check): it is
                 // failing, so the anti-flap hold no longer protects it.
                 if self.master.is_some_and(|(m, p)| m == src && prio < p) {
-                    self.hold_until = now;
+                    self.release_hold(now);
                 }
                 if !self.settings.preempt || prio >= self.priority {
                     self.accept_master(now, src, prio, interval);

@@ -468,3 +468,53 @@ fn anti_flap_does_not_protect_a_master_whose_checks_fail() {
     });
     assert_became_master(&a, 100, Reason::Preempt);
 }
+
+#[test]
+fn switchover_hands_over_and_does_not_preempt_back_until_the_new_master_fails() {
+    // db1 (150, preempt) is master; the operator switches over to db2 (100).
+    let mut i = started(settings(150));
+    i.handle(Input::MasterDown { now: at(400) });
+    assert_eq!(i.state(), State::Master);
+    let a = i.handle(Input::Switchover { now: at(1000) });
+    assert_eq!(
+        a,
+        vec![
+            Action::SendAdvert { priority: 0 },
+            Action::RemoveVips,
+            Action::Transition {
+                from: State::Master,
+                to: State::Backup,
+                reason: Reason::Switchover,
+            },
+        ]
+    );
+    // db2 advertises 100 for a long time: db1 outranks it but stays backup.
+    for t in (1100..600_000).step_by(100) {
+        i.handle(advert(t, "192.0.2.11", 100));
+        assert!(
+            transitions(&i.handle(Input::Tick { now: at(t + 1) })).is_empty(),
+            "preempted back after the switchover at {t} ms"
+        );
+    }
+    assert_eq!(i.master(), Some(addr("192.0.2.11")));
+    // db2's checks fail (it lowers its priority): db1 takes the role back.
+    i.handle(advert(600_000, "192.0.2.11", 50));
+    let a = i.handle(Input::Tick {
+        now: at(600_000).after(i.master_down_interval()),
+    });
+    assert_became_master(&a, 150, Reason::Preempt);
+    // Switchover on a backup does nothing.
+    let mut b = started(settings(100));
+    assert!(b.handle(Input::Switchover { now: at(5) }).is_empty());
+    assert_eq!(b.state(), State::Backup);
+}
+
+#[test]
+fn switchover_hold_ends_when_the_new_master_dies() {
+    let mut i = started(settings(150));
+    i.handle(Input::MasterDown { now: at(400) });
+    i.handle(Input::Switchover { now: at(1000) });
+    i.handle(advert(1100, "192.0.2.11", 100));
+    let a = i.handle(Input::MasterDown { now: at(1500) });
+    assert_became_master(&a, 150, Reason::MasterDown);
+}

@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
 
 use super::{
-    runner::{report, Report},
+    runner::{report, Probe, Report},
     Health,
 };
 use crate::{
@@ -93,7 +93,7 @@ async fn poll(conn: &mut Conn, query: &str) -> Result<Status, mysql_async::Error
 }
 
 /// The tracker task.
-pub async fn run(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) {
+pub async fn run(index: u64, cfg: TrackerConfig, tx: UnboundedSender<Report>, probe: Probe) {
     let server = match Server::from_tracker(&cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -124,6 +124,7 @@ pub async fn run(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) 
     loop {
         let ok = tokio::select! {
             _ = tick.tick() => {
+                let t0 = std::time::Instant::now();
                 let res = tokio::time::timeout(cfg.timeout, async {
                     if conn.is_none() {
                         conn = Some(server.connect().await?);
@@ -132,10 +133,18 @@ pub async fn run(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) 
                 })
                 .await;
                 let verdict = match res {
-                    Ok(Ok(status)) => evaluate(&status, &conds),
+                    Ok(Ok(status)) => {
+                        let m = &probe.metrics;
+                        m.mysql_read_only.get_or_create(&probe.labels).set(status.read_only as i64);
+                        m.mysql_lag
+                            .get_or_create(&probe.labels)
+                            .set(status.lag_s.map_or(f64::NAN, |l| l as f64));
+                        evaluate(&status, &conds)
+                    }
                     Ok(Err(e)) => Err(format!("MySQL error: {e}")),
                     Err(_) => Err(format!("no answer within {:?}", cfg.timeout)),
                 };
+                probe.record(verdict.is_ok(), t0.elapsed());
                 if verdict.is_err() {
                     conn = None; // reconnect next time
                 }
@@ -175,9 +184,13 @@ fn spawn_watch(server: Server, dead: UnboundedSender<()>) {
             return;
         };
         loop {
-            if c.query_drop("DO SLEEP(86400)").await.is_err() {
-                let _ = dead.send(());
-                return;
+            tokio::select! {
+                r = c.query_drop("DO SLEEP(86400)") => if r.is_err() {
+                    let _ = dead.send(());
+                    return;
+                },
+                // The tracker was stopped (a reload): let go of the connection.
+                _ = dead.closed() => return,
             }
         }
     });

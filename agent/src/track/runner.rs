@@ -1,34 +1,66 @@
 //! Tracker tasks. Each sends a [`Report`] whenever its status (or file value) changes.
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{path::PathBuf, process::Stdio, sync::Arc, time::Duration};
 
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::{sync::mpsc::UnboundedSender, task::AbortHandle};
 use tracing::{debug, warn};
 
 use super::Health;
-use crate::config::{TrackerConfig, TrackerKind};
+use crate::{
+    config::{TrackerConfig, TrackerKind},
+    metrics::Metrics,
+};
 
 /// A tracker's new state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
-    pub tracker: usize,
+    /// The tracker's run-time id (stable across reloads).
+    pub tracker: u64,
     pub healthy: bool,
     pub file_value: Option<i64>,
 }
 
-/// Starts the task for tracker `index`.
-pub fn spawn(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) {
-    match cfg.kind {
-        TrackerKind::Exec => {
-            tokio::spawn(exec_loop(index, cfg, tx));
-        }
-        TrackerKind::File => {
-            tokio::spawn(file_loop(index, cfg, tx));
-        }
-        TrackerKind::Mysql => {
-            tokio::spawn(super::mysql::run(index, cfg, tx));
-        }
+/// Starts the task for tracker `index`; its handle stops it (a reload).
+pub fn spawn(
+    index: u64,
+    cfg: TrackerConfig,
+    tx: UnboundedSender<Report>,
+    metrics: Arc<Metrics>,
+) -> Option<AbortHandle> {
+    let probe = Probe::new(&cfg, metrics);
+    let task = match cfg.kind {
+        TrackerKind::Exec => tokio::spawn(exec_loop(index, cfg, tx, probe)),
+        TrackerKind::File => tokio::spawn(file_loop(index, cfg, tx)),
+        TrackerKind::Mysql => tokio::spawn(super::mysql::run(index, cfg, tx, probe)),
         // Fed by the main loop's link events (one rtnetlink subscription for everything).
-        TrackerKind::Interface => {}
+        TrackerKind::Interface => return None,
+    };
+    Some(task.abort_handle())
+}
+
+/// Where a tracker records each check run: latency and failures.
+pub struct Probe {
+    pub metrics: Arc<Metrics>,
+    pub labels: Vec<(&'static str, String)>,
+}
+
+impl Probe {
+    fn new(cfg: &TrackerConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            labels: vec![("tracker", cfg.name.clone())],
+            metrics,
+        }
+    }
+
+    /// Records one check run that took `took`.
+    pub fn record(&self, ok: bool, took: Duration) {
+        self.metrics
+            .check_duration
+            .get_or_create(&self.labels)
+            .observe(took.as_secs_f64());
+        let failures = self.metrics.check_failures.get_or_create(&self.labels);
+        if !ok {
+            failures.inc();
+        }
     }
 }
 
@@ -72,14 +104,16 @@ pub async fn run_with_env(argv: &[String], env: &[(&str, String)], timeout: Dura
     }
 }
 
-async fn exec_loop(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) {
+async fn exec_loop(index: u64, cfg: TrackerConfig, tx: UnboundedSender<Report>, probe: Probe) {
     // Assumed good until `fall` failures say otherwise (keepalived's default).
     let mut health = Health::new(cfg.rise, cfg.fall, true);
     let mut tick = tokio::time::interval(cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let t0 = std::time::Instant::now();
         let ok = run_once(&cfg.command, cfg.timeout).await;
+        probe.record(ok, t0.elapsed());
         debug!(tracker = %cfg.name, ok, "check");
         if let Some(healthy) = health.observe(ok) {
             if !report(&tx, index, healthy) {
@@ -90,7 +124,7 @@ async fn exec_loop(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>
 }
 
 /// Sends a status change; false once the main loop is gone (the task should end).
-pub fn report(tx: &UnboundedSender<Report>, tracker: usize, healthy: bool) -> bool {
+pub fn report(tx: &UnboundedSender<Report>, tracker: u64, healthy: bool) -> bool {
     tx.send(Report {
         tracker,
         healthy,
@@ -107,7 +141,7 @@ pub fn read_value(path: &PathBuf) -> i64 {
         .unwrap_or(0)
 }
 
-async fn file_loop(index: usize, cfg: TrackerConfig, tx: UnboundedSender<Report>) {
+async fn file_loop(index: u64, cfg: TrackerConfig, tx: UnboundedSender<Report>) {
     let Some(path) = cfg.path.clone() else { return };
     let mut last = None;
     let mut tick = tokio::time::interval(cfg.interval);

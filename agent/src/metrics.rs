@@ -1,0 +1,371 @@
+//! Prometheus metrics (prometheus-client) and the HTTP endpoint that serves them.
+//!
+//! Names and label sets are documented in `docs/metrics.md`. Labels stay low-cardinality:
+//! instance, interface and VRID come from the config; reasons and states are closed sets;
+//! no address, term or timestamp is ever a label.
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{
+        counter::Counter,
+        family::{Family, MetricConstructor},
+        gauge::Gauge,
+        histogram::Histogram,
+        info::Info,
+    },
+    registry::Registry,
+};
+
+use crate::engine::State;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Histogram with fixed buckets, built by `Family` for each new label set.
+#[derive(Clone)]
+pub struct Buckets(&'static [f64]);
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.0.iter().copied())
+    }
+}
+
+/// Gaps between adverts: 1 ms to ~33 s (covers 10 ms to 10 s advert intervals).
+const GAP_BUCKETS: &[f64] = &[
+    0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.05, 0.1, 0.15, 0.2, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0,
+    10.0, 30.0,
+];
+/// Check latency: 100 µs to ~26 s.
+const CHECK_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// keepalived-exporter's numbering, so existing dashboards and alerts keep working.
+pub fn state_number(s: State) -> i64 {
+    match s {
+        State::Initialize => 0,
+        State::Backup => 1,
+        State::Master => 2,
+        State::Fault => 3,
+    }
+}
+
+/// Every metric xvrrpd exports.
+pub struct Metrics {
+    registry: Registry,
+    pub state: Family<Labels, Gauge>,
+    pub priority_configured: Family<Labels, Gauge>,
+    pub priority_effective: Family<Labels, Gauge>,
+    pub transitions: Family<Labels, Counter>,
+    pub adverts_sent: Family<Labels, Counter>,
+    pub adverts_received: Family<Labels, Counter>,
+    pub invalid_adverts: Family<Labels, Counter>,
+    pub datapath_invalid: Family<Labels, Counter>,
+    pub missed_intervals: Family<Labels, Counter>,
+    pub master_down: Family<Labels, Counter>,
+    pub advert_gap: Family<Labels, Histogram, Buckets>,
+    pub announcements: Family<Labels, Counter>,
+    pub mysql_writable: Family<Labels, Gauge>,
+    pub tracker_up: Family<Labels, Gauge>,
+    pub check_duration: Family<Labels, Histogram, Buckets>,
+    pub check_failures: Family<Labels, Counter>,
+    pub mysql_lag: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub mysql_read_only: Family<Labels, Gauge>,
+    pub maintenance: Gauge,
+    pub start_time: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub uptime: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub reloads: Family<Labels, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut reg = Registry::with_prefix("xvrrpd");
+        let m = Self {
+            state: Family::default(),
+            priority_configured: Family::default(),
+            priority_effective: Family::default(),
+            transitions: Family::default(),
+            adverts_sent: Family::default(),
+            adverts_received: Family::default(),
+            invalid_adverts: Family::default(),
+            datapath_invalid: Family::default(),
+            missed_intervals: Family::default(),
+            master_down: Family::default(),
+            advert_gap: Family::new_with_constructor(Buckets(GAP_BUCKETS)),
+            announcements: Family::default(),
+            mysql_writable: Family::default(),
+            tracker_up: Family::default(),
+            check_duration: Family::new_with_constructor(Buckets(CHECK_BUCKETS)),
+            check_failures: Family::default(),
+            mysql_lag: Family::default(),
+            mysql_read_only: Family::default(),
+            maintenance: Gauge::default(),
+            start_time: Gauge::default(),
+            uptime: Gauge::default(),
+            reloads: Family::default(),
+            registry: Registry::default(),
+        };
+        reg.register(
+            "vrrp_state",
+            "VRRP state: 0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT (keepalived-exporter numbering)",
+            m.state.clone(),
+        );
+        reg.register(
+            "vrrp_priority_configured",
+            "Priority from the configuration",
+            m.priority_configured.clone(),
+        );
+        reg.register(
+            "vrrp_priority_effective",
+            "Priority after trackers (what this node advertises)",
+            m.priority_effective.clone(),
+        );
+        reg.register(
+            "vrrp_transitions",
+            "State transitions by from, to and reason",
+            m.transitions.clone(),
+        );
+        reg.register(
+            "vrrp_adverts_sent",
+            "Adverts sent by this node",
+            m.adverts_sent.clone(),
+        );
+        reg.register(
+            "vrrp_adverts_received",
+            "Valid adverts received for the instance (counted in the kernel)",
+            m.adverts_received.clone(),
+        );
+        reg.register(
+            "vrrp_invalid_adverts",
+            "Adverts for the instance's VRID dropped by validation, by reason (kernel)",
+            m.invalid_adverts.clone(),
+        );
+        reg.register(
+            "datapath_invalid_adverts",
+            "All invalid VRRP packets seen by the XDP program, by reason",
+            m.datapath_invalid.clone(),
+        );
+        reg.register(
+            "vrrp_missed_intervals",
+            "Advert intervals that passed without an advert from the master (kernel)",
+            m.missed_intervals.clone(),
+        );
+        reg.register(
+            "vrrp_master_down",
+            "Master_Down_Interval expiries detected by the kernel timer",
+            m.master_down.clone(),
+        );
+        reg.register(
+            "vrrp_advert_gap_seconds",
+            "Gap between consecutive adverts received for the instance",
+            m.advert_gap.clone(),
+        );
+        reg.register(
+            "vrrp_announcements_sent",
+            "Gratuitous ARP / unsolicited NA messages sent for the VIPs",
+            m.announcements.clone(),
+        );
+        reg.register(
+            "mysql_writable",
+            "Write instance: 1 while the guarded server is writable for this node's master term",
+            m.mysql_writable.clone(),
+        );
+        reg.register(
+            "tracker_up",
+            "Tracker status: 1 healthy, 0 failing",
+            m.tracker_up.clone(),
+        );
+        reg.register(
+            "tracker_check_duration_seconds",
+            "Duration of each check run",
+            m.check_duration.clone(),
+        );
+        reg.register(
+            "tracker_check_failures",
+            "Check runs that failed",
+            m.check_failures.clone(),
+        );
+        reg.register(
+            "mysql_replication_lag_seconds",
+            "Seconds_Behind_Master seen by a mysql tracker (NaN when unknown)",
+            m.mysql_lag.clone(),
+        );
+        reg.register(
+            "mysql_read_only",
+            "@@read_only seen by a mysql tracker",
+            m.mysql_read_only.clone(),
+        );
+        reg.register(
+            "maintenance",
+            "1 while this node is in maintenance (drained)",
+            m.maintenance.clone(),
+        );
+        reg.register(
+            "reloads",
+            "Configuration reloads by result",
+            m.reloads.clone(),
+        );
+        reg.register(
+            "start_time_seconds",
+            "Start time of the process since the Unix epoch",
+            m.start_time.clone(),
+        );
+        reg.register(
+            "uptime_seconds",
+            "Seconds since the process started",
+            m.uptime.clone(),
+        );
+        reg.register(
+            "build",
+            "Build information",
+            Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION").to_string()),
+                ("datapath", "xdp".to_string()),
+            ]),
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        m.start_time.set(now.as_secs_f64());
+        Self { registry: reg, ..m }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Forgets every series of an instance removed by a reload.
+    pub fn forget_instance(&self, inst: &Labels) {
+        for f in [
+            &self.state,
+            &self.priority_configured,
+            &self.priority_effective,
+            &self.mysql_writable,
+        ] {
+            f.remove(inst);
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The labels naming an instance.
+pub fn instance_labels(name: &str, interface: &str, vrid: u8) -> Labels {
+    vec![
+        ("instance", name.to_string()),
+        ("interface", interface.to_string()),
+        ("vrid", vrid.to_string()),
+    ]
+}
+
+/// `labels` plus more pairs.
+pub fn with(labels: &Labels, more: &[(&'static str, &str)]) -> Labels {
+    let mut l = labels.clone();
+    l.extend(more.iter().map(|(k, v)| (*k, v.to_string())));
+    l
+}
+
+pub fn tracker_labels(name: &str, kind: &str) -> Labels {
+    vec![("tracker", name.to_string()), ("kind", kind.to_string())]
+}
+
+/// Serves `GET /metrics` (and a plain `/` pointer) on `addr` until the task is dropped.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    use http_body_util::Full;
+    use hyper::{body::Bytes, server::conn::http1, service::service_fn, Response, StatusCode};
+
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let metrics = metrics.clone();
+                    async move {
+                        let resp = match req.uri().path() {
+                            "/metrics" => Response::builder()
+                                .header(
+                                    "content-type",
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                )
+                                .body(Full::new(Bytes::from(metrics.render()))),
+                            "/" => Response::builder()
+                                .body(Full::new(Bytes::from("xvrrpd: metrics at /metrics\n"))),
+                            _ => Response::builder()
+                                .status(StatusCode::NOT_FOUND)
+                                .body(Full::new(Bytes::from("not found\n"))),
+                        };
+                        resp
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let conn = http1::Builder::new().serve_connection(io, svc);
+                // A slow or stuck scraper cannot hold a connection open forever.
+                let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_state_with_exporter_numbering_and_counters() {
+        let m = Metrics::new();
+        let l = instance_labels("db_write", "eth0", 51);
+        m.state.get_or_create(&l).set(state_number(State::Master));
+        m.transitions
+            .get_or_create(&with(
+                &l,
+                &[
+                    ("from", "BACKUP"),
+                    ("to", "MASTER"),
+                    ("reason", "master_down"),
+                ],
+            ))
+            .inc();
+        m.advert_gap.get_or_create(&l).observe(0.0101);
+        let text = m.render();
+        assert!(
+            text.contains(r#"xvrrpd_vrrp_state{instance="db_write",interface="eth0",vrid="51"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"xvrrpd_vrrp_transitions_total{instance="db_write",interface="eth0",vrid="51",from="BACKUP",to="MASTER",reason="master_down"} 1"#), "{text}");
+        assert!(text.contains(r#"xvrrpd_vrrp_advert_gap_seconds_bucket{le="0.01",instance="db_write",interface="eth0",vrid="51"} 0"#), "{text}");
+        assert!(text.contains(r#"xvrrpd_vrrp_advert_gap_seconds_bucket{le="0.015",instance="db_write",interface="eth0",vrid="51"} 1"#), "{text}");
+        assert!(text.contains("xvrrpd_build_info{version="), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+        m.forget_instance(&l);
+        assert!(!m.render().contains("xvrrpd_vrrp_state{"));
+    }
+
+    #[test]
+    fn state_numbers_match_keepalived_exporter() {
+        assert_eq!(
+            [
+                State::Initialize,
+                State::Backup,
+                State::Master,
+                State::Fault
+            ]
+            .map(state_number),
+            [0, 1, 2, 3]
+        );
+    }
+}

@@ -1,0 +1,652 @@
+//! One configured instance at run time: its engine, sockets, VIPs, MySQL role, and the
+//! code that carries out what its engine decides.
+use std::{
+    net::IpAddr,
+    path::PathBuf,
+    sync::{atomic::AtomicU64, Arc},
+};
+
+use anyhow::{anyhow, Context};
+use tokio::sync::{broadcast, mpsc::UnboundedSender};
+use tracing::{info, warn};
+use xvrrpd_common::{VridKey, VridParams, FAMILY_V4, FAMILY_V6};
+
+use crate::{
+    config::{self, InstanceConfig, TrackerConfig, V3Checksum},
+    control::status::{Hold, InstanceStatus, LastTransition},
+    datapath::{state::VridSnapshot, Datapath},
+    engine::{Action, Input, Instance, Instant, Settings, State},
+    metrics::{self, state_number, Metrics},
+    mysql::guard::{Command as GuardCommand, Guard, Outcome as GuardOutcome},
+    net::{
+        announce::Announcer,
+        iface::Iface,
+        monotonic_ns,
+        tx::AdvertSender,
+        vip::{self, Vip},
+    },
+    notify::Transition,
+    track::{self, Contribution, Effective},
+    vrrp::packet::{Advertisement, ChecksumStyle},
+};
+
+/// Where events go: the configured FIFO/file and the control socket's `events` followers.
+#[derive(Clone)]
+pub struct EventSink {
+    pub fifo: Option<PathBuf>,
+    pub tx: broadcast::Sender<String>,
+}
+
+impl EventSink {
+    pub fn send(&self, line: String) {
+        if let Some(path) = &self.fifo {
+            crate::notify::write_event(path, &line);
+        }
+        // No follower is not an error.
+        let _ = self.tx.send(line);
+    }
+}
+
+/// A write instance's MySQL state as the main loop sees it. In Master, the VIPs are added
+/// (and the master hooks run) only once the guard reports the server writable.
+pub struct WriteRole {
+    pub guard: Guard,
+    /// The server is writable for the current master term: the VIPs may be up.
+    pub writable: bool,
+    /// The MASTER notification, held until the server is writable.
+    pub pending_notify: Option<Transition>,
+    /// Catch-up timed out under `stay-backup`: FAULT until the relay log is applied.
+    pub blocked: bool,
+    /// A switchover is fencing the server; the engine hands over once it is read-only.
+    pub switchover_term: Option<u64>,
+}
+
+/// Kernel counters last folded into the metrics (they are cumulative in the kernel).
+#[derive(Default)]
+pub struct SeenCounters {
+    adverts: u64,
+    missed: u64,
+    master_down: u64,
+    invalid: [u64; xvrrpd_common::INVALID_REASONS],
+}
+
+pub struct Running {
+    /// Stable across reloads: guard outcomes are tagged with it.
+    pub id: u64,
+    pub cfg: InstanceConfig,
+    pub key: VridKey,
+    pub engine: Instance,
+    pub sender: AdvertSender,
+    pub announcer: Arc<Announcer>,
+    pub vips: Vec<Vip>,
+    /// Bumped whenever announcing must start over or stop (new master term, or the end of
+    /// one): a burst task only sends while the generation it was started with is current.
+    pub announce_gen: Arc<AtomicU64>,
+    pub notify: UnboundedSender<Transition>,
+    pub events: EventSink,
+    /// Write instances: the MySQL side of mastership.
+    pub write: Option<WriteRole>,
+    pub metrics: Arc<Metrics>,
+    pub labels: Vec<(&'static str, String)>,
+    pub last_transition: Option<(Transition, std::time::Instant)>,
+    /// Kernel timestamp of the last advert received (advert gap histogram).
+    pub last_advert_ns: Option<u64>,
+    pub seen: SeenCounters,
+}
+
+impl Running {
+    /// Appends one JSON line to the events stream.
+    pub fn emit(&self, event: serde_json::Value) {
+        self.events.send(event.to_string());
+    }
+
+    fn advert(&self, priority: u8) -> Advertisement {
+        let interval = if self.cfg.version == 2 {
+            self.cfg.advert_interval.as_secs() as u16
+        } else {
+            (self.cfg.advert_interval.as_millis() / 10) as u16
+        };
+        let mut auth_data = [0u8; 8];
+        let auth_type = match &self.cfg.auth_pass {
+            Some(p) if self.cfg.version == 2 => {
+                let n = p.len().min(8);
+                auth_data[..n].copy_from_slice(&p.as_bytes()[..n]);
+                1
+            }
+            _ => 0,
+        };
+        Advertisement {
+            version: self.cfg.version,
+            vrid: self.cfg.vrid,
+            priority,
+            interval,
+            addresses: self.vips.iter().map(|v| v.addr).collect(),
+            auth_type,
+            auth_data,
+        }
+    }
+
+    /// Sets the state, priority and writable gauges from the engine.
+    pub fn refresh_gauges(&self) {
+        let m = &self.metrics;
+        m.state
+            .get_or_create(&self.labels)
+            .set(state_number(self.engine.state()));
+        m.priority_effective
+            .get_or_create(&self.labels)
+            .set(self.engine.priority() as i64);
+        m.priority_configured
+            .get_or_create(&self.labels)
+            .set(self.cfg.priority as i64);
+        if let Some(w) = &self.write {
+            m.mysql_writable
+                .get_or_create(&self.labels)
+                .set(w.writable as i64);
+        }
+    }
+
+    /// Folds the kernel's per-VRID counters into the metrics.
+    pub fn fold_kernel_counters(&mut self, snap: &VridSnapshot) {
+        let m = &self.metrics;
+        let delta = |now: u64, seen: &mut u64| {
+            let d = now.saturating_sub(*seen);
+            *seen = now;
+            d
+        };
+        m.adverts_received
+            .get_or_create(&self.labels)
+            .inc_by(delta(snap.adverts, &mut self.seen.adverts));
+        m.missed_intervals
+            .get_or_create(&self.labels)
+            .inc_by(delta(snap.missed, &mut self.seen.missed));
+        m.master_down
+            .get_or_create(&self.labels)
+            .inc_by(delta(snap.master_down, &mut self.seen.master_down));
+        for r in 0..xvrrpd_common::INVALID_REASONS {
+            let d = delta(snap.invalid[r], &mut self.seen.invalid[r]);
+            if d > 0 {
+                let reason = crate::datapath::event::reason_name(r as u32);
+                m.invalid_adverts
+                    .get_or_create(&metrics::with(&self.labels, &[("reason", reason)]))
+                    .inc_by(d);
+            }
+        }
+    }
+
+    /// The `status` view of this instance.
+    pub fn status(&self, trackers: Vec<crate::control::status::TrackerStatus>) -> InstanceStatus {
+        let state = self.engine.state();
+        let master = match state {
+            State::Master => Some(self.sender.source().to_string()),
+            State::Backup => self.engine.master().map(|m| m.to_string()),
+            _ => None,
+        };
+        let now = Instant(monotonic_ns());
+        let hold = self.engine.preempt_hold_until();
+        let hold = (state == State::Backup && hold > now).then(|| {
+            if hold == Instant::FOREVER {
+                Hold::UntilMasterFails
+            } else {
+                Hold::Seconds(hold.since(now).as_secs_f64())
+            }
+        });
+        InstanceStatus {
+            name: self.cfg.name.clone(),
+            interface: self.cfg.interface.clone(),
+            vrid: self.cfg.vrid,
+            state: state.name().to_string(),
+            priority: self.engine.priority(),
+            configured_priority: self.cfg.priority,
+            master,
+            vips: self
+                .vips
+                .iter()
+                .map(|v| format!("{}/{}", v.addr, v.prefix))
+                .collect(),
+            last_transition: self.last_transition.as_ref().map(|(t, at)| LastTransition {
+                from: t.from.name().to_string(),
+                to: t.to.name().to_string(),
+                reason: t.reason.to_string(),
+                ago_s: at.elapsed().as_secs_f64(),
+            }),
+            trackers,
+            writable: self.write.as_ref().map(|w| w.writable),
+            hold,
+        }
+    }
+}
+
+/// The engine inputs that bring instance `r` in line with its link, its trackers and the
+/// node's maintenance flag.
+pub fn track_input(
+    r: &mut Running,
+    mine: &[Contribution],
+    link_ok: bool,
+    maintenance: bool,
+    now: Instant,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let blocked = r.write.as_ref().is_some_and(|w| w.blocked);
+    let effective = if link_ok && !blocked && !maintenance {
+        track::effective(r.engine.settings.priority, mine)
+    } else {
+        Effective::Fault
+    };
+    match effective {
+        Effective::Fault => actions.extend(r.engine.handle(Input::Fault { now })),
+        Effective::Priority(p) => {
+            if r.engine.state() == State::Fault {
+                actions.extend(r.engine.handle(Input::FaultCleared { now }));
+            }
+            actions.extend(r.engine.handle(Input::Priority { now, priority: p }));
+        }
+    }
+    actions
+}
+
+/// What a guard outcome asks of the main loop.
+pub enum AfterOutcome {
+    Actions(Vec<Action>),
+    /// Re-evaluate the instance's trackers (blocked changed); optionally end the hold.
+    Retrack {
+        release_hold: bool,
+    },
+}
+
+/// Carries a guard outcome into the instance: VIPs up once writable, FAULT on a
+/// stay-backup catch-up timeout, back to the election once caught up, the handover of a
+/// switchover once fenced.
+pub fn guard_outcome(r: &mut Running, outcome: GuardOutcome) -> AfterOutcome {
+    let now = Instant(monotonic_ns());
+    let none = AfterOutcome::Actions(Vec::new());
+    let Some(term_now) = r.write.as_ref().map(|w| w.guard.term()) else {
+        return none;
+    };
+    let name = r.cfg.name.clone();
+    match outcome {
+        GuardOutcome::Writable {
+            term,
+            catchup,
+            target,
+            forced,
+        } if term == term_now && r.engine.state() == State::Master => {
+            let catchup_ms = catchup.as_secs_f64() * 1e3;
+            if forced {
+                warn!(instance = %name, %target, "writable WITHOUT catch-up (on_catchup_timeout = promote-anyway)");
+            } else {
+                info!(instance = %name, catchup_ms, %target, "MySQL caught up and writable");
+            }
+            r.emit(serde_json::json!({
+                "event": "writable", "ts_ns": now.0, "instance": name,
+                "catchup_ms": catchup_ms, "forced": forced,
+            }));
+            let w = r.write.as_mut().expect("write role");
+            w.writable = true;
+            if let Some(t) = w.pending_notify.take() {
+                let _ = r.notify.send(t);
+            }
+            AfterOutcome::Actions(vec![Action::AddVips, Action::Announce])
+        }
+        GuardOutcome::CatchupTimeout { term, target } if term == term_now => {
+            let stay =
+                r.cfg.mysql.as_ref().is_some_and(|g| {
+                    g.on_catchup_timeout == crate::config::CatchupPolicy::StayBackup
+                });
+            r.emit(serde_json::json!({
+                "event": "catchup_timeout", "ts_ns": now.0, "instance": name,
+                "target": target, "stay_backup": stay,
+            }));
+            if !stay {
+                return none;
+            }
+            warn!(instance = %name, %target, "staying out of the election (FAULT) until the relay log is applied");
+            // FAULT removes nothing (the VIPs were never added) but demotes; once the
+            // server is read-only again, the guard watches for the catch-up.
+            r.write.as_mut().expect("write role").blocked = true;
+            AfterOutcome::Retrack {
+                release_hold: false,
+            }
+        }
+        GuardOutcome::CaughtUp { term } if term == term_now => {
+            r.write.as_mut().expect("write role").blocked = false;
+            r.emit(serde_json::json!({"event": "caught_up", "ts_ns": now.0, "instance": name}));
+            // It never served writes in that term: nothing to damp.
+            AfterOutcome::Retrack { release_hold: true }
+        }
+        GuardOutcome::ReadOnly { term, killed } => {
+            r.emit(serde_json::json!({
+                "event": "read_only", "ts_ns": now.0, "instance": name, "killed": killed,
+            }));
+            let w = r.write.as_mut().expect("write role");
+            if w.blocked && term == term_now {
+                w.guard.send(|term| GuardCommand::WatchCatchup { term });
+            }
+            if w.switchover_term == Some(term) {
+                w.switchover_term = None;
+                if r.engine.state() == State::Master {
+                    info!(instance = %name, killed, "switchover: server fenced, handing over");
+                    return AfterOutcome::Actions(r.engine.handle(Input::Switchover { now }));
+                }
+            }
+            none
+        }
+        _ => none,
+    }
+}
+
+/// Starts a planned handover of `r`. A write instance is fenced first (VIPs removed,
+/// read_only = ON, clients killed) and hands over when the guard confirms; others hand
+/// over at once. Err when this node is not the master.
+pub async fn switchover(r: &mut Running, nl: &rtnetlink::Handle) -> Result<Vec<Action>, String> {
+    if r.engine.state() != State::Master {
+        return Err(format!(
+            "{} is {} here, not MASTER: run switchover on the master",
+            r.cfg.name,
+            r.engine.state().name()
+        ));
+    }
+    let now = Instant(monotonic_ns());
+    let Some(w) = &mut r.write else {
+        return Ok(r.engine.handle(Input::Switchover { now }));
+    };
+    if w.switchover_term.is_some() {
+        return Err(format!("{}: a switchover is already fencing", r.cfg.name));
+    }
+    // No client may reach the server while it is being fenced.
+    r.announce_gen
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    for v in &r.vips {
+        if let Err(e) = vip::remove(nl, v).await {
+            warn!(instance = %r.cfg.name, error = %e, "removing VIP");
+        }
+    }
+    w.writable = false;
+    let term = w.guard.send(|term| GuardCommand::Demote { term });
+    w.switchover_term = Some(term);
+    Ok(Vec::new())
+}
+
+/// Reads the interface, clears crash leftovers, opens the sockets, builds the engine.
+pub async fn prepare(
+    id: u64,
+    ic: &InstanceConfig,
+    notify: UnboundedSender<Transition>,
+    events: EventSink,
+    metrics: Arc<Metrics>,
+    nl: &rtnetlink::Handle,
+) -> anyhow::Result<Running> {
+    let iface = Iface::read(&ic.interface)?
+        .ok_or_else(|| anyhow!("interface {:?} does not exist", ic.interface))?;
+    let mut vips = Vec::new();
+    for va in &ic.virtual_addresses {
+        let (addr, prefix) = config::parse_prefixed(va.address()).map_err(|e| anyhow!(e))?;
+        let (dev, label) = match va {
+            config::VirtualAddress::Plain(_) => (None, None),
+            config::VirtualAddress::Detailed { device, label, .. } => {
+                (device.clone(), label.clone())
+            }
+        };
+        let ifindex = match &dev {
+            Some(d) => crate::datapath::ifindex(d)
+                .ok_or_else(|| anyhow!("VIP device {d:?} does not exist"))?,
+            None => iface.index,
+        };
+        vips.push(Vip {
+            addr,
+            prefix,
+            ifindex,
+            label,
+        });
+    }
+    for v in &vips {
+        if vip::present(nl, v).await? {
+            warn!(instance = %ic.name, vip = %v.addr, "VIP left on the interface (earlier crash?): removing it before the election");
+            vip::remove(nl, v).await?;
+        }
+    }
+    let vip_addrs: Vec<IpAddr> = vips.iter().map(|v| v.addr).collect();
+    let v6 = vip_addrs.first().is_some_and(IpAddr::is_ipv6);
+    let src =
+        match (ic.unicast_source, v6) {
+            (Some(s), _) => s,
+            (None, false) => IpAddr::V4(iface.primary_v4(&vip_addrs).ok_or_else(|| {
+                anyhow!("{} has no IPv4 address to send adverts from", ic.interface)
+            })?),
+            (None, true) => IpAddr::V6(
+                iface
+                    .link_local_v6()
+                    .ok_or_else(|| anyhow!("{} has no IPv6 link-local address", ic.interface))?,
+            ),
+        };
+    let style = match ic.v3_checksum {
+        V3Checksum::PseudoHeader => ChecksumStyle::PseudoHeader,
+        V3Checksum::NoPseudoHeader => ChecksumStyle::NoPseudoHeader,
+        V3Checksum::PseudoHeaderMulticast => ChecksumStyle::PseudoHeaderMulticast,
+    };
+    let sender = AdvertSender::new(&ic.interface, iface.index, src, &ic.unicast_peers, style)
+        .with_context(|| format!("opening the advert socket on {}", ic.interface))?;
+    let announcer = Arc::new(Announcer::new(&ic.interface, iface.index, iface.mac)?);
+    let engine = Instance::new(settings(ic, src));
+    let key = VridKey::new(iface.index, if v6 { FAMILY_V6 } else { FAMILY_V4 }, ic.vrid);
+    Ok(Running {
+        id,
+        labels: metrics::instance_labels(&ic.name, &ic.interface, ic.vrid),
+        cfg: ic.clone(),
+        key,
+        engine,
+        sender,
+        announcer,
+        vips,
+        announce_gen: Default::default(),
+        notify,
+        events,
+        write: None,
+        metrics,
+        last_transition: None,
+        last_advert_ns: None,
+        seen: SeenCounters::default(),
+    })
+}
+
+/// The engine settings an instance config asks for.
+pub fn settings(ic: &InstanceConfig, primary: IpAddr) -> Settings {
+    Settings {
+        version: ic.version,
+        priority: ic.priority,
+        advert_interval: ic.advert_interval,
+        preempt: ic.preempt,
+        preempt_delay: ic.preempt_delay,
+        primary_address: primary,
+        min_learned_interval: std::time::Duration::from_millis(10),
+        anti_flap: ic.anti_flap,
+    }
+}
+
+/// Carries out the engine's actions in order. Failures are logged, never fatal: the
+/// engine's view stays authoritative and the next advert or tick retries.
+pub async fn apply(
+    r: &mut Running,
+    actions: Vec<Action>,
+    nl: &rtnetlink::Handle,
+    dp: &mut Datapath,
+) {
+    for a in actions {
+        match a {
+            Action::Transition { from, to, reason } => {
+                info!(
+                    instance = %r.cfg.name,
+                    vrid = r.cfg.vrid,
+                    from = from.name(),
+                    to = to.name(),
+                    reason = reason.name(),
+                    priority = r.engine.priority(),
+                    "transition"
+                );
+                let t = Transition {
+                    from,
+                    to,
+                    priority: r.engine.priority(),
+                    reason: reason.name(),
+                    ts_ns: monotonic_ns(),
+                };
+                r.metrics
+                    .transitions
+                    .get_or_create(&metrics::with(
+                        &r.labels,
+                        &[
+                            ("from", from.name()),
+                            ("to", to.name()),
+                            ("reason", reason.name()),
+                        ],
+                    ))
+                    .inc();
+                r.events
+                    .send(crate::notify::event_json(&r.cfg.name, r.cfg.vrid, &t));
+                r.last_transition = Some((t.clone(), std::time::Instant::now()));
+                match &mut r.write {
+                    // Master hooks run once the server is writable and the VIPs are up.
+                    Some(w) if to == State::Master && !w.writable => w.pending_notify = Some(t),
+                    _ => {
+                        let _ = r.notify.send(t);
+                    }
+                }
+            }
+            Action::SendAdvert { priority } => {
+                if let Err(e) = r.sender.send(&r.advert(priority)) {
+                    warn!(instance = %r.cfg.name, error = %e, "sending advert");
+                } else {
+                    r.metrics.adverts_sent.get_or_create(&r.labels).inc();
+                }
+            }
+            Action::AddVips if r.write.as_ref().is_some_and(|w| !w.writable) => {
+                // Catch-up and read_only = OFF first; the VIPs follow the guard's outcome.
+                let w = r.write.as_mut().expect("write role");
+                w.guard.send(|term| GuardCommand::Promote { term });
+                info!(instance = %r.cfg.name, "promoting MySQL: catch-up, then read_only = OFF, then the VIPs");
+            }
+            Action::AddVips => {
+                for v in &r.vips {
+                    if let Err(e) = vip::add(nl, v).await {
+                        warn!(instance = %r.cfg.name, error = %e, "adding VIP");
+                    }
+                }
+            }
+            Action::RemoveVips => {
+                // Never announce an address we are giving up.
+                r.announce_gen
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                for v in &r.vips {
+                    if let Err(e) = vip::remove(nl, v).await {
+                        warn!(instance = %r.cfg.name, error = %e, "removing VIP");
+                    }
+                }
+                // Then fence the server: the VIP is gone, so no new client reaches it.
+                if let Some(w) = &mut r.write {
+                    w.writable = false;
+                    w.pending_notify = None;
+                    w.guard.send(|term| GuardCommand::Demote { term });
+                }
+            }
+            Action::Announce if r.write.as_ref().is_some_and(|w| !w.writable) => {}
+            Action::Announce => spawn_announce(r),
+            Action::SetLocalPriority { priority } => {
+                if let Err(e) = dp.set_params(r.key, VridParams::new(priority)) {
+                    warn!(instance = %r.cfg.name, error = %e, "updating datapath priority");
+                }
+            }
+        }
+    }
+    r.refresh_gauges();
+}
+
+/// Bursts of GARP / NA (count × burst_delay), one repeat burst after `repeat_after`, then
+/// one announcement every `refresh` while this master term lasts. Off the main loop; stops
+/// as soon as the VIPs are removed or a new term starts.
+fn spawn_announce(r: &Running) {
+    use std::sync::atomic::Ordering;
+    let announcer = r.announcer.clone();
+    let addrs: Vec<IpAddr> = r.vips.iter().map(|v| v.addr).collect();
+    let a = r.cfg.announce.clone();
+    let name = r.cfg.name.clone();
+    let gen = r.announce_gen.clone();
+    let mine = gen.fetch_add(1, Ordering::SeqCst) + 1;
+    let current = move || gen.load(Ordering::SeqCst) == mine;
+    let sent = r.metrics.announcements.get_or_create_owned(&r.labels);
+    tokio::spawn(async move {
+        let send = |n: u32| {
+            for ip in &addrs {
+                match announcer.announce(*ip) {
+                    Ok(()) => {
+                        sent.inc();
+                    }
+                    Err(e) => {
+                        warn!(instance = %name, vip = %ip, error = %e, burst = n, "gratuitous ARP/NA")
+                    }
+                }
+            }
+        };
+        let bursts = if a.repeat_after.is_zero() { 1 } else { 2 };
+        for b in 0..bursts {
+            if b > 0 {
+                tokio::time::sleep(a.repeat_after).await;
+            }
+            for n in 0..a.count {
+                if n > 0 {
+                    tokio::time::sleep(a.burst_delay).await;
+                }
+                if !current() {
+                    return;
+                }
+                send(n);
+            }
+        }
+        while !a.refresh.is_zero() {
+            tokio::time::sleep(a.refresh).await;
+            if !current() {
+                return;
+            }
+            send(0);
+        }
+    });
+}
+
+/// Spawns the write guard of a write instance and fences its server (start-up, or a
+/// reload that made it a write instance).
+pub fn start_write_role(
+    r: &mut Running,
+    trackers: &[TrackerConfig],
+    outcomes: UnboundedSender<(usize, GuardOutcome)>,
+) -> anyhow::Result<()> {
+    let Some(g) = &r.cfg.mysql else {
+        return Ok(());
+    };
+    let tracker = trackers
+        .iter()
+        .find(|t| t.name == g.server)
+        .ok_or_else(|| anyhow!("instance {:?}: no tracker {:?}", r.cfg.name, g.server))?;
+    let server = crate::mysql::conn::Server::from_tracker(tracker).map_err(|e| {
+        anyhow!(
+            "instance {:?}: mysql.server {:?}: {e}",
+            r.cfg.name,
+            g.server
+        )
+    })?;
+    let mut guard = Guard::spawn(
+        r.id as usize,
+        r.cfg.name.clone(),
+        server,
+        g.clone(),
+        outcomes,
+    );
+    // Start fenced: this node holds no VIP until it wins, so neither may its server take
+    // writes (a mysqld left writable by a crash is made read-only now).
+    guard.send(|term| GuardCommand::Demote { term });
+    r.write = Some(WriteRole {
+        guard,
+        writable: false,
+        pending_notify: None,
+        blocked: false,
+        switchover_term: None,
+    });
+    Ok(())
+}

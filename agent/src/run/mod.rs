@@ -1,0 +1,664 @@
+//! `xvrrpd run`: the VRRP router. Feeds datapath events and deadlines to one engine per
+//! instance and carries out what the engines decide; answers the control socket; reloads.
+//!
+//! Start-up policy for VIPs left by a crash: every configured VIP found on its interface
+//! is removed before the instance starts (as backup, or as master only for an owner). The
+//! node then holds no VIP until it wins the election, so two owners never overlap longer
+//! than the election itself takes.
+mod instance;
+mod reload;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{anyhow, Context};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{signal, SignalKind},
+    sync::{broadcast, mpsc, oneshot},
+};
+use tracing::{info, warn};
+use xvrrpd_common::{gstat, DatapathConfig, VridKey, VridParams};
+
+use crate::{
+    config::{self, Config, TrackerConfig, TrackerKind},
+    control::{
+        self,
+        status::{Status, TrackerStatus},
+        Request, Response,
+    },
+    datapath::{
+        event::{DatapathEvent, EventKind},
+        Datapath,
+    },
+    engine::{Input, Instant},
+    metrics::{self, Metrics},
+    mysql::guard::Outcome as GuardOutcome,
+    net::{monotonic_ns, vip},
+    track::{self, runner::Report, Contribution},
+};
+use instance::{apply, guard_outcome, track_input, AfterOutcome, EventSink, Running};
+
+/// Wake-ups this close before a deadline are treated as at the deadline.
+const TIMER_SLACK_NS: u64 = 1_000_000;
+
+/// Where the maintenance flag is kept, beside the control socket: it survives an agent
+/// restart (a drained node stays drained), not a reboot.
+fn maintenance_marker(socket: &Path) -> PathBuf {
+    socket.with_file_name("maintenance")
+}
+
+/// A tracker at run time.
+struct TrackerRt {
+    /// Stable across reloads: reports are tagged with it.
+    id: u64,
+    cfg: TrackerConfig,
+    contribution: Contribution,
+    task: Option<tokio::task::AbortHandle>,
+    /// Interface trackers: the link followed.
+    ifindex: Option<u32>,
+}
+
+impl Drop for TrackerRt {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// Everything the main loop owns.
+pub struct Router {
+    path: PathBuf,
+    cfg: Config,
+    nl: rtnetlink::Handle,
+    dp: Datapath,
+    instances: Vec<Running>,
+    by_key: HashMap<VridKey, usize>,
+    attached: Vec<String>,
+    trackers: Vec<TrackerRt>,
+    link_up: HashMap<u32, bool>,
+    maintenance: bool,
+    control_socket: PathBuf,
+    metrics: Arc<Metrics>,
+    events: broadcast::Sender<String>,
+    report_tx: mpsc::UnboundedSender<Report>,
+    outcome_tx: mpsc::UnboundedSender<(usize, GuardOutcome)>,
+    notify_tasks: Vec<(tokio::task::JoinHandle<()>, Duration)>,
+    next_id: u64,
+    started: std::time::Instant,
+    /// Kernel-wide invalid counters last folded into the metrics.
+    seen_invalid: [u64; gstat::COUNT as usize],
+}
+
+/// Options of `xvrrpd run` beyond the configuration file.
+pub struct RunOptions {
+    pub config: PathBuf,
+    pub control_socket: PathBuf,
+}
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    config::load(path, true).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        anyhow!(
+            "invalid configuration {}:\n  {}",
+            path.display(),
+            list.join("\n  ")
+        )
+    })
+}
+
+pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let cfg = load(&opts.config)?;
+    let metrics = Arc::new(Metrics::new());
+    let (events, _) = broadcast::channel(1024);
+    let (calls_tx, mut calls) = mpsc::channel::<control::server::Call>(16);
+    // Bound first: a second agent on this node is refused before it touches anything.
+    let _socket = control::server::start(&opts.control_socket, calls_tx, events.clone())
+        .await
+        .context("control socket")?;
+    if let Some(addr) = cfg.global.metrics_listen {
+        metrics::serve(addr, metrics.clone())
+            .await
+            .with_context(|| format!("metrics_listen {addr}"))?;
+        info!(%addr, "metrics at http://{addr}/metrics");
+    }
+    let nl = vip::connect().context("opening rtnetlink")?;
+    let mut dp = Datapath::load().context("loading the XDP program")?;
+    dp.set_config(DatapathConfig {
+        default_priority: 0,
+        only_listed: 1,
+        emit_adverts: 1,
+        _pad: [0; 5],
+    })?;
+    if let Some(path) = &cfg.global.events_fifo {
+        crate::notify::ensure_fifo(path)
+            .with_context(|| format!("events_fifo {}", path.display()))?;
+    }
+    // SAFETY: the ring buffer owns its fd for as long as it is registered.
+    let mut ring = unsafe { AsyncFd::register(dp.take_events()?) }
+        .map_err(|e| anyhow!("polling the event ring buffer: {e}"))?;
+
+    // Link state from rtnetlink events: an instance whose interface loses carrier (or is set
+    // down) goes to FAULT and gives up its VIPs, as keepalived does by default.
+    let (link_tx, mut links) = mpsc::unbounded_channel();
+    crate::net::link::watch(link_tx)
+        .await
+        .context("watching link state")?;
+    let mut link_up: HashMap<u32, bool> = HashMap::new();
+    while let Ok((idx, up)) = links.try_recv() {
+        link_up.insert(idx, up);
+    }
+    let (report_tx, mut reports) = mpsc::unbounded_channel();
+    let (outcome_tx, mut outcomes) = mpsc::unbounded_channel();
+    let maintenance = maintenance_marker(&opts.control_socket).exists();
+    if maintenance {
+        warn!(
+            "maintenance flag set (xvrrpd maintenance off to clear): every instance stays in FAULT"
+        );
+    }
+    metrics.maintenance.set(maintenance as i64);
+    let mut router = Router {
+        path: opts.config.clone(),
+        cfg: Config {
+            global: cfg.global.clone(),
+            instances: Vec::new(),
+            trackers: Vec::new(),
+        },
+        nl,
+        dp,
+        instances: Vec::new(),
+        by_key: HashMap::new(),
+        attached: Vec::new(),
+        trackers: Vec::new(),
+        link_up,
+        maintenance,
+        control_socket: opts.control_socket.clone(),
+        metrics,
+        events,
+        report_tx,
+        outcome_tx,
+        notify_tasks: Vec::new(),
+        next_id: 1,
+        started: std::time::Instant::now(),
+        seen_invalid: [0; gstat::COUNT as usize],
+    };
+    // Start-up is a reload from nothing.
+    router.apply_config(cfg).await?;
+
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    // The watchdog is pinged from this loop only: a stuck state machine stops the pings.
+    let watchdog = sd_notify::watchdog_enabled();
+    let house_every = watchdog.map_or(Duration::from_secs(1), |w| {
+        (w / 2).min(Duration::from_secs(1))
+    });
+    let mut housekeeping = tokio::time::interval(house_every);
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    info!(instances = router.instances.len(), "running");
+
+    loop {
+        let next = router
+            .instances
+            .iter()
+            .filter_map(|r| r.engine.next_deadline())
+            .min();
+        let sleep = next.map_or(Duration::from_secs(3600), |d| {
+            Duration::from_nanos(d.0.saturating_sub(monotonic_ns()))
+        });
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("waiting for datapath events")?;
+                let mut evs = Vec::new();
+                while let Some(item) = guard.get_inner_mut().next() {
+                    match DatapathEvent::decode(&item) {
+                        Ok(ev) => evs.push(ev),
+                        Err(e) => warn!(error = %e, "undecodable datapath event"),
+                    }
+                }
+                guard.clear_ready();
+                for ev in evs {
+                    router.datapath_event(ev).await;
+                }
+            }
+            _ = tokio::time::sleep(sleep) => {
+                // tokio's timer has millisecond granularity and may wake a hair before the
+                // deadline; count that as on time instead of spinning once more.
+                let raw = monotonic_ns();
+                let now = match next {
+                    Some(d) if d.0 > raw && d.0 - raw < TIMER_SLACK_NS => d,
+                    _ => Instant(raw),
+                };
+                let Router { instances, nl, dp, .. } = &mut router;
+                for r in instances.iter_mut() {
+                    if r.engine.next_deadline().is_some_and(|d| d <= now) {
+                        let actions = r.engine.handle(Input::Tick { now });
+                        apply(r, actions, nl, dp).await;
+                    }
+                }
+            }
+            Some(rep) = reports.recv() => router.tracker_report(rep).await,
+            Some((idx, up)) = links.recv() => router.link_change(idx, up).await,
+            Some((id, outcome)) = outcomes.recv() => router.guard_outcome(id as u64, outcome).await,
+            Some((req, reply)) = calls.recv() => router.control(req, reply).await,
+            _ = sighup.recv() => {
+                info!("SIGHUP: reloading the configuration");
+                if let Err(e) = router.reload().await {
+                    warn!("reload refused, the running configuration stays: {e:#}");
+                }
+            }
+            _ = housekeeping.tick() => {
+                if watchdog.is_some() {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+                router.refresh_metrics();
+            }
+            _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
+        }
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    router.shutdown().await;
+    drop(ring);
+    info!("stopped");
+    Ok(())
+}
+
+impl Router {
+    fn contributions_of(&self, r: &Running) -> Vec<Contribution> {
+        self.trackers
+            .iter()
+            .filter(|t| r.cfg.track.contains(&t.cfg.name))
+            .map(|t| t.contribution)
+            .collect()
+    }
+
+    fn link_ok(&self, r: &Running) -> bool {
+        self.link_up.get(&r.key.ifindex).copied().unwrap_or(true)
+    }
+
+    /// Re-evaluates instance `i` against its trackers, link and the maintenance flag.
+    async fn retrack(&mut self, i: usize, now: Instant) {
+        let mine = self.contributions_of(&self.instances[i]);
+        let link_ok = self.link_ok(&self.instances[i]);
+        let maintenance = self.maintenance;
+        let Router {
+            instances, nl, dp, ..
+        } = self;
+        let r = &mut instances[i];
+        let actions = track_input(r, &mine, link_ok, maintenance, now);
+        apply(r, actions, nl, dp).await;
+    }
+
+    async fn datapath_event(&mut self, ev: DatapathEvent) {
+        let Some(&i) = self
+            .by_key
+            .get(&VridKey::new(ev.ifindex, ev.family.raw(), ev.vrid))
+        else {
+            return;
+        };
+        let input = match ev.kind {
+            // Every valid advert arrives as `advert`; the change events describe the same
+            // packets, so only adverts and timer expiries drive the engine.
+            EventKind::Advert => {
+                let r = &mut self.instances[i];
+                if let Some(last) = r.last_advert_ns.replace(ev.ts_ns) {
+                    r.metrics
+                        .advert_gap
+                        .get_or_create(&r.labels)
+                        .observe(ev.ts_ns.saturating_sub(last) as f64 / 1e9);
+                }
+                Input::Advert {
+                    now: Instant(ev.ts_ns),
+                    src: ev.src,
+                    priority: ev.priority,
+                    interval: Duration::from_millis(ev.interval_cs as u64 * 10),
+                }
+            }
+            EventKind::MasterDown { .. } => Input::MasterDown {
+                now: Instant(ev.ts_ns),
+            },
+            _ => return,
+        };
+        let Router {
+            instances, nl, dp, ..
+        } = self;
+        let r = &mut instances[i];
+        let actions = r.engine.handle(input);
+        apply(r, actions, nl, dp).await;
+    }
+
+    async fn tracker_report(&mut self, rep: Report) {
+        let Some(t) = self.trackers.iter_mut().find(|t| t.id == rep.tracker) else {
+            return; // a tracker removed by a reload
+        };
+        info!(tracker = %t.cfg.name, healthy = rep.healthy, value = ?rep.file_value, "tracker changed");
+        t.contribution.healthy = rep.healthy;
+        t.contribution.file_value = rep.file_value;
+        let name = t.cfg.name.clone();
+        self.set_tracker_gauge(&name);
+        let now = Instant(monotonic_ns());
+        for i in 0..self.instances.len() {
+            if self.instances[i].cfg.track.contains(&name) {
+                self.retrack(i, now).await;
+            }
+        }
+    }
+
+    fn set_tracker_gauge(&self, name: &str) {
+        if let Some(t) = self.trackers.iter().find(|t| t.cfg.name == name) {
+            self.metrics
+                .tracker_up
+                .get_or_create(&metrics::tracker_labels(&t.cfg.name, kind_name(t.cfg.kind)))
+                .set(t.contribution.healthy as i64);
+        }
+    }
+
+    async fn link_change(&mut self, idx: u32, up: bool) {
+        if self.link_up.insert(idx, up) == Some(up) {
+            return;
+        }
+        let mut followed = Vec::new();
+        for t in self.trackers.iter_mut().filter(|t| t.ifindex == Some(idx)) {
+            t.contribution.healthy = up;
+            info!(tracker = %t.cfg.name, up, "tracker changed");
+            followed.push(t.cfg.name.clone());
+        }
+        for name in &followed {
+            self.set_tracker_gauge(name);
+        }
+        let now = Instant(monotonic_ns());
+        for i in 0..self.instances.len() {
+            let r = &self.instances[i];
+            if r.key.ifindex == idx || r.cfg.track.iter().any(|t| followed.contains(t)) {
+                info!(instance = %r.cfg.name, ifindex = idx, up, "link changed");
+                self.retrack(i, now).await;
+            }
+        }
+    }
+
+    async fn guard_outcome(&mut self, id: u64, outcome: GuardOutcome) {
+        let Some(i) = self.instances.iter().position(|r| r.id == id) else {
+            return;
+        };
+        let after = guard_outcome(&mut self.instances[i], outcome);
+        match after {
+            AfterOutcome::Actions(actions) => {
+                let Router {
+                    instances, nl, dp, ..
+                } = self;
+                apply(&mut instances[i], actions, nl, dp).await;
+            }
+            AfterOutcome::Retrack { release_hold } => {
+                let now = Instant(monotonic_ns());
+                self.retrack(i, now).await;
+                if release_hold {
+                    self.instances[i].engine.release_hold(now);
+                }
+            }
+        }
+    }
+
+    async fn control(&mut self, req: Request, reply: oneshot::Sender<Response>) {
+        let resp = match req {
+            Request::Status => Response::Status(self.status()),
+            Request::Switchover { instance } => {
+                match self.instances.iter().position(|r| r.cfg.name == instance) {
+                    None => Response::Error {
+                        message: format!("no instance {instance:?} (see xvrrpd status)"),
+                    },
+                    Some(i) => {
+                        let Router {
+                            instances, nl, dp, ..
+                        } = self;
+                        let r = &mut instances[i];
+                        match instance::switchover(r, nl).await {
+                            Ok(actions) => {
+                                info!(instance = %r.cfg.name, "switchover requested");
+                                r.emit(serde_json::json!({
+                                    "event": "switchover", "ts_ns": monotonic_ns(),
+                                    "instance": r.cfg.name,
+                                }));
+                                apply(r, actions, nl, dp).await;
+                                Response::Ok {
+                                    message: format!("{instance}: handing over to the peer"),
+                                }
+                            }
+                            Err(message) => Response::Error { message },
+                        }
+                    }
+                }
+            }
+            Request::Maintenance { on } => match self.set_maintenance(on).await {
+                Ok(()) => Response::Ok {
+                    message: if on {
+                        "maintenance on: every instance is in FAULT, VIPs released".into()
+                    } else {
+                        "maintenance off: instances rejoin the election".into()
+                    },
+                },
+                Err(e) => Response::Error {
+                    message: format!("{e:#}"),
+                },
+            },
+            Request::Reload => match self.reload().await {
+                Ok(summary) => Response::Ok { message: summary },
+                Err(e) => Response::Error {
+                    message: format!("reload refused, the running configuration stays: {e:#}"),
+                },
+            },
+            // Streamed by the socket task itself.
+            Request::Events => Response::Error {
+                message: "events is streamed, not called".into(),
+            },
+        };
+        let _ = reply.send(resp);
+    }
+
+    async fn set_maintenance(&mut self, on: bool) -> anyhow::Result<()> {
+        let marker = maintenance_marker(&self.control_socket);
+        if on {
+            std::fs::write(&marker, "maintenance\n")
+                .with_context(|| format!("writing {}", marker.display()))?;
+        } else if marker.exists() {
+            std::fs::remove_file(&marker)
+                .with_context(|| format!("removing {}", marker.display()))?;
+        }
+        if self.maintenance == on {
+            return Ok(());
+        }
+        self.maintenance = on;
+        self.metrics.maintenance.set(on as i64);
+        info!(on, "maintenance");
+        let _ = self.events.send(
+            serde_json::json!({"event": "maintenance", "ts_ns": monotonic_ns(), "on": on})
+                .to_string(),
+        );
+        let now = Instant(monotonic_ns());
+        for i in 0..self.instances.len() {
+            self.retrack(i, now).await;
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> Status {
+        let tracker_status = |t: &TrackerRt| TrackerStatus {
+            name: t.cfg.name.clone(),
+            kind: kind_name(t.cfg.kind).to_string(),
+            healthy: t.contribution.healthy,
+        };
+        Status {
+            router_id: self.cfg.global.router_id.clone().unwrap_or_else(hostname),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            config: self.path.display().to_string(),
+            maintenance: self.maintenance,
+            instances: self
+                .instances
+                .iter()
+                .map(|r| {
+                    r.status(
+                        self.trackers
+                            .iter()
+                            .filter(|t| r.cfg.track.contains(&t.cfg.name))
+                            .map(tracker_status)
+                            .collect(),
+                    )
+                })
+                .collect(),
+            trackers: self.trackers.iter().map(tracker_status).collect(),
+        }
+    }
+
+    /// Folds the kernel's counters into the metrics; updates uptime.
+    fn refresh_metrics(&mut self) {
+        self.metrics
+            .uptime
+            .set(self.started.elapsed().as_secs_f64());
+        if let Ok(states) = self.dp.states() {
+            for snap in states {
+                if let Some(&i) = self.by_key.get(&snap.key) {
+                    self.instances[i].fold_kernel_counters(&snap);
+                }
+            }
+        }
+        if let Ok(stats) = self.dp.global_stats() {
+            for r in 0..xvrrpd_common::INVALID_REASONS {
+                let d = stats[r].saturating_sub(self.seen_invalid[r]);
+                self.seen_invalid[r] = stats[r];
+                if d > 0 {
+                    let reason = crate::datapath::event::reason_name(r as u32);
+                    self.metrics
+                        .datapath_invalid
+                        .get_or_create(&vec![("reason", reason.to_string())])
+                        .inc_by(d);
+                }
+            }
+        }
+    }
+
+    /// Every instance shuts down (priority 0 from a master, VIPs removed, servers fenced),
+    /// hooks drain, the XDP program is detached.
+    async fn shutdown(mut self) {
+        let now = Instant(monotonic_ns());
+        {
+            let Router {
+                instances, nl, dp, ..
+            } = &mut self;
+            for r in instances.iter_mut() {
+                let actions = r.engine.handle(Input::Shutdown { now });
+                apply(r, actions, nl, dp).await;
+            }
+        }
+        // A master's demotion (read_only = ON, clients killed) completes before we exit.
+        for r in &mut self.instances {
+            if let Some(w) = r.write.take() {
+                w.guard.finish(Duration::from_secs(5)).await;
+            }
+        }
+        let Router {
+            dp,
+            instances,
+            notify_tasks,
+            trackers,
+            ..
+        } = self;
+        drop(trackers);
+        drop(dp); // detaches the XDP program, frees maps and timers
+        drop(instances);
+        // Let queued hooks (the stop hooks included) finish, each bounded by its timeout.
+        for (task, timeout) in notify_tasks {
+            let _ = tokio::time::timeout(timeout * 4 + Duration::from_secs(1), task).await;
+        }
+    }
+
+    /// Registers an instance's datapath parameters and attaches its interface.
+    fn register(&mut self, r: &Running) -> anyhow::Result<()> {
+        self.dp
+            .set_params(r.key, VridParams::new(r.engine.priority()))?;
+        if !self.attached.contains(&r.cfg.interface) {
+            let mode = self.dp.attach(&r.cfg.interface)?;
+            info!(interface = %r.cfg.interface, %mode, "XDP program attached");
+            self.attached.push(r.cfg.interface.clone());
+        }
+        Ok(())
+    }
+
+    fn rebuild_index(&mut self) {
+        self.by_key = self
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.key, i))
+            .collect();
+    }
+
+    fn sink(&self) -> EventSink {
+        EventSink {
+            fifo: self.cfg.global.events_fifo.clone(),
+            tx: self.events.clone(),
+        }
+    }
+
+    /// Starts tracker `cfg` with a fresh id.
+    fn start_tracker(&mut self, cfg: TrackerConfig) -> TrackerRt {
+        let id = self.next_id;
+        self.next_id += 1;
+        // Contributions start as keepalived assumes (scripts good, files 0), except MySQL
+        // checks, which start failing until they pass (see track::mysql).
+        let contribution = Contribution {
+            weight: cfg.weight,
+            reverse: cfg.reverse,
+            healthy: cfg.kind != TrackerKind::Mysql,
+            file_value: (cfg.kind == TrackerKind::File).then_some(0),
+        };
+        let mut t = TrackerRt {
+            id,
+            contribution,
+            task: track::runner::spawn(
+                id,
+                cfg.clone(),
+                self.report_tx.clone(),
+                self.metrics.clone(),
+            ),
+            ifindex: None,
+            cfg,
+        };
+        if t.cfg.kind == TrackerKind::Interface {
+            let name = t.cfg.interface.clone().unwrap_or_default();
+            match crate::datapath::ifindex(&name) {
+                Some(idx) => {
+                    t.ifindex = Some(idx);
+                    t.contribution.healthy = self.link_up.get(&idx).copied().unwrap_or(false);
+                }
+                None => {
+                    warn!(tracker = %t.cfg.name, interface = %name, "tracked interface does not exist: failing");
+                    t.contribution.healthy = false;
+                }
+            }
+        }
+        t
+    }
+}
+
+fn kind_name(k: TrackerKind) -> &'static str {
+    match k {
+        TrackerKind::Exec => "exec",
+        TrackerKind::File => "file",
+        TrackerKind::Mysql => "mysql",
+        TrackerKind::Interface => "interface",
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}

@@ -1,0 +1,336 @@
+//! Start-up and reload: the running set of instances and trackers is brought to a new
+//! configuration by difference.
+//!
+//! - unchanged instance: untouched (state, VIPs, timers, anti-flap hold all kept);
+//! - *soft* change (priority, preempt, delays, trackers, hooks, announcements, interval):
+//!   updated in place, which may move the priority but never restarts the instance;
+//! - *hard* change (interface, VRID, version, VIPs, peers, authentication, checksum,
+//!   MySQL guard): shut down as on SIGTERM (priority 0, VIPs removed, server fenced), then
+//!   started again;
+//! - removed: shut down; added: started.
+//!
+//! A configuration that does not validate is refused before anything changes.
+use std::collections::HashMap;
+
+use anyhow::Context;
+use tracing::{info, warn};
+
+use super::{
+    instance::{self, apply, prepare, settings, Running},
+    Router,
+};
+use crate::{
+    config::{Config, InstanceConfig},
+    engine::{Input, Instant},
+    net::monotonic_ns,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Keep,
+    Update,
+    Replace,
+    Add,
+    Remove,
+}
+
+/// Is the difference between `old` and `new` limited to fields that can change in place?
+fn soft_change(old: &InstanceConfig, new: &InstanceConfig) -> bool {
+    let mut n = new.clone();
+    n.priority = old.priority;
+    n.preempt = old.preempt;
+    n.preempt_delay = old.preempt_delay;
+    n.anti_flap = old.anti_flap;
+    n.track = old.track.clone();
+    n.notify = old.notify.clone();
+    n.announce = old.announce.clone();
+    n.advert_interval = old.advert_interval;
+    n.accept_mode = old.accept_mode;
+    n == *old
+}
+
+/// What happens to each instance, by name: the new configuration's order, then removals.
+pub fn plan(old: &[InstanceConfig], new: &[InstanceConfig]) -> Vec<(String, Change)> {
+    let mut out: Vec<(String, Change)> = new
+        .iter()
+        .map(|n| {
+            let change = match old.iter().find(|o| o.name == n.name) {
+                None => Change::Add,
+                Some(o) if o == n => Change::Keep,
+                Some(o) if soft_change(o, n) => Change::Update,
+                Some(_) => Change::Replace,
+            };
+            (n.name.clone(), change)
+        })
+        .collect();
+    out.extend(
+        old.iter()
+            .filter(|o| !new.iter().any(|n| n.name == o.name))
+            .map(|o| (o.name.clone(), Change::Remove)),
+    );
+    out
+}
+
+impl Router {
+    /// Re-reads the configuration file and applies it; the summary of what changed.
+    pub(super) async fn reload(&mut self) -> anyhow::Result<String> {
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Reloading,
+            sd_notify::NotifyState::monotonic_usec_now()?,
+        ]);
+        let result = match super::load(&self.path) {
+            Ok(cfg) => self.apply_config(cfg).await,
+            Err(e) => Err(e),
+        };
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        let outcome = if result.is_ok() { "ok" } else { "refused" };
+        self.metrics
+            .reloads
+            .get_or_create(&vec![("result", outcome.to_string())])
+            .inc();
+        match &result {
+            Ok(summary) => info!("{summary}"),
+            Err(e) => warn!("reload refused: {e:#}"),
+        }
+        result
+    }
+
+    /// Brings the running set to `new` (start-up is this from nothing).
+    pub(super) async fn apply_config(&mut self, new: Config) -> anyhow::Result<String> {
+        if new.global.metrics_listen != self.cfg.global.metrics_listen && !self.instances.is_empty()
+        {
+            warn!("metrics_listen changed: takes effect at the next restart");
+        }
+        if new.global.events_fifo != self.cfg.global.events_fifo {
+            if let Some(path) = &new.global.events_fifo {
+                crate::notify::ensure_fifo(path)
+                    .with_context(|| format!("events_fifo {}", path.display()))?;
+            }
+        }
+        let plan = plan(&self.cfg.instances, &new.instances);
+        let change_of = |name: &str| {
+            plan.iter()
+                .find(|(n, _)| n == name)
+                .map_or(Change::Remove, |(_, c)| *c)
+        };
+        self.cfg.global = new.global.clone();
+
+        // New instances are prepared first: if one cannot start (a missing interface),
+        // the reload stops here with nothing changed.
+        let mut started: HashMap<String, Running> = HashMap::new();
+        for ic in new
+            .instances
+            .iter()
+            .filter(|i| change_of(&i.name) == Change::Add)
+        {
+            let r = self
+                .prepare_instance(ic)
+                .await
+                .with_context(|| format!("instance {:?}", ic.name))?;
+            started.insert(ic.name.clone(), r);
+        }
+
+        // Trackers: identical ones keep running (and keep their state); the others start.
+        let mut old_trackers = std::mem::take(&mut self.trackers);
+        let (mut kept_t, mut started_t) = (0, 0);
+        for tc in &new.trackers {
+            if let Some(pos) = old_trackers.iter().position(|t| t.cfg == *tc) {
+                self.trackers.push(old_trackers.remove(pos));
+                kept_t += 1;
+            } else {
+                let t = self.start_tracker(tc.clone());
+                self.trackers.push(t);
+                started_t += 1;
+            }
+        }
+        for t in &old_trackers {
+            self.metrics
+                .tracker_up
+                .remove(&crate::metrics::tracker_labels(
+                    &t.cfg.name,
+                    super::kind_name(t.cfg.kind),
+                ));
+        }
+        drop(old_trackers); // aborts their tasks
+        for t in &self.trackers {
+            let name = t.cfg.name.clone();
+            self.set_tracker_gauge(&name);
+        }
+
+        // Removed and replaced instances shut down as on SIGTERM.
+        let mut kept: HashMap<String, Running> = HashMap::new();
+        for r in std::mem::take(&mut self.instances) {
+            match change_of(&r.cfg.name) {
+                Change::Keep | Change::Update => {
+                    kept.insert(r.cfg.name.clone(), r);
+                }
+                Change::Remove | Change::Replace | Change::Add => self.retire(r).await,
+            }
+        }
+        for ic in new
+            .instances
+            .iter()
+            .filter(|i| change_of(&i.name) == Change::Replace)
+        {
+            match self.prepare_instance(ic).await {
+                Ok(r) => {
+                    started.insert(ic.name.clone(), r);
+                }
+                // The old one is already gone; the others go on.
+                Err(e) => warn!(instance = %ic.name, "cannot start the changed instance: {e:#}"),
+            }
+        }
+        for ic in new
+            .instances
+            .iter()
+            .filter(|i| change_of(&i.name) == Change::Update)
+        {
+            if let Some(r) = kept.get_mut(&ic.name) {
+                if r.cfg.notify != ic.notify {
+                    let (tx, task) =
+                        crate::notify::spawn(ic.name.clone(), ic.vrid, ic.notify.clone());
+                    r.notify = tx;
+                    self.notify_tasks.push((task, ic.notify.timeout));
+                }
+                r.cfg = ic.clone();
+                r.engine.settings = settings(ic, r.sender.source());
+                info!(instance = %ic.name, "updated in place");
+            }
+        }
+        for r in kept.values_mut() {
+            r.events = self.sink();
+        }
+
+        // The new running set, in configuration order.
+        self.cfg.instances = new.instances.clone();
+        self.cfg.trackers = new.trackers.clone();
+        let mut fresh = Vec::new();
+        for ic in &new.instances {
+            if let Some(r) = kept.remove(&ic.name) {
+                self.instances.push(r);
+            } else if let Some(mut r) = started.remove(&ic.name) {
+                self.register(&r)?;
+                instance::start_write_role(&mut r, &new.trackers, self.outcome_tx.clone())?;
+                fresh.push(r.id);
+                self.instances.push(r);
+            }
+        }
+        self.rebuild_index();
+        let now = Instant(monotonic_ns());
+        for i in 0..self.instances.len() {
+            // Unchanged instances: no input changes, so no action.
+            self.retrack(i, now).await;
+            if fresh.contains(&self.instances[i].id) {
+                let Router {
+                    instances, nl, dp, ..
+                } = self;
+                let r = &mut instances[i];
+                let actions = r.engine.handle(Input::Startup { now });
+                apply(r, actions, nl, dp).await;
+            }
+        }
+        let names = |c: Change| -> String {
+            let v: Vec<&str> = plan
+                .iter()
+                .filter(|(_, x)| *x == c)
+                .map(|(n, _)| n.as_str())
+                .collect();
+            if v.is_empty() {
+                "0".into()
+            } else {
+                format!("{} ({})", v.len(), v.join(", "))
+            }
+        };
+        Ok(format!(
+            "configuration applied: instances kept {}, updated {}, replaced {}, added {}, removed {}; trackers kept {kept_t}, started {started_t}",
+            names(Change::Keep),
+            names(Change::Update),
+            names(Change::Replace),
+            names(Change::Add),
+            names(Change::Remove),
+        ))
+    }
+
+    async fn prepare_instance(&mut self, ic: &InstanceConfig) -> anyhow::Result<Running> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (ntx, task) = crate::notify::spawn(ic.name.clone(), ic.vrid, ic.notify.clone());
+        self.notify_tasks.push((task, ic.notify.timeout));
+        prepare(id, ic, ntx, self.sink(), self.metrics.clone(), &self.nl).await
+    }
+
+    /// Shuts one instance down for good (priority 0, VIPs removed, server fenced).
+    async fn retire(&mut self, mut r: Running) {
+        info!(instance = %r.cfg.name, "stopping (removed or changed by the new configuration)");
+        let now = Instant(monotonic_ns());
+        let actions = r.engine.handle(Input::Shutdown { now });
+        apply(&mut r, actions, &self.nl, &mut self.dp).await;
+        if let Some(w) = r.write.take() {
+            w.guard.finish(std::time::Duration::from_secs(5)).await;
+        }
+        if let Err(e) = self.dp.remove_params(r.key) {
+            warn!(instance = %r.cfg.name, error = %e, "removing datapath parameters");
+        }
+        self.metrics.forget_instance(&r.labels);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Vec<InstanceConfig> {
+        crate::config::parse(text, false).unwrap().instances
+    }
+
+    const BASE: &str = r#"
+[[instance]]
+name = "write"
+interface = "eth0"
+vrid = 51
+priority = 150
+virtual_addresses = ["192.0.2.100/24"]
+
+[[instance]]
+name = "read"
+interface = "eth0"
+vrid = 52
+priority = 100
+virtual_addresses = ["192.0.2.101/24"]
+"#;
+
+    #[test]
+    fn classifies_every_kind_of_change() {
+        let old = cfg(BASE);
+        assert_eq!(
+            plan(&old, &old),
+            vec![
+                ("write".into(), Change::Keep),
+                ("read".into(), Change::Keep)
+            ]
+        );
+        let new = cfg(&(BASE
+            .replace("priority = 150", "priority = 120\npreempt = false")
+            .replace("192.0.2.101/24", "192.0.2.102/24")
+            + "\n[[instance]]\nname = \"extra\"\ninterface = \"eth0\"\nvrid = 53\npriority = 100\nvirtual_addresses = [\"192.0.2.103/24\"]\n"));
+        assert_eq!(
+            plan(&old, &new),
+            vec![
+                ("write".into(), Change::Update),
+                ("read".into(), Change::Replace),
+                ("extra".into(), Change::Add),
+            ]
+        );
+        let only_read = cfg(&BASE[BASE.find("[[instance]]\nname = \"read\"").unwrap()..]);
+        assert_eq!(
+            plan(&old, &only_read),
+            vec![
+                ("read".into(), Change::Keep),
+                ("write".into(), Change::Remove)
+            ]
+        );
+        // The VRID is identity on the wire: changing it is a restart.
+        let vrid = cfg(&BASE.replace("vrid = 51", "vrid = 61"));
+        assert_eq!(plan(&old, &vrid)[0].1, Change::Replace);
+    }
+}
