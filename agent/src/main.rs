@@ -172,7 +172,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::ImportKeepalived { path } => return import(path),
         Command::Man => {
-            let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).section("8");
             let mut out = Vec::new();
             return match man.render(&mut out) {
                 Ok(()) => {

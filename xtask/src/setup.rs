@@ -16,6 +16,9 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "tcpdump",
     "iputils-ping",
+    // Metrics scrapes in the tests; `systemd-analyze verify` of the unit.
+    "curl",
+    "systemd",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

@@ -387,8 +387,22 @@ pub fn parse(text: &str, check_interfaces: bool) -> Result<Config, Vec<Problem>>
         Ok(c) => c,
         Err(e) => {
             let line = e.span().map(|s| locate::line_of(text, s.start));
+            // A type error sits on `key = value`: name the key, not just the line.
+            let key = line
+                .and_then(|l| text.lines().nth(l - 1))
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim())
+                .filter(|k| {
+                    !k.is_empty()
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c))
+                })
+                .map_or_else(
+                    || "(syntax)".to_string(),
+                    |k| k.trim_matches('"').to_string(),
+                );
             return Err(vec![Problem {
-                key: "(syntax)".into(),
+                key,
                 line,
                 message: e.message().trim().to_string(),
             }]);

@@ -173,3 +173,12 @@ fn write_guard_defaults_and_its_server_must_be_a_followed_mysql_tracker() {
         CatchupPolicy::PromoteAnyway
     );
 }
+
+#[test]
+fn type_errors_name_the_key() {
+    let text = "[[instance]]\nname = \"w\"\ninterface = \"eth0\"\nvrid = 300\npriority = 100\nvirtual_addresses = [\"192.0.2.100/24\"]\n";
+    let p = parse(text, false).unwrap_err();
+    assert_eq!((p[0].key.as_str(), p[0].line), ("vrid", Some(4)), "{p:?}");
+    let p = parse("[global\n", false).unwrap_err();
+    assert_eq!(p[0].key, "(syntax)");
+}

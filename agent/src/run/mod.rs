@@ -530,9 +530,10 @@ impl Router {
             }
         }
         if let Ok(stats) = self.dp.global_stats() {
-            for r in 0..xvrrpd_common::INVALID_REASONS {
-                let d = stats[r].saturating_sub(self.seen_invalid[r]);
-                self.seen_invalid[r] = stats[r];
+            let reasons = stats.iter().zip(self.seen_invalid.iter_mut());
+            for (r, (&now, seen)) in reasons.enumerate().take(xvrrpd_common::INVALID_REASONS) {
+                let d = now.saturating_sub(*seen);
+                *seen = now;
                 if d > 0 {
                     let reason = crate::datapath::event::reason_name(r as u32);
                     self.metrics
