@@ -36,6 +36,8 @@ pub enum Fault {
     AgentKill,
     /// db1 and db2 cannot reach each other, the client reaches both; healed later.
     Partition,
+    /// Not a fault: a planned `xvrrpd switchover write` on db1 (xvrrpd only).
+    Switchover,
 }
 
 impl Fault {
@@ -45,7 +47,8 @@ impl Fault {
             "host-crash" => Self::HostCrash,
             "agent-kill" => Self::AgentKill,
             "partition" => Self::Partition,
-            _ => bail!("unknown fault {s:?}: use mysqld-kill, host-crash, agent-kill or partition"),
+            "switchover" => Self::Switchover,
+            _ => bail!("unknown fault {s:?}: use mysqld-kill, host-crash, agent-kill, partition or switchover"),
         })
     }
     pub fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Fault {
             Self::HostCrash => "host-crash",
             Self::AgentKill => "agent-kill",
             Self::Partition => "partition",
+            Self::Switchover => "switchover",
         }
     }
 }
@@ -601,6 +605,16 @@ fn inject(fault: Fault, seg: &Segment, nodes: &mut [DbNode]) -> Result<()> {
         }
         Fault::AgentKill => db1.kill_agent(),
         Fault::Partition => isolate(seg, &[&nodes[0].port, &nodes[1].port], true)?,
+        Fault::Switchover => match &db1.agent {
+            Some(Agent::X(r)) => {
+                let (ok, out, err) = r.ctl(&["switchover", "write"]);
+                if !ok {
+                    bail!("xvrrpd switchover write: {err}");
+                }
+                eprintln!("{}", out.trim());
+            }
+            _ => bail!("switchover is an xvrrpd command: run it with the xvrrpd setup"),
+        },
     }
     Ok(())
 }
@@ -615,6 +629,8 @@ fn recover(fault: Fault, setup: Setup, seg: &Segment, nodes: &mut [DbNode]) -> R
         }
         Fault::AgentKill => nodes[0].start_agent(setup)?,
         Fault::Partition => isolate(seg, &[&nodes[0].port, &nodes[1].port], false)?,
+        // Planned: db1 stays a read-only backup until db2 fails.
+        Fault::Switchover => {}
     }
     Ok(())
 }

@@ -79,6 +79,35 @@ fn host_crash_loses_no_acknowledged_write() {
     assert_safe(&lab(quick(Fault::HostCrash)));
 }
 
+/// `xvrrpd switchover write` under write load: db1 is fenced before db2 takes over, so
+/// nothing acknowledged is lost, nothing collides, and db1 does not take the role back.
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn planned_switchover_loses_no_acknowledged_write() {
+    let r = lab(quick(Fault::Switchover));
+    assert_safe(&r);
+    assert_eq!(
+        r.old_master_read_only,
+        Some(true),
+        "db1 writable after handing over"
+    );
+    assert!(
+        r.timeline
+            .iter()
+            .any(|(_, w)| w.contains("write MASTER -> BACKUP (switchover)")),
+        "{:?}",
+        r.timeline
+    );
+    // db1 outranks db2 but stays a backup: the roles stay swapped.
+    assert!(
+        !r.timeline
+            .iter()
+            .any(|(ts, w)| *ts > r.fault_ns && w.starts_with("db1 xvrrpd write BACKUP -> MASTER")),
+        "{:?}",
+        r.timeline
+    );
+}
+
 #[test]
 #[ignore = "needs root, MariaDB; run by cargo xtask test"]
 fn stay_backup_waits_for_the_applier_before_taking_writes() {
