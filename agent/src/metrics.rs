@@ -1,7 +1,7 @@
 //! Prometheus metrics (prometheus-client) and the HTTP endpoint that serves them.
 //!
 //! Names and label sets are documented in `docs/metrics.md`. Labels stay low-cardinality:
-//! instance, interface and VRID come from the config; reasons and states are closed sets;
+//! instance name, interface and VRID come from the config; reasons and states are closed sets;
 //! no address, term or timestamp is ever a label.
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -258,11 +258,12 @@ impl Default for Metrics {
     }
 }
 
-/// The labels naming an instance.
+/// The labels naming an instance: keepalived-exporter's names (`iname`, `intf`, `vrid`),
+/// which also keep clear of Prometheus's own `instance` target label.
 pub fn instance_labels(name: &str, interface: &str, vrid: u8) -> Labels {
     vec![
-        ("instance", name.to_string()),
-        ("interface", interface.to_string()),
+        ("iname", name.to_string()),
+        ("intf", interface.to_string()),
         ("vrid", vrid.to_string()),
     ]
 }
@@ -343,16 +344,100 @@ mod tests {
         m.advert_gap.get_or_create(&l).observe(0.0101);
         let text = m.render();
         assert!(
-            text.contains(r#"xvrrpd_vrrp_state{instance="db_write",interface="eth0",vrid="51"} 2"#),
+            text.contains(r#"xvrrpd_vrrp_state{iname="db_write",intf="eth0",vrid="51"} 2"#),
             "{text}"
         );
-        assert!(text.contains(r#"xvrrpd_vrrp_transitions_total{instance="db_write",interface="eth0",vrid="51",from="BACKUP",to="MASTER",reason="master_down"} 1"#), "{text}");
-        assert!(text.contains(r#"xvrrpd_vrrp_advert_gap_seconds_bucket{le="0.01",instance="db_write",interface="eth0",vrid="51"} 0"#), "{text}");
-        assert!(text.contains(r#"xvrrpd_vrrp_advert_gap_seconds_bucket{le="0.015",instance="db_write",interface="eth0",vrid="51"} 1"#), "{text}");
+        assert!(text.contains(r#"xvrrpd_vrrp_transitions_total{iname="db_write",intf="eth0",vrid="51",from="BACKUP",to="MASTER",reason="master_down"} 1"#), "{text}");
+        assert!(text.contains(r#"xvrrpd_vrrp_advert_gap_seconds_bucket{le="0.01",iname="db_write",intf="eth0",vrid="51"} 0"#), "{text}");
+        assert!(text.contains(r#"xvrrpd_vrrp_advert_gap_seconds_bucket{le="0.015",iname="db_write",intf="eth0",vrid="51"} 1"#), "{text}");
         assert!(text.contains("xvrrpd_build_info{version="), "{text}");
         assert!(text.ends_with("# EOF\n"));
         m.forget_instance(&l);
         assert!(!m.render().contains("xvrrpd_vrrp_state{"));
+    }
+
+    /// Metric families exported: `# TYPE name kind` lines.
+    fn exported() -> Vec<String> {
+        let m = Metrics::new();
+        // A family shows only once it has a series.
+        let l = instance_labels("i", "eth0", 1);
+        for f in [
+            &m.state,
+            &m.priority_configured,
+            &m.priority_effective,
+            &m.mysql_writable,
+            &m.tracker_up,
+            &m.mysql_read_only,
+        ] {
+            f.get_or_create(&l).set(1);
+        }
+        for f in [
+            &m.transitions,
+            &m.adverts_sent,
+            &m.adverts_received,
+            &m.invalid_adverts,
+            &m.datapath_invalid,
+            &m.missed_intervals,
+            &m.master_down,
+            &m.announcements,
+            &m.check_failures,
+            &m.reloads,
+        ] {
+            f.get_or_create(&l).inc();
+        }
+        m.advert_gap.get_or_create(&l).observe(0.1);
+        m.check_duration.get_or_create(&l).observe(0.1);
+        m.mysql_lag.get_or_create(&l).set(1.0);
+        m.render()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every `xvrrpd_...` name in `text`, with sample suffixes removed.
+    fn referenced(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("xvrrpd_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            let mut name = &tail[..end];
+            for suffix in ["_bucket", "_count", "_sum", "_total", "_info"] {
+                if let Some(n) = name.strip_suffix(suffix) {
+                    name = n;
+                    break;
+                }
+            }
+            out.push(name.to_string());
+            rest = &tail[end..];
+        }
+        out
+    }
+
+    #[test]
+    fn docs_and_dashboard_match_what_is_exported() {
+        let exported = exported();
+        assert!(exported.len() >= 20, "{exported:?}");
+        let docs = include_str!("../../docs/metrics.md");
+        let dashboard = include_str!("../../config/grafana-xvrrpd.json");
+        let _: serde_json::Value = serde_json::from_str(dashboard).expect("dashboard is JSON");
+        for name in referenced(docs).iter().chain(referenced(dashboard).iter()) {
+            assert!(
+                exported.contains(name),
+                "{name} is documented or graphed but not exported"
+            );
+        }
+        let documented = referenced(docs);
+        for name in &exported {
+            assert!(
+                documented.contains(name),
+                "{name} is exported but not in docs/metrics.md"
+            );
+        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ fn metrics_status_switchover_maintenance_and_events() {
     std::thread::sleep(Duration::from_millis(1500));
 
     // Metrics, scraped over HTTP.
-    let l = r#"{instance="w",interface="eth0",vrid="41"}"#;
+    let l = r#"{iname="w",intf="eth0",vrid="41"}"#;
     let ma = scrape(&na.ns);
     let mb = scrape(&nb.ns);
     assert_eq!(
@@ -101,14 +101,14 @@ fn metrics_status_switchover_maintenance_and_events() {
     // 100 ms adverts: nearly every gap is in the 0.1–0.15 s bucket or below.
     let le_015 = sample(
         &mb,
-        r#"xvrrpd_vrrp_advert_gap_seconds_bucket{le="0.15",instance="w",interface="eth0",vrid="41"}"#,
+        r#"xvrrpd_vrrp_advert_gap_seconds_bucket{le="0.15",iname="w",intf="eth0",vrid="41"}"#,
     )
     .unwrap();
     assert!(le_015 >= gaps - 2.0, "gaps {gaps}, under 150 ms {le_015}");
     assert_eq!(
         sample(
             &ma,
-            r#"xvrrpd_vrrp_transitions_total{instance="w",interface="eth0",vrid="41",from="BACKUP",to="MASTER",reason="master_down"}"#
+            r#"xvrrpd_vrrp_transitions_total{iname="w",intf="eth0",vrid="41",from="BACKUP",to="MASTER",reason="master_down"}"#
         ),
         Some(1.0),
         "{ma}"
@@ -253,7 +253,7 @@ fn metrics_status_switchover_maintenance_and_events() {
     assert_eq!(
         sample(
             &mb,
-            r#"xvrrpd_vrrp_transitions_total{instance="w",interface="eth0",vrid="41",from="MASTER",to="FAULT",reason="fault"}"#
+            r#"xvrrpd_vrrp_transitions_total{iname="w",intf="eth0",vrid="41",from="MASTER",to="FAULT",reason="fault"}"#
         ),
         Some(1.0),
         "{mb}"

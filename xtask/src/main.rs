@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`.
 mod bench;
 mod benchmysql;
+mod deb;
 mod ebpf;
 mod failover;
 mod lab;
@@ -31,6 +32,9 @@ enum Cmd {
     Lab(lab::LabArgs),
     /// The observer demo: a keepalived pair watched by `xvrrpd observe`, master killed.
     ObserveLab(observelab::ObserveLabArgs),
+    /// Build the Debian package (release binary, systemd unit, example config, man page)
+    /// into target/debian/.
+    Deb,
     /// Benchmarks (results are appended to BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -47,6 +51,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Lab(args) => lab::run(args),
         Cmd::ObserveLab(args) => observelab::run(args),
         Cmd::Bench { which } => bench::run(which),
+        Cmd::Deb => deb::build().map(|p| println!("{}", p.display())),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

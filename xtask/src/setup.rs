@@ -21,6 +21,7 @@ const PACKAGES: &[&str] = &[
     "systemd",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
+const CARGO_DEB_VERSION: &str = "3.8.0";
 
 /// PATH with LLVM 22 and cargo's bin directory first.
 pub fn path_with_tools() -> OsString {
@@ -82,6 +83,29 @@ pub fn run() -> Result<()> {
                 ])
                 .args(["--no-default-features", "--features", "llvm-22"])
                 .env("PATH", path_with_tools())
+                .env_remove("RUSTUP_TOOLCHAIN"),
+        )?;
+    }
+
+    let have_deb = Command::new("cargo")
+        .args(["deb", "--version"])
+        .output()
+        .map(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_DEB_VERSION)
+        })
+        .unwrap_or(false);
+    if !have_deb {
+        eprintln!("xtask: installing cargo-deb {CARGO_DEB_VERSION}");
+        run_cmd(
+            Command::new("cargo")
+                .args([
+                    "install",
+                    "--quiet",
+                    "--locked",
+                    "cargo-deb",
+                    "--version",
+                    CARGO_DEB_VERSION,
+                ])
                 .env_remove("RUSTUP_TOOLCHAIN"),
         )?;
     }

@@ -57,7 +57,10 @@ pub fn run() -> Result<()> {
     if failed > 0 || passed == 0 {
         anyhow::bail!("{failed} test(s) failed, {passed} passed");
     }
-    leftovers()
+    leftovers()?;
+    eprintln!("xtask: the Debian package builds and holds what it should");
+    crate::deb::build()?;
+    Ok(())
 }
 
 /// Runs `cargo test`, echoing its output, and adds up its `test result:` lines.

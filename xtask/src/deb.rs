@@ -1,0 +1,99 @@
+//! `cargo xtask deb`: the Debian package, built with cargo-deb from the metadata in
+//! agent/Cargo.toml, with a man page generated from the CLI definitions.
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{root, run_cmd};
+
+/// What the package must contain (paths as `dpkg-deb -c` lists them).
+const CONTENTS: &[&str] = &[
+    "./usr/sbin/xvrrpd",
+    "./usr/lib/systemd/system/xvrrpd.service",
+    "./etc/xvrrpd/xvrrpd.toml.example",
+    "./etc/xvrrpd/db2.toml.example",
+    "./usr/share/man/man8/xvrrpd.8.gz",
+    "./usr/share/doc/xvrrpd/metrics.md",
+    "./usr/share/doc/xvrrpd/grafana-xvrrpd.json",
+];
+
+/// Builds the package; returns its path after checking its contents.
+pub fn build() -> Result<PathBuf> {
+    crate::ebpf::build()?;
+    let root = root();
+    let cargo = || {
+        let mut c = Command::new("cargo");
+        c.current_dir(&root).env_remove("RUSTUP_TOOLCHAIN");
+        c
+    };
+    eprintln!("xtask: release build of xvrrpd");
+    run_cmd(cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "xvrrpd",
+        "--bin",
+        "xvrrpd",
+    ]))?;
+    // The man page comes from the binary's own clap definitions.
+    let man = Command::new(root.join("target/release/xvrrpd"))
+        .arg("man")
+        .output()
+        .context("xvrrpd man")?;
+    if !man.status.success() {
+        bail!(
+            "xvrrpd man failed: {}",
+            String::from_utf8_lossy(&man.stderr)
+        );
+    }
+    let dir = root.join("target/man");
+    std::fs::create_dir_all(&dir)?;
+    let page = dir.join("xvrrpd.8");
+    std::fs::write(&page, &man.stdout)?;
+    run_cmd(Command::new("gzip").args(["-9nf"]).arg(&page))?;
+    eprintln!("xtask: cargo deb");
+    let out = cargo()
+        .args(["deb", "--package", "xvrrpd", "--no-build", "--strip"])
+        .output()
+        .context("cargo deb (cargo xtask setup installs it)")?;
+    if !out.status.success() {
+        bail!(
+            "cargo deb failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let deb = PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or(""),
+    );
+    let list = Command::new("dpkg-deb")
+        .arg("-c")
+        .arg(&deb)
+        .output()
+        .context("dpkg-deb -c")?;
+    let listing = String::from_utf8_lossy(&list.stdout);
+    for want in CONTENTS {
+        if !listing.lines().any(|l| l.ends_with(want)) {
+            bail!("{} lacks {want}:\n{listing}", deb.display());
+        }
+    }
+    let info = Command::new("dpkg-deb")
+        .arg("-I")
+        .arg(&deb)
+        .output()
+        .context("dpkg-deb -I")?;
+    let info = String::from_utf8_lossy(&info.stdout);
+    if !info.contains("Package: xvrrpd") || !info.contains("Depends:") {
+        bail!("{}: unexpected control data:\n{info}", deb.display());
+    }
+    eprintln!(
+        "xtask: {} ok ({} files checked)",
+        deb.display(),
+        CONTENTS.len()
+    );
+    Ok(deb)
+}
