@@ -110,7 +110,13 @@ fn init_logging() {
         if let Ok(journald) = tracing_journald::layer() {
             tracing_subscriber::registry()
                 .with(filter)
-                .with(journald.with_syslog_identifier("xvrrpd".into()))
+                // XVRRPD_INSTANCE=..., XVRRPD_REASON=...: a bare PRIORITY would collide
+                // with journald's own field.
+                .with(
+                    journald
+                        .with_syslog_identifier("xvrrpd".into())
+                        .with_field_prefix(Some("XVRRPD".into())),
+                )
                 .init();
             return;
         }
