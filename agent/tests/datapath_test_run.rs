@@ -604,3 +604,114 @@ fn only_listed_vrids_are_tracked_when_asked() {
     assert!(dp.state(FAMILY_V4, 71).is_none());
     assert_eq!(dp.global(gstat::UNLISTED), 1);
 }
+
+const XDP_DROP: u32 = 1;
+
+/// Spoofing-check parameters for VRID `vrid`: peers, optional v2 password, filter on/off.
+fn guarded(dp: &mut Dp, vrid: u8, peers: &[Ipv4Addr], pass: Option<&[u8]>, filter: bool) {
+    let mut p = VridParams::new(100);
+    p.filter = filter as u8;
+    for (slot, ip) in p.peers.iter_mut().zip(peers) {
+        slot[..4].copy_from_slice(&ip.octets());
+    }
+    p.peer_count = peers.len() as u8;
+    if let Some(pass) = pass {
+        p.auth_type = 1;
+        p.auth[..pass.len()].copy_from_slice(pass);
+    }
+    dp.dp
+        .set_params(VridKey::new(test_ifindex(), FAMILY_V4, vrid), p)
+        .unwrap();
+}
+
+fn v2_with_pass(vrid: u8, priority: u8, pass: &[u8]) -> Vec<u8> {
+    let mut a = advert(2, vrid, priority, 1, false);
+    a.auth_type = 1;
+    a.auth_data[..pass.len()].copy_from_slice(pass);
+    a.encode(ChecksumStyle::NoPseudoHeader, (SRC4.into(), MCAST4.into()))
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn spoof_filter_drops_non_peers_and_counts_them_when_off() {
+    let mut dp = Dp::new();
+    let stranger = Ipv4Addr::new(192, 0, 2, 99);
+    let good = frame(
+        &Wrap::default(),
+        &v3_4(80, 255, 100, ChecksumStyle::PseudoHeader),
+    );
+    // Filter off, SRC4 not a peer: counted as `peer`, still passed and tracked.
+    guarded(&mut dp, 80, &[stranger], None, false);
+    assert_eq!(dp.run(&good), XDP_PASS);
+    let s = dp
+        .state(FAMILY_V4, 80)
+        .expect("tracked with the filter off");
+    assert_eq!((s.adverts, s.invalid[reason::PEER as usize]), (1, 1));
+    // Filter on: dropped, not tracked as an advert, counted.
+    guarded(&mut dp, 80, &[stranger], None, true);
+    assert_eq!(dp.run(&good), XDP_DROP);
+    let s = dp.state(FAMILY_V4, 80).unwrap();
+    assert_eq!((s.adverts, s.invalid[reason::PEER as usize]), (1, 2));
+    assert_eq!(dp.global(gstat::FILTERED), 1);
+    // SRC4 listed: passed.
+    guarded(&mut dp, 80, &[stranger, SRC4], None, true);
+    assert_eq!(dp.run(&good), XDP_PASS);
+    assert_eq!(dp.state(FAMILY_V4, 80).unwrap().adverts, 2);
+    // Other VRIDs are never dropped.
+    let other = frame(
+        &Wrap {
+            ttl: 64,
+            ..Wrap::default()
+        },
+        &v3_4(81, 200, 100, ChecksumStyle::PseudoHeader),
+    );
+    assert_eq!(dp.run(&other), XDP_PASS);
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn spoof_filter_drops_bad_ttl_checksum_and_password() {
+    let mut dp = Dp::new();
+    guarded(&mut dp, 82, &[SRC4], Some(b"secret"), true);
+    let ttl = frame(
+        &Wrap {
+            ttl: 64,
+            ..Wrap::default()
+        },
+        &v2_with_pass(82, 200, b"secret"),
+    );
+    assert_eq!(dp.run(&ttl), XDP_DROP);
+    let mut bad_sum = v2_with_pass(82, 200, b"secret");
+    bad_sum[6] ^= 0xff; // checksum bytes
+    assert_eq!(dp.run(&frame(&Wrap::default(), &bad_sum)), XDP_DROP);
+    let wrong = frame(&Wrap::default(), &v2_with_pass(82, 200, b"guess"));
+    assert_eq!(dp.run(&wrong), XDP_DROP);
+    let none = frame(&Wrap::default(), &v2(82, 200));
+    assert_eq!(dp.run(&none), XDP_DROP);
+    assert!(
+        dp.state(FAMILY_V4, 82).is_none(),
+        "a rejected advert was tracked"
+    );
+    let right = frame(&Wrap::default(), &v2_with_pass(82, 200, b"secret"));
+    assert_eq!(dp.run(&right), XDP_PASS);
+    let s = dp.state(FAMILY_V4, 82).unwrap();
+    assert_eq!(s.adverts, 1);
+    // Counted per reason (the VRID's entry exists only since the good advert, so the
+    // global counters hold the earlier ones).
+    assert_eq!(dp.global(reason::TTL as u32), 1);
+    assert_eq!(dp.global(reason::CHECKSUM as u32), 1);
+    assert_eq!(dp.global(reason::AUTH as u32), 2);
+    assert_eq!(dp.global(gstat::FILTERED), 4);
+    // With the filter off the same bad packets pass (counted only).
+    guarded(&mut dp, 82, &[SRC4], Some(b"secret"), false);
+    assert_eq!(dp.run(&ttl), XDP_PASS);
+    assert_eq!(dp.run(&wrong), XDP_PASS);
+    let s = dp.state(FAMILY_V4, 82).unwrap();
+    assert_eq!(
+        (
+            s.invalid[reason::TTL as usize],
+            s.invalid[reason::AUTH as usize]
+        ),
+        (1, 1)
+    );
+}

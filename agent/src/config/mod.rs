@@ -197,6 +197,16 @@ pub struct InstanceConfig {
     pub unicast_peers: Vec<IpAddr>,
     /// VRRPv2 PASS authentication (keepalived compatibility; at most 8 bytes).
     pub auth_pass: Option<String>,
+    /// Routers allowed to send adverts for this VRID (default: `unicast_peers`). Adverts
+    /// from other sources, and v2 adverts with another password, are counted as invalid
+    /// (`peer`, `auth`).
+    #[serde(default)]
+    pub peers: Vec<IpAddr>,
+    /// Drop (XDP_DROP) adverts for this VRID that fail a check — wrong TTL, bad length or
+    /// checksum, a source outside `peers`, another v2 password — so a spoofed advert
+    /// cannot move the VIP. Off (the default), they are only counted.
+    #[serde(default)]
+    pub spoof_filter: bool,
     #[serde(default)]
     pub v3_checksum: V3Checksum,
     /// Accept packets addressed to the VIPs when not the owner (needed for a database VIP).
@@ -218,6 +228,17 @@ pub struct InstanceConfig {
     /// replication catch-up and sets read_only = OFF before the VIP is added; leaving
     /// master removes the VIP, then sets read_only = ON and kills client connections.
     pub mysql: Option<WriteGuardConfig>,
+}
+
+impl InstanceConfig {
+    /// Who may send adverts for this VRID: `peers`, else `unicast_peers` (empty: anyone).
+    pub fn advert_sources(&self) -> &[IpAddr] {
+        if self.peers.is_empty() {
+            &self.unicast_peers
+        } else {
+            &self.peers
+        }
+    }
 }
 
 /// The MySQL side of a write instance (see `InstanceConfig::mysql`).

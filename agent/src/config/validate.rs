@@ -131,6 +131,14 @@ pub fn validate(cfg: &Config, check_interfaces: bool) -> Vec<Problem> {
                     );
                 }
             }
+            for (j, peer) in inst.peers.iter().enumerate() {
+                if peer.is_ipv6() != v6 {
+                    push(
+                        &format!("peers[{j}]"),
+                        format!("{peer} is not of the VIPs' address family"),
+                    );
+                }
+            }
             if let Some(src) = inst.unicast_source {
                 if src.is_ipv6() != v6 {
                     push(
@@ -153,6 +161,27 @@ pub fn validate(cfg: &Config, check_interfaces: bool) -> Vec<Problem> {
                     "must be 1–8 bytes (keepalived truncates longer ones)".into(),
                 );
             }
+        }
+        let peers = inst.advert_sources();
+        if inst.spoof_filter && peers.is_empty() {
+            push(
+                "spoof_filter",
+                "needs the other routers' addresses: set peers = [\"...\"] (or unicast_peers)"
+                    .into(),
+            );
+        }
+        if peers.len() > xvrrpd_common::MAX_PEERS {
+            push(
+                if inst.peers.is_empty() {
+                    "unicast_peers"
+                } else {
+                    "peers"
+                },
+                format!(
+                    "the spoofing filter checks at most {} advert sources; list fewer",
+                    xvrrpd_common::MAX_PEERS
+                ),
+            );
         }
         if inst.preempt_delay > Duration::from_secs(3600) {
             push(

@@ -136,6 +136,8 @@ pub fn reason_name(r: u32) -> &'static str {
         reason::LENGTH => "length",
         reason::CHECKSUM => "checksum",
         reason::INTERVAL => "interval",
+        reason::PEER => "peer",
+        reason::AUTH => "auth",
         _ => "unknown",
     }
 }

@@ -13,9 +13,9 @@ pub struct RawEntry {
     pub state: VridState,
     pub timer: [u64; 2],
 }
-// SAFETY: repr(C), integers only, no padding (VridState is 160 bytes, a multiple of 8).
+// SAFETY: repr(C), integers only, no padding (VridState is 176 bytes, a multiple of 8).
 unsafe impl aya::Pod for RawEntry {}
-const _: () = assert!(std::mem::size_of::<RawEntry>() == 176);
+const _: () = assert!(std::mem::size_of::<RawEntry>() == 192);
 
 /// One VRID as userspace reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -92,6 +92,8 @@ pub struct Running {
     /// Kernel timestamp of the last advert received (advert gap histogram).
     pub last_advert_ns: Option<u64>,
     pub seen: SeenCounters,
+    /// What the datapath knows of this VRID (priority, spoofing checks).
+    pub params: VridParams,
 }
 
 impl Running {
@@ -445,7 +447,32 @@ pub async fn prepare(
         last_transition: None,
         last_advert_ns: None,
         seen: SeenCounters::default(),
+        params: datapath_params(ic, ic.priority),
     })
+}
+
+/// The datapath parameters of an instance: local priority, peers, v2 password, filter.
+pub fn datapath_params(ic: &InstanceConfig, priority: u8) -> VridParams {
+    let mut p = VridParams::new(priority);
+    p.filter = ic.spoof_filter as u8;
+    let sources = ic.advert_sources();
+    for (slot, ip) in p.peers.iter_mut().zip(sources) {
+        *slot = match ip {
+            IpAddr::V4(a) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&a.octets());
+                b
+            }
+            IpAddr::V6(a) => a.octets(),
+        };
+    }
+    p.peer_count = sources.len().min(xvrrpd_common::MAX_PEERS) as u8;
+    if let (2, Some(pass)) = (ic.version, &ic.auth_pass) {
+        p.auth_type = 1;
+        let n = pass.len().min(8);
+        p.auth[..n].copy_from_slice(&pass.as_bytes()[..n]);
+    }
+    p
 }
 
 /// The engine settings an instance config asks for.
@@ -550,7 +577,8 @@ pub async fn apply(
             Action::Announce if r.write.as_ref().is_some_and(|w| !w.writable) => {}
             Action::Announce => spawn_announce(r),
             Action::SetLocalPriority { priority } => {
-                if let Err(e) = dp.set_params(r.key, VridParams::new(priority)) {
+                r.params.priority = priority;
+                if let Err(e) = dp.set_params(r.key, r.params) {
                     warn!(instance = %r.cfg.name, error = %e, "updating datapath priority");
                 }
             }

@@ -22,7 +22,7 @@ use tokio::{
     sync::{broadcast, mpsc, oneshot},
 };
 use tracing::{info, warn};
-use xvrrpd_common::{gstat, DatapathConfig, VridKey, VridParams};
+use xvrrpd_common::{gstat, DatapathConfig, VridKey};
 
 use crate::{
     config::{self, Config, TrackerConfig, TrackerKind},
@@ -582,8 +582,7 @@ impl Router {
 
     /// Registers an instance's datapath parameters and attaches its interface.
     fn register(&mut self, r: &Running) -> anyhow::Result<()> {
-        self.dp
-            .set_params(r.key, VridParams::new(r.engine.priority()))?;
+        self.dp.set_params(r.key, r.params)?;
         if !self.attached.contains(&r.cfg.interface) {
             let mode = self.dp.attach(&r.cfg.interface)?;
             info!(interface = %r.cfg.interface, %mode, "XDP program attached");

@@ -46,6 +46,8 @@ fn soft_change(old: &InstanceConfig, new: &InstanceConfig) -> bool {
     n.announce = old.announce.clone();
     n.advert_interval = old.advert_interval;
     n.accept_mode = old.accept_mode;
+    n.peers = old.peers.clone();
+    n.spoof_filter = old.spoof_filter;
     n == *old
 }
 
@@ -194,6 +196,10 @@ impl Router {
                 }
                 r.cfg = ic.clone();
                 r.engine.settings = settings(ic, r.sender.source());
+                r.params = instance::datapath_params(ic, r.engine.priority());
+                if let Err(e) = self.dp.set_params(r.key, r.params) {
+                    warn!(instance = %ic.name, error = %e, "updating datapath parameters");
+                }
                 info!(instance = %ic.name, "updated in place");
             }
         }

@@ -37,9 +37,17 @@ pub mod reason {
     pub const CHECKSUM: u8 = 4;
     /// Advertisement interval of zero.
     pub const INTERVAL: u8 = 5;
+    /// The source is not one of the VRID's configured peers (spoofing check). Counted
+    /// whether or not the filter drops it.
+    pub const PEER: u8 = 6;
+    /// VRRPv2 authentication differs from the VRID's password (spoofing check).
+    pub const AUTH: u8 = 7;
 }
 /// Number of distinct invalid reasons.
-pub const INVALID_REASONS: usize = 6;
+pub const INVALID_REASONS: usize = 8;
+
+/// Most peers a VRID's spoofing filter can list.
+pub const MAX_PEERS: usize = 8;
 
 /// How the sender computed the VRRP checksum.
 pub mod csum_style {
@@ -60,17 +68,19 @@ pub mod csum_style {
 /// Indices of the global per-CPU statistics array.
 pub mod gstat {
     /// Slots 0..INVALID_REASONS: invalid adverts by reason, attributable to a VRID or not.
-    pub const VALID: u32 = 6;
+    pub const VALID: u32 = 8;
     /// A valid advert for a VRID that could not be tracked because the state map was full.
-    pub const MAP_FULL: u32 = 7;
+    pub const MAP_FULL: u32 = 9;
     /// An event was dropped because the ring buffer was full (userspace too slow).
-    pub const RINGBUF_FULL: u32 = 8;
+    pub const RINGBUF_FULL: u32 = 10;
     /// A kernel timer helper failed (init, set_callback or start).
-    pub const TIMER_ERROR: u32 = 9;
+    pub const TIMER_ERROR: u32 = 11;
     /// A valid advert for a VRID userspace did not ask to watch (`only_listed`).
-    pub const UNLISTED: u32 = 10;
+    pub const UNLISTED: u32 = 12;
     /// IPv4 fragments of protocol 112: not parsed, passed.
-    pub const FRAGMENT: u32 = 11;
+    pub const FRAGMENT: u32 = 13;
+    /// Packets dropped (XDP_DROP) by a VRID's spoofing filter, whatever the reason.
+    pub const FILTERED: u32 = 14;
     /// Number of slots.
     pub const COUNT: u32 = 16;
 }
@@ -168,15 +178,47 @@ pub struct VridState {
 pub struct VridParams {
     /// Local priority: determines Skew_Time (RFC 5798 §6.1).
     pub priority: u8,
-    pub _pad: [u8; 7],
+    /// Non-zero: adverts for this VRID failing a check (TTL, checksum, length, peer,
+    /// authentication, ...) are dropped (`XDP_DROP`) instead of passed. Off, they are only
+    /// counted: the datapath never drops what it was not told to drop.
+    pub filter: u8,
+    /// 1: VRRPv2 adverts must carry `auth` (simple text password); 0: not checked.
+    pub auth_type: u8,
+    /// How many of `peers` are set; 0: the source is not checked.
+    pub peer_count: u8,
+    pub _pad: [u8; 4],
+    pub auth: [u8; 8],
+    /// Allowed source addresses (IPv4 in the first four bytes).
+    pub peers: [[u8; 16]; MAX_PEERS],
 }
 
 impl VridParams {
     pub const fn new(priority: u8) -> Self {
         Self {
             priority,
-            _pad: [0; 7],
+            filter: 0,
+            auth_type: 0,
+            peer_count: 0,
+            _pad: [0; 4],
+            auth: [0; 8],
+            peers: [[0; 16]; MAX_PEERS],
         }
+    }
+
+    /// Is `src` allowed? (Always, when no peers are listed.)
+    #[inline(always)]
+    pub fn peer_allowed(&self, src: &[u8; 16]) -> bool {
+        if self.peer_count == 0 {
+            return true;
+        }
+        let mut i = 0;
+        while i < MAX_PEERS {
+            if i < self.peer_count as usize && self.peers[i] == *src {
+                return true;
+            }
+            i += 1;
+        }
+        false
     }
 }
 
@@ -263,8 +305,8 @@ mod pod {
 
 // Padding-free layouts: a change that introduces padding fails the build here.
 const _: () = assert!(core::mem::size_of::<VridKey>() == 8);
-const _: () = assert!(core::mem::size_of::<VridState>() == 160);
-const _: () = assert!(core::mem::size_of::<VridParams>() == 8);
+const _: () = assert!(core::mem::size_of::<VridState>() == 176);
+const _: () = assert!(core::mem::size_of::<VridParams>() == 144);
 const _: () = assert!(core::mem::size_of::<DatapathConfig>() == 8);
 const _: () = assert!(core::mem::size_of::<Event>() == 48);
 

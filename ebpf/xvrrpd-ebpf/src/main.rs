@@ -3,7 +3,10 @@
 //! For every frame: parse Ethernet (0–2 VLAN tags), IPv4 (with options) or IPv6, and if
 //! the protocol is VRRP (112) validate it, count it, update the per-VRID state and re-arm
 //! that VRID's kernel timer. The timer callback counts missed intervals and reports
-//! Master_Down_Interval expiry. Every frame gets `XDP_PASS`. See `ebpf/README.md`.
+//! Master_Down_Interval expiry. Every frame gets `XDP_PASS`, except VRRP packets for a
+//! VRID whose spoofing filter userspace turned on (`VridParams::filter`) that fail a check
+//! (TTL, checksum, length, source peer, v2 authentication): those get `XDP_DROP`, and are
+//! counted either way. See `ebpf/README.md`.
 #![no_std]
 #![no_main]
 
@@ -19,7 +22,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use xvrrpd_common::{
-    event_kind, gstat, interval_ns, master_down_ns, miss_grace_ns, skew_ns, DatapathConfig, Event,
+    event_kind, gstat, interval_ns, master_down_ns, miss_grace_ns, reason, skew_ns, DatapathConfig,
+    Event,
     VridKey, VridParams, VridState, DEFAULT_LOCAL_PRIORITY, EVENT_RING_BYTES, INVALID_REASONS,
     MAX_VRIDS,
 };
@@ -58,14 +62,31 @@ const INVALID_EVENT_GAP_NS: u64 = 1_000_000_000;
 
 #[xdp]
 pub fn xvrrpd_xdp(ctx: XdpContext) -> u32 {
-    match parse::classify(&ctx) {
-        Outcome::NotVrrp => {}
-        Outcome::Fragment => bump(gstat::FRAGMENT),
+    let pass = match parse::classify(&ctx) {
+        Outcome::NotVrrp => true,
+        Outcome::Fragment => {
+            bump(gstat::FRAGMENT);
+            true
+        }
         Outcome::Invalid(inv) => on_invalid(&ctx, inv),
         Outcome::Valid(adv) => on_valid(&ctx, &adv),
+    };
+    if pass {
+        // Observing: the frame continues up the stack unchanged.
+        xdp_action::XDP_PASS
+    } else {
+        bump(gstat::FILTERED);
+        xdp_action::XDP_DROP
     }
-    // Observing only: every frame continues up the stack unchanged.
-    xdp_action::XDP_PASS
+}
+
+/// Does the VRID's spoofing filter drop what fails its checks?
+#[inline(always)]
+fn filtering(key: VridKey) -> bool {
+    match PARAMS.get_ptr(key) {
+        Some(p) => unsafe { (*p).filter != 0 },
+        None => false,
+    }
 }
 
 #[inline(always)]
@@ -87,15 +108,28 @@ fn emit(ev: &Event) {
     }
 }
 
-fn on_invalid(ctx: &XdpContext, inv: parse::Invalid) {
-    let reason = inv.reason as usize;
+/// Counts an invalid advert (and reports it, rate-limited); false when it is dropped.
+fn on_invalid(ctx: &XdpContext, inv: parse::Invalid) -> bool {
+    let ifindex = ifindex(ctx);
+    count_invalid(ifindex, inv.family, inv.vrid, inv.reason, inv.src);
+    match inv.vrid {
+        Some(vrid) => !filtering(VridKey::new(ifindex, inv.family, vrid)),
+        None => true,
+    }
+}
+
+/// Counts one failed check globally and, when the VRID is tracked, on the VRID; sends an
+/// `invalid` event at most once a second per reason. Inlined: BPF calls take at most five
+/// arguments.
+#[inline(always)]
+fn count_invalid(ifindex: u32, family: u8, vrid: Option<u8>, reason: u8, src: [u8; 16]) {
+    let reason = reason as usize;
     if reason >= INVALID_REASONS {
         return;
     }
     bump(reason as u32);
-    let ifindex = ifindex(ctx);
-    if let Some(vrid) = inv.vrid {
-        let key = VridKey::new(ifindex, inv.family, vrid);
+    if let Some(vrid) = vrid {
+        let key = VridKey::new(ifindex, family, vrid);
         if let Some(e) = STATE.get_ptr_mut(key) {
             unsafe { (*e).state.invalid[reason] += 1 };
         }
@@ -113,28 +147,50 @@ fn on_invalid(ctx: &XdpContext, inv: parse::Invalid) {
         ts_ns: now,
         kind: event_kind::INVALID,
         ifindex,
-        family: inv.family,
-        vrid: inv.vrid.unwrap_or(0),
+        family,
+        vrid: vrid.unwrap_or(0),
         aux: reason as u32,
-        src: inv.src,
+        src,
         ..Event::default()
     });
 }
 
-fn on_valid(ctx: &XdpContext, adv: &Advert) {
-    bump(gstat::VALID);
+/// Tracks a valid advert; false when the VRID's spoofing filter drops it.
+fn on_valid(ctx: &XdpContext, adv: &Advert) -> bool {
     let ifindex = ifindex(ctx);
     let key = VridKey::new(ifindex, adv.family, adv.vrid);
     let cfg = CONFIG.get(0).copied().unwrap_or_default();
+    // A failed spoofing check, counted below once the VRID's entry exists.
+    let mut failed = None;
     let local_priority = match PARAMS.get_ptr(key) {
-        Some(p) => unsafe { (*p).priority },
+        Some(p) => {
+            // Spoofing checks: counted always, dropped when the filter is on.
+            let p = unsafe { &*p };
+            failed = if !p.peer_allowed(&adv.src) {
+                Some(reason::PEER)
+            } else if p.auth_type == 1
+                && adv.version == 2
+                && (adv.auth_type != 1 || adv.auth != p.auth)
+            {
+                Some(reason::AUTH)
+            } else {
+                None
+            };
+            if let (Some(r), true) = (failed, p.filter != 0) {
+                count_invalid(ifindex, adv.family, Some(adv.vrid), r, adv.src);
+                return false;
+            }
+            p.priority
+        }
         None if cfg.only_listed != 0 => {
+            bump(gstat::VALID);
             bump(gstat::UNLISTED);
-            return;
+            return true;
         }
         None if cfg.default_priority != 0 => cfg.default_priority,
         None => DEFAULT_LOCAL_PRIORITY,
     };
+    bump(gstat::VALID);
 
     let now = unsafe { bpf_ktime_get_ns() };
     let (entry, first) = match STATE.get_ptr_mut(key) {
@@ -143,10 +199,14 @@ fn on_valid(ctx: &XdpContext, adv: &Advert) {
             Some(e) => (e, true),
             None => {
                 bump(gstat::MAP_FULL);
-                return;
+                return true;
             }
         },
     };
+    if let Some(r) = failed {
+        // Passed (the filter is off), but counted.
+        count_invalid(ifindex, adv.family, Some(adv.vrid), r, adv.src);
+    }
     let st = unsafe { &mut (*entry).state };
 
     let mut ev = Event {
@@ -237,6 +297,7 @@ fn on_valid(ctx: &XdpContext, adv: &Advert) {
         ev.since_last_ns = gap;
         emit(&ev);
     }
+    true
 }
 
 /// Inserts a zeroed entry for `key` and initialises its timer. None when the map is full.

@@ -34,6 +34,9 @@ pub struct Advert {
     pub version: u8,
     pub csum_style: u8,
     pub addr_count: u8,
+    /// VRRPv2: the Auth Type field and the 8 bytes of Authentication Data.
+    pub auth_type: u8,
+    pub auth: [u8; 8],
 }
 
 /// A VRRP packet that failed validation; `vrid` is known when the packet reached it.
@@ -257,7 +260,17 @@ fn vrrp(
     if interval == 0 {
         return invalid(reason::INTERVAL, family, vrid, src);
     }
+    let (auth_type, auth) = if version == 2 {
+        match p.load::<[u8; 8]>(off + 8 + count as usize * addr_size) {
+            Some(a) => (hdr[4], a),
+            None => return invalid(reason::LENGTH, family, vrid, src),
+        }
+    } else {
+        (0, [0; 8])
+    };
     Outcome::Valid(Advert {
+        auth_type,
+        auth,
         src,
         interval,
         family,
