@@ -182,3 +182,30 @@ fn type_errors_name_the_key() {
     let p = parse("[global\n", false).unwrap_err();
     assert_eq!(p[0].key, "(syntax)");
 }
+
+#[test]
+fn spoof_filter_needs_peers_of_the_right_family() {
+    let inst = |extra: &str| {
+        format!("[[instance]]\nname = \"w\"\ninterface = \"eth0\"\nvrid = 4\npriority = 100\nvirtual_addresses = [\"192.0.2.100/24\"]\n{extra}")
+    };
+    let keys = |extra: &str| -> Vec<String> {
+        parse(&inst(extra), false)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.key)
+            .collect()
+    };
+    assert_eq!(keys("spoof_filter = true\n"), ["instance[0].spoof_filter"]);
+    assert!(keys("spoof_filter = true\npeers = [\"192.0.2.12\"]\n").is_empty());
+    assert!(keys("spoof_filter = true\nunicast_peers = [\"192.0.2.12\"]\n").is_empty());
+    assert_eq!(
+        keys("peers = [\"2001:db8::1\"]\n"),
+        ["instance[0].peers[0]"]
+    );
+    let nine: Vec<String> = (1..=9).map(|i| format!("\"192.0.2.{i}\"")).collect();
+    assert_eq!(
+        keys(&format!("peers = [{}]\n", nine.join(", "))),
+        ["instance[0].peers"]
+    );
+}

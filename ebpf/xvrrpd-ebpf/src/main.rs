@@ -130,7 +130,15 @@ fn count_invalid(ifindex: u32, family: u8, vrid: Option<u8>, reason: u8, src: [u
     bump(reason as u32);
     if let Some(vrid) = vrid {
         let key = VridKey::new(ifindex, family, vrid);
-        if let Some(e) = STATE.get_ptr_mut(key) {
+        // A VRID userspace configured is counted even before its first valid advert (a
+        // master that only ever hears spoofed ones); others only once tracked, so a
+        // sweep over VRIDs cannot fill the map.
+        let entry = match STATE.get_ptr_mut(key) {
+            Some(e) => Some(e),
+            None if PARAMS.get_ptr(key).is_some() => create_entry(&key),
+            None => None,
+        };
+        if let Some(e) = entry {
             unsafe { (*e).state.invalid[reason] += 1 };
         }
     }
@@ -203,6 +211,8 @@ fn on_valid(ctx: &XdpContext, adv: &Advert) -> bool {
             }
         },
     };
+    // An entry may exist before its first valid advert (created to count invalid ones).
+    let first = first || unsafe { (*entry).state.adverts } == 0;
     if let Some(r) = failed {
         // Passed (the filter is off), but counted.
         count_invalid(ifindex, adv.family, Some(adv.vrid), r, adv.src);
