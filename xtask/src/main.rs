@@ -4,6 +4,7 @@ mod benchmysql;
 mod deb;
 mod ebpf;
 mod failover;
+mod fuzz;
 mod lab;
 mod mysqlkill;
 mod observelab;
@@ -32,6 +33,9 @@ enum Cmd {
     Lab(lab::LabArgs),
     /// The observer demo: a keepalived pair watched by `xvrrpd observe`, master killed.
     ObserveLab(observelab::ObserveLabArgs),
+    /// Fuzz the parsers (VRRP codec, config, keepalived.conf import, datapath events,
+    /// control requests) with cargo fuzz, from the committed seeds.
+    Fuzz(fuzz::FuzzArgs),
     /// Build the Debian package (release binary, systemd unit, example config, man page)
     /// into target/debian/.
     Deb,
@@ -51,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Lab(args) => lab::run(args),
         Cmd::ObserveLab(args) => observelab::run(args),
         Cmd::Bench { which } => bench::run(which),
+        Cmd::Fuzz(args) => fuzz::run(args),
         Cmd::Deb => deb::build().map(|p| println!("{}", p.display())),
     };
     match r {
