@@ -38,6 +38,22 @@ pub enum Fault {
     Partition,
     /// Not a fault: a planned `xvrrpd switchover write` on db1 (xvrrpd only).
     Switchover,
+    /// Packet loss (percent) on both nodes' links, for the whole `down` time.
+    Loss(u8),
+    /// Delay and jitter (ms) on both nodes' links.
+    Delay(u16, u16),
+    /// Both cores busy and heavy direct disk I/O: the hogs share one core with db1's agent
+    /// (the master's), or with db2's (the backup's).
+    StarveMaster,
+    StarveBackup,
+    /// db1's link goes down and up, 150 ms down every 500 ms.
+    LinkFlap,
+    /// db1's mysqld SIGSTOPped (hung, port still open); SIGCONT on recovery.
+    MysqldStop,
+    /// db1's mysqld killed three times, restarted after 700 ms each time (anti-flap).
+    RepeatedCrash,
+    /// The backup's (db2's) agent SIGKILLed; restarted later. Nothing should move.
+    BackupAgentKill,
 }
 
 impl Fault {
@@ -48,16 +64,62 @@ impl Fault {
             "agent-kill" => Self::AgentKill,
             "partition" => Self::Partition,
             "switchover" => Self::Switchover,
-            _ => bail!("unknown fault {s:?}: use mysqld-kill, host-crash, agent-kill, partition or switchover"),
+            "starve-master" => Self::StarveMaster,
+            "starve-backup" => Self::StarveBackup,
+            "link-flap" => Self::LinkFlap,
+            "mysqld-stop" => Self::MysqldStop,
+            "repeated-crash" => Self::RepeatedCrash,
+            "backup-agent-kill" => Self::BackupAgentKill,
+            _ => {
+                if let Some(p) = s.strip_prefix("loss-").and_then(|p| p.parse().ok()) {
+                    Self::Loss(p)
+                } else if let Some((d, j)) = s
+                    .strip_prefix("delay-")
+                    .and_then(|r| r.split_once('-'))
+                    .and_then(|(d, j)| Some((d.parse().ok()?, j.parse().ok()?)))
+                {
+                    Self::Delay(d, j)
+                } else {
+                    bail!("unknown fault {s:?}: use mysqld-kill, host-crash, agent-kill, partition, switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap, mysqld-stop, repeated-crash or backup-agent-kill")
+                }
+            }
         })
     }
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
+        match self {
+            Self::Loss(p) => format!("loss-{p}"),
+            Self::Delay(d, j) => format!("delay-{d}-{j}"),
+            other => other.base_name().to_string(),
+        }
+    }
+
+    /// Faults that are not failures: a failover during one is a false takeover.
+    pub fn expects_no_failover(self) -> bool {
+        matches!(
+            self,
+            Self::Loss(_)
+                | Self::Delay(..)
+                | Self::StarveMaster
+                | Self::StarveBackup
+                | Self::BackupAgentKill
+        )
+    }
+
+    fn base_name(self) -> &'static str {
         match self {
             Self::MysqldKill => "mysqld-kill",
             Self::HostCrash => "host-crash",
             Self::AgentKill => "agent-kill",
             Self::Partition => "partition",
             Self::Switchover => "switchover",
+            Self::Loss(_) => "loss",
+            Self::Delay(..) => "delay",
+            Self::StarveMaster => "starve-master",
+            Self::StarveBackup => "starve-backup",
+            Self::LinkFlap => "link-flap",
+            Self::MysqldStop => "mysqld-stop",
+            Self::RepeatedCrash => "repeated-crash",
+            Self::BackupAgentKill => "backup-agent-kill",
         }
     }
 }
@@ -138,6 +200,18 @@ pub struct LabReport {
     /// (monotonic ns, what) in order.
     pub timeline: Vec<(u64, String)>,
     pub fault_ns: u64,
+    /// The write VIP from the fault to the end: time on both nodes, longest such stretch,
+    /// times db2 took it (a takeover), owner changes.
+    pub write_vip: crate::chaos::VipStats,
+    /// The same from the recovery (+2 s to settle) to the end: must be clean.
+    pub write_vip_after: crate::chaos::VipStats,
+    /// At the end: how many nodes hold the write VIP, and whether the client's ARP entry
+    /// for it names the holder's MAC.
+    pub final_owners: usize,
+    pub client_arp_ok: bool,
+    /// Acknowledged rows missing from the final data (after recovery and convergence):
+    /// lost for good.
+    pub acked_lost_final: usize,
     /// First write acknowledged after the fault by a server other than db1: when (ms
     /// after the fault) and by which server_id.
     pub resumed: Option<(f64, u32)>,
@@ -183,6 +257,8 @@ struct DbNode<'a> {
     agent: Option<Agent>,
     agent_conf: String,
     events: PathBuf,
+    /// CPU and disk hogs sharing a core with this node's agent (starvation faults).
+    hogs: Option<crate::chaos::Hogs>,
 }
 
 enum Agent {
@@ -203,6 +279,14 @@ impl DbNode<'_> {
             Some(Agent::X(r)) => r.kill(),
             Some(Agent::K(k)) => k.kill(),
             None => {}
+        }
+    }
+    /// The agent's process group (its pid).
+    fn agent_pgid(&self) -> Option<i32> {
+        match &self.agent {
+            Some(Agent::X(r)) => Some(r.proc.pid()),
+            Some(Agent::K(k)) => Some(k.proc.pid()),
+            None => None,
         }
     }
     fn agent_log(&self) -> String {
@@ -257,7 +341,8 @@ fn xvrrpd_conf(
     events: &std::path::Path,
 ) -> Result<String> {
     let creds = dir.join("xvrrpd-mysql.cnf");
-    std::fs::write(&creds, "user = root\n")?;
+    // The same account on both servers, reachable over TCP: promotion looks at the peer.
+    std::fs::write(&creds, "user = xvrrpd\npassword = xvrrpd\n")?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600))?;
     let iv = opts.interval_ms;
@@ -372,6 +457,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             agent: None,
             agent_conf,
             events,
+            hogs: None,
         });
     }
     for (i, n) in nodes.iter().enumerate() {
@@ -381,6 +467,10 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
              CREATE USER repl@'%' IDENTIFIED BY 'repl';
              GRANT REPLICATION SLAVE ON *.* TO repl@'%';
              CREATE USER app@'%' IDENTIFIED BY 'app';
+             CREATE USER xvrrpd@'%' IDENTIFIED BY 'xvrrpd';
+             GRANT ALL ON *.* TO xvrrpd@'%';
+             CREATE USER xvrrpd@'localhost' IDENTIFIED BY 'xvrrpd';
+             GRANT ALL ON *.* TO xvrrpd@'localhost';
              GRANT SELECT, INSERT, UPDATE, DELETE ON lab.* TO app@'%';
              CHANGE MASTER TO MASTER_HOST='{peer}', MASTER_PORT=3306, MASTER_USER='repl',
                MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
@@ -456,6 +546,11 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         let socks = [nodes[0].db.socket.clone(), nodes[1].db.socket.clone()];
         std::thread::spawn(move || monitor(done, samples, socks))
     };
+    let vip_sampler = crate::chaos::VipSampler::start(
+        &[&nodes[0].ns.name, &nodes[1].ns.name],
+        WRITE_VIP.parse().expect("VIP"),
+    );
+    let mut recovered_ns = 0;
     let result = (|| -> Result<(u64, BTreeSet<i64>)> {
         pause(opts.steady, stop)?;
         if opts.stall_survivor_applier {
@@ -490,6 +585,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             format!("recovering db1 ({})", opts.fault.name()),
         );
         recover(opts.fault, opts.setup, &seg, &mut nodes)?;
+        recovered_ns = mono_ns();
         note(&timeline, v, "db1 back".into());
         pause(opts.after, stop)?;
         Ok((fault_ns, survivor))
@@ -499,6 +595,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     let _ = writer.join();
     let _ = reader.join();
     let _ = monitor.join();
+    let vip = vip_sampler.stop();
     let (fault_ns, survivor) = result?;
 
     // Let replication settle, then look at the data.
@@ -509,11 +606,41 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     let mut report = LabReport {
         converged,
         fault_ns,
+        write_vip: crate::chaos::vip_stats(&vip[0], &vip[1], fault_ns, end_ns),
+        write_vip_after: crate::chaos::vip_stats(
+            &vip[0],
+            &vip[1],
+            recovered_ns + 2_000_000_000,
+            end_ns,
+        ),
         ..Default::default()
+    };
+    let holders: Vec<&DbNode> = nodes.iter().filter(|n| has_addr(n.ns, WRITE_VIP)).collect();
+    report.final_owners = holders.len();
+    // The client's cache must name the holder: ping through the VIP once, then look.
+    let _ = client
+        .ns
+        .command("ping")
+        .args(["-c1", "-W1", WRITE_VIP])
+        .output();
+    report.client_arp_ok = match holders.as_slice() {
+        [h] => crate::mac_of(h.ns, "eth0")
+            .ok()
+            .zip(crate::chaos::neigh(&client.ns.name, WRITE_VIP))
+            .is_some_and(|(m, n)| m.eq_ignore_ascii_case(&n)),
+        _ => false,
     };
     let writes = writes.lock().expect("writes").clone();
     let acked: Vec<&Write> = writes.iter().filter(|w| w.server.is_some()).collect();
     report.acked = acked.len();
+    let finals = [
+        rows(&nodes[0].db).unwrap_or_default(),
+        rows(&nodes[1].db).unwrap_or_default(),
+    ];
+    report.acked_lost_final = acked
+        .iter()
+        .filter(|w| !finals.iter().all(|f| f.contains(&w.seq)))
+        .count();
     report.failed_writes = writes.len() - acked.len();
     // Rows acknowledged before the survivor snapshot: every one must be on the survivor.
     let snapshot_cut = fault_ns + opts.down.as_nanos() as u64;
@@ -615,6 +742,44 @@ fn inject(fault: Fault, seg: &Segment, nodes: &mut [DbNode]) -> Result<()> {
             }
             _ => bail!("switchover is an xvrrpd command: run it with the xvrrpd setup"),
         },
+        Fault::Loss(pct) => {
+            for n in nodes.iter() {
+                crate::chaos::loss(&n.ns.name, pct)?;
+            }
+        }
+        Fault::Delay(ms, jitter) => {
+            for n in nodes.iter() {
+                crate::chaos::netem(
+                    &n.ns.name,
+                    &["delay", &format!("{ms}ms"), &format!("{jitter}ms")],
+                )?;
+            }
+        }
+        Fault::StarveMaster | Fault::StarveBackup => {
+            let n = &mut nodes[if fault == Fault::StarveMaster { 0 } else { 1 }];
+            let pgid = n.agent_pgid().context("no agent to starve")?;
+            n.hogs = Some(crate::chaos::Hogs::start(4, &n.db.dir)?);
+            crate::chaos::pin_group(pgid, crate::chaos::HOG_CPU)?;
+        }
+        Fault::LinkFlap => {
+            for _ in 0..6 {
+                ip_in(&db1.ns.name, &["link", "set", "eth0", "down"])?;
+                std::thread::sleep(Duration::from_millis(150));
+                ip_in(&db1.ns.name, &["link", "set", "eth0", "up"])?;
+                std::thread::sleep(Duration::from_millis(350));
+            }
+        }
+        Fault::MysqldStop => db1.db.signal(libc::SIGSTOP),
+        Fault::RepeatedCrash => {
+            for _ in 0..2 {
+                db1.db.signal(libc::SIGKILL);
+                std::thread::sleep(Duration::from_millis(700));
+                db1.db.restart()?;
+                std::thread::sleep(Duration::from_millis(1500));
+            }
+            nodes[0].db.signal(libc::SIGKILL);
+        }
+        Fault::BackupAgentKill => nodes[1].kill_agent(),
     }
     Ok(())
 }
@@ -631,6 +796,28 @@ fn recover(fault: Fault, setup: Setup, seg: &Segment, nodes: &mut [DbNode]) -> R
         Fault::Partition => isolate(seg, &[&nodes[0].port, &nodes[1].port], false)?,
         // Planned: db1 stays a read-only backup until db2 fails.
         Fault::Switchover => {}
+        Fault::Loss(_) => {
+            for n in nodes.iter() {
+                crate::chaos::loss_off(&n.ns.name)?;
+            }
+        }
+        Fault::Delay(..) => {
+            for n in nodes.iter() {
+                crate::chaos::netem_off(&n.ns.name)?;
+            }
+        }
+        Fault::StarveMaster | Fault::StarveBackup => {
+            for n in nodes.iter_mut() {
+                n.hogs = None;
+                if let Some(pgid) = n.agent_pgid() {
+                    crate::chaos::pin_group(pgid, &crate::chaos::all_cpus())?;
+                }
+            }
+        }
+        Fault::LinkFlap => {}
+        Fault::MysqldStop => nodes[0].db.signal(libc::SIGCONT),
+        Fault::RepeatedCrash => nodes[0].db.restart()?,
+        Fault::BackupAgentKill => nodes[1].start_agent(setup)?,
     }
     Ok(())
 }
@@ -823,7 +1010,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Runs `f` on a thread inside network namespace `ns` (its sockets live there).
-fn spawn_in_ns(ns: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+pub fn spawn_in_ns(ns: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
     let path = format!("/run/netns/{ns}");
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).expect("netns file");

@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod chaos;
 pub mod dblab;
 
 use anyhow::{bail, Context, Result};

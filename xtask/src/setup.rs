@@ -19,6 +19,8 @@ const PACKAGES: &[&str] = &[
     // Metrics scrapes in the tests; `systemd-analyze verify` of the unit.
     "curl",
     "systemd",
+    // Packet loss in the fault suite (the kernel here has no netem).
+    "nftables",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const CARGO_DEB_VERSION: &str = "3.8.0";

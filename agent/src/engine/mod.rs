@@ -410,6 +410,12 @@ impl Instance {
                     });
                     self.advert_at = Some(now.after(self.settings.advert_interval));
                 } else if self.beats_us(src, prio) {
+                    // Split brain ending (or a better router arriving): one last advert
+                    // at our priority tells the winner another master existed, so it
+                    // re-announces the VIPs and caches that point here are corrected.
+                    out.push(Action::SendAdvert {
+                        priority: self.priority,
+                    });
                     self.become_backup(now, Reason::HigherPriority, out);
                     self.accept_master(now, src, prio, interval);
                 } else {

@@ -135,6 +135,8 @@ fn master_steps_down_for_a_higher_priority() {
     assert_eq!(
         a,
         vec![
+            // One last advert: the winner learns it had a rival and re-announces.
+            Action::SendAdvert { priority: 100 },
             Action::RemoveVips,
             Action::Transition {
                 from: State::Master,

@@ -37,7 +37,8 @@ pub struct ReplicaStatus {
     pub read_master_log_pos: u64,
     pub relay_master_log_file: String,
     pub exec_master_log_pos: u64,
-    /// The peer's MySQL port.
+    /// The peer's MySQL host and port.
+    pub master_host: String,
     pub master_port: u16,
 }
 

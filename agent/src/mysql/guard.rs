@@ -82,6 +82,7 @@ impl Guard {
                 let _ = out.send((instance, o));
             }),
             conn: None,
+            gone_peer: None,
         };
         Self {
             tx,
@@ -120,6 +121,24 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(50);
 /// Retry pause after a failed step.
 const RETRY: Duration = Duration::from_millis(200);
+/// How long the peer's server may take to say whether it is read-only before it counts
+/// as hung (a SIGSTOPped mysqld accepts TCP connections but never answers).
+const PEER_ANSWER: Duration = Duration::from_millis(300);
+/// Pause between two looks at a peer that is still writable.
+const PEER_POLL: Duration = Duration::from_millis(20);
+
+/// What promotion found on the peer (the server this one replicates from).
+#[derive(Debug, PartialEq, Eq)]
+enum Peer {
+    /// Read-only, or not a replica at all: nothing to fence.
+    Fenced,
+    /// Its MySQL port does not accept connections, or its server does not answer.
+    Gone,
+    /// It answers and is writable: it may still be the master (a false takeover).
+    Writable,
+    /// Reachable but not readable with our credentials.
+    Unknown(String),
+}
 /// A demotion still failing when xvrrpd stops is abandoned after this many tries.
 const SHUTDOWN_TRIES: u32 = 10;
 
@@ -130,6 +149,9 @@ struct Worker {
     rx: UnboundedReceiver<Command>,
     out: Box<dyn Fn(Outcome) + Send>,
     conn: Option<(OwnConn, Flavor, u32)>,
+    /// The peer this promotion already found unreachable (its dump thread need not be
+    /// probed again).
+    gone_peer: Option<std::net::IpAddr>,
 }
 
 impl Worker {
@@ -214,6 +236,44 @@ impl Worker {
                 return None;
             }
         }
+        // Never two writable servers: a peer that still answers as writable is most likely
+        // still the master (this node took over on lost adverts, not on a failure) and its
+        // advert will send this node back to backup. Wait for it to be fenced or gone.
+        let mut forced = !reached;
+        let mut said = false;
+        self.gone_peer = None;
+        loop {
+            if let Some(next) = self.newer() {
+                info!(instance = %self.name, "promotion superseded while the peer was writable");
+                return next;
+            }
+            match self.peer().await {
+                Peer::Fenced | Peer::Gone => break,
+                Peer::Unknown(e) => {
+                    warn!(instance = %self.name, error = %e, "cannot read the peer's read_only (grant SELECT to xvrrpd's user there): promoting without that check");
+                    break;
+                }
+                Peer::Writable if Instant::now() >= deadline => {
+                    warn!(instance = %self.name, policy = ?self.cfg.on_catchup_timeout, "the peer is still writable at the catch-up deadline");
+                    (self.out)(Outcome::CatchupTimeout {
+                        term,
+                        target: "peer still writable".into(),
+                    });
+                    if self.cfg.on_catchup_timeout == CatchupPolicy::StayBackup {
+                        return None;
+                    }
+                    forced = true;
+                    break;
+                }
+                Peer::Writable => {
+                    if !said {
+                        info!(instance = %self.name, "the peer's server is still writable: waiting until it is fenced or gone");
+                        said = true;
+                    }
+                    tokio::time::sleep(PEER_POLL).await;
+                }
+            }
+        }
         if let Err(e) = self.release_dead_replicas().await {
             warn!(instance = %self.name, error = %e, "checking replicas before writes");
         }
@@ -234,9 +294,44 @@ impl Worker {
             term,
             catchup: start.elapsed(),
             target: what,
-            forced: !reached,
+            forced,
         });
         None
+    }
+
+    /// Looks at the peer through our replication settings (same credentials).
+    async fn peer(&mut self) -> Peer {
+        let status = match self.connection().await {
+            Ok((conn, _, _)) => bounded(replica_status(conn)).await,
+            Err(e) => Err(e),
+        };
+        let (host, port) = match status {
+            Ok(Some(s)) if !s.master_host.is_empty() => (s.master_host, s.master_port),
+            Ok(_) => return Peer::Fenced,
+            Err(e) => return Peer::Unknown(e),
+        };
+        let probe = tokio::time::timeout(
+            PROBE_TIMEOUT,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await;
+        if !matches!(probe, Ok(Ok(_))) {
+            self.gone_peer = host.parse().ok();
+            return Peer::Gone;
+        }
+        let peer = self.server.at(&host, port);
+        let look = tokio::time::timeout(PEER_ANSWER, async {
+            let mut c = peer.connect().await?;
+            c.query_first::<u8, _>("SELECT @@global.read_only").await
+        })
+        .await;
+        match look {
+            Err(_) => Peer::Gone, // hung: it cannot take writes either
+            Ok(Ok(Some(0))) => Peer::Writable,
+            Ok(Ok(_)) => Peer::Fenced,
+            Ok(Err(mysql_async::Error::Server(e))) => Peer::Unknown(e.to_string()),
+            Ok(Err(_)) => Peer::Gone,
+        }
     }
 
     /// One bounded slice of the catch-up wait: Ok(true) when the target is applied.
@@ -370,10 +465,13 @@ impl Worker {
         .await?;
         for (id, host) in rows {
             let Some(ip) = dump_peer(&host) else { continue };
-            let probe =
-                tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect((ip, port)))
-                    .await;
-            if !matches!(probe, Ok(Ok(_))) {
+            let gone = self.gone_peer == Some(ip) || {
+                let probe =
+                    tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect((ip, port)))
+                        .await;
+                !matches!(probe, Ok(Ok(_)))
+            };
+            if gone {
                 let (conn, _, _) = self.connection().await?;
                 let _ = bounded(conn.query_drop(format!("KILL CONNECTION {id}"))).await;
                 info!(instance = %self.name, replica = %ip, "replica's mysqld is gone: its binlog dump thread killed");
@@ -452,6 +550,7 @@ async fn replica_status(conn: &mut OwnConn) -> Result<Option<ReplicaStatus>, mys
             read_master_log_pos: num(&["Read_Master_Log_Pos", "Read_Source_Log_Pos"]),
             relay_master_log_file: text(&["Relay_Master_Log_File", "Relay_Source_Log_File"]),
             exec_master_log_pos: num(&["Exec_Master_Log_Pos", "Exec_Source_Log_Pos"]),
+            master_host: text(&["Master_Host", "Source_Host"]),
             master_port: text(&["Master_Port", "Source_Port"])
                 .parse()
                 .unwrap_or(3306),

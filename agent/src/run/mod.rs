@@ -213,6 +213,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             Duration::from_nanos(d.0.saturating_sub(monotonic_ns()))
         });
         tokio::select! {
+            // Adverts already received are always handled before a deadline: a starved
+            // agent that wakes late must not take over from a master whose adverts are
+            // waiting in the ring buffer.
+            biased;
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("waiting for datapath events")?;
                 let mut evs = Vec::new();

@@ -1,0 +1,323 @@
+//! Fault tools for the lab: netem on links, CPU and disk hogs pinned with an agent to one
+//! core, and a sampler of who holds a VIP (the split-brain invariant).
+use std::{
+    net::Ipv4Addr,
+    path::Path,
+    process::{Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+
+use crate::{ip_in, Proc};
+
+/// Drops `pct` % of what `ns` sends (nftables output hook: VRRP adverts, ARP aside, MySQL
+/// and client traffic), so the link loses that much in each direction when applied on
+/// both ends. Applied at the sender because XDP sees frames before any input hook.
+pub fn loss(ns: &str, pct: u8) -> Result<()> {
+    let rules = format!(
+        "table inet xvrrpd_chaos {{\n  chain out {{ type filter hook output priority 0; numgen random mod 100 < {pct} drop; }}\n}}\n"
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("nft (apt-get install nftables)")?;
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .context("nft stdin")?
+        .write_all(rules.as_bytes())?;
+    let status = child.wait()?;
+    anyhow::ensure!(status.success(), "nft failed in {ns}");
+    Ok(())
+}
+
+pub fn loss_off(ns: &str) -> Result<()> {
+    // Gone already is fine.
+    let _ = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "nft",
+            "delete",
+            "table",
+            "inet",
+            "xvrrpd_chaos",
+        ])
+        .stderr(Stdio::null())
+        .status();
+    Ok(())
+}
+
+/// `tc qdisc replace dev eth0 root netem ARGS` in `ns` (delay, jitter).
+pub fn netem(ns: &str, args: &[&str]) -> Result<()> {
+    let mut cmd = vec![
+        "tc", "-n", ns, "qdisc", "replace", "dev", "eth0", "root", "netem",
+    ];
+    cmd.extend_from_slice(args);
+    crate::sh(&cmd)
+        .map(|_| ())
+        .context("netem (this kernel may lack CONFIG_NET_SCH_NETEM)")
+}
+
+pub fn netem_off(ns: &str) -> Result<()> {
+    let _ = crate::sh(&["tc", "-n", ns, "qdisc", "del", "dev", "eth0", "root"]);
+    Ok(())
+}
+
+/// Can this kernel run netem? (Probed in a throwaway namespace.)
+pub fn netem_available() -> bool {
+    let Ok(ns) = crate::Netns::new("xvq") else {
+        return false;
+    };
+    let _ = ip_in(&ns.name, &["link", "add", "d0", "type", "dummy"]);
+    crate::sh(&[
+        "tc", "-n", &ns.name, "qdisc", "add", "dev", "d0", "root", "netem", "delay", "1ms",
+    ])
+    .is_ok()
+}
+
+/// The CPU the hogs and the starved agent share.
+pub const HOG_CPU: &str = "1";
+
+/// Busy loops and a direct-I/O writer pinned to [`HOG_CPU`]; killed on drop.
+pub struct Hogs {
+    procs: Vec<Proc>,
+}
+
+impl Hogs {
+    /// `cpu` busy loops and one disk writer (in `dir`), all on [`HOG_CPU`].
+    pub fn start(cpu: usize, dir: &Path) -> Result<Self> {
+        let mut procs = Vec::new();
+        for _ in 0..cpu {
+            let mut c = Command::new("taskset");
+            c.args(["-c", HOG_CPU, "sh", "-c", "while :; do :; done"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            procs.push(Proc::spawn(c, "cpu hog")?);
+        }
+        let file = dir.join("io-hog");
+        let mut c = Command::new("taskset");
+        c.args([
+            "-c",
+            HOG_CPU,
+            "sh",
+            "-c",
+            &format!(
+                "while :; do dd if=/dev/zero of={} bs=1M count=64 oflag=direct status=none; done",
+                file.display()
+            ),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        procs.push(Proc::spawn(c, "disk hog")?);
+        Ok(Self { procs })
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for p in &self.procs {
+            p.signal_group(libc::SIGKILL);
+        }
+    }
+}
+
+/// Every process in process group `pgid` (an agent and its children).
+fn group(pgid: i32) -> Vec<i32> {
+    let out = Command::new("pgrep")
+        .args(["-g", &pgid.to_string()])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// Pins every thread of every process in group `pgid` to `cpus` (e.g. "1", or "0-1").
+pub fn pin_group(pgid: i32, cpus: &str) -> Result<()> {
+    for pid in group(pgid) {
+        Command::new("taskset")
+            .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("taskset")?;
+    }
+    Ok(())
+}
+
+/// All CPUs of this machine, for un-pinning.
+pub fn all_cpus() -> String {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("0-{}", n - 1)
+}
+
+/// Does this thread's network namespace hold `addr` on any interface?
+fn holds(addr: Ipv4Addr) -> bool {
+    let mut ifa: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we free below; we only read it.
+    if unsafe { libc::getifaddrs(&mut ifa) } != 0 {
+        return false;
+    }
+    let mut found = false;
+    let mut cur = ifa;
+    while !cur.is_null() {
+        let a = unsafe { (*cur).ifa_addr };
+        if !a.is_null() && unsafe { (*a).sa_family } as i32 == libc::AF_INET {
+            let sin = unsafe { &*(a as *const libc::sockaddr_in) };
+            if u32::from_be(sin.sin_addr.s_addr) == u32::from(addr) {
+                found = true;
+                break;
+            }
+        }
+        cur = unsafe { (*cur).ifa_next };
+    }
+    unsafe { libc::freeifaddrs(ifa) };
+    found
+}
+
+/// Who held a VIP, sampled every 2 ms from inside each node's namespace.
+pub struct VipSampler {
+    done: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Per node: (monotonic ns, holds).
+    pub samples: Vec<Arc<Mutex<Vec<(u64, bool)>>>>,
+}
+
+impl VipSampler {
+    pub fn start(namespaces: &[&str], vip: Ipv4Addr) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let mut samples = Vec::new();
+        for ns in namespaces {
+            let out: Arc<Mutex<Vec<(u64, bool)>>> = Arc::default();
+            samples.push(out.clone());
+            let d = done.clone();
+            threads.push(crate::dblab::spawn_in_ns(ns, move || {
+                while !d.load(Ordering::SeqCst) {
+                    let h = holds(vip);
+                    out.lock()
+                        .expect("samples")
+                        .push((crate::dblab::mono_ns(), h));
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }));
+        }
+        Self {
+            done,
+            threads,
+            samples,
+        }
+    }
+
+    /// Stops sampling; returns the per-node step functions.
+    pub fn stop(self) -> Vec<Vec<(u64, bool)>> {
+        self.done.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        self.samples
+            .iter()
+            .map(|s| s.lock().expect("samples").clone())
+            .collect()
+    }
+}
+
+/// The value of a sampled step function at `t` (false before the first sample).
+fn at(s: &[(u64, bool)], t: u64) -> bool {
+    match s.partition_point(|(ts, _)| *ts <= t) {
+        0 => false,
+        i => s[i - 1].1,
+    }
+}
+
+/// What the samples of two nodes say about a VIP from `from` to `to` (ns).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VipStats {
+    /// Time both nodes held it (ms).
+    pub dual_ms: f64,
+    /// Longest single stretch both held it (ms).
+    pub longest_dual_ms: f64,
+    /// Times node 2 acquired it (from not holding to holding).
+    pub node2_acquired: usize,
+    /// Times the owner changed.
+    pub moves: usize,
+}
+
+pub fn vip_stats(a: &[(u64, bool)], b: &[(u64, bool)], from: u64, to: u64) -> VipStats {
+    let mut times: Vec<u64> = a
+        .iter()
+        .chain(b.iter())
+        .map(|(t, _)| *t)
+        .filter(|t| (from..=to).contains(t))
+        .collect();
+    times.sort_unstable();
+    times.dedup();
+    let mut st = VipStats::default();
+    let mut run = 0u64;
+    let mut prev: Option<(u64, bool, bool)> = None;
+    for t in times {
+        let (ha, hb) = (at(a, t), at(b, t));
+        if let Some((pt, pa, pb)) = prev {
+            if pa && pb {
+                run += t - pt;
+                st.dual_ms += (t - pt) as f64 / 1e6;
+                st.longest_dual_ms = st.longest_dual_ms.max(run as f64 / 1e6);
+            } else {
+                run = 0;
+            }
+            if hb && !pb {
+                st.node2_acquired += 1;
+            }
+            let owner = |x: bool, y: bool| match (x, y) {
+                (true, false) => Some(1),
+                (false, true) => Some(2),
+                _ => None,
+            };
+            if let (Some(o1), Some(o2)) = (owner(pa, pb), owner(ha, hb)) {
+                if o1 != o2 {
+                    st.moves += 1;
+                }
+            }
+        }
+        prev = Some((t, ha, hb));
+    }
+    st
+}
+
+/// The MAC address `ns` has cached for `ip` (None when absent or incomplete).
+pub fn neigh(ns: &str, ip: &str) -> Option<String> {
+    let out = ip_in(ns, &["neigh", "show", ip]).ok()?;
+    let mut words = out.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "lladdr" {
+            return words.next().map(str::to_string);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dual_time_moves_and_acquisitions() {
+        // a holds 0..100, b takes over at 90 (10 ms overlap), a takes it back at 200.
+        let ms = 1_000_000;
+        let a = vec![(0, true), (100 * ms, false), (200 * ms, true)];
+        let b = vec![(0, false), (90 * ms, true), (210 * ms, false)];
+        let s = vip_stats(&a, &b, 0, 300 * ms);
+        assert_eq!(s.node2_acquired, 1);
+        assert_eq!(s.moves, 2);
+        assert!((s.dual_ms - 20.0).abs() < 1e-9, "{s:?}");
+        assert!((s.longest_dual_ms - 10.0).abs() < 1e-9, "{s:?}");
+    }
+}
