@@ -183,12 +183,15 @@ fn holds(addr: Ipv4Addr) -> bool {
     found
 }
 
+/// One node's samples: (monotonic ns, holds the VIP).
+type Samples = Arc<Mutex<Vec<(u64, bool)>>>;
+
 /// Who held a VIP, sampled every 2 ms from inside each node's namespace.
 pub struct VipSampler {
     done: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     /// Per node: (monotonic ns, holds).
-    pub samples: Vec<Arc<Mutex<Vec<(u64, bool)>>>>,
+    pub samples: Vec<Samples>,
 }
 
 impl VipSampler {
@@ -197,7 +200,7 @@ impl VipSampler {
         let mut threads = Vec::new();
         let mut samples = Vec::new();
         for ns in namespaces {
-            let out: Arc<Mutex<Vec<(u64, bool)>>> = Arc::default();
+            let out: Samples = Arc::default();
             samples.push(out.clone());
             let d = done.clone();
             threads.push(crate::dblab::spawn_in_ns(ns, move || {
