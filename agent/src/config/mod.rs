@@ -412,16 +412,13 @@ pub fn parse(text: &str, check_interfaces: bool) -> Result<Config, Vec<Problem>>
             let key = line
                 .and_then(|l| text.lines().nth(l - 1))
                 .and_then(|l| l.split_once('='))
-                .map(|(k, _)| k.trim())
+                .map(|(k, _)| k.trim().trim_matches('"'))
                 .filter(|k| {
                     !k.is_empty()
                         && k.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c))
+                            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
                 })
-                .map_or_else(
-                    || "(syntax)".to_string(),
-                    |k| k.trim_matches('"').to_string(),
-                );
+                .map_or_else(|| "(syntax)".to_string(), str::to_string);
             return Err(vec![Problem {
                 key,
                 line,

@@ -209,3 +209,11 @@ fn spoof_filter_needs_peers_of_the_right_family() {
         ["instance[0].peers"]
     );
 }
+
+/// Found by `cargo xtask fuzz` (config_toml): a quoted empty key gave a problem with an
+/// empty key name.
+#[test]
+fn syntax_errors_on_empty_keys_still_name_something() {
+    let p = parse("\"\"=.......{\u{e}\n", false).unwrap_err();
+    assert!(p.iter().all(|p| !p.key.is_empty()), "{p:?}");
+}

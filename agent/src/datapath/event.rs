@@ -111,6 +111,8 @@ pub enum EventDecodeError {
     Size(usize, usize),
     #[error("unknown event kind {0}")]
     Kind(u8),
+    #[error("unknown address family {0}")]
+    Family(u8),
 }
 
 pub fn interval_cs(version: u8, interval: u16) -> u32 {
@@ -168,8 +170,11 @@ impl DatapathEvent {
             event_kind::ADVERT => EventKind::Advert,
             k => return Err(EventDecodeError::Kind(k)),
         };
+        // 0: an event not about a packet (a timer expiry carries its VRID's family).
+        if ![0, FAMILY_V4, FAMILY_V6].contains(&e.family) {
+            return Err(EventDecodeError::Family(e.family));
+        }
         let family = Family::from_raw(e.family);
-        debug_assert!(e.family == FAMILY_V4 || e.family == FAMILY_V6 || e.family == 0);
         Ok(Self {
             kind,
             ts_ns: e.ts_ns,
@@ -266,6 +271,20 @@ impl DatapathEvent {
 
 #[cfg(test)]
 mod tests {
+    /// Found by `cargo xtask fuzz` (datapath_event): an unknown family panicked in a
+    /// debug assertion instead of being refused.
+    #[test]
+    fn unknown_family_is_an_error_not_a_panic() {
+        let mut bytes = [0u8; 48];
+        bytes[..8].copy_from_slice(&1000u64.to_le_bytes());
+        bytes[42] = 1; // kind: new master
+        bytes[43] = 7; // family: neither 4 nor 6
+        assert_eq!(
+            super::DatapathEvent::decode(&bytes).unwrap_err(),
+            super::EventDecodeError::Family(7)
+        );
+    }
+
     use super::*;
 
     fn raw(kind: u8) -> Event {
