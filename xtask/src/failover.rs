@@ -100,7 +100,7 @@ impl Running {
 
 /// CPU seconds used so far by process `root` and all its descendants (every thread),
 /// from `schedstat` (nanoseconds, unlike the 10 ms ticks of `stat`).
-fn tree_cpu_seconds(root: i32) -> f64 {
+pub fn tree_cpu_seconds(root: i32) -> f64 {
     let ppid_of = |pid: i32| -> Option<i32> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let rest = &stat[stat.rfind(')')? + 2..];

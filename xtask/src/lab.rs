@@ -10,7 +10,9 @@ use crate::{require_root, INTERRUPTED};
 
 #[derive(clap::Args)]
 pub struct LabArgs {
-    /// What hits the write master: mysqld-kill, host-crash, agent-kill or partition.
+    /// What hits the write master: mysqld-kill, host-crash, agent-kill, partition,
+    /// switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap,
+    /// mysqld-stop, repeated-crash, backup-agent-kill.
     #[arg(long, default_value = "mysqld-kill")]
     pub fault: String,
     /// Advert interval in milliseconds (multiple of 10; VRRPv3).

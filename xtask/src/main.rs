@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`.
 mod bench;
 mod benchmysql;
+mod chaos;
 mod deb;
 mod ebpf;
 mod failover;
@@ -8,6 +9,7 @@ mod fuzz;
 mod lab;
 mod mysqlkill;
 mod observelab;
+mod scale;
 mod setup;
 mod test;
 
@@ -33,6 +35,9 @@ enum Cmd {
     Lab(lab::LabArgs),
     /// The observer demo: a keepalived pair watched by `xvrrpd observe`, master killed.
     ObserveLab(observelab::ObserveLabArgs),
+    /// The long fault suite on the MariaDB pair (loss, starvation vs keepalived, flapping,
+    /// partition, hung/crashing mysqld, agent kills); appends its table to BENCHMARKS.md.
+    Chaos(chaos::ChaosArgs),
     /// Fuzz the parsers (VRRP codec, config, keepalived.conf import, datapath events,
     /// control requests) with cargo fuzz, from the committed seeds.
     Fuzz(fuzz::FuzzArgs),
@@ -56,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Cmd::ObserveLab(args) => observelab::run(args),
         Cmd::Bench { which } => bench::run(which),
         Cmd::Fuzz(args) => fuzz::run(args),
+        Cmd::Chaos(args) => chaos::run(args),
         Cmd::Deb => deb::build().map(|p| println!("{}", p.display())),
     };
     match r {
