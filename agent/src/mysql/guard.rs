@@ -310,12 +310,25 @@ impl Worker {
             Ok(_) => return Peer::Fenced,
             Err(e) => return Peer::Unknown(e),
         };
-        let probe = tokio::time::timeout(
-            PROBE_TIMEOUT,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await;
-        if !matches!(probe, Ok(Ok(_))) {
+        // Three connection attempts at once: on a lossy link one lost SYN must not make a
+        // live peer look gone (each attempt is lost independently), at no extra latency.
+        let attempts = (0..3).map(|_| {
+            Box::pin(tokio::time::timeout(
+                PROBE_TIMEOUT,
+                tokio::net::TcpStream::connect((host.as_str(), port)),
+            ))
+        });
+        let answered = futures_util::future::select_ok(attempts.map(|a| {
+            Box::pin(async move {
+                match a.await {
+                    Ok(Ok(s)) => Ok(s),
+                    _ => Err(()),
+                }
+            })
+        }))
+        .await
+        .is_ok();
+        if !answered {
             self.gone_peer = host.parse().ok();
             return Peer::Gone;
         }

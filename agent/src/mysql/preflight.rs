@@ -42,6 +42,7 @@ const VARS: &[&str] = &[
     "rpl_semi_sync_master_enabled",
     "rpl_semi_sync_slave_enabled",
     "rpl_semi_sync_master_wait_no_slave",
+    "slave_net_timeout",
 ];
 
 /// Reads the variables, replica status and grants of `server`.
@@ -189,6 +190,15 @@ pub fn evaluate(
     } else if on(local.vars.get("rpl_semi_sync_master_wait_no_slave")) {
         warn("rpl_semi_sync_master_wait_no_slave is ON: after a failover the new master's first commits wait rpl_semi_sync_master_timeout for the dead peer; set it OFF".into());
     }
+    if let Some(t) = local
+        .vars
+        .get("slave_net_timeout")
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if t > 10 {
+            warn(format!("slave_net_timeout = {t}: after a network partition heals, replication can take up to {t} s to notice its dead connection and reconnect (the pair stays apart that long); set slave_net_timeout = 5"));
+        }
+    }
     match ro_in_cnf {
         Some(true) => {}
         Some(false) => warn("my.cnf does not start mysqld read-only: a restarted server takes writes before xvrrpd decides; add read_only = ON under [mysqld]".into()),
@@ -233,6 +243,7 @@ mod tests {
             ("rpl_semi_sync_master_enabled", "ON"),
             ("rpl_semi_sync_slave_enabled", "ON"),
             ("rpl_semi_sync_master_wait_no_slave", "OFF"),
+            ("slave_net_timeout", "5"),
         ];
         let replica = [
             ("Slave_IO_Running", "Yes"),
@@ -266,6 +277,7 @@ mod tests {
         s.vars
             .insert("rpl_semi_sync_master_enabled".into(), "OFF".into());
         s.vars.insert("log_bin".into(), "OFF".into());
+        s.vars.insert("slave_net_timeout".into(), "60".into());
         s.grants = vec!["GRANT PROCESS ON *.* TO `xv`@`%`".into()];
         s.replica
             .as_mut()
@@ -299,6 +311,7 @@ mod tests {
             "GRANT READ_ONLY ADMIN",
             "GRANT CONNECTION ADMIN",
             "GRANT SLAVE MONITOR",
+            "slave_net_timeout = 60",
         ] {
             assert!(
                 warnings.contains(want),
