@@ -159,7 +159,8 @@ pub fn all_cpus() -> String {
     format!("0-{}", n - 1)
 }
 
-/// Does this thread's network namespace hold `addr` on any interface?
+/// Does this thread's network namespace hold `addr` on an interface that is up with
+/// carrier (one that can answer for it)?
 fn holds(addr: Ipv4Addr) -> bool {
     let mut ifa: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills a list we free below; we only read it.
@@ -170,7 +171,9 @@ fn holds(addr: Ipv4Addr) -> bool {
     let mut cur = ifa;
     while !cur.is_null() {
         let a = unsafe { (*cur).ifa_addr };
-        if !a.is_null() && unsafe { (*a).sa_family } as i32 == libc::AF_INET {
+        let flags = unsafe { (*cur).ifa_flags };
+        let running = flags & libc::IFF_UP as u32 != 0 && flags & libc::IFF_RUNNING as u32 != 0;
+        if running && !a.is_null() && unsafe { (*a).sa_family } as i32 == libc::AF_INET {
             let sin = unsafe { &*(a as *const libc::sockaddr_in) };
             if u32::from_be(sin.sin_addr.s_addr) == u32::from(addr) {
                 found = true;

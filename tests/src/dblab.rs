@@ -1066,13 +1066,16 @@ fn rows(db: &Mariadb) -> Result<BTreeSet<i64>> {
 fn replication_errors(db: &Mariadb) -> Result<usize> {
     let st = db.slave_status()?;
     let field = |name: &str| st.get(name).map(String::as_str).unwrap_or("");
+    // An IO error the thread has since recovered from (a reconnect on a lossy link) stays
+    // in Last_IO_Errno; it counts only while the IO thread is not running.
     let mut n = 0;
-    for f in ["Last_SQL_Errno", "Last_IO_Errno"] {
-        if !matches!(field(f), "0" | "") {
-            n += 1;
-        }
+    if !matches!(field("Last_SQL_Errno"), "0" | "") {
+        n += 1;
     }
     if field("Slave_SQL_Running") != "Yes" {
+        n += 1;
+    }
+    if field("Slave_IO_Running") != "Yes" && !matches!(field("Last_IO_Errno"), "0" | "") {
         n += 1;
     }
     Ok(n)
