@@ -127,6 +127,9 @@ const PEER_ANSWER: Duration = Duration::from_millis(300);
 /// Parallel connection attempts before the peer counts as gone (at 30 % loss each way
 /// one attempt fails half the time; six all fail about 2 % of the time).
 const PEER_ATTEMPTS: usize = 6;
+/// How long a peer may stay silent (port open, no answer) before it counts as gone: a
+/// hung server cannot take writes, but on a lossy link a live one is merely slow.
+const PEER_HUNG: Duration = Duration::from_secs(1);
 /// Pause between two looks at a peer that is still writable.
 const PEER_POLL: Duration = Duration::from_millis(20);
 
@@ -135,8 +138,11 @@ const PEER_POLL: Duration = Duration::from_millis(20);
 enum Peer {
     /// Read-only, or not a replica at all: nothing to fence.
     Fenced,
-    /// Its MySQL port does not accept connections, or its server does not answer.
+    /// Its MySQL port does not accept connections.
     Gone,
+    /// Its port accepts connections but the server does not answer in time: hung (a
+    /// SIGSTOPped mysqld) or a very lossy link. Gone once it lasts [`PEER_HUNG`].
+    Silent,
     /// It answers and is writable: it may still be the master (a false takeover).
     Writable,
     /// Reachable but not readable with our credentials.
@@ -244,14 +250,26 @@ impl Worker {
         // advert will send this node back to backup. Wait for it to be fenced or gone.
         let mut forced = !reached;
         let mut said = false;
+        let mut silent_since: Option<Instant> = None;
         self.gone_peer = None;
         loop {
             if let Some(next) = self.newer() {
                 info!(instance = %self.name, "promotion superseded while the peer was writable");
                 return next;
             }
-            match self.peer().await {
+            let look = self.peer().await;
+            if look != Peer::Silent {
+                silent_since = None;
+            }
+            match look {
                 Peer::Fenced | Peer::Gone => break,
+                Peer::Silent
+                    if silent_since.get_or_insert_with(Instant::now).elapsed() >= PEER_HUNG =>
+                {
+                    info!(instance = %self.name, "the peer's server has not answered for 1 s: counted as gone");
+                    break;
+                }
+                Peer::Silent => tokio::time::sleep(PEER_POLL).await,
                 Peer::Unknown(e) => {
                     warn!(instance = %self.name, error = %e, "cannot read the peer's read_only (grant SELECT to xvrrpd's user there): promoting without that check");
                     break;
@@ -342,7 +360,7 @@ impl Worker {
         })
         .await;
         match look {
-            Err(_) => Peer::Gone, // hung: it cannot take writes either
+            Err(_) => Peer::Silent,
             Ok(Ok(Some(0))) => Peer::Writable,
             Ok(Ok(_)) => Peer::Fenced,
             Ok(Err(mysql_async::Error::Server(e))) => Peer::Unknown(e.to_string()),
