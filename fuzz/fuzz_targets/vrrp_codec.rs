@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
         panic!("decoded {adv:?} with addresses of the wrong family");
     }
     let enc = adv.encode(style, (src, dst));
-    assert!(verify(&enc, style, (src, dst)), "own checksum fails: {adv:?}");
+    assert!(
+        verify(&enc, style, (src, dst)),
+        "own checksum fails: {adv:?}"
+    );
     let again = Advertisement::decode(&enc, v6).expect("re-encoded advert decodes");
     assert_eq!(again, adv);
 });
