@@ -269,6 +269,9 @@ pub fn vip_stats(a: &[(u64, bool)], b: &[(u64, bool)], from: u64, to: u64) -> Vi
     let mut st = VipStats::default();
     let mut run = 0u64;
     let mut prev: Option<(u64, bool, bool)> = None;
+    // The last node that held it alone: a move is a change of sole holder, even when the
+    // two held it together in between.
+    let mut sole: Option<u8> = None;
     for t in times {
         let (ha, hb) = (at(a, t), at(b, t));
         if let Some((pt, pa, pb)) = prev {
@@ -282,16 +285,17 @@ pub fn vip_stats(a: &[(u64, bool)], b: &[(u64, bool)], from: u64, to: u64) -> Vi
             if hb && !pb {
                 st.node2_acquired += 1;
             }
-            let owner = |x: bool, y: bool| match (x, y) {
-                (true, false) => Some(1),
-                (false, true) => Some(2),
-                _ => None,
-            };
-            if let (Some(o1), Some(o2)) = (owner(pa, pb), owner(ha, hb)) {
-                if o1 != o2 {
-                    st.moves += 1;
-                }
+        }
+        let now_sole = match (ha, hb) {
+            (true, false) => Some(1),
+            (false, true) => Some(2),
+            _ => None,
+        };
+        if let Some(o) = now_sole {
+            if sole.is_some_and(|s| s != o) {
+                st.moves += 1;
             }
+            sole = Some(o);
         }
         prev = Some((t, ha, hb));
     }

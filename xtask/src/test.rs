@@ -48,7 +48,13 @@ pub fn run() -> Result<()> {
     eprintln!("xtask: running every test (privileged ones included)");
     let (passed, failed) = run_counting(
         cargo()
-            .args(["test", "--workspace", "--", "--include-ignored"])
+            .args([
+                "test",
+                "--workspace",
+                "--no-fail-fast",
+                "--",
+                "--include-ignored",
+            ])
             .env("XVRRPD_BIN", root.join("target/debug/xvrrpd")),
     )?;
     // One closing line over every test binary (cargo's last line is often a doc-test
