@@ -639,6 +639,25 @@ pub fn router_toml(
     )
 }
 
+/// GET http://127.0.0.1:9611/metrics (xvrrpd's default endpoint) inside `ns`.
+pub fn scrape(ns: &Netns) -> String {
+    let out = ns
+        .command("curl")
+        .args(["-sf", "--max-time", "5", "http://127.0.0.1:9611/metrics"])
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "scrape failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of the sample whose line starts with `series` (name and labels).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Does namespace `ns` hold address `addr` on any interface?
 pub fn has_addr(ns: &Netns, addr: &str) -> bool {
     ip_in(&ns.name, &["-o", "addr", "show"])

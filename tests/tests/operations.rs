@@ -18,25 +18,6 @@ fn pair_toml(priority: u8) -> String {
         + "track = [\"alive\"]\n\n[[tracker]]\nname = \"alive\"\nkind = \"exec\"\ncommand = [\"true\"]\ninterval = \"200ms\"\n"
 }
 
-/// GET http://127.0.0.1:9611/metrics inside `ns`.
-fn scrape(ns: &Netns) -> String {
-    let out = ns
-        .command("curl")
-        .args(["-sf", "--max-time", "5", "http://127.0.0.1:9611/metrics"])
-        .output()
-        .expect("curl");
-    assert!(out.status.success(), "scrape failed: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The value of the sample whose line starts with `series` (name and labels).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 fn inst<'a>(status: &'a Value, name: &str) -> &'a Value {
     status["instances"]
         .as_array()

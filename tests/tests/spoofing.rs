@@ -6,23 +6,6 @@ use xvrrpd_tests::*;
 
 const VIP: &str = "192.0.2.100";
 
-fn scrape(ns: &Netns) -> String {
-    let out = ns
-        .command("curl")
-        .args(["-sf", "--max-time", "5", "http://127.0.0.1:9611/metrics"])
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Runs the pair (db1 150, db2 100; each lists the other as its only peer), then a
 /// non-peer advertising 255. Returns (db1 kept the VIP, peer-check failures db1 counted).
 fn attack(filter: bool) -> (bool, f64) {
@@ -52,11 +35,13 @@ fn attack(filter: bool) -> (bool, f64) {
     let peer = sample(
         &m,
         r#"xvrrpd_vrrp_invalid_adverts_total{iname="w",intf="eth0",vrid="41",reason="peer"}"#,
-    );
+    )
+    .unwrap_or(0.0);
     let global = sample(
         &m,
         r#"xvrrpd_datapath_invalid_adverts_total{reason="peer"}"#,
-    );
+    )
+    .unwrap_or(0.0);
     assert_eq!(peer, global, "{m}");
     (!lost, peer)
 }

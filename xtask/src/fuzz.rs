@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::{root, run_cmd};
+use crate::root;
 
 pub const TARGETS: &[&str] = &[
     "vrrp_codec",
@@ -28,25 +28,7 @@ pub struct FuzzArgs {
 
 pub fn run(args: FuzzArgs) -> Result<()> {
     crate::setup::run()?;
-    let have = Command::new("cargo")
-        .args(["fuzz", "--version"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION))
-        .unwrap_or(false);
-    if !have {
-        run_cmd(
-            Command::new("cargo")
-                .args([
-                    "install",
-                    "--quiet",
-                    "--locked",
-                    "cargo-fuzz",
-                    "--version",
-                    CARGO_FUZZ_VERSION,
-                ])
-                .env_remove("RUSTUP_TOOLCHAIN"),
-        )?;
-    }
+    crate::setup::install_cargo_tool("cargo-fuzz", "fuzz", CARGO_FUZZ_VERSION)?;
     // The agent library embeds the XDP object.
     crate::ebpf::build()?;
     let root = root();

@@ -89,28 +89,7 @@ pub fn run() -> Result<()> {
         )?;
     }
 
-    let have_deb = Command::new("cargo")
-        .args(["deb", "--version"])
-        .output()
-        .map(|o| {
-            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_DEB_VERSION)
-        })
-        .unwrap_or(false);
-    if !have_deb {
-        eprintln!("xtask: installing cargo-deb {CARGO_DEB_VERSION}");
-        run_cmd(
-            Command::new("cargo")
-                .args([
-                    "install",
-                    "--quiet",
-                    "--locked",
-                    "cargo-deb",
-                    "--version",
-                    CARGO_DEB_VERSION,
-                ])
-                .env_remove("RUSTUP_TOOLCHAIN"),
-        )?;
-    }
+    install_cargo_tool("cargo-deb", "deb", CARGO_DEB_VERSION)?;
 
     let components = Command::new("rustup")
         .args(["component", "list", "--toolchain", "nightly", "--installed"])
@@ -130,4 +109,30 @@ pub fn run() -> Result<()> {
         ]))?;
     }
     Ok(())
+}
+
+/// Installs `cargo-<sub>` at `version` (from crates.io, `--locked`) unless that version
+/// already answers `cargo <sub> --version`.
+pub fn install_cargo_tool(krate: &str, sub: &str, version: &str) -> Result<()> {
+    let have = Command::new("cargo")
+        .args([sub, "--version"])
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(version))
+        .unwrap_or(false);
+    if have {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {krate} {version}");
+    run_cmd(
+        Command::new("cargo")
+            .args([
+                "install",
+                "--quiet",
+                "--locked",
+                krate,
+                "--version",
+                version,
+            ])
+            .env_remove("RUSTUP_TOOLCHAIN"),
+    )
 }

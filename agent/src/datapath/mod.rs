@@ -143,25 +143,24 @@ impl Datapath {
         arr.set(0, cfg, 0).map_err(map_err("CONFIG"))
     }
 
-    pub fn set_params(&mut self, key: VridKey, params: VridParams) -> Result<(), DatapathError> {
+    /// The per-VRID parameters map, writable.
+    fn params_map(&mut self) -> Result<HashMap<&mut MapData, VridKey, VridParams>, DatapathError> {
         let map = self
             .ebpf
             .map_mut("PARAMS")
             .ok_or(DatapathError::Missing("map PARAMS"))?;
-        let mut h: HashMap<_, VridKey, VridParams> =
-            HashMap::try_from(map).map_err(map_err("PARAMS"))?;
-        h.insert(key, params, 0).map_err(map_err("PARAMS"))
+        HashMap::try_from(map).map_err(map_err("PARAMS"))
+    }
+
+    pub fn set_params(&mut self, key: VridKey, params: VridParams) -> Result<(), DatapathError> {
+        self.params_map()?
+            .insert(key, params, 0)
+            .map_err(map_err("PARAMS"))
     }
 
     /// Forgets a VRID (an instance removed by a reload): its adverts are ignored again.
     pub fn remove_params(&mut self, key: VridKey) -> Result<(), DatapathError> {
-        let map = self
-            .ebpf
-            .map_mut("PARAMS")
-            .ok_or(DatapathError::Missing("map PARAMS"))?;
-        let mut h: HashMap<_, VridKey, VridParams> =
-            HashMap::try_from(map).map_err(map_err("PARAMS"))?;
-        h.remove(&key).map_err(map_err("PARAMS"))
+        self.params_map()?.remove(&key).map_err(map_err("PARAMS"))
     }
 
     /// Takes the event ring buffer (once).
