@@ -13,6 +13,7 @@ pub mod mysql;
 pub mod net;
 pub mod notify;
 pub mod observe;
+pub mod role;
 pub mod run;
 pub mod track;
 pub mod vrrp;

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use crate::{config::Notify, engine::State, track::runner::run_with_env};
 
 /// One transition to report.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
     pub from: State,
     pub to: State,

@@ -29,7 +29,7 @@ enum Cmd {
     /// Install what a fresh machine lacks (Debian packages, bpf-linker, rust-src). Idempotent.
     Setup,
     /// Set up, build, lint, then run every test (unit, datapath, namespace integration).
-    Test,
+    Test(test::TestArgs),
     /// The MySQL lab: a MariaDB dual-master pair behind xvrrpd's write and read VIPs, a
     /// client writing through them, a fault on the write master; ends with a RESULT line.
     Lab(lab::LabArgs),
@@ -56,7 +56,7 @@ fn main() -> std::process::ExitCode {
     let r = match cli.command {
         Cmd::BuildEbpf => ebpf::build(),
         Cmd::Setup => setup::run(),
-        Cmd::Test => test::run(),
+        Cmd::Test(args) => test::run(args),
         Cmd::Lab(args) => lab::run(args),
         Cmd::ObserveLab(args) => observelab::run(args),
         Cmd::Bench { which } => bench::run(which),

@@ -15,9 +15,25 @@ pub fn build_agent() -> Result<()> {
     )
 }
 
-pub fn run() -> Result<()> {
+#[derive(clap::Args, Default)]
+pub struct TestArgs {
+    /// Run only the tests whose name contains this (cargo test's filter, e.g.
+    /// `chaos::master_link_flapping`); skips lints and the package build.
+    pub filter: Option<String>,
+    /// Do not install prerequisites (`cargo xtask setup`) first.
+    #[arg(long)]
+    pub no_setup: bool,
+}
+
+/// The crate whose tests start namespace labs (MariaDB pairs, agents, keepalived): run one
+/// test at a time, so two labs never starve each other on a small machine.
+const LAB_CRATE: &str = "xvrrpd-tests";
+
+pub fn run(args: TestArgs) -> Result<()> {
     require_root("cargo xtask test")?;
-    crate::setup::run()?;
+    if !args.no_setup {
+        crate::setup::run()?;
+    }
     crate::ebpf::build()?;
     let root = root();
     let cargo = || {
@@ -25,6 +41,11 @@ pub fn run() -> Result<()> {
         c.current_dir(&root).env_remove("RUSTUP_TOOLCHAIN");
         c
     };
+    if let Some(filter) = &args.filter {
+        build_agent()?;
+        let (passed, failed) = tests(&root, Some(filter))?;
+        return verdict(passed, failed);
+    }
     eprintln!("xtask: fmt and clippy");
     run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
     run_cmd(cargo().args([
@@ -46,26 +67,48 @@ pub fn run() -> Result<()> {
     eprintln!("xtask: building");
     run_cmd(cargo().args(["build", "--quiet", "--workspace", "--bins"]))?;
     eprintln!("xtask: running every test (privileged ones included)");
-    let (passed, failed) = run_counting(
-        cargo()
-            .args([
-                "test",
-                "--workspace",
-                "--no-fail-fast",
-                "--",
-                "--include-ignored",
-            ])
-            .env("XVRRPD_BIN", root.join("target/debug/xvrrpd")),
-    )?;
-    // One closing line over every test binary (cargo's last line is often a doc-test
-    // binary with nothing in it).
+    let (passed, failed) = tests(&root, None)?;
+    verdict(passed, failed)?;
+    leftovers()?;
+    eprintln!("xtask: the Debian package builds and holds what it should");
+    crate::deb::build()?;
+    Ok(())
+}
+
+/// Every test but the labs (in parallel), then the labs one at a time; `filter` narrows
+/// both. Returns (passed, failed) over every test binary.
+fn tests(root: &std::path::Path, filter: Option<&str>) -> Result<(u64, u64)> {
+    let cargo_test = |extra: &[&str], harness: &[&str]| {
+        let mut c = Command::new("cargo");
+        c.current_dir(root)
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env("XVRRPD_BIN", root.join("target/debug/xvrrpd"))
+            .args(["test", "--no-fail-fast"])
+            .args(extra)
+            .arg("--")
+            .arg("--include-ignored")
+            .args(harness)
+            .args(filter);
+        c
+    };
+    let (p1, f1) = run_counting(&mut cargo_test(
+        &["--workspace", "--exclude", LAB_CRATE],
+        &[],
+    ))?;
+    let (p2, f2) = run_counting(&mut cargo_test(
+        &["--package", LAB_CRATE],
+        &["--test-threads=1"],
+    ))?;
+    Ok((p1 + p2, f1 + f2))
+}
+
+/// One closing line over every test binary (cargo's last line is often a doc-test binary
+/// with nothing in it), and failure when anything failed or nothing ran.
+fn verdict(passed: u64, failed: u64) -> Result<()> {
     println!("tests: {passed} passed, {failed} failed");
     if failed > 0 || passed == 0 {
         anyhow::bail!("{failed} test(s) failed, {passed} passed");
     }
-    leftovers()?;
-    eprintln!("xtask: the Debian package builds and holds what it should");
-    crate::deb::build()?;
     Ok(())
 }
 

@@ -28,6 +28,11 @@ pub enum DatapathError {
          CAP_PERFMON ({0})"
     )]
     Permission(String),
+    #[error(
+        "this xvrrpd was built without its XDP object (an empty stub is embedded): run \
+         `cargo xtask build-ebpf`, then build xvrrpd again"
+    )]
+    Stub,
     #[error("loading the eBPF object failed: {0}")]
     Load(#[source] EbpfError),
     #[error("the kernel refused the XDP program: {0}")]
@@ -79,6 +84,9 @@ fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> DatapathErr
 impl Datapath {
     /// Loads the object and the program into the kernel (running the verifier).
     pub fn load() -> Result<Self, DatapathError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(DatapathError::Stub);
+        }
         let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|e| {
             if chain_has_eperm(&e) {
                 DatapathError::Permission(e.to_string())

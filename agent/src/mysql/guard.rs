@@ -1,10 +1,12 @@
 //! The write guard: one task per write instance that makes its MySQL server writable or
 //! read-only, in the order the main loop asks, one step at a time.
 //!
-//! Promotion: wait for catch-up (bounded by `catchup_timeout`), then `read_only = OFF`;
-//! only then does the main loop add the VIP. Demotion: the main loop has already removed
-//! the VIP; `read_only = ON` (`super_read_only` on MySQL), then client connections are
-//! killed. A demotion that cannot reach the server is retried until it succeeds or another
+//! What to do and when is the core's decision ([`crate::role`]); this task only carries it
+//! out against the server. Promotion: wait for catch-up (bounded by `catchup_timeout`),
+//! then `read_only = OFF`; only then does the core add the VIP. Demotion (the fence): the
+//! VIP is already gone; `read_only = ON` (`super_read_only` on MySQL) is issued and,
+//! while it waits for commits in flight, what holds it up is killed (see [`Worker::fence`]);
+//! then the remaining client connections are killed. A demotion that cannot reach the server is retried until it succeeds or another
 //! command supersedes it, so a mysqld that restarts is fenced as soon as it answers.
 use std::time::{Duration, Instant};
 
@@ -16,50 +18,14 @@ use super::{
     catchup::{self, Flavor, ReplicaStatus, Target},
     conn::{is_own, OwnConn, Server},
 };
-use crate::config::{CatchupPolicy, WriteGuardConfig};
-
-/// What the main loop asks. `term` identifies the request; outcomes carry it back so a
-/// superseded outcome is ignored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Command {
-    Promote {
-        term: u64,
-    },
-    Demote {
-        term: u64,
-    },
-    /// After a catch-up timeout under `stay-backup`: report when the relay log is applied.
-    WatchCatchup {
-        term: u64,
-    },
-}
-
-/// What happened.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    Writable {
-        term: u64,
-        catchup: Duration,
-        target: String,
-        forced: bool,
-    },
-    CatchupTimeout {
-        term: u64,
-        target: String,
-    },
-    CaughtUp {
-        term: u64,
-    },
-    ReadOnly {
-        term: u64,
-        killed: usize,
-    },
-}
+use crate::{
+    config::{CatchupPolicy, WriteGuardConfig},
+    role::{Command, Outcome},
+};
 
 /// The main loop's end of one guard.
 pub struct Guard {
     tx: UnboundedSender<Command>,
-    term: u64,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -82,25 +48,18 @@ impl Guard {
                 let _ = out.send((instance, o));
             }),
             conn: None,
+            killer: None,
             gone_peer: None,
         };
         Self {
             tx,
-            term: 0,
             task: tokio::spawn(worker.run()),
         }
     }
 
-    /// Queues a command with a fresh term; returns that term.
-    pub fn send(&mut self, make: impl FnOnce(u64) -> Command) -> u64 {
-        self.term += 1;
-        let _ = self.tx.send(make(self.term));
-        self.term
-    }
-
-    /// The term of the latest command.
-    pub fn term(&self) -> u64 {
-        self.term
+    /// Queues a command (the core numbers them).
+    pub fn send(&self, cmd: Command) {
+        let _ = self.tx.send(cmd);
     }
 
     /// Lets queued commands finish (a pending demotion above all), bounded by `timeout`.
@@ -150,6 +109,15 @@ enum Peer {
 }
 /// A demotion still failing when xvrrpd stops is abandoned after this many tries.
 const SHUTDOWN_TRIES: u32 = 10;
+/// The head start `read_only = ON` gets before the first sweep: with nothing in flight it
+/// lands in well under a millisecond and nobody is killed needlessly.
+const FENCE_FIRST_LOOK: Duration = Duration::from_millis(2);
+/// Pause between two sweeps while `read_only = ON` is still waiting.
+const FENCE_SWEEP: Duration = Duration::from_millis(5);
+/// With `kill_writers = false` only committing threads are killed, until the fence has
+/// waited this long: then every client thread is (a held `FLUSH TABLES WITH READ LOCK`,
+/// a long statement); the fence must land.
+const FENCE_PATIENCE: Duration = Duration::from_millis(100);
 
 struct Worker {
     name: String,
@@ -158,6 +126,8 @@ struct Worker {
     rx: UnboundedReceiver<Command>,
     out: Box<dyn Fn(Outcome) + Send>,
     conn: Option<(OwnConn, Flavor, u32)>,
+    /// The fence's second connection: it kills what holds `read_only = ON` up.
+    killer: Option<OwnConn>,
     /// The peer this promotion already found unreachable (its dump thread need not be
     /// probed again).
     gone_peer: Option<std::net::IpAddr>,
@@ -299,7 +269,7 @@ impl Worker {
             warn!(instance = %self.name, error = %e, "checking replicas before writes");
         }
         loop {
-            match self.set_read_only(false).await {
+            match self.set_writable().await {
                 Ok(()) => break,
                 Err(e) => {
                     self.conn = None;
@@ -437,22 +407,26 @@ impl Worker {
     async fn demote(&mut self, term: u64) -> Option<Command> {
         let mut tries = 0;
         loop {
-            let res = async {
-                self.set_read_only(true).await?;
-                if self.cfg.kill_writers {
-                    self.kill_clients().await
-                } else {
-                    Ok(0)
-                }
-            }
-            .await;
-            match res {
-                Ok(killed) => {
-                    (self.out)(Outcome::ReadOnly { term, killed });
+            match self.fence().await {
+                Ok(f) => {
+                    info!(
+                        instance = %self.name,
+                        fence_ms = f.took.as_secs_f64() * 1e3,
+                        killed = f.killed,
+                        in_doubt = f.in_doubt,
+                        "fenced: read_only = ON"
+                    );
+                    (self.out)(Outcome::ReadOnly {
+                        term,
+                        killed: f.killed,
+                        in_doubt: f.in_doubt,
+                        took: f.took,
+                    });
                     return None;
                 }
                 Err(e) => {
                     self.conn = None;
+                    self.killer = None;
                     if tries % 25 == 0 {
                         warn!(instance = %self.name, error = %e, "demotion (read_only = ON): retrying until the server answers");
                     }
@@ -471,16 +445,71 @@ impl Worker {
         }
     }
 
-    async fn set_read_only(&mut self, on: bool) -> Result<(), String> {
-        let (conn, flavor, _) = self.connection().await?;
-        let sql = match (on, *flavor) {
-            // super_read_only = ON implies read_only = ON; read_only = OFF clears both.
-            (true, Flavor::Mysql) => "SET GLOBAL super_read_only = ON",
-            (true, Flavor::MariaDb) => "SET GLOBAL read_only = ON",
-            (false, _) => "SET GLOBAL read_only = OFF",
+    /// The fence: `read_only = ON` is issued on the main connection and, while it waits,
+    /// the killer connection kills what holds it up. MariaDB's `read_only = ON` waits for
+    /// every commit in flight, and a commit in flight may be waiting for the semi-sync ACK
+    /// of the very peer whose loss made us leave (up to `rpl_semi_sync_master_timeout`).
+    /// `KILL CONNECTION` frees such a waiter at once (its transaction stays committed
+    /// locally, its client gets error 2013: in doubt); `KILL QUERY` would tell the client
+    /// OK for a transaction the peer never got, so it is never used.
+    async fn fence(&mut self) -> Result<Fence, String> {
+        // Both connections before anything starts: the killer must be there when needed
+        // (a full max_connections must not stop it; it is kept open between fences).
+        self.connection().await?;
+        self.killer_connection().await?;
+        let start = Instant::now();
+        let endpoint = self.server.endpoint.clone();
+        let (conn, flavor, _) = self.conn.as_mut().expect("connected");
+        let killer = self.killer.as_mut().expect("killer connected");
+        let sql = match flavor {
+            // super_read_only = ON implies read_only = ON.
+            Flavor::Mysql => "SET GLOBAL super_read_only = ON",
+            Flavor::MariaDb => "SET GLOBAL read_only = ON",
         };
-        bounded(conn.query_drop(sql)).await?;
-        info!(instance = %self.name, read_only = on, "MySQL read_only set");
+        let mut read_only = std::pin::pin!(bounded(conn.query_drop(sql)));
+        let mut killed = Vec::new();
+        let mut in_doubt = 0;
+        // Give the statement its head start (it is written to the socket on first poll),
+        // then sweep until it lands: each sweep kills what blocks it now.
+        let mut landed = tokio::time::timeout(FENCE_FIRST_LOOK, &mut read_only)
+            .await
+            .ok();
+        while landed.is_none() {
+            let everyone = self.cfg.kill_writers || start.elapsed() >= FENCE_PATIENCE;
+            let swept = sweep(killer, &endpoint, Sweep::Blocking { everyone }).await?;
+            in_doubt += swept.in_doubt;
+            killed.extend(swept.killed);
+            landed = tokio::time::timeout(FENCE_SWEEP, &mut read_only).await.ok();
+        }
+        landed.expect("landed")?;
+        let took = start.elapsed();
+        // Read-only now: nothing can write. Connections still open are sent away so their
+        // clients reconnect through the VIP to the new master instead of failing here.
+        if self.cfg.kill_writers {
+            let swept = sweep(killer, &endpoint, Sweep::Everyone).await?;
+            killed.extend(swept.killed);
+        }
+        killed.sort_unstable();
+        killed.dedup();
+        Ok(Fence {
+            took,
+            killed: killed.len(),
+            in_doubt,
+        })
+    }
+
+    async fn killer_connection(&mut self) -> Result<&mut OwnConn, String> {
+        if self.killer.is_none() {
+            self.killer = Some(bounded(self.server.connect()).await?);
+        }
+        Ok(self.killer.as_mut().expect("connected"))
+    }
+
+    /// `read_only = OFF` (clears `super_read_only` too on MySQL).
+    async fn set_writable(&mut self) -> Result<(), String> {
+        let (conn, _, _) = self.connection().await?;
+        bounded(conn.query_drop("SET GLOBAL read_only = OFF")).await?;
+        info!(instance = %self.name, "MySQL read_only = OFF");
         Ok(())
     }
 
@@ -513,47 +542,118 @@ impl Worker {
         }
         Ok(())
     }
+}
 
-    async fn kill_clients(&mut self) -> Result<usize, String> {
-        let endpoint = self.server.endpoint.clone();
-        let (conn, _, _) = self.connection().await?;
-        let rows: Vec<(u64, String, String)> = bounded(conn.query(
-            "SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",
-        ))
-        .await?;
-        let victims = clients(&rows, |id| is_own(&endpoint, id as u32));
-        for id in &victims {
-            // Already gone is fine.
-            let _ = bounded(conn.query_drop(format!("KILL CONNECTION {id}"))).await;
-        }
-        if !victims.is_empty() {
-            info!(instance = %self.name, killed = ?victims, "client connections killed");
-        }
-        Ok(victims.len())
+/// What one fence did.
+struct Fence {
+    took: Duration,
+    killed: usize,
+    in_doubt: usize,
+}
+
+/// Which client threads a sweep kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sweep {
+    /// While `read_only = ON` waits: the threads committing (they hold it up), and every
+    /// other client too when `everyone` (kill_writers, or the fence took too long).
+    Blocking { everyone: bool },
+    /// After the fence landed: every client connection.
+    Everyone,
+}
+
+/// What a sweep killed: thread ids, and how many were in the middle of a commit (their
+/// clients cannot know whether it committed).
+struct Swept {
+    killed: Vec<u64>,
+    in_doubt: usize,
+}
+
+/// Kills the client threads `sweep` names, committing ones first.
+async fn sweep(conn: &mut OwnConn, endpoint: &str, sweep: Sweep) -> Result<Swept, String> {
+    let rows: Vec<(u64, String, String, Option<String>)> = bounded(conn.query(
+        "SELECT ID, USER, COMMAND, STATE FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",
+    ))
+    .await?;
+    let threads: Vec<Thread> = rows
+        .into_iter()
+        .map(|(id, user, command, state)| Thread {
+            id,
+            user,
+            command,
+            state: state.unwrap_or_default(),
+        })
+        .collect();
+    let victims = victims(&threads, |id| is_own(endpoint, id as u32), sweep);
+    let in_doubt = victims.iter().filter(|v| v.committing).count();
+    for v in &victims {
+        // Already gone is fine.
+        let _ = bounded(conn.query_drop(format!("KILL CONNECTION {}", v.id))).await;
+    }
+    Ok(Swept {
+        killed: victims.iter().map(|v| v.id).collect(),
+        in_doubt,
+    })
+}
+
+/// One row of the processlist.
+#[derive(Clone, Debug)]
+pub struct Thread {
+    pub id: u64,
+    pub user: String,
+    pub command: String,
+    pub state: String,
+}
+
+impl Thread {
+    /// Server threads, replication (both directions) and dead threads are never killed.
+    fn is_client(&self) -> bool {
+        const SERVER_USERS: &[&str] = &["system user", "event_scheduler", "DELAYED"];
+        const SERVER_COMMANDS: &[&str] = &[
+            "Daemon",
+            "Binlog Dump",
+            "Binlog Dump GTID",
+            "Slave_IO",
+            "Slave_SQL",
+            "Slave_worker",
+            "Killed",
+        ];
+        !SERVER_USERS.contains(&self.user.as_str())
+            && !SERVER_COMMANDS.contains(&self.command.as_str())
+    }
+
+    /// In a commit (MariaDB "Waiting for semi-sync ACK from slave", "Commit"; MySQL
+    /// "Waiting for semi-sync ACK from replica", "waiting for handler commit"): it holds
+    /// `read_only = ON` up, and its client will not know the outcome once killed.
+    fn committing(&self) -> bool {
+        let s = self.state.to_ascii_lowercase();
+        s.contains("semi-sync") || s.contains("commit")
     }
 }
 
-/// Client connections to kill on demotion: everything but server threads, replication
-/// (both directions) and xvrrpd's own connections.
-pub fn clients(rows: &[(u64, String, String)], own: impl Fn(u64) -> bool) -> Vec<u64> {
-    const SERVER_USERS: &[&str] = &["system user", "event_scheduler", "DELAYED"];
-    const SERVER_COMMANDS: &[&str] = &[
-        "Daemon",
-        "Binlog Dump",
-        "Binlog Dump GTID",
-        "Slave_IO",
-        "Slave_SQL",
-        "Slave_worker",
-        "Killed",
-    ];
-    rows.iter()
-        .filter(|(id, user, cmd)| {
-            !SERVER_USERS.contains(&user.as_str())
-                && !SERVER_COMMANDS.contains(&cmd.as_str())
-                && !own(*id)
+/// A thread a sweep kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Victim {
+    pub id: u64,
+    pub committing: bool,
+}
+
+/// The client threads to kill, committing ones first (they hold the fence up). Never
+/// xvrrpd's own connections (`own`).
+pub fn victims(rows: &[Thread], own: impl Fn(u64) -> bool, sweep: Sweep) -> Vec<Victim> {
+    let mut v: Vec<Victim> = rows
+        .iter()
+        .filter(|t| t.is_client() && !own(t.id))
+        .map(|t| Victim {
+            id: t.id,
+            committing: t.committing(),
         })
-        .map(|(id, _, _)| *id)
-        .collect()
+        .filter(|v| match sweep {
+            Sweep::Blocking { everyone } => everyone || v.committing,
+            Sweep::Everyone => true,
+        })
+        .collect();
+    v.sort_by_key(|v| !v.committing);
+    v
 }
 
 /// The replica's address from a processlist HOST (`192.0.2.10:41234`, `[2001:db8::1]:5`).
@@ -606,19 +706,76 @@ async fn bounded<T>(
 mod tests {
     use super::*;
 
+    fn thread(id: u64, user: &str, cmd: &str, state: &str) -> Thread {
+        Thread {
+            id,
+            user: user.into(),
+            command: cmd.into(),
+            state: state.into(),
+        }
+    }
+
+    fn rows() -> Vec<Thread> {
+        vec![
+            thread(
+                1,
+                "system user",
+                "Slave_IO",
+                "Waiting for master to send event",
+            ),
+            thread(
+                2,
+                "system user",
+                "Slave_SQL",
+                "Slave has read all relay log",
+            ),
+            thread(
+                3,
+                "repl",
+                "Binlog Dump",
+                "Master has sent all binlog to slave",
+            ),
+            thread(4, "app", "Sleep", ""),
+            thread(5, "app", "Query", "Waiting for semi-sync ACK from slave"),
+            thread(6, "root", "Sleep", ""),
+            thread(7, "event_scheduler", "Daemon", "Waiting on empty queue"),
+            thread(8, "app", "Query", "Waiting for backup lock"),
+            thread(9, "app", "Query", "waiting for handler commit"),
+        ]
+    }
+
     #[test]
-    fn demotion_kills_clients_only() {
-        let row = |id: u64, user: &str, cmd: &str| (id, user.to_string(), cmd.to_string());
-        let rows = vec![
-            row(1, "system user", "Slave_IO"),
-            row(2, "system user", "Slave_SQL"),
-            row(3, "repl", "Binlog Dump"),
-            row(4, "app", "Query"),
-            row(5, "app", "Sleep"),
-            row(6, "root", "Sleep"),
-            row(7, "event_scheduler", "Daemon"),
-        ];
-        assert_eq!(clients(&rows, |id| id == 6), vec![4, 5]);
+    fn demotion_kills_clients_only_committing_first() {
+        let ids = |v: Vec<Victim>| v.iter().map(|v| v.id).collect::<Vec<_>>();
+        let all = victims(&rows(), |id| id == 6, Sweep::Everyone);
+        assert_eq!(ids(all.clone()), vec![5, 9, 4, 8]);
+        assert_eq!(all.iter().filter(|v| v.committing).count(), 2);
+        assert_eq!(
+            ids(victims(
+                &rows(),
+                |id| id == 6,
+                Sweep::Blocking { everyone: true }
+            )),
+            vec![5, 9, 4, 8]
+        );
+    }
+
+    #[test]
+    fn a_patient_fence_kills_only_what_holds_it_up() {
+        let v = victims(&rows(), |_| false, Sweep::Blocking { everyone: false });
+        assert_eq!(
+            v,
+            vec![
+                Victim {
+                    id: 5,
+                    committing: true
+                },
+                Victim {
+                    id: 9,
+                    committing: true
+                }
+            ]
+        );
     }
 
     #[test]

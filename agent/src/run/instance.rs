@@ -1,5 +1,6 @@
-//! One configured instance at run time: its engine, sockets, VIPs, MySQL role, and the
-//! code that carries out what its engine decides.
+//! One configured instance at run time: its decision core, sockets, VIPs, MySQL guard, and
+//! the code that carries out what the core decides. Nothing here decides: see
+//! [`crate::role`].
 use std::{
     net::IpAddr,
     path::PathBuf,
@@ -15,9 +16,9 @@ use crate::{
     config::{self, InstanceConfig, TrackerConfig, V3Checksum},
     control::status::{Hold, InstanceStatus, LastTransition},
     datapath::{state::VridSnapshot, Datapath},
-    engine::{Action, Input, Instance, Instant, Settings, State},
+    engine::{Instant, Settings, State},
     metrics::{self, state_number, Metrics},
-    mysql::guard::{Command as GuardCommand, Guard, Outcome as GuardOutcome},
+    mysql::guard::Guard,
     net::{
         announce::Announcer,
         iface::Iface,
@@ -26,7 +27,7 @@ use crate::{
         vip::{self, Vip},
     },
     notify::Transition,
-    track::{self, Contribution, Effective},
+    role::{Action, Core, Event, Outcome as GuardOutcome},
     vrrp::packet::{Advertisement, ChecksumStyle},
 };
 
@@ -47,20 +48,6 @@ impl EventSink {
     }
 }
 
-/// A write instance's MySQL state as the main loop sees it. In Master, the VIPs are added
-/// (and the master hooks run) only once the guard reports the server writable.
-pub struct WriteRole {
-    pub guard: Guard,
-    /// The server is writable for the current master term: the VIPs may be up.
-    pub writable: bool,
-    /// The MASTER notification, held until the server is writable.
-    pub pending_notify: Option<Transition>,
-    /// Catch-up timed out under `stay-backup`: FAULT until the relay log is applied.
-    pub blocked: bool,
-    /// A switchover is fencing the server; the engine hands over once it is read-only.
-    pub switchover_term: Option<u64>,
-}
-
 /// Kernel counters last folded into the metrics (they are cumulative in the kernel).
 #[derive(Default)]
 pub struct SeenCounters {
@@ -75,7 +62,8 @@ pub struct Running {
     pub id: u64,
     pub cfg: InstanceConfig,
     pub key: VridKey,
-    pub engine: Instance,
+    /// Every decision: the VRRP engine and the write role.
+    pub core: Core,
     pub sender: AdvertSender,
     pub announcer: Arc<Announcer>,
     pub vips: Vec<Vip>,
@@ -84,8 +72,8 @@ pub struct Running {
     pub announce_gen: Arc<AtomicU64>,
     pub notify: UnboundedSender<Transition>,
     pub events: EventSink,
-    /// Write instances: the MySQL side of mastership.
-    pub write: Option<WriteRole>,
+    /// Write instances: the task that carries out promotions and fences.
+    pub guard: Option<Guard>,
     pub metrics: Arc<Metrics>,
     pub labels: Vec<(&'static str, String)>,
     pub last_transition: Option<(Transition, std::time::Instant)>,
@@ -133,17 +121,15 @@ impl Running {
         let m = &self.metrics;
         m.state
             .get_or_create(&self.labels)
-            .set(state_number(self.engine.state()));
+            .set(state_number(self.core.state()));
         m.priority_effective
             .get_or_create(&self.labels)
-            .set(self.engine.priority() as i64);
+            .set(self.core.engine().priority() as i64);
         m.priority_configured
             .get_or_create(&self.labels)
             .set(self.cfg.priority as i64);
-        if let Some(w) = &self.write {
-            m.mysql_writable
-                .get_or_create(&self.labels)
-                .set(w.writable as i64);
+        if let Some(w) = self.core.writable() {
+            m.mysql_writable.get_or_create(&self.labels).set(w as i64);
         }
     }
 
@@ -177,14 +163,15 @@ impl Running {
 
     /// The `status` view of this instance.
     pub fn status(&self, trackers: Vec<crate::control::status::TrackerStatus>) -> InstanceStatus {
-        let state = self.engine.state();
+        let engine = self.core.engine();
+        let state = engine.state();
         let master = match state {
             State::Master => Some(self.sender.source().to_string()),
-            State::Backup => self.engine.master().map(|m| m.to_string()),
+            State::Backup => engine.master().map(|m| m.to_string()),
             _ => None,
         };
         let now = Instant(monotonic_ns());
-        let hold = self.engine.preempt_hold_until();
+        let hold = engine.preempt_hold_until();
         let hold = (state == State::Backup && hold > now).then(|| {
             if hold == Instant::FOREVER {
                 Hold::UntilMasterFails
@@ -197,7 +184,7 @@ impl Running {
             interface: self.cfg.interface.clone(),
             vrid: self.cfg.vrid,
             state: state.name().to_string(),
-            priority: self.engine.priority(),
+            priority: engine.priority(),
             configured_priority: self.cfg.priority,
             master,
             vips: self
@@ -212,160 +199,10 @@ impl Running {
                 ago_s: at.elapsed().as_secs_f64(),
             }),
             trackers,
-            writable: self.write.as_ref().map(|w| w.writable),
+            writable: self.core.writable(),
             hold,
         }
     }
-}
-
-/// The engine inputs that bring instance `r` in line with its link, its trackers and the
-/// node's maintenance flag.
-pub fn track_input(
-    r: &mut Running,
-    mine: &[Contribution],
-    link_ok: bool,
-    maintenance: bool,
-    now: Instant,
-) -> Vec<Action> {
-    let mut actions = Vec::new();
-    let blocked = r.write.as_ref().is_some_and(|w| w.blocked);
-    let effective = if link_ok && !blocked && !maintenance {
-        track::effective(r.engine.settings.priority, mine)
-    } else {
-        Effective::Fault
-    };
-    match effective {
-        Effective::Fault => actions.extend(r.engine.handle(Input::Fault { now })),
-        Effective::Priority(p) => {
-            if r.engine.state() == State::Fault {
-                actions.extend(r.engine.handle(Input::FaultCleared { now }));
-            }
-            actions.extend(r.engine.handle(Input::Priority { now, priority: p }));
-        }
-    }
-    actions
-}
-
-/// What a guard outcome asks of the main loop.
-pub enum AfterOutcome {
-    Actions(Vec<Action>),
-    /// Re-evaluate the instance's trackers (blocked changed); optionally end the hold.
-    Retrack {
-        release_hold: bool,
-    },
-}
-
-/// Carries a guard outcome into the instance: VIPs up once writable, FAULT on a
-/// stay-backup catch-up timeout, back to the election once caught up, the handover of a
-/// switchover once fenced.
-pub fn guard_outcome(r: &mut Running, outcome: GuardOutcome) -> AfterOutcome {
-    let now = Instant(monotonic_ns());
-    let none = AfterOutcome::Actions(Vec::new());
-    let Some(term_now) = r.write.as_ref().map(|w| w.guard.term()) else {
-        return none;
-    };
-    let name = r.cfg.name.clone();
-    match outcome {
-        GuardOutcome::Writable {
-            term,
-            catchup,
-            target,
-            forced,
-        } if term == term_now && r.engine.state() == State::Master => {
-            let catchup_ms = catchup.as_secs_f64() * 1e3;
-            if forced {
-                warn!(instance = %name, %target, "writable WITHOUT catch-up (on_catchup_timeout = promote-anyway)");
-            } else {
-                info!(instance = %name, catchup_ms, %target, "MySQL caught up and writable");
-            }
-            r.emit(serde_json::json!({
-                "event": "writable", "ts_ns": now.0, "instance": name,
-                "catchup_ms": catchup_ms, "forced": forced,
-            }));
-            let w = r.write.as_mut().expect("write role");
-            w.writable = true;
-            if let Some(t) = w.pending_notify.take() {
-                let _ = r.notify.send(t);
-            }
-            AfterOutcome::Actions(vec![Action::AddVips, Action::Announce])
-        }
-        GuardOutcome::CatchupTimeout { term, target } if term == term_now => {
-            let stay =
-                r.cfg.mysql.as_ref().is_some_and(|g| {
-                    g.on_catchup_timeout == crate::config::CatchupPolicy::StayBackup
-                });
-            r.emit(serde_json::json!({
-                "event": "catchup_timeout", "ts_ns": now.0, "instance": name,
-                "target": target, "stay_backup": stay,
-            }));
-            if !stay {
-                return none;
-            }
-            warn!(instance = %name, %target, "staying out of the election (FAULT) until the relay log is applied");
-            // FAULT removes nothing (the VIPs were never added) but demotes; once the
-            // server is read-only again, the guard watches for the catch-up.
-            r.write.as_mut().expect("write role").blocked = true;
-            AfterOutcome::Retrack {
-                release_hold: false,
-            }
-        }
-        GuardOutcome::CaughtUp { term } if term == term_now => {
-            r.write.as_mut().expect("write role").blocked = false;
-            r.emit(serde_json::json!({"event": "caught_up", "ts_ns": now.0, "instance": name}));
-            // It never served writes in that term: nothing to damp.
-            AfterOutcome::Retrack { release_hold: true }
-        }
-        GuardOutcome::ReadOnly { term, killed } => {
-            r.emit(serde_json::json!({
-                "event": "read_only", "ts_ns": now.0, "instance": name, "killed": killed,
-            }));
-            let w = r.write.as_mut().expect("write role");
-            if w.blocked && term == term_now {
-                w.guard.send(|term| GuardCommand::WatchCatchup { term });
-            }
-            if w.switchover_term == Some(term) {
-                w.switchover_term = None;
-                if r.engine.state() == State::Master {
-                    info!(instance = %name, killed, "switchover: server fenced, handing over");
-                    return AfterOutcome::Actions(r.engine.handle(Input::Switchover { now }));
-                }
-            }
-            none
-        }
-        _ => none,
-    }
-}
-
-/// Starts a planned handover of `r`. A write instance is fenced first (VIPs removed,
-/// read_only = ON, clients killed) and hands over when the guard confirms; others hand
-/// over at once. Err when this node is not the master.
-pub async fn switchover(r: &mut Running, nl: &rtnetlink::Handle) -> Result<Vec<Action>, String> {
-    if r.engine.state() != State::Master {
-        return Err(format!(
-            "{} is {} here, not MASTER: run switchover on the master",
-            r.cfg.name,
-            r.engine.state().name()
-        ));
-    }
-    let now = Instant(monotonic_ns());
-    let Some(w) = &mut r.write else {
-        return Ok(r.engine.handle(Input::Switchover { now }));
-    };
-    if w.switchover_term.is_some() {
-        return Err(format!("{}: a switchover is already fencing", r.cfg.name));
-    }
-    // No client may reach the server while it is being fenced.
-    r.announce_gen
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    for v in &r.vips {
-        if let Err(e) = vip::remove(nl, v).await {
-            warn!(instance = %r.cfg.name, error = %e, "removing VIP");
-        }
-    }
-    w.writable = false;
-    let term = w.guard.send(|term| GuardCommand::Demote { term });
-    w.switchover_term = Some(term);
-    Ok(Vec::new())
 }
 
 /// Reads the interface, clears crash leftovers, opens the sockets, builds the engine.
@@ -428,21 +265,24 @@ pub async fn prepare(
     let sender = AdvertSender::new(&ic.interface, iface.index, src, &ic.unicast_peers, style)
         .with_context(|| format!("opening the advert socket on {}", ic.interface))?;
     let announcer = Arc::new(Announcer::new(&ic.interface, iface.index, iface.mac)?);
-    let engine = Instance::new(settings(ic, src));
+    let core = Core::new(
+        settings(ic, src),
+        ic.mysql.as_ref().map(|g| g.on_catchup_timeout),
+    );
     let key = VridKey::new(iface.index, if v6 { FAMILY_V6 } else { FAMILY_V4 }, ic.vrid);
     Ok(Running {
         id,
         labels: metrics::instance_labels(&ic.name, &ic.interface, ic.vrid),
         cfg: ic.clone(),
         key,
-        engine,
+        core,
         sender,
         announcer,
         vips,
         announce_gen: Default::default(),
         notify,
         events,
-        write: None,
+        guard: None,
         metrics,
         last_transition: None,
         last_advert_ns: None,
@@ -489,8 +329,8 @@ pub fn settings(ic: &InstanceConfig, primary: IpAddr) -> Settings {
     }
 }
 
-/// Carries out the engine's actions in order. Failures are logged, never fatal: the
-/// engine's view stays authoritative and the next advert or tick retries.
+/// Carries out the core's actions in order. Failures are logged, never fatal: the core's
+/// view stays authoritative and the next advert or tick retries.
 pub async fn apply(
     r: &mut Running,
     actions: Vec<Action>,
@@ -499,44 +339,33 @@ pub async fn apply(
 ) {
     for a in actions {
         match a {
-            Action::Transition { from, to, reason } => {
+            Action::Transition(t) => {
                 info!(
                     instance = %r.cfg.name,
                     vrid = r.cfg.vrid,
-                    from = from.name(),
-                    to = to.name(),
-                    reason = reason.name(),
-                    priority = r.engine.priority(),
+                    from = t.from.name(),
+                    to = t.to.name(),
+                    reason = t.reason,
+                    priority = t.priority,
                     "transition"
                 );
-                let t = Transition {
-                    from,
-                    to,
-                    priority: r.engine.priority(),
-                    reason: reason.name(),
-                    ts_ns: monotonic_ns(),
-                };
                 r.metrics
                     .transitions
                     .get_or_create(&metrics::with(
                         &r.labels,
                         &[
-                            ("from", from.name()),
-                            ("to", to.name()),
-                            ("reason", reason.name()),
+                            ("from", t.from.name()),
+                            ("to", t.to.name()),
+                            ("reason", t.reason),
                         ],
                     ))
                     .inc();
                 r.events
                     .send(crate::notify::event_json(&r.cfg.name, r.cfg.vrid, &t));
-                r.last_transition = Some((t.clone(), std::time::Instant::now()));
-                match &mut r.write {
-                    // Master hooks run once the server is writable and the VIPs are up.
-                    Some(w) if to == State::Master && !w.writable => w.pending_notify = Some(t),
-                    _ => {
-                        let _ = r.notify.send(t);
-                    }
-                }
+                r.last_transition = Some((t, std::time::Instant::now()));
+            }
+            Action::Notify(t) => {
+                let _ = r.notify.send(t);
             }
             Action::SendAdvert { priority } => {
                 if let Err(e) = r.sender.send(&r.advert(priority)) {
@@ -544,12 +373,6 @@ pub async fn apply(
                 } else {
                     r.metrics.adverts_sent.get_or_create(&r.labels).inc();
                 }
-            }
-            Action::AddVips if r.write.as_ref().is_some_and(|w| !w.writable) => {
-                // Catch-up and read_only = OFF first; the VIPs follow the guard's outcome.
-                let w = r.write.as_mut().expect("write role");
-                w.guard.send(|term| GuardCommand::Promote { term });
-                info!(instance = %r.cfg.name, "promoting MySQL: catch-up, then read_only = OFF, then the VIPs");
             }
             Action::AddVips => {
                 for v in &r.vips {
@@ -567,14 +390,7 @@ pub async fn apply(
                         warn!(instance = %r.cfg.name, error = %e, "removing VIP");
                     }
                 }
-                // Then fence the server: the VIP is gone, so no new client reaches it.
-                if let Some(w) = &mut r.write {
-                    w.writable = false;
-                    w.pending_notify = None;
-                    w.guard.send(|term| GuardCommand::Demote { term });
-                }
             }
-            Action::Announce if r.write.as_ref().is_some_and(|w| !w.writable) => {}
             Action::Announce => spawn_announce(r),
             Action::SetLocalPriority { priority } => {
                 r.params.priority = priority;
@@ -582,9 +398,71 @@ pub async fn apply(
                     warn!(instance = %r.cfg.name, error = %e, "updating datapath priority");
                 }
             }
+            Action::Guard(cmd) => match &r.guard {
+                Some(g) => {
+                    if let crate::role::Command::Promote { .. } = cmd {
+                        info!(instance = %r.cfg.name, "promoting MySQL: catch-up, then read_only = OFF, then the VIPs");
+                    }
+                    g.send(cmd);
+                }
+                None => warn!(instance = %r.cfg.name, ?cmd, "no MySQL guard running"),
+            },
+            Action::Event(e) => event(r, e),
         }
     }
     r.refresh_gauges();
+}
+
+/// Logs a write-role fact and streams it.
+fn event(r: &Running, e: Event) {
+    let name = &r.cfg.name;
+    let ts_ns = monotonic_ns();
+    let json = match e {
+        Event::Writable {
+            catchup,
+            target,
+            forced,
+        } => {
+            let catchup_ms = catchup.as_secs_f64() * 1e3;
+            if forced {
+                warn!(instance = %name, %target, "writable WITHOUT catch-up (on_catchup_timeout = promote-anyway)");
+            } else {
+                info!(instance = %name, catchup_ms, %target, "MySQL caught up and writable");
+            }
+            serde_json::json!({
+                "event": "writable", "ts_ns": ts_ns, "instance": name,
+                "catchup_ms": catchup_ms, "forced": forced,
+            })
+        }
+        Event::CatchupTimeout {
+            target,
+            stay_backup,
+        } => {
+            if stay_backup {
+                warn!(instance = %name, %target, "staying out of the election (FAULT) until the relay log is applied");
+            }
+            serde_json::json!({
+                "event": "catchup_timeout", "ts_ns": ts_ns, "instance": name,
+                "target": target, "stay_backup": stay_backup,
+            })
+        }
+        Event::CaughtUp => {
+            serde_json::json!({"event": "caught_up", "ts_ns": ts_ns, "instance": name})
+        }
+        Event::ReadOnly {
+            killed,
+            in_doubt,
+            took,
+        } => serde_json::json!({
+            "event": "read_only", "ts_ns": ts_ns, "instance": name, "killed": killed,
+            "in_doubt": in_doubt, "fence_ms": took.as_secs_f64() * 1e3,
+        }),
+        Event::SwitchoverFenced => {
+            info!(instance = %name, "switchover: server fenced, handing over");
+            serde_json::json!({"event": "switchover_fenced", "ts_ns": ts_ns, "instance": name})
+        }
+    };
+    r.emit(json);
 }
 
 /// Bursts of GARP / NA (count × burst_delay), one repeat burst after `repeat_after`, then
@@ -638,43 +516,40 @@ fn spawn_announce(r: &Running) {
     });
 }
 
-/// Spawns the write guard of a write instance and fences its server (start-up, or a
-/// reload that made it a write instance).
-pub fn start_write_role(
+/// Spawns the write guard of a write instance (start-up, or a reload that made it one).
+/// The core's first command follows: fence the server.
+pub fn start_guard(
     r: &mut Running,
     trackers: &[TrackerConfig],
     outcomes: UnboundedSender<(usize, GuardOutcome)>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Action>> {
     let Some(g) = &r.cfg.mysql else {
-        return Ok(());
+        return Ok(Vec::new());
     };
-    let tracker = trackers
-        .iter()
-        .find(|t| t.name == g.server)
-        .ok_or_else(|| anyhow!("instance {:?}: no tracker {:?}", r.cfg.name, g.server))?;
-    let server = crate::mysql::conn::Server::from_tracker(tracker).map_err(|e| {
-        anyhow!(
-            "instance {:?}: mysql.server {:?}: {e}",
-            r.cfg.name,
-            g.server
-        )
-    })?;
-    let mut guard = Guard::spawn(
+    let server = guard_server(&r.cfg, trackers)?;
+    r.guard = Some(Guard::spawn(
         r.id as usize,
         r.cfg.name.clone(),
         server,
         g.clone(),
         outcomes,
-    );
-    // Start fenced: this node holds no VIP until it wins, so neither may its server take
-    // writes (a mysqld left writable by a crash is made read-only now).
-    guard.send(|term| GuardCommand::Demote { term });
-    r.write = Some(WriteRole {
-        guard,
-        writable: false,
-        pending_notify: None,
-        blocked: false,
-        switchover_term: None,
-    });
-    Ok(())
+    ));
+    Ok(r.core.guard_started())
+}
+
+/// The server a write instance's guard drives: its `mysql.server` tracker's, with the
+/// credentials read now (a reload checks this before it changes anything).
+pub fn guard_server(
+    ic: &InstanceConfig,
+    trackers: &[TrackerConfig],
+) -> anyhow::Result<crate::mysql::conn::Server> {
+    let Some(g) = &ic.mysql else {
+        anyhow::bail!("instance {:?} has no [instance.mysql]", ic.name);
+    };
+    let tracker = trackers
+        .iter()
+        .find(|t| t.name == g.server)
+        .ok_or_else(|| anyhow!("instance {:?}: no tracker {:?}", ic.name, g.server))?;
+    crate::mysql::conn::Server::from_tracker(tracker)
+        .map_err(|e| anyhow!("instance {:?}: mysql.server {:?}: {e}", ic.name, g.server))
 }

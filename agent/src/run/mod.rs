@@ -1,5 +1,6 @@
-//! `xvrrpd run`: the VRRP router. Feeds datapath events and deadlines to one engine per
-//! instance and carries out what the engines decide; answers the control socket; reloads.
+//! `xvrrpd run`: the VRRP router. Feeds datapath events, deadlines, tracker and guard
+//! results to one decision core per instance ([`crate::role`]) and carries out what the
+//! cores decide; answers the control socket; reloads.
 //!
 //! Start-up policy for VIPs left by a crash: every configured VIP found on its interface
 //! is removed before the instance starts (as backup, or as master only for an owner). The
@@ -35,13 +36,13 @@ use crate::{
         event::{DatapathEvent, EventKind},
         Datapath,
     },
-    engine::{Input, Instant},
+    engine::{Input as VrrpInput, Instant},
     metrics::{self, Metrics},
-    mysql::guard::Outcome as GuardOutcome,
     net::{monotonic_ns, vip},
+    role::{Input, Outcome as GuardOutcome, Tracking},
     track::{self, runner::Report, Contribution},
 };
-use instance::{apply, guard_outcome, track_input, AfterOutcome, EventSink, Running};
+use instance::{apply, EventSink, Running};
 
 /// Wake-ups this close before a deadline are treated as at the deadline.
 const TIMER_SLACK_NS: u64 = 1_000_000;
@@ -207,7 +208,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         let next = router
             .instances
             .iter()
-            .filter_map(|r| r.engine.next_deadline())
+            .filter_map(|r| r.core.next_deadline())
             .min();
         let sleep = next.map_or(Duration::from_secs(3600), |d| {
             Duration::from_nanos(d.0.saturating_sub(monotonic_ns()))
@@ -241,8 +242,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 };
                 let Router { instances, nl, dp, .. } = &mut router;
                 for r in instances.iter_mut() {
-                    if r.engine.next_deadline().is_some_and(|d| d <= now) {
-                        let actions = r.engine.handle(Input::Tick { now });
+                    if r.core.next_deadline().is_some_and(|d| d <= now) {
+                        let actions = r.core.handle(Input::Vrrp(VrrpInput::Tick { now }));
                         apply(r, actions, nl, dp).await;
                     }
                 }
@@ -287,16 +288,31 @@ impl Router {
         self.link_up.get(&r.key.ifindex).copied().unwrap_or(true)
     }
 
-    /// Re-evaluates instance `i` against its trackers, link and the maintenance flag.
+    /// Gives instance `i` the current state of its trackers, link and the maintenance flag.
     async fn retrack(&mut self, i: usize, now: Instant) {
-        let mine = self.contributions_of(&self.instances[i]);
-        let link_ok = self.link_ok(&self.instances[i]);
-        let maintenance = self.maintenance;
+        let r = &self.instances[i];
+        let server_up = r.cfg.mysql.as_ref().is_none_or(|g| {
+            self.trackers
+                .iter()
+                .find(|t| t.cfg.name == g.server)
+                .is_some_and(|t| t.contribution.healthy)
+        });
+        let tracking = Tracking {
+            trackers: self.contributions_of(r),
+            link_ok: self.link_ok(r),
+            maintenance: self.maintenance,
+            server_up,
+        };
+        self.feed(i, Input::Track { now, tracking }).await;
+    }
+
+    /// Hands instance `i`'s core an input and carries out what it decides.
+    async fn feed(&mut self, i: usize, input: Input) {
         let Router {
             instances, nl, dp, ..
         } = self;
         let r = &mut instances[i];
-        let actions = track_input(r, &mine, link_ok, maintenance, now);
+        let actions = r.core.handle(input);
         apply(r, actions, nl, dp).await;
     }
 
@@ -318,24 +334,19 @@ impl Router {
                         .get_or_create(&r.labels)
                         .observe(ev.ts_ns.saturating_sub(last) as f64 / 1e9);
                 }
-                Input::Advert {
+                VrrpInput::Advert {
                     now: Instant(ev.ts_ns),
                     src: ev.src,
                     priority: ev.priority,
                     interval: Duration::from_millis(ev.interval_cs as u64 * 10),
                 }
             }
-            EventKind::MasterDown { .. } => Input::MasterDown {
+            EventKind::MasterDown { .. } => VrrpInput::MasterDown {
                 now: Instant(ev.ts_ns),
             },
             _ => return,
         };
-        let Router {
-            instances, nl, dp, ..
-        } = self;
-        let r = &mut instances[i];
-        let actions = r.engine.handle(input);
-        apply(r, actions, nl, dp).await;
+        self.feed(i, Input::Vrrp(input)).await;
     }
 
     async fn tracker_report(&mut self, rep: Report) {
@@ -349,7 +360,9 @@ impl Router {
         self.set_tracker_gauge(&name);
         let now = Instant(monotonic_ns());
         for i in 0..self.instances.len() {
-            if self.instances[i].cfg.track.contains(&name) {
+            let cfg = &self.instances[i].cfg;
+            let drives = cfg.mysql.as_ref().is_some_and(|g| g.server == name);
+            if cfg.track.contains(&name) || drives {
                 self.retrack(i, now).await;
             }
         }
@@ -389,24 +402,10 @@ impl Router {
 
     async fn guard_outcome(&mut self, id: u64, outcome: GuardOutcome) {
         let Some(i) = self.instances.iter().position(|r| r.id == id) else {
-            return;
+            return; // an instance removed by a reload
         };
-        let after = guard_outcome(&mut self.instances[i], outcome);
-        match after {
-            AfterOutcome::Actions(actions) => {
-                let Router {
-                    instances, nl, dp, ..
-                } = self;
-                apply(&mut instances[i], actions, nl, dp).await;
-            }
-            AfterOutcome::Retrack { release_hold } => {
-                let now = Instant(monotonic_ns());
-                self.retrack(i, now).await;
-                if release_hold {
-                    self.instances[i].engine.release_hold(now);
-                }
-            }
-        }
+        let now = Instant(monotonic_ns());
+        self.feed(i, Input::Guard { now, outcome }).await;
     }
 
     async fn control(&mut self, req: Request, reply: oneshot::Sender<Response>) {
@@ -422,7 +421,7 @@ impl Router {
                             instances, nl, dp, ..
                         } = self;
                         let r = &mut instances[i];
-                        match instance::switchover(r, nl).await {
+                        match r.core.switchover(Instant(monotonic_ns())) {
                             Ok(actions) => {
                                 info!(instance = %r.cfg.name, "switchover requested");
                                 r.emit(serde_json::json!({
@@ -434,7 +433,9 @@ impl Router {
                                     message: format!("{instance}: handing over to the peer"),
                                 }
                             }
-                            Err(message) => Response::Error { message },
+                            Err(e) => Response::Error {
+                                message: format!("{}: {e}", r.cfg.name),
+                            },
                         }
                     }
                 }
@@ -558,14 +559,14 @@ impl Router {
                 instances, nl, dp, ..
             } = &mut self;
             for r in instances.iter_mut() {
-                let actions = r.engine.handle(Input::Shutdown { now });
+                let actions = r.core.handle(Input::Vrrp(VrrpInput::Shutdown { now }));
                 apply(r, actions, nl, dp).await;
             }
         }
         // A master's demotion (read_only = ON, clients killed) completes before we exit.
         for r in &mut self.instances {
-            if let Some(w) = r.write.take() {
-                w.guard.finish(Duration::from_secs(5)).await;
+            if let Some(g) = r.guard.take() {
+                g.finish(Duration::from_secs(5)).await;
             }
         }
         let Router {

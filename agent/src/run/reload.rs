@@ -21,8 +21,9 @@ use super::{
 };
 use crate::{
     config::{Config, InstanceConfig},
-    engine::{Input, Instant},
+    engine::{Input as VrrpInput, Instant},
     net::monotonic_ns,
+    role::Input,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,8 +196,14 @@ impl Router {
                     self.notify_tasks.push((task, ic.notify.timeout));
                 }
                 r.cfg = ic.clone();
-                r.engine.settings = settings(ic, r.sender.source());
-                r.params = instance::datapath_params(ic, r.engine.priority());
+                // Settings only: the new priority follows from the retrack below.
+                let actions = r.core.handle(Input::Reconfigure {
+                    now: Instant(monotonic_ns()),
+                    settings: settings(ic, r.sender.source()),
+                    policy: ic.mysql.as_ref().map(|g| g.on_catchup_timeout),
+                });
+                apply(r, actions, &self.nl, &mut self.dp).await;
+                r.params = instance::datapath_params(ic, r.core.engine().priority());
                 if let Err(e) = self.dp.set_params(r.key, r.params) {
                     warn!(instance = %ic.name, error = %e, "updating datapath parameters");
                 }
@@ -216,7 +223,8 @@ impl Router {
                 self.instances.push(r);
             } else if let Some(mut r) = started.remove(&ic.name) {
                 self.register(&r)?;
-                instance::start_write_role(&mut r, &new.trackers, self.outcome_tx.clone())?;
+                let fence = instance::start_guard(&mut r, &new.trackers, self.outcome_tx.clone())?;
+                apply(&mut r, fence, &self.nl, &mut self.dp).await;
                 fresh.push(r.id);
                 self.instances.push(r);
             }
@@ -231,7 +239,7 @@ impl Router {
                     instances, nl, dp, ..
                 } = self;
                 let r = &mut instances[i];
-                let actions = r.engine.handle(Input::Startup { now });
+                let actions = r.core.handle(Input::Vrrp(VrrpInput::Startup { now }));
                 apply(r, actions, nl, dp).await;
             }
         }
@@ -269,10 +277,10 @@ impl Router {
     async fn retire(&mut self, mut r: Running) {
         info!(instance = %r.cfg.name, "stopping (removed or changed by the new configuration)");
         let now = Instant(monotonic_ns());
-        let actions = r.engine.handle(Input::Shutdown { now });
+        let actions = r.core.handle(Input::Vrrp(VrrpInput::Shutdown { now }));
         apply(&mut r, actions, &self.nl, &mut self.dp).await;
-        if let Some(w) = r.write.take() {
-            w.guard.finish(std::time::Duration::from_secs(5)).await;
+        if let Some(g) = r.guard.take() {
+            g.finish(std::time::Duration::from_secs(5)).await;
         }
         if let Err(e) = self.dp.remove_params(r.key) {
             warn!(instance = %r.cfg.name, error = %e, "removing datapath parameters");

@@ -1,0 +1,472 @@
+//! One instance's decisions, sans I/O: the VRRP [engine](crate::engine) composed with
+//! the *write role*, the part that keeps a MySQL server and its VIP safe.
+//!
+//! The rules, all here and nowhere in `run/`:
+//! - **Fence first.** Whenever the instance leaves master (a better master, Fault,
+//!   shutdown, switchover), the VIPs are removed and the server is fenced (`Demote`)
+//!   before anything else is sent, the priority-0 advert included.
+//! - **Writable before reachable.** Becoming master of a write instance asks the guard to
+//!   promote (catch-up, then `read_only = OFF`); the VIPs, their announcement and the
+//!   MASTER hooks wait for its `Writable` outcome of the current term.
+//! - **Stay-backup.** A catch-up timeout under `stay-backup` puts the instance in FAULT
+//!   until the guard reports the relay log applied; then it rejoins without an anti-flap
+//!   hold (it never served writes in that term).
+//! - **Switchover.** The master is fenced first; it hands over (priority 0) only once the
+//!   guard confirms the server is read-only.
+//! - **Tracking.** The effective priority follows the trackers, the link and the
+//!   maintenance flag; any of them failing hard means FAULT, and so does a write
+//!   instance's own server failing its check.
+//!
+//! Guard commands carry terms; an outcome of a superseded term is ignored. Time comes in
+//! with every input: nothing here reads a clock, touches a socket or spawns a task.
+#[cfg(test)]
+mod model;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use crate::{
+    config::CatchupPolicy,
+    engine::{self, Input as VrrpInput, Instance, Instant, Settings, State},
+    notify::Transition,
+    track::{self, Contribution, Effective},
+};
+
+/// What the core asks of the MySQL write guard. `term` identifies the request; the
+/// outcome carries it back so a superseded outcome is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Catch up on what reached this node, then `read_only = OFF`.
+    Promote { term: u64 },
+    /// `read_only = ON` at once, whatever is in flight; client connections killed.
+    Demote { term: u64 },
+    /// After a catch-up timeout under `stay-backup`: report when the relay log is applied.
+    WatchCatchup { term: u64 },
+}
+
+/// What the guard reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Writable {
+        term: u64,
+        catchup: Duration,
+        target: String,
+        forced: bool,
+    },
+    CatchupTimeout {
+        term: u64,
+        target: String,
+    },
+    CaughtUp {
+        term: u64,
+    },
+    ReadOnly {
+        term: u64,
+        /// Client connections killed.
+        killed: usize,
+        /// Of those, killed in the middle of a commit: committed here, their clients never
+        /// told (error 2013), possibly never replicated.
+        in_doubt: usize,
+        /// From the statement to read_only in force.
+        took: Duration,
+    },
+}
+
+/// What the shell must do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Log, count and stream a state change.
+    Transition(Transition),
+    /// Hand a transition to the notify hooks (a write instance's MASTER waits until the
+    /// server is writable and the VIPs are up).
+    Notify(Transition),
+    SendAdvert {
+        priority: u8,
+    },
+    SetLocalPriority {
+        priority: u8,
+    },
+    AddVips,
+    /// Remove the VIPs and stop announcing them.
+    RemoveVips,
+    /// Gratuitous ARP / unsolicited NA for the VIPs.
+    Announce,
+    Guard(Command),
+    /// A write-role fact for the events stream and the log.
+    Event(Event),
+}
+
+/// Write-role facts worth an events-stream line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Writable {
+        catchup: Duration,
+        target: String,
+        forced: bool,
+    },
+    CatchupTimeout {
+        target: String,
+        stay_backup: bool,
+    },
+    CaughtUp,
+    ReadOnly {
+        killed: usize,
+        in_doubt: usize,
+        took: Duration,
+    },
+    /// A switchover's fence landed; the master hands over now.
+    SwitchoverFenced,
+}
+
+/// What the instance's priority follows besides its configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tracking {
+    pub link_ok: bool,
+    pub maintenance: bool,
+    pub trackers: Vec<Contribution>,
+    /// Write instances: the check of the server the guard drives (`mysql.server`) passes.
+    /// A write instance whose server is down or hung cannot serve writes: it is in FAULT
+    /// (priority 0 from a master, so the peer takes over after Skew), and it rejoins the
+    /// election once the check rises again, promoting the server anew if it wins.
+    pub server_up: bool,
+}
+
+impl Default for Tracking {
+    fn default() -> Self {
+        Self {
+            link_ok: true,
+            maintenance: false,
+            trackers: Vec::new(),
+            server_up: true,
+        }
+    }
+}
+
+/// Inputs besides VRRP's own.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// Adverts, master-down, ticks, start-up, shutdown.
+    Vrrp(VrrpInput),
+    /// Trackers, link or maintenance changed.
+    Track { now: Instant, tracking: Tracking },
+    /// The guard finished a step.
+    Guard { now: Instant, outcome: Outcome },
+    /// New settings from a reload (the instance keeps its state).
+    Reconfigure {
+        now: Instant,
+        settings: Settings,
+        policy: Option<CatchupPolicy>,
+    },
+}
+
+/// Why a switchover was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SwitchoverRefused {
+    #[error("it is {0} here, not MASTER: run switchover on the master")]
+    NotMaster(&'static str),
+    #[error("a switchover is already fencing")]
+    Busy,
+}
+
+/// The MySQL side of a write instance.
+#[derive(Clone, Debug)]
+struct WriteRole {
+    policy: CatchupPolicy,
+    /// Term of the latest guard command.
+    term: u64,
+    /// The server is writable for the current master term: the VIPs may be up.
+    writable: bool,
+    /// The MASTER notification, held until the server is writable.
+    pending_master: Option<Transition>,
+    /// Catch-up timed out under `stay-backup`: FAULT until the relay log is applied.
+    blocked: bool,
+    /// A switchover is fencing the server with this term.
+    switchover_term: Option<u64>,
+}
+
+impl WriteRole {
+    fn command(&mut self, make: impl FnOnce(u64) -> Command) -> Action {
+        self.term += 1;
+        Action::Guard(make(self.term))
+    }
+}
+
+/// One instance's decision core.
+#[derive(Clone, Debug)]
+pub struct Core {
+    engine: Instance,
+    write: Option<WriteRole>,
+    tracking: Tracking,
+}
+
+impl Core {
+    /// `policy` makes it a write instance (its `[instance.mysql]` catch-up policy).
+    pub fn new(settings: Settings, policy: Option<CatchupPolicy>) -> Self {
+        Self {
+            engine: Instance::new(settings),
+            write: policy.map(|policy| WriteRole {
+                policy,
+                term: 0,
+                writable: false,
+                pending_master: None,
+                blocked: false,
+                switchover_term: None,
+            }),
+            tracking: Tracking::default(),
+        }
+    }
+
+    /// The guard is running: a write instance starts by fencing its server. It holds no
+    /// VIP until it wins, so neither may its server take writes (a mysqld left writable
+    /// by a crash is made read-only now).
+    pub fn guard_started(&mut self) -> Vec<Action> {
+        self.write
+            .as_mut()
+            .map(|w| w.command(|term| Command::Demote { term }))
+            .into_iter()
+            .collect()
+    }
+
+    pub fn engine(&self) -> &Instance {
+        &self.engine
+    }
+    pub fn state(&self) -> State {
+        self.engine.state()
+    }
+    pub fn is_write(&self) -> bool {
+        self.write.is_some()
+    }
+    /// Write instances: is the server writable for the current master term?
+    pub fn writable(&self) -> Option<bool> {
+        self.write.as_ref().map(|w| w.writable)
+    }
+    /// Write instances: is it kept out of the election until the relay log is applied?
+    pub fn blocked(&self) -> bool {
+        self.write.as_ref().is_some_and(|w| w.blocked)
+    }
+    /// Term of the latest guard command (0 before any).
+    pub fn term(&self) -> u64 {
+        self.write.as_ref().map_or(0, |w| w.term)
+    }
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.engine.next_deadline()
+    }
+
+    pub fn handle(&mut self, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Vrrp(i) => {
+                let now = vrrp_now(&i);
+                let actions = self.engine.handle(i);
+                self.drive(actions, now, &mut out);
+            }
+            Input::Track { now, tracking } => {
+                self.tracking = tracking;
+                self.retrack(now, &mut out);
+            }
+            Input::Guard { now, outcome } => self.outcome(now, outcome, &mut out),
+            Input::Reconfigure {
+                now,
+                settings,
+                policy,
+            } => {
+                self.engine.settings = settings;
+                if let (Some(w), Some(p)) = (&mut self.write, policy) {
+                    w.policy = p;
+                }
+                self.retrack(now, &mut out);
+            }
+        }
+        out
+    }
+
+    /// A planned handover of a master. A write instance is fenced first (VIPs removed,
+    /// `read_only = ON`, clients killed) and hands over once the guard confirms; others
+    /// hand over at once.
+    pub fn switchover(&mut self, now: Instant) -> Result<Vec<Action>, SwitchoverRefused> {
+        if self.engine.state() != State::Master {
+            return Err(SwitchoverRefused::NotMaster(self.engine.state().name()));
+        }
+        let mut out = Vec::new();
+        match &mut self.write {
+            None => {
+                let actions = self.engine.handle(VrrpInput::Switchover { now });
+                self.drive(actions, now, &mut out);
+            }
+            Some(w) if w.switchover_term.is_some() => return Err(SwitchoverRefused::Busy),
+            Some(w) => {
+                // No client may reach the server while it is being fenced.
+                out.push(Action::RemoveVips);
+                w.writable = false;
+                w.pending_master = None;
+                let fence = w.command(|term| Command::Demote { term });
+                if let Action::Guard(Command::Demote { term }) = fence {
+                    w.switchover_term = Some(term);
+                }
+                out.push(fence);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The engine's actions carried through the write role.
+    fn drive(&mut self, mut actions: Vec<engine::Action>, now: Instant, out: &mut Vec<Action>) {
+        // Fence first: leaving mastership removes the VIPs (and fences the server) before
+        // the last advert goes out. A stable sort keeps everything else in order.
+        actions.sort_by_key(|a| !matches!(a, engine::Action::RemoveVips));
+        for a in actions {
+            match a {
+                engine::Action::Transition { from, to, reason } => {
+                    let t = Transition {
+                        from,
+                        to,
+                        priority: self.engine.priority(),
+                        reason: reason.name(),
+                        ts_ns: now.0,
+                    };
+                    out.push(Action::Transition(t.clone()));
+                    match &mut self.write {
+                        Some(w) if to == State::Master && !w.writable => w.pending_master = Some(t),
+                        _ => out.push(Action::Notify(t)),
+                    }
+                }
+                engine::Action::AddVips => match &mut self.write {
+                    // Catch-up and read_only = OFF first; the VIPs follow the outcome.
+                    Some(w) if !w.writable => out.push(w.command(|term| Command::Promote { term })),
+                    _ => out.push(Action::AddVips),
+                },
+                engine::Action::Announce => {
+                    if self.write.as_ref().is_none_or(|w| w.writable) {
+                        out.push(Action::Announce);
+                    }
+                }
+                engine::Action::RemoveVips => {
+                    out.push(Action::RemoveVips);
+                    if let Some(w) = &mut self.write {
+                        w.writable = false;
+                        w.pending_master = None;
+                        out.push(w.command(|term| Command::Demote { term }));
+                    }
+                }
+                engine::Action::SendAdvert { priority } => {
+                    out.push(Action::SendAdvert { priority })
+                }
+                engine::Action::SetLocalPriority { priority } => {
+                    out.push(Action::SetLocalPriority { priority })
+                }
+            }
+        }
+    }
+
+    /// Brings the engine in line with the trackers, the link, maintenance and a
+    /// stay-backup block.
+    fn retrack(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let t = &self.tracking;
+        let server_down = self.write.is_some() && !t.server_up;
+        let effective = if t.link_ok && !t.maintenance && !self.blocked() && !server_down {
+            track::effective(self.engine.settings.priority, &t.trackers)
+        } else {
+            Effective::Fault
+        };
+        let mut actions = Vec::new();
+        match effective {
+            Effective::Fault => actions.extend(self.engine.handle(VrrpInput::Fault { now })),
+            Effective::Priority(priority) => {
+                if self.engine.state() == State::Fault {
+                    actions.extend(self.engine.handle(VrrpInput::FaultCleared { now }));
+                }
+                actions.extend(self.engine.handle(VrrpInput::Priority { now, priority }));
+            }
+        }
+        self.drive(actions, now, out);
+    }
+
+    fn outcome(&mut self, now: Instant, outcome: Outcome, out: &mut Vec<Action>) {
+        let master = self.engine.state() == State::Master;
+        let Some(w) = &mut self.write else {
+            return;
+        };
+        let current = w.term;
+        match outcome {
+            Outcome::Writable {
+                term,
+                catchup,
+                target,
+                forced,
+            } if term == current && master => {
+                w.writable = true;
+                out.push(Action::Event(Event::Writable {
+                    catchup,
+                    target,
+                    forced,
+                }));
+                out.push(Action::AddVips);
+                out.push(Action::Announce);
+                if let Some(t) = w.pending_master.take() {
+                    out.push(Action::Notify(t));
+                }
+            }
+            Outcome::CatchupTimeout { term, target } if term == current => {
+                let stay_backup = w.policy == CatchupPolicy::StayBackup;
+                out.push(Action::Event(Event::CatchupTimeout {
+                    target,
+                    stay_backup,
+                }));
+                if stay_backup {
+                    // FAULT removes nothing (the VIPs were never added) but fences; once
+                    // the server is read-only again, the guard watches for the catch-up.
+                    w.blocked = true;
+                    self.retrack(now, out);
+                }
+            }
+            Outcome::CaughtUp { term } if term == current => {
+                w.blocked = false;
+                out.push(Action::Event(Event::CaughtUp));
+                self.retrack(now, out);
+                // It never served writes in that term: nothing to damp.
+                self.engine.release_hold(now);
+            }
+            Outcome::ReadOnly {
+                term,
+                killed,
+                in_doubt,
+                took,
+            } => {
+                out.push(Action::Event(Event::ReadOnly {
+                    killed,
+                    in_doubt,
+                    took,
+                }));
+                if w.blocked && term == current {
+                    out.push(w.command(|term| Command::WatchCatchup { term }));
+                }
+                if w.switchover_term == Some(term) {
+                    w.switchover_term = None;
+                    if master {
+                        out.push(Action::Event(Event::SwitchoverFenced));
+                        let actions = self.engine.handle(VrrpInput::Switchover { now });
+                        self.drive(actions, now, out);
+                    }
+                }
+            }
+            // A superseded term, or a promotion that finished after mastership ended.
+            _ => {}
+        }
+    }
+}
+
+/// The time a VRRP input carries.
+fn vrrp_now(i: &VrrpInput) -> Instant {
+    match i {
+        VrrpInput::Startup { now }
+        | VrrpInput::Shutdown { now }
+        | VrrpInput::Advert { now, .. }
+        | VrrpInput::MasterDown { now }
+        | VrrpInput::Tick { now }
+        | VrrpInput::Priority { now, .. }
+        | VrrpInput::Fault { now }
+        | VrrpInput::FaultCleared { now }
+        | VrrpInput::Switchover { now } => *now,
+    }
+}

@@ -1,0 +1,261 @@
+//! The write role's rules, one by one, with a fake clock.
+use std::net::IpAddr;
+
+use super::*;
+
+const MS: u64 = 1_000_000;
+
+pub(super) fn at(ms: u64) -> Instant {
+    Instant(ms * MS)
+}
+
+pub(super) fn settings(priority: u8, primary: &str) -> Settings {
+    Settings {
+        version: 3,
+        priority,
+        advert_interval: Duration::from_millis(10),
+        preempt: true,
+        preempt_delay: Duration::ZERO,
+        primary_address: primary.parse().unwrap(),
+        min_learned_interval: Duration::from_millis(10),
+        anti_flap: Duration::from_secs(60),
+    }
+}
+
+fn write_core(priority: u8) -> Core {
+    let mut c = Core::new(
+        settings(priority, "192.0.2.11"),
+        Some(CatchupPolicy::StayBackup),
+    );
+    assert_eq!(
+        c.guard_started(),
+        vec![Action::Guard(Command::Demote { term: 1 })],
+        "a write instance starts by fencing its server"
+    );
+    c.handle(Input::Vrrp(VrrpInput::Startup { now: at(0) }));
+    c
+}
+
+fn master_down(c: &mut Core, ms: u64) -> Vec<Action> {
+    c.handle(Input::Vrrp(VrrpInput::MasterDown { now: at(ms) }))
+}
+
+fn writable(term: u64) -> Outcome {
+    Outcome::Writable {
+        term,
+        catchup: Duration::from_millis(3),
+        target: "0-1-5".into(),
+        forced: false,
+    }
+}
+
+fn guard(c: &mut Core, ms: u64, outcome: Outcome) -> Vec<Action> {
+    c.handle(Input::Guard {
+        now: at(ms),
+        outcome,
+    })
+}
+
+fn promoted(priority: u8) -> Core {
+    let mut c = write_core(priority);
+    let a = master_down(&mut c, 40);
+    let Some(Action::Guard(Command::Promote { term })) = a
+        .iter()
+        .find(|a| matches!(a, Action::Guard(Command::Promote { .. })))
+        .cloned()
+    else {
+        panic!("no promotion in {a:?}");
+    };
+    guard(&mut c, 45, writable(term));
+    c
+}
+
+fn position(actions: &[Action], f: impl Fn(&Action) -> bool) -> usize {
+    actions
+        .iter()
+        .position(f)
+        .unwrap_or_else(|| panic!("not found in {actions:?}"))
+}
+
+#[test]
+fn vips_hooks_and_announcements_wait_until_the_server_is_writable() {
+    let mut c = write_core(100);
+    let a = master_down(&mut c, 40);
+    assert!(a.contains(&Action::Guard(Command::Promote { term: 2 })));
+    assert!(!a.contains(&Action::AddVips), "{a:?}");
+    assert!(!a.contains(&Action::Announce), "{a:?}");
+    assert!(!a.iter().any(|a| matches!(a, Action::Notify(_))), "{a:?}");
+    assert_eq!(c.writable(), Some(false));
+
+    let a = guard(&mut c, 45, writable(2));
+    assert_eq!(c.writable(), Some(true));
+    let vips = position(&a, |a| *a == Action::AddVips);
+    let announce = position(&a, |a| *a == Action::Announce);
+    let hook = position(
+        &a,
+        |a| matches!(a, Action::Notify(t) if t.to == State::Master),
+    );
+    assert!(vips < announce && announce < hook, "{a:?}");
+}
+
+#[test]
+fn leaving_mastership_fences_before_the_last_advert() {
+    let mut c = promoted(100);
+    let a = c.handle(Input::Track {
+        now: at(100),
+        tracking: Tracking {
+            link_ok: false,
+            ..Tracking::default()
+        },
+    });
+    assert_eq!(c.state(), State::Fault);
+    let remove = position(&a, |a| *a == Action::RemoveVips);
+    let fence = position(&a, |a| matches!(a, Action::Guard(Command::Demote { .. })));
+    let advert = position(&a, |a| *a == Action::SendAdvert { priority: 0 });
+    assert!(remove < fence && fence < advert, "{a:?}");
+    assert_eq!(c.writable(), Some(false));
+}
+
+#[test]
+fn an_outcome_of_a_superseded_term_is_ignored() {
+    let mut c = write_core(100);
+    master_down(&mut c, 40); // Promote term 2
+                             // A better master arrives before the server is writable: fence (term 3).
+    let a = c.handle(Input::Vrrp(VrrpInput::Advert {
+        now: at(41),
+        src: "192.0.2.12".parse::<IpAddr>().unwrap(),
+        priority: 200,
+        interval: Duration::from_millis(10),
+    }));
+    assert!(
+        a.contains(&Action::Guard(Command::Demote { term: 3 })),
+        "{a:?}"
+    );
+    // The promotion's late outcome must not bring the VIPs up.
+    let a = guard(&mut c, 50, writable(2));
+    assert!(a.is_empty(), "{a:?}");
+    assert_eq!(c.writable(), Some(false));
+}
+
+#[test]
+fn stay_backup_holds_the_instance_in_fault_until_the_relay_log_is_applied() {
+    let mut c = write_core(100);
+    master_down(&mut c, 40);
+    let a = guard(
+        &mut c,
+        1040,
+        Outcome::CatchupTimeout {
+            term: 2,
+            target: "0-2-9".into(),
+        },
+    );
+    assert_eq!(c.state(), State::Fault);
+    assert!(c.blocked());
+    assert!(
+        a.contains(&Action::Guard(Command::Demote { term: 3 })),
+        "{a:?}"
+    );
+    // Once fenced, the guard watches the catch-up.
+    let a = guard(
+        &mut c,
+        1045,
+        Outcome::ReadOnly {
+            term: 3,
+            killed: 0,
+            in_doubt: 0,
+            took: Duration::from_millis(1),
+        },
+    );
+    assert!(
+        a.contains(&Action::Guard(Command::WatchCatchup { term: 4 })),
+        "{a:?}"
+    );
+    let a = guard(&mut c, 3000, Outcome::CaughtUp { term: 4 });
+    assert!(!c.blocked());
+    assert_eq!(c.state(), State::Backup);
+    assert!(a.contains(&Action::Event(Event::CaughtUp)));
+    // It never served writes: no anti-flap hold.
+    assert!(c.engine().preempt_hold_until() <= at(3000));
+}
+
+#[test]
+fn switchover_fences_then_hands_over() {
+    let mut c = promoted(100);
+    let a = c.switchover(at(200)).unwrap();
+    assert_eq!(
+        a,
+        vec![
+            Action::RemoveVips,
+            Action::Guard(Command::Demote { term: 3 })
+        ]
+    );
+    assert_eq!(
+        c.state(),
+        State::Master,
+        "no handover before the fence lands"
+    );
+    assert_eq!(c.switchover(at(201)), Err(SwitchoverRefused::Busy));
+    let a = guard(
+        &mut c,
+        210,
+        Outcome::ReadOnly {
+            term: 3,
+            killed: 2,
+            in_doubt: 0,
+            took: Duration::from_millis(4),
+        },
+    );
+    assert_eq!(c.state(), State::Backup);
+    assert!(a.contains(&Action::SendAdvert { priority: 0 }), "{a:?}");
+    assert!(a.contains(&Action::Event(Event::SwitchoverFenced)));
+}
+
+#[test]
+fn switchover_is_refused_on_a_backup() {
+    let mut c = write_core(100);
+    assert_eq!(
+        c.switchover(at(5)),
+        Err(SwitchoverRefused::NotMaster("BACKUP"))
+    );
+}
+
+#[test]
+fn a_plain_instance_adds_its_vips_at_once() {
+    let mut c = Core::new(settings(100, "192.0.2.11"), None);
+    assert!(c.guard_started().is_empty());
+    c.handle(Input::Vrrp(VrrpInput::Startup { now: at(0) }));
+    let a = master_down(&mut c, 40);
+    let vips = position(&a, |a| *a == Action::AddVips);
+    let hook = position(&a, |a| matches!(a, Action::Notify(_)));
+    assert!(vips < hook);
+    assert!(a.contains(&Action::Announce));
+}
+
+#[test]
+fn reconfigure_moves_the_priority_without_a_restart() {
+    let mut c = promoted(100);
+    let a = c.handle(Input::Reconfigure {
+        now: at(300),
+        settings: settings(120, "192.0.2.11"),
+        policy: Some(CatchupPolicy::PromoteAnyway),
+    });
+    assert_eq!(c.state(), State::Master);
+    assert_eq!(c.engine().priority(), 120);
+    assert!(a.contains(&Action::SendAdvert { priority: 120 }), "{a:?}");
+    assert!(!a.iter().any(|a| matches!(a, Action::Transition(_))));
+}
+
+#[test]
+fn maintenance_is_a_fault_that_fences() {
+    let mut c = promoted(100);
+    let a = c.handle(Input::Track {
+        now: at(300),
+        tracking: Tracking {
+            maintenance: true,
+            ..Tracking::default()
+        },
+    });
+    assert_eq!(c.state(), State::Fault);
+    assert_eq!(a[0], Action::RemoveVips);
+    assert!(matches!(a[1], Action::Guard(Command::Demote { .. })));
+}
