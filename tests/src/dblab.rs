@@ -215,13 +215,38 @@ pub struct LabReport {
     /// First write acknowledged after the fault by a server other than db1: when (ms
     /// after the fault) and by which server_id.
     pub resumed: Option<(f64, u32)>,
+    /// db1's write instance becoming master again after the fault: (ms after the fault,
+    /// reason), from its event stream.
+    pub failbacks: Vec<(f64, String)>,
+    /// Every fence after the fault, from the event streams.
+    pub fences: Vec<FenceSeen>,
+    /// Writes the client saw fail (error or no answer) that are committed all the same:
+    /// their outcome was unknown to the client (a commit killed by a fence is one).
+    pub in_doubt: usize,
+}
+
+/// One fence (`read_only = ON` by a guard) as its events stream told it.
+#[derive(Clone, Debug)]
+pub struct FenceSeen {
+    pub node: &'static str,
+    /// When it landed, ms after the fault.
+    pub at_ms: f64,
+    /// From the statement to read_only in force.
+    pub fence_ms: f64,
+    pub killed: u64,
+    /// Killed while committing: committed on this server alone, client not told.
+    pub in_doubt: u64,
 }
 
 impl LabReport {
     pub fn result_line(&self) -> String {
         format!(
-            "RESULT outage_ms={:.1} acked_missing={} replication_errors={} dual_writable_ms={:.1}",
-            self.outage_ms, self.acked_missing, self.replication_errors, self.dual_writable_ms
+            "RESULT outage_ms={:.1} acked_missing={} replication_errors={} dual_writable_ms={:.1} in_doubt={}",
+            self.outage_ms,
+            self.acked_missing,
+            self.replication_errors,
+            self.dual_writable_ms,
+            self.in_doubt
         )
     }
 }
@@ -268,6 +293,11 @@ enum Agent {
 
 impl DbNode<'_> {
     fn start_agent(&mut self, setup: Setup) -> Result<()> {
+        // An xvrrpd restarted after a kill keeps its directory (state files, socket), as
+        // under systemd.
+        if let Some(Agent::X(r)) = self.agent.as_mut() {
+            return r.restart(self.ns);
+        }
         self.agent = Some(match setup {
             Setup::Xvrrpd => Agent::X(Router::start(self.ns, &self.agent_conf)?),
             Setup::Classic => Agent::K(Keepalived::start_text(self.ns, &self.agent_conf)?),
@@ -645,6 +675,10 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         .filter(|w| !finals.iter().all(|f| f.contains(&w.seq)))
         .count();
     report.failed_writes = writes.len() - acked.len();
+    report.in_doubt = writes
+        .iter()
+        .filter(|w| w.server.is_none() && finals.iter().any(|f| f.contains(&w.seq)))
+        .count();
     // Rows acknowledged before the survivor snapshot: every one must be on the survivor.
     let snapshot_cut = fault_ns + opts.down.as_nanos() as u64;
     report.acked_missing = acked
@@ -681,6 +715,27 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             .lines()
         {
             if let Ok(e) = serde_json::from_str::<serde_json::Value>(line) {
+                let ts = e["ts_ns"].as_u64().unwrap_or(0);
+                let after_ms = (ts as f64 - fault_ns as f64) / 1e6;
+                let is = |k: &str, v: &str| e[k].as_str() == Some(v);
+                if ts > fault_ns
+                    && n.name == "db1"
+                    && is("instance", "write")
+                    && is("event", "transition")
+                    && is("to", "MASTER")
+                {
+                    let reason = e["reason"].as_str().unwrap_or("?").to_string();
+                    report.failbacks.push((after_ms, reason));
+                }
+                if ts > fault_ns && is("event", "read_only") {
+                    report.fences.push(FenceSeen {
+                        node: n.name,
+                        at_ms: after_ms,
+                        fence_ms: e["fence_ms"].as_f64().unwrap_or(0.0),
+                        killed: e["killed"].as_u64().unwrap_or(0),
+                        in_doubt: e["in_doubt"].as_u64().unwrap_or(0),
+                    });
+                }
                 t.push((
                     e["ts_ns"].as_u64().unwrap_or(0),
                     format!("{} xvrrpd {}", n.name, describe(&e)),
@@ -714,9 +769,11 @@ fn describe(e: &serde_json::Value) -> String {
             }
         ),
         Some("read_only") => format!(
-            "{} MySQL read_only = ON, {} client connections killed",
+            "{} MySQL read_only = ON ({:.1} ms fence), {} client connections killed, {} in a commit",
             s("instance"),
-            e["killed"]
+            e["fence_ms"].as_f64().unwrap_or(0.0),
+            e["killed"],
+            e["in_doubt"]
         ),
         Some("catchup_timeout") => format!("{} catch-up timed out", s("instance")),
         Some("caught_up") => format!("{} relay log applied", s("instance")),

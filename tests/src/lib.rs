@@ -535,30 +535,53 @@ impl Router {
     pub fn start(ns: &Netns, toml: &str) -> Result<Self> {
         let dir = std::env::temp_dir().join(unique("xvr"));
         std::fs::create_dir_all(&dir)?;
-        let cfg = dir.join("xvrrpd.toml");
-        std::fs::write(&cfg, toml)?;
+        std::fs::write(dir.join("xvrrpd.toml"), toml)?;
+        let proc = Self::spawn(ns, &dir)?;
+        let mut r = Self { proc, dir };
+        r.wait_ready()?;
+        Ok(r)
+    }
+
+    /// Starts the agent again in the same directory (same config, control socket and
+    /// state files), as systemd restarts a dead agent. The old process must be gone.
+    pub fn restart(&mut self, ns: &Netns) -> Result<()> {
+        self.proc = Self::spawn(ns, &self.dir)?;
+        self.wait_ready()
+    }
+
+    fn spawn(ns: &Netns, dir: &Path) -> Result<Proc> {
         let bin = xvrrpd_bin();
         let mut cmd = ns.command(bin.to_str().context("binary path")?);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("xvrrpd.log"))?;
         cmd.arg("run")
             .arg("--config")
-            .arg(&cfg)
+            .arg(dir.join("xvrrpd.toml"))
             .env("XVRRPD_CONTROL_SOCKET", dir.join("control.sock"))
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("xvrrpd.log"))?);
-        let proc = Proc::spawn(cmd, "xvrrpd run")?;
-        let r = Self { proc, dir };
+            .stderr(log);
+        Proc::spawn(cmd, "xvrrpd run")
+    }
+
+    /// Ready when `xvrrpd status --json` answers with every configured instance (the
+    /// main loop answers only once the configuration is applied); failed when the
+    /// process exits first.
+    fn wait_ready(&mut self) -> Result<()> {
         let end = Instant::now() + Duration::from_secs(20);
         while Instant::now() < end {
-            let log = r.log();
-            if log.contains("XDP program attached") {
-                return Ok(r);
+            if let Ok(Some(status)) = self.proc.child.try_wait() {
+                bail!("xvrrpd run exited ({status}):\n{}", self.log());
             }
-            if log.contains("error") {
-                bail!("xvrrpd run failed:\n{log}");
+            if let Ok(s) = self.status() {
+                if s["instances"].as_array().is_some_and(|a| !a.is_empty()) {
+                    return Ok(());
+                }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        bail!("xvrrpd run did not attach within 20 s:\n{}", r.log())
+        bail!("xvrrpd run was not ready within 20 s:\n{}", self.log())
     }
 
     pub fn log(&self) -> String {

@@ -323,6 +323,34 @@ fn reload_keeps_unchanged_instances_and_refuses_bad_configs() {
         3
     );
 
+    // A file that validates but cannot be prepared is refused whole, before anything
+    // changes: a new write instance whose credentials others can read, and a new
+    // instance on an interface that does not exist, each beside a priority change of r.
+    let creds = a.dir.join("creds.cnf");
+    std::fs::write(&creds, "user = x\npassword = y\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let write_instance = format!(
+        "\n{}track = [\"db\"]\n\n[instance.mysql]\nserver = \"db\"\n\n[[tracker]]\nname = \"db\"\nkind = \"mysql\"\nsocket = \"/nonexistent.sock\"\ncredentials_file = \"{}\"\n",
+        router_toml("m", 44, 100, 3, "100ms", "192.0.2.104/24"),
+        creds.display()
+    );
+    let missing_if = "\n".to_string()
+        + &router_toml("y", 45, 100, 3, "100ms", "192.0.2.105/24").replace("eth0", "nosuch0");
+    for (extra, why) in [
+        (write_instance.as_str(), "chmod 600"),
+        (missing_if.as_str(), "nosuch0"),
+    ] {
+        a.write_config(&(new.replace("priority = 120", "priority = 110") + extra))
+            .unwrap();
+        let (ok, _, err) = a.ctl(&["reload"]);
+        assert!(!ok && err.contains(why), "{why}: {err}");
+        let s = a.status().unwrap();
+        assert_eq!(s["instances"].as_array().unwrap().len(), 3, "{s}");
+        assert_eq!(inst(&s, "r")["priority"], 120, "half applied: {s}");
+        assert!(has_addr(&n.ns, "192.0.2.102"), "x lost its VIP");
+    }
+
     // SIGHUP: x removed (its VIP goes), w still untouched.
     a.write_config(&base).unwrap();
     a.proc.signal(libc::SIGHUP);

@@ -83,21 +83,40 @@ pub fn print_report(opts: &LabOptions, r: &LabReport) {
         }
     );
     println!(
-        "   old master on return: read_only = {}, {}; both servers hold the same rows: {}",
+        "   old master (db1) at the end: read_only = {}; both servers hold the same rows: {}",
         match r.old_master_read_only {
             Some(true) => "ON",
             Some(false) => "OFF",
             None => "unknown",
         },
-        if opts.setup == Setup::Xvrrpd {
+        if r.converged { "yes" } else { "NO" }
+    );
+    if opts.setup == Setup::Xvrrpd {
+        let fail_back = if r.failbacks.is_empty() {
             format!(
-                "no automatic fail-back inside the {} s anti-flap window",
+                "none: db1's write instance never became master again after the fault (anti-flap {} s)",
                 opts.anti_flap.as_secs()
             )
         } else {
-            "classic setup: both servers always writable".into()
-        },
-        if r.converged { "yes" } else { "NO" }
+            r.failbacks
+                .iter()
+                .map(|(ms, why)| format!("at {ms:.1} ms ({why})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!("   db1's write instance master again: {fail_back}");
+        for f in &r.fences {
+            println!(
+                "   fence on {} at {:.1} ms: read_only = ON in {:.1} ms, {} connections killed, {} in a commit (in doubt)",
+                f.node, f.at_ms, f.fence_ms, f.killed, f.in_doubt
+            );
+        }
+    } else {
+        println!("   classic setup: both servers always writable, nothing fenced");
+    }
+    println!(
+        "   writes whose outcome the client did not know but that committed (in doubt): {}",
+        r.in_doubt
     );
     println!(
         "   replication errors after rejoin: {}; both servers writable for {:.1} ms",

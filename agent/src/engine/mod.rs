@@ -518,6 +518,11 @@ impl Instance {
         self.hold_until
     }
 
+    /// No preemption before `until` (an anti-flap hold carried across an agent restart).
+    pub fn hold_preemption_until(&mut self, until: Instant) {
+        self.hold_until = self.hold_until.max(until);
+    }
+
     /// Ends the anti-flap hold: for a node whose mastership never served (a write
     /// instance that could not catch up), there is no fail-back to damp.
     pub fn release_hold(&mut self, now: Instant) {

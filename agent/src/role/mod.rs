@@ -95,6 +95,21 @@ pub enum Action {
     Guard(Command),
     /// A write-role fact for the events stream and the log.
     Event(Event),
+    /// Keep this across an agent restart (see [`Memory`]).
+    Remember(Memory),
+}
+
+/// What an instance must not forget when its agent restarts (kept in a file under /run,
+/// so it lasts as long as the boot and its monotonic clock): whether it was serving as
+/// master, and until when it may not preempt. Without it, an agent killed on the master
+/// comes back, wins on priority and fails back at once: one crash, two client-visible
+/// failovers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Memory {
+    /// It was master (for a write instance: with its server writable).
+    pub master: bool,
+    /// No preemption before this (monotonic ns).
+    pub hold_until_ns: u64,
 }
 
 /// Write-role facts worth an events-stream line.
@@ -253,7 +268,27 @@ impl Core {
         self.engine.next_deadline()
     }
 
+    /// Before start-up: what the previous agent left. A node that was master when its
+    /// agent died lost mastership now, so the anti-flap hold starts now.
+    pub fn restore(&mut self, memory: Memory, now: Instant) {
+        let until = if memory.master {
+            now.after(self.engine.settings.anti_flap)
+        } else {
+            Instant(memory.hold_until_ns)
+        };
+        self.engine.hold_preemption_until(until);
+    }
+
+    fn memory(&self) -> Memory {
+        let master = self.engine.state() == State::Master && self.writable() != Some(false);
+        Memory {
+            master,
+            hold_until_ns: self.engine.preempt_hold_until().0,
+        }
+    }
+
     pub fn handle(&mut self, input: Input) -> Vec<Action> {
+        let before = self.memory();
         let mut out = Vec::new();
         match input {
             Input::Vrrp(i) => {
@@ -278,7 +313,15 @@ impl Core {
                 self.retrack(now, &mut out);
             }
         }
+        self.remember_changes(before, &mut out);
         out
+    }
+
+    fn remember_changes(&self, before: Memory, out: &mut Vec<Action>) {
+        let now = self.memory();
+        if now != before {
+            out.push(Action::Remember(now));
+        }
     }
 
     /// A planned handover of a master. A write instance is fenced first (VIPs removed,
@@ -288,6 +331,7 @@ impl Core {
         if self.engine.state() != State::Master {
             return Err(SwitchoverRefused::NotMaster(self.engine.state().name()));
         }
+        let before = self.memory();
         let mut out = Vec::new();
         match &mut self.write {
             None => {
@@ -307,6 +351,7 @@ impl Core {
                 out.push(fence);
             }
         }
+        self.remember_changes(before, &mut out);
         Ok(out)
     }
 

@@ -192,6 +192,8 @@ struct Node {
     tick_at: Option<u64>,
     last_to: Option<State>,
     loss: u8,
+    /// What the agent keeps across its restarts (a file under /run in life).
+    memory: Memory,
 }
 
 pub struct Sim {
@@ -231,6 +233,7 @@ impl Sim {
             tick_at: None,
             last_to: None,
             loss: 0,
+            memory: Memory::default(),
         };
         let mut sim = Self {
             now: 0,
@@ -302,6 +305,7 @@ impl Sim {
         let mut s = settings(self.nodes[i].priority, primary);
         s.anti_flap = Duration::from_nanos(ANTI_FLAP);
         let mut core = Core::new(s, Some(CatchupPolicy::StayBackup));
+        core.restore(self.nodes[i].memory, self.now());
         let fence = core.guard_started();
         self.nodes[i].core = Some(core);
         self.apply(i, fence);
@@ -341,6 +345,7 @@ impl Sim {
                     }
                 }
                 Action::Notify(_) | Action::Announce | Action::Event(_) => {}
+                Action::Remember(m) => self.nodes[i].memory = m,
                 Action::SetLocalPriority { .. } => {}
                 Action::SendAdvert { priority } => {
                     let lost = self.rand(0, 100) < self.nodes[i].loss as u64;

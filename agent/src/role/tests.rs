@@ -186,7 +186,12 @@ fn switchover_fences_then_hands_over() {
         a,
         vec![
             Action::RemoveVips,
-            Action::Guard(Command::Demote { term: 3 })
+            Action::Guard(Command::Demote { term: 3 }),
+            // No longer serving: an agent restart now must not fail back at once.
+            Action::Remember(Memory {
+                master: false,
+                hold_until_ns: 0
+            }),
         ]
     );
     assert_eq!(
@@ -208,6 +213,60 @@ fn switchover_fences_then_hands_over() {
     assert_eq!(c.state(), State::Backup);
     assert!(a.contains(&Action::SendAdvert { priority: 0 }), "{a:?}");
     assert!(a.contains(&Action::Event(Event::SwitchoverFenced)));
+}
+
+#[test]
+fn an_agent_restart_keeps_the_anti_flap_hold() {
+    let mut c = promoted(100);
+    // Writable: the core asks to remember it serves as master.
+    let mut c2 = write_core(100);
+    let a = master_down(&mut c2, 40);
+    assert!(!a
+        .iter()
+        .any(|a| matches!(a, Action::Remember(m) if m.master)));
+    let a = guard(&mut c2, 45, writable(2));
+    assert!(a.contains(&Action::Remember(Memory {
+        master: true,
+        hold_until_ns: 0
+    })));
+    // The agent dies as master and comes back at 500 ms: no preemption for anti_flap.
+    let mut back = Core::new(settings(100, "192.0.2.11"), Some(CatchupPolicy::StayBackup));
+    back.restore(
+        Memory {
+            master: true,
+            hold_until_ns: 0,
+        },
+        at(500),
+    );
+    back.handle(Input::Vrrp(VrrpInput::Startup { now: at(500) }));
+    assert_eq!(back.engine().preempt_hold_until(), at(60_500));
+    // A clean loss of mastership remembers when the hold ends.
+    let a = c.handle(Input::Track {
+        now: at(1000),
+        tracking: Tracking {
+            link_ok: false,
+            ..Tracking::default()
+        },
+    });
+    assert!(
+        a.contains(&Action::Remember(Memory {
+            master: false,
+            hold_until_ns: 0
+        })),
+        "{a:?}"
+    );
+    // Back from that FAULT: the hold runs from here, and is remembered.
+    let a = c.handle(Input::Track {
+        now: at(2000),
+        tracking: Tracking::default(),
+    });
+    assert!(
+        a.contains(&Action::Remember(Memory {
+            master: false,
+            hold_until_ns: at(62_000).0
+        })),
+        "{a:?}"
+    );
 }
 
 #[test]

@@ -27,7 +27,7 @@ use crate::{
         vip::{self, Vip},
     },
     notify::Transition,
-    role::{Action, Core, Event, Outcome as GuardOutcome},
+    role::{Action, Core, Event, Memory, Outcome as GuardOutcome},
     vrrp::packet::{Advertisement, ChecksumStyle},
 };
 
@@ -82,6 +82,8 @@ pub struct Running {
     pub seen: SeenCounters,
     /// What the datapath knows of this VRID (priority, spoofing checks).
     pub params: VridParams,
+    /// Where the core's [`Memory`] is kept across agent restarts.
+    pub memory_file: PathBuf,
 }
 
 impl Running {
@@ -205,14 +207,34 @@ impl Running {
     }
 }
 
-/// Reads the interface, clears crash leftovers, opens the sockets, builds the engine.
+/// Removes the instance's VIPs found on their interfaces (left by a crashed agent) before
+/// its election: a restarted node owns nothing until it wins again.
+pub async fn clear_leftovers(r: &Running, nl: &rtnetlink::Handle) {
+    for v in &r.vips {
+        match vip::present(nl, v).await {
+            Ok(false) => {}
+            Ok(true) => {
+                warn!(instance = %r.cfg.name, vip = %v.addr, "VIP left on the interface (earlier crash?): removing it before the election");
+                if let Err(e) = vip::remove(nl, v).await {
+                    warn!(instance = %r.cfg.name, vip = %v.addr, error = %e, "removing a leftover VIP");
+                }
+            }
+            Err(e) => {
+                warn!(instance = %r.cfg.name, vip = %v.addr, error = %e, "looking for a leftover VIP")
+            }
+        }
+    }
+}
+
+/// Reads the interface, opens the sockets, builds the core. Changes nothing on the node:
+/// a reload prepares every new instance before it touches a running one.
 pub async fn prepare(
     id: u64,
     ic: &InstanceConfig,
+    state_dir: &std::path::Path,
     notify: UnboundedSender<Transition>,
     events: EventSink,
     metrics: Arc<Metrics>,
-    nl: &rtnetlink::Handle,
 ) -> anyhow::Result<Running> {
     let iface = Iface::read(&ic.interface)?
         .ok_or_else(|| anyhow!("interface {:?} does not exist", ic.interface))?;
@@ -237,12 +259,6 @@ pub async fn prepare(
             label,
         });
     }
-    for v in &vips {
-        if vip::present(nl, v).await? {
-            warn!(instance = %ic.name, vip = %v.addr, "VIP left on the interface (earlier crash?): removing it before the election");
-            vip::remove(nl, v).await?;
-        }
-    }
     let vip_addrs: Vec<IpAddr> = vips.iter().map(|v| v.addr).collect();
     let v6 = vip_addrs.first().is_some_and(IpAddr::is_ipv6);
     let src =
@@ -265,10 +281,15 @@ pub async fn prepare(
     let sender = AdvertSender::new(&ic.interface, iface.index, src, &ic.unicast_peers, style)
         .with_context(|| format!("opening the advert socket on {}", ic.interface))?;
     let announcer = Arc::new(Announcer::new(&ic.interface, iface.index, iface.mac)?);
-    let core = Core::new(
+    let mut core = Core::new(
         settings(ic, src),
         ic.mysql.as_ref().map(|g| g.on_catchup_timeout),
     );
+    let memory_file = state_dir.join(format!("{}.state", ic.name));
+    if let Some(m) = recall(&memory_file) {
+        info!(instance = %ic.name, was_master = m.master, "state kept by the previous agent: no preemption inside the anti-flap hold");
+        core.restore(m, Instant(monotonic_ns()));
+    }
     let key = VridKey::new(iface.index, if v6 { FAMILY_V6 } else { FAMILY_V4 }, ic.vrid);
     Ok(Running {
         id,
@@ -288,7 +309,28 @@ pub async fn prepare(
         last_advert_ns: None,
         seen: SeenCounters::default(),
         params: datapath_params(ic, ic.priority),
+        memory_file,
     })
+}
+
+/// The [`Memory`] a previous agent left, if any (unreadable counts as none: the file is
+/// an optimisation of fail-back, never needed for safety).
+fn recall(path: &std::path::Path) -> Option<Memory> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            warn!(file = %path.display(), error = %e, "ignoring an unreadable state file");
+            None
+        }
+    }
+}
+
+/// Writes `m` whole (a temporary file renamed over the old one).
+fn remember(path: &std::path::Path, m: Memory) -> std::io::Result<()> {
+    let tmp = path.with_extension("state.tmp");
+    std::fs::write(&tmp, serde_json::to_string(&m)?)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// The datapath parameters of an instance: local priority, peers, v2 password, filter.
@@ -408,6 +450,11 @@ pub async fn apply(
                 None => warn!(instance = %r.cfg.name, ?cmd, "no MySQL guard running"),
             },
             Action::Event(e) => event(r, e),
+            Action::Remember(m) => {
+                if let Err(e) = remember(&r.memory_file, m) {
+                    warn!(instance = %r.cfg.name, file = %r.memory_file.display(), error = %e, "keeping state for the next agent");
+                }
+            }
         }
     }
     r.refresh_gauges();
@@ -520,13 +567,12 @@ fn spawn_announce(r: &Running) {
 /// The core's first command follows: fence the server.
 pub fn start_guard(
     r: &mut Running,
-    trackers: &[TrackerConfig],
+    server: crate::mysql::conn::Server,
     outcomes: UnboundedSender<(usize, GuardOutcome)>,
-) -> anyhow::Result<Vec<Action>> {
+) -> Vec<Action> {
     let Some(g) = &r.cfg.mysql else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
-    let server = guard_server(&r.cfg, trackers)?;
     r.guard = Some(Guard::spawn(
         r.id as usize,
         r.cfg.name.clone(),
@@ -534,7 +580,7 @@ pub fn start_guard(
         g.clone(),
         outcomes,
     ));
-    Ok(r.core.guard_started())
+    r.core.guard_started()
 }
 
 /// The server a write instance's guard drives: its `mysql.server` tracker's, with the

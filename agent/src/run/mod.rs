@@ -307,7 +307,7 @@ impl Router {
     }
 
     /// Hands instance `i`'s core an input and carries out what it decides.
-    async fn feed(&mut self, i: usize, input: Input) {
+    pub(super) async fn feed(&mut self, i: usize, input: Input) {
         let Router {
             instances, nl, dp, ..
         } = self;
@@ -583,17 +583,6 @@ impl Router {
         for (task, timeout) in notify_tasks {
             let _ = tokio::time::timeout(timeout * 4 + Duration::from_secs(1), task).await;
         }
-    }
-
-    /// Registers an instance's datapath parameters and attaches its interface.
-    fn register(&mut self, r: &Running) -> anyhow::Result<()> {
-        self.dp.set_params(r.key, r.params)?;
-        if !self.attached.contains(&r.cfg.interface) {
-            let mode = self.dp.attach(&r.cfg.interface)?;
-            info!(interface = %r.cfg.interface, %mode, "XDP program attached");
-            self.attached.push(r.cfg.interface.clone());
-        }
-        Ok(())
     }
 
     fn rebuild_index(&mut self) {

@@ -9,7 +9,8 @@
 //!   started again;
 //! - removed: shut down; added: started.
 //!
-//! A configuration that does not validate is refused before anything changes.
+//! A configuration that does not validate, or that cannot be prepared (a missing
+//! interface, a credentials file others can read), is refused before anything changes.
 use std::collections::HashMap;
 
 use anyhow::Context;
@@ -22,6 +23,7 @@ use super::{
 use crate::{
     config::{Config, InstanceConfig},
     engine::{Input as VrrpInput, Instant},
+    mysql::conn::Server,
     net::monotonic_ns,
     role::Input,
 };
@@ -98,7 +100,12 @@ impl Router {
         result
     }
 
-    /// Brings the running set to `new` (start-up is this from nothing).
+    /// Brings the running set to `new` (start-up is this from nothing). Everything that
+    /// can fail is done first, while nothing has changed: new and replaced instances are
+    /// prepared (interface, addresses, sockets), write instances' credentials are read,
+    /// new interfaces get the XDP program. A failure there refuses the whole change. What
+    /// follows cannot fail as a whole: a step that goes wrong (a datapath map update) is
+    /// logged and reported, and the running set still becomes exactly `new`.
     pub(super) async fn apply_config(&mut self, new: Config) -> anyhow::Result<String> {
         if new.global.metrics_listen != self.cfg.global.metrics_listen && !self.instances.is_empty()
         {
@@ -116,23 +123,38 @@ impl Router {
                 .find(|(n, _)| n == name)
                 .map_or(Change::Remove, |(_, c)| *c)
         };
-        self.cfg.global = new.global.clone();
 
-        // New instances are prepared first: if one cannot start (a missing interface),
-        // the reload stops here with nothing changed.
-        let mut started: HashMap<String, Running> = HashMap::new();
+        // 1. Everything that can fail, before anything changes.
+        let mut started: HashMap<String, (Running, Option<Server>)> = HashMap::new();
         for ic in new
             .instances
             .iter()
-            .filter(|i| change_of(&i.name) == Change::Add)
+            .filter(|i| matches!(change_of(&i.name), Change::Add | Change::Replace))
         {
+            let server = match ic.mysql {
+                Some(_) => Some(instance::guard_server(ic, &new.trackers)?),
+                None => None,
+            };
             let r = self
                 .prepare_instance(ic)
                 .await
                 .with_context(|| format!("instance {:?}", ic.name))?;
-            started.insert(ic.name.clone(), r);
+            started.insert(ic.name.clone(), (r, server));
+        }
+        for ic in &new.instances {
+            if !self.attached.contains(&ic.interface) {
+                let mode = self
+                    .dp
+                    .attach(&ic.interface)
+                    .with_context(|| format!("instance {:?}: attaching XDP", ic.name))?;
+                info!(interface = %ic.interface, %mode, "XDP program attached");
+                self.attached.push(ic.interface.clone());
+            }
         }
 
+        // 2. The change itself.
+        let mut problems = Vec::new();
+        self.cfg.global = new.global.clone();
         // Trackers: identical ones keep running (and keep their state); the others start.
         let mut old_trackers = std::mem::take(&mut self.trackers);
         let (mut kept_t, mut started_t) = (0, 0);
@@ -173,19 +195,6 @@ impl Router {
         for ic in new
             .instances
             .iter()
-            .filter(|i| change_of(&i.name) == Change::Replace)
-        {
-            match self.prepare_instance(ic).await {
-                Ok(r) => {
-                    started.insert(ic.name.clone(), r);
-                }
-                // The old one is already gone; the others go on.
-                Err(e) => warn!(instance = %ic.name, "cannot start the changed instance: {e:#}"),
-            }
-        }
-        for ic in new
-            .instances
-            .iter()
             .filter(|i| change_of(&i.name) == Change::Update)
         {
             if let Some(r) = kept.get_mut(&ic.name) {
@@ -205,7 +214,7 @@ impl Router {
                 apply(r, actions, &self.nl, &mut self.dp).await;
                 r.params = instance::datapath_params(ic, r.core.engine().priority());
                 if let Err(e) = self.dp.set_params(r.key, r.params) {
-                    warn!(instance = %ic.name, error = %e, "updating datapath parameters");
+                    problems.push(format!("instance {:?}: datapath parameters: {e}", ic.name));
                 }
                 info!(instance = %ic.name, "updated in place");
             }
@@ -221,10 +230,15 @@ impl Router {
         for ic in &new.instances {
             if let Some(r) = kept.remove(&ic.name) {
                 self.instances.push(r);
-            } else if let Some(mut r) = started.remove(&ic.name) {
-                self.register(&r)?;
-                let fence = instance::start_guard(&mut r, &new.trackers, self.outcome_tx.clone())?;
-                apply(&mut r, fence, &self.nl, &mut self.dp).await;
+            } else if let Some((mut r, server)) = started.remove(&ic.name) {
+                instance::clear_leftovers(&r, &self.nl).await;
+                if let Err(e) = self.dp.set_params(r.key, r.params) {
+                    problems.push(format!("instance {:?}: datapath parameters: {e}", ic.name));
+                }
+                if let Some(server) = server {
+                    let fence = instance::start_guard(&mut r, server, self.outcome_tx.clone());
+                    apply(&mut r, fence, &self.nl, &mut self.dp).await;
+                }
                 fresh.push(r.id);
                 self.instances.push(r);
             }
@@ -235,13 +249,11 @@ impl Router {
             // Unchanged instances: no input changes, so no action.
             self.retrack(i, now).await;
             if fresh.contains(&self.instances[i].id) {
-                let Router {
-                    instances, nl, dp, ..
-                } = self;
-                let r = &mut instances[i];
-                let actions = r.core.handle(Input::Vrrp(VrrpInput::Startup { now }));
-                apply(r, actions, nl, dp).await;
+                self.feed(i, Input::Vrrp(VrrpInput::Startup { now })).await;
             }
+        }
+        for p in &problems {
+            warn!("{p}");
         }
         let names = |c: Change| -> String {
             let v: Vec<&str> = plan
@@ -255,14 +267,18 @@ impl Router {
                 format!("{} ({})", v.len(), v.join(", "))
             }
         };
-        Ok(format!(
+        let mut summary = format!(
             "configuration applied: instances kept {}, updated {}, replaced {}, added {}, removed {}; trackers kept {kept_t}, started {started_t}",
             names(Change::Keep),
             names(Change::Update),
             names(Change::Replace),
             names(Change::Add),
             names(Change::Remove),
-        ))
+        );
+        if !problems.is_empty() {
+            summary += &format!("; with problems: {}", problems.join("; "));
+        }
+        Ok(summary)
     }
 
     async fn prepare_instance(&mut self, ic: &InstanceConfig) -> anyhow::Result<Running> {
@@ -270,7 +286,12 @@ impl Router {
         self.next_id += 1;
         let (ntx, task) = crate::notify::spawn(ic.name.clone(), ic.vrid, ic.notify.clone());
         self.notify_tasks.push((task, ic.notify.timeout));
-        prepare(id, ic, ntx, self.sink(), self.metrics.clone(), &self.nl).await
+        let state_dir = self
+            .control_socket
+            .parent()
+            .unwrap_or(std::path::Path::new("/run/xvrrpd"))
+            .to_path_buf();
+        prepare(id, ic, &state_dir, ntx, self.sink(), self.metrics.clone()).await
     }
 
     /// Shuts one instance down for good (priority 0, VIPs removed, server fenced).
