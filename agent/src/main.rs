@@ -330,8 +330,10 @@ fn preflight(cfg: &xvrrpd::config::Config) -> bool {
             }
         };
         let peer = local.replica.as_ref().and_then(|r| {
-            let host = r.get("Master_Host")?;
-            let port = r.get("Master_Port")?.parse().ok()?;
+            let (host, port) = (r.master_host.as_str(), r.master_port);
+            if host.is_empty() {
+                return None;
+            }
             match rt.block_on(bounded(server.at(host, port))) {
                 Ok(p) => Some(p),
                 Err(e) => {

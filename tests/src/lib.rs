@@ -465,10 +465,17 @@ pub fn is(v: &Value, kind: &str, vrid: u8) -> bool {
     v["event"] == kind && v["vrid"] == vrid
 }
 
-/// RFC Master_Down_Interval in microseconds for an advert interval and local priority.
-pub fn master_down_us(interval_cs: u64, local_priority: u64) -> f64 {
-    let iv = interval_cs as f64 * 10_000.0;
-    3.0 * iv + (256.0 - local_priority as f64) * iv / 256.0
+/// RFC Master_Down_Interval in microseconds for a v3 advert interval and local priority
+/// (the kernel's and the engine's arithmetic, [`xvrrpd_common::master_down_ns`]).
+pub fn master_down_us(interval_cs: u64, local_priority: u8) -> f64 {
+    let iv = xvrrpd_common::interval_ns(3, interval_cs as u16);
+    xvrrpd_common::master_down_ns(iv, local_priority) as f64 / 1e3
+}
+
+/// RFC Skew_Time in microseconds for a v3 advert interval and local priority.
+pub fn skew_us(interval_cs: u64, local_priority: u8) -> f64 {
+    let iv = xvrrpd_common::interval_ns(3, interval_cs as u16);
+    xvrrpd_common::skew_ns(iv, local_priority) as f64 / 1e3
 }
 
 /// One keepalived crash observed by `xvrrpd observe`: what master_down reported.
@@ -520,7 +527,7 @@ pub fn kill_and_measure(
         master_down_us: num(&down, "since_last_us"),
         theoretical_us: master_down_us(
             conf.advert_int.mul_add(100.0, 0.0).round() as u64,
-            observer_priority,
+            observer_priority as u8,
         ),
     })
 }

@@ -7,8 +7,8 @@ use std::{fmt::Write as _, io::Read, process::Stdio, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use xvrrpd_tests::{
-    has_addr, ip_in, master_down_us, router_toml, wait_until, Keepalived, KeepalivedConf, Netns,
-    Proc, Router, Segment,
+    has_addr, ip_in, master_down_us, router_toml, skew_us, wait_until, Keepalived, KeepalivedConf,
+    Netns, Proc, Router, Segment,
 };
 
 use crate::{bench, root};
@@ -246,7 +246,7 @@ pub fn run(args: FailoverArgs) -> Result<()> {
         for fault in &args.faults {
             // Backup priority 100: Master_Down_Interval, or Skew after a priority-0 advert.
             let limit_ms = if fault == "sigterm" {
-                (256.0 - 100.0) * iv as f64 / 256.0
+                skew_us(iv / 10, 100) / 1000.0
             } else {
                 master_down_us(iv / 10, 100) / 1000.0
             };

@@ -229,14 +229,22 @@ impl Instance {
         self.master_adver_interval
     }
 
-    /// Skew_Time = ((256 − Priority) × Master_Adver_Interval) / 256.
+    /// Skew_Time = ((256 − Priority) × Master_Adver_Interval) / 256: the kernel timer's
+    /// arithmetic ([`xvrrpd_common::skew_ns`]), so both sides agree to the nanosecond.
     pub fn skew(&self) -> Duration {
-        self.master_adver_interval * (256 - self.priority as u32) / 256
+        Duration::from_nanos(xvrrpd_common::skew_ns(self.interval_ns(), self.priority))
     }
 
     /// Master_Down_Interval = 3 × Master_Adver_Interval + Skew_Time.
     pub fn master_down_interval(&self) -> Duration {
-        self.master_adver_interval * 3 + self.skew()
+        Duration::from_nanos(xvrrpd_common::master_down_ns(
+            self.interval_ns(),
+            self.priority,
+        ))
+    }
+
+    fn interval_ns(&self) -> u64 {
+        self.master_adver_interval.as_nanos() as u64
     }
 
     /// The earliest time at which [`Input::Tick`] has something to do.
@@ -432,9 +440,11 @@ impl Instance {
     }
 
     fn accept_master(&mut self, now: Instant, src: IpAddr, prio: u8, interval: Duration) {
-        if self.settings.version == 3 {
-            self.master_adver_interval = interval.max(self.settings.min_learned_interval);
-        }
+        // v3 learns Master_Adver_Interval from the master (RFC 5798). v2 (RFC 3768) would
+        // discard an advert whose interval differs from ours; the kernel timer accepts it
+        // and times the master with the advertised interval, so the engine does the same:
+        // both sides always compute the same Master_Down_Interval.
+        self.master_adver_interval = interval.max(self.settings.min_learned_interval);
         self.master = Some((src, prio));
         self.preempt_at = None;
         self.arm_safety_net(now);

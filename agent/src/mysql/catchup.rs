@@ -7,6 +7,8 @@
 //! is missing when this node starts taking writes.
 use std::cmp::Ordering;
 
+pub use super::replica::ReplicaStatus;
+
 /// Server family, from `@@version`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
@@ -22,24 +24,6 @@ impl Flavor {
             Self::Mysql
         }
     }
-}
-
-/// The columns of `SHOW SLAVE STATUS` catch-up needs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReplicaStatus {
-    /// MariaDB: `Using_Gtid` is not `No`.
-    pub using_gtid: bool,
-    /// MariaDB `Gtid_IO_Pos`.
-    pub gtid_io_pos: String,
-    /// MySQL `Retrieved_Gtid_Set`.
-    pub retrieved_gtid_set: String,
-    pub master_log_file: String,
-    pub read_master_log_pos: u64,
-    pub relay_master_log_file: String,
-    pub exec_master_log_pos: u64,
-    /// The peer's MySQL host and port.
-    pub master_host: String,
-    pub master_port: u16,
 }
 
 /// What to wait for.

@@ -10,13 +10,14 @@
 //! command supersedes it, so a mysqld that restarts is fenced as soon as it answers.
 use std::time::{Duration, Instant};
 
-use mysql_async::{prelude::Queryable, Row};
+use mysql_async::prelude::Queryable;
 use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver, UnboundedSender};
 use tracing::{info, warn};
 
 use super::{
-    catchup::{self, Flavor, ReplicaStatus, Target},
+    catchup::{self, Flavor, Target},
     conn::{is_own, OwnConn, Server},
+    replica,
 };
 use crate::{
     config::{CatchupPolicy, WriteGuardConfig},
@@ -293,7 +294,7 @@ impl Worker {
     /// Looks at the peer through our replication settings (same credentials).
     async fn peer(&mut self) -> Peer {
         let status = match self.connection().await {
-            Ok((conn, _, _)) => bounded(replica_status(conn)).await,
+            Ok((conn, _, _)) => bounded(replica::read(conn)).await,
             Err(e) => Err(e),
         };
         let (host, port) = match status {
@@ -346,7 +347,7 @@ impl Worker {
     ) -> Result<bool, String> {
         let (conn, flavor, id) = self.connection().await?;
         let (flavor, id) = (*flavor, *id);
-        let status = bounded(replica_status(conn)).await?;
+        let status = bounded(replica::read(conn)).await?;
         let t = target
             .get_or_insert_with(|| catchup::target(flavor, id, status.as_ref()))
             .clone();
@@ -519,7 +520,7 @@ impl Worker {
     /// the new master's first write is not stalled (a live replica keeps its thread).
     async fn release_dead_replicas(&mut self) -> Result<(), String> {
         let (conn, _, _) = self.connection().await?;
-        let port = bounded(replica_status(conn))
+        let port = bounded(replica::read(conn))
             .await?
             .map_or(3306, |s| s.master_port);
         let rows: Vec<(u64, String)> = bounded(conn.query(
@@ -660,36 +661,6 @@ pub fn victims(rows: &[Thread], own: impl Fn(u64) -> bool, sweep: Sweep) -> Vec<
 pub fn dump_peer(host: &str) -> Option<std::net::IpAddr> {
     let h = host.rsplit_once(':').map_or(host, |(h, _)| h);
     h.trim_matches(|c| c == '[' || c == ']').parse().ok()
-}
-
-async fn replica_status(conn: &mut OwnConn) -> Result<Option<ReplicaStatus>, mysql_async::Error> {
-    let row: Option<Row> = conn.query_first("SHOW SLAVE STATUS").await?;
-    Ok(row.map(|row| {
-        let text = |names: &[&str]| -> String {
-            names
-                .iter()
-                .find_map(|n| {
-                    row.get_opt::<Option<String>, _>(*n)
-                        .and_then(|r| r.ok())
-                        .flatten()
-                })
-                .unwrap_or_default()
-        };
-        let num = |names: &[&str]| text(names).parse().unwrap_or(0);
-        ReplicaStatus {
-            using_gtid: !matches!(text(&["Using_Gtid"]).as_str(), "" | "No"),
-            gtid_io_pos: text(&["Gtid_IO_Pos"]),
-            retrieved_gtid_set: text(&["Retrieved_Gtid_Set"]),
-            master_log_file: text(&["Master_Log_File", "Source_Log_File"]),
-            read_master_log_pos: num(&["Read_Master_Log_Pos", "Read_Source_Log_Pos"]),
-            relay_master_log_file: text(&["Relay_Master_Log_File", "Relay_Source_Log_File"]),
-            exec_master_log_pos: num(&["Exec_Master_Log_Pos", "Exec_Source_Log_Pos"]),
-            master_host: text(&["Master_Host", "Source_Host"]),
-            master_port: text(&["Master_Port", "Source_Port"])
-                .parse()
-                .unwrap_or(3306),
-        }
-    }))
 }
 
 /// A statement bounded by [`STATEMENT_TIMEOUT`], its error as text.

@@ -1,6 +1,8 @@
-//! MySQL / MariaDB: connections ([`conn`]), the pure catch-up rules ([`catchup`]) and the
-//! write guard that makes a node writable or read-only around VIP moves ([`guard`]).
+//! MySQL / MariaDB: connections ([`conn`]), the replica status ([`replica`]), the pure
+//! catch-up rules ([`catchup`]) and the write guard that makes a node writable or
+//! read-only around VIP moves ([`guard`]).
 pub mod catchup;
 pub mod conn;
 pub mod guard;
 pub mod preflight;
+pub mod replica;

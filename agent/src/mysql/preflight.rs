@@ -2,17 +2,17 @@
 //! the data whole? The rules are pure ([`evaluate`]); [`snapshot`] collects what they read.
 use std::collections::HashMap;
 
-use mysql_async::{prelude::Queryable, Row};
+use mysql_async::prelude::Queryable;
 
-use super::conn::Server;
+use super::{conn::Server, replica::ReplicaStatus};
 
 /// What one server looks like.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     /// Global variables by lower-case name.
     pub vars: HashMap<String, String>,
-    /// `SHOW SLAVE STATUS` (None: not a replica).
-    pub replica: Option<HashMap<String, String>>,
+    /// The replica status (None: not a replica).
+    pub replica: Option<ReplicaStatus>,
     /// `SHOW GRANTS` lines of the account xvrrpd uses.
     pub grants: Vec<String>,
 }
@@ -56,21 +56,7 @@ pub async fn snapshot(server: &Server) -> Result<Snapshot, mysql_async::Error> {
             s.vars.insert(k, v);
         }
     }
-    let row: Option<Row> = c.query_first("SHOW SLAVE STATUS").await?;
-    s.replica = row.map(|r| {
-        r.columns_ref()
-            .iter()
-            .enumerate()
-            .map(|(i, col)| {
-                let v = r
-                    .get_opt::<Option<String>, _>(i)
-                    .and_then(|x| x.ok())
-                    .flatten()
-                    .unwrap_or_default();
-                (col.name_str().into_owned(), v)
-            })
-            .collect()
-    });
+    s.replica = super::replica::read(&mut c).await?;
     s.grants = c.query("SHOW GRANTS").await?;
     Ok(s)
 }
@@ -138,11 +124,11 @@ pub fn evaluate(
     match &local.replica {
         None => err("not replicating from the peer: a failover would lose everything written since; CHANGE MASTER TO the peer and START SLAVE".into()),
         Some(r) => {
-            let f = |k: &str| r.get(k).cloned().unwrap_or_default();
-            if f("Slave_IO_Running") != "Yes" || f("Slave_SQL_Running") != "Yes" {
+            if !r.io_running || !r.sql_running {
+                let yes = |b: bool| if b { "Yes" } else { "No" };
                 err(format!(
                     "replication threads not running (IO: {}, SQL: {}; last error: {}{}): fix and START SLAVE",
-                    f("Slave_IO_Running"), f("Slave_SQL_Running"), f("Last_IO_Error"), f("Last_SQL_Error")
+                    yes(r.io_running), yes(r.sql_running), r.last_io_error, r.last_sql_error
                 ));
             }
         }
@@ -161,11 +147,10 @@ pub fn evaluate(
         warn("auto_increment_increment is 1: in dual-master set auto_increment_increment = 2 and auto_increment_offset = 1 / 2".into());
     }
     if let Some(r) = &local.replica {
-        let f = |k: &str| r.get(k).cloned().unwrap_or_default();
-        if mariadb && matches!(f("Using_Gtid").as_str(), "" | "No") {
+        if mariadb && !r.using_gtid {
             warn("replication does not use GTID: CHANGE MASTER TO MASTER_USE_GTID = slave_pos (catch-up then waits on GTIDs, not file positions)".into());
         }
-        if let Ok(lag) = f("Seconds_Behind_Master").parse::<u64>() {
+        if let Some(lag) = r.lag_s {
             if lag > 10 {
                 warn(format!("replication lag is {lag} s: a promotion now would wait that long (catchup_timeout)"));
             }
@@ -256,12 +241,12 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            replica: Some(
-                replica
+            replica: Some(ReplicaStatus::from_columns(
+                &replica
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
-            ),
+            )),
             grants: vec!["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost`".into()],
         }
     }
@@ -279,10 +264,7 @@ mod tests {
         s.vars.insert("log_bin".into(), "OFF".into());
         s.vars.insert("slave_net_timeout".into(), "60".into());
         s.grants = vec!["GRANT PROCESS ON *.* TO `xv`@`%`".into()];
-        s.replica
-            .as_mut()
-            .unwrap()
-            .insert("Slave_SQL_Running".into(), "No".into());
+        s.replica.as_mut().unwrap().sql_running = false;
         let f = evaluate(&s, Some(&good("1")), Some(false));
         let text = |level| {
             f.iter()

@@ -6,7 +6,7 @@
 //! by the timeout, which is what catches a hung (e.g. SIGSTOPped) server.
 use std::time::Duration;
 
-use mysql_async::{prelude::Queryable, Conn, Row};
+use mysql_async::{prelude::Queryable, Conn};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
 
@@ -75,19 +75,10 @@ async fn poll(conn: &mut Conn, query: &str) -> Result<Status, mysql_async::Error
         read_only: ro.unwrap_or(0) != 0,
         ..Status::default()
     };
-    let row: Option<Row> = conn.query_first("SHOW SLAVE STATUS").await?;
-    if let Some(row) = row {
-        let col = |names: &[&str]| -> Option<String> {
-            names.iter().find_map(|n| {
-                row.get_opt::<Option<String>, _>(*n)
-                    .and_then(|r| r.ok())
-                    .flatten()
-            })
-        };
-        status.io_running = col(&["Slave_IO_Running", "Replica_IO_Running"]).map(|v| v == "Yes");
-        status.sql_running = col(&["Slave_SQL_Running", "Replica_SQL_Running"]).map(|v| v == "Yes");
-        status.lag_s =
-            col(&["Seconds_Behind_Master", "Seconds_Behind_Source"]).and_then(|v| v.parse().ok());
+    if let Some(r) = crate::mysql::replica::read(conn).await? {
+        status.io_running = Some(r.io_running);
+        status.sql_running = Some(r.sql_running);
+        status.lag_s = r.lag_s;
     }
     Ok(status)
 }
