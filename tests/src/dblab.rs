@@ -220,9 +220,24 @@ pub struct LabReport {
     pub failbacks: Vec<(f64, String)>,
     /// Every fence after the fault, from the event streams.
     pub fences: Vec<FenceSeen>,
+    /// When db1 was brought back (monotonic ns; 0 if the run stopped before).
+    pub recovered_ns: u64,
+    /// Every transition of either node, from their JSON event streams, in time order.
+    pub transitions: Vec<TransitionSeen>,
     /// Writes the client saw fail (error or no answer) that are committed all the same:
     /// their outcome was unknown to the client (a commit killed by a fence is one).
     pub in_doubt: usize,
+}
+
+/// One transition as a node's events stream told it.
+#[derive(Clone, Debug)]
+pub struct TransitionSeen {
+    pub ts_ns: u64,
+    pub node: &'static str,
+    pub instance: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
 }
 
 /// One fence (`read_only = ON` by a guard) as its events stream told it.
@@ -639,6 +654,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     let mut report = LabReport {
         converged,
         fault_ns,
+        recovered_ns,
         write_vip: crate::chaos::vip_stats(&vip[0], &vip[1], fault_ns, end_ns),
         write_vip_after: crate::chaos::vip_stats(
             &vip[0],
@@ -727,6 +743,17 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
                     let reason = e["reason"].as_str().unwrap_or("?").to_string();
                     report.failbacks.push((after_ms, reason));
                 }
+                if is("event", "transition") {
+                    let f = |k: &str| e[k].as_str().unwrap_or("?").to_string();
+                    report.transitions.push(TransitionSeen {
+                        ts_ns: ts,
+                        node: n.name,
+                        instance: f("instance"),
+                        from: f("from"),
+                        to: f("to"),
+                        reason: f("reason"),
+                    });
+                }
                 if ts > fault_ns && is("event", "read_only") {
                     report.fences.push(FenceSeen {
                         node: n.name,
@@ -745,6 +772,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     }
     t.sort_by_key(|(ts, _)| *ts);
     report.timeline = t;
+    report.transitions.sort_by_key(|t| t.ts_ns);
     Ok(report)
 }
 

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use xvrrpd_tests::dblab::{self, Fault, LabOptions, LabReport, Setup};
+use xvrrpd_tests::{
+    chaos,
+    dblab::{self, Fault, LabOptions, LabReport, Setup},
+};
 
 use crate::{require_root, INTERRUPTED};
 
@@ -32,48 +35,6 @@ struct Row {
     vrrp_takeovers: usize,
     r: LabReport,
     violations: Vec<String>,
-}
-
-/// db2 becoming master of the write instance between the fault and the recovery
-/// (xvrrpd's events; for keepalived the VIP moving is the same thing).
-fn vrrp_takeovers(r: &LabReport, setup: Setup) -> usize {
-    if setup == Setup::Classic {
-        return r.write_vip.node2_acquired;
-    }
-    let recovered = r
-        .timeline
-        .iter()
-        .find(|(_, w)| w.starts_with("recovering db1"))
-        .map_or(u64::MAX, |(t, _)| *t);
-    r.timeline
-        .iter()
-        .filter(|(t, w)| {
-            *t > r.fault_ns && *t < recovered && w.starts_with("db2 xvrrpd write BACKUP -> MASTER")
-        })
-        .count()
-}
-
-fn check(fault: Fault, setup: Setup, r: &LabReport) -> Vec<String> {
-    let mut v = Vec::new();
-    let mut need = |ok: bool, what: &str| {
-        if !ok {
-            v.push(what.to_string());
-        }
-    };
-    need(r.acked_lost_final == 0, "acknowledged writes lost");
-    need(r.replication_errors == 0, "replication errors");
-    need(r.converged, "servers differ");
-    need(r.final_owners == 1, "not exactly one VIP holder at the end");
-    need(r.client_arp_ok, "client ARP stale");
-    need(
-        r.write_vip_after.dual_ms == 0.0,
-        "VIP on both after recovery",
-    );
-    if setup == Setup::Xvrrpd && fault != Fault::Partition {
-        need(r.write_vip.dual_ms == 0.0, "VIP on both during the fault");
-        need(r.dual_writable_ms == 0.0, "both servers writable");
-    }
-    v
 }
 
 pub fn run(args: ChaosArgs) -> Result<()> {
@@ -150,8 +111,8 @@ pub fn run(args: ChaosArgs) -> Result<()> {
         };
         let r = dblab::run(&opts, &INTERRUPTED)?;
         let row = Row {
-            vrrp_takeovers: vrrp_takeovers(&r, c.setup),
-            violations: check(c.fault, c.setup, &r),
+            vrrp_takeovers: chaos::vrrp_takeovers(&r, c.setup),
+            violations: chaos::violations(c.fault, c.setup, c.down, &r),
             case: name,
             r,
         };
