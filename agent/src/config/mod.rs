@@ -10,14 +10,14 @@ mod tests;
 
 use std::{net::IpAddr, path::Path, time::Duration};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use validate::{parse_prefixed, validate};
 
 /// Default configuration path.
 pub const DEFAULT_PATH: &str = "/etc/xvrrpd/xvrrpd.toml";
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -29,7 +29,7 @@ pub struct Config {
 }
 
 /// What a tracker checks.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum TrackerKind {
     /// Runs `command` (argv, no shell): exit 0 = success (keepalived vrrp_script).
@@ -44,7 +44,7 @@ pub enum TrackerKind {
 }
 
 /// A health check instances can follow (`track = ["name"]`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TrackerConfig {
     pub name: String,
@@ -84,12 +84,16 @@ pub struct TrackerConfig {
     #[serde(default)]
     pub replication: bool,
     /// mysql: Seconds_Behind_Master must be at most this.
-    #[serde(default, with = "opt_duration")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_lag: Option<Duration>,
 }
 
 /// Programs run on transitions, in order per instance (argv, no shell).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Notify {
     #[serde(default)]
@@ -109,7 +113,21 @@ pub struct Notify {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+impl Default for Notify {
+    /// No hooks, and the timeout a `[instance.notify]` table gets when it names none.
+    fn default() -> Self {
+        Self {
+            master: Vec::new(),
+            backup: Vec::new(),
+            fault: Vec::new(),
+            stop: Vec::new(),
+            any: Vec::new(),
+            timeout: default_notify_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Global {
     /// Name of this node in logs and metrics (default: the host name).
@@ -143,7 +161,14 @@ fn default_metrics_listen() -> Option<std::net::SocketAddr> {
 
 /// `"host:port"`, or `""` for none.
 mod opt_socket_addr {
-    use serde::{de::Error, Deserialize, Deserializer};
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        a: &Option<std::net::SocketAddr>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&a.map(|a| a.to_string()).unwrap_or_default())
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
@@ -161,7 +186,7 @@ mod opt_socket_addr {
 }
 
 /// How a v3 IPv4 advert's checksum is computed when sending.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum V3Checksum {
     /// With the IPv4 pseudo-header: RFC 5798 and keepalived 2.2.7's default.
@@ -174,7 +199,7 @@ pub enum V3Checksum {
     PseudoHeaderMulticast,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceConfig {
     pub name: String,
@@ -242,7 +267,7 @@ impl InstanceConfig {
 }
 
 /// The MySQL side of a write instance (see `InstanceConfig::mysql`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WriteGuardConfig {
     /// A `[[tracker]]` of kind `mysql`: the server guarded, reached with its connection
@@ -260,7 +285,7 @@ pub struct WriteGuardConfig {
 }
 
 /// What a write instance does when catch-up times out.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum CatchupPolicy {
     /// Stay read-only without the VIP (FAULT) until the relay log is applied, then rejoin
@@ -272,7 +297,7 @@ pub enum CatchupPolicy {
 }
 
 /// Gratuitous ARP / unsolicited NA after becoming master.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Announce {
     /// Packets per burst.
@@ -301,7 +326,7 @@ impl Default for Announce {
 }
 
 /// A VIP: `"192.0.2.100/24"` or `{ address = "...", device = "eth1", label = "eth1:db" }`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum VirtualAddress {
     Plain(String),
@@ -356,10 +381,23 @@ fn default_repeat() -> Duration {
 }
 
 /// Durations as text: `"10ms"`, `"1s"`, `"1m 30s"`.
-mod duration {
+pub mod duration {
     use std::time::Duration;
 
-    use serde::{de::Error, Deserialize, Deserializer};
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    /// The text a duration is written as: whole seconds as `"Ns"`, else milliseconds.
+    pub fn text(d: Duration) -> String {
+        if d.subsec_nanos() == 0 {
+            format!("{}s", d.as_secs())
+        } else {
+            format!("{}ms", d.as_millis())
+        }
+    }
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&text(*d))
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
@@ -375,7 +413,14 @@ mod duration {
 mod opt_duration {
     use std::time::Duration;
 
-    use serde::Deserializer;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         super::duration::deserialize(d).map(Some)

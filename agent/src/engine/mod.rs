@@ -11,6 +11,8 @@
 //! advert has been accepted that deadline sits one advert interval *after* the kernel's,
 //! a safety net that never races it.
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
 mod tests;
 
 use std::{net::IpAddr, time::Duration};

@@ -127,63 +127,6 @@ fn backup_follows_a_better_master_and_the_kernel_decides_master_down() {
 }
 
 #[test]
-fn master_steps_down_for_a_higher_priority() {
-    let mut i = started(settings(100));
-    i.handle(Input::Tick { now: at(400) });
-    assert_eq!(i.state(), State::Master);
-    let a = i.handle(advert(450, "192.0.2.11", 200));
-    assert_eq!(
-        a,
-        vec![
-            // One last advert: the winner learns it had a rival and re-announces.
-            Action::SendAdvert { priority: 100 },
-            Action::RemoveVips,
-            Action::Transition {
-                from: State::Master,
-                to: State::Backup,
-                reason: Reason::HigherPriority
-            }
-        ]
-    );
-    assert_eq!(i.master(), Some(addr("192.0.2.11")));
-}
-
-#[test]
-fn master_hearing_a_lower_priority_reannounces_at_once() {
-    let mut i = started(settings(150));
-    i.handle(Input::Tick { now: at(400) });
-    let a = i.handle(advert(420, "192.0.2.11", 100));
-    assert_eq!(
-        a,
-        vec![Action::SendAdvert { priority: 150 }, Action::Announce]
-    );
-    assert_eq!(i.state(), State::Master);
-    // The advert timer restarts from the re-announcement.
-    assert_eq!(i.next_deadline(), Some(at(520)));
-}
-
-#[test]
-fn equal_priorities_break_on_the_higher_primary_address() {
-    // We are 192.0.2.10. Equal priority from .11 beats us; from .9 does not.
-    let mut i = started(settings(100));
-    i.handle(Input::Tick { now: at(400) });
-    let a = i.handle(advert(410, "192.0.2.9", 100));
-    assert_eq!(i.state(), State::Master, "{a:?}");
-    let a = i.handle(advert(420, "192.0.2.11", 100));
-    assert_eq!(
-        transitions(&a),
-        vec![(State::Master, State::Backup, Reason::HigherPriority)]
-    );
-    // As backup, an equal-priority master is accepted (no preemption on a tie).
-    i.handle(advert(430, "192.0.2.11", 100));
-    assert_eq!(
-        i.handle(Input::Tick { now: at(2000) }).len(),
-        4,
-        "safety net only after silence"
-    );
-}
-
-#[test]
 fn nopreempt_after_the_higher_priority_node_reboots() {
     // db1 (150, nopreempt) reboots while db2 (100) is master: db1 must stay backup.
     let mut s = settings(150);

@@ -4,9 +4,14 @@
 //! warning that names it, where it was, and why. Nothing is silently dropped.
 mod parse;
 
-use std::{fmt::Write, path::Path, time::Duration};
+use std::{net::IpAddr, path::Path, time::Duration};
 
 use anyhow::Context;
+
+use crate::config::{
+    Announce, Config, Global, InstanceConfig, Notify, TrackerConfig, TrackerKind, V3Checksum,
+    VirtualAddress,
+};
 
 pub use parse::Node;
 
@@ -28,8 +33,9 @@ pub fn import_text(text: &str, path: &Path) -> anyhow::Result<Imported> {
     let nodes = parse::parse(text, path)?;
     let mut c = Converter::default();
     c.run(&nodes)?;
+    let toml = c.render(path)?;
     Ok(Imported {
-        toml: c.render(path),
+        toml,
         warnings: c.warnings,
     })
 }
@@ -65,7 +71,27 @@ struct Inst {
     auth_pass: Option<String>,
     track: Vec<String>,
     notify: Vec<(&'static str, Vec<String>)>,
-    announce: Vec<(&'static str, String)>,
+    announce: Vec<Garp>,
+}
+
+/// A GARP setting, global (`vrrp_garp_*`) or per instance (`garp_*`).
+#[derive(Debug, Clone, Copy)]
+enum Garp {
+    RepeatAfter(Duration),
+    Count(u32),
+    Refresh(Duration),
+    BurstDelay(Duration),
+}
+
+impl Garp {
+    fn apply(self, a: &mut Announce) {
+        match self {
+            Self::RepeatAfter(d) => a.repeat_after = d,
+            Self::Count(n) => a.count = n,
+            Self::Refresh(d) => a.refresh = d,
+            Self::BurstDelay(d) => a.burst_delay = d,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -73,7 +99,7 @@ struct Converter {
     warnings: Vec<String>,
     router_id: Option<String>,
     version: Option<u8>,
-    global_announce: Vec<(&'static str, String)>,
+    global_announce: Vec<Garp>,
     scripts: Vec<Script>,
     files: Vec<Script>,
     trackers: Vec<Script>,
@@ -136,25 +162,6 @@ pub fn argv(script: &str) -> Vec<String> {
         out.push(cur);
     }
     out
-}
-
-fn duration_text(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
-fn q(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
-}
-
-fn list(v: &[String]) -> String {
-    format!(
-        "[{}]",
-        v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
-    )
 }
 
 /// Why a keyword has no equivalent (None: not known to us at all).
@@ -237,18 +244,14 @@ impl Converter {
             match n.key() {
                 "router_id" => self.router_id = n.arg(1).map(str::to_string),
                 "vrrp_version" => self.version = Some(number(n, 1)?),
-                "vrrp_garp_master_delay" => self
-                    .global_announce
-                    .push(("repeat_after", duration_text(seconds(n, 1)?))),
-                "vrrp_garp_master_repeat" => self
-                    .global_announce
-                    .push(("count", number::<u32>(n, 1)?.to_string())),
-                "vrrp_garp_master_refresh" => self
-                    .global_announce
-                    .push(("refresh", duration_text(seconds(n, 1)?))),
-                "vrrp_garp_interval" => self
-                    .global_announce
-                    .push(("burst_delay", duration_text(seconds(n, 1)?))),
+                "vrrp_garp_master_delay" => {
+                    self.global_announce.push(Garp::RepeatAfter(seconds(n, 1)?))
+                }
+                "vrrp_garp_master_repeat" => self.global_announce.push(Garp::Count(number(n, 1)?)),
+                "vrrp_garp_master_refresh" => {
+                    self.global_announce.push(Garp::Refresh(seconds(n, 1)?))
+                }
+                "vrrp_garp_interval" => self.global_announce.push(Garp::BurstDelay(seconds(n, 1)?)),
                 _ => self.skip(n, "global_defs "),
             }
         }
@@ -481,18 +484,10 @@ impl Converter {
                     };
                     inst.notify.push((which, argv(&n.words[1..].join(" "))));
                 }
-                "garp_master_delay" => inst
-                    .announce
-                    .push(("repeat_after", duration_text(seconds(n, 1)?))),
-                "garp_master_repeat" => inst
-                    .announce
-                    .push(("count", number::<u32>(n, 1)?.to_string())),
-                "garp_master_refresh" => inst
-                    .announce
-                    .push(("refresh", duration_text(seconds(n, 1)?))),
-                "garp_interval" => inst
-                    .announce
-                    .push(("burst_delay", duration_text(seconds(n, 1)?))),
+                "garp_master_delay" => inst.announce.push(Garp::RepeatAfter(seconds(n, 1)?)),
+                "garp_master_repeat" => inst.announce.push(Garp::Count(number(n, 1)?)),
+                "garp_master_refresh" => inst.announce.push(Garp::Refresh(seconds(n, 1)?)),
+                "garp_interval" => inst.announce.push(Garp::BurstDelay(seconds(n, 1)?)),
                 _ => self.skip(n, &ctx),
             }
         }
@@ -555,123 +550,134 @@ impl Converter {
         }
     }
 
-    fn render(&self, path: &Path) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "# Imported from {} by `xvrrpd import-keepalived`.",
+    /// The configuration as xvrrpd's TOML: a [`Config`] serialized, so the file says
+    /// exactly what `xvrrpd run` will read (every default written out).
+    fn render(&self, path: &Path) -> anyhow::Result<String> {
+        let text = toml::to_string(&self.config()?).context("writing the TOML")?;
+        Ok(format!(
+            "# Imported from {} by `xvrrpd import-keepalived`.\n\
+             # Review the warnings it printed, then `xvrrpd check --config FILE`.\n\n{text}",
             path.display()
-        );
-        let _ = writeln!(
-            s,
-            "# Review the warnings it printed, then `xvrrpd check --config FILE`.\n"
-        );
-        if let Some(r) = &self.router_id {
-            let _ = writeln!(s, "[global]\nrouter_id = {}\n", q(r));
-        }
+        ))
+    }
+
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut instances = Vec::new();
         for i in &self.instances {
-            let _ = writeln!(s, "[[instance]]");
-            let _ = writeln!(s, "name = {}", q(&i.name));
-            let _ = writeln!(s, "interface = {}", q(i.interface.as_deref().unwrap_or("")));
-            let _ = writeln!(s, "vrid = {}", i.vrid.unwrap_or(0));
-            let _ = writeln!(s, "priority = {}", i.priority.unwrap_or(100));
+            instances.push(self.instance_config(i)?);
+        }
+        Ok(Config {
+            global: Global {
+                router_id: self.router_id.clone(),
+                ..Global::default()
+            },
+            instances,
+            trackers: self.trackers.iter().map(tracker_config).collect(),
+        })
+    }
+
+    fn instance_config(&self, i: &Inst) -> anyhow::Result<InstanceConfig> {
+        let ip = |what: &str, a: &str| -> anyhow::Result<IpAddr> {
+            a.parse().with_context(|| {
+                format!(
+                    "vrrp_instance {}: {what} {a:?} is not an IP address",
+                    i.name
+                )
+            })
+        };
+        let mut announce = Announce::default();
+        for g in self.global_announce.iter().chain(&i.announce) {
+            g.apply(&mut announce);
+        }
+        let mut notify = Notify::default();
+        for (which, argv) in &i.notify {
+            let slot = match *which {
+                "master" => &mut notify.master,
+                "backup" => &mut notify.backup,
+                "fault" => &mut notify.fault,
+                "stop" => &mut notify.stop,
+                _ => &mut notify.any,
+            };
+            *slot = argv.clone();
+        }
+        Ok(InstanceConfig {
+            name: i.name.clone(),
+            interface: i.interface.clone().unwrap_or_default(),
+            vrid: i.vrid.unwrap_or(0),
+            priority: i.priority.unwrap_or(100),
             // keepalived's default is VRRPv2.
-            let _ = writeln!(s, "version = {}", i.version.or(self.version).unwrap_or(2));
-            let _ = writeln!(
-                s,
-                "advert_interval = {}",
-                q(&duration_text(i.advert.unwrap_or(Duration::from_secs(1))))
-            );
-            let _ = writeln!(s, "preempt = {}", i.preempt);
-            if let Some(d) = i.preempt_delay {
-                let _ = writeln!(s, "preempt_delay = {}", q(&duration_text(d)));
-            }
-            let vips: Vec<String> = i
+            version: i.version.or(self.version).unwrap_or(2),
+            advert_interval: i.advert.unwrap_or(Duration::from_secs(1)),
+            preempt: i.preempt,
+            preempt_delay: i.preempt_delay.unwrap_or_default(),
+            virtual_addresses: i
                 .vips
                 .iter()
-                .map(|(a, dev, label)| match (dev, label) {
-                    (None, None) => q(a),
-                    _ => {
-                        let mut t = format!("{{ address = {}", q(a));
-                        if let Some(d) = dev {
-                            t.push_str(&format!(", device = {}", q(d)));
-                        }
-                        if let Some(l) = label {
-                            t.push_str(&format!(", label = {}", q(l)));
-                        }
-                        t + " }"
-                    }
+                .map(|(address, device, label)| match (device, label) {
+                    (None, None) => VirtualAddress::Plain(address.clone()),
+                    _ => VirtualAddress::Detailed {
+                        address: address.clone(),
+                        device: device.clone(),
+                        label: label.clone(),
+                    },
                 })
-                .collect();
-            let _ = writeln!(s, "virtual_addresses = [{}]", vips.join(", "));
-            if let Some(u) = &i.unicast_source {
-                let _ = writeln!(s, "unicast_source = {}", q(u));
-            }
-            if !i.unicast_peers.is_empty() {
-                let _ = writeln!(s, "unicast_peers = {}", list(&i.unicast_peers));
-            }
-            if let Some(p) = &i.auth_pass {
-                let _ = writeln!(s, "auth_pass = {}", q(p));
-            }
-            if !i.track.is_empty() {
-                let _ = writeln!(s, "track = {}", list(&i.track));
-            }
-            let announce: Vec<&(&str, String)> = self
-                .global_announce
+                .collect(),
+            unicast_source: i
+                .unicast_source
+                .as_deref()
+                .map(|a| ip("unicast_src_ip", a))
+                .transpose()?,
+            unicast_peers: i
+                .unicast_peers
                 .iter()
-                .filter(|(k, _)| !i.announce.iter().any(|(ik, _)| ik == k))
-                .chain(i.announce.iter())
-                .collect();
-            if !announce.is_empty() {
-                let _ = writeln!(s, "[instance.announce]");
-                for (k, v) in announce {
-                    if *k == "count" {
-                        let _ = writeln!(s, "{k} = {v}");
-                    } else {
-                        let _ = writeln!(s, "{k} = {}", q(v));
-                    }
-                }
-            }
-            if !i.notify.is_empty() {
-                let _ = writeln!(s, "[instance.notify]");
-                for (k, argv) in &i.notify {
-                    let _ = writeln!(s, "{k} = {}", list(argv));
-                }
-            }
-            s.push('\n');
-        }
-        for t in &self.trackers {
-            let _ = writeln!(s, "[[tracker]]");
-            let _ = writeln!(s, "name = {}", q(&t.name));
-            let _ = writeln!(s, "kind = {}", q(t.kind));
-            match t.kind {
-                "exec" => {
-                    let _ = writeln!(s, "command = {}", list(&t.command));
-                    let interval = t.interval.unwrap_or(Duration::from_secs(1));
-                    let _ = writeln!(s, "interval = {}", q(&duration_text(interval)));
-                    // keepalived's default timeout is the interval.
-                    let _ = writeln!(
-                        s,
-                        "timeout = {}",
-                        q(&duration_text(t.timeout.unwrap_or(interval)))
-                    );
-                    let _ = writeln!(s, "rise = {}", t.rise.unwrap_or(1));
-                    let _ = writeln!(s, "fall = {}", t.fall.unwrap_or(1));
-                }
-                "file" => {
-                    let _ = writeln!(s, "path = {}", q(t.path.as_deref().unwrap_or("")));
-                }
-                _ => {
-                    let _ = writeln!(s, "interface = {}", q(t.interface.as_deref().unwrap_or("")));
-                }
-            }
-            let _ = writeln!(s, "weight = {}", t.weight);
-            if t.reverse {
-                let _ = writeln!(s, "reverse = true");
-            }
-            s.push('\n');
-        }
-        s
+                .map(|a| ip("unicast_peer", a))
+                .collect::<anyhow::Result<_>>()?,
+            auth_pass: i.auth_pass.clone(),
+            peers: Vec::new(),
+            spoof_filter: false,
+            v3_checksum: V3Checksum::default(),
+            accept_mode: true,
+            announce,
+            track: i.track.clone(),
+            notify,
+            anti_flap: Duration::ZERO,
+            mysql: None,
+        })
+    }
+}
+
+/// A keepalived script, track file or tracked interface as an xvrrpd tracker.
+fn tracker_config(t: &Script) -> TrackerConfig {
+    let interval = t.interval.unwrap_or(Duration::from_secs(1));
+    TrackerConfig {
+        name: t.name.clone(),
+        kind: match t.kind {
+            "exec" => TrackerKind::Exec,
+            "file" => TrackerKind::File,
+            _ => TrackerKind::Interface,
+        },
+        command: t.command.clone(),
+        path: t.path.as_ref().map(Into::into),
+        interval,
+        // keepalived's default timeout is the interval.
+        timeout: t.timeout.unwrap_or(if t.kind == "exec" {
+            interval
+        } else {
+            Duration::from_secs(2)
+        }),
+        rise: t.rise.unwrap_or(1),
+        fall: t.fall.unwrap_or(1),
+        weight: t.weight,
+        reverse: t.reverse,
+        interface: t.interface.clone(),
+        socket: None,
+        host: None,
+        port: None,
+        credentials_file: None,
+        query: None,
+        read_only: None,
+        replication: false,
+        max_lag: None,
     }
 }
 

@@ -280,3 +280,27 @@ fn broken_input_is_an_error_with_its_place() {
     let e = import_text("vrrp_instance X {\n", Path::new("k.conf")).unwrap_err();
     assert!(e.to_string().contains("never closed"), "{e}");
 }
+
+#[test]
+fn the_translation_is_a_serialized_config_with_every_default_written() {
+    let (cfg, _, toml) = import(CLASSIC_MYSQL);
+    let w = &cfg.instances[0];
+    // Hooks keep the timeout xvrrpd gives them (a zero timeout would kill them at once).
+    assert_eq!(w.notify.timeout, Duration::from_secs(10));
+    assert!(!w.notify.master.is_empty());
+    assert!(toml.contains("accept_mode = true"), "{toml}");
+    // Reading it back and writing it again gives the same file.
+    let again = toml::to_string(&cfg).unwrap();
+    assert!(toml.ends_with(&again), "{toml}\n---\n{again}");
+}
+
+#[test]
+fn an_address_that_is_not_one_is_refused_with_its_keyword() {
+    let text = "vrrp_instance V {\n interface eth0\n virtual_router_id 5\n priority 100\n unicast_src_ip 192.0.2.300\n virtual_ipaddress {\n  192.0.2.5/24\n }\n}\n";
+    let e = import_text(text, Path::new("/etc/keepalived/keepalived.conf")).unwrap_err();
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("unicast_src_ip") && e.contains("192.0.2.300"),
+        "{e}"
+    );
+}
