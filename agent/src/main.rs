@@ -291,7 +291,7 @@ fn check(path: &std::path::Path, offline: bool) -> std::process::ExitCode {
 fn preflight(cfg: &xvrrpd::config::Config) -> bool {
     use xvrrpd::mysql::{
         conn::Server,
-        preflight::{evaluate, read_only_in_my_cnf, snapshot, Level},
+        preflight::{evaluate, read_only_in_my_cnf, semi_sync_report, snapshot, Level},
     };
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -342,6 +342,12 @@ fn preflight(cfg: &xvrrpd::config::Config) -> bool {
                 }
             }
         });
+        for line in semi_sync_report(&local) {
+            println!(
+                "preflight {} ({}): semi-sync: {line}",
+                inst.name, server.endpoint
+            );
+        }
         let findings = evaluate(&local, peer.as_ref(), read_only_in_my_cnf());
         if findings.is_empty() {
             println!("preflight {} ({}): ok", inst.name, server.endpoint);

@@ -373,6 +373,8 @@ fn server_args(id: u32, setup: Setup) -> Vec<String> {
                 // No replica connected (the peer is down): do not wait at all.
                 "--rpl-semi-sync-master-wait-no-slave=OFF",
                 "--rpl-semi-sync-master-timeout=1000",
+                // Lossless: the client hears OK only once the peer has the transaction.
+                "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
             ]
             .map(String::from),
         );

@@ -240,6 +240,11 @@ fn demotion_sets_read_only_and_kills_writers() {
     );
     assert!(t.elapsed() < Duration::from_secs(30));
     let log = a.log();
-    assert!(log.contains("client connections killed"), "{log}");
+    // The fence killed the writer's session (it was not committing: not in doubt).
+    assert!(
+        log.lines()
+            .any(|l| l.contains("fenced: read_only = ON") && l.contains("killed=1 in_doubt=0")),
+        "{log}"
+    );
     assert!(wait_until(Duration::from_secs(5), || has_addr(&n1.ns, vip)));
 }

@@ -42,8 +42,67 @@ const VARS: &[&str] = &[
     "rpl_semi_sync_master_enabled",
     "rpl_semi_sync_slave_enabled",
     "rpl_semi_sync_master_wait_no_slave",
+    "rpl_semi_sync_master_wait_point",
+    "rpl_semi_sync_master_timeout",
+    // MySQL 8.0.26+ names.
+    "rpl_semi_sync_source_enabled",
+    "rpl_semi_sync_source_wait_no_replica",
+    "rpl_semi_sync_source_wait_point",
+    "rpl_semi_sync_source_timeout",
     "slave_net_timeout",
 ];
+
+/// A semi-sync setting under either family's name.
+fn semi(s: &Snapshot, master: &str, source: &str) -> Option<String> {
+    s.vars.get(master).or_else(|| s.vars.get(source)).cloned()
+}
+
+/// The semi-sync settings of `s`, one line each, with what the choice costs. Printed by
+/// `xvrrpd check` whatever they are: they decide whether an acknowledged write can be
+/// lost.
+pub fn semi_sync_report(s: &Snapshot) -> Vec<String> {
+    let enabled = semi(
+        s,
+        "rpl_semi_sync_master_enabled",
+        "rpl_semi_sync_source_enabled",
+    );
+    if !on(enabled.as_ref()) {
+        return vec!["semi-sync off: a commit is acknowledged before any peer has it; a crashed master takes it along".into()];
+    }
+    let point = semi(
+        s,
+        "rpl_semi_sync_master_wait_point",
+        "rpl_semi_sync_source_wait_point",
+    )
+    .unwrap_or_default()
+    .to_ascii_uppercase();
+    let timeout = semi(
+        s,
+        "rpl_semi_sync_master_timeout",
+        "rpl_semi_sync_source_timeout",
+    )
+    .and_then(|t| t.parse::<u64>().ok());
+    let no_slave = semi(
+        s,
+        "rpl_semi_sync_master_wait_no_slave",
+        "rpl_semi_sync_source_wait_no_replica",
+    );
+    let mut out = vec![match point.as_str() {
+        "AFTER_SYNC" => "wait point AFTER_SYNC (lossless): a transaction is committed, and its client told OK, only once the peer has it in its relay log".to_string(),
+        "AFTER_COMMIT" => "wait point AFTER_COMMIT: a transaction is committed (and visible to other clients) before the peer has it; a crash in between leaves it on this server alone".to_string(),
+        other => format!("wait point {other:?}: unknown"),
+    }];
+    out.push(match timeout {
+        Some(ms) => format!("timeout {ms} ms: a commit that waits that long for the peer's ACK is acknowledged without it (async fallback) — writes then stall at most {ms} ms when the peer dies, and what this server acknowledges afterwards exists here alone until the peer is back"),
+        None => "timeout unknown".into(),
+    });
+    out.push(if on(no_slave.as_ref()) {
+        "wait_no_slave ON: with no replica connected every commit still waits the full timeout".into()
+    } else {
+        "wait_no_slave OFF: with no replica connected commits do not wait (and are acknowledged on this server alone)".into()
+    });
+    out
+}
 
 /// Reads the variables, replica status and grants of `server`.
 pub async fn snapshot(server: &Server) -> Result<Snapshot, mysql_async::Error> {
@@ -172,6 +231,14 @@ pub fn evaluate(
         || !on(local.vars.get("rpl_semi_sync_slave_enabled"))
     {
         warn("semi-sync replication is off: with async replication a crashed master can take acknowledged writes with it; set rpl_semi_sync_master_enabled = ON and rpl_semi_sync_slave_enabled = ON on both nodes".into());
+    } else if semi(
+        local,
+        "rpl_semi_sync_master_wait_point",
+        "rpl_semi_sync_source_wait_point",
+    )
+    .is_some_and(|p| p.eq_ignore_ascii_case("AFTER_COMMIT"))
+    {
+        warn("rpl_semi_sync_master_wait_point = AFTER_COMMIT: a crash can leave a transaction committed here that the peer never received, and it flows to the new master when this server returns; set rpl_semi_sync_master_wait_point = AFTER_SYNC".into());
     } else if on(local.vars.get("rpl_semi_sync_master_wait_no_slave")) {
         warn("rpl_semi_sync_master_wait_no_slave is ON: after a failover the new master's first commits wait rpl_semi_sync_master_timeout for the dead peer; set it OFF".into());
     }
@@ -228,6 +295,8 @@ mod tests {
             ("rpl_semi_sync_master_enabled", "ON"),
             ("rpl_semi_sync_slave_enabled", "ON"),
             ("rpl_semi_sync_master_wait_no_slave", "OFF"),
+            ("rpl_semi_sync_master_wait_point", "AFTER_SYNC"),
+            ("rpl_semi_sync_master_timeout", "1000"),
             ("slave_net_timeout", "5"),
         ];
         let replica = [
@@ -301,5 +370,25 @@ mod tests {
             );
         }
         assert!(!warnings.contains("GRANT PROCESS"));
+    }
+
+    #[test]
+    fn after_commit_is_a_warning_and_the_report_says_what_each_setting_costs() {
+        let mut s = good("1");
+        let report = semi_sync_report(&s).join("\n");
+        assert!(report.contains("AFTER_SYNC (lossless)"), "{report}");
+        assert!(report.contains("timeout 1000 ms"), "{report}");
+        assert!(report.contains("wait_no_slave OFF"), "{report}");
+        s.vars.insert(
+            "rpl_semi_sync_master_wait_point".into(),
+            "AFTER_COMMIT".into(),
+        );
+        let f = evaluate(&s, Some(&good("2")), Some(true));
+        assert!(
+            f.iter()
+                .any(|f| f.level == Level::Warning && f.message.contains("AFTER_SYNC")),
+            "{f:?}"
+        );
+        assert!(semi_sync_report(&s)[0].contains("AFTER_COMMIT"));
     }
 }
