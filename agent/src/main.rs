@@ -291,7 +291,7 @@ fn check(path: &std::path::Path, offline: bool) -> std::process::ExitCode {
 fn preflight(cfg: &xvrrpd::config::Config) -> bool {
     use xvrrpd::mysql::{
         conn::Server,
-        preflight::{evaluate, read_only_in_my_cnf, semi_sync_report, snapshot, Level},
+        preflight::{evaluate, semi_sync_report, snapshot, starts_read_only, Level},
     };
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -322,10 +322,12 @@ fn preflight(cfg: &xvrrpd::config::Config) -> bool {
         let local = match rt.block_on(bounded(server.clone())) {
             Ok(s) => s,
             Err(e) => {
+                // Nothing could be checked, and promotion would fail the same way.
                 println!(
-                    "preflight {} ({}): server not reachable, skipped: {e}",
+                    "preflight {} ({}): ERROR: the server did not answer ({e}): promotion needs it; start it, or fix the tracker's socket/host and credentials",
                     inst.name, server.endpoint
                 );
+                ok = false;
                 continue;
             }
         };
@@ -336,8 +338,15 @@ fn preflight(cfg: &xvrrpd::config::Config) -> bool {
             }
             match rt.block_on(bounded(server.at(host, port))) {
                 Ok(p) => Some(p),
+                // The server answered and refused: promotion looks at the peer with the
+                // same login to know whether it is still writable.
+                Err(e) if e.contains("Access denied") || e.contains("ERROR") => {
+                    println!("preflight {} ({}): ERROR: the peer {host}:{port} refused xvrrpd's login ({e}): promotion could not tell whether the peer is still writable; create the same account there", inst.name, server.endpoint);
+                    ok = false;
+                    None
+                }
                 Err(e) => {
-                    println!("preflight {}: peer {host}:{port} not readable with these credentials ({e}): peer comparisons skipped", inst.name);
+                    println!("preflight {} ({}): warning: the peer {host}:{port} did not answer ({e}): nothing compared with it (run check again when it is up)", inst.name, server.endpoint);
                     None
                 }
             }
@@ -348,7 +357,7 @@ fn preflight(cfg: &xvrrpd::config::Config) -> bool {
                 inst.name, server.endpoint
             );
         }
-        let findings = evaluate(&local, peer.as_ref(), read_only_in_my_cnf());
+        let findings = evaluate(&local, peer.as_ref(), starts_read_only(&local));
         if findings.is_empty() {
             println!("preflight {} ({}): ok", inst.name, server.endpoint);
         }

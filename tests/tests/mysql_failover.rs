@@ -248,3 +248,58 @@ fn demotion_sets_read_only_and_kills_writers() {
     );
     assert!(wait_until(Duration::from_secs(5), || has_addr(&n1.ns, vip)));
 }
+
+/// `xvrrpd check` against a live server refuses what would break a promotion: an account
+/// without READ_ONLY ADMIN (on MariaDB 10.11 not even SUPER sets read_only) or SLAVE
+/// MONITOR (SUPER would do for that one), and a server that does not answer. Each is an
+/// error (exit 1).
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn preflight_refuses_what_would_break_a_promotion() {
+    let seg = Segment::new(1).unwrap();
+    let db = Mariadb::start_with(&seg.nodes[0].ns, &["--read-only=ON"]).unwrap();
+    db.sql("CREATE USER lim@localhost IDENTIFIED BY 'lim'; GRANT PROCESS, CONNECTION ADMIN ON *.* TO lim@localhost;")
+        .unwrap();
+    let creds = db.dir.join("lim.cnf");
+    std::fs::write(&creds, "user = lim\npassword = lim\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = db.dir.join("xvrrpd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}track = [\"db\"]\n[instance.mysql]\nserver = \"db\"\n\n[[tracker]]\nname = \"db\"\nkind = \"mysql\"\nsocket = \"{}\"\ncredentials_file = \"{}\"\nweight = -100\n",
+            router_toml("w", 41, 150, 3, "10ms", "192.0.2.100/24").replace("eth0", "lo"),
+            db.socket.display(),
+            creds.display()
+        ),
+    )
+    .unwrap();
+    let check = || {
+        let out = std::process::Command::new(xvrrpd_tests::xvrrpd_bin())
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, out) = check();
+    assert_eq!(code, Some(1), "{out}");
+    for want in [
+        "ERROR: the account cannot set read_only",
+        "READ_ONLY ADMIN",
+        "ERROR: could not read the replication status",
+        "SLAVE MONITOR",
+        "semi-sync",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    db.signal(libc::SIGKILL);
+    assert!(wait_until(Duration::from_secs(10), || !db.socket.exists()
+        || db.sql("SELECT 1").is_err()));
+    let (code, out) = check();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("ERROR: the server did not answer"), "{out}");
+}

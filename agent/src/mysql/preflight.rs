@@ -15,6 +15,13 @@ pub struct Snapshot {
     pub replica: Option<ReplicaStatus>,
     /// `SHOW GRANTS` lines of the account xvrrpd uses.
     pub grants: Vec<String>,
+    /// What could not be read, and why: (what, error).
+    pub unread: Vec<(&'static str, String)>,
+    /// Setting read_only to its own value failed with this: promotion and the fence
+    /// would fail the same way.
+    pub cannot_set_read_only: Option<String>,
+    /// The running server's command line, when it runs on this host.
+    pub server_args: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +39,8 @@ pub struct Finding {
 
 const VARS: &[&str] = &[
     "version",
+    "pid_file",
+    "gtid_strict_mode",
     "server_id",
     "log_bin",
     "read_only",
@@ -104,7 +113,10 @@ pub fn semi_sync_report(s: &Snapshot) -> Vec<String> {
     out
 }
 
-/// Reads the variables, replica status and grants of `server`.
+/// Reads the variables, replica status and grants of `server`, and tries what the guard
+/// will do there in a form that changes nothing. Only a failed connection or variable
+/// read is an error: anything else that cannot be looked at is kept as a
+/// [`Snapshot::unread`] entry, which [`evaluate`] turns into a finding.
 pub async fn snapshot(server: &Server) -> Result<Snapshot, mysql_async::Error> {
     let mut c = server.connect().await?;
     let mut s = Snapshot::default();
@@ -115,25 +127,131 @@ pub async fn snapshot(server: &Server) -> Result<Snapshot, mysql_async::Error> {
             s.vars.insert(k, v);
         }
     }
-    s.replica = super::replica::read(&mut c).await?;
-    s.grants = c.query("SHOW GRANTS").await?;
+    let status: Vec<(String, String)> = c
+        .query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")
+        .await
+        .unwrap_or_default();
+    for (k, v) in status {
+        s.vars.insert(k.to_ascii_lowercase(), v);
+    }
+    match super::replica::read(&mut c).await {
+        Ok(r) => s.replica = r,
+        Err(e) => s.unread.push(("replication status", e.to_string())),
+    }
+    match c.query("SHOW GRANTS").await {
+        Ok(g) => s.grants = g,
+        Err(e) => s.unread.push(("grants", e.to_string())),
+    }
+    // Setting read_only to the value it has is harmless, and needs exactly the privilege
+    // promotion and the fence need (READ_ONLY ADMIN on MariaDB 10.11, where SUPER no
+    // longer suffices; SUPER or SYSTEM_VARIABLES_ADMIN on MySQL).
+    let probe = if s
+        .vars
+        .get("version")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("mariadb"))
+    {
+        "SET GLOBAL read_only = @@global.read_only"
+    } else {
+        "SET GLOBAL super_read_only = @@global.super_read_only"
+    };
+    if let Err(e) = c.query_drop(probe).await {
+        s.cannot_set_read_only = Some(e.to_string());
+    }
+    s.server_args = server_args(s.vars.get("pid_file"));
     Ok(s)
 }
 
-/// Does my.cnf start mysqld read-only? From `my_print_defaults` (None: cannot tell).
-pub fn read_only_in_my_cnf() -> Option<bool> {
-    let out = std::process::Command::new("my_print_defaults")
+/// The command line of the running mysqld, from its pid file (None when not on this host
+/// or not readable).
+fn server_args(pid_file: Option<&String>) -> Option<Vec<String>> {
+    let pid: u32 = std::fs::read_to_string(pid_file?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
+/// Does the server start read-only? From its own command line when it says so, else from
+/// the option files it reads (`my_print_defaults` with the `--defaults-file` /
+/// `--defaults-extra-file` the server was started with). None: cannot tell.
+pub fn starts_read_only(s: &Snapshot) -> Option<bool> {
+    let args = s.server_args.clone().unwrap_or_default();
+    if args.iter().any(|a| read_only_option(a)) {
+        return Some(true);
+    }
+    let mut cmd = std::process::Command::new("my_print_defaults");
+    for a in &args {
+        if a.starts_with("--defaults-file=") || a.starts_with("--defaults-extra-file=") {
+            cmd.arg(a);
+        }
+    }
+    let out = cmd
         .args(["mysqld", "server", "mariadb", "mariadbd"])
         .output()
         .ok()?;
     if !out.status.success() {
         return None;
     }
-    let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
-    Some(text.lines().any(|l| {
-        let l = l.replace('_', "-");
-        l == "--read-only" || l == "--read-only=1" || l == "--read-only=on"
-    }))
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    Some(text.lines().any(read_only_option))
+}
+
+/// `--read-only`, `--read_only=ON`, `=1`, `=TRUE`, any case.
+fn read_only_option(arg: &str) -> bool {
+    let a = arg.trim().to_ascii_lowercase().replace('_', "-");
+    match a.strip_prefix("--read-only") {
+        Some("") => true,
+        Some(v) => matches!(v.strip_prefix('='), Some("on" | "1" | "true" | "yes")),
+        None => false,
+    }
+}
+
+/// Do two auto-increment series ever produce the same value? Each server hands out
+/// `offset + k × increment`; an offset above the increment is ignored (MySQL and
+/// MariaDB alike), so it counts as 1. Two series meet exactly when the offsets differ by
+/// a multiple of the increments' greatest common divisor.
+pub fn auto_increments_collide(a: (u64, u64), b: (u64, u64)) -> bool {
+    let eff = |(inc, off): (u64, u64)| {
+        let inc = inc.max(1);
+        (inc, if off > inc || off == 0 { 1 } else { off })
+    };
+    let ((ia, oa), (ib, ob)) = (eff(a), eff(b));
+    let g = gcd(ia, ib);
+    oa.abs_diff(ob) % g == 0
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// The privileges granted on `*.*`, upper case (`ALL PRIVILEGES` stands for all).
+pub fn global_privileges(grants: &[String]) -> Vec<String> {
+    grants
+        .iter()
+        .filter_map(|g| {
+            let u = g.to_ascii_uppercase();
+            let rest = u.strip_prefix("GRANT ")?;
+            let (privs, on) = rest.split_once(" ON ")?;
+            on.trim_start().starts_with("*.*").then(|| {
+                privs
+                    .split(',')
+                    .map(|p| p.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .flatten()
+        .collect()
 }
 
 fn on(v: Option<&String>) -> bool {
@@ -173,11 +291,19 @@ pub fn evaluate(
                 var(local, "server_id")
             ));
         }
-        if var(p, "auto_increment_offset") == var(local, "auto_increment_offset") {
+        let series = |s: &Snapshot| {
+            let n = |k: &str| var(s, k).parse::<u64>().unwrap_or(1);
+            (n("auto_increment_increment"), n("auto_increment_offset"))
+        };
+        let (mine, theirs) = (series(local), series(p));
+        if auto_increments_collide(mine, theirs) {
             err(format!(
-                "auto_increment_offset {} is also the peer's: rows inserted on both sides collide (error 1062); set 1 on one node, 2 on the other",
-                var(local, "auto_increment_offset")
+                "auto-increment series collide: increment {} offset {} here, increment {} offset {} on the peer (an offset above the increment counts as 1): rows inserted on both sides get the same keys (error 1062); set auto_increment_increment = 2 on both and auto_increment_offset = 1 on one node, 2 on the other",
+                mine.0, mine.1, theirs.0, theirs.1
             ));
+        }
+        if mariadb && !on(p.vars.get("rpl_semi_sync_slave_enabled")) {
+            err("the peer does not acknowledge semi-sync (rpl_semi_sync_slave_enabled = OFF there): every commit here waits the timeout, then falls back to async; set it ON on the peer".into());
         }
     }
     match &local.replica {
@@ -198,12 +324,24 @@ pub fn evaluate(
             message: m,
         })
     };
-    if var(local, "auto_increment_increment")
-        .parse::<u32>()
-        .unwrap_or(1)
-        < 2
+    if peer.is_none()
+        && var(local, "auto_increment_increment")
+            .parse::<u32>()
+            .unwrap_or(1)
+            < 2
     {
-        warn("auto_increment_increment is 1: in dual-master set auto_increment_increment = 2 and auto_increment_offset = 1 / 2".into());
+        warn("auto_increment_increment is 1 (the peer could not be compared): in dual-master set auto_increment_increment = 2 and auto_increment_offset = 1 / 2".into());
+    }
+    if mariadb && !on(local.vars.get("gtid_strict_mode")) {
+        warn("gtid_strict_mode is OFF: a transaction that diverges from the peer's history (an errant transaction of a returning old master) is applied silently instead of stopping replication; set gtid_strict_mode = ON".into());
+    }
+    if on(local.vars.get("rpl_semi_sync_master_enabled"))
+        && local
+            .vars
+            .get("rpl_semi_sync_master_status")
+            .is_some_and(|v| !on(Some(v)))
+    {
+        warn("semi-sync is enabled but not active now (Rpl_semi_sync_master_status = OFF): commits are acknowledged without the peer; check the peer's replication".into());
     }
     if let Some(r) = &local.replica {
         if mariadb && !r.using_gtid {
@@ -254,24 +392,68 @@ pub fn evaluate(
     match ro_in_cnf {
         Some(true) => {}
         Some(false) => warn("my.cnf does not start mysqld read-only: a restarted server takes writes before xvrrpd decides; add read_only = ON under [mysqld]".into()),
-        None => warn("could not read my.cnf (my_print_defaults): make sure it has read_only = ON under [mysqld]".into()),
+        None => warn("could not tell whether mysqld starts read-only (its command line and my_print_defaults): make sure my.cnf has read_only = ON under [mysqld]".into()),
     }
-    let grants = local.grants.join("\n").to_ascii_uppercase();
-    if !grants.contains("ALL PRIVILEGES ON *.*") {
-        let need = [
-            ("SUPER", "READ_ONLY ADMIN", "set read_only"),
-            ("SUPER", "CONNECTION ADMIN", "kill client connections"),
-            ("PROCESS", "PROCESS", "list connections"),
+    let privs = global_privileges(&local.grants);
+    let has = |names: &[&str]| {
+        privs
+            .iter()
+            .any(|p| p == "ALL PRIVILEGES" || p == "ALL" || names.contains(&p.as_str()))
+    };
+    let mut err = |m: String| {
+        out.push(Finding {
+            level: Level::Error,
+            message: m,
+        })
+    };
+    if let Some(e) = &local.cannot_set_read_only {
+        err(format!("the account cannot set read_only ({e}): promotion and the fence would fail the same way; GRANT {} ON *.* TO it", if mariadb { "READ_ONLY ADMIN" } else { "SYSTEM_VARIABLES_ADMIN" }));
+    }
+    for (what, e) in &local.unread {
+        err(format!(
+            "could not read the {what} ({e}): the guard reads it too; GRANT {} ON *.* TO it",
+            if *what == "grants" {
+                "nothing more (SHOW GRANTS is always allowed): check the account"
+            } else if mariadb {
+                "SLAVE MONITOR"
+            } else {
+                "REPLICATION CLIENT"
+            }
+        ));
+    }
+    if local.unread.iter().all(|(w, _)| *w != "grants") {
+        let need: [(&[&str], &str, &str); 3] = [
             (
-                "REPLICATION CLIENT",
-                "SLAVE MONITOR",
-                "read replication status",
+                &["CONNECTION ADMIN", "CONNECTION_ADMIN", "SUPER"],
+                "CONNECTION ADMIN",
+                "kill the client connections that hold a fence up",
+            ),
+            (
+                &["PROCESS"],
+                "PROCESS",
+                "see other accounts' connections (the fence kills what it cannot see)",
+            ),
+            // MariaDB 10.11 (measured): SHOW REPLICA STATUS takes SUPER or SLAVE MONITOR;
+            // REPLICATION CLIENT is BINLOG MONITOR there. SET GLOBAL read_only takes
+            // READ_ONLY ADMIN only: that one is probed, not read from the grants.
+            (
+                if mariadb {
+                    &["SLAVE MONITOR", "REPLICA MONITOR", "SUPER"]
+                } else {
+                    &["REPLICATION CLIENT", "SUPER"]
+                },
+                if mariadb {
+                    "SLAVE MONITOR"
+                } else {
+                    "REPLICATION CLIENT"
+                },
+                "read the replication status (catch-up)",
             ),
         ];
-        for (a, b, why) in need {
-            if !grants.contains(a) && !grants.contains(b) {
-                warn(format!(
-                    "the account lacks {b} (or {a}), needed to {why}: GRANT {b} ON *.* TO it"
+        for (names, grant, why) in need {
+            if !has(names) {
+                err(format!(
+                    "the account lacks {grant}, needed to {why}: GRANT {grant} ON *.* TO it"
                 ));
             }
         }
@@ -298,6 +480,7 @@ mod tests {
             ("rpl_semi_sync_master_wait_point", "AFTER_SYNC"),
             ("rpl_semi_sync_master_timeout", "1000"),
             ("slave_net_timeout", "5"),
+            ("gtid_strict_mode", "ON"),
         ];
         let replica = [
             ("Slave_IO_Running", "Yes"),
@@ -317,6 +500,7 @@ mod tests {
                     .collect(),
             )),
             grants: vec!["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost`".into()],
+            ..Snapshot::default()
         }
     }
 
@@ -332,7 +516,12 @@ mod tests {
             .insert("rpl_semi_sync_master_enabled".into(), "OFF".into());
         s.vars.insert("log_bin".into(), "OFF".into());
         s.vars.insert("slave_net_timeout".into(), "60".into());
-        s.grants = vec!["GRANT PROCESS ON *.* TO `xv`@`%`".into()];
+        // SUPER no longer sets read_only on MariaDB 10.11: the probe says so.
+        s.grants = vec![
+            "GRANT PROCESS, SUPER ON *.* TO `xv`@`%`".into(),
+            "GRANT ALL PRIVILEGES ON `superprocess`.* TO `xv`@`%`".into(),
+        ];
+        s.cannot_set_read_only = Some("ERROR 1227 (42000): Access denied; you need (at least one of) the READ_ONLY ADMIN privilege(s) for this operation".into());
         s.replica.as_mut().unwrap().sql_running = false;
         let f = evaluate(&s, Some(&good("1")), Some(false));
         let text = |level| {
@@ -346,8 +535,9 @@ mod tests {
         for want in [
             "log_bin is OFF",
             "server_id 1 is also the peer's",
-            "auto_increment_offset 1",
+            "auto-increment series collide",
             "replication threads not running",
+            "GRANT READ_ONLY ADMIN",
         ] {
             assert!(
                 errors.contains(want),
@@ -359,9 +549,6 @@ mod tests {
             "semi-sync replication is off",
             "read_only = ON under [mysqld]",
             "gtid_domain_id",
-            "GRANT READ_ONLY ADMIN",
-            "GRANT CONNECTION ADMIN",
-            "GRANT SLAVE MONITOR",
             "slave_net_timeout = 60",
         ] {
             assert!(
@@ -369,7 +556,77 @@ mod tests {
                 "missing warning {want:?} in:\n{warnings}"
             );
         }
-        assert!(!warnings.contains("GRANT PROCESS"));
+        // SUPER covers killing connections and the replication status; PROCESS is there.
+        assert!(
+            !errors.contains("GRANT PROCESS")
+                && !errors.contains("CONNECTION ADMIN")
+                && !errors.contains("SLAVE MONITOR")
+        );
+    }
+
+    #[test]
+    fn only_global_grants_count() {
+        let p = global_privileges(&[
+            "GRANT USAGE ON *.* TO `xv`@`%`".into(),
+            "GRANT ALL ON `superprocess`.* TO `xv`@`%`".into(),
+            "GRANT SELECT, PROCESS, SLAVE MONITOR ON *.* TO `xv`@`%`".into(),
+        ]);
+        assert_eq!(p, vec!["USAGE", "SELECT", "PROCESS", "SLAVE MONITOR"]);
+        let mut s = good("1");
+        s.grants = vec!["GRANT ALL ON `superprocess`.* TO `xv`@`%`".into()];
+        let f = evaluate(&s, Some(&good("2")), Some(true));
+        let errors: Vec<_> = f.iter().filter(|f| f.level == Level::Error).collect();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+
+    #[test]
+    fn auto_increment_collisions_are_arithmetic() {
+        // The classic pair.
+        assert!(!auto_increments_collide((2, 1), (2, 2)));
+        // Offset 3 above increment 2 counts as 1: it collides with offset 1.
+        assert!(auto_increments_collide((2, 1), (2, 3)));
+        // Increments 2 and 3 meet sooner or later whatever the offsets.
+        assert!(auto_increments_collide((2, 1), (3, 2)));
+        assert!(auto_increments_collide((1, 1), (1, 1)));
+        assert!(!auto_increments_collide((3, 1), (3, 2)));
+        assert!(!auto_increments_collide((4, 1), (2, 2)));
+        assert!(auto_increments_collide((4, 1), (2, 1)));
+        let mut a = good("1");
+        a.vars.insert("auto_increment_increment".into(), "1".into());
+        let mut b = good("2");
+        b.vars.insert("auto_increment_increment".into(), "1".into());
+        let f = evaluate(&a, Some(&b), Some(true));
+        assert!(
+            f.iter()
+                .any(|f| f.level == Level::Error && f.message.contains("collide")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn read_only_options_in_any_spelling() {
+        for yes in [
+            "--read-only",
+            "--read_only=ON",
+            "--read-only=1",
+            "--read_only=TRUE",
+            "--READ_ONLY=true",
+        ] {
+            assert!(read_only_option(yes), "{yes}");
+        }
+        for no in [
+            "--read-only=OFF",
+            "--read_only=0",
+            "--read-only-compressed",
+            "--super-read-only",
+        ] {
+            assert!(!read_only_option(no), "{no}");
+        }
+        let s = Snapshot {
+            server_args: Some(vec!["/usr/sbin/mariadbd".into(), "--read-only=ON".into()]),
+            ..Snapshot::default()
+        };
+        assert_eq!(starts_read_only(&s), Some(true));
     }
 
     #[test]
