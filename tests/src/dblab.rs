@@ -135,9 +135,50 @@ pub enum Setup {
     Classic,
 }
 
+/// What the client writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// One new row per commit (`lab.w`): a lost write is a missing row.
+    Insert,
+    /// The account workload ([`crate::bank`]): updates of existing rows, where a lost
+    /// write is a silently overwritten balance.
+    Bank,
+}
+
+impl Workload {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "insert" => Ok(Self::Insert),
+            "bank" => Ok(Self::Bank),
+            _ => bail!("unknown workload {s:?}: use insert or bank"),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Insert => "insert",
+            Self::Bank => "bank",
+        }
+    }
+}
+
+/// What a server holds of the workload's data.
+#[derive(Clone, Debug, PartialEq)]
+enum Held {
+    Rows(BTreeSet<i64>),
+    Accounts(crate::bank::Balances),
+}
+
+fn held(db: &Mariadb, w: Workload) -> Result<Held> {
+    Ok(match w {
+        Workload::Insert => Held::Rows(rows(db)?),
+        Workload::Bank => Held::Accounts(crate::bank::balances(db)?),
+    })
+}
+
 #[derive(Clone, Debug)]
 pub struct LabOptions {
     pub setup: Setup,
+    pub workload: Workload,
     pub fault: Fault,
     pub interval_ms: u64,
     /// Steady writes before the fault.
@@ -163,6 +204,7 @@ impl Default for LabOptions {
     fn default() -> Self {
         Self {
             setup: Setup::Xvrrpd,
+            workload: Workload::Insert,
             fault: Fault::MysqldKill,
             interval_ms: 10,
             steady: Duration::from_secs(3),
@@ -224,6 +266,11 @@ pub struct LabReport {
     pub recovered_ns: u64,
     /// Every transition of either node, from their JSON event streams, in time order.
     pub transitions: Vec<TransitionSeen>,
+    /// Acknowledged writes missing from the final data of either server, counted as
+    /// increments (bank) or rows (insert).
+    pub acked_increments_missing: usize,
+    /// Rows (accounts) that differ between the two servers after convergence.
+    pub rows_differing: usize,
     /// Writes the client saw fail (error or no answer) that are committed all the same:
     /// their outcome was unknown to the client (a commit killed by a fence is one).
     pub in_doubt: usize,
@@ -256,12 +303,14 @@ pub struct FenceSeen {
 impl LabReport {
     pub fn result_line(&self) -> String {
         format!(
-            "RESULT outage_ms={:.1} acked_missing={} replication_errors={} dual_writable_ms={:.1} in_doubt={}",
+            "RESULT outage_ms={:.1} acked_missing={} replication_errors={} dual_writable_ms={:.1} in_doubt={} acked_increments_missing={} rows_differing={}",
             self.outage_ms,
             self.acked_missing,
             self.replication_errors,
             self.dual_writable_ms,
-            self.in_doubt
+            self.in_doubt,
+            self.acked_increments_missing,
+            self.rows_differing
         )
     }
 }
@@ -533,8 +582,15 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
          CREATE TABLE lab.w (id BIGINT AUTO_INCREMENT PRIMARY KEY, seq BIGINT NOT NULL UNIQUE,
            server_id INT NOT NULL) ENGINE=InnoDB;",
     )?;
+    if opts.workload == Workload::Bank {
+        nodes[0].db.sql(crate::bank::SCHEMA)?;
+    }
+    let table = match opts.workload {
+        Workload::Insert => "SELECT COUNT(*) >= 0 FROM lab.w",
+        Workload::Bank => "SELECT COUNT(*) >= 1000 FROM lab.acct",
+    };
     if !wait_until(Duration::from_secs(20), || {
-        nodes[1].db.sql("SELECT COUNT(*) FROM lab.w").is_ok()
+        nodes[1].db.sql(table).is_ok_and(|s| s.trim() == "1")
     }) {
         bail!(
             "the schema never replicated to db2: {}",
@@ -583,9 +639,14 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     let writes: Arc<Mutex<Vec<Write>>> = Arc::default();
     let reads: Arc<Mutex<Vec<u64>>> = Arc::default();
     let samples: Arc<Mutex<Vec<(u64, bool)>>> = Arc::default();
+    let ops: Arc<Mutex<Vec<crate::bank::Op>>> = Arc::default();
     let writer = spawn_in_ns(&client.ns.name, {
-        let (done, writes, t) = (done.clone(), writes.clone(), timeline.clone());
-        move || writer(done, writes, t, v)
+        let (done, writes, t, ops) = (done.clone(), writes.clone(), timeline.clone(), ops.clone());
+        let workload = opts.workload;
+        move || match workload {
+            Workload::Insert => writer(done, writes, t, v),
+            Workload::Bank => bank_writer(done, writes, ops, t, v),
+        }
     });
     let reader = spawn_in_ns(&client.ns.name, {
         let (done, reads) = (done.clone(), reads.clone());
@@ -601,7 +662,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         WRITE_VIP.parse().expect("VIP"),
     );
     let mut recovered_ns = 0;
-    let result = (|| -> Result<(u64, BTreeSet<i64>)> {
+    let result = (|| -> Result<(u64, Held)> {
         pause(opts.steady, stop)?;
         if opts.stall_survivor_applier {
             nodes[1].db.sql("STOP SLAVE SQL_THREAD")?;
@@ -628,7 +689,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             _ => pause(opts.down, stop)?,
         }
         // What the survivor holds while the old master is away.
-        let survivor = rows(&nodes[1].db)?;
+        let survivor = held(&nodes[1].db, opts.workload)?;
         note(
             &timeline,
             v,
@@ -651,7 +712,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     // Let replication settle, then look at the data.
     let converged = wait_until(
         Duration::from_secs(15),
-        || matches!((rows(&nodes[0].db), rows(&nodes[1].db)), (Ok(a), Ok(b)) if a == b),
+        || matches!((held(&nodes[0].db, opts.workload), held(&nodes[1].db, opts.workload)), (Ok(a), Ok(b)) if a == b),
     );
     let mut report = LabReport {
         converged,
@@ -701,8 +762,16 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     let snapshot_cut = fault_ns + opts.down.as_nanos() as u64;
     report.acked_missing = acked
         .iter()
-        .filter(|w| w.done_ns < snapshot_cut && !survivor.contains(&w.seq))
+        .filter(|w| {
+            w.done_ns < snapshot_cut && matches!(&survivor, Held::Rows(r) if !r.contains(&w.seq))
+        })
         .count();
+    let snapshots = [
+        held(&nodes[0].db, opts.workload).ok(),
+        held(&nodes[1].db, opts.workload).ok(),
+    ];
+    let ops = ops.lock().expect("ops").clone();
+    judge_data(&mut report, &ops, &snapshots, &survivor, snapshot_cut);
     report.resumed = acked
         .iter()
         .find(|w| w.done_ns > fault_ns && w.server != Some(1))
@@ -776,6 +845,34 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     report.timeline = t;
     report.transitions.sort_by_key(|t| t.ts_ns);
     Ok(report)
+}
+
+/// The data figures of the bank workload (the insert workload's are computed from its
+/// rows above), and for both: rows differing between the servers.
+fn judge_data(
+    report: &mut LabReport,
+    ops: &[crate::bank::Op],
+    finals: &[Option<Held>; 2],
+    survivor: &Held,
+    cut: u64,
+) {
+    use crate::bank::{audit, rows_differing};
+    match (finals, survivor) {
+        ([Some(Held::Accounts(a)), Some(Held::Accounts(b))], Held::Accounts(s)) => {
+            let (fa, fb) = (audit(ops, a, u64::MAX), audit(ops, b, u64::MAX));
+            report.acked_increments_missing = fa.missing.max(fb.missing) as usize;
+            report.acked_lost_final = report.acked_increments_missing;
+            report.in_doubt = fa.extra.max(fb.extra) as usize;
+            report.acked_missing = audit(ops, s, cut).missing as usize;
+            report.rows_differing = rows_differing(a, b);
+        }
+        ([Some(Held::Rows(a)), Some(Held::Rows(b))], _) => {
+            report.acked_increments_missing = report.acked_lost_final;
+            report.rows_differing = a.symmetric_difference(b).count();
+        }
+        // A server that could not be read differs everywhere.
+        _ => report.rows_differing = usize::MAX,
+    }
 }
 
 fn describe(e: &serde_json::Value) -> String {
@@ -951,7 +1048,7 @@ fn client_opts(ip: &str) -> OptsBuilder {
 
 /// A client connection: like an application with a short connect timeout, so a SYN lost
 /// in the instant the VIP moves costs 50 ms, not TCP's 1 s retransmission.
-async fn connect(ip: &str) -> Result<Conn, mysql_async::Error> {
+pub(crate) async fn connect(ip: &str) -> Result<Conn, mysql_async::Error> {
     match tokio::time::timeout(Duration::from_millis(50), Conn::new(client_opts(ip))).await {
         Ok(r) => r,
         Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(
@@ -964,7 +1061,7 @@ async fn connect(ip: &str) -> Result<Conn, mysql_async::Error> {
 }
 
 /// A bounded client step: a dead host must not stall the client for a TCP timeout.
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     f: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(Duration::from_millis(250), f).await {
@@ -1043,6 +1140,57 @@ fn writer(done: Arc<AtomicBool>, writes: Arc<Mutex<Vec<Write>>>, t: Timeline, v:
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     });
+}
+
+/// The account workload's client ([`crate::bank::client`]); its statements also go to
+/// `writes` (acknowledging server and time) for the outage figures.
+fn bank_writer(
+    done: Arc<AtomicBool>,
+    writes: Arc<Mutex<Vec<Write>>>,
+    ops: Arc<Mutex<Vec<crate::bank::Op>>>,
+    t: Timeline,
+    v: bool,
+) {
+    let mut seq = 0;
+    let mut failing = false;
+    let mut last_ok = None;
+    runtime().block_on(crate::bank::client(
+        WRITE_VIP,
+        done,
+        ops,
+        |done_ns, server, err| {
+            seq += 1;
+            writes.lock().expect("writes").push(Write {
+                seq,
+                done_ns,
+                server,
+            });
+            match (server, err) {
+                (Some(s), _) => {
+                    if failing || last_ok != Some(s) {
+                        note(
+                            &t,
+                            v,
+                            format!("client: writes acknowledged by server_id {s}"),
+                        );
+                    }
+                    failing = false;
+                    last_ok = Some(s);
+                }
+                (None, e) => {
+                    if !failing {
+                        let e = e.unwrap_or_default();
+                        note(
+                            &t,
+                            v,
+                            format!("client: write failed: {}", e.lines().next().unwrap_or("")),
+                        );
+                    }
+                    failing = true;
+                }
+            }
+        },
+    ));
 }
 
 fn reader(done: Arc<AtomicBool>, reads: Arc<Mutex<Vec<u64>>>) {

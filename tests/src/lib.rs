@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod bank;
 pub mod chaos;
 pub mod dblab;
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use xvrrpd_tests::dblab::{self, Fault, LabOptions, LabReport, Setup};
+use xvrrpd_tests::dblab::{self, Fault, LabOptions, LabReport, Setup, Workload};
 
 use crate::{require_root, INTERRUPTED};
 
@@ -21,6 +21,10 @@ pub struct LabArgs {
     /// Run the classic setup instead (keepalived + port check, async, no fencing).
     #[arg(long)]
     pub classic: bool,
+    /// What the client writes: insert (one new row per commit) or bank (1 000 accounts
+    /// updated by email, new accounts, upserts; every acknowledged increment counted).
+    #[arg(long, default_value = "insert")]
+    pub workload: String,
     /// Seconds the fault lasts before the old master comes back.
     #[arg(long, default_value_t = 4)]
     pub down_s: u64,
@@ -32,6 +36,7 @@ pub fn run(args: LabArgs) -> Result<()> {
         bail!("--interval-ms must be a multiple of 10 between 10 and 40950");
     }
     let fault = Fault::parse(&args.fault)?;
+    let workload = Workload::parse(&args.workload)?;
     crate::setup::run()?;
     crate::ebpf::build()?;
     crate::test::build_agent()?;
@@ -43,20 +48,22 @@ pub fn run(args: LabArgs) -> Result<()> {
             Setup::Xvrrpd
         },
         fault,
+        workload,
         interval_ms: args.interval_ms,
         down: Duration::from_secs(args.down_s),
         verbose: true,
         ..LabOptions::default()
     };
     println!(
-        "== lab: MariaDB dual-master, {} on db1/db2, VRRPv3 {} ms adverts, fault {}",
+        "== lab: MariaDB dual-master, {} on db1/db2, VRRPv3 {} ms adverts, fault {}, workload {}",
         if args.classic {
             "classic keepalived"
         } else {
             "xvrrpd"
         },
         args.interval_ms,
-        fault.name()
+        fault.name(),
+        workload.name()
     );
     let report = dblab::run(&opts, &INTERRUPTED)?;
     print_report(&opts, &report);
@@ -117,6 +124,16 @@ pub fn print_report(opts: &LabOptions, r: &LabReport) {
     println!(
         "   writes whose outcome the client did not know but that committed (in doubt): {}",
         r.in_doubt
+    );
+    println!(
+        "   acknowledged {} missing after convergence: {}; rows differing between the servers: {}",
+        if opts.workload == Workload::Bank {
+            "increments"
+        } else {
+            "rows"
+        },
+        r.acked_increments_missing,
+        r.rows_differing
     );
     println!(
         "   replication errors after rejoin: {}; both servers writable for {:.1} ms",

@@ -512,9 +512,10 @@ fn event(r: &Running, e: Event) {
     r.emit(json);
 }
 
-/// Bursts of GARP / NA (count × burst_delay), one repeat burst after `repeat_after`, then
-/// one announcement every `refresh` while this master term lasts. Off the main loop; stops
-/// as soon as the VIPs are removed or a new term starts.
+/// Bursts of GARP / NA (count, burst_delay apart; the first two back to back), one repeat
+/// burst after `repeat_after`, then one announcement every `refresh` while this master
+/// term lasts. Off the main loop; stops as soon as the VIPs are removed or a new term
+/// starts.
 fn spawn_announce(r: &Running) {
     use std::sync::atomic::Ordering;
     let announcer = r.announcer.clone();
@@ -544,7 +545,10 @@ fn spawn_announce(r: &Running) {
                 tokio::time::sleep(a.repeat_after).await;
             }
             for n in 0..a.count {
-                if n > 0 {
+                // The first two of the first burst go back to back: a client that
+                // ignores the first gratuitous ARP (Linux neighbour `locktime`) takes
+                // the second at once instead of one burst_delay later.
+                if n > 1 || (n == 1 && b > 0) {
                     tokio::time::sleep(a.burst_delay).await;
                 }
                 if !current() {
