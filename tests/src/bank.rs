@@ -29,7 +29,7 @@ pub const ACCOUNTS: u64 = 1000;
 /// The schema and the seeded accounts (run on one server; replication copies them).
 pub const SCHEMA: &str = "CREATE TABLE lab.acct (id BIGINT AUTO_INCREMENT PRIMARY KEY,
    email VARCHAR(64) NOT NULL UNIQUE, balance BIGINT NOT NULL) ENGINE=InnoDB;
- INSERT INTO lab.acct (email, balance) SELECT CONCAT('a', seq, '@lab'), 0 FROM seq_1_to_1000;";
+ INSERT INTO lab.acct (email, balance) SELECT CONCAT('a', seq, '@lab'), 0 FROM lab.seq_1_to_1000;";
 
 /// One statement as the client saw it.
 #[derive(Clone, Debug)]

@@ -9,7 +9,7 @@ use std::{
 };
 
 use xvrrpd_tests::{
-    dblab::{self, Fault, LabOptions, LabReport},
+    dblab::{self, Fault, LabOptions, LabReport, Workload},
     has_addr, router_toml, wait_until, Mariadb, Router, Segment,
 };
 
@@ -77,6 +77,34 @@ fn mysqld_kill_loses_no_acknowledged_write() {
 #[ignore = "needs root, MariaDB; run by cargo xtask test"]
 fn host_crash_loses_no_acknowledged_write() {
     assert_safe(&lab(quick(Fault::HostCrash)));
+}
+
+/// The account workload (updates of existing rows, where a lost write is silent): after a
+/// mysqld kill and after an agent kill on the master, every acknowledged increment is on
+/// both servers and they hold the same balances.
+fn bank(fault: Fault) {
+    let r = lab(LabOptions {
+        workload: Workload::Bank,
+        ..quick(fault)
+    });
+    assert_safe(&r);
+    assert_eq!(
+        r.acked_increments_missing, 0,
+        "acknowledged increments lost"
+    );
+    assert_eq!(r.rows_differing, 0, "the servers' balances differ");
+}
+
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn bank_mysqld_kill_loses_no_acknowledged_increment() {
+    bank(Fault::MysqldKill);
+}
+
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn bank_agent_kill_loses_no_acknowledged_increment() {
+    bank(Fault::AgentKill);
 }
 
 /// `xvrrpd switchover write` under write load: db1 is fenced before db2 takes over, so
