@@ -4,7 +4,7 @@
 use std::{fmt::Write as _, time::Duration};
 
 use anyhow::{Context, Result};
-use xvrrpd_tests::dblab::{self, Fault, LabOptions, Setup};
+use xvrrpd_tests::dblab::{self, Fault, LabOptions, Setup, Workload};
 
 use crate::{bench, root, INTERRUPTED};
 
@@ -16,6 +16,9 @@ pub struct MysqlArgs {
     /// Faults to run.
     #[arg(long, value_delimiter = ',', default_value = "mysqld-kill,host-crash")]
     pub faults: Vec<String>,
+    /// Workloads to run: insert (one new row per commit) and bank (account updates).
+    #[arg(long, value_delimiter = ',', default_value = "insert,bank")]
+    pub workloads: Vec<String>,
     /// Advert interval in milliseconds.
     #[arg(long, default_value_t = 10)]
     pub interval_ms: u64,
@@ -24,41 +27,63 @@ pub struct MysqlArgs {
 pub fn run(args: MysqlArgs) -> Result<()> {
     crate::catch_interrupts();
     let command = format!(
-        "cargo xtask bench mysql --reps {} --faults {} --interval-ms {}",
+        "cargo xtask bench mysql --reps {} --faults {} --workloads {} --interval-ms {}",
         args.reps,
         args.faults.join(","),
+        args.workloads.join(","),
         args.interval_ms
     );
     let mut csv = String::from(
-        "setup,fault,rep,outage_ms,acked_missing,replication_errors,dual_writable_ms,acked\n",
+        "setup,workload,fault,rep,outage_ms,acked_missing,acked_increments_missing,rows_differing,in_doubt,replication_errors,dual_writable_ms,acked\n",
     );
     let mut table = String::from(
-        "| fault | setup | write outage ms min/med/max | acked rows missing (sum) | replication errors (sum) | dual-writable ms (median) |\n|---|---|---|---|---|---|\n",
+        "| fault | workload | setup | write outage ms min/med/max | acked missing on the survivor (sum) | acked lost after convergence (sum; bank: increments) | rows differing (sum) | in doubt, committed (sum) | replication errors (sum) | dual-writable ms (median) |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let workloads = args
+        .workloads
+        .iter()
+        .map(|w| Workload::parse(w))
+        .collect::<Result<Vec<_>>>()?;
     for f in &args.faults {
         let fault = Fault::parse(f)?;
-        for setup in [Setup::Classic, Setup::Xvrrpd] {
+        for (workload, setup) in workloads
+            .iter()
+            .flat_map(|w| [(*w, Setup::Classic), (*w, Setup::Xvrrpd)])
+        {
+            let wname = workload.name();
             let name = match setup {
                 Setup::Classic => "classic keepalived",
                 Setup::Xvrrpd => "xvrrpd",
             };
             let (mut outage, mut dual) = (Vec::new(), Vec::new());
             let (mut missing, mut errors) = (0, 0);
+            let (mut lost, mut differing, mut doubt) = (0, 0, 0);
             for rep in 0..args.reps {
                 let opts = LabOptions {
                     setup,
                     fault,
+                    workload,
                     interval_ms: args.interval_ms,
                     ..LabOptions::default()
                 };
                 let r = dblab::run(&opts, &INTERRUPTED)
                     .with_context(|| format!("{name} {f} rep {rep}"))?;
-                eprintln!("{name} {f} rep {rep}: {}", r.result_line());
+                eprintln!("{name} {wname} {f} rep {rep}: {}", r.result_line());
                 writeln!(
                     csv,
-                    "{name},{f},{rep},{:.1},{},{},{:.1},{}",
-                    r.outage_ms, r.acked_missing, r.replication_errors, r.dual_writable_ms, r.acked
+                    "{name},{wname},{f},{rep},{:.1},{},{},{},{},{},{:.1},{}",
+                    r.outage_ms,
+                    r.acked_missing,
+                    r.acked_increments_missing,
+                    r.rows_differing,
+                    r.in_doubt,
+                    r.replication_errors,
+                    r.dual_writable_ms,
+                    r.acked
                 )?;
+                lost += r.acked_increments_missing;
+                differing += r.rows_differing;
+                doubt += r.in_doubt;
                 outage.push(r.outage_ms);
                 dual.push(r.dual_writable_ms);
                 missing += r.acked_missing;
@@ -69,7 +94,7 @@ pub fn run(args: MysqlArgs) -> Result<()> {
             let (_, dmid, _) = bench::stats(&mut dual);
             writeln!(
                 table,
-                "| {f} | {name} | {lo:.0} / {mid:.0} / {hi:.0} | {missing} | {errors} | {dmid:.0} |"
+                "| {f} | {wname} | {name} | {lo:.0} / {mid:.0} / {hi:.0} | {missing} | {lost} | {differing} | {doubt} | {errors} | {dmid:.0} |"
             )?;
         }
     }
@@ -81,10 +106,12 @@ pub fn run(args: MysqlArgs) -> Result<()> {
         "\n## {} — MySQL dual-master failover, xvrrpd beside the classic setup\n\nCommand: `{command}`\n\n{table}\n\
          Scenario (`xvrrpd_tests::dblab`, the same as `cargo xtask lab`): MariaDB 10.11 dual-master (GTID, \
          auto-increment offsets), a client in its own namespace writing one row per commit through the write \
-         VIP (2 ms pacing, 50 ms connect / 250 ms statement timeouts), fault on db1 after 3 s, db1 back after 4 s, \
+         VIP (2 ms pacing, 50 ms connect / 250 ms statement timeouts; insert: one new row per commit; bank: 1 000 \
+         accounts, 50 % UPDATE balance+1 by email, 30 % new accounts, 20 % upserts, every acknowledged increment \
+         in a ledger), fault on db1 after 3 s, db1 back after 4 s, \
          4 s more. Classic: keepalived 2.2.7, TCP port-check `vrrp_script` every 1 s (fall 2, rise 3, weight -60), \
          both servers writable, async replication. xvrrpd: write guard (catch-up, read_only fencing, anti-flap 60 s), \
-         MySQL tracker, semi-sync, read_only by default. Outage = longest gap between acknowledged writes; missing = \
+         MySQL tracker, lossless semi-sync (AFTER_SYNC), read_only by default. Outage = longest gap between acknowledged writes; missing = \
          acknowledged rows absent on db2 while db1 was away; dual-writable = time both servers had read_only = OFF \
          (sampled every 2 ms). Raw data: `target/bench/mysql.csv`.\n",
         bench::today()?
