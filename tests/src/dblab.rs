@@ -1074,8 +1074,7 @@ fn writer(done: Arc<AtomicBool>, writes: Arc<Mutex<Vec<Write>>>, t: Timeline, v:
     runtime().block_on(async move {
         let mut conn: Option<(Conn, u32)> = None;
         let mut seq = 0i64;
-        let mut last_ok: Option<u32> = None;
-        let mut failing = false;
+        let mut log = ClientLog::default();
         while !done.load(Ordering::SeqCst) {
             if conn.is_none() {
                 match bounded(async {
@@ -1110,33 +1109,13 @@ fn writer(done: Arc<AtomicBool>, writes: Arc<Mutex<Vec<Write>>>, t: Timeline, v:
                 done_ns,
                 server: ok.then_some(server),
             });
-            match r {
-                Ok(()) => {
-                    if failing || last_ok != Some(server) {
-                        note(
-                            &t,
-                            v,
-                            format!("client: writes acknowledged by server_id {server}"),
-                        );
-                    }
-                    failing = false;
-                    last_ok = Some(server);
+            if let Err(e) = &r {
+                if std::env::var_os("XVRRPD_LAB_DEBUG").is_some() {
+                    eprintln!("client write {} ms: {e}", mono_ns() / 1_000_000);
                 }
-                Err(e) => {
-                    if std::env::var_os("XVRRPD_LAB_DEBUG").is_some() {
-                        eprintln!("client write {} ms: {e}", mono_ns() / 1_000_000);
-                    }
-                    if !failing {
-                        note(
-                            &t,
-                            v,
-                            format!("client: write failed: {}", e.lines().next().unwrap_or("")),
-                        );
-                    }
-                    failing = true;
-                    conn = None;
-                }
+                conn = None;
             }
+            log.result(&t, v, r.is_ok().then_some(server), r.err().as_deref());
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     });
@@ -1152,8 +1131,7 @@ fn bank_writer(
     v: bool,
 ) {
     let mut seq = 0;
-    let mut failing = false;
-    let mut last_ok = None;
+    let mut log = ClientLog::default();
     runtime().block_on(crate::bank::client(
         WRITE_VIP,
         done,
@@ -1165,32 +1143,43 @@ fn bank_writer(
                 done_ns,
                 server,
             });
-            match (server, err) {
-                (Some(s), _) => {
-                    if failing || last_ok != Some(s) {
-                        note(
-                            &t,
-                            v,
-                            format!("client: writes acknowledged by server_id {s}"),
-                        );
-                    }
-                    failing = false;
-                    last_ok = Some(s);
-                }
-                (None, e) => {
-                    if !failing {
-                        let e = e.unwrap_or_default();
-                        note(
-                            &t,
-                            v,
-                            format!("client: write failed: {}", e.lines().next().unwrap_or("")),
-                        );
-                    }
-                    failing = true;
-                }
-            }
+            log.result(&t, v, server, err.as_deref());
         },
     ));
+}
+
+/// What a writing client tells the timeline: a line when its writes start being
+/// acknowledged by a server (the first time, after failures, or by another server), and
+/// one when they start failing.
+#[derive(Default)]
+struct ClientLog {
+    failing: bool,
+    last_ok: Option<u32>,
+}
+
+impl ClientLog {
+    fn result(&mut self, t: &Timeline, v: bool, server: Option<u32>, err: Option<&str>) {
+        match server {
+            Some(s) => {
+                if self.failing || self.last_ok != Some(s) {
+                    note(
+                        t,
+                        v,
+                        format!("client: writes acknowledged by server_id {s}"),
+                    );
+                }
+                self.failing = false;
+                self.last_ok = Some(s);
+            }
+            None => {
+                if !self.failing {
+                    let first = err.unwrap_or("").lines().next().unwrap_or("");
+                    note(t, v, format!("client: write failed: {first}"));
+                }
+                self.failing = true;
+            }
+        }
+    }
 }
 
 fn reader(done: Arc<AtomicBool>, reads: Arc<Mutex<Vec<u64>>>) {
