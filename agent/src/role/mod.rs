@@ -249,9 +249,6 @@ impl Core {
     pub fn state(&self) -> State {
         self.engine.state()
     }
-    pub fn is_write(&self) -> bool {
-        self.write.is_some()
-    }
     /// Write instances: is the server writable for the current master term?
     pub fn writable(&self) -> Option<bool> {
         self.write.as_ref().map(|w| w.writable)
@@ -259,10 +256,6 @@ impl Core {
     /// Write instances: is it kept out of the election until the relay log is applied?
     pub fn blocked(&self) -> bool {
         self.write.as_ref().is_some_and(|w| w.blocked)
-    }
-    /// Term of the latest guard command (0 before any).
-    pub fn term(&self) -> u64 {
-        self.write.as_ref().map_or(0, |w| w.term)
     }
     pub fn next_deadline(&self) -> Option<Instant> {
         self.engine.next_deadline()

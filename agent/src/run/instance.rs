@@ -228,7 +228,7 @@ pub async fn clear_leftovers(r: &Running, nl: &rtnetlink::Handle) {
 
 /// Reads the interface, opens the sockets, builds the core. Changes nothing on the node:
 /// a reload prepares every new instance before it touches a running one.
-pub async fn prepare(
+pub fn prepare(
     id: u64,
     ic: &InstanceConfig,
     state_dir: &std::path::Path,

@@ -137,7 +137,6 @@ impl Router {
             };
             let r = self
                 .prepare_instance(ic)
-                .await
                 .with_context(|| format!("instance {:?}", ic.name))?;
             started.insert(ic.name.clone(), (r, server));
         }
@@ -281,7 +280,7 @@ impl Router {
         Ok(summary)
     }
 
-    async fn prepare_instance(&mut self, ic: &InstanceConfig) -> anyhow::Result<Running> {
+    fn prepare_instance(&mut self, ic: &InstanceConfig) -> anyhow::Result<Running> {
         let id = self.next_id;
         self.next_id += 1;
         let (ntx, task) = crate::notify::spawn(ic.name.clone(), ic.vrid, ic.notify.clone());
@@ -291,7 +290,7 @@ impl Router {
             .parent()
             .unwrap_or(std::path::Path::new("/run/xvrrpd"))
             .to_path_buf();
-        prepare(id, ic, &state_dir, ntx, self.sink(), self.metrics.clone()).await
+        prepare(id, ic, &state_dir, ntx, self.sink(), self.metrics.clone())
     }
 
     /// Shuts one instance down for good (priority 0, VIPs removed, server fenced).
