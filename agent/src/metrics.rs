@@ -67,6 +67,7 @@ pub struct Metrics {
     pub advert_gap: Family<Labels, Histogram, Buckets>,
     pub announcements: Family<Labels, Counter>,
     pub mysql_writable: Family<Labels, Gauge>,
+    pub mysql_write_term: Family<Labels, Gauge>,
     pub tracker_up: Family<Labels, Gauge>,
     pub check_duration: Family<Labels, Histogram, Buckets>,
     pub check_failures: Family<Labels, Counter>,
@@ -95,6 +96,7 @@ impl Metrics {
             advert_gap: Family::new_with_constructor(Buckets(GAP_BUCKETS)),
             announcements: Family::default(),
             mysql_writable: Family::default(),
+            mysql_write_term: Family::default(),
             tracker_up: Family::default(),
             check_duration: Family::new_with_constructor(Buckets(CHECK_BUCKETS)),
             check_failures: Family::default(),
@@ -172,6 +174,11 @@ impl Metrics {
             m.mysql_writable.clone(),
         );
         reg.register(
+            "mysql_write_term",
+            "Write instance: the write term of this node's latest promotion (xvrrpd.write_term)",
+            m.mysql_write_term.clone(),
+        );
+        reg.register(
             "tracker_up",
             "Tracker status: 1 healthy, 0 failing",
             m.tracker_up.clone(),
@@ -246,6 +253,7 @@ impl Metrics {
             &self.priority_configured,
             &self.priority_effective,
             &self.mysql_writable,
+            &self.mysql_write_term,
         ] {
             f.remove(inst);
         }
@@ -366,6 +374,7 @@ mod tests {
             &m.priority_configured,
             &m.priority_effective,
             &m.mysql_writable,
+            &m.mysql_write_term,
             &m.tracker_up,
             &m.mysql_read_only,
         ] {

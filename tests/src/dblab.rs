@@ -274,6 +274,11 @@ pub struct LabReport {
     /// Writes the client saw fail (error or no answer) that are committed all the same:
     /// their outcome was unknown to the client (a commit killed by a fence is one).
     pub in_doubt: usize,
+    /// The write terms of the write instance's promotions, from both events streams in
+    /// time order (None: a promotion that could not record it).
+    pub write_terms: Vec<Option<u64>>,
+    /// `xvrrpd.write_term` of the write instance on db1 and db2 at the end.
+    pub term_rows: [Option<u64>; 2],
 }
 
 /// One transition as a node's events stream told it.
@@ -795,6 +800,15 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         .sql("SELECT @@read_only")
         .ok()
         .map(|s| s.trim() == "1");
+    if opts.setup == Setup::Xvrrpd {
+        for (i, n) in nodes.iter().enumerate() {
+            report.term_rows[i] =
+                n.db.sql("SELECT term FROM xvrrpd.write_term WHERE instance = 'write'")
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok());
+        }
+    }
+    let mut writables = Vec::new();
     let mut t = timeline.lock().expect("timeline").clone();
     for n in &nodes {
         for line in std::fs::read_to_string(&n.events)
@@ -825,6 +839,9 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
                         reason: f("reason"),
                     });
                 }
+                if is("event", "writable") && is("instance", "write") {
+                    writables.push((ts, e["write_term"].as_u64()));
+                }
                 if ts > fault_ns && is("event", "read_only") {
                     report.fences.push(FenceSeen {
                         node: n.name,
@@ -843,6 +860,8 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     }
     t.sort_by_key(|(ts, _)| *ts);
     report.timeline = t;
+    writables.sort_by_key(|(ts, _)| *ts);
+    report.write_terms = writables.into_iter().map(|(_, term)| term).collect();
     report.transitions.sort_by_key(|t| t.ts_ns);
     Ok(report)
 }
@@ -886,9 +905,12 @@ fn describe(e: &serde_json::Value) -> String {
             s("reason")
         ),
         Some("writable") => format!(
-            "{} MySQL writable after {:.1} ms catch-up{}",
+            "{} MySQL writable after {:.1} ms catch-up, write term {}{}",
             s("instance"),
             e["catchup_ms"].as_f64().unwrap_or(0.0),
+            e["write_term"]
+                .as_u64()
+                .map_or("not recorded".into(), |t| t.to_string()),
             if e["forced"].as_bool() == Some(true) {
                 " (FORCED: catch-up timed out)"
             } else {

@@ -93,6 +93,24 @@ fn bank(fault: Fault) {
         "acknowledged increments lost"
     );
     assert_eq!(r.rows_differing, 0, "the servers' balances differ");
+    assert_terms_grow(&r);
+}
+
+/// Every promotion recorded a write term one above the last, and both servers' data end
+/// with the latest: db1's first promotion, db2's takeover, and any later one.
+fn assert_terms_grow(r: &LabReport) {
+    let terms: Vec<u64> = r
+        .write_terms
+        .iter()
+        .map(|t| t.expect("a promotion did not record its write term"))
+        .collect();
+    assert!(terms.len() >= 2, "promotions: {terms:?}");
+    assert!(
+        terms.windows(2).all(|w| w[1] == w[0] + 1),
+        "write terms not consecutive: {terms:?}"
+    );
+    let last = terms.last().copied();
+    assert_eq!(r.term_rows, [last, last], "xvrrpd.write_term rows");
 }
 
 #[test]

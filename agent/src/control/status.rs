@@ -30,6 +30,10 @@ pub struct InstanceStatus {
     pub trackers: Vec<TrackerStatus>,
     /// Write instances: whether the guarded server is writable for this master term.
     pub writable: Option<bool>,
+    /// Write instances: the write term of this node's latest promotion (recorded beside
+    /// the data; the later promotion has the higher term).
+    #[serde(default)]
+    pub write_term: Option<u64>,
     /// A backup that does not preempt for now: anti-flap, or after a switchover.
     pub hold: Option<Hold>,
 }
@@ -181,6 +185,7 @@ mod tests {
                     healthy: false,
                 }],
                 writable: Some(false),
+                write_term: Some(3),
                 hold: Some(Hold::Seconds(30.0)),
             }],
             trackers: vec![],

@@ -292,13 +292,38 @@ impl Worker {
                 return next;
             }
         }
+        let write_term = self.bump_term().await;
         (self.out)(Outcome::Writable {
             term,
             catchup: start.elapsed(),
             target: what,
             forced,
+            write_term,
         });
         None
+    }
+
+    /// The next write term, written beside the data before any client can reach the
+    /// server (the VIP follows the outcome). A failure costs the pair its record of who
+    /// served writes last, not the promotion: it is logged and the term reported unknown.
+    async fn bump_term(&mut self) -> Option<u64> {
+        let name = self.name.clone();
+        let (conn, _, id) = match self.connection().await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(instance = %name, error = %e, "write term not recorded");
+                return None;
+            }
+        };
+        let id = *id;
+        match bounded(super::term::bump(conn, &name, id)).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                warn!(instance = %name, error = %e, "write term not recorded (grant CREATE, INSERT, UPDATE, SELECT ON xvrrpd.* to xvrrpd's user)");
+                self.conn = None;
+                None
+            }
+        }
     }
 
     /// Looks at the peer through our replication settings (same credentials).

@@ -237,13 +237,27 @@ fn gcd(a: u64, b: u64) -> u64 {
 
 /// The privileges granted on `*.*`, upper case (`ALL PRIVILEGES` stands for all).
 pub fn global_privileges(grants: &[String]) -> Vec<String> {
+    privileges_on(grants, None)
+}
+
+/// The privileges granted on `*.*` or, with `schema`, on that schema's tables (`` `db`.* ``
+/// or `db.*`), upper case.
+pub fn privileges_on(grants: &[String], schema: Option<&str>) -> Vec<String> {
+    let scopes: Vec<String> = std::iter::once("*.*".to_string())
+        .chain(schema.into_iter().flat_map(|d| {
+            let d = d.to_ascii_uppercase();
+            [format!("`{d}`.*"), format!("{d}.*")]
+        }))
+        .collect();
     grants
         .iter()
         .filter_map(|g| {
             let u = g.to_ascii_uppercase();
             let rest = u.strip_prefix("GRANT ")?;
             let (privs, on) = rest.split_once(" ON ")?;
-            on.trim_start().starts_with("*.*").then(|| {
+            let on = on.trim_start();
+            let scope = on.split_whitespace().next().unwrap_or("");
+            scopes.iter().any(|s| s == scope).then(|| {
                 privs
                     .split(',')
                     .map(|p| p.trim().to_string())
@@ -457,6 +471,24 @@ pub fn evaluate(
                 ));
             }
         }
+        let on_xvrrpd = privileges_on(&local.grants, Some("xvrrpd"));
+        let missing: Vec<&str> = ["CREATE", "INSERT", "UPDATE", "SELECT"]
+            .into_iter()
+            .filter(|p| {
+                !on_xvrrpd
+                    .iter()
+                    .any(|g| g == p || g == "ALL PRIVILEGES" || g == "ALL")
+            })
+            .collect();
+        if !missing.is_empty() {
+            out.push(Finding {
+                level: Level::Warning,
+                message: format!(
+                    "the account lacks {} on xvrrpd.*: promotion could not record the write term beside the data (the record of which server served writes last); GRANT CREATE, INSERT, UPDATE, SELECT ON xvrrpd.* TO it",
+                    missing.join(", ")
+                ),
+            });
+        }
     }
     out
 }
@@ -577,6 +609,34 @@ mod tests {
         let f = evaluate(&s, Some(&good("2")), Some(true));
         let errors: Vec<_> = f.iter().filter(|f| f.level == Level::Error).collect();
         assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+
+    #[test]
+    fn the_write_term_needs_its_schema() {
+        let g = |lines: &[&str]| lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        let warned = |grants: Vec<String>| {
+            let mut s = good("1");
+            s.grants = grants;
+            evaluate(&s, Some(&good("2")), Some(true))
+                .iter()
+                .any(|f| f.level == Level::Warning && f.message.contains("xvrrpd.*"))
+        };
+        let base = "GRANT PROCESS, SLAVE MONITOR, CONNECTION ADMIN ON *.* TO `xv`@`%`";
+        assert!(warned(g(&[base])));
+        assert!(warned(g(&[
+            base,
+            "GRANT SELECT, INSERT ON `xvrrpd`.* TO `xv`@`%`"
+        ])));
+        // Another schema whose name merely starts the same does not count.
+        assert!(warned(g(&[
+            base,
+            "GRANT ALL PRIVILEGES ON `xvrrpd_old`.* TO `xv`@`%`"
+        ])));
+        assert!(!warned(g(&[
+            base,
+            "GRANT CREATE, INSERT, UPDATE, SELECT ON `xvrrpd`.* TO `xv`@`%`"
+        ])));
+        assert!(!warned(g(&["GRANT ALL PRIVILEGES ON *.* TO `xv`@`%`"])));
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub enum Outcome {
         catchup: Duration,
         target: String,
         forced: bool,
+        /// The write term recorded beside the data ([`crate::mysql::term`]); None when
+        /// it could not be written.
+        write_term: Option<u64>,
     },
     CatchupTimeout {
         term: u64,
@@ -119,6 +122,7 @@ pub enum Event {
         catchup: Duration,
         target: String,
         forced: bool,
+        write_term: Option<u64>,
     },
     CatchupTimeout {
         target: String,
@@ -198,6 +202,9 @@ struct WriteRole {
     blocked: bool,
     /// A switchover is fencing the server with this term.
     switchover_term: Option<u64>,
+    /// The write term of this node's latest promotion (kept after it ends: the data
+    /// holds it until a later promotion anywhere replaces it).
+    write_term: Option<u64>,
 }
 
 impl WriteRole {
@@ -227,6 +234,7 @@ impl Core {
                 pending_master: None,
                 blocked: false,
                 switchover_term: None,
+                write_term: None,
             }),
             tracking: Tracking::default(),
         }
@@ -252,6 +260,10 @@ impl Core {
     /// Write instances: is the server writable for the current master term?
     pub fn writable(&self) -> Option<bool> {
         self.write.as_ref().map(|w| w.writable)
+    }
+    /// Write instances: the write term of this node's latest promotion.
+    pub fn write_term(&self) -> Option<u64> {
+        self.write.as_ref().and_then(|w| w.write_term)
     }
     /// Write instances: is it kept out of the election until the relay log is applied?
     pub fn blocked(&self) -> bool {
@@ -432,12 +444,15 @@ impl Core {
                 catchup,
                 target,
                 forced,
+                write_term,
             } if term == current && master => {
                 w.writable = true;
+                w.write_term = write_term;
                 out.push(Action::Event(Event::Writable {
                     catchup,
                     target,
                     forced,
+                    write_term,
                 }));
                 out.push(Action::AddVips);
                 out.push(Action::Announce);

@@ -535,6 +535,7 @@ impl Sim {
                                 catchup: Duration::from_nanos(self.now - start),
                                 target: "model".into(),
                                 forced: false,
+                                write_term: None,
                             },
                         );
                         self.guard_next(i);

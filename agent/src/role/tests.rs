@@ -46,6 +46,7 @@ fn writable(term: u64) -> Outcome {
         catchup: Duration::from_millis(3),
         target: "0-1-5".into(),
         forced: false,
+        write_term: Some(40 + term),
     }
 }
 
@@ -59,15 +60,19 @@ fn guard(c: &mut Core, ms: u64, outcome: Outcome) -> Vec<Action> {
 fn promoted(priority: u8) -> Core {
     let mut c = write_core(priority);
     let a = master_down(&mut c, 40);
-    let Some(Action::Guard(Command::Promote { term })) = a
+    guard(&mut c, 45, writable(promotion(&a)));
+    c
+}
+
+/// The term of the promotion these actions ask for.
+fn promotion(a: &[Action]) -> u64 {
+    match a
         .iter()
         .find(|a| matches!(a, Action::Guard(Command::Promote { .. })))
-        .cloned()
-    else {
-        panic!("no promotion in {a:?}");
-    };
-    guard(&mut c, 45, writable(term));
-    c
+    {
+        Some(Action::Guard(Command::Promote { term })) => *term,
+        _ => panic!("no promotion in {a:?}"),
+    }
 }
 
 fn position(actions: &[Action], f: impl Fn(&Action) -> bool) -> usize {
@@ -317,4 +322,24 @@ fn maintenance_is_a_fault_that_fences() {
     assert_eq!(c.state(), State::Fault);
     assert_eq!(a[0], Action::RemoveVips);
     assert!(matches!(a[1], Action::Guard(Command::Demote { .. })));
+}
+
+#[test]
+fn the_write_term_of_the_latest_promotion_is_kept_and_streamed() {
+    let mut c = write_core(100);
+    assert_eq!(c.write_term(), None);
+    let term = promotion(&master_down(&mut c, 40));
+    let a = guard(&mut c, 45, writable(term));
+    assert_eq!(c.write_term(), Some(40 + term));
+    assert!(
+        a.iter().any(|a| matches!(
+            a,
+            Action::Event(Event::Writable { write_term: Some(t), .. }) if *t == 40 + term
+        )),
+        "{a:?}"
+    );
+    // Leaving mastership keeps it: the data still holds that term.
+    c.handle(Input::Vrrp(VrrpInput::Fault { now: at(60) }));
+    assert_eq!(c.state(), State::Fault);
+    assert_eq!(c.write_term(), Some(40 + term));
 }

@@ -133,6 +133,9 @@ impl Running {
         if let Some(w) = self.core.writable() {
             m.mysql_writable.get_or_create(&self.labels).set(w as i64);
         }
+        if let Some(t) = self.core.write_term() {
+            m.mysql_write_term.get_or_create(&self.labels).set(t as i64);
+        }
     }
 
     /// Folds the kernel's per-VRID counters into the metrics.
@@ -202,6 +205,7 @@ impl Running {
             }),
             trackers,
             writable: self.core.writable(),
+            write_term: self.core.write_term(),
             hold,
         }
     }
@@ -469,16 +473,17 @@ fn event(r: &Running, e: Event) {
             catchup,
             target,
             forced,
+            write_term,
         } => {
             let catchup_ms = catchup.as_secs_f64() * 1e3;
             if forced {
-                warn!(instance = %name, %target, "writable WITHOUT catch-up (on_catchup_timeout = promote-anyway)");
+                warn!(instance = %name, %target, ?write_term, "writable WITHOUT catch-up (on_catchup_timeout = promote-anyway)");
             } else {
-                info!(instance = %name, catchup_ms, %target, "MySQL caught up and writable");
+                info!(instance = %name, catchup_ms, %target, ?write_term, "MySQL caught up and writable");
             }
             serde_json::json!({
                 "event": "writable", "ts_ns": ts_ns, "instance": name,
-                "catchup_ms": catchup_ms, "forced": forced,
+                "catchup_ms": catchup_ms, "forced": forced, "write_term": write_term,
             })
         }
         Event::CatchupTimeout {
