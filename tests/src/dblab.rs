@@ -925,7 +925,17 @@ fn describe(e: &serde_json::Value) -> String {
             e["in_doubt"]
         ),
         Some("catchup_timeout") => format!("{} catch-up timed out", s("instance")),
-        Some("caught_up") => format!("{} relay log applied", s("instance")),
+        Some("caught_up") => format!(
+            "{} caught up (relay log applied, or the winner's write term arrived): back in the election",
+            s("instance")
+        ),
+        Some("arbitration") => format!(
+            "{} another master heard: own write term {}, its term {}: {}",
+            s("instance"),
+            e["own_term"],
+            e["peer_term"],
+            s("decision")
+        ),
         _ => e.to_string(),
     }
 }

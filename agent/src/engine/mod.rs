@@ -372,7 +372,9 @@ impl Instance {
     }
 
     /// Does an advert from (`src`, `prio`) beat us?
-    fn beats_us(&self, src: IpAddr, prio: u8) -> bool {
+    /// Would an advert from `src` at `prio` make this master step down (RFC 5798: a
+    /// higher priority, or the same one from a higher address)?
+    pub fn beats_us(&self, src: IpAddr, prio: u8) -> bool {
         prio > self.priority || (prio == self.priority && src > self.settings.primary_address)
     }
 

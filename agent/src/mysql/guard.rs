@@ -17,11 +17,11 @@ use tracing::{info, warn};
 use super::{
     catchup::{self, Flavor, Target},
     conn::{is_own, OwnConn, Server},
-    replica,
+    replica, term,
 };
 use crate::{
     config::{CatchupPolicy, WriteGuardConfig},
-    role::{Command, Outcome},
+    role::{Command, Outcome, Verdict},
 };
 
 /// The main loop's end of one guard.
@@ -92,6 +92,8 @@ const PEER_ATTEMPTS: usize = 6;
 const PEER_HUNG: Duration = Duration::from_secs(1);
 /// Pause between two looks at a peer that is still writable.
 const PEER_POLL: Duration = Duration::from_millis(20);
+/// Pause between two looks at the local write term after a lost arbitration.
+const TERM_POLL: Duration = Duration::from_millis(100);
 
 /// What promotion found on the peer (the server this one replicates from).
 #[derive(Debug, PartialEq, Eq)]
@@ -149,6 +151,8 @@ impl Worker {
                 Command::Promote { term } => self.promote(term).await,
                 Command::Demote { term } => self.demote(term).await,
                 Command::WatchCatchup { term } => self.watch(term).await,
+                Command::Arbitrate { term, own } => self.arbitrate(term, own).await,
+                Command::WatchTerm { term, at_least } => self.watch_term(term, at_least).await,
             };
         }
     }
@@ -316,7 +320,7 @@ impl Worker {
             }
         };
         let id = *id;
-        match bounded(super::term::bump(conn, &name, id)).await {
+        match bounded(term::bump(conn, &name, id)).await {
             Ok(t) => Some(t),
             Err(e) => {
                 warn!(instance = %name, error = %e, "write term not recorded (grant CREATE, INSERT, UPDATE, SELECT ON xvrrpd.* to xvrrpd's user)");
@@ -432,6 +436,70 @@ impl Worker {
                     return None;
                 }
                 Ok(false) => {}
+                Err(_) => {
+                    self.conn = None;
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+
+    /// Two masters met: the peer's write term (read with our credentials through our
+    /// replication settings, as promotion looks at the peer) against this node's own.
+    async fn arbitrate(&mut self, term: u64, own: u64) -> Option<Command> {
+        let verdict = match self.peer_term().await {
+            Ok(Some(peer)) if peer > own => Verdict::Yield { peer },
+            Ok(Some(peer)) if peer < own => Verdict::Keep { peer },
+            Ok(_) => Verdict::Vrrp,
+            Err(e) => {
+                warn!(instance = %self.name, error = %e, "cannot read the other master's write term: VRRP's rules decide");
+                Verdict::Vrrp
+            }
+        };
+        info!(instance = %self.name, own, ?verdict, "another master: write terms compared");
+        (self.out)(Outcome::Arbitrated { term, verdict });
+        None
+    }
+
+    async fn peer_term(&mut self) -> Result<Option<u64>, String> {
+        let (conn, _, _) = self.connection().await?;
+        let Some(s) = bounded(replica::read(conn))
+            .await?
+            .filter(|s| !s.master_host.is_empty())
+        else {
+            return Ok(None);
+        };
+        let peer = self.server.at(&s.master_host, s.master_port);
+        let name = self.name.clone();
+        let read = tokio::time::timeout(PEER_ANSWER, async {
+            let mut c = peer.connect().await?;
+            term::read(&mut c, &name).await
+        });
+        match read.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {PEER_ANSWER:?}")),
+        }
+    }
+
+    /// After a lost arbitration: waits until this server's data holds the winner's
+    /// term (its writes have started to arrive), then reports it.
+    async fn watch_term(&mut self, term: u64, at_least: u64) -> Option<Command> {
+        let name = self.name.clone();
+        loop {
+            if let Some(next) = self.newer() {
+                return next;
+            }
+            let held = match self.connection().await {
+                Ok((conn, _, _)) => bounded(term::read(conn, &name)).await,
+                Err(e) => Err(e),
+            };
+            match held {
+                Ok(Some(t)) if t >= at_least => {
+                    info!(instance = %name, write_term = t, "this server's data holds the winner's write term: rejoining the election");
+                    (self.out)(Outcome::CaughtUp { term });
+                    return None;
+                }
+                Ok(_) => tokio::time::sleep(TERM_POLL).await,
                 Err(_) => {
                     self.conn = None;
                     tokio::time::sleep(RETRY).await;

@@ -13,6 +13,12 @@
 //!   hold (it never served writes in that term).
 //! - **Switchover.** The master is fenced first; it hands over (priority 0) only once the
 //!   guard confirms the server is read-only.
+//! - **Two masters meet** (a partition healing, a frozen host resuming, a preemption):
+//!   a writable master holds the other master's adverts and asks the guard to compare
+//!   write terms. The node promoted last served writes last and keeps the role whatever
+//!   the priorities; the other fences itself (FAULT) and stays out of the election until
+//!   its data holds the winner's term. Equal terms (a preempting node that replicated
+//!   this master's promotion) or an unreadable peer leave it to VRRP.
 //! - **Tracking.** The effective priority follows the trackers, the link and the
 //!   maintenance flag; any of them failing hard means FAULT, and so does a write
 //!   instance's own server failing its check.
@@ -24,7 +30,7 @@ mod model;
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use crate::{
     config::CatchupPolicy,
@@ -43,6 +49,27 @@ pub enum Command {
     Demote { term: u64 },
     /// After a catch-up timeout under `stay-backup`: report when the relay log is applied.
     WatchCatchup { term: u64 },
+    /// Two masters met: read the peer's write term and compare it with `own`, the term
+    /// of this node's promotion (never the local row: replication may already have
+    /// overwritten it with the peer's).
+    Arbitrate { term: u64, own: u64 },
+    /// After losing an arbitration: report (`CaughtUp`) once this server's data holds
+    /// the winner's term, i.e. its writes have started to arrive here.
+    WatchTerm { term: u64, at_least: u64 },
+}
+
+/// What an arbitration between two masters found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The peer's data holds an older term: it is the stale side (a partition healing,
+    /// a frozen host resuming). This node keeps the role whatever the priorities.
+    Keep { peer: u64 },
+    /// The peer was promoted after this node: it served writes last. This node steps
+    /// down whatever the priorities.
+    Yield { peer: u64 },
+    /// The same term (a preemption by a node that replicated this master's promotion),
+    /// or no term readable there: VRRP's rules decide.
+    Vrrp,
 }
 
 /// What the guard reports.
@@ -63,6 +90,10 @@ pub enum Outcome {
     },
     CaughtUp {
         term: u64,
+    },
+    Arbitrated {
+        term: u64,
+        verdict: Verdict,
     },
     ReadOnly {
         term: u64,
@@ -129,6 +160,11 @@ pub enum Event {
         stay_backup: bool,
     },
     CaughtUp,
+    /// Another master was heard; the write terms decided.
+    Arbitration {
+        own: u64,
+        verdict: Verdict,
+    },
     ReadOnly {
         killed: usize,
         in_doubt: usize,
@@ -198,18 +234,38 @@ struct WriteRole {
     writable: bool,
     /// The MASTER notification, held until the server is writable.
     pending_master: Option<Transition>,
-    /// Catch-up timed out under `stay-backup`: FAULT until the relay log is applied.
-    blocked: bool,
+    /// Out of the election (FAULT) until the guard reports the data caught up.
+    block: Option<Block>,
     /// A switchover is fencing the server with this term.
     switchover_term: Option<u64>,
     /// The write term of this node's latest promotion (kept after it ends: the data
     /// holds it until a later promotion anywhere replaces it).
     write_term: Option<u64>,
+    /// An arbitration in flight: its guard term and the master whose advert prompted it.
+    arbitrating: Option<(u64, IpAddr)>,
+    /// The last verdict on another master, and until when it stands.
+    verdict: Option<(IpAddr, Verdict, Instant)>,
 }
+
+/// Why a write instance stays out of the election.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Block {
+    /// Catch-up timed out under `stay-backup`: until the relay log is applied.
+    Catchup,
+    /// It lost an arbitration to a master promoted later: until its data holds that
+    /// master's term (it must not preempt back with data that lacks those writes).
+    Superseded { peer: u64 },
+}
+
+/// How long a verdict on another master stands before its adverts are arbitrated again
+/// (a preemption that follows a heal must not be ignored forever).
+const VERDICT_STANDS: Duration = Duration::from_secs(1);
 
 impl WriteRole {
     fn command(&mut self, make: impl FnOnce(u64) -> Command) -> Action {
         self.term += 1;
+        // Any new command supersedes an arbitration in flight.
+        self.arbitrating = None;
         Action::Guard(make(self.term))
     }
 }
@@ -232,9 +288,11 @@ impl Core {
                 term: 0,
                 writable: false,
                 pending_master: None,
-                blocked: false,
+                block: None,
                 switchover_term: None,
                 write_term: None,
+                arbitrating: None,
+                verdict: None,
             }),
             tracking: Tracking::default(),
         }
@@ -267,7 +325,7 @@ impl Core {
     }
     /// Write instances: is it kept out of the election until the relay log is applied?
     pub fn blocked(&self) -> bool {
-        self.write.as_ref().is_some_and(|w| w.blocked)
+        self.write.as_ref().is_some_and(|w| w.block.is_some())
     }
     pub fn next_deadline(&self) -> Option<Instant> {
         self.engine.next_deadline()
@@ -298,8 +356,16 @@ impl Core {
         match input {
             Input::Vrrp(i) => {
                 let now = vrrp_now(&i);
-                let actions = self.engine.handle(i);
-                self.drive(actions, now, &mut out);
+                let held = match i {
+                    VrrpInput::Advert { src, priority, .. } => {
+                        self.screen(now, src, priority, &mut out)
+                    }
+                    _ => false,
+                };
+                if !held {
+                    let actions = self.engine.handle(i);
+                    self.drive(actions, now, &mut out);
+                }
             }
             Input::Track { now, tracking } => {
                 self.tracking = tracking;
@@ -358,6 +424,40 @@ impl Core {
         }
         self.remember_changes(before, &mut out);
         Ok(out)
+    }
+
+    /// A writable master hears another master (a partition healing, a frozen host
+    /// resuming, a preemption): the node that was promoted last served writes last and
+    /// keeps the role, whatever the priorities. The guard compares write terms; until
+    /// it answers, that master's adverts are held (true: do not hand it to the engine).
+    fn screen(&mut self, now: Instant, src: IpAddr, priority: u8, out: &mut Vec<Action>) -> bool {
+        let beaten = self.engine.beats_us(src, priority);
+        let master = self.engine.state() == State::Master;
+        let Some(w) = &mut self.write else {
+            return false;
+        };
+        let Some(own) = w
+            .write_term
+            .filter(|_| master && w.writable && priority > 0)
+        else {
+            return false;
+        };
+        match w.verdict {
+            Some((s, v, until)) if s == src && now < until => {
+                return match v {
+                    Verdict::Keep { .. } => beaten,
+                    Verdict::Vrrp => false,
+                    Verdict::Yield { .. } => true,
+                }
+            }
+            _ => {}
+        }
+        if w.arbitrating.is_none() {
+            let cmd = w.command(|term| Command::Arbitrate { term, own });
+            w.arbitrating = Some((w.term, src));
+            out.push(cmd);
+        }
+        true
     }
 
     /// The engine's actions carried through the write role.
@@ -469,16 +569,35 @@ impl Core {
                 if stay_backup {
                     // FAULT removes nothing (the VIPs were never added) but fences; once
                     // the server is read-only again, the guard watches for the catch-up.
-                    w.blocked = true;
+                    w.block = Some(Block::Catchup);
                     self.retrack(now, out);
                 }
             }
             Outcome::CaughtUp { term } if term == current => {
-                w.blocked = false;
+                let block = w.block.take();
                 out.push(Action::Event(Event::CaughtUp));
                 self.retrack(now, out);
-                // It never served writes in that term: nothing to damp.
-                self.engine.release_hold(now);
+                if block == Some(Block::Catchup) {
+                    // It never served writes in that term: nothing to damp.
+                    self.engine.release_hold(now);
+                }
+            }
+            Outcome::Arbitrated { term, verdict } if term == current => {
+                let Some((_, src)) = w.arbitrating.take() else {
+                    return;
+                };
+                out.push(Action::Event(Event::Arbitration {
+                    own: w.write_term.unwrap_or(0),
+                    verdict,
+                }));
+                w.verdict = Some((src, verdict, now.after(VERDICT_STANDS)));
+                if let (Verdict::Yield { peer }, true) = (verdict, master) {
+                    // FAULT: VIPs off and the server fenced first, then priority 0; back
+                    // in the election once this data holds the winner's term, with the
+                    // anti-flap hold of a master that served writes.
+                    w.block = Some(Block::Superseded { peer });
+                    self.retrack(now, out);
+                }
             }
             Outcome::ReadOnly {
                 term,
@@ -491,8 +610,17 @@ impl Core {
                     in_doubt,
                     took,
                 }));
-                if w.blocked && term == current {
-                    out.push(w.command(|term| Command::WatchCatchup { term }));
+                match w.block {
+                    Some(Block::Catchup) if term == current => {
+                        out.push(w.command(|term| Command::WatchCatchup { term }))
+                    }
+                    Some(Block::Superseded { peer }) if term == current => {
+                        out.push(w.command(|term| Command::WatchTerm {
+                            term,
+                            at_least: peer,
+                        }))
+                    }
+                    _ => {}
                 }
                 if w.switchover_term == Some(term) {
                     w.switchover_term = None;

@@ -148,6 +148,8 @@ struct Server {
     restarted: bool,
     /// A fence statement is waiting inside the hung server: it lands on resume.
     fence_queued: Option<u64>,
+    /// `xvrrpd.write_term` in this server's data (replicated while the pair is connected).
+    term_row: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -174,6 +176,16 @@ enum Step {
     },
     Watch {
         term: u64,
+    },
+    /// Reading the peer's write term (`asked` once the read is under way).
+    Arbitrate {
+        term: u64,
+        own: u64,
+        asked: bool,
+    },
+    WatchTerm {
+        term: u64,
+        at_least: u64,
     },
 }
 
@@ -466,6 +478,12 @@ impl Sim {
             }
             Command::Demote { term } => Step::Fence { term },
             Command::WatchCatchup { term } => Step::Watch { term },
+            Command::Arbitrate { term, own } => Step::Arbitrate {
+                term,
+                own,
+                asked: false,
+            },
+            Command::WatchTerm { term, at_least } => Step::WatchTerm { term, at_least },
         };
         self.guard_step(i);
     }
@@ -484,7 +502,13 @@ impl Sim {
         let newer = !self.nodes[i].queue.is_empty();
         match self.nodes[i].step.clone() {
             Step::Idle => {}
-            Step::CatchUp { .. } | Step::PeerLook { .. } | Step::Watch { .. } if newer => {
+            Step::CatchUp { .. }
+            | Step::PeerLook { .. }
+            | Step::Watch { .. }
+            | Step::Arbitrate { .. }
+            | Step::WatchTerm { .. }
+                if newer =>
+            {
                 self.guard_next(i)
             }
             Step::CatchUp { term, until, start } => {
@@ -524,10 +548,13 @@ impl Sim {
                     || (!silent && !writable)
                     || silent_since.is_some_and(|s| self.now - s >= PEER_HUNG);
                 if proceed {
+                    self.replicate_terms();
                     let s = &mut self.nodes[i].server;
                     if s.alive && !s.hung {
                         s.read_only = false;
                         s.restarted = false;
+                        s.term_row += 1;
+                        let write_term = Some(s.term_row);
                         self.outcome(
                             i,
                             Outcome::Writable {
@@ -535,7 +562,7 @@ impl Sim {
                                 catchup: Duration::from_nanos(self.now - start),
                                 target: "model".into(),
                                 forced: false,
-                                write_term: None,
+                                write_term,
                             },
                         );
                         self.guard_next(i);
@@ -600,6 +627,42 @@ impl Sim {
                     self.guard_later(i, RETRY);
                 }
             }
+            Step::Arbitrate {
+                term,
+                own,
+                asked: false,
+            } => {
+                self.nodes[i].step = Step::Arbitrate {
+                    term,
+                    own,
+                    asked: true,
+                };
+                let took = self.rand(MS / 2, 10 * MS);
+                self.guard_later(i, took);
+            }
+            Step::Arbitrate { term, own, .. } => {
+                self.replicate_terms();
+                let p = &self.nodes[1 - i].server;
+                let verdict = if !self.reach() || !p.alive || p.hung || p.term_row == own {
+                    Verdict::Vrrp
+                } else if p.term_row > own {
+                    Verdict::Yield { peer: p.term_row }
+                } else {
+                    Verdict::Keep { peer: p.term_row }
+                };
+                self.outcome(i, Outcome::Arbitrated { term, verdict });
+                self.guard_next(i);
+            }
+            Step::WatchTerm { term, at_least } => {
+                self.replicate_terms();
+                let s = &self.nodes[i].server;
+                if s.alive && !s.hung && s.term_row >= at_least {
+                    self.outcome(i, Outcome::CaughtUp { term });
+                    self.guard_next(i);
+                } else {
+                    self.guard_later(i, RETRY);
+                }
+            }
             Step::Watch { term } => {
                 // The relay log is applied a little later.
                 if self.nodes[i].server.alive {
@@ -608,6 +671,21 @@ impl Sim {
                 } else {
                     self.guard_later(i, RETRY);
                 }
+            }
+        }
+    }
+
+    /// Dual-master replication of `xvrrpd.write_term`: while both servers run and see
+    /// each other, each holds the latest term.
+    fn replicate_terms(&mut self) {
+        let up = |s: &Server| s.alive && !s.hung;
+        if self.reach() && up(&self.nodes[0].server) && up(&self.nodes[1].server) {
+            let t = self.nodes[0]
+                .server
+                .term_row
+                .max(self.nodes[1].server.term_row);
+            for n in &mut self.nodes {
+                n.server.term_row = t;
             }
         }
     }
@@ -660,10 +738,12 @@ impl Sim {
                 if s.alive {
                     return;
                 }
+                // The data, and the write term in it, survive the restart.
                 *s = Server {
                     alive: true,
                     read_only: true,
                     restarted: true,
+                    term_row: s.term_row,
                     ..Server::default()
                 };
                 self.tracker_after(i, true, 3_000 * MS);

@@ -343,3 +343,119 @@ fn the_write_term_of_the_latest_promotion_is_kept_and_streamed() {
     assert_eq!(c.state(), State::Fault);
     assert_eq!(c.write_term(), Some(40 + term));
 }
+
+fn advert_from(c: &mut Core, ms: u64, src: &str, priority: u8) -> Vec<Action> {
+    c.handle(Input::Vrrp(VrrpInput::Advert {
+        now: at(ms),
+        src: src.parse::<IpAddr>().unwrap(),
+        priority,
+        interval: Duration::from_millis(10),
+    }))
+}
+
+fn arbitration(a: &[Action]) -> Option<(u64, u64)> {
+    a.iter().find_map(|a| match a {
+        Action::Guard(Command::Arbitrate { term, own }) => Some((*term, *own)),
+        _ => None,
+    })
+}
+
+fn decide(c: &mut Core, ms: u64, term: u64, verdict: Verdict) -> Vec<Action> {
+    guard(c, ms, Outcome::Arbitrated { term, verdict })
+}
+
+/// A promoted master at `priority` hears another master at 100 ms: (core, its own write
+/// term, the arbitration's guard term, the actions).
+fn meet(priority: u8, src: &str, theirs: u8) -> (Core, u64, u64, Vec<Action>) {
+    let mut c = promoted(priority);
+    let own = c.write_term().unwrap();
+    let a = advert_from(&mut c, 100, src, theirs);
+    let (term, asked) = arbitration(&a).expect("no arbitration");
+    assert_eq!(
+        asked, own,
+        "arbitrated with another term than its promotion's"
+    );
+    (c, own, term, a)
+}
+
+#[test]
+fn the_master_promoted_last_keeps_the_role_against_a_higher_priority() {
+    // db2 (90) took over during a partition; db1 (100, promoted earlier) is heard again.
+    let (mut c, own, term, a) = meet(90, "192.0.2.10", 100);
+    assert_eq!(
+        c.state(),
+        State::Master,
+        "yielded before the verdict: {a:?}"
+    );
+    let a = decide(&mut c, 103, term, Verdict::Keep { peer: own - 1 });
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::Event(Event::Arbitration { .. }))));
+    // Its higher priority is ignored while the verdict stands, without asking again.
+    let a = advert_from(&mut c, 110, "192.0.2.10", 100);
+    assert!(a.is_empty(), "{a:?}");
+    assert_eq!(c.state(), State::Master);
+    // Then the terms are compared anew (a later, legitimate preemption must win).
+    let a = advert_from(&mut c, 1_200, "192.0.2.10", 100);
+    assert!(arbitration(&a).is_some(), "{a:?}");
+    assert_eq!(c.state(), State::Master);
+}
+
+#[test]
+fn a_master_promoted_earlier_yields_whatever_the_priorities_and_waits_for_the_winners_term() {
+    // db1 (100) resumes after a freeze and hears db2 (90), promoted since.
+    let (mut c, own, term, a) = meet(100, "192.0.2.12", 90);
+    // The lower priority's advert is held too: no re-announcement pulling clients here.
+    assert!(!a.contains(&Action::Announce), "{a:?}");
+    let a = decide(&mut c, 103, term, Verdict::Yield { peer: own + 1 });
+    assert_eq!(c.state(), State::Fault);
+    let remove = position(&a, |a| *a == Action::RemoveVips);
+    let fence = position(&a, |a| matches!(a, Action::Guard(Command::Demote { .. })));
+    let advert = position(&a, |a| *a == Action::SendAdvert { priority: 0 });
+    assert!(remove < fence && fence < advert, "{a:?}");
+    let Some(Action::Guard(Command::Demote { term: fence_term })) = a
+        .iter()
+        .find(|a| matches!(a, Action::Guard(Command::Demote { .. })))
+        .cloned()
+    else {
+        unreachable!()
+    };
+    // Fenced: it waits until its data holds the winner's term, out of the election.
+    let a = guard(
+        &mut c,
+        110,
+        Outcome::ReadOnly {
+            term: fence_term,
+            killed: 1,
+            in_doubt: 1,
+            took: Duration::from_millis(3),
+        },
+    );
+    let Some(Action::Guard(Command::WatchTerm { term, at_least })) = a
+        .iter()
+        .find(|a| matches!(a, Action::Guard(Command::WatchTerm { .. })))
+        .cloned()
+    else {
+        panic!("no watch in {a:?}");
+    };
+    assert_eq!(at_least, own + 1);
+    assert!(c.blocked());
+    advert_from(&mut c, 120, "192.0.2.12", 90);
+    assert_eq!(c.state(), State::Fault, "rejoined before holding the term");
+    guard(&mut c, 2_000, Outcome::CaughtUp { term });
+    assert_eq!(c.state(), State::Backup);
+    assert!(!c.blocked());
+    // It served writes: the anti-flap hold keeps it from preempting back at once.
+    assert!(c.engine().preempt_hold_until() > at(2_000));
+}
+
+#[test]
+fn equal_terms_leave_it_to_vrrp() {
+    let (mut c, _, term, _) = meet(90, "192.0.2.10", 100);
+    decide(&mut c, 103, term, Verdict::Vrrp);
+    let a = advert_from(&mut c, 110, "192.0.2.10", 100);
+    assert_eq!(c.state(), State::Backup, "{a:?}");
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::Guard(Command::Demote { .. }))));
+}

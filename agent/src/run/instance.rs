@@ -498,6 +498,25 @@ fn event(r: &Running, e: Event) {
                 "target": target, "stay_backup": stay_backup,
             })
         }
+        Event::Arbitration { own, verdict } => {
+            let (decision, peer) = match verdict {
+                crate::role::Verdict::Keep { peer } => ("keep", Some(peer)),
+                crate::role::Verdict::Yield { peer } => ("yield", Some(peer)),
+                crate::role::Verdict::Vrrp => ("vrrp", None),
+            };
+            match verdict {
+                crate::role::Verdict::Yield { .. } => {
+                    warn!(instance = %name, own, ?peer, "another master was promoted later: stepping down (fence first), out of the election until this server holds its term")
+                }
+                _ => {
+                    info!(instance = %name, own, ?peer, decision, "another master heard: write terms compared")
+                }
+            }
+            serde_json::json!({
+                "event": "arbitration", "ts_ns": ts_ns, "instance": name,
+                "own_term": own, "peer_term": peer, "decision": decision,
+            })
+        }
         Event::CaughtUp => {
             serde_json::json!({"event": "caught_up", "ts_ns": ts_ns, "instance": name})
         }
