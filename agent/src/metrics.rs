@@ -175,7 +175,7 @@ impl Metrics {
         );
         reg.register(
             "mysql_write_term",
-            "Write instance: the write term of this node's latest promotion (xvrrpd.write_term)",
+            "Write instance: the write term of this node's latest promotion (xvrrpd.promotion)",
             m.mysql_write_term.clone(),
         );
         reg.register(

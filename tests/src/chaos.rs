@@ -22,6 +22,29 @@ pub fn loss(ns: &str, pct: u8) -> Result<()> {
     let rules = format!(
         "table inet xvrrpd_chaos {{\n  chain out {{ type filter hook output priority 0; numgen random mod 100 < {pct} drop; }}\n}}\n"
     );
+    nft(ns, &rules)
+}
+
+pub fn loss_off(ns: &str) -> Result<()> {
+    delete_table(ns, "inet", "xvrrpd_chaos");
+    Ok(())
+}
+
+/// Nothing leaves `ns` any more, ARP included: a host gone silent.
+pub fn silence(ns: &str) -> Result<()> {
+    nft(
+        ns,
+        "table inet xvrrpd_silent {\n  chain out { type filter hook output priority 0; drop; }\n}\n\
+         table arp xvrrpd_silent {\n  chain out { type filter hook output priority 0; drop; }\n}\n",
+    )
+}
+
+pub fn silence_off(ns: &str) {
+    delete_table(ns, "inet", "xvrrpd_silent");
+    delete_table(ns, "arp", "xvrrpd_silent");
+}
+
+fn nft(ns: &str, rules: &str) -> Result<()> {
     let mut child = Command::new("ip")
         .args(["netns", "exec", ns, "nft", "-f", "-"])
         .stdin(Stdio::piped())
@@ -38,22 +61,12 @@ pub fn loss(ns: &str, pct: u8) -> Result<()> {
     Ok(())
 }
 
-pub fn loss_off(ns: &str) -> Result<()> {
+fn delete_table(ns: &str, family: &str, name: &str) {
     // Gone already is fine.
     let _ = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "nft",
-            "delete",
-            "table",
-            "inet",
-            "xvrrpd_chaos",
-        ])
+        .args(["netns", "exec", ns, "nft", "delete", "table", family, name])
         .stderr(Stdio::null())
         .status();
-    Ok(())
 }
 
 /// `tc qdisc replace dev eth0 root netem ARGS` in `ns` (delay, jitter).
@@ -363,19 +376,13 @@ pub fn bounds(fault: crate::dblab::Fault) -> Bounds {
             vrrp_takeovers_per_s: Some(1.0),
             failback: false,
         },
-        // At the heal the higher priority wins today (a data-aware heal is the next step).
-        Partition => Bounds {
+        // At the heal the node promoted last keeps the role (write terms): no failback.
+        MysqldKill | HostCrash | HostFreeze | Partition | AgentKill | Switchover | LinkFlap
+        | MysqldStop | RepeatedCrash => Bounds {
             vip_takeovers: 1,
             vrrp_takeovers_per_s: None,
-            failback: true,
+            failback: false,
         },
-        MysqldKill | HostCrash | AgentKill | Switchover | LinkFlap | MysqldStop | RepeatedCrash => {
-            Bounds {
-                vip_takeovers: 1,
-                vrrp_takeovers_per_s: None,
-                failback: false,
-            }
-        }
     }
 }
 
@@ -443,7 +450,8 @@ pub fn violations(
     if setup == Setup::Classic {
         return v;
     }
-    if fault != Fault::Partition {
+    // A partition or a frozen host: each side keeps its VIP while it cannot see the other.
+    if !matches!(fault, Fault::Partition | Fault::HostFreeze) {
         need(
             r.write_vip.dual_ms == 0.0,
             format!(

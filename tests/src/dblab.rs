@@ -32,6 +32,10 @@ pub enum Fault {
     /// The node vanishes: link down, then agent and mysqld killed with no packet out;
     /// later link up and both restarted.
     HostCrash,
+    /// The host freezes: its network goes silent (nothing leaves it, ARP included),
+    /// then its agent and mysqld are SIGSTOPped; later all of it resumes at once, the
+    /// old master still holding its VIP and a writable server.
+    HostFreeze,
     /// The failover agent SIGKILLed (mysqld keeps running); restarted later.
     AgentKill,
     /// db1 and db2 cannot reach each other, the client reaches both; healed later.
@@ -61,6 +65,7 @@ impl Fault {
         Ok(match s {
             "mysqld-kill" => Self::MysqldKill,
             "host-crash" => Self::HostCrash,
+            "host-freeze" => Self::HostFreeze,
             "agent-kill" => Self::AgentKill,
             "partition" => Self::Partition,
             "switchover" => Self::Switchover,
@@ -80,7 +85,7 @@ impl Fault {
                 {
                     Self::Delay(d, j)
                 } else {
-                    bail!("unknown fault {s:?}: use mysqld-kill, host-crash, agent-kill, partition, switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap, mysqld-stop, repeated-crash or backup-agent-kill")
+                    bail!("unknown fault {s:?}: use mysqld-kill, host-crash, host-freeze, agent-kill, partition, switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap, mysqld-stop, repeated-crash or backup-agent-kill")
                 }
             }
         })
@@ -109,6 +114,7 @@ impl Fault {
         match self {
             Self::MysqldKill => "mysqld-kill",
             Self::HostCrash => "host-crash",
+            Self::HostFreeze => "host-freeze",
             Self::AgentKill => "agent-kill",
             Self::Partition => "partition",
             Self::Switchover => "switchover",
@@ -277,7 +283,7 @@ pub struct LabReport {
     /// The write terms of the write instance's promotions, from both events streams in
     /// time order (None: a promotion that could not record it).
     pub write_terms: Vec<Option<u64>>,
-    /// `xvrrpd.write_term` of the write instance on db1 and db2 at the end.
+    /// The highest write term of the write instance in db1's and db2's data at the end.
     pub term_rows: [Option<u64>; 2],
 }
 
@@ -379,6 +385,15 @@ impl DbNode<'_> {
             Some(Agent::K(k)) => k.kill(),
             None => {}
         }
+    }
+    /// Stops or resumes the agent (SIGSTOP / SIGCONT).
+    fn signal_agent(&self, sig: i32) -> Result<()> {
+        let pid = self.agent_pgid().context("no agent")?;
+        // SAFETY: kill(2) on a pid this lab started.
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            bail!("kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+        }
+        Ok(())
     }
     /// The agent's process group (its pid).
     fn agent_pgid(&self) -> Option<i32> {
@@ -795,6 +810,11 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         }
         report.replication_errors += errors;
     }
+    if std::env::var_os("XVRRPD_LAB_DEBUG").is_some() {
+        for n in &nodes {
+            eprintln!("--- {} agent log ---\n{}", n.name, n.agent_log());
+        }
+    }
     report.old_master_read_only = nodes[0]
         .db
         .sql("SELECT @@read_only")
@@ -803,7 +823,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     if opts.setup == Setup::Xvrrpd {
         for (i, n) in nodes.iter().enumerate() {
             report.term_rows[i] =
-                n.db.sql("SELECT term FROM xvrrpd.write_term WHERE instance = 'write'")
+                n.db.sql("SELECT MAX(term) FROM xvrrpd.promotion WHERE instance = 'write'")
                     .ok()
                     .and_then(|s| s.trim().parse().ok());
         }
@@ -949,6 +969,11 @@ fn inject(fault: Fault, seg: &Segment, nodes: &mut [DbNode]) -> Result<()> {
             db1.kill_agent();
             db1.db.signal(libc::SIGKILL);
         }
+        Fault::HostFreeze => {
+            crate::chaos::silence(&db1.ns.name)?;
+            db1.signal_agent(libc::SIGSTOP)?;
+            db1.db.signal(libc::SIGSTOP);
+        }
         Fault::AgentKill => db1.kill_agent(),
         Fault::Partition => isolate(seg, &[&nodes[0].port, &nodes[1].port], true)?,
         Fault::Switchover => match &db1.agent {
@@ -1010,6 +1035,11 @@ fn recover(fault: Fault, setup: Setup, seg: &Segment, nodes: &mut [DbNode]) -> R
             ip_in(&nodes[0].ns.name, &["link", "set", "eth0", "up"])?;
             nodes[0].db.restart()?;
             nodes[0].start_agent(setup)?;
+        }
+        Fault::HostFreeze => {
+            nodes[0].db.signal(libc::SIGCONT);
+            nodes[0].signal_agent(libc::SIGCONT)?;
+            crate::chaos::silence_off(&nodes[0].ns.name);
         }
         Fault::AgentKill => nodes[0].start_agent(setup)?,
         Fault::Partition => isolate(seg, &[&nodes[0].port, &nodes[1].port], false)?,

@@ -1,6 +1,6 @@
 //! The short fault suite (`cargo xtask chaos` runs the long one): the MariaDB pair behind
-//! xvrrpd under packet loss, delay, CPU and disk starvation, link flapping, a partition,
-//! hung and crash-looping mysqld, and killed agents. Each run is judged by
+//! xvrrpd under packet loss, delay, CPU and disk starvation, link flapping, a partition, a
+//! frozen host, hung and crash-looping mysqld, and killed agents. Each run is judged by
 //! [`chaos::violations`], the checker `cargo xtask chaos` uses too: no acknowledged write
 //! lost, no replication error, both servers converge, exactly one node holds the write VIP
 //! at the end and the client's ARP entry names it, the VIP is never on both nodes once the
@@ -65,6 +65,7 @@ fault_test!(master_cpu_and_disk_starvation, Fault::StarveMaster);
 fault_test!(backup_cpu_and_disk_starvation, Fault::StarveBackup);
 fault_test!(master_link_flapping, Fault::LinkFlap);
 fault_test!(partition_then_heal, Fault::Partition);
+fault_test!(master_host_freeze_then_resume, Fault::HostFreeze);
 fault_test!(hung_mysqld, Fault::MysqldStop);
 fault_test!(crash_looping_mysqld, Fault::RepeatedCrash);
 fault_test!(master_agent_sigkill_and_restart, Fault::AgentKill);

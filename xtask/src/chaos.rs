@@ -80,6 +80,7 @@ pub fn run(args: ChaosArgs) -> Result<()> {
         Fault::BackupAgentKill,
         Fault::MysqldKill,
         Fault::HostCrash,
+        Fault::HostFreeze,
     ] {
         cases.push(x(fault, 10, short));
     }

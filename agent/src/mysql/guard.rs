@@ -448,12 +448,10 @@ impl Worker {
     /// replication settings, as promotion looks at the peer) against this node's own.
     async fn arbitrate(&mut self, term: u64, own: u64) -> Option<Command> {
         let verdict = match self.peer_term().await {
-            Ok(Some(peer)) if peer > own => Verdict::Yield { peer },
-            Ok(Some(peer)) if peer < own => Verdict::Keep { peer },
-            Ok(_) => Verdict::Vrrp,
+            Ok(peer) => term::verdict(own, peer),
             Err(e) => {
-                warn!(instance = %self.name, error = %e, "cannot read the other master's write term: VRRP's rules decide");
-                Verdict::Vrrp
+                warn!(instance = %self.name, error = %e, "cannot read the other master's write term: asking again shortly");
+                Verdict::Unknown
             }
         };
         info!(instance = %self.name, own, ?verdict, "another master: write terms compared");
@@ -461,19 +459,20 @@ impl Worker {
         None
     }
 
-    async fn peer_term(&mut self) -> Result<Option<u64>, String> {
+    /// What the peer's server says: its own latest promotion, and whether it is writable.
+    async fn peer_term(&mut self) -> Result<term::PeerTerm, String> {
         let (conn, _, _) = self.connection().await?;
         let Some(s) = bounded(replica::read(conn))
             .await?
             .filter(|s| !s.master_host.is_empty())
         else {
-            return Ok(None);
+            return Err("this server replicates from no peer".into());
         };
         let peer = self.server.at(&s.master_host, s.master_port);
         let name = self.name.clone();
         let read = tokio::time::timeout(PEER_ANSWER, async {
             let mut c = peer.connect().await?;
-            term::read(&mut c, &name).await
+            term::read_peer(&mut c, &name).await
         });
         match read.await {
             Ok(r) => r.map_err(|e| e.to_string()),

@@ -68,8 +68,12 @@ pub enum Verdict {
     /// down whatever the priorities.
     Yield { peer: u64 },
     /// The same term (a preemption by a node that replicated this master's promotion),
-    /// or no term readable there: VRRP's rules decide.
+    /// or no term there: VRRP's rules decide.
     Vrrp,
+    /// The peer could not be read (a host resuming, its network not back yet): asked
+    /// again shortly, holding its adverts meanwhile (neither yielding to it nor
+    /// re-announcing toward it); after [`UNKNOWN_TRIES`] in a row, VRRP's rules.
+    Unknown,
 }
 
 /// What the guard reports.
@@ -245,6 +249,8 @@ struct WriteRole {
     arbitrating: Option<(u64, IpAddr)>,
     /// The last verdict on another master, and until when it stands.
     verdict: Option<(IpAddr, Verdict, Instant)>,
+    /// Unknown verdicts in a row.
+    unknowns: u32,
 }
 
 /// Why a write instance stays out of the election.
@@ -260,6 +266,11 @@ enum Block {
 /// How long a verdict on another master stands before its adverts are arbitrated again
 /// (a preemption that follows a heal must not be ignored forever).
 const VERDICT_STANDS: Duration = Duration::from_secs(1);
+/// How long an unreadable peer's verdict stands before the terms are asked for again.
+const UNKNOWN_STANDS: Duration = Duration::from_millis(100);
+/// Unreadable this many times in a row (~1 s): the peer's server is really out of
+/// reach (a master whose server is dead is in FAULT, not advertising), VRRP decides.
+pub const UNKNOWN_TRIES: u32 = 10;
 
 impl WriteRole {
     fn command(&mut self, make: impl FnOnce(u64) -> Command) -> Action {
@@ -293,6 +304,7 @@ impl Core {
                 write_term: None,
                 arbitrating: None,
                 verdict: None,
+                unknowns: 0,
             }),
             tracking: Tracking::default(),
         }
@@ -448,6 +460,8 @@ impl Core {
                     Verdict::Keep { .. } => beaten,
                     Verdict::Vrrp => false,
                     Verdict::Yield { .. } => true,
+                    Verdict::Unknown if w.unknowns < UNKNOWN_TRIES => true,
+                    Verdict::Unknown => false,
                 }
             }
             _ => {}
@@ -590,7 +604,18 @@ impl Core {
                     own: w.write_term.unwrap_or(0),
                     verdict,
                 }));
-                w.verdict = Some((src, verdict, now.after(VERDICT_STANDS)));
+                let stands = if verdict == Verdict::Unknown {
+                    w.unknowns += 1;
+                    if w.unknowns < UNKNOWN_TRIES {
+                        UNKNOWN_STANDS
+                    } else {
+                        VERDICT_STANDS
+                    }
+                } else {
+                    w.unknowns = 0;
+                    VERDICT_STANDS
+                };
+                w.verdict = Some((src, verdict, now.after(stands)));
                 if let (Verdict::Yield { peer }, true) = (verdict, master) {
                     // FAULT: VIPs off and the server fenced first, then priority 0; back
                     // in the election once this data holds the winner's term, with the

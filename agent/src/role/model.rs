@@ -148,8 +148,9 @@ struct Server {
     restarted: bool,
     /// A fence statement is waiting inside the hung server: it lands on resume.
     fence_queued: Option<u64>,
-    /// `xvrrpd.write_term` in this server's data (replicated while the pair is connected).
-    term_row: u64,
+    /// `xvrrpd.promotion` in this server's data: each node's latest promotion term
+    /// (replicated while the pair is connected).
+    promo: [u64; 2],
 }
 
 #[derive(Clone, Debug)]
@@ -553,8 +554,9 @@ impl Sim {
                     if s.alive && !s.hung {
                         s.read_only = false;
                         s.restarted = false;
-                        s.term_row += 1;
-                        let write_term = Some(s.term_row);
+                        let next = s.promo[0].max(s.promo[1]) + 1;
+                        s.promo[i] = next;
+                        let write_term = Some(next);
                         self.outcome(
                             i,
                             Outcome::Writable {
@@ -643,12 +645,14 @@ impl Sim {
             Step::Arbitrate { term, own, .. } => {
                 self.replicate_terms();
                 let p = &self.nodes[1 - i].server;
-                let verdict = if !self.reach() || !p.alive || p.hung || p.term_row == own {
-                    Verdict::Vrrp
-                } else if p.term_row > own {
-                    Verdict::Yield { peer: p.term_row }
+                let verdict = if !self.reach() || !p.alive || p.hung {
+                    Verdict::Unknown
                 } else {
-                    Verdict::Keep { peer: p.term_row }
+                    let peer = crate::mysql::term::PeerTerm {
+                        own: p.promo[1 - i],
+                        writable: !p.read_only,
+                    };
+                    crate::mysql::term::verdict(own, peer)
                 };
                 self.outcome(i, Outcome::Arbitrated { term, verdict });
                 self.guard_next(i);
@@ -656,7 +660,7 @@ impl Sim {
             Step::WatchTerm { term, at_least } => {
                 self.replicate_terms();
                 let s = &self.nodes[i].server;
-                if s.alive && !s.hung && s.term_row >= at_least {
+                if s.alive && !s.hung && s.promo[0].max(s.promo[1]) >= at_least {
                     self.outcome(i, Outcome::CaughtUp { term });
                     self.guard_next(i);
                 } else {
@@ -680,12 +684,10 @@ impl Sim {
     fn replicate_terms(&mut self) {
         let up = |s: &Server| s.alive && !s.hung;
         if self.reach() && up(&self.nodes[0].server) && up(&self.nodes[1].server) {
-            let t = self.nodes[0]
-                .server
-                .term_row
-                .max(self.nodes[1].server.term_row);
+            let rows =
+                [0, 1].map(|k| self.nodes[0].server.promo[k].max(self.nodes[1].server.promo[k]));
             for n in &mut self.nodes {
-                n.server.term_row = t;
+                n.server.promo = rows;
             }
         }
     }
@@ -731,7 +733,7 @@ impl Sim {
                 }
                 // Its data, and the write term in it, stay on disk.
                 *s = Server {
-                    term_row: s.term_row,
+                    promo: s.promo,
                     ..Server::default()
                 };
                 // The tracker's parked connection closes at once.
@@ -754,7 +756,7 @@ impl Sim {
                     alive: true,
                     read_only: true,
                     restarted: true,
-                    term_row: s.term_row,
+                    promo: s.promo,
                     ..Server::default()
                 };
                 self.tracker_after(i, true, 3_000 * MS);
@@ -1007,6 +1009,10 @@ fn named_scenarios_hold() {
         // once let the restart cancel the tracker's failure (the master kept its VIP on
         // a read-only server); in life the check fails first, when the connection closes.
         &[(943, Fault::MysqldKill(0)), (943, Fault::MysqldRestart(0))],
+        // Both promoted from the same state during a partition, then db1's priority
+        // lowered: equal terms must leave it to VRRP (a term compared with a replicated
+        // row instead of the peer's own promotion left two masters here).
+        &[(0, Fault::Partition), (0, Fault::Reload(0, 50))],
         // The master's agent killed and restarted: the survivor waits for the fence.
         &[(500, Fault::AgentKill(0)), (2500, Fault::AgentRestart(0))],
         // A hung master, resumed.

@@ -459,3 +459,24 @@ fn equal_terms_leave_it_to_vrrp() {
         .iter()
         .any(|a| matches!(a, Action::Guard(Command::Demote { .. }))));
 }
+
+#[test]
+fn an_unreadable_peer_is_asked_again_then_left_to_vrrp() {
+    // db2 (90) cannot read db1 (100) yet: it neither yields nor re-announces.
+    let (mut c, _, mut term, _) = meet(90, "192.0.2.10", 100);
+    let mut ms = 103;
+    for _ in 1..UNKNOWN_TRIES {
+        decide(&mut c, ms, term, Verdict::Unknown);
+        let a = advert_from(&mut c, ms + 10, "192.0.2.10", 100);
+        assert!(a.is_empty(), "{a:?}");
+        assert_eq!(c.state(), State::Master);
+        // Asked again once the short verdict lapses.
+        let a = advert_from(&mut c, ms + 110, "192.0.2.10", 100);
+        term = arbitration(&a).expect("not asked again").0;
+        ms += 120;
+    }
+    // Still unreadable after ~1 s: VRRP's rules, the better priority wins.
+    decide(&mut c, ms, term, Verdict::Unknown);
+    advert_from(&mut c, ms + 10, "192.0.2.10", 100);
+    assert_eq!(c.state(), State::Backup);
+}

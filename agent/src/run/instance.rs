@@ -503,6 +503,7 @@ fn event(r: &Running, e: Event) {
                 crate::role::Verdict::Keep { peer } => ("keep", Some(peer)),
                 crate::role::Verdict::Yield { peer } => ("yield", Some(peer)),
                 crate::role::Verdict::Vrrp => ("vrrp", None),
+                crate::role::Verdict::Unknown => ("unknown", None),
             };
             match verdict {
                 crate::role::Verdict::Yield { .. } => {
