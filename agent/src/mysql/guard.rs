@@ -74,6 +74,12 @@ impl Guard {
 
 /// Each statement's bound: a hung server must not wedge the guard.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The fence's statements wait longer for a hung server: `read_only = ON` and the sweep
+/// queued inside it run the moment it resumes, racing only what was queued there before.
+/// Abandoned and sent again on a new connection (the old bound), they came in only after
+/// a reconnect, tens of milliseconds late, while the resumed server took writes (chaos,
+/// hung mysqld: both writable for 4–8 ms in 2 runs of 4).
+const FENCE_WAIT: Duration = Duration::from_secs(30);
 /// How often a wait checks for a newer command.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 /// How long a replica's MySQL port may take to accept a connection before it counts as
@@ -569,7 +575,7 @@ impl Worker {
             Flavor::Mysql => "SET GLOBAL super_read_only = ON",
             Flavor::MariaDb => "SET GLOBAL read_only = ON",
         };
-        let mut read_only = std::pin::pin!(bounded(conn.query_drop(sql)));
+        let mut read_only = std::pin::pin!(bounded_for(FENCE_WAIT, conn.query_drop(sql)));
         let mut killed = Vec::new();
         let mut in_doubt = 0;
         // Give the statement its head start (it is written to the socket on first poll),
@@ -673,7 +679,7 @@ struct Swept {
 
 /// Kills the client threads `sweep` names, committing ones first.
 async fn sweep(conn: &mut OwnConn, endpoint: &str, sweep: Sweep) -> Result<Swept, String> {
-    let rows: Vec<(u64, String, String, Option<String>)> = bounded(conn.query(
+    let rows: Vec<(u64, String, String, Option<String>)> = bounded_for(FENCE_WAIT, conn.query(
         "SELECT ID, USER, COMMAND, STATE FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",
     ))
     .await?;
@@ -690,7 +696,11 @@ async fn sweep(conn: &mut OwnConn, endpoint: &str, sweep: Sweep) -> Result<Swept
     let in_doubt = victims.iter().filter(|v| v.committing).count();
     for v in &victims {
         // Already gone is fine.
-        let _ = bounded(conn.query_drop(format!("KILL CONNECTION {}", v.id))).await;
+        let _ = bounded_for(
+            FENCE_WAIT,
+            conn.query_drop(format!("KILL CONNECTION {}", v.id)),
+        )
+        .await;
     }
     Ok(Swept {
         killed: victims.iter().map(|v| v.id).collect(),
@@ -769,9 +779,16 @@ pub fn dump_peer(host: &str) -> Option<std::net::IpAddr> {
 async fn bounded<T>(
     f: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
 ) -> Result<T, String> {
-    match tokio::time::timeout(STATEMENT_TIMEOUT, f).await {
+    bounded_for(STATEMENT_TIMEOUT, f).await
+}
+
+async fn bounded_for<T>(
+    limit: Duration,
+    f: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, f).await {
         Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("no answer within {STATEMENT_TIMEOUT:?}")),
+        Err(_) => Err(format!("no answer within {limit:?}")),
     }
 }
 
