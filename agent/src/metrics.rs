@@ -68,6 +68,7 @@ pub struct Metrics {
     pub announcements: Family<Labels, Counter>,
     pub mysql_writable: Family<Labels, Gauge>,
     pub mysql_write_term: Family<Labels, Gauge>,
+    pub mysql_divergent: Family<Labels, Gauge>,
     pub tracker_up: Family<Labels, Gauge>,
     pub check_duration: Family<Labels, Histogram, Buckets>,
     pub check_failures: Family<Labels, Counter>,
@@ -97,6 +98,7 @@ impl Metrics {
             announcements: Family::default(),
             mysql_writable: Family::default(),
             mysql_write_term: Family::default(),
+            mysql_divergent: Family::default(),
             tracker_up: Family::default(),
             check_duration: Family::new_with_constructor(Buckets(CHECK_BUCKETS)),
             check_failures: Family::default(),
@@ -179,6 +181,11 @@ impl Metrics {
             m.mysql_write_term.clone(),
         );
         reg.register(
+            "mysql_divergent",
+            "Write instance: 1 while the server holds errant transactions (its own, never received by the peer that served writes after it): read-only and out of the election; the GTIDs are in `xvrrpd status` and the events stream",
+            m.mysql_divergent.clone(),
+        );
+        reg.register(
             "tracker_up",
             "Tracker status: 1 healthy, 0 failing",
             m.tracker_up.clone(),
@@ -254,6 +261,7 @@ impl Metrics {
             &self.priority_effective,
             &self.mysql_writable,
             &self.mysql_write_term,
+            &self.mysql_divergent,
         ] {
             f.remove(inst);
         }
@@ -375,6 +383,7 @@ mod tests {
             &m.priority_effective,
             &m.mysql_writable,
             &m.mysql_write_term,
+            &m.mysql_divergent,
             &m.tracker_up,
             &m.mysql_read_only,
         ] {

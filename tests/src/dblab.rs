@@ -285,6 +285,11 @@ pub struct LabReport {
     pub write_terms: Vec<Option<u64>>,
     /// The highest write term of the write instance in db1's and db2's data at the end.
     pub term_rows: [Option<u64>; 2],
+    /// `@@gtid_binlog_state` of db1 and db2 at the end: what each server has executed and
+    /// logged, per (domain, origin server).
+    pub gtid_states: [String; 2],
+    /// The errant GTIDs each node's guard last reported (empty: not divergent).
+    pub divergent: [Vec<String>; 2],
 }
 
 /// One transition as a node's events stream told it.
@@ -312,16 +317,47 @@ pub struct FenceSeen {
 }
 
 impl LabReport {
+    /// The servers differ only because the old master (db1) is quarantined: its guard
+    /// called it divergent, the errant GTIDs it named are really on db1 and really not on
+    /// db2, db1 is read-only, db2 is not divergent. (A commit the fence killed in flight,
+    /// or one a cut-off master took after the semi-sync timeout, stays on db1 alone; it
+    /// must never flow to db2, and db1 must never serve again until rebuilt.)
+    pub fn old_master_quarantined(&self) -> bool {
+        let last_of = |state: &str, domain_server: &str| -> Option<u64> {
+            state.split(',').find_map(|g| {
+                let (ds, n) = g.trim().rsplit_once('-')?;
+                (ds == domain_server).then(|| n.parse().ok()).flatten()
+            })
+        };
+        let genuine = |errant: &String| {
+            // "D-S-N" or "D-S-A..D-S-N": db1 holds N from D-S, db2 holds less.
+            let last = errant.rsplit("..").next().unwrap_or(errant);
+            let Some((ds, n)) = last.rsplit_once('-') else {
+                return false;
+            };
+            let Ok(n) = n.parse::<u64>() else {
+                return false;
+            };
+            last_of(&self.gtid_states[0], ds).is_some_and(|m| m >= n)
+                && last_of(&self.gtid_states[1], ds).is_none_or(|m| m < n)
+        };
+        !self.divergent[0].is_empty()
+            && self.divergent[1].is_empty()
+            && self.divergent[0].iter().all(genuine)
+            && self.old_master_read_only == Some(true)
+    }
+
     pub fn result_line(&self) -> String {
         format!(
-            "RESULT outage_ms={:.1} acked_missing={} replication_errors={} dual_writable_ms={:.1} in_doubt={} acked_increments_missing={} rows_differing={}",
+            "RESULT outage_ms={:.1} acked_missing={} replication_errors={} dual_writable_ms={:.1} in_doubt={} acked_increments_missing={} rows_differing={} divergent={}",
             self.outage_ms,
             self.acked_missing,
             self.replication_errors,
             self.dual_writable_ms,
             self.in_doubt,
             self.acked_increments_missing,
-            self.rows_differing
+            self.rows_differing,
+            self.divergent.iter().filter(|d| !d.is_empty()).count()
         )
     }
 }
@@ -444,6 +480,9 @@ fn server_args(id: u32, setup: Setup) -> Vec<String> {
                 "--rpl-semi-sync-master-timeout=1000",
                 // Lossless: the client hears OK only once the peer has the transaction.
                 "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+                // Replication from the peer is the guard's decision (a master replicates
+                // from nobody; a returning old master only once compared with the peer).
+                "--skip-slave-start",
             ]
             .map(String::from),
         );
@@ -762,6 +801,30 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             .is_some_and(|(m, n)| m.eq_ignore_ascii_case(&n)),
         _ => false,
     };
+    // Which node's guard last called its server divergent (errant GTIDs), from the events.
+    for (i, n) in nodes.iter().enumerate() {
+        for line in std::fs::read_to_string(&n.events)
+            .unwrap_or_default()
+            .lines()
+        {
+            if let Ok(e) = serde_json::from_str::<serde_json::Value>(line) {
+                match e["event"].as_str() {
+                    Some("divergent") => {
+                        report.divergent[i] = e["errant"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|g| g.as_str().map(String::from))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    }
+                    Some("caught_up") => report.divergent[i].clear(),
+                    _ => {}
+                }
+            }
+        }
+    }
     let writes = writes.lock().expect("writes").clone();
     let acked: Vec<&Write> = writes.iter().filter(|w| w.server.is_some()).collect();
     report.acked = acked.len();
@@ -771,7 +834,12 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     ];
     report.acked_lost_final = acked
         .iter()
-        .filter(|w| !finals.iter().all(|f| f.contains(&w.seq)))
+        .filter(|w| {
+            !finals
+                .iter()
+                .enumerate()
+                .all(|(i, f)| !report.divergent[i].is_empty() || f.contains(&w.seq))
+        })
         .count();
     report.failed_writes = writes.len() - acked.len();
     report.in_doubt = writes
@@ -803,8 +871,12 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         end_ns,
     );
     report.dual_writable_ms = dual_writable_ms(&samples.lock().expect("samples"));
-    for n in &nodes {
-        let errors = replication_errors(&n.db).unwrap_or(1);
+    for (i, n) in nodes.iter().enumerate() {
+        // xvrrpd's master replicates from nobody, and neither does a divergent server:
+        // only an applier error counts there.
+        let serving_or_quarantined = has_addr(n.ns, WRITE_VIP) || !report.divergent[i].is_empty();
+        let should_replicate = opts.setup == Setup::Classic || !serving_or_quarantined;
+        let errors = replication_errors(&n.db, should_replicate).unwrap_or(1);
         if errors > 0 && std::env::var_os("XVRRPD_LAB_DEBUG").is_some() {
             eprintln!("{}: {:?}", n.name, n.db.slave_status());
         }
@@ -820,6 +892,12 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         .sql("SELECT @@read_only")
         .ok()
         .map(|s| s.trim() == "1");
+    for (i, n) in nodes.iter().enumerate() {
+        report.gtid_states[i] =
+            n.db.sql("SELECT @@gtid_binlog_state")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|e| format!("unreadable: {e:#}"));
+    }
     if opts.setup == Setup::Xvrrpd {
         for (i, n) in nodes.iter().enumerate() {
             report.term_rows[i] =
@@ -899,7 +977,17 @@ fn judge_data(
     match (finals, survivor) {
         ([Some(Held::Accounts(a)), Some(Held::Accounts(b))], Held::Accounts(s)) => {
             let (fa, fb) = (audit(ops, a, u64::MAX), audit(ops, b, u64::MAX));
-            report.acked_increments_missing = fa.missing.max(fb.missing) as usize;
+            // A divergent server is quarantined (replicates from nobody, out of the
+            // election, until rebuilt): what is lost is what the others lack.
+            let serving = |i: usize, missing: i64| {
+                if report.divergent[i].is_empty() {
+                    missing
+                } else {
+                    0
+                }
+            };
+            report.acked_increments_missing =
+                serving(0, fa.missing).max(serving(1, fb.missing)) as usize;
             report.acked_lost_final = report.acked_increments_missing;
             report.in_doubt = fa.extra.max(fb.extra) as usize;
             report.acked_missing = audit(ops, s, cut).missing as usize;
@@ -945,6 +1033,11 @@ fn describe(e: &serde_json::Value) -> String {
             e["in_doubt"]
         ),
         Some("catchup_timeout") => format!("{} catch-up timed out", s("instance")),
+        Some("divergent") => format!(
+            "{} DIVERGENT: errant transactions {}: read-only, out of the election until rebuilt",
+            s("instance"),
+            e["errant"]
+        ),
         Some("caught_up") => format!(
             "{} caught up (relay log applied, or the winner's write term arrived): back in the election",
             s("instance")
@@ -1349,7 +1442,7 @@ fn rows(db: &Mariadb) -> Result<BTreeSet<i64>> {
 }
 
 /// Replication errors on `db`: a recorded error or a stopped SQL thread counts.
-fn replication_errors(db: &Mariadb) -> Result<usize> {
+fn replication_errors(db: &Mariadb, should_replicate: bool) -> Result<usize> {
     let st = db.slave_status()?;
     let field = |name: &str| st.get(name).map(String::as_str).unwrap_or("");
     // An IO error the thread has since recovered from (a reconnect on a lossy link) stays
@@ -1357,6 +1450,9 @@ fn replication_errors(db: &Mariadb) -> Result<usize> {
     let mut n = 0;
     if !matches!(field("Last_SQL_Errno"), "0" | "") {
         n += 1;
+    }
+    if !should_replicate {
+        return Ok(n);
     }
     if field("Slave_SQL_Running") != "Yes" {
         n += 1;

@@ -139,5 +139,17 @@ pub fn print_report(opts: &LabOptions, r: &LabReport) {
         "   replication errors after rejoin: {}; both servers writable for {:.1} ms",
         r.replication_errors, r.dual_writable_ms
     );
+    println!(
+        "   executed GTIDs (gtid_binlog_state): db1 {}; db2 {}",
+        r.gtid_states[0], r.gtid_states[1]
+    );
+    for (name, errant) in ["db1", "db2"].iter().zip(&r.divergent) {
+        if !errant.is_empty() {
+            println!(
+                "   {name} DIVERGENT (out of the election until rebuilt): errant {}",
+                errant.join(", ")
+            );
+        }
+    }
     println!("{}", r.result_line());
 }

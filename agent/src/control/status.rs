@@ -34,6 +34,10 @@ pub struct InstanceStatus {
     /// the data; the later promotion has the higher term).
     #[serde(default)]
     pub write_term: Option<u64>,
+    /// Write instances: the errant GTIDs (transactions of this server's own that the peer,
+    /// which served writes after it, never received) that keep it out of the election.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errant: Vec<String>,
     /// A backup that does not preempt for now: anti-flap, or after a switchover.
     pub hold: Option<Hold>,
 }
@@ -102,6 +106,9 @@ pub fn render(s: &Status) -> String {
         if i.writable == Some(false) && i.state == "MASTER" {
             state.push_str(" (catching up)");
         }
+        if !i.errant.is_empty() {
+            state.push_str(" (DIVERGENT)");
+        }
         let prio = if i.priority == i.configured_priority {
             i.priority.to_string()
         } else {
@@ -149,6 +156,14 @@ pub fn render(s: &Status) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
+    for i in s.instances.iter().filter(|i| !i.errant.is_empty()) {
+        out.push_str(&format!(
+            "\n{}: DIVERGENT, out of the election. Errant transactions (this server's own, never received by the peer that served writes after it): {}\nWay out: {}\n",
+            i.name,
+            i.errant.join(", "),
+            crate::mysql::divergence::REBUILD
+        ));
+    }
     out
 }
 
@@ -186,6 +201,7 @@ mod tests {
                 }],
                 writable: Some(false),
                 write_term: Some(3),
+                errant: Vec::new(),
                 hold: Some(Hold::Seconds(30.0)),
             }],
             trackers: vec![],

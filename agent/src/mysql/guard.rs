@@ -17,11 +17,12 @@ use tracing::{info, warn};
 use super::{
     catchup::{self, Flavor, Target},
     conn::{is_own, OwnConn, Server},
+    divergence::{self, Executed, Origin},
     replica, term,
 };
 use crate::{
     config::{CatchupPolicy, WriteGuardConfig},
-    role::{Command, Outcome, Verdict},
+    role::{Command, Outcome, Standing, Verdict},
 };
 
 /// The main loop's end of one guard.
@@ -100,6 +101,9 @@ const PEER_HUNG: Duration = Duration::from_secs(1);
 const PEER_POLL: Duration = Duration::from_millis(20);
 /// Pause between two looks at the local write term after a lost arbitration.
 const TERM_POLL: Duration = Duration::from_millis(100);
+/// Pause between two comparisons with the peer while this node is not master (a
+/// divergent server rejoins by itself this long after it is rebuilt).
+const REJOIN_POLL: Duration = Duration::from_secs(2);
 
 /// What promotion found on the peer (the server this one replicates from).
 #[derive(Debug, PartialEq, Eq)]
@@ -158,7 +162,7 @@ impl Worker {
                 Command::Demote { term } => self.demote(term).await,
                 Command::WatchCatchup { term } => self.watch(term).await,
                 Command::Arbitrate { term, own } => self.arbitrate(term, own).await,
-                Command::WatchTerm { term, at_least } => self.watch_term(term, at_least).await,
+                Command::Rejoin { term, await_term } => self.rejoin(term, await_term).await,
             };
         }
     }
@@ -243,7 +247,7 @@ impl Worker {
         let mut said = false;
         let mut silent_since: Option<Instant> = None;
         self.gone_peer = None;
-        loop {
+        let peer_up = loop {
             if let Some(next) = self.newer() {
                 info!(instance = %self.name, "promotion superseded while the peer was writable");
                 return next;
@@ -253,17 +257,18 @@ impl Worker {
                 silent_since = None;
             }
             match look {
-                Peer::Fenced | Peer::Gone => break,
+                Peer::Fenced => break true,
+                Peer::Gone => break false,
                 Peer::Silent
                     if silent_since.get_or_insert_with(Instant::now).elapsed() >= PEER_HUNG =>
                 {
                     info!(instance = %self.name, "the peer's server has not answered for 1 s: counted as gone");
-                    break;
+                    break false;
                 }
                 Peer::Silent => tokio::time::sleep(PEER_POLL).await,
                 Peer::Unknown(e) => {
                     warn!(instance = %self.name, error = %e, "cannot read the peer's read_only (grant SELECT to xvrrpd's user there): promoting without that check");
-                    break;
+                    break false;
                 }
                 Peer::Writable if Instant::now() >= deadline => {
                     warn!(instance = %self.name, policy = ?self.cfg.on_catchup_timeout, "the peer is still writable at the catch-up deadline");
@@ -275,7 +280,7 @@ impl Worker {
                         return None;
                     }
                     forced = true;
-                    break;
+                    break false;
                 }
                 Peer::Writable => {
                     if !said {
@@ -285,9 +290,37 @@ impl Worker {
                     tokio::time::sleep(PEER_POLL).await;
                 }
             }
+        };
+        // A peer that answers (read-only) was looked at: if it served writes after this
+        // server, which holds transactions of its own the peer never received, this
+        // server is divergent and must not serve again (its rejoin look may not have come
+        // round yet). A peer that is gone costs no extra wait.
+        if peer_up {
+            match self.compare().await {
+                Ok(r) if !r.errant.is_empty() => {
+                    let errant: Vec<String> = r.errant.iter().map(ToString::to_string).collect();
+                    warn!(instance = %self.name, errant = %errant.join(","), "promotion refused: DIVERGENT ({})", divergence::REBUILD);
+                    (self.out)(Outcome::Standing {
+                        term,
+                        standing: Standing::Divergent { errant },
+                    });
+                    return None;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(instance = %self.name, error = %e, "could not compare transactions with the peer before promoting")
+                }
+            }
         }
         if let Err(e) = self.release_dead_replicas().await {
             warn!(instance = %self.name, error = %e, "checking replicas before writes");
+        }
+        // A master replicates from nobody: what the old master commits from now on (a
+        // commit the fence kills in flight, an async commit of a cut-off master) is
+        // errant, and its row images would silently overwrite what this one
+        // acknowledges. Stopped before the first write can be taken, after catch-up.
+        if let Err(e) = self.replicate(false).await {
+            warn!(instance = %self.name, error = %e, "could not stop replicating from the peer before writes: an old master's errant transactions could reach this one");
         }
         loop {
             match self.set_writable().await {
@@ -465,16 +498,21 @@ impl Worker {
         None
     }
 
+    /// The peer's server, as our replication settings name it (reached with our own
+    /// credentials).
+    async fn peer_server(&mut self) -> Result<Server, String> {
+        let (conn, _, _) = self.connection().await?;
+        match bounded(replica::read(conn)).await? {
+            Some(s) if !s.master_host.is_empty() => {
+                Ok(self.server.at(&s.master_host, s.master_port))
+            }
+            _ => Err("this server replicates from no peer".into()),
+        }
+    }
+
     /// What the peer's server says: its own latest promotion, and whether it is writable.
     async fn peer_term(&mut self) -> Result<term::PeerTerm, String> {
-        let (conn, _, _) = self.connection().await?;
-        let Some(s) = bounded(replica::read(conn))
-            .await?
-            .filter(|s| !s.master_host.is_empty())
-        else {
-            return Err("this server replicates from no peer".into());
-        };
-        let peer = self.server.at(&s.master_host, s.master_port);
+        let peer = self.peer_server().await?;
         let name = self.name.clone();
         let read = tokio::time::timeout(PEER_ANSWER, async {
             let mut c = peer.connect().await?;
@@ -486,31 +524,134 @@ impl Worker {
         }
     }
 
-    /// After a lost arbitration: waits until this server's data holds the winner's
-    /// term (its writes have started to arrive), then reports it.
-    async fn watch_term(&mut self, term: u64, at_least: u64) -> Option<Command> {
+    /// A node that is not master: compares its executed transactions with the peer's,
+    /// replicates from the peer when the rule says so ([`divergence::rejoin`]), and
+    /// reports its [`Standing`] whenever it changes, until a newer command. A peer that
+    /// cannot be read decides nothing: replication is left as it is, and only the awaited
+    /// term (the local data) decides readiness.
+    async fn rejoin(&mut self, term: u64, await_term: Option<u64>) -> Option<Command> {
         let name = self.name.clone();
+        let mut said: Option<Standing> = None;
+        let mut last_error = String::new();
         loop {
             if let Some(next) = self.newer() {
                 return next;
             }
-            let held = match self.connection().await {
-                Ok((conn, _, _)) => bounded(term::read(conn, &name)).await,
-                Err(e) => Err(e),
+            let errant = match self.compare().await {
+                Ok(r) => {
+                    last_error.clear();
+                    if let Err(e) = self.replicate(r.replicate).await {
+                        warn!(instance = %name, error = %e, want = r.replicate, "could not change replication from the peer");
+                    }
+                    r.errant.iter().map(ToString::to_string).collect()
+                }
+                Err(e) => {
+                    if e != last_error {
+                        warn!(instance = %name, error = %e, "cannot compare transactions with the peer: replication left as it is");
+                        last_error = e;
+                    }
+                    // Divergent stays divergent until a comparison says otherwise: with
+                    // its peer gone, this data lacks the peer's writes as well.
+                    match &said {
+                        Some(Standing::Divergent { errant }) => errant.clone(),
+                        _ => Vec::new(),
+                    }
+                }
             };
-            match held {
-                Ok(Some(t)) if t >= at_least => {
-                    info!(instance = %name, write_term = t, "this server's data holds the winner's write term: rejoining the election");
-                    (self.out)(Outcome::CaughtUp { term });
-                    return None;
+            let standing = if !errant.is_empty() {
+                Standing::Divergent { errant }
+            } else {
+                let held = match (await_term, self.connection().await) {
+                    (None, _) => Ok(true),
+                    (Some(want), Ok((conn, _, _))) => bounded(term::read(conn, &name))
+                        .await
+                        .map(|t| t.is_some_and(|t| t >= want)),
+                    (Some(_), Err(e)) => Err(e),
+                };
+                match held {
+                    Ok(true) => Standing::Ready,
+                    Ok(false) => Standing::Waiting,
+                    Err(_) => {
+                        self.conn = None;
+                        Standing::Waiting
+                    }
                 }
-                Ok(_) => tokio::time::sleep(TERM_POLL).await,
-                Err(_) => {
-                    self.conn = None;
-                    tokio::time::sleep(RETRY).await;
+            };
+            if said.as_ref() != Some(&standing) {
+                match &standing {
+                    Standing::Divergent { errant } => warn!(
+                        instance = %name,
+                        errant = %errant.join(","),
+                        "DIVERGENT: this server holds transactions of its own that the peer, which served writes after it, never received; read-only and out of the election until they are gone: {}",
+                        divergence::REBUILD
+                    ),
+                    Standing::Ready if await_term.is_some() || said.is_some() => {
+                        info!(instance = %name, "no errant transactions, the winner's writes arriving: rejoining the election")
+                    }
+                    _ => {}
                 }
+                (self.out)(Outcome::Standing {
+                    term,
+                    standing: standing.clone(),
+                });
+                said = Some(standing);
+            }
+            let wait = if matches!(said, Some(Standing::Waiting)) {
+                TERM_POLL
+            } else {
+                REJOIN_POLL
+            };
+            // Waiting on the queue itself: a promotion must not wait for the next look.
+            if let Ok(next) = tokio::time::timeout(wait, self.rx.recv()).await {
+                return next;
             }
         }
+    }
+
+    /// One look at both servers' executed transactions and promotions.
+    async fn compare(&mut self) -> Result<divergence::Rejoin, String> {
+        let name = self.name.clone();
+        let (conn, flavor, _) = self.connection().await?;
+        let flavor = *flavor;
+        let (local, origin) = bounded(executed(conn, flavor)).await?;
+        let own = bounded(term::read_peer(conn, &name)).await?;
+        let peer = self.peer_server().await?;
+        let look = tokio::time::timeout(PEER_ANSWER, async {
+            let mut c = peer.connect().await?;
+            let t = term::read_peer(&mut c, &name).await?;
+            let e = executed(&mut c, flavor).await?;
+            Ok::<_, mysql_async::Error>((t, e))
+        })
+        .await;
+        let (peer_term, (theirs, peer_origin)) = match look {
+            Ok(r) => r.map_err(|e| format!("the peer: {e}"))?,
+            Err(_) => return Err(format!("the peer did not answer within {PEER_ANSWER:?}")),
+        };
+        let (local, theirs) = (local?, theirs?);
+        Ok(divergence::rejoin(&divergence::Look {
+            own_extra: local.beyond(&theirs, &origin),
+            peer_extra: theirs.beyond(&local, &peer_origin),
+            own_term: own.own,
+            peer: peer_term,
+        }))
+    }
+
+    /// Starts or stops replicating from the peer (both threads), if not so already.
+    async fn replicate(&mut self, on: bool) -> Result<(), String> {
+        let name = self.name.clone();
+        let (conn, flavor, _) = self.connection().await?;
+        let flavor = *flavor;
+        let Some(s) = bounded(replica::read(conn)).await? else {
+            return Ok(());
+        };
+        if on && !(s.io_running && s.sql_running) {
+            bounded(conn.query_drop("START SLAVE")).await?;
+            info!(instance = %name, "replicating from the peer");
+        } else if !on && (s.io_running || s.sql_running) {
+            stop_replicating(conn, flavor).await?;
+            info!(instance = %name, "stopped replicating from the peer");
+        }
+        Ok(())
     }
 
     async fn demote(&mut self, term: u64) -> Option<Command> {
@@ -776,6 +917,57 @@ pub fn dump_peer(host: &str) -> Option<std::net::IpAddr> {
 }
 
 /// A statement bounded by [`STATEMENT_TIMEOUT`], its error as text.
+/// Stops both replica threads without waiting on a peer that is gone. The applier stops
+/// at once (it is idle after catch-up). The receiver may sit in a connect() to a frozen
+/// or cut-off host, and `STOP SLAVE` waits for it: 2 s and more in the host-freeze lab,
+/// on the promotion path. On MariaDB it is killed instead: KILL flags it and returns, and
+/// the thread ends when its connect does, before it reads or acknowledges anything.
+async fn stop_replicating(conn: &mut mysql_async::Conn, flavor: Flavor) -> Result<(), String> {
+    match flavor {
+        Flavor::MariaDb => {
+            bounded(conn.query_drop("STOP SLAVE SQL_THREAD")).await?;
+            let receivers: Vec<u64> =
+                bounded(conn.query(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO'",
+                ))
+                .await?;
+            for id in receivers {
+                // Already gone is fine.
+                let _ = bounded(conn.query_drop(format!("KILL {id}"))).await;
+            }
+            Ok(())
+        }
+        Flavor::Mysql => bounded(conn.query_drop("STOP REPLICA")).await,
+    }
+}
+
+/// A server's executed transactions and the origin that names its own: MariaDB's
+/// `gtid_binlog_state` with `gtid_slave_pos` and `server_id`; MySQL's `gtid_executed` and
+/// `server_uuid`. The parse error, if any, is the inner result.
+async fn executed(
+    conn: &mut mysql_async::Conn,
+    flavor: Flavor,
+) -> Result<(Result<Executed, String>, Origin), mysql_async::Error> {
+    Ok(match flavor {
+        Flavor::MariaDb => {
+            let row: Option<(String, String, u32)> = conn
+                .query_first(
+                    "SELECT @@global.gtid_binlog_state, @@global.gtid_slave_pos, @@server_id",
+                )
+                .await?;
+            let (logged, applied, id) = row.unwrap_or_default();
+            (Executed::mariadb(&[&logged, &applied]), Origin::Maria(id))
+        }
+        Flavor::Mysql => {
+            let row: Option<(String, String)> = conn
+                .query_first("SELECT @@global.gtid_executed, @@server_uuid")
+                .await?;
+            let (set, uuid) = row.unwrap_or_default();
+            (Executed::mysql(&set), Origin::Mysql(uuid))
+        }
+    })
+}
+
 async fn bounded<T>(
     f: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
 ) -> Result<T, String> {

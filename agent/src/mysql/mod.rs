@@ -1,8 +1,9 @@
 //! MySQL / MariaDB: connections ([`conn`]), the replica status ([`replica`]), the pure
-//! catch-up rules ([`catchup`]), the write term ([`term`]) and the write guard that
+//! catch-up rules ([`catchup`]), the write term ([`term`]), errant transactions ([`divergence`]) and the write guard that
 //! makes a node writable or read-only around VIP moves ([`guard`]).
 pub mod catchup;
 pub mod conn;
+pub mod divergence;
 pub mod guard;
 pub mod preflight;
 pub mod replica;

@@ -53,9 +53,26 @@ pub enum Command {
     /// of this node's promotion (never the local row: replication may already have
     /// overwritten it with the peer's).
     Arbitrate { term: u64, own: u64 },
-    /// After losing an arbitration: report (`CaughtUp`) once this server's data holds
-    /// the winner's term, i.e. its writes have started to arrive here.
-    WatchTerm { term: u64, at_least: u64 },
+    /// The server is read-only and this node not master: compare its executed
+    /// transactions with the peer's before it replicates again or rejoins the election
+    /// ([`crate::mysql::divergence`]), replicate from the peer when that is safe, and keep
+    /// looking. Report the [`Standing`] whenever it changes; `await_term` (after a lost
+    /// arbitration): not `Ready` before this server's data holds the winner's term.
+    Rejoin { term: u64, await_term: Option<u64> },
+}
+
+/// Where a node that is not master stands, as its guard's [`Command::Rejoin`] found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Not divergent (or the peer could not be compared), and the awaited term is in
+    /// the data: it may take part in the election.
+    Ready,
+    /// Still waiting for the winner's term to arrive.
+    Waiting,
+    /// It holds transactions of its own that the peer, which served writes after it,
+    /// never received (errant GTIDs, listed): read-only and out of the election until
+    /// they are gone (rebuilt).
+    Divergent { errant: Vec<String> },
 }
 
 /// What an arbitration between two masters found.
@@ -98,6 +115,10 @@ pub enum Outcome {
     Arbitrated {
         term: u64,
         verdict: Verdict,
+    },
+    Standing {
+        term: u64,
+        standing: Standing,
     },
     ReadOnly {
         term: u64,
@@ -164,6 +185,10 @@ pub enum Event {
         stay_backup: bool,
     },
     CaughtUp,
+    /// Errant transactions found: out of the election until they are gone.
+    Divergent {
+        errant: Vec<String>,
+    },
     /// Another master was heard; the write terms decided.
     Arbitration {
         own: u64,
@@ -251,6 +276,8 @@ struct WriteRole {
     verdict: Option<(IpAddr, Verdict, Instant)>,
     /// Unknown verdicts in a row.
     unknowns: u32,
+    /// The errant GTIDs its guard last reported (empty: none known).
+    errant: Vec<String>,
 }
 
 /// Why a write instance stays out of the election.
@@ -261,6 +288,8 @@ enum Block {
     /// It lost an arbitration to a master promoted later: until its data holds that
     /// master's term (it must not preempt back with data that lacks those writes).
     Superseded { peer: u64 },
+    /// It holds errant transactions: until they are gone (the server rebuilt).
+    Divergent,
 }
 
 /// How long a verdict on another master stands before its adverts are arbitrated again
@@ -305,6 +334,7 @@ impl Core {
                 arbitrating: None,
                 verdict: None,
                 unknowns: 0,
+                errant: Vec::new(),
             }),
             tracking: Tracking::default(),
         }
@@ -334,6 +364,10 @@ impl Core {
     /// Write instances: the write term of this node's latest promotion.
     pub fn write_term(&self) -> Option<u64> {
         self.write.as_ref().and_then(|w| w.write_term)
+    }
+    /// Write instances: the errant GTIDs that keep the server out of the election.
+    pub fn errant(&self) -> &[String] {
+        self.write.as_ref().map_or(&[], |w| &w.errant)
     }
     /// Write instances: is it kept out of the election until the relay log is applied?
     pub fn blocked(&self) -> bool {
@@ -635,17 +669,8 @@ impl Core {
                     in_doubt,
                     took,
                 }));
-                match w.block {
-                    Some(Block::Catchup) if term == current => {
-                        out.push(w.command(|term| Command::WatchCatchup { term }))
-                    }
-                    Some(Block::Superseded { peer }) if term == current => {
-                        out.push(w.command(|term| Command::WatchTerm {
-                            term,
-                            at_least: peer,
-                        }))
-                    }
-                    _ => {}
+                if w.block == Some(Block::Catchup) && term == current {
+                    out.push(w.command(|term| Command::WatchCatchup { term }));
                 }
                 if w.switchover_term == Some(term) {
                     w.switchover_term = None;
@@ -655,7 +680,41 @@ impl Core {
                         self.drive(actions, now, out);
                     }
                 }
+                // Read-only and not master (any more): before it replicates again or
+                // rejoins the election, its data is compared with the peer's.
+                let still_master = self.engine.state() == State::Master;
+                if let Some(w) = &mut self.write {
+                    if term == current && !still_master && w.block != Some(Block::Catchup) {
+                        let await_term = match w.block {
+                            Some(Block::Superseded { peer }) => Some(peer),
+                            _ => None,
+                        };
+                        out.push(w.command(|term| Command::Rejoin { term, await_term }));
+                    }
+                }
             }
+            Outcome::Standing { term, standing } if term == current => match standing {
+                Standing::Divergent { errant } => {
+                    if w.errant != errant {
+                        out.push(Action::Event(Event::Divergent {
+                            errant: errant.clone(),
+                        }));
+                    }
+                    w.errant = errant;
+                    // Whatever it waited for, it now waits for a rebuild.
+                    w.block = Some(Block::Divergent);
+                    self.retrack(now, out);
+                }
+                Standing::Ready => {
+                    w.errant.clear();
+                    if matches!(w.block, Some(Block::Superseded { .. } | Block::Divergent)) {
+                        w.block = None;
+                        out.push(Action::Event(Event::CaughtUp));
+                        self.retrack(now, out);
+                    }
+                }
+                Standing::Waiting => {}
+            },
             // A superseded term, or a promotion that finished after mastership ended.
             _ => {}
         }

@@ -149,8 +149,14 @@ struct Server {
     /// A fence statement is waiting inside the hung server: it lands on resume.
     fence_queued: Option<u64>,
     /// `xvrrpd.promotion` in this server's data: each node's latest promotion term
-    /// (replicated while the pair is connected).
+    /// (replicated with the rest of the data).
     promo: [u64; 2],
+    /// Transactions held, by origin: `held[k]` is the highest sequence number committed
+    /// first on node k that this server holds (replication applies in order).
+    held: [u64; 2],
+    /// Replicating from the peer (both threads running). The data stays across a
+    /// restart; the threads do not (`skip_slave_start`): the guard starts them.
+    replicating: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -184,9 +190,11 @@ enum Step {
         own: u64,
         asked: bool,
     },
-    WatchTerm {
+    /// Comparing with the peer every so often; `said` is the last standing reported.
+    Rejoin {
         term: u64,
-        at_least: u64,
+        await_term: Option<u64>,
+        said: Option<Standing>,
     },
 }
 
@@ -222,6 +230,12 @@ pub struct Sim {
     epoch: u64,
     rng: u64,
     fence: FenceModel,
+    /// Per origin: its transactions after this sequence number are errant (committed
+    /// after the other node became writable without them). None: none can be.
+    errant_after: [Option<u64>; 2],
+    /// The master stops replicating from its peer before it takes writes (switch off to
+    /// show the model catches errant transactions reaching a master).
+    master_stops_replicating: bool,
     pub violations: Vec<String>,
 }
 
@@ -233,6 +247,7 @@ impl Sim {
             server: Server {
                 alive: true,
                 read_only: true,
+                replicating: true,
                 ..Server::default()
             },
             link: true,
@@ -258,6 +273,8 @@ impl Sim {
             epoch: 0,
             rng: seed | 1,
             fence,
+            errant_after: [None; 2],
+            master_stops_replicating: true,
             violations: Vec::new(),
         };
         sim.start_agent(0);
@@ -380,7 +397,8 @@ impl Sim {
                 Action::RemoveVips => self.nodes[i].vip = false,
                 Action::Guard(cmd) => {
                     self.nodes[i].queue.push_back(cmd);
-                    if matches!(self.nodes[i].step, Step::Idle) {
+                    // The rejoin look waits on the command queue: a new command ends it.
+                    if matches!(self.nodes[i].step, Step::Idle | Step::Rejoin { .. }) {
                         self.guard_next(i);
                     }
                 }
@@ -484,7 +502,11 @@ impl Sim {
                 own,
                 asked: false,
             },
-            Command::WatchTerm { term, at_least } => Step::WatchTerm { term, at_least },
+            Command::Rejoin { term, await_term } => Step::Rejoin {
+                term,
+                await_term,
+                said: None,
+            },
         };
         self.guard_step(i);
     }
@@ -507,7 +529,7 @@ impl Sim {
             | Step::PeerLook { .. }
             | Step::Watch { .. }
             | Step::Arbitrate { .. }
-            | Step::WatchTerm { .. }
+            | Step::Rejoin { .. }
                 if newer =>
             {
                 self.guard_next(i)
@@ -548,13 +570,52 @@ impl Sim {
                 let proceed = gone
                     || (!silent && !writable)
                     || silent_since.is_some_and(|s| self.now - s >= PEER_HUNG);
+                if proceed && !gone && !silent {
+                    // The peer answered: compared before promoting (as the guard does).
+                    if let Some(errant) = self.divergence(i) {
+                        self.outcome(
+                            i,
+                            Outcome::Standing {
+                                term,
+                                standing: Standing::Divergent { errant },
+                            },
+                        );
+                        self.guard_next(i);
+                        return;
+                    }
+                }
                 if proceed {
-                    self.replicate_terms();
+                    self.replicate();
+                    let stop = self.master_stops_replicating;
                     let s = &mut self.nodes[i].server;
                     if s.alive && !s.hung {
+                        if stop {
+                            s.replicating = false;
+                        }
+                        let (held, own) = (s.held[1 - i], s.held[i]);
+                        // (A peer out of sight cannot be compared with: a partition's
+                        // split brain, the witness's business.)
+                        if self.errant_after[i].is_some_and(|a| own > a) && !gone && !silent {
+                            self.violation(format!(
+                                "node {i}: promoted holding errant transactions"
+                            ));
+                        }
+                        let s = &self.nodes[i].server;
+                        let next = s.promo[0].max(s.promo[1]) + 1;
+                        // From now on, what the peer commits without this node is errant,
+                        // provided the terms order the two promotions. Both promoted from
+                        // the same state (a partition) is a two-way split brain: neither
+                        // side's writes are the reference, the run is unprotected anyway.
+                        self.errant_after = if next > self.nodes[1 - i].server.promo[1 - i] {
+                            let mut e = [None; 2];
+                            e[1 - i] = Some(held);
+                            e
+                        } else {
+                            [None; 2]
+                        };
+                        let s = &mut self.nodes[i].server;
                         s.read_only = false;
                         s.restarted = false;
-                        let next = s.promo[0].max(s.promo[1]) + 1;
                         s.promo[i] = next;
                         let write_term = Some(next);
                         self.outcome(
@@ -621,6 +682,13 @@ impl Sim {
             Step::FenceLanding { term } => {
                 let s = &mut self.nodes[i].server;
                 if s.alive {
+                    if !s.read_only {
+                        // A commit in flight, killed by the fence: committed here, and
+                        // on the peer only if it replicates from here (semi-sync).
+                        s.held[i] += 1;
+                        self.replicate();
+                    }
+                    let s = &mut self.nodes[i].server;
                     s.read_only = true;
                     self.outcome(i, fence_done(term));
                     self.guard_next(i);
@@ -643,7 +711,6 @@ impl Sim {
                 self.guard_later(i, took);
             }
             Step::Arbitrate { term, own, .. } => {
-                self.replicate_terms();
                 let p = &self.nodes[1 - i].server;
                 let verdict = if !self.reach() || !p.alive || p.hung {
                     Verdict::Unknown
@@ -657,14 +724,58 @@ impl Sim {
                 self.outcome(i, Outcome::Arbitrated { term, verdict });
                 self.guard_next(i);
             }
-            Step::WatchTerm { term, at_least } => {
-                self.replicate_terms();
-                let s = &self.nodes[i].server;
-                if s.alive && !s.hung && s.promo[0].max(s.promo[1]) >= at_least {
-                    self.outcome(i, Outcome::CaughtUp { term });
-                    self.guard_next(i);
-                } else {
+            Step::Rejoin {
+                term,
+                await_term,
+                said,
+            } => {
+                let (s, p) = (&self.nodes[i].server, &self.nodes[1 - i].server);
+                let up = |s: &Server| s.alive && !s.hung;
+                if !up(s) {
                     self.guard_later(i, RETRY);
+                    return;
+                }
+                let known = match &said {
+                    Some(Standing::Divergent { errant }) => errant.clone(),
+                    _ => Vec::new(),
+                };
+                let errant = if self.reach() && up(p) {
+                    let r = crate::mysql::divergence::rejoin(&self.look(i));
+                    self.nodes[i].server.replicating = r.replicate;
+                    self.replicate();
+                    r.errant.iter().map(ToString::to_string).collect()
+                } else {
+                    known
+                };
+                let s = &self.nodes[i].server;
+                let standing = if !errant.is_empty() {
+                    Standing::Divergent { errant }
+                } else if await_term.is_none_or(|t| s.promo[0].max(s.promo[1]) >= t) {
+                    Standing::Ready
+                } else {
+                    Standing::Waiting
+                };
+                if said.as_ref() != Some(&standing) {
+                    self.outcome(
+                        i,
+                        Outcome::Standing {
+                            term,
+                            standing: standing.clone(),
+                        },
+                    );
+                }
+                if matches!(self.nodes[i].step, Step::Rejoin { term: t, .. } if t == term) {
+                    let wait = if standing == Standing::Waiting {
+                        100 * MS
+                    } else {
+                        2_000 * MS
+                    };
+                    self.nodes[i].step = Step::Rejoin {
+                        term,
+                        await_term,
+                        said: Some(standing),
+                    };
+                    self.guard_later(i, wait);
                 }
             }
             Step::Watch { term } => {
@@ -679,15 +790,79 @@ impl Sim {
         }
     }
 
-    /// Dual-master replication of `xvrrpd.write_term`: while both servers run and see
-    /// each other, each holds the latest term.
-    fn replicate_terms(&mut self) {
+    /// What node `i`'s guard finds comparing its server with the peer's (both up).
+    fn look(&self, i: usize) -> crate::mysql::divergence::Look {
+        let (s, p) = (&self.nodes[i].server, &self.nodes[1 - i].server);
+        let extra = |n: bool| {
+            if n {
+                vec![crate::mysql::divergence::Extra::Maria {
+                    domain: 0,
+                    server: 0,
+                    after: None,
+                    last: 1,
+                }]
+            } else {
+                Vec::new()
+            }
+        };
+        crate::mysql::divergence::Look {
+            own_extra: extra(s.held[i] > p.held[i]),
+            peer_extra: extra(p.held[1 - i] > s.held[1 - i]),
+            own_term: s.promo[i],
+            peer: crate::mysql::term::PeerTerm {
+                own: p.promo[1 - i],
+                writable: !p.read_only,
+            },
+        }
+    }
+
+    /// Node `i`'s errant transactions, if the rule finds any.
+    fn divergence(&self, i: usize) -> Option<Vec<String>> {
+        let r = crate::mysql::divergence::rejoin(&self.look(i));
+        (!r.errant.is_empty()).then(|| r.errant.iter().map(ToString::to_string).collect())
+    }
+
+    /// Dual-master replication, in each direction whose replica threads run while both
+    /// servers are up and see each other: the replica holds what its source holds (its
+    /// transactions of every origin, and the write-term rows with them).
+    fn replicate(&mut self) {
         let up = |s: &Server| s.alive && !s.hung;
-        if self.reach() && up(&self.nodes[0].server) && up(&self.nodes[1].server) {
-            let rows =
-                [0, 1].map(|k| self.nodes[0].server.promo[k].max(self.nodes[1].server.promo[k]));
-            for n in &mut self.nodes {
-                n.server.promo = rows;
+        if !self.reach() {
+            return;
+        }
+        for (from, to) in [(0, 1), (1, 0)] {
+            let (src, dst) = (&self.nodes[from].server, &self.nodes[to].server);
+            if up(src) && up(dst) && dst.replicating {
+                let (held, promo) = (src.held, src.promo);
+                let dst = &mut self.nodes[to].server;
+                for k in 0..2 {
+                    dst.held[k] = dst.held[k].max(held[k]);
+                    dst.promo[k] = dst.promo[k].max(promo[k]);
+                }
+            }
+        }
+    }
+
+    /// Clients write to every server that accepts writes (one commit per event), and
+    /// replication carries what it may. Errant transactions must never reach the other
+    /// server (a server holding some must never be promoted: checked at promotion; a
+    /// cut-off master keeps taking them until it is fenced, the witness's business).
+    fn write_and_replicate(&mut self) {
+        for i in 0..2 {
+            if self.accepting(i) {
+                self.nodes[i].server.held[i] += 1;
+            }
+        }
+        self.replicate();
+        for k in 0..2 {
+            let Some(after) = self.errant_after[k] else {
+                continue;
+            };
+            if self.nodes[1 - k].server.held[k] > after {
+                self.violation(format!(
+                    "node {k}'s errant transactions reached node {}",
+                    1 - k
+                ));
             }
         }
     }
@@ -734,6 +909,7 @@ impl Sim {
                 // Its data, and the write term in it, stay on disk.
                 *s = Server {
                     promo: s.promo,
+                    held: s.held,
                     ..Server::default()
                 };
                 // The tracker's parked connection closes at once.
@@ -751,12 +927,14 @@ impl Sim {
                     self.feed(i, Input::Track { now, tracking });
                 }
                 let s = &mut self.nodes[i].server;
-                // The data, and the write term in it, survive the restart.
+                // The data, and the write term in it, survive the restart; the replica
+                // threads wait for the guard (`skip_slave_start`).
                 *s = Server {
                     alive: true,
                     read_only: true,
                     restarted: true,
                     promo: s.promo,
+                    held: s.held,
                     ..Server::default()
                 };
                 self.tracker_after(i, true, 3_000 * MS);
@@ -929,6 +1107,7 @@ impl Sim {
             }
             self.now = t;
             self.step(ev);
+            self.write_and_replicate();
             self.check();
         }
         self.converged();
@@ -990,6 +1169,23 @@ fn a_fence_held_up_by_commits_is_caught() {
     );
     let killing = Sim::new(7, FenceModel::KillsWhatHoldsItUp).run(&flap);
     assert!(killing.is_empty(), "{killing:?}");
+}
+
+/// The model must be able to fail here too: a new master that kept replicating from the
+/// old one takes the commit the fence killed in flight there (committed on the old master
+/// alone, while its link was down) once the link is back.
+#[test]
+fn errant_transactions_reaching_the_master_are_caught() {
+    let flap = [(500, Fault::LinkDown(0)), (650, Fault::LinkUp(0))];
+    let mut leaky = Sim::new(7, FenceModel::KillsWhatHoldsItUp);
+    leaky.master_stops_replicating = false;
+    let v = leaky.run(&flap);
+    assert!(
+        v.iter().any(|v| v.contains("errant transactions reached")),
+        "{v:?}"
+    );
+    let safe = Sim::new(7, FenceModel::KillsWhatHoldsItUp).run(&flap);
+    assert!(safe.is_empty(), "{safe:?}");
 }
 
 /// Scenarios worth keeping by name (each was a failing case once, or is a classic).

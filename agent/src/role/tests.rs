@@ -413,40 +413,140 @@ fn a_master_promoted_earlier_yields_whatever_the_priorities_and_waits_for_the_wi
     let fence = position(&a, |a| matches!(a, Action::Guard(Command::Demote { .. })));
     let advert = position(&a, |a| *a == Action::SendAdvert { priority: 0 });
     assert!(remove < fence && fence < advert, "{a:?}");
-    let Some(Action::Guard(Command::Demote { term: fence_term })) = a
-        .iter()
-        .find(|a| matches!(a, Action::Guard(Command::Demote { .. })))
-        .cloned()
-    else {
-        unreachable!()
-    };
     // Fenced: it waits until its data holds the winner's term, out of the election.
-    let a = guard(
-        &mut c,
-        110,
-        Outcome::ReadOnly {
-            term: fence_term,
-            killed: 1,
-            in_doubt: 1,
-            took: Duration::from_millis(3),
-        },
-    );
-    let Some(Action::Guard(Command::WatchTerm { term, at_least })) = a
-        .iter()
-        .find(|a| matches!(a, Action::Guard(Command::WatchTerm { .. })))
-        .cloned()
-    else {
-        panic!("no watch in {a:?}");
-    };
-    assert_eq!(at_least, own + 1);
+    let a = fence_lands(&mut c, &a, 110);
+    let term = rejoin(&a, Some(own + 1));
     assert!(c.blocked());
     advert_from(&mut c, 120, "192.0.2.12", 90);
     assert_eq!(c.state(), State::Fault, "rejoined before holding the term");
-    guard(&mut c, 2_000, Outcome::CaughtUp { term });
+    let standing = |standing| Outcome::Standing { term, standing };
+    guard(&mut c, 1_000, standing(Standing::Waiting));
+    assert_eq!(c.state(), State::Fault, "rejoined before holding the term");
+    guard(&mut c, 2_000, standing(Standing::Ready));
     assert_eq!(c.state(), State::Backup);
     assert!(!c.blocked());
     // It served writes: the anti-flap hold keeps it from preempting back at once.
     assert!(c.engine().preempt_hold_until() > at(2_000));
+}
+
+/// The fence `a` asked for lands at `ms` (a commit in flight killed).
+fn fence_lands(c: &mut Core, a: &[Action], ms: u64) -> Vec<Action> {
+    let Some(Action::Guard(Command::Demote { term })) = a
+        .iter()
+        .find(|a| matches!(a, Action::Guard(Command::Demote { .. })))
+        .cloned()
+    else {
+        panic!("no fence in {a:?}")
+    };
+    guard(
+        c,
+        ms,
+        Outcome::ReadOnly {
+            term,
+            killed: 1,
+            in_doubt: 1,
+            took: Duration::from_millis(3),
+        },
+    )
+}
+
+/// The `Rejoin` command in `a` (it must be there), checked for its awaited term.
+fn rejoin(a: &[Action], await_term: Option<u64>) -> u64 {
+    let Some(Action::Guard(Command::Rejoin {
+        term,
+        await_term: w,
+    })) = a
+        .iter()
+        .find(|a| matches!(a, Action::Guard(Command::Rejoin { .. })))
+        .cloned()
+    else {
+        panic!("no rejoin in {a:?}");
+    };
+    assert_eq!(w, await_term);
+    term
+}
+
+#[test]
+fn a_divergent_server_stays_out_of_the_election_until_its_errant_transactions_are_gone() {
+    // db1 (100) yields to db2, promoted since; its fence killed a commit in flight.
+    let (mut c, own, term, _) = meet(100, "192.0.2.12", 90);
+    let a = decide(&mut c, 103, term, Verdict::Yield { peer: own + 1 });
+    let a = fence_lands(&mut c, &a, 110);
+    let term = rejoin(&a, Some(own + 1));
+    let errant = vec!["1-1-570".to_string()];
+    let a = guard(
+        &mut c,
+        120,
+        Outcome::Standing {
+            term,
+            standing: Standing::Divergent {
+                errant: errant.clone(),
+            },
+        },
+    );
+    assert!(a.contains(&Action::Event(Event::Divergent {
+        errant: errant.clone()
+    })));
+    assert_eq!(c.errant(), errant.as_slice());
+    // No priority, no preemption, no master-down brings it back: it is in FAULT.
+    for (ms, input) in [
+        (
+            130,
+            Input::Vrrp(VrrpInput::Advert {
+                now: at(130),
+                src: "192.0.2.12".parse().unwrap(),
+                priority: 1,
+                interval: Duration::from_millis(10),
+            }),
+        ),
+        (200, Input::Vrrp(VrrpInput::MasterDown { now: at(200) })),
+        (
+            300,
+            Input::Track {
+                now: at(300),
+                tracking: Tracking::default(),
+            },
+        ),
+    ] {
+        let a = c.handle(input);
+        assert_eq!(c.state(), State::Fault, "at {ms} ms: {a:?}");
+        assert!(!a
+            .iter()
+            .any(|a| matches!(a, Action::Guard(Command::Promote { .. }))));
+    }
+    // Rebuilt: the next look finds nothing errant and the winner's term in the data.
+    guard(
+        &mut c,
+        60_000,
+        Outcome::Standing {
+            term,
+            standing: Standing::Ready,
+        },
+    );
+    assert_eq!(c.state(), State::Backup);
+    assert!(c.errant().is_empty() && !c.blocked());
+}
+
+#[test]
+fn every_fence_of_a_node_that_is_not_master_leads_to_a_comparison() {
+    // At start-up the guard fences; the read-only server is then compared with the peer.
+    let mut c = Core::new(settings(100, "192.0.2.11"), Some(CatchupPolicy::StayBackup));
+    let a = c.guard_started();
+    let Some(Action::Guard(Command::Demote { term })) = a.first().cloned() else {
+        panic!("{a:?}")
+    };
+    c.handle(Input::Vrrp(VrrpInput::Startup { now: at(0) }));
+    let a = guard(
+        &mut c,
+        5,
+        Outcome::ReadOnly {
+            term,
+            killed: 0,
+            in_doubt: 0,
+            took: Duration::from_millis(1),
+        },
+    );
+    rejoin(&a, None);
 }
 
 #[test]

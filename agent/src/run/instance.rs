@@ -136,6 +136,11 @@ impl Running {
         if let Some(t) = self.core.write_term() {
             m.mysql_write_term.get_or_create(&self.labels).set(t as i64);
         }
+        if self.core.writable().is_some() {
+            m.mysql_divergent
+                .get_or_create(&self.labels)
+                .set(!self.core.errant().is_empty() as i64);
+        }
     }
 
     /// Folds the kernel's per-VRID counters into the metrics.
@@ -206,6 +211,7 @@ impl Running {
             trackers,
             writable: self.core.writable(),
             write_term: self.core.write_term(),
+            errant: self.core.errant().to_vec(),
             hold,
         }
     }
@@ -521,6 +527,11 @@ fn event(r: &Running, e: Event) {
         Event::CaughtUp => {
             serde_json::json!({"event": "caught_up", "ts_ns": ts_ns, "instance": name})
         }
+        // The guard logged it with the way out; the stream carries the GTIDs.
+        Event::Divergent { errant } => serde_json::json!({
+            "event": "divergent", "ts_ns": ts_ns, "instance": name, "errant": errant,
+            "remedy": crate::mysql::divergence::REBUILD,
+        }),
         Event::ReadOnly {
             killed,
             in_doubt,
