@@ -74,6 +74,16 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Fault injection: block the agent's main loop (the engine) for DURATION, at most
+    /// 60 s. The advert thread keeps a master's adverts going for its liveness bound (1 s,
+    /// or three intervals), then stops them: the peer takes over.
+    #[command(hide = true)]
+    StallEngine {
+        #[arg(value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
     /// Follow the events stream (JSON lines: transitions, MySQL promotion steps, ...).
     Events {
         #[command(flatten)]
@@ -170,6 +180,14 @@ fn main() -> std::process::ExitCode {
         }
         Command::Reload { socket } => {
             return report(client::command(&socket.path, &Request::Reload))
+        }
+        Command::StallEngine { duration, socket } => {
+            return report(client::command(
+                &socket.path,
+                &Request::StallEngine {
+                    ms: duration.as_millis() as u64,
+                },
+            ))
         }
         Command::Events { socket } => {
             return report(

@@ -118,6 +118,61 @@ fn xvrrpd_pair_sigterm_hands_over_and_releases_the_vip() {
     assert!(b.log().contains("master_down"), "{}", b.log());
 }
 
+/// The advert thread is tied to the engine: while the master's main loop is blocked its
+/// adverts go on (a starved loop must not cause a takeover), but not forever: after the
+/// liveness bound (1 s at 10 ms adverts) they stop and the backup takes over while the
+/// loop is still blocked. When the loop runs again, it hears the new master.
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn a_wedged_engine_stops_its_adverts_after_the_liveness_bound() {
+    let seg = Segment::new(2).unwrap();
+    let a = Router::start(
+        &seg.nodes[0].ns,
+        &router_toml("w", 41, 150, 3, "10ms", "192.0.2.100/24"),
+    )
+    .unwrap();
+    let b = Router::start(
+        &seg.nodes[1].ns,
+        &router_toml("w", 41, 100, 3, "10ms", "192.0.2.100/24"),
+    )
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(&seg.nodes[0].ns, VIP)
+            && !has_addr(&seg.nodes[1].ns, VIP)),
+        "node 0 never became the only master"
+    );
+    let stall = std::thread::scope(|s| {
+        let stall = s.spawn(|| a.ctl(&["stall-engine", "4s"]));
+        let start = std::time::Instant::now();
+        // Paced adverts keep node 1 a backup well past Master_Down_Interval (~36 ms)...
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(
+            !has_addr(&seg.nodes[1].ns, VIP),
+            "node 1 took over 400 ms into the stall: the adverts stopped with the main loop"
+        );
+        // ...and stop after the bound: node 1 takes over while node 0 is still stalled.
+        assert!(
+            wait_until(Duration::from_millis(3_000), || has_addr(
+                &seg.nodes[1].ns,
+                VIP
+            )),
+            "node 1 never took over: a wedged engine kept advertising\n{}",
+            b.log()
+        );
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(3_500), "takeover {took:?}");
+        stall.join().expect("stall thread")
+    });
+    assert!(stall.0, "stall-engine: {} {}", stall.1, stall.2);
+    // Node 0 runs again: it hears node 1 (higher priority, preempt) and takes the role back,
+    // or stays backup; either way one master.
+    assert!(
+        wait_until(Duration::from_secs(5), || has_addr(&seg.nodes[0].ns, VIP)
+            != has_addr(&seg.nodes[1].ns, VIP)),
+        "VIP on both or neither after the stall"
+    );
+}
+
 #[test]
 #[ignore = "needs root: run via cargo xtask test"]
 fn restart_after_sigkill_removes_the_leftover_vip() {

@@ -140,6 +140,18 @@ pub struct Global {
     /// "" to turn the endpoint off. 9165 is keepalived-exporter's: not used here.
     #[serde(default = "default_metrics_listen", with = "opt_socket_addr")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// SCHED_FIFO priority (1–99) of the thread that sends a master's periodic adverts;
+    /// 0: ordinary scheduling. Read at start-up (a reload does not change it).
+    #[serde(default = "default_realtime_priority")]
+    pub realtime_priority: u8,
+    /// `mlockall` the whole process at start-up, so memory pressure cannot page out
+    /// what sends the adverts (keepalived's `vrrp_no_swap`).
+    #[serde(default = "default_true")]
+    pub lock_memory: bool,
+    /// CPU time the real-time thread may use without blocking before the kernel stops it
+    /// (RLIMIT_RTTIME; keepalived's `vrrp_rlimit_rttime`): a bug cannot wedge a core.
+    #[serde(default = "default_realtime_budget", with = "duration")]
+    pub realtime_budget: Duration,
 }
 
 impl Default for Global {
@@ -148,8 +160,23 @@ impl Default for Global {
             router_id: None,
             events_fifo: None,
             metrics_listen: default_metrics_listen(),
+            realtime_priority: default_realtime_priority(),
+            lock_memory: true,
+            realtime_budget: default_realtime_budget(),
         }
     }
+}
+
+fn default_realtime_priority() -> u8 {
+    50
+}
+
+fn default_realtime_budget() -> Duration {
+    Duration::from_millis(10)
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The default Prometheus endpoint.

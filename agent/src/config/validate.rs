@@ -37,6 +37,24 @@ pub fn validate(cfg: &Config, check_interfaces: bool) -> Vec<Problem> {
             "no instances: add at least one [[instance]] table",
         ));
     }
+    if cfg.global.realtime_priority > 99 {
+        out.push(problem(
+            "global.realtime_priority",
+            &format!(
+                "{} is not a SCHED_FIFO priority: use 1–99, or 0 for ordinary scheduling",
+                cfg.global.realtime_priority
+            ),
+        ));
+    }
+    if cfg.global.realtime_priority > 0
+        && !(Duration::from_millis(1)..=Duration::from_secs(1))
+            .contains(&cfg.global.realtime_budget)
+    {
+        out.push(problem(
+            "global.realtime_budget",
+            "must be 1ms–1s: the advert thread blocks between adverts, so it needs microseconds; too small and the kernel kills the agent, too large and a bug could hold a core",
+        ));
+    }
     let mut tracker_names: HashMap<&str, usize> = HashMap::new();
     for (i, t) in cfg.trackers.iter().enumerate() {
         let mut push = |k: &str, m: String| {

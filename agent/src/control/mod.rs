@@ -29,6 +29,10 @@ pub enum Request {
     Reload,
     /// Follow the events stream.
     Events,
+    /// Fault injection: block the main loop this long (at most 60 000 ms).
+    StallEngine {
+        ms: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -99,6 +99,10 @@ struct Converter {
     warnings: Vec<String>,
     router_id: Option<String>,
     version: Option<u8>,
+    /// `vrrp_rt_priority` and `vrrp_rlimit_rttime` (µs); `vrrp_no_swap` is the default
+    /// here (`lock_memory`).
+    rt_priority: Option<u8>,
+    rttime_us: Option<u64>,
     global_announce: Vec<Garp>,
     scripts: Vec<Script>,
     files: Vec<Script>,
@@ -191,9 +195,9 @@ fn unsupported(key: &str) -> Option<&'static str> {
         "state" => "xvrrpd elects by priority from BACKUP (keepalived's `state` is only a start hint); use priority 255 for an address owner",
         "garp_lower_prio_repeat" | "garp_lower_prio_delay" | "vrrp_garp_lower_prio_repeat"
         | "vrrp_garp_lower_prio_delay" => "xvrrpd re-announces when it sees a lower-priority master",
-        "lvs_sync_group" | "max_auto_priority" | "vrrp_no_swap" | "checker_no_swap" | "vrrp_priority"
-        | "checker_priority" | "vrrp_rlimit_rttime" | "vrrp_rt_priority" => {
-            "scheduling is set by the systemd unit"
+        "lvs_sync_group" | "max_auto_priority" | "checker_no_swap" | "vrrp_priority"
+        | "checker_priority" => {
+            "xvrrpd has no checker process and no nice level: its advert thread is real-time ([global] realtime_priority) and its memory locked ([global] lock_memory)"
         }
         _ => return None,
     })
@@ -252,6 +256,9 @@ impl Converter {
                     self.global_announce.push(Garp::Refresh(seconds(n, 1)?))
                 }
                 "vrrp_garp_interval" => self.global_announce.push(Garp::BurstDelay(seconds(n, 1)?)),
+                "vrrp_rt_priority" => self.rt_priority = Some(number(n, 1)?),
+                "vrrp_no_swap" => {}
+                "vrrp_rlimit_rttime" => self.rttime_us = Some(number(n, 1)?),
                 _ => self.skip(n, "global_defs "),
             }
         }
@@ -569,6 +576,15 @@ impl Converter {
         Ok(Config {
             global: Global {
                 router_id: self.router_id.clone(),
+                // keepalived's RT priority applies to its whole VRRP process; here to the
+                // thread that sends adverts. Memory is locked by default either way.
+                realtime_priority: self
+                    .rt_priority
+                    .unwrap_or(Global::default().realtime_priority),
+                lock_memory: true,
+                realtime_budget: self
+                    .rttime_us
+                    .map_or(Global::default().realtime_budget, Duration::from_micros),
                 ..Global::default()
             },
             instances,

@@ -304,3 +304,32 @@ fn an_address_that_is_not_one_is_refused_with_its_keyword() {
         "{e}"
     );
 }
+
+#[test]
+fn keepalived_scheduling_keywords_map_to_the_advert_thread() {
+    let text = r#"
+global_defs {
+  router_id db1
+  vrrp_rt_priority 60
+  vrrp_rlimit_rttime 5000
+  vrrp_no_swap
+}
+vrrp_instance VI_W {
+  interface eth0
+  virtual_router_id 51
+  priority 150
+  advert_int 1
+  virtual_ipaddress {
+    192.0.2.100/24
+  }
+}
+"#;
+    let (cfg, warnings, _) = import(text);
+    assert_eq!(cfg.global.realtime_priority, 60);
+    assert_eq!(cfg.global.realtime_budget, Duration::from_millis(5));
+    assert!(cfg.global.lock_memory);
+    let all = warnings.join("\n");
+    for kw in ["vrrp_rt_priority", "vrrp_rlimit_rttime", "vrrp_no_swap"] {
+        assert!(!all.contains(kw), "{kw} dropped: {all}");
+    }
+}

@@ -541,11 +541,14 @@ impl Worker {
                 Ok(r) => {
                     last_error.clear();
                     if let Err(e) = self.replicate(r.replicate).await {
+                        self.conn = None;
                         warn!(instance = %name, error = %e, want = r.replicate, "could not change replication from the peer");
                     }
                     r.errant.iter().map(ToString::to_string).collect()
                 }
                 Err(e) => {
+                    // Reconnect next time: the local server may have restarted under us.
+                    self.conn = None;
                     if e != last_error {
                         warn!(instance = %name, error = %e, "cannot compare transactions with the peer: replication left as it is");
                         last_error = e;

@@ -323,12 +323,26 @@ pub fn evaluate(
     match &local.replica {
         None => err("not replicating from the peer: a failover would lose everything written since; CHANGE MASTER TO the peer and START SLAVE".into()),
         Some(r) => {
-            if !r.io_running || !r.sql_running {
-                let yes = |b: bool| if b { "Yes" } else { "No" };
+            let yes = |b: bool| if b { "Yes" } else { "No" };
+            let broken = !r.last_sql_error.is_empty()
+                || (!r.io_running && !r.last_io_error.is_empty());
+            let writable = !on(local.vars.get("read_only"));
+            if broken {
                 err(format!(
                     "replication threads not running (IO: {}, SQL: {}; last error: {}{}): fix and START SLAVE",
                     yes(r.io_running), yes(r.sql_running), r.last_io_error, r.last_sql_error
                 ));
+            } else if (!r.io_running || !r.sql_running) && !writable {
+                // Stopped without an error on a read-only server: with skip_slave_start,
+                // xvrrpd starts it once it has compared the transactions with the peer's
+                // (a master replicates from nobody; a divergent server stays stopped).
+                out.push(Finding {
+                    level: Level::Warning,
+                    message: format!(
+                        "replication threads not running (IO: {}, SQL: {}), no error: xvrrpd starts them once this server's transactions are compared with the peer's; if they stay stopped while xvrrpd runs, see `xvrrpd status` (DIVERGENT)",
+                        yes(r.io_running), yes(r.sql_running)
+                    ),
+                });
             }
         }
     }
@@ -542,6 +556,25 @@ mod tests {
     }
 
     #[test]
+    fn replication_stopped_by_xvrrpd_is_not_an_error() {
+        let stopped = |read_only: &str| {
+            let mut s = good("1");
+            s.vars.insert("read_only".into(), read_only.into());
+            let r = s.replica.as_mut().unwrap();
+            r.io_running = false;
+            r.sql_running = false;
+            evaluate(&s, Some(&good("2")), Some(true))
+        };
+        // The master replicates from nobody.
+        assert_eq!(stopped("OFF"), vec![]);
+        // A read-only server waiting for its comparison with the peer (skip_slave_start).
+        let f = stopped("ON");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].level, Level::Warning);
+        assert!(f[0].message.contains("DIVERGENT"), "{f:?}");
+    }
+
+    #[test]
     fn each_hazard_is_named_with_its_fix() {
         let mut s = good("1");
         s.vars
@@ -554,7 +587,9 @@ mod tests {
             "GRANT ALL PRIVILEGES ON `superprocess`.* TO `xv`@`%`".into(),
         ];
         s.cannot_set_read_only = Some("ERROR 1227 (42000): Access denied; you need (at least one of) the READ_ONLY ADMIN privilege(s) for this operation".into());
-        s.replica.as_mut().unwrap().sql_running = false;
+        let r = s.replica.as_mut().unwrap();
+        r.sql_running = false;
+        r.last_sql_error = "Could not execute Write_rows_v1 event: Duplicate entry".into();
         let f = evaluate(&s, Some(&good("1")), Some(false));
         let text = |level| {
             f.iter()

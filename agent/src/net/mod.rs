@@ -1,9 +1,11 @@
-//! I/O shells around the engine: interface facts, advert transmission, VIP ownership
+//! I/O shells around the engine: interface facts, advert transmission (paced by a
+//! real-time thread: [`pacer`]), VIP ownership
 //! (rtnetlink), gratuitous ARP / unsolicited NA. Thin on purpose: decisions live in
 //! [`crate::engine`].
 pub mod announce;
 pub mod iface;
 pub mod link;
+pub mod pacer;
 pub mod tx;
 pub mod vip;
 

@@ -1,6 +1,9 @@
 //! Advert transmission on a raw IP socket (protocol 112), TTL / hop limit 255, multicast
 //! to 224.0.0.18 / ff02::12 or unicast to each peer. The kernel writes the IP header.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::Arc,
+};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -12,7 +15,8 @@ const IPPROTO_VRRP: i32 = 112;
 
 /// One instance's sender.
 pub struct AdvertSender {
-    socket: Socket,
+    /// Shared with the pacer thread, which sends the periodic adverts.
+    socket: Arc<Socket>,
     src: IpAddr,
     dsts: Vec<IpAddr>,
     style: ChecksumStyle,
@@ -67,7 +71,7 @@ impl AdvertSender {
             peers.to_vec()
         };
         Ok(Self {
-            socket,
+            socket: Arc::new(socket),
             src,
             dsts,
             style,
@@ -75,32 +79,51 @@ impl AdvertSender {
         })
     }
 
-    /// Sends `adv` to every destination; the first error is returned after trying all.
-    pub fn send(&self, adv: &Advertisement) -> std::io::Result<()> {
+    /// `adv` as it goes on the wire, one frame per destination.
+    pub fn frames(&self, adv: &Advertisement) -> Vec<(SockAddr, Vec<u8>)> {
+        self.dsts
+            .iter()
+            .map(|dst| {
+                let style = match (adv.version, self.src) {
+                    (2, _) => ChecksumStyle::NoPseudoHeader,
+                    (_, IpAddr::V6(_)) => ChecksumStyle::PseudoHeader,
+                    _ => self.style,
+                };
+                let pseudo_dst = match (style, dst) {
+                    (ChecksumStyle::PseudoHeaderMulticast, IpAddr::V4(_)) => {
+                        IpAddr::V4(VRRP_MCAST_V4)
+                    }
+                    (ChecksumStyle::PseudoHeaderMulticast, IpAddr::V6(_)) => {
+                        IpAddr::V6(VRRP_MCAST_V6)
+                    }
+                    _ => *dst,
+                };
+                let bytes = adv.encode(style, (self.src, pseudo_dst));
+                let to = match dst {
+                    IpAddr::V4(v4) => SocketAddr::new(IpAddr::V4(*v4), 0),
+                    IpAddr::V6(v6) => {
+                        SocketAddr::V6(std::net::SocketAddrV6::new(*v6, 0, 0, self.ifindex))
+                    }
+                };
+                (SockAddr::from(to), bytes)
+            })
+            .collect()
+    }
+
+    /// Sends `frames` to their destinations; the first error is returned after trying all.
+    pub fn send(&self, frames: &[(SockAddr, Vec<u8>)]) -> std::io::Result<()> {
         let mut first_err = None;
-        for dst in &self.dsts {
-            let style = match (adv.version, self.src) {
-                (2, _) => ChecksumStyle::NoPseudoHeader,
-                (_, IpAddr::V6(_)) => ChecksumStyle::PseudoHeader,
-                _ => self.style,
-            };
-            let pseudo_dst = match (style, dst) {
-                (ChecksumStyle::PseudoHeaderMulticast, IpAddr::V4(_)) => IpAddr::V4(VRRP_MCAST_V4),
-                (ChecksumStyle::PseudoHeaderMulticast, IpAddr::V6(_)) => IpAddr::V6(VRRP_MCAST_V6),
-                _ => *dst,
-            };
-            let bytes = adv.encode(style, (self.src, pseudo_dst));
-            let to = match dst {
-                IpAddr::V4(v4) => SocketAddr::new(IpAddr::V4(*v4), 0),
-                IpAddr::V6(v6) => {
-                    SocketAddr::V6(std::net::SocketAddrV6::new(*v6, 0, 0, self.ifindex))
-                }
-            };
-            if let Err(e) = self.socket.send_to(&bytes, &SockAddr::from(to)) {
+        for (to, bytes) in frames {
+            if let Err(e) = self.socket.send_to(bytes, to) {
                 first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// The socket, for the pacer.
+    pub fn socket(&self) -> &Arc<Socket> {
+        &self.socket
     }
 
     pub fn source(&self) -> IpAddr {

@@ -17,8 +17,15 @@
 //!   a writable master holds the other master's adverts and asks the guard to compare
 //!   write terms. The node promoted last served writes last and keeps the role whatever
 //!   the priorities; the other fences itself (FAULT) and stays out of the election until
-//!   its data holds the winner's term. Equal terms (a preempting node that replicated
+//!   its data holds the winner's term (and, like any returning master, until it is found
+//!   not divergent). Equal terms (a preempting node that replicated
 //!   this master's promotion) or an unreadable peer leave it to VRRP.
+//! - **Divergence.** Every fence of a node that is not master (any more) is followed by
+//!   a [`Command::Rejoin`]: its guard compares the server's transactions with the peer's
+//!   ([`crate::mysql::divergence`]) before it replicates again, and keeps looking. A
+//!   server holding errant transactions (its own, never received by the peer that served
+//!   writes after it) is [`Standing::Divergent`]: FAULT until they are gone; promotion
+//!   refuses it too. A lost arbitration waits in the same command for the winner's term.
 //! - **Tracking.** The effective priority follows the trackers, the link and the
 //!   maintenance flag; any of them failing hard means FAULT, and so does a write
 //!   instance's own server failing its check.

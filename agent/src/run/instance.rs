@@ -22,7 +22,7 @@ use crate::{
     net::{
         announce::Announcer,
         iface::Iface,
-        monotonic_ns,
+        monotonic_ns, pacer,
         tx::AdvertSender,
         vip::{self, Vip},
     },
@@ -65,6 +65,10 @@ pub struct Running {
     /// Every decision: the VRRP engine and the write role.
     pub core: Core,
     pub sender: AdvertSender,
+    /// The periodic adverts of a mastership, sent on time by the pacer thread.
+    pub paced: pacer::Slot,
+    /// Pacer sends already counted in `adverts_sent`.
+    pub paced_seen: u64,
     pub announcer: Arc<Announcer>,
     pub vips: Vec<Vip>,
     /// Bumped whenever announcing must start over or stop (new master term, or the end of
@@ -145,6 +149,12 @@ impl Running {
 
     /// Folds the kernel's per-VRID counters into the metrics.
     pub fn fold_kernel_counters(&mut self, snap: &VridSnapshot) {
+        let paced = self.paced.sent();
+        self.metrics
+            .adverts_sent
+            .get_or_create(&self.labels)
+            .inc_by(paced.saturating_sub(self.paced_seen));
+        self.paced_seen = paced;
         let m = &self.metrics;
         let delta = |now: u64, seen: &mut u64| {
             let d = now.saturating_sub(*seen);
@@ -245,6 +255,7 @@ pub fn prepare(
     notify: UnboundedSender<Transition>,
     events: EventSink,
     metrics: Arc<Metrics>,
+    pacer: &pacer::Pacer,
 ) -> anyhow::Result<Running> {
     let iface = Iface::read(&ic.interface)?
         .ok_or_else(|| anyhow!("interface {:?} does not exist", ic.interface))?;
@@ -308,6 +319,8 @@ pub fn prepare(
         key,
         core,
         sender,
+        paced: pacer.slot(),
+        paced_seen: 0,
         announcer,
         vips,
         announce_gen: Default::default(),
@@ -420,10 +433,24 @@ pub async fn apply(
                 let _ = r.notify.send(t);
             }
             Action::SendAdvert { priority } => {
-                if let Err(e) = r.sender.send(&r.advert(priority)) {
-                    warn!(instance = %r.cfg.name, error = %e, "sending advert");
+                let frames = r.sender.frames(&r.advert(priority));
+                // A mastership that goes on is paced by the pacer thread; the engine's
+                // periodic advert only feeds it. A first advert, new content, or the
+                // priority-0 one of a master leaving go out from here at once.
+                let send_now = if priority == 0 || r.core.state() != State::Master {
+                    r.paced.stop();
+                    true
                 } else {
-                    r.metrics.adverts_sent.get_or_create(&r.labels).inc();
+                    let interval = r.cfg.advert_interval;
+                    r.paced
+                        .advert(frames.clone(), interval, r.sender.socket(), monotonic_ns())
+                };
+                if send_now {
+                    if let Err(e) = r.sender.send(&frames) {
+                        warn!(instance = %r.cfg.name, error = %e, "sending advert");
+                    } else {
+                        r.metrics.adverts_sent.get_or_create(&r.labels).inc();
+                    }
                 }
             }
             Action::AddVips => {
@@ -434,6 +461,8 @@ pub async fn apply(
                 }
             }
             Action::RemoveVips => {
+                // Leaving mastership: no paced advert after this one.
+                r.paced.stop();
                 // Never announce an address we are giving up.
                 r.announce_gen
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);

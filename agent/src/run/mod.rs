@@ -78,6 +78,8 @@ pub struct Router {
     cfg: Config,
     nl: rtnetlink::Handle,
     dp: Datapath,
+    /// Sends every master instance's periodic adverts on time (its own thread).
+    pacer: crate::net::pacer::Pacer,
     instances: Vec<Running>,
     by_key: HashMap<VridKey, usize>,
     attached: Vec<String>,
@@ -128,6 +130,20 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             .with_context(|| format!("metrics_listen {addr}"))?;
         info!(%addr, "metrics at http://{addr}/metrics");
     }
+    // Memory locked before the pacer starts: nothing that sends adverts is paged out.
+    if cfg.global.lock_memory {
+        match crate::net::pacer::lock_memory() {
+            Ok(()) => info!("memory locked (mlockall): memory pressure cannot page the agent out"),
+            Err(e) => {
+                warn!(error = %e, "memory NOT locked: under memory pressure adverts can be late")
+            }
+        }
+    }
+    let pacer = crate::net::pacer::Pacer::spawn(crate::net::pacer::Realtime {
+        priority: cfg.global.realtime_priority,
+        budget: cfg.global.realtime_budget,
+    })
+    .context("starting the advert pacer thread")?;
     let nl = vip::connect().context("opening rtnetlink")?;
     let mut dp = Datapath::load().context("loading the XDP program")?;
     dp.set_config(DatapathConfig {
@@ -172,6 +188,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         },
         nl,
         dp,
+        pacer,
         instances: Vec::new(),
         by_key: HashMap::new(),
         attached: Vec::new(),
@@ -411,6 +428,18 @@ impl Router {
     async fn control(&mut self, req: Request, reply: oneshot::Sender<Response>) {
         let resp = match req {
             Request::Status => Response::Status(self.status()),
+            Request::StallEngine { ms } if ms > 60_000 => Response::Error {
+                message: format!("{ms} ms: stall-engine takes at most 60s"),
+            },
+            Request::StallEngine { ms } => {
+                warn!(ms, "stall-engine: blocking the main loop (fault injection)");
+                // Blocking on purpose: nothing of this loop runs meanwhile, as when the
+                // process is starved.
+                std::thread::sleep(Duration::from_millis(ms));
+                Response::Ok {
+                    message: format!("main loop blocked for {ms} ms"),
+                }
+            }
             Request::Switchover { instance } => {
                 match self.instances.iter().position(|r| r.cfg.name == instance) {
                     None => Response::Error {

@@ -290,7 +290,15 @@ impl Router {
             .parent()
             .unwrap_or(std::path::Path::new("/run/xvrrpd"))
             .to_path_buf();
-        prepare(id, ic, &state_dir, ntx, self.sink(), self.metrics.clone())
+        prepare(
+            id,
+            ic,
+            &state_dir,
+            ntx,
+            self.sink(),
+            self.metrics.clone(),
+            &self.pacer,
+        )
     }
 
     /// Shuts one instance down for good (priority 0, VIPs removed, server fenced).
