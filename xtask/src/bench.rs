@@ -30,6 +30,9 @@ pub enum Bench {
     /// 200 instances at 100 ms + 50 at 10 ms on one interface: every election checked,
     /// CPU of xvrrpd beside keepalived with the same configuration.
     Scale(crate::scale::ScaleArgs),
+    /// False takeovers and the master's advert gaps under host load (idle, CPU, real-time
+    /// bursts, disk + memory pressure), keepalived and xvrrpd pairs in the same run.
+    Load(crate::load::LoadArgs),
 }
 
 pub fn run(b: Bench) -> Result<()> {
@@ -60,6 +63,7 @@ pub fn run(b: Bench) -> Result<()> {
         Bench::MysqlKill(args) => crate::mysqlkill::run(args),
         Bench::Mysql(args) => crate::benchmysql::run(args),
         Bench::Scale(args) => crate::scale::run(args),
+        Bench::Load(args) => crate::load::run(args),
     }
 }
 

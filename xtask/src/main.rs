@@ -7,6 +7,7 @@ mod ebpf;
 mod failover;
 mod fuzz;
 mod lab;
+mod load;
 mod mysqlkill;
 mod observelab;
 mod scale;

@@ -21,6 +21,8 @@ const PACKAGES: &[&str] = &[
     "systemd",
     // Packet loss in the fault suite (the kernel here has no netem).
     "nftables",
+    // Host load for `cargo xtask bench load`.
+    "stress-ng",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const CARGO_DEB_VERSION: &str = "3.8.0";

@@ -28,6 +28,7 @@ use std::{
     time::Duration,
 };
 
+use prometheus_client::metrics::counter::Counter;
 use socket2::{SockAddr, Socket};
 use tracing::{info, warn};
 
@@ -110,8 +111,8 @@ pub struct Shared {
     version: AtomicU64,
     /// Monotonic ns of the engine's last advert for this slot.
     fed: AtomicU64,
-    /// Adverts the thread sent (each destination counts once per advert).
-    pub sent: AtomicU64,
+    /// The instance's adverts-sent counter (an atomic): the thread counts what it sends.
+    sent: Counter,
 }
 
 enum Msg {
@@ -159,11 +160,14 @@ impl Pacer {
         })
     }
 
-    /// A slot for one instance; dropping it stops the slot.
-    pub fn slot(&self) -> Slot {
+    /// A slot for one instance, counting its sends in `sent`; dropping it stops the slot.
+    pub fn slot(&self, sent: Counter) -> Slot {
         Slot {
             id: self.next_slot.fetch_add(1, Ordering::Relaxed),
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(Shared {
+                sent,
+                ..Shared::default()
+            }),
             version: 0,
             frames: Vec::new(),
             tx: self.tx.clone(),
@@ -223,11 +227,6 @@ impl Slot {
         // A later start is always new content.
         self.frames.clear();
         self.version += 1;
-    }
-
-    /// Adverts the thread sent so far.
-    pub fn sent(&self) -> u64 {
-        self.shared.sent.load(Ordering::Relaxed)
     }
 }
 
@@ -292,7 +291,7 @@ fn run(rx: mpsc::Receiver<Msg>, rt: Realtime) {
                     break;
                 }
                 if l.socket.send_to(bytes, to).is_ok() {
-                    l.shared.sent.fetch_add(1, Ordering::Relaxed);
+                    l.shared.sent.inc();
                 }
             }
         }

@@ -67,8 +67,6 @@ pub struct Running {
     pub sender: AdvertSender,
     /// The periodic adverts of a mastership, sent on time by the pacer thread.
     pub paced: pacer::Slot,
-    /// Pacer sends already counted in `adverts_sent`.
-    pub paced_seen: u64,
     pub announcer: Arc<Announcer>,
     pub vips: Vec<Vip>,
     /// Bumped whenever announcing must start over or stop (new master term, or the end of
@@ -149,12 +147,6 @@ impl Running {
 
     /// Folds the kernel's per-VRID counters into the metrics.
     pub fn fold_kernel_counters(&mut self, snap: &VridSnapshot) {
-        let paced = self.paced.sent();
-        self.metrics
-            .adverts_sent
-            .get_or_create(&self.labels)
-            .inc_by(paced.saturating_sub(self.paced_seen));
-        self.paced_seen = paced;
         let m = &self.metrics;
         let delta = |now: u64, seen: &mut u64| {
             let d = now.saturating_sub(*seen);
@@ -312,6 +304,11 @@ pub fn prepare(
         core.restore(m, Instant(monotonic_ns()));
     }
     let key = VridKey::new(iface.index, if v6 { FAMILY_V6 } else { FAMILY_V4 }, ic.vrid);
+    // The pacer thread counts what it sends in the instance's own counter.
+    let sent = metrics
+        .adverts_sent
+        .get_or_create(&metrics::instance_labels(&ic.name, &ic.interface, ic.vrid))
+        .clone();
     Ok(Running {
         id,
         labels: metrics::instance_labels(&ic.name, &ic.interface, ic.vrid),
@@ -319,8 +316,7 @@ pub fn prepare(
         key,
         core,
         sender,
-        paced: pacer.slot(),
-        paced_seen: 0,
+        paced: pacer.slot(sent),
         announcer,
         vips,
         announce_gen: Default::default(),
