@@ -64,6 +64,7 @@ pub struct Metrics {
     pub datapath_invalid: Family<Labels, Counter>,
     pub missed_intervals: Family<Labels, Counter>,
     pub master_down: Family<Labels, Counter>,
+    pub stalls: Family<Labels, Counter>,
     pub advert_gap: Family<Labels, Histogram, Buckets>,
     pub announcements: Family<Labels, Counter>,
     pub mysql_writable: Family<Labels, Gauge>,
@@ -94,6 +95,7 @@ impl Metrics {
             datapath_invalid: Family::default(),
             missed_intervals: Family::default(),
             master_down: Family::default(),
+            stalls: Family::default(),
             advert_gap: Family::new_with_constructor(Buckets(GAP_BUCKETS)),
             announcements: Family::default(),
             mysql_writable: Family::default(),
@@ -159,6 +161,11 @@ impl Metrics {
             "vrrp_master_down",
             "Master_Down_Interval expiries detected by the kernel timer",
             m.master_down.clone(),
+        );
+        reg.register(
+            "vrrp_stalls",
+            "Master_Down_Interval expiries put off because this host had stalled (the kernel timer fired late)",
+            m.stalls.clone(),
         );
         reg.register(
             "vrrp_advert_gap_seconds",
@@ -397,6 +404,7 @@ mod tests {
             &m.datapath_invalid,
             &m.missed_intervals,
             &m.master_down,
+            &m.stalls,
             &m.announcements,
             &m.check_failures,
             &m.reloads,

@@ -42,6 +42,10 @@ struct Figures {
     gap_ms: (f64, f64, f64),
     adverts: usize,
     cpu_s: f64,
+    /// Share of the host's CPU time the hypervisor took back during the window (steal).
+    steal_pct: f64,
+    /// Every advert seen: kernel timestamp (ns), and whether the master sent it.
+    seen: Vec<(u64, bool)>,
 }
 
 pub fn run(args: LoadArgs) -> Result<()> {
@@ -61,14 +65,14 @@ pub fn run(args: LoadArgs) -> Result<()> {
         args.loads.join(",")
     );
     let mut table = String::from(
-        "| load | agent | false takeovers | master's advert gap p50 / p99 / max (ms) | adverts seen | master agent CPU (s) |\n|---|---|---|---|---|---|\n",
+        "| load | agent | false takeovers | master's advert gap p50 / p99 / max (ms) | adverts seen | master agent CPU (s) | CPU stolen by the hypervisor |\n|---|---|---|---|---|---|---|\n",
     );
     for load in &args.loads {
         let (k, x) = one_load(load, Duration::from_secs(args.secs))?;
         for (agent, f) in [("keepalived", &k), ("xvrrpd", &x)] {
             let line = format!(
-                "| {load} | {agent} | {} | {:.2} / {:.2} / {:.2} | {} | {:.2} |",
-                f.takeovers, f.gap_ms.0, f.gap_ms.1, f.gap_ms.2, f.adverts, f.cpu_s
+                "| {load} | {agent} | {} | {:.2} / {:.2} / {:.2} | {} | {:.2} | {:.1} % |",
+                f.takeovers, f.gap_ms.0, f.gap_ms.1, f.gap_ms.2, f.adverts, f.cpu_s, f.steal_pct
             );
             eprintln!("{line}");
             writeln!(table, "{line}")?;
@@ -114,21 +118,61 @@ fn one_load(load: &str, window: Duration) -> Result<(Figures, Figures)> {
         tree_cpu_seconds(x1.proc.pid()),
     );
     eprintln!("xtask: load {load} for {} s", window.as_secs());
+    let ticks0 = cpu_ticks()?;
     let mut hogs = Load::start(load, window)?;
     std::thread::sleep(window);
     hogs.stop();
+    let ticks1 = cpu_ticks()?;
+    let steal_pct = 100.0 * (ticks1.1 - ticks0.1) as f64 / (ticks1.0 - ticks0.0).max(1) as f64;
     let cpu1 = (
         tree_cpu_seconds(k1.proc.pid()),
         tree_cpu_seconds(x1.proc.pid()),
     );
     let master = seg_k.nodes[0].addr4.clone();
-    let k = figures(obs_k.stop(), &master, cpu1.0 - cpu0.0);
-    let x = figures(obs_x.stop(), &seg_x.nodes[0].addr4, cpu1.1 - cpu0.1);
+    let k = figures(obs_k.stop(), &master, cpu1.0 - cpu0.0, steal_pct);
+    let x = figures(
+        obs_x.stop(),
+        &seg_x.nodes[0].addr4,
+        cpu1.1 - cpu0.1,
+        steal_pct,
+    );
+    for (agent, f) in [("keepalived", &k), ("xvrrpd", &x)] {
+        dump(load, agent, f)?;
+    }
     Ok((k, x))
 }
 
+/// All CPU time of the host so far and the part of it stolen by the hypervisor (the
+/// `cpu` line of /proc/stat, in ticks). On a VM whose vCPUs the host throttles, nothing
+/// inside the VM runs while they are stolen: not even a real-time thread can send then.
+fn cpu_ticks() -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    Ok((f.iter().take(8).sum(), f.get(7).copied().unwrap_or(0)))
+}
+
+/// Every advert the observer saw, as `ts_ns from_master` lines in
+/// `target/bench/load-LOAD-AGENT.tsv`: where the gaps are is read from there.
+fn dump(load: &str, agent: &str, f: &Figures) -> Result<()> {
+    let dir = crate::root().join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let lines: String = f
+        .seen
+        .iter()
+        .map(|(ts, m)| format!("{ts}\t{}\n", u8::from(*m)))
+        .collect();
+    let path = dir.join(format!("load-{load}-{agent}.tsv"));
+    std::fs::write(&path, lines).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Takeovers and the master's gaps from an observer's advert lines.
-fn figures(seen: Vec<Value>, master: &str, cpu_s: f64) -> Figures {
+fn figures(seen: Vec<Value>, master: &str, cpu_s: f64, steal_pct: f64) -> Figures {
     let adverts: Vec<(u64, bool)> = seen
         .iter()
         .filter(|e| e["event"].as_str() == Some("advert") && e["vrid"].as_u64() == Some(41))
@@ -164,6 +208,8 @@ fn figures(seen: Vec<Value>, master: &str, cpu_s: f64) -> Figures {
         gap_ms: (pick(0.5), pick(0.99), pick(1.0)),
         adverts: adverts.len(),
         cpu_s,
+        steal_pct,
+        seen: adverts,
     }
 }
 

@@ -63,13 +63,28 @@ impl CsumStyle {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
     NewMaster,
-    PriorityChange { old: u8 },
-    IntervalChange { old_cs: u32 },
+    PriorityChange {
+        old: u8,
+    },
+    IntervalChange {
+        old_cs: u32,
+    },
     PriorityZero,
-    Missed { count: u32 },
-    MasterDown { missed: u32 },
-    Invalid { reason: u32 },
+    Missed {
+        count: u32,
+    },
+    MasterDown {
+        missed: u32,
+    },
+    Invalid {
+        reason: u32,
+    },
     Advert,
+    /// The master-down timer fired `late_us` late: this host stood still; the verdict
+    /// waits for a recheck.
+    Stalled {
+        late_us: u32,
+    },
 }
 
 impl EventKind {
@@ -83,6 +98,7 @@ impl EventKind {
             Self::MasterDown { .. } => "master_down",
             Self::Invalid { .. } => "invalid",
             Self::Advert => "advert",
+            Self::Stalled { .. } => "stalled",
         }
     }
 }
@@ -168,6 +184,7 @@ impl DatapathEvent {
             event_kind::MASTER_DOWN => EventKind::MasterDown { missed: e.aux },
             event_kind::INVALID => EventKind::Invalid { reason: e.aux },
             event_kind::ADVERT => EventKind::Advert,
+            event_kind::STALLED => EventKind::Stalled { late_us: e.aux },
             k => return Err(EventDecodeError::Kind(k)),
         };
         // 0: an event not about a packet (a timer expiry carries its VRID's family).
@@ -227,6 +244,10 @@ impl DatapathEvent {
             EventKind::Advert => {
                 m.insert("gap_us".into(), (self.since_last_ns / 1000).into());
             }
+            EventKind::Stalled { late_us } => {
+                m.insert("late_us".into(), late_us.into());
+                m.insert("since_last_us".into(), (self.since_last_ns / 1000).into());
+            }
             EventKind::NewMaster | EventKind::PriorityZero => {}
         }
         v
@@ -264,6 +285,11 @@ impl DatapathEvent {
             ),
             EventKind::Invalid { reason } => format!("invalid: {}", reason_name(reason)),
             EventKind::Advert => format!("gap {:.3} ms", self.since_last_ns as f64 / 1e6),
+            EventKind::Stalled { late_us } => format!(
+                "host stalled: timer {:.3} ms late, {:.3} ms since last advert; rechecking",
+                late_us as f64 / 1e3,
+                self.since_last_ns as f64 / 1e6
+            ),
         };
         format!("{head} {detail}")
     }
@@ -337,6 +363,7 @@ mod tests {
             (event_kind::MASTER_DOWN, "master_down"),
             (event_kind::INVALID, "invalid"),
             (event_kind::ADVERT, "advert"),
+            (event_kind::STALLED, "stalled"),
         ];
         for (k, name) in cases {
             let ev = DatapathEvent::from_raw(&raw(k)).unwrap();
@@ -349,6 +376,8 @@ mod tests {
         assert_eq!(ev.to_json("x")["reason"], "length"); // aux 3 = reason::LENGTH
         let ev = DatapathEvent::from_raw(&raw(event_kind::MISSED)).unwrap();
         assert_eq!(ev.to_json("x")["count"], 3);
+        let ev = DatapathEvent::from_raw(&raw(event_kind::STALLED)).unwrap();
+        assert_eq!(ev.to_json("x")["late_us"], 3);
     }
 
     #[test]

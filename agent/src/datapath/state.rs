@@ -13,9 +13,9 @@ pub struct RawEntry {
     pub state: VridState,
     pub timer: [u64; 2],
 }
-// SAFETY: repr(C), integers only, no padding (VridState is 176 bytes, a multiple of 8).
+// SAFETY: repr(C), integers only, no padding (VridState is 200 bytes, a multiple of 8).
 unsafe impl aya::Pod for RawEntry {}
-const _: () = assert!(std::mem::size_of::<RawEntry>() == 192);
+const _: () = assert!(std::mem::size_of::<RawEntry>() == 216);
 
 /// One VRID as userspace reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct VridSnapshot {
     pub priority_zero: u64,
     pub missed: u64,
     pub master_down: u64,
+    /// Master_Down_Interval expiries put off because this host had stalled.
+    pub stalls: u64,
     pub invalid: [u64; INVALID_REASONS],
     pub gap_min_ns: u64,
     pub gap_max_ns: u64,
@@ -53,6 +55,7 @@ impl VridSnapshot {
             priority_zero: s.priority_zero,
             missed: s.missed,
             master_down: s.master_down,
+            stalls: s.stalls,
             invalid: s.invalid,
             gap_min_ns: s.gap_min_ns,
             gap_max_ns: s.gap_max_ns,

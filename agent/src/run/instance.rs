@@ -54,6 +54,7 @@ pub struct SeenCounters {
     adverts: u64,
     missed: u64,
     master_down: u64,
+    stalls: u64,
     invalid: [u64; xvrrpd_common::INVALID_REASONS],
 }
 
@@ -162,6 +163,9 @@ impl Running {
         m.master_down
             .get_or_create(&self.labels)
             .inc_by(delta(snap.master_down, &mut self.seen.master_down));
+        m.stalls
+            .get_or_create(&self.labels)
+            .inc_by(delta(snap.stalls, &mut self.seen.stalls));
         for r in 0..xvrrpd_common::INVALID_REASONS {
             let d = delta(snap.invalid[r], &mut self.seen.invalid[r]);
             if d > 0 {

@@ -361,6 +361,16 @@ impl Router {
             EventKind::MasterDown { .. } => VrrpInput::MasterDown {
                 now: Instant(ev.ts_ns),
             },
+            EventKind::Stalled { late_us } => {
+                // The kernel puts the verdict off; say why a takeover may come late.
+                info!(
+                    instance = %self.instances[i].cfg.name,
+                    late_ms = late_us as f64 / 1e3,
+                    silent_ms = ev.since_last_ns as f64 / 1e6,
+                    "this host stalled past the master's deadline: watching once more before calling it down"
+                );
+                return;
+            }
             _ => return,
         };
         self.feed(i, Input::Vrrp(input)).await;

@@ -105,6 +105,10 @@ pub mod event_kind {
     /// Every valid advert, only when [`super::DatapathConfig::emit_adverts`] is set
     /// (`since_last_ns` = gap since the previous valid advert, 0 for the first).
     pub const ADVERT: u8 = 8;
+    /// The timer fired so late that this host cannot have been watching: the master's
+    /// deadline passed while the host stood still (`aux` = lateness in µs, `since_last_ns`
+    /// as for MASTER_DOWN). The verdict waits for a recheck (see [`super::stall_recheck_ns`]).
+    pub const STALLED: u8 = 9;
 }
 
 /// Key of the per-VRID maps.
@@ -170,6 +174,13 @@ pub struct VridState {
     pub missed_now: u8,
     /// Non-zero once master_down was reported for the current silence.
     pub down_reported: u8,
+    /// When the timer is armed to fire (absolute CLOCK_MONOTONIC ns): how late it fired
+    /// tells whether this host was running to watch.
+    pub armed_ns: u64,
+    /// Non-zero while a stall recheck is pending for the current silence (its deadline).
+    pub recheck_ns: u64,
+    /// Master_Down_Interval expiries put off because the host had stalled.
+    pub stalls: u64,
 }
 
 /// Per-VRID parameters written by userspace.
@@ -292,6 +303,35 @@ pub const fn miss_grace_ns(interval_ns: u64, local_priority: u8) -> u64 {
     }
 }
 
+/// Timer lateness beyond which this host was not running to watch (a vCPU the hypervisor
+/// descheduled, a stalled softirq): a kernel timer normally fires within tens of µs.
+pub const STALL_TOLERANCE_NS: u64 = 1_000_000;
+
+/// Whether a Master_Down_Interval that expired on a timer firing `late_ns` after it was
+/// due is a verdict, and if not, how long to keep watching (0: it is a verdict).
+///
+/// A host that stood still (both vCPUs descheduled by the hypervisor, softirqs starved)
+/// resumes with every expired timer firing at once, while the master's adverts that
+/// arrived meanwhile still sit in the receive ring, or, when the master shares the stall,
+/// are about to be sent. The silence it measured is its own. So it watches for as long as
+/// it was blind, at least 1 ms and at most one advert interval (within which a live
+/// master's next advert is due), once per silence; a dead master costs that much more.
+pub const fn stall_recheck_ns(late_ns: u64, interval_ns: u64) -> u64 {
+    if late_ns <= STALL_TOLERANCE_NS {
+        return 0;
+    }
+    let at_most = if interval_ns > STALL_TOLERANCE_NS {
+        interval_ns
+    } else {
+        STALL_TOLERANCE_NS
+    };
+    if late_ns < at_most {
+        late_ns
+    } else {
+        at_most
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are #[repr(C)], Copy, and contain only integers and integer
@@ -305,7 +345,7 @@ mod pod {
 
 // Padding-free layouts: a change that introduces padding fails the build here.
 const _: () = assert!(core::mem::size_of::<VridKey>() == 8);
-const _: () = assert!(core::mem::size_of::<VridState>() == 176);
+const _: () = assert!(core::mem::size_of::<VridState>() == 200);
 const _: () = assert!(core::mem::size_of::<VridParams>() == 144);
 const _: () = assert!(core::mem::size_of::<DatapathConfig>() == 8);
 const _: () = assert!(core::mem::size_of::<Event>() == 48);
@@ -338,5 +378,22 @@ mod tests {
         for p in 1..=254u8 {
             assert!(3 * iv + miss_grace_ns(iv, p) < master_down_ns(iv, p));
         }
+    }
+
+    #[test]
+    fn a_timer_on_time_is_a_verdict_a_late_one_watches_as_long_as_it_was_blind() {
+        let ms = 1_000_000;
+        let iv = 10 * ms;
+        // On time, or within normal timer latency: the master is down.
+        assert_eq!(stall_recheck_ns(0, iv), 0);
+        assert_eq!(stall_recheck_ns(STALL_TOLERANCE_NS, iv), 0);
+        // Blind for 4 ms: watch 4 ms more.
+        assert_eq!(stall_recheck_ns(4 * ms, iv), 4 * ms);
+        // Blind for 30 ms at 10 ms adverts: one interval, when a live master must speak.
+        assert_eq!(stall_recheck_ns(30 * ms, iv), iv);
+        // At 1 s adverts a 5 ms stall costs 5 ms, not a second.
+        assert_eq!(stall_recheck_ns(5 * ms, 1000 * ms), 5 * ms);
+        // Never less than the tolerance itself, even for sub-ms intervals.
+        assert_eq!(stall_recheck_ns(3 * ms, ms / 2), STALL_TOLERANCE_NS);
     }
 }

@@ -22,7 +22,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use xvrrpd_common::{
-    event_kind, gstat, interval_ns, master_down_ns, miss_grace_ns, reason, skew_ns, DatapathConfig,
+    event_kind, gstat, interval_ns, master_down_ns, miss_grace_ns, reason, skew_ns,
+    stall_recheck_ns, DatapathConfig,
     Event, VridKey, VridParams, VridState, DEFAULT_LOCAL_PRIORITY, EVENT_RING_BYTES,
     INVALID_REASONS, MAX_VRIDS,
 };
@@ -295,11 +296,10 @@ fn on_valid(ctx: &XdpContext, adv: &Advert) -> bool {
     st.miss_grace_ns = grace;
     st.missed_now = 0;
     st.down_reported = 0;
+    st.recheck_ns = 0;
 
     let first_fire = if down < iv + grace { down } else { iv + grace };
-    if !timer::start_abs(unsafe { &mut (*entry).timer }, now + first_fire) {
-        bump(gstat::TIMER_ERROR);
-    }
+    arm(st, unsafe { &mut (*entry).timer }, now + first_fire);
 
     if cfg.emit_adverts != 0 {
         ev.kind = event_kind::ADVERT;
@@ -351,6 +351,19 @@ fn on_timer(key: &VridKey, entry: *mut Entry) {
         ..Event::default()
     };
     if elapsed >= down {
+        // Fired late: this host stood still and did not watch the silence it measured.
+        // Watch a little longer, once per silence, before calling the master down.
+        let recheck = stall_recheck_ns(now.saturating_sub(st.armed_ns), iv);
+        // Not after a priority-0 advert: that master said it is leaving, nothing will come.
+        if recheck > 0 && st.recheck_ns == 0 && st.priority != 0 {
+            st.recheck_ns = now + recheck;
+            st.stalls += 1;
+            ev.kind = event_kind::STALLED;
+            ev.aux = (now.saturating_sub(st.armed_ns) / 1000) as u32;
+            emit(&ev);
+            arm(st, unsafe { &mut (*entry).timer }, now + recheck);
+            return;
+        }
         st.down_reported = 1;
         st.master_down += 1;
         ev.kind = event_kind::MASTER_DOWN;
@@ -379,7 +392,14 @@ fn on_timer(key: &VridKey, entry: *mut Entry) {
     } else {
         deadline
     };
-    if !timer::start_abs(unsafe { &mut (*entry).timer }, next) {
+    arm(st, unsafe { &mut (*entry).timer }, next);
+}
+
+/// (Re-)arms a VRID's timer for the absolute time `at`, remembering when it is due.
+#[inline(always)]
+fn arm(st: &mut VridState, timer: &mut bpf_timer, at: u64) {
+    st.armed_ns = at;
+    if !timer::start_abs(timer, at) {
         bump(gstat::TIMER_ERROR);
     }
 }
