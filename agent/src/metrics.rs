@@ -62,6 +62,7 @@ pub struct Metrics {
     pub adverts_received: Family<Labels, Counter>,
     pub invalid_adverts: Family<Labels, Counter>,
     pub datapath_invalid: Family<Labels, Counter>,
+    pub datapath_refused: Counter,
     pub missed_intervals: Family<Labels, Counter>,
     pub master_down: Family<Labels, Counter>,
     pub stalls: Family<Labels, Counter>,
@@ -93,6 +94,7 @@ impl Metrics {
             adverts_received: Family::default(),
             invalid_adverts: Family::default(),
             datapath_invalid: Family::default(),
+            datapath_refused: Counter::default(),
             missed_intervals: Family::default(),
             master_down: Family::default(),
             stalls: Family::default(),
@@ -151,6 +153,11 @@ impl Metrics {
             "datapath_invalid_adverts",
             "All invalid VRRP packets seen by the XDP program, by reason",
             m.datapath_invalid.clone(),
+        );
+        reg.register(
+            "datapath_refused",
+            "TCP segments for a VIP this node gave up, answered with a RST by the XDP program",
+            m.datapath_refused.clone(),
         );
         reg.register(
             "vrrp_missed_intervals",

@@ -717,3 +717,158 @@ fn spoof_filter_drops_bad_ttl_checksum_and_password() {
         (2, 3)
     );
 }
+
+const XDP_TX: u32 = 3;
+const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+const CLIENT4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 50);
+
+/// A TCP segment from a client (port 40000) to `dst`:3306 with `flags`, `seq`, `ack`,
+/// 12 bytes of options and `data` bytes of payload, behind one VLAN tag.
+fn tcp_frame(src: IpAddr, dst: IpAddr, flags: u8, seq: u32, ack: u32, data: usize) -> Vec<u8> {
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&40000u16.to_be_bytes());
+    tcp.extend_from_slice(&3306u16.to_be_bytes());
+    tcp.extend_from_slice(&seq.to_be_bytes());
+    tcp.extend_from_slice(&ack.to_be_bytes());
+    tcp.extend_from_slice(&[0x80, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    tcp.extend_from_slice(&[2, 4, 5, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7]);
+    tcp.extend(std::iter::repeat_n(0xab, data));
+    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x81, 0x00, 0, 100];
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            f.extend_from_slice(&0x0800u16.to_be_bytes());
+            f.extend_from_slice(&[0x45, 0]);
+            f.extend_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
+            f.extend_from_slice(&[0x12, 0x34, 0x40, 0, 63, 6, 0, 0]);
+            f.extend_from_slice(&s.octets());
+            f.extend_from_slice(&d.octets());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            f.extend_from_slice(&0x86ddu16.to_be_bytes());
+            f.extend_from_slice(&[0x60, 0, 0, 0]);
+            f.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+            f.extend_from_slice(&[6, 63]);
+            f.extend_from_slice(&s.octets());
+            f.extend_from_slice(&d.octets());
+        }
+        _ => panic!("mixed families"),
+    }
+    f.extend_from_slice(&tcp);
+    f
+}
+
+/// RFC 1071 over `bytes` (odd length padded), folded and complemented.
+fn internet_checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// What the program sent back: (XDP verdict, frame).
+fn run_out(dp: &mut Dp, frame: &[u8]) -> (u32, Vec<u8>) {
+    let mut out = vec![0u8; 256];
+    let r = dp
+        .dp
+        .program()
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::new()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    out.truncate(r.data_size_out as usize);
+    (r.return_value, out)
+}
+
+/// Checks an IPv4 RST answering the client's segment: addresses, ports, MACs and VLAN
+/// turned round, both checksums valid, no options or payload. Returns (seq, ack, flags).
+fn rst4(out: &[u8]) -> (u32, u32, u8) {
+    assert_eq!(out.len(), 18 + 40, "{out:02x?}");
+    assert_eq!(
+        &out[..12],
+        &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1],
+        "MACs swapped"
+    );
+    assert_eq!(&out[12..18], &[0x81, 0x00, 0, 100, 0x08, 0x00], "VLAN kept");
+    let ip = &out[18..38];
+    assert_eq!(internet_checksum(ip), 0, "IPv4 header checksum");
+    assert_eq!((ip[0], ip[3], ip[8], ip[9]), (0x45, 40, 64, 6));
+    assert_eq!(&ip[12..16], &VIP4.octets());
+    assert_eq!(&ip[16..20], &CLIENT4.octets());
+    let tcp = &out[38..58];
+    let mut pseudo = ip[12..20].to_vec();
+    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    pseudo.extend_from_slice(tcp);
+    assert_eq!(internet_checksum(&pseudo), 0, "TCP checksum");
+    assert_eq!(&tcp[..4], &[0x0c, 0xea, 0x9c, 0x40], "ports swapped");
+    assert_eq!(tcp[12], 0x50);
+    (
+        u32::from_be_bytes(tcp[4..8].try_into().unwrap()),
+        u32::from_be_bytes(tcp[8..12].try_into().unwrap()),
+        tcp[13],
+    )
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn tcp_to_a_released_vip_is_answered_with_a_reset() {
+    let mut dp = Dp::new();
+    let (vip, client) = (IpAddr::V4(VIP4), IpAddr::V4(CLIENT4));
+    let syn = tcp_frame(client, vip, 0x02, 1000, 0, 0);
+    // Not released: the kernel's business.
+    assert_eq!(dp.run(&syn), XDP_PASS);
+    dp.dp.release_vip(test_ifindex(), vip).unwrap();
+    // A SYN: RST|ACK acknowledging the SYN, sequence 0 (RFC 793 reset generation).
+    let (verdict, out) = run_out(&mut dp, &syn);
+    assert_eq!(verdict, XDP_TX);
+    assert_eq!(rst4(&out), (0, 1001, 0x14));
+    // A segment of an old connection (ACK, 100 bytes): RST at the acknowledged sequence.
+    let data = tcp_frame(client, vip, 0x18, 5000, 777, 100);
+    let (verdict, out) = run_out(&mut dp, &data);
+    assert_eq!(verdict, XDP_TX);
+    assert_eq!(rst4(&out), (777, 0, 0x04));
+    // A FIN without ACK counts one, like a SYN.
+    let fin = tcp_frame(client, vip, 0x01, 9, 0, 3);
+    assert_eq!(rst4(&run_out(&mut dp, &fin).1), (0, 13, 0x14));
+    // A RST is never answered; another address is not touched.
+    assert_eq!(dp.run(&tcp_frame(client, vip, 0x04, 1, 0, 0)), XDP_PASS);
+    let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 101));
+    assert_eq!(dp.run(&tcp_frame(client, other, 0x02, 1, 0, 0)), XDP_PASS);
+    assert_eq!(dp.global(gstat::REFUSED), 3);
+    // Reclaimed (before the address is added back): passed again.
+    dp.dp.reclaim_vip(test_ifindex(), vip).unwrap();
+    assert_eq!(dp.run(&syn), XDP_PASS);
+    // Reclaiming what is not released is not an error.
+    dp.dp.reclaim_vip(test_ifindex(), vip).unwrap();
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn tcp_to_a_released_ipv6_vip_is_answered_with_a_reset() {
+    let mut dp = Dp::new();
+    let vip: IpAddr = "2001:db8::100".parse().unwrap();
+    let client: IpAddr = "2001:db8::50".parse().unwrap();
+    dp.dp.release_vip(test_ifindex(), vip).unwrap();
+    let (verdict, out) = run_out(&mut dp, &tcp_frame(client, vip, 0x02, 41, 0, 0));
+    assert_eq!(verdict, XDP_TX);
+    assert_eq!(out.len(), 18 + 60, "{out:02x?}");
+    let ip = &out[18..58];
+    assert_eq!(&ip[..8], &[0x60, 0, 0, 0, 0, 20, 6, 64]);
+    let (IpAddr::V6(v), IpAddr::V6(c)) = (vip, client) else {
+        unreachable!()
+    };
+    assert_eq!(&ip[8..24], &v.octets());
+    assert_eq!(&ip[24..40], &c.octets());
+    let tcp = &out[58..78];
+    let mut pseudo = ip[8..40].to_vec();
+    pseudo.extend_from_slice(&[0, 0, 0, 20, 0, 0, 0, 6]);
+    pseudo.extend_from_slice(tcp);
+    assert_eq!(internet_checksum(&pseudo), 0, "TCP checksum");
+    assert_eq!(&tcp[..4], &[0x0c, 0xea, 0x9c, 0x40]);
+    assert_eq!(&tcp[4..14], &[0, 0, 0, 0, 0, 0, 0, 42, 0x50, 0x14]);
+}

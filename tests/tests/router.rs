@@ -204,6 +204,79 @@ fn restart_after_sigkill_removes_the_leftover_vip() {
     )));
 }
 
+/// A client whose ARP entry still names the old master (the new master's announcement
+/// has not reached it) is refused with a RST by the old master's XDP program, instead of
+/// its SYN vanishing until TCP retransmits it a second later; and once the node holds the
+/// VIP again, its own connections are not touched.
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn a_client_with_a_stale_arp_entry_is_refused_by_the_old_master() {
+    let seg = Segment::new(3).unwrap();
+    let a = Router::start(
+        &seg.nodes[0].ns,
+        &router_toml("w", 41, 150, 3, "100ms", "192.0.2.100/24"),
+    )
+    .unwrap();
+    let _b = Router::start(
+        &seg.nodes[1].ns,
+        &router_toml("w", 41, 100, 3, "100ms", "192.0.2.100/24"),
+    )
+    .unwrap();
+    let (n0, client) = (&seg.nodes[0].ns, &seg.nodes[2].ns);
+    assert!(wait_until(Duration::from_secs(5), || has_addr(n0, VIP)));
+    // A listener on node 1 and a client that keeps sending to node 1's MAC.
+    let mut server = n0.command("python3").args(["-c", LISTEN]).spawn().unwrap();
+    let mac = mac_of(n0, "eth0").unwrap();
+    xvrrpd_tests::ip_in(
+        &client.name,
+        &[
+            "neigh",
+            "replace",
+            VIP,
+            "lladdr",
+            &mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ],
+    )
+    .unwrap();
+    let connect = || {
+        let out = client
+            .command("python3")
+            .args(["-c", CONNECT, VIP])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || connect() == "connected"),
+        "the master's own listener unreachable through the VIP"
+    );
+    // Node 1 gives the VIP up: the stale client is refused, not left waiting.
+    let (ok, _, err) = a.ctl(&["maintenance", "on"]);
+    assert!(ok, "{err}");
+    assert!(wait_until(Duration::from_secs(5), || !has_addr(n0, VIP)));
+    assert_eq!(connect(), "refused", "{}", a.log());
+    // Back in service and master again: its VIP is its own, nothing is refused.
+    let (ok, _, err) = a.ctl(&["maintenance", "off"]);
+    assert!(ok, "{err}");
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(n0, VIP)),
+        "{}",
+        a.log()
+    );
+    assert_eq!(connect(), "connected", "{}", a.log());
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// Listens on every address, port 3307, accepting forever.
+const LISTEN: &str = "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',3307))\ns.listen(64)\nwhile True:\n    s.accept()[0].close()\n";
+/// Connects to argv[1]:3307 within 2 s: prints connected, refused or timeout.
+const CONNECT: &str = "import socket,sys\ns=socket.socket()\ns.settimeout(2)\ntry:\n    s.connect((sys.argv[1],3307)); print('connected')\nexcept ConnectionRefusedError: print('refused')\nexcept OSError as e: print('timeout' if isinstance(e, TimeoutError) else repr(e))\n";
+
 #[test]
 #[ignore = "needs root: run via cargo xtask test"]
 fn master_link_down_moves_the_vip_and_it_returns_after() {

@@ -264,6 +264,11 @@ pub struct InstanceConfig {
     /// Accept packets addressed to the VIPs when not the owner (needed for a database VIP).
     #[serde(default = "yes")]
     pub accept_mode: bool,
+    /// After giving the VIPs up, answer TCP that still reaches this node for them with a
+    /// RST (in XDP), so a client whose ARP/ND entry is stale fails at once and reconnects
+    /// to the new master, instead of waiting for its SYN retransmission or connect timeout.
+    #[serde(default = "yes")]
+    pub refuse_released: bool,
     #[serde(default)]
     pub announce: Announce,
     /// Names of the trackers this instance follows.

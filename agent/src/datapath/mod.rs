@@ -5,13 +5,14 @@ pub mod event;
 pub mod state;
 
 use std::ffi::CString;
+use std::net::IpAddr;
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{ProgramError, Xdp, XdpMode},
     Ebpf, EbpfError,
 };
-use xvrrpd_common::{gstat, DatapathConfig, VridKey, VridParams};
+use xvrrpd_common::{gstat, DatapathConfig, VipKey, VridKey, VridParams, FAMILY_V4, FAMILY_V6};
 
 pub use state::VridSnapshot;
 
@@ -118,12 +119,25 @@ impl Datapath {
             .expect("program checked at load")
     }
 
-    /// Attaches to `iface`, native mode first, generic if the driver cannot.
+    /// Attaches to `iface`, native mode first, generic if the driver cannot. A veth goes
+    /// straight to generic: its native mode runs the program on the skb the stack built
+    /// anyway (nothing saved), and drops what the program sends back (`XDP_TX`, the RST
+    /// for a released VIP) unless the other end of the pair runs XDP too.
     pub fn attach(&mut self, iface: &str) -> Result<AttachMode, DatapathError> {
         if ifindex(iface).is_none() {
             return Err(DatapathError::NoInterface(iface.to_string()));
         }
+        let veth = driver(iface).as_deref() == Some("veth");
         let prog = self.program();
+        if veth {
+            return prog
+                .attach(iface, XdpMode::Skb)
+                .map(|_| AttachMode::Generic)
+                .map_err(|source| DatapathError::Attach {
+                    iface: iface.to_string(),
+                    source,
+                });
+        }
         match prog.attach(iface, XdpMode::Driver) {
             Ok(_) => Ok(AttachMode::Native),
             Err(native) => {
@@ -169,6 +183,37 @@ impl Datapath {
     /// Forgets a VRID (an instance removed by a reload): its adverts are ignored again.
     pub fn remove_params(&mut self, key: VridKey) -> Result<(), DatapathError> {
         self.params_map()?.remove(&key).map_err(map_err("PARAMS"))
+    }
+
+    /// The released-VIP map, writable.
+    fn released_map(&mut self) -> Result<HashMap<&mut MapData, VipKey, u32>, DatapathError> {
+        let map = self
+            .ebpf
+            .map_mut("RELEASED")
+            .ok_or(DatapathError::Missing("map RELEASED"))?;
+        HashMap::try_from(map).map_err(map_err("RELEASED"))
+    }
+
+    /// Refuses TCP for a VIP this node no longer holds: call only once the address is
+    /// removed (a held VIP's own connections would be reset).
+    pub fn release_vip(&mut self, ifindex: u32, addr: IpAddr) -> Result<(), DatapathError> {
+        self.released_map()?
+            .insert(vip_key(ifindex, addr), 1, 0)
+            .map_err(map_err("RELEASED"))
+    }
+
+    /// Stops refusing a VIP: call before the address is added.
+    pub fn reclaim_vip(&mut self, ifindex: u32, addr: IpAddr) -> Result<(), DatapathError> {
+        match self.released_map()?.remove(&vip_key(ifindex, addr)) {
+            // Not listed: nothing to undo.
+            Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(())
+            }
+            r => r.map_err(map_err("RELEASED")),
+        }
     }
 
     /// Takes the event ring buffer (once).
@@ -228,6 +273,58 @@ fn chain_has_eperm(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// The kernel's index for `iface`, None when it does not exist.
+/// The kernel driver behind `iface` (ETHTOOL_GDRVINFO), None when it cannot be asked.
+fn driver(iface: &str) -> Option<String> {
+    #[repr(C)]
+    struct DrvInfo {
+        cmd: u32,
+        driver: [u8; 32],
+        rest: [u8; 164],
+    }
+    let mut info = DrvInfo {
+        cmd: 0x3, // ETHTOOL_GDRVINFO
+        driver: [0; 32],
+        rest: [0; 164],
+    };
+    let name = CString::new(iface).ok()?;
+    // SAFETY: plain ioctl on a socket we own; ifreq and DrvInfo are sized as the kernel
+    // expects and outlive the call.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return None;
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (d, s) in req.ifr_name.iter_mut().zip(name.as_bytes_with_nul()) {
+            *d = *s as libc::c_char;
+        }
+        req.ifr_ifru.ifru_data = (&mut info as *mut DrvInfo).cast();
+        let r = libc::ioctl(fd, libc::SIOCETHTOOL, &mut req);
+        libc::close(fd);
+        if r < 0 {
+            return None;
+        }
+    }
+    let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+    Some(String::from_utf8_lossy(&info.driver[..end]).into_owned())
+}
+
+/// The released-VIP map's key for an address on an interface.
+fn vip_key(ifindex: u32, addr: IpAddr) -> VipKey {
+    let mut raw = [0u8; 16];
+    let family = match addr {
+        IpAddr::V4(a) => {
+            raw[..4].copy_from_slice(&a.octets());
+            FAMILY_V4
+        }
+        IpAddr::V6(a) => {
+            raw = a.octets();
+            FAMILY_V6
+        }
+    };
+    VipKey::new(ifindex, family, raw)
+}
+
 pub fn ifindex(iface: &str) -> Option<u32> {
     let c = CString::new(iface).ok()?;
     match unsafe { libc::if_nametoindex(c.as_ptr()) } {

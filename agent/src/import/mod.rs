@@ -651,6 +651,7 @@ impl Converter {
             auth_pass: i.auth_pass.clone(),
             peers: Vec::new(),
             spoof_filter: false,
+            refuse_released: true,
             v3_checksum: V3Checksum::default(),
             accept_mode: true,
             announce,

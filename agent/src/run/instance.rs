@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{anyhow, Context};
 use tokio::sync::{broadcast, mpsc::UnboundedSender};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use xvrrpd_common::{VridKey, VridParams, FAMILY_V4, FAMILY_V6};
 
 use crate::{
@@ -455,6 +455,10 @@ pub async fn apply(
             }
             Action::AddVips => {
                 for v in &r.vips {
+                    // Stop refusing before the address is ours: never reset our own.
+                    if let Err(e) = dp.reclaim_vip(v.ifindex, v.addr) {
+                        warn!(instance = %r.cfg.name, error = %e, "clearing the VIP's refusal");
+                    }
                     if let Err(e) = vip::add(nl, v).await {
                         warn!(instance = %r.cfg.name, error = %e, "adding VIP");
                     }
@@ -469,6 +473,17 @@ pub async fn apply(
                 for v in &r.vips {
                     if let Err(e) = vip::remove(nl, v).await {
                         warn!(instance = %r.cfg.name, error = %e, "removing VIP");
+                        continue;
+                    }
+                    if r.cfg.refuse_released {
+                        match dp.release_vip(v.ifindex, v.addr) {
+                            Ok(()) => {
+                                debug!(instance = %r.cfg.name, vip = %v.addr, ifindex = v.ifindex, "refusing TCP for the released VIP")
+                            }
+                            Err(e) => {
+                                warn!(instance = %r.cfg.name, error = %e, "refusing TCP for the released VIP")
+                            }
+                        }
                     }
                 }
             }

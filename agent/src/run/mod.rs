@@ -94,7 +94,7 @@ pub struct Router {
     notify_tasks: Vec<(tokio::task::JoinHandle<()>, Duration)>,
     next_id: u64,
     started: std::time::Instant,
-    /// Kernel-wide invalid counters last folded into the metrics.
+    /// Kernel-wide counters last folded into the metrics (invalid by reason, refused).
     seen_invalid: [u64; gstat::COUNT as usize],
 }
 
@@ -574,6 +574,12 @@ impl Router {
             }
         }
         if let Ok(stats) = self.dp.global_stats() {
+            let refused = &mut self.seen_invalid[gstat::REFUSED as usize];
+            let now = stats[gstat::REFUSED as usize];
+            self.metrics
+                .datapath_refused
+                .inc_by(now.saturating_sub(*refused));
+            *refused = now;
             let reasons = stats.iter().zip(self.seen_invalid.iter_mut());
             for (r, (&now, seen)) in reasons.enumerate().take(xvrrpd_common::INVALID_REASONS) {
                 let d = now.saturating_sub(*seen);

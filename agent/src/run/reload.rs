@@ -313,6 +313,13 @@ impl Router {
         if let Err(e) = self.dp.remove_params(r.key) {
             warn!(instance = %r.cfg.name, error = %e, "removing datapath parameters");
         }
+        // Its VIPs are no longer this instance's to refuse (one kept by the new
+        // configuration is refused again when that instance next gives it up).
+        for v in &r.vips {
+            if let Err(e) = self.dp.reclaim_vip(v.ifindex, v.addr) {
+                warn!(instance = %r.cfg.name, error = %e, "clearing the VIP's refusal");
+            }
+        }
         self.metrics.forget_instance(&r.labels);
     }
 }

@@ -81,6 +81,8 @@ pub mod gstat {
     pub const FRAGMENT: u32 = 13;
     /// Packets dropped (XDP_DROP) by a VRID's spoofing filter, whatever the reason.
     pub const FILTERED: u32 = 14;
+    /// TCP segments for a released VIP answered with a RST (XDP_TX).
+    pub const REFUSED: u32 = 15;
     /// Number of slots.
     pub const COUNT: u32 = 16;
 }
@@ -129,6 +131,34 @@ impl VridKey {
             family,
             vrid,
             _pad: [0; 2],
+        }
+    }
+}
+
+/// At most this many released VIPs are refused at once (every VIP of every instance).
+pub const MAX_RELEASED: u32 = 4096;
+
+/// Key of the released-VIP map: a VIP this node gave up, on the interface it was on. TCP
+/// that still reaches this node for it (a client whose ARP/ND entry is stale) is refused
+/// with a RST instead of being dropped in silence.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VipKey {
+    pub ifindex: u32,
+    /// [`FAMILY_V4`] or [`FAMILY_V6`].
+    pub family: u8,
+    pub _pad: [u8; 3],
+    /// IPv4 in the first four bytes, the rest zero.
+    pub addr: [u8; 16],
+}
+
+impl VipKey {
+    pub const fn new(ifindex: u32, family: u8, addr: [u8; 16]) -> Self {
+        Self {
+            ifindex,
+            family,
+            _pad: [0; 3],
+            addr,
         }
     }
 }
@@ -337,6 +367,7 @@ mod pod {
     // SAFETY: all of these are #[repr(C)], Copy, and contain only integers and integer
     // arrays laid out without implicit padding (checked by the size assertions below).
     unsafe impl aya::Pod for super::VridKey {}
+    unsafe impl aya::Pod for super::VipKey {}
     unsafe impl aya::Pod for super::VridState {}
     unsafe impl aya::Pod for super::VridParams {}
     unsafe impl aya::Pod for super::DatapathConfig {}
@@ -345,6 +376,7 @@ mod pod {
 
 // Padding-free layouts: a change that introduces padding fails the build here.
 const _: () = assert!(core::mem::size_of::<VridKey>() == 8);
+const _: () = assert!(core::mem::size_of::<VipKey>() == 24);
 const _: () = assert!(core::mem::size_of::<VridState>() == 200);
 const _: () = assert!(core::mem::size_of::<VridParams>() == 144);
 const _: () = assert!(core::mem::size_of::<DatapathConfig>() == 8);

@@ -1,4 +1,4 @@
-//! The xvrrpd XDP program: watches VRRP adverts, never changes traffic.
+//! The xvrrpd XDP program: watches VRRP adverts, and refuses TCP for VIPs it gave up.
 //!
 //! For every frame: parse Ethernet (0–2 VLAN tags), IPv4 (with options) or IPv6, and if
 //! the protocol is VRRP (112) validate it, count it, update the per-VRID state and re-arm
@@ -6,12 +6,15 @@
 //! Master_Down_Interval expiry. Every frame gets `XDP_PASS`, except VRRP packets for a
 //! VRID whose spoofing filter userspace turned on (`VridParams::filter`) that fail a check
 //! (TTL, checksum, length, source peer, v2 authentication): those get `XDP_DROP`, and are
-//! counted either way. See `ebpf/README.md`.
+//! counted either way; and TCP segments for a VIP this node gave up (userspace lists it in
+//! `RELEASED`), which are turned into a RST and sent back (`XDP_TX`, see `refuse`). See
+//! `ebpf/README.md`.
 #![no_std]
 #![no_main]
 
 mod csum;
 mod parse;
+mod refuse;
 mod timer;
 
 use aya_ebpf::{
@@ -62,14 +65,24 @@ const INVALID_EVENT_GAP_NS: u64 = 1_000_000_000;
 
 #[xdp]
 pub fn xvrrpd_xdp(ctx: XdpContext) -> u32 {
-    let pass = match parse::classify(&ctx) {
+    if let Some(verdict) = refuse::check(&ctx, ifindex(&ctx)) {
+        return verdict;
+    }
+    watch(&ctx)
+}
+
+/// The VRRP side of the program. Not inlined, like `refuse::check`: each path has its own
+/// stack frame and only the deeper one counts against BPF's 512 bytes.
+#[inline(never)]
+fn watch(ctx: &XdpContext) -> u32 {
+    let pass = match parse::classify(ctx) {
         Outcome::NotVrrp => true,
         Outcome::Fragment => {
             bump(gstat::FRAGMENT);
             true
         }
-        Outcome::Invalid(inv) => on_invalid(&ctx, inv),
-        Outcome::Valid(adv) => on_valid(&ctx, &adv),
+        Outcome::Invalid(inv) => on_invalid(ctx, inv),
+        Outcome::Valid(adv) => on_valid(ctx, &adv),
     };
     if pass {
         // Observing: the frame continues up the stack unchanged.

@@ -7,8 +7,8 @@ use xvrrpd_common::{csum_style, reason, FAMILY_V4, FAMILY_V6, MAX_VRRP_LEN};
 
 use crate::csum;
 
-const ETH_P_IPV4: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
+pub const ETH_P_IPV4: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_VRRP: u8 = 112;
@@ -80,6 +80,23 @@ impl Pkt {
         Some(unsafe { core::ptr::read_unaligned(p as *const T) })
     }
 
+    /// Writes `v` at byte offset `off`; None (nothing written) past the end of the frame.
+    #[inline(always)]
+    pub fn store<T: Copy>(&self, off: usize, v: T) -> Option<()> {
+        let p = self.start + off;
+        if p + core::mem::size_of::<T>() > self.end {
+            return None;
+        }
+        unsafe { core::ptr::write_unaligned(p as *mut T, v) };
+        Some(())
+    }
+
+    /// The frame's length in bytes.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
     #[inline(always)]
     fn u8(&self, off: usize) -> Option<u8> {
         self.load::<u8>(off)
@@ -98,6 +115,17 @@ pub fn classify(ctx: &XdpContext) -> Outcome {
 
 #[inline(always)]
 fn classify_pkt(p: Pkt) -> Option<Outcome> {
+    let (off, ethertype) = l3(p)?;
+    match ethertype {
+        ETH_P_IPV4 => ipv4(p, off),
+        ETH_P_IPV6 => ipv6(p, off),
+        _ => None,
+    }
+}
+
+/// Where the network header starts, past up to two VLAN tags, and its ethertype.
+#[inline(always)]
+pub fn l3(p: Pkt) -> Option<(usize, u16)> {
     let mut off = ETH_HLEN;
     let mut ethertype = p.be16(12)?;
     // Up to two tags: 802.1Q, or 802.1ad outer + 802.1Q inner (QinQ).
@@ -109,11 +137,7 @@ fn classify_pkt(p: Pkt) -> Option<Outcome> {
             off += 4;
         }
     }
-    match ethertype {
-        ETH_P_IPV4 => ipv4(p, off),
-        ETH_P_IPV6 => ipv6(p, off),
-        _ => None,
-    }
+    Some((off, ethertype))
 }
 
 #[inline(always)]

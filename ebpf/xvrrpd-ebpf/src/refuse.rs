@@ -1,0 +1,180 @@
+//! Refusing TCP for VIPs this node gave up.
+//!
+//! When a VIP moves, clients whose ARP/ND entry still names this node keep sending here
+//! until the new master's announcement reaches them. The kernel drops those segments in
+//! silence (the address is no longer local and a database host does not forward), so a
+//! client's connect waits for its SYN retransmission (1 s) or its own connect timeout,
+//! and a query on an old connection waits for TCP to give up. For a VIP userspace listed
+//! in [`RELEASED`] this program answers each such segment with a RST, as a closed port
+//! would (RFC 793 reset generation), so the client fails at once and reconnects, and its
+//! retry goes to the new master as soon as the announcement lands.
+//!
+//! Only IPv4 without options and IPv6 with TCP as the first next header are answered;
+//! anything else, and every RST, is left to the kernel (which drops it).
+
+use aya_ebpf::{
+    bindings::xdp_action, btf_maps::HashMap, helpers::generated::bpf_xdp_adjust_tail,
+    macros::btf_map, programs::XdpContext,
+};
+use xvrrpd_common::{VipKey, FAMILY_V4, FAMILY_V6, MAX_RELEASED};
+
+use crate::csum::fold;
+use crate::parse::{self, Pkt, ETH_P_IPV4, ETH_P_IPV6};
+
+/// VIPs this node gave up, written by userspace after the address is removed and deleted
+/// before it is added again: a VIP this node holds is never in here.
+#[btf_map]
+static RELEASED: HashMap<VipKey, u32, { MAX_RELEASED as usize }> = HashMap::new();
+
+const IPPROTO_TCP: u8 = 6;
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// The XDP verdict for a TCP segment to a released VIP (`XDP_TX` with the frame turned
+/// into the RST), or None for every other frame. Not inlined: its own stack frame, so the
+/// advert path's and this one's never add up against BPF's 512 bytes.
+#[inline(never)]
+pub fn check(ctx: &XdpContext, ifindex: u32) -> Option<u32> {
+    let p = Pkt::new(ctx);
+    let (l3, ethertype) = parse::l3(p)?;
+    let l4_end = match ethertype {
+        ETH_P_IPV4 => v4(p, l3, ifindex)?,
+        ETH_P_IPV6 => v6(p, l3, ifindex)?,
+        _ => return None,
+    };
+    // Ethernet: back to where it came from (VLAN tags stay as they were).
+    let dst = p.load::<[u8; 6]>(0)?;
+    let src = p.load::<[u8; 6]>(6)?;
+    p.store(0, src)?;
+    p.store(6, dst)?;
+    // Drop whatever followed the headers (options, payload). Packet pointers are stale
+    // after this call: nothing is read or written past it.
+    let delta = l4_end as i32 - p.len() as i32;
+    if delta < 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
+        return Some(xdp_action::XDP_DROP);
+    }
+    crate::bump(xvrrpd_common::gstat::REFUSED);
+    Some(xdp_action::XDP_TX)
+}
+
+/// The reset's sequence, acknowledgement and flags for an incoming segment (RFC 793,
+/// "Reset Generation"), or None for a RST (never answered). `data` is the payload length.
+#[inline(always)]
+fn reset_for(tcp: &[u8; 20], data: u32) -> Option<(u32, u32, u8)> {
+    let flags = tcp[13];
+    if flags & TCP_RST != 0 {
+        return None;
+    }
+    if flags & TCP_ACK != 0 {
+        let ack = u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]);
+        return Some((ack, 0, TCP_RST));
+    }
+    let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+    let len = data + (flags & TCP_SYN != 0) as u32 + (flags & TCP_FIN != 0) as u32;
+    Some((0, seq.wrapping_add(len), TCP_RST | TCP_ACK))
+}
+
+/// The 20-byte RST header answering `tcp`, its checksum still zero.
+#[inline(always)]
+fn rst_header(tcp: &[u8; 20], seq: u32, ack: u32, flags: u8) -> [u8; 20] {
+    let s = seq.to_be_bytes();
+    let a = ack.to_be_bytes();
+    [
+        tcp[2], tcp[3], tcp[0], tcp[1], s[0], s[1], s[2], s[3], a[0], a[1], a[2], a[3], 0x50,
+        flags, 0, 0, 0, 0, 0, 0,
+    ]
+}
+
+/// Sum of an even-length byte array as native-order 16-bit words (see `csum`).
+#[inline(always)]
+fn sum<const N: usize>(b: &[u8; N]) -> u64 {
+    let mut s = 0u64;
+    let mut i = 0;
+    while i + 1 < N {
+        s += u16::from_ne_bytes([b[i], b[i + 1]]) as u64;
+        i += 2;
+    }
+    s
+}
+
+/// Writes the IPv4 RST over the segment at `l3`; the end of the new headers, or None
+/// when the frame is not TCP to a released VIP (or is a RST).
+#[inline(always)]
+fn v4(p: Pkt, l3: usize, ifindex: u32) -> Option<usize> {
+    let ip = p.load::<[u8; 20]>(l3)?;
+    if ip[0] != 0x45 || ip[9] != IPPROTO_TCP {
+        return None;
+    }
+    let key = VipKey::new(
+        ifindex,
+        FAMILY_V4,
+        [
+            ip[16], ip[17], ip[18], ip[19], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
+    );
+    RELEASED.get_ptr(&key)?;
+    // A later fragment carries no TCP header.
+    if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 {
+        return None;
+    }
+    let tcp = p.load::<[u8; 20]>(l3 + 20)?;
+    let total = u16::from_be_bytes([ip[2], ip[3]]) as u32;
+    let doff = (tcp[12] >> 4) as u32 * 4;
+    let (seq, ack, flags) = reset_for(&tcp, total.saturating_sub(20 + doff))?;
+
+    let mut out = [
+        0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, IPPROTO_TCP, 0, 0, ip[16], ip[17], ip[18], ip[19],
+        ip[12], ip[13], ip[14], ip[15],
+    ];
+    let c = (!fold(sum(&out))).to_ne_bytes();
+    out[10] = c[0];
+    out[11] = c[1];
+    let mut t = rst_header(&tcp, seq, ack, flags);
+    let pseudo = [
+        out[12], out[13], out[14], out[15], out[16], out[17], out[18], out[19], 0, IPPROTO_TCP,
+        0, 20,
+    ];
+    let c = (!fold(sum(&pseudo) + sum(&t))).to_ne_bytes();
+    t[16] = c[0];
+    t[17] = c[1];
+    p.store(l3, out)?;
+    p.store(l3 + 20, t)?;
+    Some(l3 + 40)
+}
+
+/// As [`v4`], for IPv6 (TCP directly after the fixed header only).
+#[inline(always)]
+fn v6(p: Pkt, l3: usize, ifindex: u32) -> Option<usize> {
+    let ip = p.load::<[u8; 40]>(l3)?;
+    if ip[0] >> 4 != 6 || ip[6] != IPPROTO_TCP {
+        return None;
+    }
+    let mut dst = [0u8; 16];
+    let mut src = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        src[i] = ip[8 + i];
+        dst[i] = ip[24 + i];
+        i += 1;
+    }
+    RELEASED.get_ptr(&VipKey::new(ifindex, FAMILY_V6, dst))?;
+    let tcp = p.load::<[u8; 20]>(l3 + 40)?;
+    let payload = u16::from_be_bytes([ip[4], ip[5]]) as u32;
+    let doff = (tcp[12] >> 4) as u32 * 4;
+    let (seq, ack, flags) = reset_for(&tcp, payload.saturating_sub(doff))?;
+
+    // Version 6, no traffic class or flow label, 20 bytes of TCP, hop limit 64.
+    let head: [u8; 8] = [0x60, 0, 0, 0, 0, 20, IPPROTO_TCP, 64];
+    let mut t = rst_header(&tcp, seq, ack, flags);
+    let lens: [u8; 8] = [0, 0, 0, 20, 0, 0, 0, IPPROTO_TCP];
+    let c = (!fold(sum(&dst) + sum(&src) + sum(&lens) + sum(&t))).to_ne_bytes();
+    t[16] = c[0];
+    t[17] = c[1];
+    p.store(l3, head)?;
+    p.store(l3 + 8, dst)?;
+    p.store(l3 + 24, src)?;
+    p.store(l3 + 40, t)?;
+    Some(l3 + 60)
+}
