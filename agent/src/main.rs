@@ -285,6 +285,16 @@ fn check(path: &std::path::Path, offline: bool) -> std::process::ExitCode {
                 path.display(),
                 cfg.instances.len()
             );
+            if !offline {
+                // As this process is allowed them: run check as the service runs.
+                let limits = xvrrpd::net::pacer::HostLimits::of_this_process();
+                let g = &cfg.global;
+                for w in
+                    xvrrpd::net::pacer::host_warnings(g.realtime_priority, g.lock_memory, &limits)
+                {
+                    println!("host: warning: {w}");
+                }
+            }
             if offline || preflight(&cfg) {
                 std::process::ExitCode::SUCCESS
             } else {

@@ -379,6 +379,11 @@ pub fn lock_memory() -> Result<(), String> {
 
 /// CAP_IPC_LOCK (bit 14) in this process's effective capabilities.
 fn has_ipc_lock() -> bool {
+    has_capability(14)
+}
+
+/// Capability `bit` in this process's effective set.
+fn has_capability(bit: u32) -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -386,7 +391,59 @@ fn has_ipc_lock() -> bool {
                 .find_map(|l| l.strip_prefix("CapEff:"))
                 .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
-        .is_some_and(|caps| caps & (1 << 14) != 0)
+        .is_some_and(|caps| caps & (1 << bit) != 0)
+}
+
+/// What this process may have of real-time scheduling and memory locking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostLimits {
+    /// RLIMIT_RTPRIO: the highest SCHED_FIFO priority allowed without CAP_SYS_NICE.
+    pub rtprio: u64,
+    pub sys_nice: bool,
+    /// RLIMIT_MEMLOCK in bytes; None: unlimited.
+    pub memlock: Option<u64>,
+    pub ipc_lock: bool,
+}
+
+impl HostLimits {
+    /// This process's limits and capabilities.
+    pub fn of_this_process() -> Self {
+        let get = |res| {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: a valid out-pointer.
+            unsafe { libc::getrlimit(res, &mut lim) };
+            lim.rlim_cur
+        };
+        let memlock = get(libc::RLIMIT_MEMLOCK);
+        Self {
+            rtprio: get(libc::RLIMIT_RTPRIO),
+            sys_nice: has_capability(23),
+            memlock: (memlock != libc::RLIM_INFINITY).then_some(memlock),
+            ipc_lock: has_ipc_lock(),
+        }
+    }
+}
+
+/// Warnings for `xvrrpd check`: what the configured real-time priority and memory lock
+/// would not get with these limits, and what it costs (empty: both available or off).
+pub fn host_warnings(priority: u8, lock: bool, l: &HostLimits) -> Vec<String> {
+    let mut out = Vec::new();
+    if priority > 0 && !l.sys_nice && l.rtprio < priority as u64 {
+        out.push(format!(
+            "realtime_priority = {priority} unavailable (no CAP_SYS_NICE, RLIMIT_RTPRIO {}): the advert pacer would run at ordinary priority and real-time load could starve the master's adverts into false takeovers; run under the shipped unit (LimitRTPRIO=99) or grant CAP_SYS_NICE",
+            l.rtprio
+        ));
+    }
+    if lock && l.memlock.is_some() && !l.ipc_lock {
+        out.push(format!(
+            "lock_memory = true unavailable (RLIMIT_MEMLOCK {} bytes, no CAP_IPC_LOCK): memory pressure could page the agent out and delay its adverts; run under the shipped unit (LimitMEMLOCK=infinity) or grant CAP_IPC_LOCK",
+            l.memlock.unwrap_or(0)
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -394,6 +451,48 @@ mod tests {
     use super::*;
 
     const MS: u64 = 1_000_000;
+
+    #[test]
+    fn check_warns_only_about_what_the_limits_withhold() {
+        let full = HostLimits {
+            rtprio: 0,
+            sys_nice: true,
+            memlock: None,
+            ipc_lock: false,
+        };
+        assert!(host_warnings(50, true, &full).is_empty());
+        // An RLIMIT_RTPRIO high enough does without CAP_SYS_NICE; one too low does not.
+        let rlimit = HostLimits {
+            rtprio: 99,
+            sys_nice: false,
+            ..full
+        };
+        assert!(host_warnings(50, true, &rlimit).is_empty());
+        let low = HostLimits {
+            rtprio: 10,
+            sys_nice: false,
+            ..full
+        };
+        let w = host_warnings(50, true, &low);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("realtime_priority = 50") && w[0].contains("LimitRTPRIO"));
+        // Real-time off: nothing to say about it.
+        assert!(host_warnings(0, true, &low).is_empty());
+        // A memlock limit matters only without CAP_IPC_LOCK, and only when asked for.
+        let capped = HostLimits {
+            memlock: Some(8 << 20),
+            ..full
+        };
+        let w = host_warnings(50, true, &capped);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("lock_memory") && w[0].contains("8388608"));
+        assert!(host_warnings(50, false, &capped).is_empty());
+        let cap = HostLimits {
+            ipc_lock: true,
+            ..capped
+        };
+        assert!(host_warnings(50, true, &cap).is_empty());
+    }
 
     #[test]
     fn a_fed_slot_is_due_every_interval_without_drift() {
