@@ -26,9 +26,8 @@ use aya_ebpf::{
 };
 use xvrrpd_common::{
     event_kind, gstat, interval_ns, master_down_ns, miss_grace_ns, reason, skew_ns,
-    stall_recheck_ns, DatapathConfig,
-    Event, VridKey, VridParams, VridState, DEFAULT_LOCAL_PRIORITY, EVENT_RING_BYTES,
-    INVALID_REASONS, MAX_VRIDS,
+    stall_recheck_ns, DatapathConfig, Event, VridKey, VridParams, VridState,
+    DEFAULT_LOCAL_PRIORITY, EVENT_RING_BYTES, INVALID_REASONS, MAX_VRIDS,
 };
 
 use parse::{Advert, Outcome};

@@ -114,7 +114,7 @@ fn v4(p: Pkt, l3: usize, ifindex: u32) -> Option<usize> {
             ip[16], ip[17], ip[18], ip[19], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         ],
     );
-    RELEASED.get_ptr(&key)?;
+    RELEASED.get_ptr(key)?;
     // A later fragment carries no TCP header.
     if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 {
         return None;
@@ -125,16 +125,44 @@ fn v4(p: Pkt, l3: usize, ifindex: u32) -> Option<usize> {
     let (seq, ack, flags) = reset_for(&tcp, total.saturating_sub(20 + doff))?;
 
     let mut out = [
-        0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, IPPROTO_TCP, 0, 0, ip[16], ip[17], ip[18], ip[19],
-        ip[12], ip[13], ip[14], ip[15],
+        0x45,
+        0,
+        0,
+        40,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        IPPROTO_TCP,
+        0,
+        0,
+        ip[16],
+        ip[17],
+        ip[18],
+        ip[19],
+        ip[12],
+        ip[13],
+        ip[14],
+        ip[15],
     ];
     let c = (!fold(sum(&out))).to_ne_bytes();
     out[10] = c[0];
     out[11] = c[1];
     let mut t = rst_header(&tcp, seq, ack, flags);
     let pseudo = [
-        out[12], out[13], out[14], out[15], out[16], out[17], out[18], out[19], 0, IPPROTO_TCP,
-        0, 20,
+        out[12],
+        out[13],
+        out[14],
+        out[15],
+        out[16],
+        out[17],
+        out[18],
+        out[19],
+        0,
+        IPPROTO_TCP,
+        0,
+        20,
     ];
     let c = (!fold(sum(&pseudo) + sum(&t))).to_ne_bytes();
     t[16] = c[0];
@@ -159,7 +187,7 @@ fn v6(p: Pkt, l3: usize, ifindex: u32) -> Option<usize> {
         dst[i] = ip[24 + i];
         i += 1;
     }
-    RELEASED.get_ptr(&VipKey::new(ifindex, FAMILY_V6, dst))?;
+    RELEASED.get_ptr(VipKey::new(ifindex, FAMILY_V6, dst))?;
     let tcp = p.load::<[u8; 20]>(l3 + 40)?;
     let payload = u16::from_be_bytes([ip[4], ip[5]]) as u32;
     let doff = (tcp[12] >> 4) as u32 * 4;
