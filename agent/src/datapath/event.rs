@@ -139,6 +139,19 @@ pub fn interval_cs(version: u8, interval: u16) -> u32 {
     }
 }
 
+/// The kernel's 16-byte address layout for `ip` (IPv4 in the first four bytes, the rest
+/// zero): the inverse of [`addr`].
+pub fn raw_addr(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&a.octets());
+            b
+        }
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
 pub fn addr(family: Family, raw: &[u8; 16]) -> IpAddr {
     match family {
         Family::V4 => IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3])),

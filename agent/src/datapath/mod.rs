@@ -129,31 +129,22 @@ impl Datapath {
         }
         let veth = driver(iface).as_deref() == Some("veth");
         let prog = self.program();
-        if veth {
-            return prog
-                .attach(iface, XdpMode::Skb)
-                .map(|_| AttachMode::Generic)
-                .map_err(|source| DatapathError::Attach {
-                    iface: iface.to_string(),
-                    source,
-                });
-        }
-        match prog.attach(iface, XdpMode::Driver) {
-            Ok(_) => Ok(AttachMode::Native),
-            Err(native) => {
-                tracing::info!(
+        if !veth {
+            match prog.attach(iface, XdpMode::Driver) {
+                Ok(_) => return Ok(AttachMode::Native),
+                Err(native) => tracing::info!(
                     interface = iface,
                     error = %native,
                     "native XDP unavailable, falling back to generic (skb) mode"
-                );
-                prog.attach(iface, XdpMode::Skb)
-                    .map(|_| AttachMode::Generic)
-                    .map_err(|source| DatapathError::Attach {
-                        iface: iface.to_string(),
-                        source,
-                    })
+                ),
             }
         }
+        prog.attach(iface, XdpMode::Skb)
+            .map(|_| AttachMode::Generic)
+            .map_err(|source| DatapathError::Attach {
+                iface: iface.to_string(),
+                source,
+            })
     }
 
     pub fn set_config(&mut self, cfg: DatapathConfig) -> Result<(), DatapathError> {
@@ -272,7 +263,6 @@ fn chain_has_eperm(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The kernel's index for `iface`, None when it does not exist.
 /// The kernel driver behind `iface` (ETHTOOL_GDRVINFO), None when it cannot be asked.
 fn driver(iface: &str) -> Option<String> {
     #[repr(C)]
@@ -311,20 +301,11 @@ fn driver(iface: &str) -> Option<String> {
 
 /// The released-VIP map's key for an address on an interface.
 fn vip_key(ifindex: u32, addr: IpAddr) -> VipKey {
-    let mut raw = [0u8; 16];
-    let family = match addr {
-        IpAddr::V4(a) => {
-            raw[..4].copy_from_slice(&a.octets());
-            FAMILY_V4
-        }
-        IpAddr::V6(a) => {
-            raw = a.octets();
-            FAMILY_V6
-        }
-    };
-    VipKey::new(ifindex, family, raw)
+    let family = if addr.is_ipv4() { FAMILY_V4 } else { FAMILY_V6 };
+    VipKey::new(ifindex, family, event::raw_addr(addr))
 }
 
+/// The kernel's index for `iface`, None when it does not exist.
 pub fn ifindex(iface: &str) -> Option<u32> {
     let c = CString::new(iface).ok()?;
     match unsafe { libc::if_nametoindex(c.as_ptr()) } {

@@ -362,14 +362,7 @@ pub fn datapath_params(ic: &InstanceConfig, priority: u8) -> VridParams {
     p.filter = ic.spoof_filter as u8;
     let sources = ic.advert_sources();
     for (slot, ip) in p.peers.iter_mut().zip(sources) {
-        *slot = match ip {
-            IpAddr::V4(a) => {
-                let mut b = [0u8; 16];
-                b[..4].copy_from_slice(&a.octets());
-                b
-            }
-            IpAddr::V6(a) => a.octets(),
-        };
+        *slot = crate::datapath::event::raw_addr(*ip);
     }
     p.peer_count = sources.len().min(xvrrpd_common::MAX_PEERS) as u8;
     if let (2, Some(pass)) = (ic.version, &ic.auth_pass) {
