@@ -319,7 +319,9 @@ fn check(path: &std::path::Path, offline: bool) -> std::process::ExitCode {
 fn preflight(cfg: &xvrrpd::config::Config) -> bool {
     use xvrrpd::mysql::{
         conn::Server,
-        preflight::{evaluate, semi_sync_report, snapshot, starts_read_only, Level},
+        preflight::{
+            evaluate, flashback_findings, semi_sync_report, snapshot, starts_read_only, Level,
+        },
     };
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -385,7 +387,13 @@ fn preflight(cfg: &xvrrpd::config::Config) -> bool {
                 inst.name, server.endpoint
             );
         }
-        let findings = evaluate(&local, peer.as_ref(), starts_read_only(&local));
+        let mut findings = evaluate(&local, peer.as_ref(), starts_read_only(&local));
+        if g.on_errant == xvrrpd::config::ErrantPolicy::Flashback {
+            findings.extend(flashback_findings(
+                &local,
+                xvrrpd::mysql::flashback::tools().map(|_| ()),
+            ));
+        }
         if findings.is_empty() {
             println!("preflight {} ({}): ok", inst.name, server.endpoint);
         }

@@ -432,9 +432,13 @@ pub fn violations(
         format!("{} replication errors", r.replication_errors),
     );
     need(
-        r.converged || r.old_master_quarantined(),
-        "the servers hold different rows (and db1 is not quarantined as divergent)".into(),
+        r.divergent.iter().all(Vec::is_empty),
+        format!(
+            "a server is left divergent (errant transactions not undone): {:?}",
+            r.divergent
+        ),
     );
+    need(r.converged, "the servers hold different rows".into());
     need(
         r.final_owners == 1,
         format!("{} write VIP holders at the end", r.final_owners),

@@ -317,36 +317,6 @@ pub struct FenceSeen {
 }
 
 impl LabReport {
-    /// The servers differ only because the old master (db1) is quarantined: its guard
-    /// called it divergent, the errant GTIDs it named are really on db1 and really not on
-    /// db2, db1 is read-only, db2 is not divergent. (A commit the fence killed in flight,
-    /// or one a cut-off master took after the semi-sync timeout, stays on db1 alone; it
-    /// must never flow to db2, and db1 must never serve again until rebuilt.)
-    pub fn old_master_quarantined(&self) -> bool {
-        let last_of = |state: &str, domain_server: &str| -> Option<u64> {
-            state.split(',').find_map(|g| {
-                let (ds, n) = g.trim().rsplit_once('-')?;
-                (ds == domain_server).then(|| n.parse().ok()).flatten()
-            })
-        };
-        let genuine = |errant: &String| {
-            // "D-S-N" or "D-S-A..D-S-N": db1 holds N from D-S, db2 holds less.
-            let last = errant.rsplit("..").next().unwrap_or(errant);
-            let Some((ds, n)) = last.rsplit_once('-') else {
-                return false;
-            };
-            let Ok(n) = n.parse::<u64>() else {
-                return false;
-            };
-            last_of(&self.gtid_states[0], ds).is_some_and(|m| m >= n)
-                && last_of(&self.gtid_states[1], ds).is_none_or(|m| m < n)
-        };
-        !self.divergent[0].is_empty()
-            && self.divergent[1].is_empty()
-            && self.divergent[0].iter().all(genuine)
-            && self.old_master_read_only == Some(true)
-    }
-
     pub fn result_line(&self) -> String {
         format!(
             "RESULT outage_ms={:.1} acked_missing={} replication_errors={} dual_writable_ms={:.1} in_doubt={} acked_increments_missing={} rows_differing={} divergent={}",
@@ -522,6 +492,10 @@ anti_flap = "{af}ms"
 server = "mysql"
 catchup_timeout = "{ct}ms"
 on_catchup_timeout = "{policy}"
+# A returning old master's errant transactions (its own, never received by the
+# peer that served writes after it) are undone and archived, then it rejoins.
+on_errant = "flashback"
+errant_archive = "{archive}"
 
 [[instance]]
 name = "read"
@@ -549,6 +523,7 @@ weight = -100
         af = opts.anti_flap.as_millis(),
         ct = opts.catchup_timeout.as_millis(),
         policy = opts.policy,
+        archive = dir.join("errant").display(),
     ))
 }
 
@@ -819,7 +794,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
                             })
                             .unwrap_or_default()
                     }
-                    Some("caught_up") => report.divergent[i].clear(),
+                    Some("caught_up" | "errant_undone") => report.divergent[i].clear(),
                     _ => {}
                 }
             }
@@ -1037,6 +1012,12 @@ fn describe(e: &serde_json::Value) -> String {
             "{} DIVERGENT: errant transactions {}: read-only, out of the election until rebuilt",
             s("instance"),
             e["errant"]
+        ),
+        Some("errant_undone") => format!(
+            "{} errant transactions {} undone (flashback), archived in {}: rejoining",
+            s("instance"),
+            e["gtids"],
+            s("archive")
         ),
         Some("caught_up") => format!(
             "{} caught up (relay log applied, or the winner's write term arrived): back in the election",

@@ -8,7 +8,11 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::{net::IpAddr, path::Path, time::Duration};
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -314,6 +318,29 @@ pub struct WriteGuardConfig {
     /// Kill client connections when the node stops being the writer.
     #[serde(default = "yes")]
     pub kill_writers: bool,
+    /// What a node that finds errant transactions of its own does about them.
+    #[serde(default)]
+    pub on_errant: ErrantPolicy,
+    /// Where an undo keeps what it removed (the errant transactions decoded, and the
+    /// statements that undid them), for the operator to reconcile.
+    #[serde(default = "default_errant_archive")]
+    pub errant_archive: PathBuf,
+}
+
+/// What a write instance does with errant transactions: its own commits that the peer,
+/// which served writes after it, never received (see [`crate::mysql::divergence`]).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrantPolicy {
+    /// Read-only, out of the election, the GTIDs reported, until an operator rebuilds
+    /// the server or removes them.
+    #[default]
+    Quarantine,
+    /// MariaDB: undo them (`mariadb-binlog --flashback`, applied unlogged), drop them from
+    /// the binary log (RESET MASTER, `gtid_binlog_state` without them), archive what was
+    /// undone, then rejoin. Where that cannot be done safely (DDL, purged binlogs, MySQL,
+    /// a statement- or minimal-image binlog) the node stays quarantined and says why.
+    Flashback,
 }
 
 /// What a write instance does when catch-up times out.
@@ -398,6 +425,9 @@ fn default_version() -> u8 {
 }
 fn default_interval() -> Duration {
     Duration::from_secs(1)
+}
+fn default_errant_archive() -> PathBuf {
+    PathBuf::from("/var/lib/xvrrpd/errant")
 }
 fn yes() -> bool {
     true

@@ -88,6 +88,32 @@ impl Server {
         }
     }
 
+    /// The same server and credentials as a `[client]` option group for the MariaDB / MySQL
+    /// command-line tools (secret: the caller keeps it in a private file).
+    pub fn client_options(&self) -> String {
+        let opts = mysql_async::Opts::from(self.opts.clone());
+        // Quoted: an option file reads `#` as a comment and trims spaces.
+        let quote = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+        let mut text = String::from("[client]\n");
+        if let Some(u) = opts.user() {
+            text += &format!("user={}\n", quote(u));
+        }
+        if let Some(p) = opts.pass() {
+            text += &format!("password={}\n", quote(p));
+        }
+        match opts.socket() {
+            Some(s) => text += &format!("protocol=SOCKET\nsocket={s}\n"),
+            None => {
+                text += &format!(
+                    "protocol=TCP\nhost={}\nport={}\n",
+                    opts.ip_or_hostname(),
+                    opts.tcp_port()
+                )
+            }
+        }
+        text
+    }
+
     /// A connection registered as xvrrpd's own for as long as it lives.
     pub async fn connect(&self) -> Result<OwnConn, mysql_async::Error> {
         let conn = Conn::new(self.opts.clone()).await?;

@@ -17,11 +17,11 @@ use tracing::{info, warn};
 use super::{
     catchup::{self, Flavor, Target},
     conn::{is_own, OwnConn, Server},
-    divergence::{self, Executed, Origin},
-    replica, term,
+    divergence::{self, Executed, Extra, Origin},
+    flashback, replica, term,
 };
 use crate::{
-    config::{CatchupPolicy, WriteGuardConfig},
+    config::{CatchupPolicy, ErrantPolicy, WriteGuardConfig},
     role::{Command, Outcome, Standing, Verdict},
 };
 
@@ -52,6 +52,7 @@ impl Guard {
             conn: None,
             killer: None,
             gone_peer: None,
+            undo_refused: None,
         };
         Self {
             tx,
@@ -144,6 +145,9 @@ struct Worker {
     /// The peer this promotion already found unreachable (its dump thread need not be
     /// probed again).
     gone_peer: Option<std::net::IpAddr>,
+    /// The errant transactions an undo was refused for (or failed on): not tried again
+    /// until the set changes or the agent restarts.
+    undo_refused: Option<Vec<String>>,
 }
 
 impl Worker {
@@ -543,6 +547,9 @@ impl Worker {
                     if let Err(e) = self.replicate(r.replicate).await {
                         self.conn = None;
                         warn!(instance = %name, error = %e, want = r.replicate, "could not change replication from the peer");
+                    } else if !r.errant.is_empty() && self.undo(term, &r.errant).await {
+                        // Gone: the next look finds none, and replicates.
+                        continue;
                     }
                     r.errant.iter().map(ToString::to_string).collect()
                 }
@@ -607,6 +614,42 @@ impl Worker {
             // Waiting on the queue itself: a promotion must not wait for the next look.
             if let Ok(next) = tokio::time::timeout(wait, self.rx.recv()).await {
                 return next;
+            }
+        }
+    }
+
+    /// With `on_errant = "flashback"`: undoes this server's errant transactions (it is
+    /// read-only and replicates from nobody: the caller just stopped it). True when they
+    /// are gone; a refusal or failure is logged once and leaves the node quarantined.
+    async fn undo(&mut self, term: u64, errant: &[Extra]) -> bool {
+        let names: Vec<String> = errant.iter().map(ToString::to_string).collect();
+        if self.cfg.on_errant != ErrantPolicy::Flashback
+            || self.undo_refused.as_ref() == Some(&names)
+        {
+            return false;
+        }
+        let name = self.name.clone();
+        info!(instance = %name, errant = %names.join(","), "undoing errant transactions (on_errant = flashback)");
+        let (server, archive) = (self.server.clone(), self.cfg.errant_archive.clone());
+        let done = match self.connection().await {
+            Ok((conn, _, _)) => flashback::undo(conn, &server, errant, &archive, &name).await,
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(u) => {
+                info!(instance = %name, undone = %u.gtids.join(","), archive = %u.archive.display(), "errant transactions undone and dropped from the binary log: rejoining");
+                (self.out)(Outcome::Undone {
+                    term,
+                    gtids: u.gtids,
+                    archive: u.archive.display().to_string(),
+                });
+                true
+            }
+            Err(e) => {
+                warn!(instance = %name, errant = %names.join(","), error = %e, "errant transactions NOT undone: the server stays quarantined");
+                self.undo_refused = Some(names);
+                self.conn = None;
+                false
             }
         }
     }

@@ -1,9 +1,11 @@
 //! MySQL / MariaDB: connections ([`conn`]), the replica status ([`replica`]), the pure
-//! catch-up rules ([`catchup`]), the write term ([`term`]), errant transactions ([`divergence`]) and the write guard that
-//! makes a node writable or read-only around VIP moves ([`guard`]).
+//! catch-up rules ([`catchup`]), the write term ([`term`]), errant transactions
+//! ([`divergence`]) and their undo ([`flashback`]), and the write guard that makes a node
+//! writable or read-only around VIP moves ([`guard`]).
 pub mod catchup;
 pub mod conn;
 pub mod divergence;
+pub mod flashback;
 pub mod guard;
 pub mod preflight;
 pub mod replica;

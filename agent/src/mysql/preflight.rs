@@ -59,6 +59,8 @@ const VARS: &[&str] = &[
     "rpl_semi_sync_source_wait_point",
     "rpl_semi_sync_source_timeout",
     "slave_net_timeout",
+    "binlog_format",
+    "binlog_row_image",
 ];
 
 /// A semi-sync setting under either family's name.
@@ -266,6 +268,80 @@ pub fn privileges_on(grants: &[String], schema: Option<&str>) -> Vec<String> {
         })
         .flatten()
         .collect()
+}
+
+/// `on_errant = "flashback"`: can this server undo its errant transactions? `tools`: the
+/// MariaDB client tools found (or which are missing). Each gap is an error: the undo
+/// would be refused and the node left quarantined.
+pub fn flashback_findings(local: &Snapshot, tools: Result<(), String>) -> Vec<Finding> {
+    let var = |k: &str| local.vars.get(k).cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut err = |m: String| {
+        out.push(Finding {
+            level: Level::Error,
+            message: format!("on_errant = \"flashback\": {m}"),
+        })
+    };
+    if !var("version").to_ascii_lowercase().contains("mariadb") {
+        err("only MariaDB can flash back row events; use on_errant = \"quarantine\" (and rebuild a divergent server)".into());
+        return out;
+    }
+    if !var("binlog_format").eq_ignore_ascii_case("ROW") {
+        err(format!(
+            "binlog_format is {}: only row events can be undone; set binlog_format = ROW in my.cnf",
+            var("binlog_format")
+        ));
+    }
+    if !var("binlog_row_image").eq_ignore_ascii_case("FULL") {
+        err(format!("binlog_row_image is {}: undoing an update needs the whole row before it; set binlog_row_image = FULL in my.cnf", var("binlog_row_image")));
+    }
+    if let Err(e) = tools {
+        err(e);
+    }
+    let privs = global_privileges(&local.grants);
+    let has = |names: &[&str]| {
+        privs
+            .iter()
+            .any(|p| p == "ALL PRIVILEGES" || p == "ALL" || names.contains(&p.as_str()))
+    };
+    // Measured on MariaDB 10.11: what each step of the undo asks for.
+    let need: [(&[&str], &str, &str); 5] = [
+        (
+            &["REPLICATION SLAVE"],
+            "REPLICATION SLAVE",
+            "read the binary log (mariadb-binlog --read-from-remote-server)",
+        ),
+        (
+            &["BINLOG ADMIN", "SUPER"],
+            "BINLOG ADMIN",
+            "apply the undo unlogged (sql_log_bin = 0)",
+        ),
+        (
+            &["BINLOG REPLAY", "SUPER"],
+            "BINLOG REPLAY",
+            "replay the reversed row events (BINLOG statements)",
+        ),
+        (
+            &["RELOAD"],
+            "RELOAD",
+            "drop the undone transactions from the binary log (RESET MASTER)",
+        ),
+        (
+            &["REPLICATION MASTER ADMIN", "SUPER"],
+            "REPLICATION MASTER ADMIN",
+            "set gtid_binlog_state without them",
+        ),
+    ];
+    if local.unread.iter().all(|(w, _)| *w != "grants") {
+        for (names, grant, why) in need {
+            if !has(names) {
+                err(format!(
+                    "the account lacks {grant}, needed to {why}: GRANT {grant} ON *.* TO it"
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn on(v: Option<&String>) -> bool {
@@ -548,6 +624,43 @@ mod tests {
             grants: vec!["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost`".into()],
             ..Snapshot::default()
         }
+    }
+
+    #[test]
+    fn flashback_needs_mariadb_row_images_the_tools_and_five_grants() {
+        let mut s = good("1");
+        s.vars.insert("binlog_format".into(), "ROW".into());
+        s.vars.insert("binlog_row_image".into(), "FULL".into());
+        s.grants = vec!["GRANT SUPER, RELOAD, REPLICATION SLAVE ON *.* TO `xvrrpd`@`%`".into()];
+        assert_eq!(flashback_findings(&s, Ok(())), vec![]);
+        s.vars.insert("binlog_row_image".into(), "MINIMAL".into());
+        s.grants = vec!["GRANT RELOAD, BINLOG ADMIN ON *.* TO `xvrrpd`@`%`".into()];
+        let f: Vec<String> = flashback_findings(
+            &s,
+            Err("none of mariadb-binlog, mysqlbinlog is installed".into()),
+        )
+        .into_iter()
+        .map(|f| f.message)
+        .collect();
+        assert!(f[0].contains("binlog_row_image is MINIMAL"), "{f:?}");
+        assert!(f[1].contains("mariadb-binlog"), "{f:?}");
+        for grant in [
+            "REPLICATION SLAVE",
+            "BINLOG REPLAY",
+            "REPLICATION MASTER ADMIN",
+        ] {
+            assert!(
+                f.iter().any(|m| m.contains(&format!("GRANT {grant} ON"))),
+                "{grant}: {f:?}"
+            );
+        }
+        assert_eq!(f.len(), 5, "{f:?}");
+        s.vars.insert("version".into(), "8.0.36".into());
+        let f = flashback_findings(&s, Ok(()));
+        assert!(
+            f.len() == 1 && f[0].message.contains("only MariaDB"),
+            "{f:?}"
+        );
     }
 
     #[test]

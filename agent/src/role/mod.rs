@@ -127,6 +127,13 @@ pub enum Outcome {
         term: u64,
         standing: Standing,
     },
+    /// The errant transactions were undone ([`crate::mysql::flashback`]); the next look
+    /// finds none and the node rejoins.
+    Undone {
+        term: u64,
+        gtids: Vec<String>,
+        archive: String,
+    },
     ReadOnly {
         term: u64,
         /// Client connections killed.
@@ -195,6 +202,11 @@ pub enum Event {
     /// Errant transactions found: out of the election until they are gone.
     Divergent {
         errant: Vec<String>,
+    },
+    /// Errant transactions undone and archived.
+    ErrantUndone {
+        gtids: Vec<String>,
+        archive: String,
     },
     /// Another master was heard; the write terms decided.
     Arbitration {
@@ -699,6 +711,13 @@ impl Core {
                         out.push(w.command(|term| Command::Rejoin { term, await_term }));
                     }
                 }
+            }
+            Outcome::Undone {
+                term,
+                gtids,
+                archive,
+            } if term == current => {
+                out.push(Action::Event(Event::ErrantUndone { gtids, archive }));
             }
             Outcome::Standing { term, standing } if term == current => match standing {
                 Standing::Divergent { errant } => {

@@ -236,6 +236,12 @@ pub struct Sim {
     /// The master stops replicating from its peer before it takes writes (switch off to
     /// show the model catches errant transactions reaching a master).
     master_stops_replicating: bool,
+    /// `on_errant = "flashback"`: a divergent node undoes its errant transactions (back
+    /// to what the peer holds of its origin) and rejoins; the pair must then converge.
+    undo_errant: bool,
+    /// Both servers must end with the same transactions (on with `undo_errant`; switch
+    /// it on alone to show the check fails with quarantine).
+    data_must_converge: bool,
     pub violations: Vec<String>,
 }
 
@@ -275,6 +281,8 @@ impl Sim {
             fence,
             errant_after: [None; 2],
             master_stops_replicating: true,
+            undo_errant: seed & 2 != 0,
+            data_must_converge: seed & 2 != 0,
             violations: Vec::new(),
         };
         sim.start_agent(0);
@@ -740,7 +748,23 @@ impl Sim {
                     _ => Vec::new(),
                 };
                 let errant = if self.reach() && up(p) {
-                    let r = crate::mysql::divergence::rejoin(&self.look(i));
+                    let mut r = crate::mysql::divergence::rejoin(&self.look(i));
+                    if !r.errant.is_empty() && self.undo_errant {
+                        // Undone unlogged and dropped from the binary log: this server
+                        // holds of its own origin what the peer holds, and its term row
+                        // is the peer's copy. Looked at again at once, as the guard does.
+                        let (held, promo) = (p.held[i], p.promo[i]);
+                        let s = &mut self.nodes[i].server;
+                        s.held[i] = held;
+                        s.promo[i] = promo;
+                        // Re-based on the peer's history: none of the peer's transactions
+                        // are errant any more (they are the reference now: the rule took
+                        // the peer as the one that served writes last), and whatever this
+                        // node commits without it before its next promotion would be.
+                        self.errant_after[1 - i] = None;
+                        self.errant_after[i] = Some(held);
+                        r = crate::mysql::divergence::rejoin(&self.look(i));
+                    }
                     self.nodes[i].server.replicating = r.replicate;
                     self.replicate();
                     r.errant.iter().map(ToString::to_string).collect()
@@ -1126,6 +1150,15 @@ impl Sim {
                     .collect::<Vec<_>>()
             ));
         }
+        // Undoing errant transactions leaves nothing to quarantine: both servers end with
+        // the same transactions (and without it, the divergent one is the only difference).
+        let (a, b) = (&self.nodes[0].server, &self.nodes[1].server);
+        if self.data_must_converge && a.held != b.held {
+            self.violation(format!(
+                "the servers' data differ after healing: node 0 holds {:?}, node 1 {:?}",
+                a.held, b.held
+            ));
+        }
     }
 }
 
@@ -1186,6 +1219,25 @@ fn errant_transactions_reaching_the_master_are_caught() {
     );
     let safe = Sim::new(7, FenceModel::KillsWhatHoldsItUp).run(&flap);
     assert!(safe.is_empty(), "{safe:?}");
+}
+
+/// A partition leaves the old master with a commit of its own the new master never got
+/// (killed in flight by its fence at the heal). Quarantined, it stays apart and the data
+/// differ (the check must be able to fail); undone, the pair ends with one history.
+#[test]
+fn undone_errant_transactions_leave_one_history() {
+    let split = [(500, Fault::Partition)];
+    let mut kept = Sim::new(8, FenceModel::KillsWhatHoldsItUp);
+    (kept.undo_errant, kept.data_must_converge) = (false, true);
+    let v = kept.run(&split);
+    assert!(
+        v.iter().any(|v| v.contains("data differ after healing")),
+        "{v:?}"
+    );
+    let mut undone = Sim::new(8, FenceModel::KillsWhatHoldsItUp);
+    (undone.undo_errant, undone.data_must_converge) = (true, true);
+    let v = undone.run(&split);
+    assert!(v.is_empty(), "{v:?}");
 }
 
 /// Scenarios worth keeping by name (each was a failing case once, or is a classic).
