@@ -7,7 +7,10 @@ use xvrrpd::observe::{self, ObserveOptions};
 #[command(
     name = "xvrrpd",
     version,
-    about = "eBPF/XDP-accelerated VRRP failover agent"
+    about = "eBPF/XDP-accelerated VRRP failover agent",
+    // `xvrrpd --help` and `xvrrpd SUBCOMMAND --help`; a `help` subcommand would need a man
+    // page of its own (xvrrpd.8 names each subcommand's page).
+    disable_help_subcommand = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -91,10 +94,18 @@ enum Command {
     },
     /// Translate a keepalived.conf into an xvrrpd configuration (TOML on stdout, one
     /// warning on stderr per keyword that cannot be carried over).
-    ImportKeepalived { path: std::path::PathBuf },
-    /// Print the man page (roff) generated from these definitions.
+    ImportKeepalived {
+        path: std::path::PathBuf,
+        /// keepalived's `-i CONFIG_ID`: which `@ID` lines apply (default: this host's
+        /// name up to the first dot, as keepalived's default).
+        #[arg(long)]
+        config_id: Option<String>,
+    },
+    /// Print the man page (roff) generated from these definitions; with a directory,
+    /// write there xvrrpd.8 and one page per subcommand (xvrrpd-run.8, ...), which
+    /// xvrrpd.8 refers to.
     #[command(hide = true)]
-    Man,
+    Man { dir: Option<std::path::PathBuf> },
     /// Validate a configuration; list every problem with its key and line, exit 1 if any.
     Check {
         #[arg(long, default_value = xvrrpd::config::DEFAULT_PATH)]
@@ -194,16 +205,15 @@ fn main() -> std::process::ExitCode {
                 client::follow_events(&socket.path, std::io::stdout()).map(|()| String::new()),
             )
         }
-        Command::ImportKeepalived { path } => return import(path),
-        Command::Man => {
-            let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).section("8");
-            let mut out = Vec::new();
-            return match man.render(&mut out) {
-                Ok(()) => {
-                    use std::io::Write;
-                    let _ = std::io::stdout().write_all(&out);
-                    std::process::ExitCode::SUCCESS
-                }
+        Command::ImportKeepalived { path, config_id } => {
+            let id = config_id
+                .clone()
+                .unwrap_or_else(xvrrpd::import::default_config_id);
+            return import(path, &id);
+        }
+        Command::Man { dir } => {
+            return match man_pages(dir.as_deref()) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
                     std::process::ExitCode::FAILURE
@@ -259,9 +269,35 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `xvrrpd man [DIR]`: the top page on stdout, or every page into DIR.
+fn man_pages(dir: Option<&std::path::Path>) -> std::io::Result<()> {
+    use std::io::Write;
+    let top = <Cli as clap::CommandFactory>::command();
+    let render = |cmd: clap::Command| -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd).section("8").render(&mut out)?;
+        Ok(out)
+    };
+    let Some(dir) = dir else {
+        return std::io::stdout().write_all(&render(top)?);
+    };
+    std::fs::create_dir_all(dir)?;
+    // The top page lists the subcommands as xvrrpd-NAME(8): each gets its page.
+    for sub in top.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("xvrrpd-{}", sub.get_name());
+        let page = sub
+            .clone()
+            .name(&*name.clone().leak()) // a one-shot command: the page names live until exit
+            .display_name(name.clone())
+            .bin_name(name.replace('-', " "));
+        std::fs::write(dir.join(format!("{name}.8")), render(page)?)?;
+    }
+    std::fs::write(dir.join("xvrrpd.8"), render(top)?)
+}
+
 /// `xvrrpd import-keepalived`: TOML on stdout, warnings on stderr.
-fn import(path: &std::path::Path) -> std::process::ExitCode {
-    match xvrrpd::import::import_file(path) {
+fn import(path: &std::path::Path, config_id: &str) -> std::process::ExitCode {
+    match xvrrpd::import::import_file(path, config_id) {
         Ok(out) => {
             for w in &out.warnings {
                 eprintln!("warning: {w}");

@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     if text.contains("include") {
         return;
     }
-    let Ok(out) = xvrrpd::import::import_text(text, std::path::Path::new("/nonexistent/k.conf"))
+    let Ok(out) = xvrrpd::import::import_text(text, std::path::Path::new("/nonexistent/k.conf"), "db1")
     else {
         return;
     };

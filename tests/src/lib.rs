@@ -670,11 +670,19 @@ pub fn router_toml(
     )
 }
 
-/// GET http://127.0.0.1:9611/metrics (xvrrpd's default endpoint) inside `ns`.
+/// GET http://127.0.0.1:9611/metrics (xvrrpd's default endpoint) inside `ns`, as curl
+/// asks for it (no format named: the classic text format).
 pub fn scrape(ns: &Netns) -> String {
+    scrape_as(ns, "*/*")
+}
+
+/// The same with an `Accept` header (Prometheus names OpenMetrics first).
+pub fn scrape_as(ns: &Netns, accept: &str) -> String {
     let out = ns
         .command("curl")
-        .args(["-sf", "--max-time", "5", "http://127.0.0.1:9611/metrics"])
+        .args(["-sf", "--max-time", "5", "-H"])
+        .arg(format!("Accept: {accept}"))
+        .arg("http://127.0.0.1:9611/metrics")
         .output()
         .expect("curl");
     assert!(out.status.success(), "scrape failed: {out:?}");

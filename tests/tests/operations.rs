@@ -116,7 +116,23 @@ fn metrics_status_switchover_maintenance_and_events() {
     );
     assert!(ma.contains("xvrrpd_build_info{version="), "{ma}");
     assert!(sample(&ma, "xvrrpd_uptime_seconds").unwrap() > 0.5);
-    assert!(ma.ends_with("# EOF\n"));
+    // A scraper that does not ask for OpenMetrics (curl, promtool, older agents) gets the
+    // classic text format; Prometheus, which asks, gets OpenMetrics.
+    assert!(!ma.contains("# EOF"), "{ma}");
+    assert!(
+        ma.contains("# TYPE xvrrpd_vrrp_adverts_sent_total counter"),
+        "{ma}"
+    );
+    assert!(ma.contains("# TYPE xvrrpd_build_info gauge"), "{ma}");
+    let om = scrape_as(
+        &na.ns,
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+    );
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(
+        om.contains("# TYPE xvrrpd_vrrp_adverts_sent counter"),
+        "{om}"
+    );
 
     // Status, as JSON and as a table.
     let s = a.status().unwrap();

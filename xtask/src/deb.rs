@@ -13,9 +13,25 @@ const CONTENTS: &[&str] = &[
     "./etc/xvrrpd/xvrrpd.toml.example",
     "./etc/xvrrpd/db2.toml.example",
     "./usr/share/man/man8/xvrrpd.8.gz",
+    "./usr/share/man/man8/xvrrpd-run.8.gz",
+    "./usr/share/man/man8/xvrrpd-check.8.gz",
     "./usr/share/doc/xvrrpd/metrics.md",
     "./usr/share/doc/xvrrpd/grafana-xvrrpd.json",
 ];
+
+/// The `NAME(8)` pages a roff page refers to (clap_mangen writes `\\fBxvrrpd\\-run\\fR(8)`).
+fn referred_pages(roff: &str) -> Vec<String> {
+    let plain = roff
+        .replace("\\fB", "")
+        .replace("\\fR", "")
+        .replace("\\-", "-");
+    plain
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter_map(|w| w.strip_suffix("(8)"))
+        .filter(|w| w.starts_with("xvrrpd"))
+        .map(String::from)
+        .collect()
+}
 
 /// Builds the package; returns its path after checking its contents.
 pub fn build() -> Result<PathBuf> {
@@ -36,22 +52,30 @@ pub fn build() -> Result<PathBuf> {
         "--bin",
         "xvrrpd",
     ]))?;
-    // The man page comes from the binary's own clap definitions.
-    let man = Command::new(root.join("target/release/xvrrpd"))
-        .arg("man")
-        .output()
-        .context("xvrrpd man")?;
-    if !man.status.success() {
-        bail!(
-            "xvrrpd man failed: {}",
-            String::from_utf8_lossy(&man.stderr)
-        );
-    }
+    // The man pages come from the binary's own clap definitions: xvrrpd.8 and one per
+    // subcommand, each page it refers to shipped.
     let dir = root.join("target/man");
-    std::fs::create_dir_all(&dir)?;
-    let page = dir.join("xvrrpd.8");
-    std::fs::write(&page, &man.stdout)?;
-    run_cmd(Command::new("gzip").args(["-9nf"]).arg(&page))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    run_cmd(
+        Command::new(root.join("target/release/xvrrpd"))
+            .arg("man")
+            .arg(&dir),
+    )?;
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    pages.sort();
+    for page in &pages {
+        let text = std::fs::read_to_string(dir.join(page))?;
+        for referred in referred_pages(&text) {
+            if !pages.contains(&format!("{referred}.8")) {
+                bail!("{page} refers to {referred}(8), which is not generated");
+            }
+        }
+    }
+    for page in &pages {
+        run_cmd(Command::new("gzip").args(["-9nf"]).arg(dir.join(page)))?;
+    }
     eprintln!("xtask: cargo deb");
     let out = cargo()
         .args(["deb", "--package", "xvrrpd", "--no-build", "--strip"])

@@ -144,7 +144,34 @@ fn write_guard_defaults_and_its_server_must_be_a_followed_mysql_tracker() {
     assert_eq!(g.catchup_timeout, Duration::from_secs(10));
     assert_eq!(g.on_catchup_timeout, CatchupPolicy::StayBackup);
     assert!(g.kill_writers);
+    // Errant transactions are quarantined unless the operator asks for the undo.
+    assert_eq!(g.on_errant, ErrantPolicy::Quarantine);
+    assert_eq!(
+        g.errant_archive,
+        std::path::Path::new("/var/lib/xvrrpd/errant")
+    );
     assert_eq!(c.instances[0].anti_flap, Duration::from_secs(60));
+    let undo = ok.replace(
+        "server = \"db\"",
+        "server = \"db\"\non_errant = \"flashback\"",
+    );
+    let g = parse(&undo, false).unwrap().instances[0]
+        .mysql
+        .clone()
+        .unwrap();
+    assert_eq!(g.on_errant, ErrantPolicy::Flashback);
+    let typo = ok.replace(
+        "server = \"db\"",
+        "server = \"db\"\non_errant = \"rebuild\"",
+    );
+    assert!(
+        parse(&typo, false)
+            .unwrap_err()
+            .iter()
+            .any(|p| p.key.contains("on_errant")),
+        "{:?}",
+        parse(&typo, false)
+    );
 
     let wrong_kind = ok.replace("kind = \"mysql\"", "kind = \"file\"\npath = \"/x\"");
     let p = problems(&wrong_kind);

@@ -22,22 +22,33 @@ pub struct Imported {
     pub warnings: Vec<String>,
 }
 
-pub fn import_file(path: &Path) -> anyhow::Result<Imported> {
+/// Translates the file at `path` as the host whose keepalived config id is `config_id`
+/// (it selects the `@ID` lines) reads it.
+pub fn import_file(path: &Path, config_id: &str) -> anyhow::Result<Imported> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    import_text(&text, path)
+    import_text(&text, path, config_id)
 }
 
 /// Translates `text`, read from `path` (which anchors relative includes).
-pub fn import_text(text: &str, path: &Path) -> anyhow::Result<Imported> {
-    let nodes = parse::parse(text, path)?;
+pub fn import_text(text: &str, path: &Path, config_id: &str) -> anyhow::Result<Imported> {
+    let (nodes, mut warnings) = parse::parse(text, path, config_id)?;
     let mut c = Converter::default();
     c.run(&nodes)?;
     let toml = c.render(path)?;
-    Ok(Imported {
-        toml,
-        warnings: c.warnings,
-    })
+    warnings.append(&mut c.warnings);
+    Ok(Imported { toml, warnings })
+}
+
+/// keepalived's default config id: this host's name up to the first dot.
+pub fn default_config_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[derive(Debug, Default, Clone)]

@@ -1,5 +1,11 @@
 //! keepalived.conf syntax: lines of words, `{ ... }` blocks, `#`/`!` comments, quoted
-//! strings, and `include GLOB` (relative to the including file) spliced in place.
+//! strings, `include GLOB` (relative to the including file) spliced in place, and
+//! per-host lines (`@ID line` only on the host whose config id is ID, `@^ID line` on every
+//! other; a skipped line that opens a block skips the block).
+//!
+//! As lenient as keepalived where keepalived is: blocks left open at the end are closed
+//! (keepalived warns "There are N missing '}'s" and runs), a `}` without a block is
+//! ignored; both are warnings, as is every line meant for another host.
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -99,13 +105,77 @@ fn tokenize_line(line: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
-fn tokens(text: &str, file: &Path, depth: usize, out: &mut Vec<Located>) -> anyhow::Result<()> {
+/// What reading the lines needs besides the text.
+struct Reader<'a> {
+    /// keepalived's `-i CONFIG_ID`: selects the `@ID` lines.
+    config_id: &'a str,
+    warnings: Vec<String>,
+    /// Inside a block opened by a line for another host: its unclosed braces.
+    skipping: usize,
+}
+
+impl Reader<'_> {
+    /// A line's tokens as this host reads them: `@ID`/`@^ID` resolved (None: another
+    /// host's line), and the block a skipped line opens skipped with it.
+    fn select(&mut self, toks: Vec<Tok>, at: &str) -> Option<Vec<Tok>> {
+        let braces = |toks: &[Tok]| {
+            toks.iter().fold(0i64, |d, t| match t {
+                Tok::Open => d + 1,
+                Tok::Close => d - 1,
+                _ => d,
+            })
+        };
+        if self.skipping > 0 {
+            self.skipping = (self.skipping as i64 + braces(&toks)).max(0) as usize;
+            return None;
+        }
+        let Some(Tok::Word(w)) = toks.first() else {
+            return Some(toks);
+        };
+        let Some(cond) = w.strip_prefix('@') else {
+            return Some(toks);
+        };
+        let (id, wanted) = match cond.strip_prefix('^') {
+            Some(id) => (id, false),
+            None => (cond, true),
+        };
+        if (id == self.config_id) == wanted {
+            return Some(toks[1..].to_vec());
+        }
+        self.warnings.push(format!(
+            "{at}: line for {} (this config id is {:?}, --config-id to choose another): skipped",
+            if wanted {
+                format!("host {id:?}")
+            } else {
+                format!("every host but {id:?}")
+            },
+            self.config_id
+        ));
+        self.skipping = braces(&toks).max(0) as usize;
+        None
+    }
+}
+
+fn tokens(
+    text: &str,
+    file: &Path,
+    depth: usize,
+    r: &mut Reader,
+    out: &mut Vec<Located>,
+) -> anyhow::Result<()> {
     if depth > 8 {
         bail!("{}: includes nested deeper than 8", file.display());
     }
     for (i, line) in text.lines().enumerate() {
         let toks = tokenize_line(line)
             .map_err(|e| anyhow::anyhow!("{}:{}: {e}", file.display(), i + 1))?;
+        let name = file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        let Some(toks) = r.select(toks, &format!("{name}:{}", i + 1)) else {
+            continue;
+        };
         if let [Tok::Word(w), rest @ ..] = toks.as_slice() {
             if w == "include" {
                 let Some(Tok::Word(pattern)) = rest.first() else {
@@ -125,7 +195,7 @@ fn tokens(text: &str, file: &Path, depth: usize, out: &mut Vec<Located>) -> anyh
                 for m in matched {
                     let text = std::fs::read_to_string(&m)
                         .with_context(|| format!("reading {} (included)", m.display()))?;
-                    tokens(&text, &m, depth + 1, out)?;
+                    tokens(&text, &m, depth + 1, r, out)?;
                 }
                 continue;
             }
@@ -139,10 +209,17 @@ fn tokens(text: &str, file: &Path, depth: usize, out: &mut Vec<Located>) -> anyh
     Ok(())
 }
 
-/// Parses `text` (read from `file`, which anchors relative includes).
-pub fn parse(text: &str, file: &Path) -> anyhow::Result<Vec<Node>> {
+/// Parses `text` (read from `file`, which anchors relative includes) as the host whose
+/// config id is `config_id` reads it; also returns the warnings.
+pub fn parse(text: &str, file: &Path, config_id: &str) -> anyhow::Result<(Vec<Node>, Vec<String>)> {
     let mut toks = Vec::new();
-    tokens(text, file, 0, &mut toks)?;
+    let mut r = Reader {
+        config_id,
+        warnings: Vec::new(),
+        skipping: 0,
+    };
+    tokens(text, file, 0, &mut r, &mut toks)?;
+    let mut warnings = r.warnings;
     let mut stack: Vec<Vec<Node>> = vec![Vec::new()];
     let mut open: Vec<Node> = Vec::new();
     let mut cur: Option<Node> = None;
@@ -181,20 +258,32 @@ pub fn parse(text: &str, file: &Path) -> anyhow::Result<Vec<Node>> {
                     stack.last_mut().expect("root").push(n);
                 }
                 let Some(mut header) = open.pop() else {
-                    bail!("{}:{}: `}}` without a block", t.file.display(), t.line);
+                    warnings.push(format!(
+                        "{}:{}: `}}` without a block: ignored (as keepalived does)",
+                        t.file.display(),
+                        t.line
+                    ));
+                    continue;
                 };
                 header.children = Some(stack.pop().expect("block"));
                 stack.last_mut().expect("root").push(header);
             }
         }
     }
-    if let Some(h) = open.last() {
-        bail!("{}: block `{}` is never closed", h.at(), h.words.join(" "));
-    }
     if let Some(n) = cur.take() {
         stack.last_mut().expect("root").push(n);
     }
-    Ok(stack.pop().expect("root"))
+    // keepalived runs such a file, warning "There are N missing '}'s": close them here.
+    while let Some(mut header) = open.pop() {
+        warnings.push(format!(
+            "{}: block `{}` is never closed: closed at the end of the file, as keepalived does; check that what follows it was meant to be inside",
+            header.at(),
+            header.words.join(" ")
+        ));
+        header.children = Some(stack.pop().expect("block"));
+        stack.last_mut().expect("root").push(header);
+    }
+    Ok((stack.pop().expect("root"), warnings))
 }
 
 #[cfg(test)]
@@ -218,7 +307,8 @@ vrrp_instance VI_1
     }
 }
 "#;
-        let nodes = parse(text, Path::new("/x/keepalived.conf")).unwrap();
+        let (nodes, warnings) = parse(text, Path::new("/x/keepalived.conf"), "db1").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(
             nodes.iter().map(Node::key).collect::<Vec<_>>(),
             ["global_defs", "vrrp_script", "vrrp_instance"]
@@ -240,16 +330,50 @@ vrrp_instance VI_1
     }
 
     #[test]
-    fn unbalanced_braces_are_errors_naming_the_line() {
-        let e = parse("vrrp_instance X {\n state MASTER\n", Path::new("k.conf")).unwrap_err();
+    fn unbalanced_braces_are_warnings_naming_the_line_as_keepalived_runs_them() {
+        let (nodes, w) = parse(
+            "vrrp_instance X {\n state MASTER\n virtual_ipaddress {\n 192.0.2.5\n",
+            Path::new("k.conf"),
+            "db1",
+        )
+        .unwrap();
+        assert_eq!(nodes[0].children()[1].children()[0].words, ["192.0.2.5"]);
+        assert_eq!(w.len(), 2, "{w:?}");
         assert!(
-            e.to_string()
-                .contains("k.conf:1: block `vrrp_instance X` is never closed"),
-            "{e}"
+            w[1].contains("k.conf:1: block `vrrp_instance X` is never closed"),
+            "{w:?}"
         );
-        let e = parse("}\n", Path::new("k.conf")).unwrap_err();
-        assert!(e.to_string().contains("k.conf:1"), "{e}");
-        assert!(parse("script \"open\n", Path::new("k.conf")).is_err());
+        let (nodes, w) = parse("}\nglobal_defs {\n}\n", Path::new("k.conf"), "db1").unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert!(w[0].contains("k.conf:1: `}` without a block"), "{w:?}");
+        assert!(parse("script \"open\n", Path::new("k.conf"), "db1").is_err());
+    }
+
+    #[test]
+    fn per_host_lines_follow_the_config_id() {
+        let text = "vrrp_instance V {\n @db1 priority 101\n @db2 priority 100\n @^db1 nopreempt\n @db2 track_script {\n  chk\n }\n state BACKUP\n}\n";
+        let words = |id: &str| {
+            let (nodes, w) = parse(text, Path::new("k.conf"), id).unwrap();
+            let lines: Vec<String> = nodes[0]
+                .children()
+                .iter()
+                .map(|n| n.words.join(" "))
+                .collect();
+            (lines, w)
+        };
+        let (db1, w) = words("db1");
+        assert_eq!(db1, ["priority 101", "state BACKUP"]);
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].contains("k.conf:3: line for host \"db2\""), "{w:?}");
+        assert!(
+            w[1].contains("k.conf:4: line for every host but \"db1\""),
+            "{w:?}"
+        );
+        let (db2, _) = words("db2");
+        assert_eq!(
+            db2,
+            ["priority 100", "nopreempt", "track_script", "state BACKUP"]
+        );
     }
 
     #[test]
@@ -267,7 +391,7 @@ vrrp_instance VI_1
         )
         .unwrap();
         let main = dir.join("keepalived.conf");
-        let nodes = parse("include conf.d/*.conf\nglobal_defs {\n}\n", &main).unwrap();
+        let (nodes, _) = parse("include conf.d/*.conf\nglobal_defs {\n}\n", &main, "db1").unwrap();
         assert_eq!(
             nodes.iter().map(|n| n.words.join(" ")).collect::<Vec<_>>(),
             ["vrrp_script a", "vrrp_script b", "global_defs"]

@@ -6,7 +6,7 @@ use super::*;
 use crate::config::{self, TrackerKind, VirtualAddress};
 
 fn import(text: &str) -> (config::Config, Vec<String>, String) {
-    let out = import_text(text, Path::new("/etc/keepalived/keepalived.conf")).unwrap();
+    let out = import_text(text, Path::new("/etc/keepalived/keepalived.conf"), "db1").unwrap();
     let cfg = config::parse(&out.toml, false)
         .unwrap_or_else(|p| panic!("translation does not load: {p:?}\n{}", out.toml));
     (cfg, out.warnings, out.toml)
@@ -274,11 +274,10 @@ fn broken_input_is_an_error_with_its_place() {
     let e = import_text(
         "vrrp_instance X {\n priority high\n}\n",
         Path::new("k.conf"),
+        "db1",
     )
     .unwrap_err();
     assert!(e.to_string().contains("k.conf:2: priority \"high\""), "{e}");
-    let e = import_text("vrrp_instance X {\n", Path::new("k.conf")).unwrap_err();
-    assert!(e.to_string().contains("never closed"), "{e}");
 }
 
 #[test]
@@ -297,7 +296,7 @@ fn the_translation_is_a_serialized_config_with_every_default_written() {
 #[test]
 fn an_address_that_is_not_one_is_refused_with_its_keyword() {
     let text = "vrrp_instance V {\n interface eth0\n virtual_router_id 5\n priority 100\n unicast_src_ip 192.0.2.300\n virtual_ipaddress {\n  192.0.2.5/24\n }\n}\n";
-    let e = import_text(text, Path::new("/etc/keepalived/keepalived.conf")).unwrap_err();
+    let e = import_text(text, Path::new("/etc/keepalived/keepalived.conf"), "db1").unwrap_err();
     let e = format!("{e:#}");
     assert!(
         e.contains("unicast_src_ip") && e.contains("192.0.2.300"),
@@ -332,4 +331,34 @@ vrrp_instance VI_W {
     for kw in ["vrrp_rt_priority", "vrrp_rlimit_rttime", "vrrp_no_swap"] {
         assert!(!all.contains(kw), "{kw} dropped: {all}");
     }
+}
+
+/// One keepalived.conf for both hosts, with per-host lines (`@db1 priority 150`), and
+/// its last `}` missing (keepalived runs it, warning "There are 1 missing '}'s"): each
+/// host gets its own priority, and the warnings say what was skipped and closed.
+#[test]
+fn one_file_for_two_hosts_imports_for_each_with_keepalived_leniency() {
+    let text = "vrrp_instance db_write {\n interface eth0\n virtual_router_id 51\n @db1 priority 150\n @db2 priority 100\n @^db1 nopreempt\n advert_int 1\n virtual_ipaddress {\n  192.0.2.100/24\n }\n";
+    let for_host = |id: &str| {
+        let out = import_text(text, Path::new("/etc/keepalived/keepalived.conf"), id).unwrap();
+        let cfg = config::parse(&out.toml, false)
+            .unwrap_or_else(|p| panic!("translation does not load: {p:?}\n{}", out.toml));
+        (cfg, out.warnings)
+    };
+    let (db1, w1) = for_host("db1");
+    assert_eq!(db1.instances[0].priority, 150);
+    assert!(db1.instances[0].preempt, "@^db1 nopreempt is not db1's");
+    assert!(
+        w1.iter()
+            .any(|w| w.contains("keepalived.conf:5: line for host \"db2\"")),
+        "{w1:?}"
+    );
+    assert!(w1.iter().any(|w| w.contains("never closed")), "{w1:?}");
+    let (db2, w2) = for_host("db2");
+    assert_eq!(db2.instances[0].priority, 100);
+    assert!(!db2.instances[0].preempt);
+    assert!(
+        w2.iter().any(|w| w.contains("line for host \"db1\"")),
+        "{w2:?}"
+    );
 }

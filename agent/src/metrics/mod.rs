@@ -19,6 +19,8 @@ use prometheus_client::{
 
 use crate::engine::State;
 
+pub mod format;
+
 type Labels = Vec<(&'static str, String)>;
 
 /// Histogram with fixed buckets, built by `Family` for each new label set.
@@ -59,6 +61,7 @@ pub struct Metrics {
     pub priority_effective: Family<Labels, Gauge>,
     pub transitions: Family<Labels, Counter>,
     pub adverts_sent: Family<Labels, Counter>,
+    pub adverts_covered: Family<Labels, Counter>,
     pub adverts_received: Family<Labels, Counter>,
     pub invalid_adverts: Family<Labels, Counter>,
     pub datapath_invalid: Family<Labels, Counter>,
@@ -91,6 +94,7 @@ impl Metrics {
             priority_effective: Family::default(),
             transitions: Family::default(),
             adverts_sent: Family::default(),
+            adverts_covered: Family::default(),
             adverts_received: Family::default(),
             invalid_adverts: Family::default(),
             datapath_invalid: Family::default(),
@@ -138,6 +142,11 @@ impl Metrics {
             "vrrp_adverts_sent",
             "Adverts sent by this node",
             m.adverts_sent.clone(),
+        );
+        reg.register(
+            "vrrp_adverts_covered",
+            "Periodic adverts the standby sender sent because the primary sender's CPU stood still (included in vrrp_adverts_sent)",
+            m.adverts_covered.clone(),
         );
         reg.register(
             "vrrp_adverts_received",
@@ -327,12 +336,20 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
                     let metrics = metrics.clone();
                     async move {
                         let resp = match req.uri().path() {
-                            "/metrics" => Response::builder()
-                                .header(
-                                    "content-type",
-                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                                )
-                                .body(Full::new(Bytes::from(metrics.render()))),
+                            "/metrics" => {
+                                let accept = req
+                                    .headers()
+                                    .get(hyper::header::ACCEPT)
+                                    .and_then(|v| v.to_str().ok());
+                                let (kind, body) = if format::wants_openmetrics(accept) {
+                                    (format::OPENMETRICS, metrics.render())
+                                } else {
+                                    (format::CLASSIC, format::classic(&metrics.render()))
+                                };
+                                Response::builder()
+                                    .header("content-type", kind)
+                                    .body(Full::new(Bytes::from(body)))
+                            }
                             "/" => Response::builder()
                                 .body(Full::new(Bytes::from("xvrrpd: metrics at /metrics\n"))),
                             _ => Response::builder()
@@ -406,6 +423,7 @@ mod tests {
         for f in [
             &m.transitions,
             &m.adverts_sent,
+            &m.adverts_covered,
             &m.adverts_received,
             &m.invalid_adverts,
             &m.datapath_invalid,
@@ -455,8 +473,8 @@ mod tests {
     fn docs_and_dashboard_match_what_is_exported() {
         let exported = exported();
         assert!(exported.len() >= 20, "{exported:?}");
-        let docs = include_str!("../../docs/metrics.md");
-        let dashboard = include_str!("../../config/grafana-xvrrpd.json");
+        let docs = include_str!("../../../docs/metrics.md");
+        let dashboard = include_str!("../../../config/grafana-xvrrpd.json");
         let _: serde_json::Value = serde_json::from_str(dashboard).expect("dashboard is JSON");
         for name in referenced(docs).iter().chain(referenced(dashboard).iter()) {
             assert!(
