@@ -61,7 +61,6 @@ pub struct Metrics {
     pub priority_effective: Family<Labels, Gauge>,
     pub transitions: Family<Labels, Counter>,
     pub adverts_sent: Family<Labels, Counter>,
-    pub adverts_covered: Family<Labels, Counter>,
     pub adverts_received: Family<Labels, Counter>,
     pub invalid_adverts: Family<Labels, Counter>,
     pub datapath_invalid: Family<Labels, Counter>,
@@ -94,7 +93,6 @@ impl Metrics {
             priority_effective: Family::default(),
             transitions: Family::default(),
             adverts_sent: Family::default(),
-            adverts_covered: Family::default(),
             adverts_received: Family::default(),
             invalid_adverts: Family::default(),
             datapath_invalid: Family::default(),
@@ -142,11 +140,6 @@ impl Metrics {
             "vrrp_adverts_sent",
             "Adverts sent by this node",
             m.adverts_sent.clone(),
-        );
-        reg.register(
-            "vrrp_adverts_covered",
-            "Periodic adverts the standby sender sent because the primary sender's CPU stood still (included in vrrp_adverts_sent)",
-            m.adverts_covered.clone(),
         );
         reg.register(
             "vrrp_adverts_received",
@@ -423,7 +416,6 @@ mod tests {
         for f in [
             &m.transitions,
             &m.adverts_sent,
-            &m.adverts_covered,
             &m.adverts_received,
             &m.invalid_adverts,
             &m.datapath_invalid,

@@ -18,14 +18,7 @@
 //! the slot before anything else is sent (the slot's version is an atomic the thread
 //! checks right before each send, so no stale advert follows a priority-0 one).
 //!
-//! Two threads, each pinned to its own CPU, share the schedule: the primary sends at the
-//! deadline, the standby [`standby_lag`] later and only if nobody sent for that deadline
-//! ([`covered`]). Under a hypervisor one vCPU can stand still for tens of milliseconds
-//! while the other runs (the guest cannot tell: to it the pacer is still "running"); the
-//! backup's kernel timer, on the running vCPU, would then call the master down. The
-//! standby on the other CPU sends instead (`xvrrpd_vrrp_adverts_covered_total`).
-//!
-//! [`Schedule`] is the pure part (times in, sends out); [`Pacer`] runs the threads.
+//! [`Schedule`] is the pure part (times in, sends out); [`Pacer`] is the thread.
 use std::{
     collections::HashMap,
     sync::{
@@ -46,41 +39,6 @@ pub fn liveness_bound(interval: Duration) -> Duration {
     (interval * 3).max(Duration::from_secs(1))
 }
 
-/// How long after the deadline the standby sender looks whether the primary sent: a fifth
-/// of the interval, at most 5 ms (at 10 ms adverts 2 ms: a gap of 12 ms against a
-/// Master_Down_Interval of 3 intervals and more).
-pub fn standby_lag(interval: Duration) -> Duration {
-    (interval / 5).min(Duration::from_millis(5))
-}
-
-/// Was the advert due at `deadline` already sent (by either thread)? `last_sent`: when
-/// the slot last went out. A send for this deadline is at or after it, the previous one
-/// about an interval before it.
-pub fn covered(last_sent: u64, deadline: u64, interval: u64) -> bool {
-    last_sent + interval / 2 > deadline
-}
-
-/// What one slot's sender reads before sending, from the main loop's side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fed {
-    /// Monotonic ns of the engine's last advert for the slot.
-    pub at: u64,
-    /// The frames' version the main loop stands by (0: stopped).
-    pub version: u64,
-    /// Monotonic ns of the slot's last paced send, by either thread.
-    pub sent: u64,
-}
-
-/// The thread's wake-up after each deadline: none for the primary, [`standby_lag`] for
-/// the standby.
-fn lag(standby: bool, interval: u64) -> u64 {
-    if standby {
-        standby_lag(Duration::from_nanos(interval)).as_nanos() as u64
-    } else {
-        0
-    }
-}
-
 /// One slot's schedule, in monotonic nanoseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Timing {
@@ -93,30 +51,19 @@ struct Timing {
 #[derive(Debug, Default)]
 pub struct Schedule {
     slots: HashMap<u64, Timing>,
-    /// The standby's: wakes [`standby_lag`] after each deadline.
-    standby: bool,
 }
 
 impl Schedule {
-    /// The standby thread's schedule.
-    pub fn standby() -> Self {
-        Self {
-            standby: true,
-            ..Self::default()
-        }
-    }
-
     /// New frames for `slot` (version `version`), just sent by the main loop at `now`:
     /// the next one is due one interval later.
     pub fn start(&mut self, slot: u64, version: u64, interval: Duration, now: u64) {
         let interval = interval.as_nanos().max(1) as u64;
-        let next = now + interval + lag(self.standby, interval);
         self.slots.insert(
             slot,
             Timing {
                 version,
                 interval,
-                next,
+                next: now + interval,
             },
         );
     }
@@ -126,28 +73,24 @@ impl Schedule {
     }
 
     /// The slots due at `now` whose engine fed them recently enough (`fed` gives a slot's
-    /// last feed, current version and last send; a slot whose version moved on is skipped
-    /// until its new frames arrive) and that nobody sent for this deadline yet
-    /// ([`covered`]: the other thread did). Each due slot's next deadline moves one
-    /// interval on, or to the first deadline after now if the thread itself was late by
-    /// more than an interval (no burst of catch-up adverts).
-    pub fn due(&mut self, now: u64, fed: impl Fn(u64) -> Fed) -> Vec<u64> {
+    /// last feed and current version; a slot whose version moved on is skipped until its
+    /// new frames arrive). Each due slot's next deadline moves one interval on, or to one
+    /// interval from now if the thread itself was late by more than an interval (no burst
+    /// of catch-up adverts).
+    pub fn due(&mut self, now: u64, fed: impl Fn(u64) -> (u64, u64)) -> Vec<u64> {
         let mut out = Vec::new();
-        let standby = self.standby;
         for (&slot, t) in self.slots.iter_mut() {
             if t.next > now {
                 continue;
             }
-            let deadline = t.next - lag(standby, t.interval);
-            // The next deadline after now, in phase: both threads keep the same deadlines
-            // however late either wakes.
-            t.next += ((now - t.next) / t.interval + 1) * t.interval;
-            let f = fed(slot);
+            t.next = if now - t.next >= t.interval {
+                now + t.interval
+            } else {
+                t.next + t.interval
+            };
+            let (last_fed, version) = fed(slot);
             let bound = liveness_bound(Duration::from_nanos(t.interval)).as_nanos() as u64;
-            if f.version == t.version
-                && now.saturating_sub(f.at) <= bound
-                && !covered(f.sent, deadline, t.interval)
-            {
+            if version == t.version && now.saturating_sub(last_fed) <= bound {
                 out.push(slot);
             }
         }
@@ -168,15 +111,10 @@ pub struct Shared {
     version: AtomicU64,
     /// Monotonic ns of the engine's last advert for this slot.
     fed: AtomicU64,
-    /// Monotonic ns of the slot's last paced send, by either thread.
-    last_sent: AtomicU64,
-    /// The instance's adverts-sent counter (an atomic): the threads count what they send.
+    /// The instance's adverts-sent counter (an atomic): the thread counts what it sends.
     sent: Counter,
-    /// What the standby sent because the primary had not.
-    covered: Counter,
 }
 
-#[derive(Clone)]
 enum Msg {
     Start {
         slot: u64,
@@ -192,11 +130,10 @@ enum Msg {
     },
 }
 
-/// The pacer threads' handle; cloned into every instance.
+/// The pacer thread's handle; cloned into every instance.
 #[derive(Clone)]
 pub struct Pacer {
-    /// The primary's channel, then the standby's (if this host has a second CPU).
-    tx: Vec<mpsc::Sender<Msg>>,
+    tx: mpsc::Sender<Msg>,
     next_slot: Arc<AtomicU64>,
 }
 
@@ -211,37 +148,24 @@ pub struct Realtime {
 }
 
 impl Pacer {
-    /// Starts the threads: the primary on the first CPU this process may use, the standby
-    /// on the second (none on a single CPU: it would stand still with the primary).
+    /// Starts the thread.
     pub fn spawn(rt: Realtime) -> std::io::Result<Self> {
-        let cpus = allowed_cpus();
-        let mut tx = Vec::new();
-        for (name, standby) in [("xvrrpd-pacer", false), ("xvrrpd-pacer-2", true)] {
-            let cpu = cpus.get(usize::from(standby)).copied();
-            if standby && cpu.is_none() {
-                info!("one CPU: no standby advert sender");
-                break;
-            }
-            let (t, rx) = mpsc::channel();
-            std::thread::Builder::new()
-                .name(name.into())
-                .spawn(move || run(rx, rt, standby, cpu))?;
-            tx.push(t);
-        }
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("xvrrpd-pacer".into())
+            .spawn(move || run(rx, rt))?;
         Ok(Self {
             tx,
             next_slot: Arc::new(AtomicU64::new(1)),
         })
     }
 
-    /// A slot for one instance, counting its sends in `sent` and the standby's stand-ins
-    /// in `covered`; dropping it stops the slot.
-    pub fn slot(&self, sent: Counter, covered: Counter) -> Slot {
+    /// A slot for one instance, counting its sends in `sent`; dropping it stops the slot.
+    pub fn slot(&self, sent: Counter) -> Slot {
         Slot {
             id: self.next_slot.fetch_add(1, Ordering::Relaxed),
             shared: Arc::new(Shared {
                 sent,
-                covered,
                 ..Shared::default()
             }),
             version: 0,
@@ -256,9 +180,9 @@ pub struct Slot {
     id: u64,
     shared: Arc<Shared>,
     version: u64,
-    /// The frames the threads have (to tell a periodic advert from a changed one).
+    /// The frames the thread has (to tell a periodic advert from a changed one).
     frames: Vec<(SockAddr, Vec<u8>)>,
-    tx: Vec<mpsc::Sender<Msg>>,
+    tx: mpsc::Sender<Msg>,
 }
 
 impl Slot {
@@ -280,8 +204,8 @@ impl Slot {
         }
         self.version += 1;
         self.frames = frames.clone();
-        // The frames first, then the version the threads may send them under.
-        let start = Msg::Start {
+        // The frames first, then the version the thread may send them under.
+        let _ = self.tx.send(Msg::Start {
             slot: self.id,
             version: self.version,
             interval,
@@ -289,10 +213,7 @@ impl Slot {
             socket: socket.clone(),
             shared: self.shared.clone(),
             now,
-        };
-        for tx in &self.tx {
-            let _ = tx.send(start.clone());
-        }
+        });
         self.shared.version.store(self.version, Ordering::Release);
         true
     }
@@ -301,9 +222,7 @@ impl Slot {
     /// this returns.
     pub fn stop(&mut self) {
         if self.shared.version.swap(0, Ordering::AcqRel) != 0 {
-            for tx in &self.tx {
-                let _ = tx.send(Msg::Stop { slot: self.id });
-            }
+            let _ = self.tx.send(Msg::Stop { slot: self.id });
         }
         // A later start is always new content.
         self.frames.clear();
@@ -323,16 +242,9 @@ struct Live {
     shared: Arc<Shared>,
 }
 
-fn run(rx: mpsc::Receiver<Msg>, rt: Realtime, standby: bool, cpu: Option<usize>) {
-    if let Some(cpu) = cpu {
-        pin_to(cpu);
-    }
+fn run(rx: mpsc::Receiver<Msg>, rt: Realtime) {
     become_realtime(rt);
-    let mut schedule = if standby {
-        Schedule::standby()
-    } else {
-        Schedule::default()
-    };
+    let mut schedule = Schedule::default();
     let mut live: HashMap<u64, Live> = HashMap::new();
     loop {
         // Wait for the next deadline, or for a message (a new slot must not wait for an
@@ -364,18 +276,12 @@ fn run(rx: mpsc::Receiver<Msg>, rt: Realtime, standby: bool, cpu: Option<usize>)
         }
         let now = super::monotonic_ns();
         let due = schedule.due(now, |slot| {
-            live.get(&slot).map_or(
-                Fed {
-                    at: 0,
-                    version: 0,
-                    sent: 0,
-                },
-                |l| Fed {
-                    at: l.shared.fed.load(Ordering::Acquire),
-                    version: l.shared.version.load(Ordering::Acquire),
-                    sent: l.shared.last_sent.load(Ordering::Acquire),
-                },
-            )
+            live.get(&slot).map_or((0, 0), |l| {
+                (
+                    l.shared.fed.load(Ordering::Acquire),
+                    l.shared.version.load(Ordering::Acquire),
+                )
+            })
         });
         for slot in due {
             let Some(l) = live.get(&slot) else { continue };
@@ -386,42 +292,9 @@ fn run(rx: mpsc::Receiver<Msg>, rt: Realtime, standby: bool, cpu: Option<usize>)
                 }
                 if l.socket.send_to(bytes, to).is_ok() {
                     l.shared.sent.inc();
-                    if standby {
-                        l.shared.covered.inc();
-                    }
                 }
             }
-            l.shared
-                .last_sent
-                .store(super::monotonic_ns(), Ordering::Release);
         }
-    }
-}
-
-/// The CPUs this process may run on, in order.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; the kernel fills it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid out-pointer of the size given.
-    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0
-    {
-        return Vec::new();
-    }
-    // SAFETY: CPU_ISSET reads the set within its size.
-    (0..libc::CPU_SETSIZE as usize)
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect()
-}
-
-/// Keeps this thread on `cpu`: the two senders must not share a CPU that stands still.
-fn pin_to(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: cpu is below CPU_SETSIZE (it came from allowed_cpus).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: this thread, a valid set of the size given.
-    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
-        warn!(cpu, error = %std::io::Error::last_os_error(), "advert sender not pinned to its CPU");
     }
 }
 
@@ -579,15 +452,6 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
-    /// Fed by the engine at `at`, frames version `version`, never sent yet.
-    fn fed(at: u64, version: u64) -> Fed {
-        Fed {
-            at,
-            version,
-            sent: 0,
-        }
-    }
-
     #[test]
     fn check_warns_only_about_what_the_limits_withhold() {
         let full = HostLimits {
@@ -635,15 +499,15 @@ mod tests {
         let mut s = Schedule::default();
         s.start(1, 1, Duration::from_millis(10), 0);
         assert_eq!(s.next_wake(), Some(10 * MS));
-        let f = |_| fed(0, 1);
-        assert!(s.due(9 * MS, f).is_empty());
+        let fed = |_| (0, 1);
+        assert!(s.due(9 * MS, fed).is_empty());
         // Woken 2 ms late: sent, and the next deadline keeps the phase.
-        assert_eq!(s.due(12 * MS, f), vec![1]);
+        assert_eq!(s.due(12 * MS, fed), vec![1]);
         assert_eq!(s.next_wake(), Some(20 * MS));
-        // Woken more than an interval late: one advert, not a burst, and still in phase.
-        assert_eq!(s.due(45 * MS, |_| fed(40 * MS, 1)), vec![1]);
-        assert_eq!(s.next_wake(), Some(50 * MS));
-        assert!(s.due(49 * MS, |_| fed(40 * MS, 1)).is_empty());
+        // Woken more than an interval late: one advert, not a burst.
+        assert_eq!(s.due(45 * MS, |_| (40 * MS, 1)), vec![1]);
+        assert_eq!(s.next_wake(), Some(55 * MS));
+        assert!(s.due(50 * MS, |_| (40 * MS, 1)).is_empty());
     }
 
     #[test]
@@ -653,7 +517,7 @@ mod tests {
         // The engine last fed it at 0 (then its loop wedged).
         let mut sent_until = 0;
         for t in (10..3_000).step_by(10) {
-            if !s.due(t * MS, |_| fed(0, 1)).is_empty() {
+            if !s.due(t * MS, |_| (0, 1)).is_empty() {
                 sent_until = t;
             }
         }
@@ -664,7 +528,7 @@ mod tests {
             Duration::from_secs(3)
         );
         // A starved loop that feeds it again resumes the adverts.
-        assert_eq!(s.due(3_010 * MS, |_| fed(3_005 * MS, 1)), vec![1]);
+        assert_eq!(s.due(3_010 * MS, |_| (3_005 * MS, 1)), vec![1]);
     }
 
     #[test]
@@ -674,71 +538,13 @@ mod tests {
         s.start(2, 1, Duration::from_millis(10), 0);
         // Slot 1 stopped (version 0) or restarted with frames not yet here (version 2).
         assert_eq!(
-            s.due(10 * MS, |slot| fed(5 * MS, if slot == 1 { 0 } else { 1 })),
+            s.due(10 * MS, |slot| (5 * MS, if slot == 1 { 0 } else { 1 })),
             vec![2]
         );
         // Slot 1's frames came back (version 1 again); slot 2 moved on to version 2.
-        assert_eq!(s.due(20 * MS, |slot| fed(15 * MS, slot)), vec![1]);
+        assert_eq!(s.due(20 * MS, |slot| (15 * MS, slot)), vec![1]);
         s.stop(1);
         s.stop(2);
         assert_eq!(s.next_wake(), None);
-    }
-
-    /// The standby sends only what the primary did not: one advert per deadline, whichever
-    /// thread stood still, and the two stay in phase.
-    #[test]
-    fn the_standby_sends_only_for_deadlines_the_primary_missed() {
-        let iv = Duration::from_millis(10);
-        assert_eq!(standby_lag(iv), Duration::from_millis(2));
-        assert_eq!(
-            standby_lag(Duration::from_secs(1)),
-            Duration::from_millis(5)
-        );
-        let (mut primary, mut standby) = (Schedule::default(), Schedule::standby());
-        primary.start(1, 1, iv, 0);
-        standby.start(1, 1, iv, 0);
-        assert_eq!(standby.next_wake(), Some(12 * MS));
-        let mut sent = 0;
-        let mut sends = Vec::new();
-        // Wake-ups in time order: (time, standby?); the primary's CPU stands still from
-        // 19 to 46 ms.
-        let wakes = [
-            (10, false),
-            (12, true),
-            (22, true),
-            (32, true),
-            (42, true),
-            (46, false),
-            (50, false),
-            (52, true),
-        ];
-        for (t, is_standby) in wakes {
-            let s = if is_standby {
-                &mut standby
-            } else {
-                &mut primary
-            };
-            let f = |_| Fed {
-                at: t * MS,
-                version: 1,
-                sent,
-            };
-            if !s.due(t * MS, f).is_empty() {
-                sent = t * MS;
-                sends.push((t, is_standby));
-            }
-        }
-        assert_eq!(
-            sends,
-            [(10, false), (22, true), (32, true), (42, true), (50, false)],
-            "one send per deadline (10, 20, 30, 40, 50), the standby's only for 20-40"
-        );
-        assert_eq!(
-            (primary.next_wake(), standby.next_wake()),
-            (Some(60 * MS), Some(62 * MS))
-        );
-        // Its own previous send an interval ago does not count as this deadline's.
-        assert!(!covered(10 * MS, 20 * MS, 10 * MS));
-        assert!(covered(21 * MS, 20 * MS, 10 * MS));
     }
 }

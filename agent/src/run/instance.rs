@@ -313,10 +313,6 @@ pub fn prepare(
         .adverts_sent
         .get_or_create(&metrics::instance_labels(&ic.name, &ic.interface, ic.vrid))
         .clone();
-    let covered = metrics
-        .adverts_covered
-        .get_or_create(&metrics::instance_labels(&ic.name, &ic.interface, ic.vrid))
-        .clone();
     Ok(Running {
         id,
         labels: metrics::instance_labels(&ic.name, &ic.interface, ic.vrid),
@@ -324,7 +320,7 @@ pub fn prepare(
         key,
         core,
         sender,
-        paced: pacer.slot(sent, covered),
+        paced: pacer.slot(sent),
         announcer,
         vips,
         announce_gen: Default::default(),
