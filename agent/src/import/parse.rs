@@ -166,13 +166,14 @@ fn tokens(
     if depth > 8 {
         bail!("{}: includes nested deeper than 8", file.display());
     }
+    // Warnings name the file as Node::at does.
+    let name = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    );
     for (i, line) in text.lines().enumerate() {
         let toks = tokenize_line(line)
             .map_err(|e| anyhow::anyhow!("{}:{}: {e}", file.display(), i + 1))?;
-        let name = file.file_name().map_or_else(
-            || file.display().to_string(),
-            |n| n.to_string_lossy().into(),
-        );
         let Some(toks) = r.select(toks, &format!("{name}:{}", i + 1)) else {
             continue;
         };

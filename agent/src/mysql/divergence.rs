@@ -16,6 +16,27 @@ use std::{collections::BTreeMap, fmt};
 
 use super::term::PeerTerm;
 
+/// A MariaDB GTID, `domain-server-seq`.
+pub fn maria_gtid(gtid: &str) -> Result<(u32, u32, u64), String> {
+    let bad = || format!("{gtid:?} is not a MariaDB GTID (domain-server-seq)");
+    let mut parts = gtid.split('-');
+    let (Some(d), Some(s), Some(n), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    Ok((
+        d.parse().map_err(|_| bad())?,
+        s.parse().map_err(|_| bad())?,
+        n.parse().map_err(|_| bad())?,
+    ))
+}
+
+/// Errant transactions as GTIDs or ranges, for logs, events and status.
+pub fn names(extras: &[Extra]) -> Vec<String> {
+    extras.iter().map(ToString::to_string).collect()
+}
+
 /// One server's executed transactions, by origin.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Executed {
@@ -82,19 +103,8 @@ impl Executed {
         let mut maria = BTreeMap::new();
         for list in lists {
             for gtid in list.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-                let parts: Vec<&str> = gtid.split('-').collect();
-                let [d, s, n] = parts.as_slice() else {
-                    return Err(format!(
-                        "{gtid:?} is not a MariaDB GTID (domain-server-seq)"
-                    ));
-                };
-                let num = |x: &str| {
-                    x.parse::<u64>()
-                        .map_err(|_| format!("{gtid:?} is not a MariaDB GTID (domain-server-seq)"))
-                };
-                let key = (num(d)? as u32, num(s)? as u32);
-                let seq = num(n)?;
-                let e = maria.entry(key).or_insert(seq);
+                let (d, s, seq) = maria_gtid(gtid)?;
+                let e = maria.entry((d, s)).or_insert(seq);
                 *e = (*e).max(seq);
             }
         }

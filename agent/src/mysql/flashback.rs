@@ -34,7 +34,10 @@ use std::{
 use mysql_async::prelude::Queryable;
 use tokio::io::AsyncWriteExt;
 
-use super::{conn::Server, divergence::Extra};
+use super::{
+    conn::Server,
+    divergence::{maria_gtid, Extra},
+};
 
 /// One row of `SHOW BINLOG EVENTS`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,11 +106,7 @@ fn gtid_of(info: &str) -> Option<((u32, u32, u64), bool)> {
     if first != "GTID" {
         return None;
     }
-    let mut parts = words.next()?.splitn(3, '-');
-    let d = parts.next()?.parse().ok()?;
-    let s = parts.next()?.parse().ok()?;
-    let n = parts.next()?.parse().ok()?;
-    Some(((d, s, n), begin))
+    Some((maria_gtid(words.next()?).ok()?, begin))
 }
 
 fn is_errant(errant: &[(u32, u32, Option<u64>, u64)], (d, s, n): (u32, u32, u64)) -> bool {
@@ -257,8 +256,7 @@ fn state_without(state: &str, errant: &[(u32, u32, Option<u64>, u64)]) -> Result
     let mut map: BTreeMap<(u32, u32), u64> = BTreeMap::new();
     let mut order = Vec::new();
     for g in state.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-        let ((d, s, n), _) = gtid_of(&format!("GTID {g}"))
-            .ok_or_else(|| format!("unreadable gtid_binlog_state entry {g:?}"))?;
+        let (d, s, n) = maria_gtid(g)?;
         if map.insert((d, s), n).is_none() {
             order.push((d, s));
         }

@@ -304,7 +304,7 @@ impl Worker {
         if peer_up {
             match self.compare().await {
                 Ok(r) if !r.errant.is_empty() => {
-                    let errant: Vec<String> = r.errant.iter().map(ToString::to_string).collect();
+                    let errant = divergence::names(&r.errant);
                     warn!(instance = %self.name, errant = %errant.join(","), "promotion refused: DIVERGENT ({})", divergence::REBUILD);
                     (self.out)(Outcome::Standing {
                         term,
@@ -574,7 +574,7 @@ impl Worker {
                         // Gone: the next look finds none, and replicates.
                         continue;
                     }
-                    r.errant.iter().map(ToString::to_string).collect()
+                    divergence::names(&r.errant)
                 }
                 Err(e) => {
                     // Reconnect next time: the local server may have restarted under us.
@@ -645,7 +645,7 @@ impl Worker {
     /// read-only and replicates from nobody: the caller just stopped it). True when they
     /// are gone; a refusal or failure is logged once and leaves the node quarantined.
     async fn undo(&mut self, term: u64, errant: &[Extra]) -> bool {
-        let names: Vec<String> = errant.iter().map(ToString::to_string).collect();
+        let names = divergence::names(errant);
         if self.cfg.on_errant != ErrantPolicy::Flashback
             || self.undo_refused.as_ref() == Some(&names)
         {

@@ -767,7 +767,7 @@ impl Sim {
                     }
                     self.nodes[i].server.replicating = r.replicate;
                     self.replicate();
-                    r.errant.iter().map(ToString::to_string).collect()
+                    crate::mysql::divergence::names(&r.errant)
                 } else {
                     known
                 };
@@ -843,7 +843,7 @@ impl Sim {
     /// Node `i`'s errant transactions, if the rule finds any.
     fn divergence(&self, i: usize) -> Option<Vec<String>> {
         let r = crate::mysql::divergence::rejoin(&self.look(i));
-        (!r.errant.is_empty()).then(|| r.errant.iter().map(ToString::to_string).collect())
+        (!r.errant.is_empty()).then(|| crate::mysql::divergence::names(&r.errant))
     }
 
     /// Dual-master replication, in each direction whose replica threads run while both
