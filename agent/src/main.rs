@@ -430,6 +430,19 @@ fn preflight(cfg: &xvrrpd::config::Config) -> bool {
                 xvrrpd::mysql::flashback::tools().map(|_| ()),
             ));
         }
+        if g.on_hung == xvrrpd::config::HungPolicy::Kill {
+            use xvrrpd::mysql::hung;
+            match server.listener().ok_or_else(|| "the server is named by a host name other than localhost".to_string()).and_then(|l| hung::locate(&l).map(|p| (l, p))) {
+                Ok((l, p)) => println!(
+                    "preflight {} ({}): on_hung = kill: a server that must be fenced and hangs is killed: {} pid {} (listening at {l})",
+                    inst.name, server.endpoint, p.name, p.pid
+                ),
+                Err(e) => findings.push(xvrrpd::mysql::preflight::Finding {
+                    level: Level::Warning,
+                    message: format!("on_hung = kill: {e}; a hung server would only be waited for (both servers writable when it resumes, until the fence lands): run xvrrpd on the server's host, or set on_hung = \"wait\" to accept it"),
+                }),
+            }
+        }
         if findings.is_empty() {
             println!("preflight {} ({}): ok", inst.name, server.endpoint);
         }

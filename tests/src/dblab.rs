@@ -1013,6 +1013,11 @@ fn describe(e: &serde_json::Value) -> String {
             s("instance"),
             e["errant"]
         ),
+        Some("mysqld_killed") => format!(
+            "{} mysqld (pid {}) hung while it had to be fenced: killed by its agent",
+            s("instance"),
+            e["pid"]
+        ),
         Some("errant_undone") => format!(
             "{} errant transactions {} undone (flashback), archived in {}: rejoining",
             s("instance"),
@@ -1138,7 +1143,15 @@ fn recover(fault: Fault, setup: Setup, seg: &Segment, nodes: &mut [DbNode]) -> R
             }
         }
         Fault::LinkFlap => {}
-        Fault::MysqldStop => nodes[0].db.signal(libc::SIGCONT),
+        Fault::MysqldStop => {
+            // Killed meanwhile by its agent (on_hung = "kill"): started again, as its
+            // service manager would (systemd: Restart=on-abort).
+            if nodes[0].db.exited() {
+                nodes[0].db.restart()?;
+            } else {
+                nodes[0].db.signal(libc::SIGCONT);
+            }
+        }
         Fault::RepeatedCrash => nodes[0].db.restart()?,
         Fault::BackupAgentKill => nodes[1].start_agent(setup)?,
     }

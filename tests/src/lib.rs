@@ -881,6 +881,11 @@ impl Mariadb {
             .collect())
     }
 
+    /// Has the server process exited (killed by someone other than this lab)?
+    pub fn exited(&mut self) -> bool {
+        matches!(self.proc.child.try_wait(), Ok(Some(_)))
+    }
+
     /// The server process itself (not `ip netns exec`: it execs, so the same pid).
     pub fn signal(&self, sig: i32) {
         self.proc.signal_group(sig);

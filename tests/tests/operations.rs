@@ -568,7 +568,7 @@ fn systemd_unit_verifies() {
         "ProtectSystem=strict",
         "LimitMEMLOCK=",
         "SystemCallFilter=@system-service bpf",
-        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON",
+        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_KILL",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET",
     ] {
         assert!(unit.contains(want), "unit lacks {want}");

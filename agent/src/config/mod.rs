@@ -318,6 +318,9 @@ pub struct WriteGuardConfig {
     /// Kill client connections when the node stops being the writer.
     #[serde(default = "yes")]
     pub kill_writers: bool,
+    /// What a node does when its server must be made read-only and answers nothing.
+    #[serde(default)]
+    pub on_hung: HungPolicy,
     /// What a node that finds errant transactions of its own does about them.
     #[serde(default)]
     pub on_errant: ErrantPolicy,
@@ -341,6 +344,24 @@ pub enum ErrantPolicy {
     /// undone, then rejoin. Where that cannot be done safely (DDL, purged binlogs, MySQL,
     /// a statement- or minimal-image binlog) the node stays quarantined and says why.
     Flashback,
+}
+
+/// What a write instance does when its server must be fenced (`read_only = ON`: the node
+/// left mastership, starts, or stops) and the server has answered nothing for 500 ms. The
+/// peer counts a server silent for 1 s as gone and takes the writes; a hung server that
+/// resumes runs what was queued in it, clients' writes included, before the fence lands.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HungPolicy {
+    /// SIGKILL the local `mariadbd` / `mysqld` (the process holding the server's socket or
+    /// port) so it never runs what is queued; its service manager restarts it, read-only
+    /// from my.cnf (`read_only = ON`), and the guard fences and compares it as after any
+    /// crash.
+    #[default]
+    Kill,
+    /// Keep waiting for the fence: when the server resumes, both servers can take writes
+    /// until the fence lands (milliseconds to tens of milliseconds).
+    Wait,
 }
 
 /// What a write instance does when catch-up times out.

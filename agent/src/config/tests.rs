@@ -146,6 +146,8 @@ fn write_guard_defaults_and_its_server_must_be_a_followed_mysql_tracker() {
     assert!(g.kill_writers);
     // Errant transactions are quarantined unless the operator asks for the undo.
     assert_eq!(g.on_errant, ErrantPolicy::Quarantine);
+    // A hung server that must be fenced is killed unless the operator says wait.
+    assert_eq!(g.on_hung, HungPolicy::Kill);
     assert_eq!(
         g.errant_archive,
         std::path::Path::new("/var/lib/xvrrpd/errant")
@@ -160,6 +162,12 @@ fn write_guard_defaults_and_its_server_must_be_a_followed_mysql_tracker() {
         .clone()
         .unwrap();
     assert_eq!(g.on_errant, ErrantPolicy::Flashback);
+    let wait = ok.replace("server = \"db\"", "server = \"db\"\non_hung = \"wait\"");
+    let g = parse(&wait, false).unwrap().instances[0]
+        .mysql
+        .clone()
+        .unwrap();
+    assert_eq!(g.on_hung, HungPolicy::Wait);
     let typo = ok.replace(
         "server = \"db\"",
         "server = \"db\"\non_errant = \"rebuild\"",

@@ -114,6 +114,25 @@ impl Server {
         text
     }
 
+    /// Where the server listens, for [`super::hung::kill`]; None for a host name other
+    /// than `localhost` (no name lookup in the middle of a fence).
+    pub fn listener(&self) -> Option<super::hung::Listener> {
+        let opts = mysql_async::Opts::from(self.opts.clone());
+        if let Some(s) = opts.socket() {
+            return Some(super::hung::Listener::Unix(s.into()));
+        }
+        let host = opts.ip_or_hostname();
+        let addr = match host.parse() {
+            Ok(ip) => ip,
+            Err(_) if host == "localhost" => std::net::IpAddr::from([127, 0, 0, 1]),
+            Err(_) => return None,
+        };
+        Some(super::hung::Listener::Tcp {
+            addr,
+            port: opts.tcp_port(),
+        })
+    }
+
     /// A connection registered as xvrrpd's own for as long as it lives.
     pub async fn connect(&self) -> Result<OwnConn, mysql_async::Error> {
         let conn = Conn::new(self.opts.clone()).await?;

@@ -8,7 +8,10 @@
 //! while it waits for commits in flight, what holds it up is killed (see [`Worker::fence`]);
 //! then the remaining client connections are killed. A demotion that cannot reach the server is retried until it succeeds or another
 //! command supersedes it, so a mysqld that restarts is fenced as soon as it answers.
-use std::time::{Duration, Instant};
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
 
 use mysql_async::prelude::Queryable;
 use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver, UnboundedSender};
@@ -18,10 +21,10 @@ use super::{
     catchup::{self, Flavor, Target},
     conn::{is_own, OwnConn, Server},
     divergence::{self, Executed, Extra, Origin},
-    flashback, replica, term,
+    flashback, hung, replica, term,
 };
 use crate::{
-    config::{CatchupPolicy, ErrantPolicy, WriteGuardConfig},
+    config::{CatchupPolicy, ErrantPolicy, HungPolicy, WriteGuardConfig},
     role::{Command, Outcome, Standing, Verdict},
 };
 
@@ -82,6 +85,10 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// a reconnect, tens of milliseconds late, while the resumed server took writes (chaos,
 /// hung mysqld: both writable for 4–8 ms in 2 runs of 4).
 const FENCE_WAIT: Duration = Duration::from_secs(30);
+/// How long a server that must be fenced may answer nothing before `on_hung = "kill"`
+/// kills it: well inside the peer's [`PEER_HUNG`], which starts counting no earlier than
+/// this fence (the peer takes over on this node's priority-0 advert, sent after it).
+const HUNG_KILL: Duration = Duration::from_millis(500);
 /// How often a wait checks for a newer command.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 /// How long a replica's MySQL port may take to accept a connection before it counts as
@@ -725,8 +732,11 @@ impl Worker {
 
     async fn demote(&mut self, term: u64) -> Option<Command> {
         let mut tries = 0;
+        // One kill per demotion: the server restarted by its service manager starts
+        // read-only (my.cnf) and is only waited for.
+        let mut may_kill = self.cfg.on_hung == HungPolicy::Kill;
         loop {
-            match self.fence().await {
+            match self.fence(term, &mut may_kill).await {
                 Ok(f) => {
                     info!(
                         instance = %self.name,
@@ -771,7 +781,44 @@ impl Worker {
     /// `KILL CONNECTION` frees such a waiter at once (its transaction stays committed
     /// locally, its client gets error 2013: in doubt); `KILL QUERY` would tell the client
     /// OK for a transaction the peer never got, so it is never used.
-    async fn fence(&mut self) -> Result<Fence, String> {
+    async fn fence(&mut self, term: u64, may_kill: &mut bool) -> Result<Fence, String> {
+        let listener = self.server.listener().filter(|_| *may_kill);
+        let Some(listener) = listener else {
+            return self.fence_attempt(&AtomicBool::new(false)).await;
+        };
+        // Set once the server answers anything in this attempt: it is not hung.
+        let answered = AtomicBool::new(false);
+        let hung = async {
+            tokio::time::sleep(HUNG_KILL).await;
+            if answered.load(Ordering::Relaxed) {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            biased;
+            r = self.fence_attempt(&answered) => r,
+            () = hung => {
+                // Whatever was waiting inside the server dies with it.
+                self.conn = None;
+                self.killer = None;
+                *may_kill = false;
+                match hung::kill(&listener) {
+                    Ok(k) => {
+                        warn!(instance = %self.name, pid = k.pid, process = %k.name, "the server must be read-only and has answered nothing for 500 ms: killed (SIGKILL) so it never runs what is queued in it; its service manager restarts it read-only");
+                        (self.out)(Outcome::ServerKilled { term, pid: k.pid, process: k.name });
+                        Err("the hung server was killed: waiting for it to restart".into())
+                    }
+                    Err(e) => {
+                        warn!(instance = %self.name, error = %e, "the server must be read-only and has answered nothing for 500 ms, but it could not be killed: waiting for it (when it resumes it is writable until the fence lands)");
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One try at the fence; `answered` is set as soon as the server answers anything.
+    async fn fence_attempt(&mut self, answered: &AtomicBool) -> Result<Fence, String> {
         // Both connections before anything starts: the killer must be there when needed
         // (a full max_connections must not stop it; it is kept open between fences).
         self.connection().await?;
@@ -796,6 +843,7 @@ impl Worker {
         while landed.is_none() {
             let everyone = self.cfg.kill_writers || start.elapsed() >= FENCE_PATIENCE;
             let swept = sweep(killer, &endpoint, Sweep::Blocking { everyone }).await?;
+            answered.store(true, Ordering::Relaxed);
             in_doubt += swept.in_doubt;
             killed.extend(swept.killed);
             landed = tokio::time::timeout(FENCE_SWEEP, &mut read_only).await.ok();

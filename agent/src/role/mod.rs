@@ -127,6 +127,13 @@ pub enum Outcome {
         term: u64,
         standing: Standing,
     },
+    /// The server had to be fenced and answered nothing: its process was killed
+    /// ([`crate::mysql::hung`]).
+    ServerKilled {
+        term: u64,
+        pid: u32,
+        process: String,
+    },
     /// The errant transactions were undone ([`crate::mysql::flashback`]); the next look
     /// finds none and the node rejoins.
     Undone {
@@ -202,6 +209,11 @@ pub enum Event {
     /// Errant transactions found: out of the election until they are gone.
     Divergent {
         errant: Vec<String>,
+    },
+    /// The server was hung while it had to be fenced: its process was killed.
+    ServerKilled {
+        pid: u32,
+        process: String,
     },
     /// Errant transactions undone and archived.
     ErrantUndone {
@@ -643,6 +655,15 @@ impl Core {
             Outcome::CaughtUp { term } if term == current => {
                 let block = w.block.take();
                 out.push(Action::Event(Event::CaughtUp));
+                if !master {
+                    // A read-only node compares with the peer and replicates from it (its
+                    // server may have restarted meanwhile, replica threads stopped), as
+                    // after any fence; a promotion from the retrack below supersedes it.
+                    out.push(w.command(|term| Command::Rejoin {
+                        term,
+                        await_term: None,
+                    }));
+                }
                 self.retrack(now, out);
                 if block == Some(Block::Catchup) {
                     // It never served writes in that term: nothing to damp.
@@ -711,6 +732,10 @@ impl Core {
                         out.push(w.command(|term| Command::Rejoin { term, await_term }));
                     }
                 }
+            }
+            // Whatever term: the kill happened and the operator must hear of it.
+            Outcome::ServerKilled { pid, process, .. } => {
+                out.push(Action::Event(Event::ServerKilled { pid, process }));
             }
             Outcome::Undone {
                 term,

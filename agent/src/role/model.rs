@@ -16,9 +16,12 @@
 //!   a MASTER hook runs only once the VIPs are up;
 //! - two servers reachable by clients never accept writes at once, and the VIP is never
 //!   on both nodes while both agents run, unless the run left the pair *unprotected*: a
-//!   partition, or a node cut off (or its hung server resuming) while its agent is dead
-//!   (nobody is left to fence that server, and the survivor could not see it). Without a witness both can then be writable: that is the witness's
-//!   job (a lease the isolated node loses on its own clock), not the core's.
+//!   partition, a node cut off while its agent is dead, or a server that hung while its
+//!   agent was dead or its node cut off and then resumed (nobody was there to fence or
+//!   kill it in time, and the survivor could not tell it from a dead one). Without a witness both can then be
+//!   writable: that is the witness's job (a lease the isolated node loses on its own
+//!   clock), not the core's. A hung server whose agent lives is killed before the
+//!   survivor counts it gone (`on_hung = "kill"`).
 //!
 //! And once every fault has healed: exactly one node holds the VIP on a writable server,
 //! the other is read-only.
@@ -38,6 +41,7 @@ const PEER_POLL: u64 = 20 * MS;
 const PEER_HUNG: u64 = 1_000 * MS;
 const RETRY: u64 = 200 * MS;
 const STATEMENT_TIMEOUT: u64 = 2_000 * MS;
+const HUNG_KILL: u64 = 500 * MS;
 /// Faults happen in the first RUN; then everything heals and the pair must converge.
 const RUN: u64 = 4_000 * MS;
 const SETTLE: u64 = 8_000 * MS;
@@ -124,6 +128,11 @@ enum Ev {
         healthy: bool,
         gen: u64,
     },
+    /// A fence that waited inside a hung server lands, some time after it resumed.
+    QueuedFence {
+        node: usize,
+        term: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,8 +155,11 @@ struct Server {
     read_only: bool,
     /// Restarted (read-only from my.cnf) since this node's last promotion.
     restarted: bool,
-    /// A fence statement is waiting inside the hung server: it lands on resume.
+    /// A fence statement is waiting inside the hung server: it lands after it resumes.
     fence_queued: Option<u64>,
+    /// Hung at some moment while its agent was dead or its node cut off: nobody could
+    /// kill it before the survivor counted it gone (or, cut off, took over at once).
+    unwatched: bool,
     /// `xvrrpd.promotion` in this server's data: each node's latest promotion term
     /// (replicated with the rest of the data).
     promo: [u64; 2],
@@ -215,6 +227,8 @@ struct Node {
     loss: u8,
     /// What the agent keeps across its restarts (a file under /run in life).
     memory: Memory,
+    /// The demotion (term) whose fence killed the hung server: once per demotion.
+    killed_for: Option<u64>,
 }
 
 pub struct Sim {
@@ -242,6 +256,10 @@ pub struct Sim {
     /// Both servers must end with the same transactions (on with `undo_errant`; switch
     /// it on alone to show the check fails with quarantine).
     data_must_converge: bool,
+    /// `on_hung = "kill"`: a server that must be fenced and answers nothing for
+    /// [`HUNG_KILL`] is killed, and its service manager restarts it (switch off to show
+    /// that a resumed hung server is writable beside the new master).
+    kill_hung: bool,
     pub violations: Vec<String>,
 }
 
@@ -268,6 +286,7 @@ impl Sim {
             last_to: None,
             loss: 0,
             memory: Memory::default(),
+            killed_for: None,
         };
         let mut sim = Self {
             now: 0,
@@ -283,6 +302,7 @@ impl Sim {
             master_stops_replicating: true,
             undo_errant: seed & 2 != 0,
             data_must_converge: seed & 2 != 0,
+            kill_hung: true,
             violations: Vec::new(),
         };
         sim.start_agent(0);
@@ -667,13 +687,26 @@ impl Sim {
                         self.guard_later(i, RETRY);
                     }
                 } else if s.hung {
-                    // The statement waits inside the server and lands when it resumes;
-                    // the guard gives up on it after its statement timeout and retries.
+                    // The statement waits inside the server and lands some time after it
+                    // resumes; the guard gives up on it after its statement timeout and
+                    // retries. With `kill_hung`, a server still silent HUNG_KILL after the
+                    // statement went in is killed instead (once per demotion).
+                    let may_kill = self.kill_hung && self.nodes[i].killed_for != Some(term);
                     if s.fence_queued.is_some() && newer {
                         self.guard_next(i);
+                    } else if may_kill && s.fence_queued == Some(term) {
+                        self.kill_hung_server(i, term);
+                        self.guard_later(i, RETRY);
                     } else {
                         self.nodes[i].server.fence_queued = Some(term);
-                        self.guard_later(i, STATEMENT_TIMEOUT);
+                        self.guard_later(
+                            i,
+                            if may_kill {
+                                HUNG_KILL
+                            } else {
+                                STATEMENT_TIMEOUT
+                            },
+                        );
                     }
                 } else {
                     let held =
@@ -915,6 +948,9 @@ impl Sim {
                     return;
                 }
                 self.nodes[i].link = up;
+                // Cut off with its server hung: the peer takes over at once (it cannot
+                // reach the server) and the kill comes HUNG_KILL later.
+                self.nodes[i].server.unwatched |= !up && self.nodes[i].server.hung;
                 self.epoch += 1;
                 let tracking = self.tracking(i);
                 self.feed(i, Input::Track { now, tracking });
@@ -969,6 +1005,7 @@ impl Sim {
                     return;
                 }
                 s.hung = true;
+                s.unwatched = self.nodes[i].core.is_none() || !self.nodes[i].link;
                 self.tracker_after(i, false, 700 * MS);
             }
             Fault::MysqldResume(i) => {
@@ -977,19 +1014,17 @@ impl Sim {
                     return;
                 }
                 s.hung = false;
-                if self.nodes[i].core.is_none() {
-                    // Its agent is dead: nothing fences it, and the survivor already
-                    // counted the silent server as gone.
+                if s.unwatched {
+                    // Its agent was dead while it hung: nothing fenced or killed it, and
+                    // the survivor counted the silent server as gone.
                     self.unprotected = true;
                 }
-                let s = &mut self.nodes[i].server;
-                // A fence that waited inside the server runs first.
-                if let Some(term) = s.fence_queued.take() {
-                    s.read_only = true;
-                    if matches!(self.nodes[i].step, Step::Fence { term: t } if t == term) {
-                        self.outcome(i, fence_done(term));
-                        self.guard_next(i);
-                    }
+                // A fence that waited inside the server runs among everything else that
+                // was queued there: clients' statements see it writable meanwhile (the
+                // lab measured 4–58 ms).
+                if let Some(term) = self.nodes[i].server.fence_queued {
+                    let d = self.rand(MS, 60 * MS);
+                    self.at(self.now + d, Ev::QueuedFence { node: i, term });
                 }
                 self.tracker_after(i, true, 3_000 * MS);
             }
@@ -1002,6 +1037,7 @@ impl Sim {
                 n.guard_gen += 1;
                 n.tick_at = None;
                 n.server.fence_queued = None;
+                n.server.unwatched |= n.server.hung;
             }
             Fault::AgentRestart(i) => {
                 if self.nodes[i].core.is_none() {
@@ -1034,6 +1070,26 @@ impl Sim {
     }
 
     /// Everything back to health at `at`.
+    /// `on_hung = "kill"`: SIGKILL to the hung server. What was queued in it never runs;
+    /// a commit that had reached its binary log is kept by crash recovery (held here
+    /// alone unless the peer still replicates). Its service manager restarts it.
+    fn kill_hung_server(&mut self, i: usize, term: u64) {
+        self.nodes[i].killed_for = Some(term);
+        let s = &mut self.nodes[i].server;
+        if !s.read_only {
+            s.held[i] += 1;
+        }
+        *s = Server {
+            promo: s.promo,
+            held: s.held,
+            ..Server::default()
+        };
+        self.replicate();
+        self.tracker_after(i, false, MS);
+        let restart = self.rand(500 * MS, 3_000 * MS);
+        self.at(self.now + restart, Ev::Fault(Fault::MysqldRestart(i)));
+    }
+
     fn heal_all(&mut self, at: u64) {
         for i in 0..2 {
             // systemd restarts a dead agent first, in seconds.
@@ -1103,6 +1159,18 @@ impl Sim {
             Ev::Guard { node, gen } => {
                 if self.nodes[node].guard_gen == gen {
                     self.guard_step(node);
+                }
+            }
+            Ev::QueuedFence { node, term } => {
+                let s = &mut self.nodes[node].server;
+                if !s.alive || s.hung || s.fence_queued != Some(term) {
+                    return;
+                }
+                s.fence_queued = None;
+                s.read_only = true;
+                if matches!(self.nodes[node].step, Step::Fence { term: t } if t == term) {
+                    self.outcome(node, fence_done(term));
+                    self.guard_next(node);
                 }
             }
             Ev::Tracker { node, healthy, gen } => {
@@ -1240,6 +1308,40 @@ fn undone_errant_transactions_leave_one_history() {
     assert!(v.is_empty(), "{v:?}");
 }
 
+/// The model must be able to fail: a hung master's fence waits inside it, the peer counts
+/// the silent server as gone after a second and takes writes, and when the hung server
+/// resumes, clients see it writable until the queued fence lands (chaos, hung mysqld).
+/// Killed while it is still silent, it never runs what was queued.
+#[test]
+fn a_hung_server_that_resumes_before_its_fence_is_caught() {
+    let hang = [(500, Fault::MysqldHang(0)), (3500, Fault::MysqldResume(0))];
+    let caught = (1..20).any(|seed| {
+        let mut waiting = Sim::new(seed, FenceModel::KillsWhatHoldsItUp);
+        waiting.kill_hung = false;
+        waiting
+            .run(&hang)
+            .iter()
+            .any(|v| v.contains("both servers accept writes"))
+    });
+    assert!(caught, "no seed showed the resumed server writable");
+    for seed in 1..20 {
+        let v = Sim::new(seed, FenceModel::KillsWhatHoldsItUp).run(&hang);
+        assert!(v.is_empty(), "seed {seed}: {v:?}");
+    }
+}
+
+/// Found by the search once hung servers were killed: the master's agent dies, the
+/// backup's promotion waits on the still-writable master until its catch-up deadline
+/// (blocked), then the backup's own server hangs and is killed. Restarted, its replica
+/// threads stay stopped (`skip_slave_start`); caught up, it never compared with the peer
+/// or replicated again, and the data differed at the end.
+#[test]
+fn a_server_restarted_during_a_catchup_block_replicates_again() {
+    let script = [(358, Fault::AgentKill(0)), (1696, Fault::MysqldHang(1))];
+    let v = Sim::new(16_199_445_502_522_493_674, FenceModel::KillsWhatHoldsItUp).run(&script);
+    assert!(v.is_empty(), "{v:?}");
+}
+
 /// Scenarios worth keeping by name (each was a failing case once, or is a classic).
 #[test]
 fn named_scenarios_hold() {
@@ -1263,8 +1365,9 @@ fn named_scenarios_hold() {
         &[(0, Fault::Partition), (0, Fault::Reload(0, 50))],
         // The master's agent killed and restarted: the survivor waits for the fence.
         &[(500, Fault::AgentKill(0)), (2500, Fault::AgentRestart(0))],
-        // A hung master, resumed.
+        // A hung master, resumed (killed first, or not: the resume comes early).
         &[(500, Fault::MysqldHang(0)), (2500, Fault::MysqldResume(0))],
+        &[(500, Fault::MysqldHang(0)), (1300, Fault::MysqldResume(0))],
         // Switchover, then the new master's mysqld dies.
         &[(500, Fault::Switchover(0)), (1500, Fault::MysqldKill(1))],
     ];

@@ -569,6 +569,10 @@ fn event(r: &Running, e: Event) {
             "event": "divergent", "ts_ns": ts_ns, "instance": name, "errant": errant,
             "remedy": crate::mysql::divergence::REBUILD,
         }),
+        Event::ServerKilled { pid, process } => serde_json::json!({
+            "event": "mysqld_killed", "ts_ns": ts_ns, "instance": name, "pid": pid,
+            "process": process, "reason": "hung while it had to be fenced",
+        }),
         Event::ErrantUndone { gtids, archive } => serde_json::json!({
             "event": "errant_undone", "ts_ns": ts_ns, "instance": name, "gtids": gtids,
             "archive": archive,
