@@ -1,9 +1,11 @@
 //! xvrrpd: an eBPF/XDP-accelerated VRRP failover agent.
 //!
 //! - [`datapath`]: loads the embedded XDP program, attaches it, reads its maps and events.
+//! - [`conntrack`]: clients' connections to the VIPs, copied to the peer, tickled at takeover.
 //! - [`vrrp`]: the pure VRRP packet codec (no sockets).
 //! - [`observe`]: the `xvrrpd observe` command.
 pub mod config;
+pub mod conntrack;
 pub mod control;
 pub mod datapath;
 pub mod engine;

@@ -330,6 +330,12 @@ fn check(path: &std::path::Path, offline: bool) -> std::process::ExitCode {
                 {
                     println!("host: warning: {w}");
                 }
+                if let Some(k) = &g.conn_sync_key {
+                    if let Err(e) = xvrrpd::conntrack::load_key(k) {
+                        println!("host: ERROR: {e:#}");
+                        return std::process::ExitCode::FAILURE;
+                    }
+                }
             }
             if offline || preflight(&cfg) {
                 std::process::ExitCode::SUCCESS

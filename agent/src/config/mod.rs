@@ -156,6 +156,14 @@ pub struct Global {
     /// (RLIMIT_RTTIME; keepalived's `vrrp_rlimit_rttime`): a bug cannot wedge a core.
     #[serde(default = "default_realtime_budget", with = "duration")]
     pub realtime_budget: Duration,
+    /// The key both agents sign the copy of the master's client connections with (a file
+    /// of at least 16 bytes, mode 600; `head -c 32 /dev/urandom > FILE`). The backup
+    /// tickles those clients when it takes over, so they fail at once and reconnect.
+    /// Absent: nothing is copied, and a takeover tickles nobody.
+    pub conn_sync_key: Option<std::path::PathBuf>,
+    /// UDP port of that copy, on every address of the node.
+    #[serde(default = "default_conn_sync_port")]
+    pub conn_sync_port: u16,
 }
 
 impl Default for Global {
@@ -167,8 +175,14 @@ impl Default for Global {
             realtime_priority: default_realtime_priority(),
             lock_memory: true,
             realtime_budget: default_realtime_budget(),
+            conn_sync_key: None,
+            conn_sync_port: default_conn_sync_port(),
         }
     }
+}
+
+fn default_conn_sync_port() -> u16 {
+    5899
 }
 
 fn default_realtime_priority() -> u8 {
@@ -275,6 +289,12 @@ pub struct InstanceConfig {
     pub refuse_released: bool,
     #[serde(default)]
     pub announce: Announce,
+    /// On becoming master, send each client connection the previous master had (as it
+    /// copied them here, see `[global] conn_sync_key`) a tickle ACK: the client's answer
+    /// reaches this node, whose kernel resets it, and the client reconnects at once
+    /// instead of waiting for TCP to give up on a dead host.
+    #[serde(default = "yes")]
+    pub reset_clients: bool,
     /// Names of the trackers this instance follows.
     #[serde(default)]
     pub track: Vec<String>,

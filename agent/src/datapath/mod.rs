@@ -12,7 +12,9 @@ use aya::{
     programs::{ProgramError, Xdp, XdpMode},
     Ebpf, EbpfError,
 };
-use xvrrpd_common::{gstat, DatapathConfig, VipKey, VridKey, VridParams, FAMILY_V4, FAMILY_V6};
+use xvrrpd_common::{
+    gstat, ConnKey, DatapathConfig, VipKey, VridKey, VridParams, FAMILY_V4, FAMILY_V6,
+};
 
 pub use state::VridSnapshot;
 
@@ -156,13 +158,21 @@ impl Datapath {
         arr.set(0, cfg, 0).map_err(map_err("CONFIG"))
     }
 
-    /// The per-VRID parameters map, writable.
-    fn params_map(&mut self) -> Result<HashMap<&mut MapData, VridKey, VridParams>, DatapathError> {
+    /// The hash map `name`, writable.
+    fn hash_mut<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+    ) -> Result<HashMap<&mut MapData, K, V>, DatapathError> {
         let map = self
             .ebpf
-            .map_mut("PARAMS")
-            .ok_or(DatapathError::Missing("map PARAMS"))?;
-        HashMap::try_from(map).map_err(map_err("PARAMS"))
+            .map_mut(name)
+            .ok_or(DatapathError::Missing(name))?;
+        HashMap::try_from(map).map_err(map_err(name))
+    }
+
+    /// The per-VRID parameters map, writable.
+    fn params_map(&mut self) -> Result<HashMap<&mut MapData, VridKey, VridParams>, DatapathError> {
+        self.hash_mut("PARAMS")
     }
 
     pub fn set_params(&mut self, key: VridKey, params: VridParams) -> Result<(), DatapathError> {
@@ -178,11 +188,7 @@ impl Datapath {
 
     /// The released-VIP map, writable.
     fn released_map(&mut self) -> Result<HashMap<&mut MapData, VipKey, u32>, DatapathError> {
-        let map = self
-            .ebpf
-            .map_mut("RELEASED")
-            .ok_or(DatapathError::Missing("map RELEASED"))?;
-        HashMap::try_from(map).map_err(map_err("RELEASED"))
+        self.hash_mut("RELEASED")
     }
 
     /// Refuses TCP for a VIP this node no longer holds: call only once the address is
@@ -195,16 +201,65 @@ impl Datapath {
 
     /// Stops refusing a VIP: call before the address is added.
     pub fn reclaim_vip(&mut self, ifindex: u32, addr: IpAddr) -> Result<(), DatapathError> {
-        match self.released_map()?.remove(&vip_key(ifindex, addr)) {
-            // Not listed: nothing to undo.
-            Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
-            {
-                Ok(())
-            }
-            r => r.map_err(map_err("RELEASED")),
+        // Not listed: nothing to undo.
+        absent_ok(
+            self.released_map()?.remove(&vip_key(ifindex, addr)),
+            "RELEASED",
+        )
+    }
+
+    /// The held-VIP map, writable.
+    fn held_map(&mut self) -> Result<HashMap<&mut MapData, VipKey, u32>, DatapathError> {
+        self.hash_mut("HELD")
+    }
+
+    /// Tracks clients' connections to a VIP this node now holds, for instance `id`.
+    pub fn hold_vip(&mut self, ifindex: u32, addr: IpAddr, id: u32) -> Result<(), DatapathError> {
+        self.held_map()?
+            .insert(vip_key(ifindex, addr), id, 0)
+            .map_err(map_err("HELD"))
+    }
+
+    /// Stops tracking a VIP given up, and forgets its connections (the next master
+    /// tracks them). Returns how many were forgotten.
+    pub fn unhold_vip(&mut self, ifindex: u32, addr: IpAddr) -> Result<usize, DatapathError> {
+        let key = vip_key(ifindex, addr);
+        absent_ok(self.held_map()?.remove(&key), "HELD")?;
+        let mut conns: HashMap<&mut MapData, ConnKey, u64> = self.hash_mut("CONNS")?;
+        let gone: Vec<ConnKey> = conns
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.ifindex == ifindex && k.family == key.family && k.vip == key.addr)
+            .collect();
+        for k in &gone {
+            let _ = conns.remove(k);
         }
+        Ok(gone.len())
+    }
+
+    /// Every tracked connection, and when (CLOCK_MONOTONIC ns) its client last sent.
+    pub fn conns(&self) -> Result<Vec<(ConnKey, u64)>, DatapathError> {
+        let map = self
+            .ebpf
+            .map("CONNS")
+            .ok_or(DatapathError::Missing("map CONNS"))?;
+        let h: HashMap<_, ConnKey, u64> = HashMap::try_from(map).map_err(map_err("CONNS"))?;
+        Ok(h.iter().filter_map(Result::ok).collect())
+    }
+
+    /// Forgets one tracked connection (aged out: its client went silent).
+    pub fn forget_conn(&mut self, key: &ConnKey) -> Result<(), DatapathError> {
+        let mut h: HashMap<&mut MapData, ConnKey, u64> = self.hash_mut("CONNS")?;
+        absent_ok(h.remove(key), "CONNS")
+    }
+
+    /// Takes the connection-event ring buffer (once).
+    pub fn take_conn_events(&mut self) -> Result<RingBuf<MapData>, DatapathError> {
+        let map = self
+            .ebpf
+            .take_map("CONN_EVENTS")
+            .ok_or(DatapathError::Missing("map CONN_EVENTS"))?;
+        RingBuf::try_from(map).map_err(map_err("CONN_EVENTS"))
     }
 
     /// Takes the event ring buffer (once).
@@ -246,6 +301,19 @@ impl Datapath {
             *slot = per_cpu.iter().sum();
         }
         Ok(out)
+    }
+}
+
+/// A removal from `map` whose key was already gone counts as done.
+fn absent_ok(r: Result<(), aya::maps::MapError>, map: &'static str) -> Result<(), DatapathError> {
+    match r {
+        Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
+        r => r.map_err(map_err(map)),
     }
 }
 

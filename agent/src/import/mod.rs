@@ -663,6 +663,7 @@ impl Converter {
             peers: Vec::new(),
             spoof_filter: false,
             refuse_released: true,
+            reset_clients: true,
             v3_checksum: V3Checksum::default(),
             accept_mode: true,
             announce,

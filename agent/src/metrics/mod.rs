@@ -65,6 +65,10 @@ pub struct Metrics {
     pub invalid_adverts: Family<Labels, Counter>,
     pub datapath_invalid: Family<Labels, Counter>,
     pub datapath_refused: Counter,
+    pub conns_tracked: Family<Labels, Gauge>,
+    pub conns_full: Counter,
+    pub peer_conns: Family<Labels, Gauge>,
+    pub tickles: Family<Labels, Counter>,
     pub missed_intervals: Family<Labels, Counter>,
     pub master_down: Family<Labels, Counter>,
     pub stalls: Family<Labels, Counter>,
@@ -97,6 +101,10 @@ impl Metrics {
             invalid_adverts: Family::default(),
             datapath_invalid: Family::default(),
             datapath_refused: Counter::default(),
+            conns_tracked: Family::default(),
+            conns_full: Counter::default(),
+            peer_conns: Family::default(),
+            tickles: Family::default(),
             missed_intervals: Family::default(),
             master_down: Family::default(),
             stalls: Family::default(),
@@ -160,6 +168,26 @@ impl Metrics {
             "datapath_refused",
             "TCP segments for a VIP this node gave up, answered with a RST by the XDP program",
             m.datapath_refused.clone(),
+        );
+        reg.register(
+            "conntrack_connections",
+            "Client TCP connections to the instance's VIPs tracked by this node's datapath (master)",
+            m.conns_tracked.clone(),
+        );
+        reg.register(
+            "conntrack_full",
+            "Client connections to a held VIP not tracked because the kernel table was full",
+            m.conns_full.clone(),
+        );
+        reg.register(
+            "conntrack_peer_connections",
+            "The master's client connections as last copied to this node (tickled at takeover)",
+            m.peer_conns.clone(),
+        );
+        reg.register(
+            "conntrack_tickles",
+            "Tickle ACKs sent at takeover to clients of the previous master",
+            m.tickles.clone(),
         );
         reg.register(
             "vrrp_missed_intervals",
@@ -410,6 +438,8 @@ mod tests {
             &m.mysql_divergent,
             &m.tracker_up,
             &m.mysql_read_only,
+            &m.conns_tracked,
+            &m.peer_conns,
         ] {
             f.get_or_create(&l).set(1);
         }
@@ -425,6 +455,7 @@ mod tests {
             &m.announcements,
             &m.check_failures,
             &m.reloads,
+            &m.tickles,
         ] {
             f.get_or_create(&l).inc();
         }

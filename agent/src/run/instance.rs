@@ -87,6 +87,13 @@ pub struct Running {
     pub params: VridParams,
     /// Where the core's [`Memory`] is kept across agent restarts.
     pub memory_file: PathBuf,
+    /// Master: the clients' connections to this instance's VIPs, as the datapath tracks
+    /// them.
+    pub conns: crate::conntrack::Table,
+    /// Backup: the master's, as it last copied them here (tickled at takeover).
+    pub peer_conns: crate::conntrack::Table,
+    /// Source of the last valid advert: the master a backup asks for the copy.
+    pub master_src: Option<std::net::IpAddr>,
 }
 
 impl Running {
@@ -333,6 +340,9 @@ pub fn prepare(
         seen: SeenCounters::default(),
         params: datapath_params(ic, ic.priority),
         memory_file,
+        conns: crate::conntrack::Table::new(xvrrpd_common::MAX_CONNS as usize),
+        peer_conns: crate::conntrack::Table::new(xvrrpd_common::MAX_CONNS as usize),
+        master_src: None,
     })
 }
 
@@ -454,8 +464,13 @@ pub async fn apply(
                     }
                     if let Err(e) = vip::add(nl, v).await {
                         warn!(instance = %r.cfg.name, error = %e, "adding VIP");
+                        continue;
+                    }
+                    if let Err(e) = dp.hold_vip(v.ifindex, v.addr, r.id as u32) {
+                        warn!(instance = %r.cfg.name, error = %e, "tracking the VIP's client connections");
                     }
                 }
+                spawn_tickles(r);
             }
             Action::RemoveVips => {
                 // Leaving mastership: no paced advert after this one.
@@ -464,6 +479,10 @@ pub async fn apply(
                 r.announce_gen
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 for v in &r.vips {
+                    // Its connections are the next master's to track.
+                    if let Err(e) = dp.unhold_vip(v.ifindex, v.addr) {
+                        warn!(instance = %r.cfg.name, error = %e, "forgetting the VIP's client connections");
+                    }
                     if let Err(e) = vip::remove(nl, v).await {
                         warn!(instance = %r.cfg.name, error = %e, "removing VIP");
                         continue;
@@ -591,6 +610,41 @@ fn event(r: &Running, e: Event) {
         }
     };
     r.emit(json);
+}
+
+/// At takeover, the clients of the previous master (as it copied them here) are told
+/// their connection is gone ([`crate::conntrack::tickle`]), in rounds, after the first
+/// announcement. Only connections to this instance's own VIPs.
+fn spawn_tickles(r: &mut Running) {
+    r.conns.clear();
+    let vips: Vec<std::net::IpAddr> = r.vips.iter().map(|v| v.addr).collect();
+    let list: Vec<crate::conntrack::Conn> = r
+        .peer_conns
+        .iter()
+        .filter(|c| vips.contains(&c.vip.ip()))
+        .copied()
+        .collect();
+    r.peer_conns.clear();
+    r.metrics.peer_conns.get_or_create(&r.labels).set(0);
+    if list.is_empty() || !r.cfg.reset_clients {
+        return;
+    }
+    info!(instance = %r.cfg.name, connections = list.len(), "tickling the previous master's client connections");
+    let metrics = r.metrics.clone();
+    let labels = r.labels.clone();
+    tokio::spawn(async move {
+        use crate::conntrack::tickle;
+        // The announcement's first packets go out first: the clients' answers must
+        // come here.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        for round in 0..tickle::ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(tickle::ROUND_GAP).await;
+            }
+            let sent = tickle::round(&list);
+            metrics.tickles.get_or_create(&labels).inc_by(sent as u64);
+        }
+    });
 }
 
 /// Bursts of GARP / NA (count, burst_delay apart; the first two back to back), one repeat

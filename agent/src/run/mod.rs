@@ -6,6 +6,7 @@
 //! is removed before the instance starts (as backup, or as master only for an owner). The
 //! node then holds no VIP until it wins the election, so two owners never overlap longer
 //! than the election itself takes.
+mod conns;
 mod instance;
 mod reload;
 
@@ -96,6 +97,10 @@ pub struct Router {
     started: std::time::Instant,
     /// Kernel-wide counters last folded into the metrics (invalid by reason, refused).
     seen_invalid: [u64; gstat::COUNT as usize],
+    /// The copy of the master's client connections to the peers (with a key).
+    conn_sync: Option<conns::ConnSync>,
+    /// Housekeeping ticks, for what connection tracking does less often.
+    conn_ticks: u32,
 }
 
 /// Options of `xvrrpd run` beyond the configuration file.
@@ -159,6 +164,19 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     // SAFETY: the ring buffer owns its fd for as long as it is registered.
     let mut ring = unsafe { AsyncFd::register(dp.take_events()?) }
         .map_err(|e| anyhow!("polling the event ring buffer: {e}"))?;
+    // SAFETY: as above.
+    let mut conn_ring = unsafe { AsyncFd::register(dp.take_conn_events()?) }
+        .map_err(|e| anyhow!("polling the connection ring buffer: {e}"))?;
+    let (conn_sync, mut sync_rx) = match &cfg.global.conn_sync_key {
+        Some(key) => {
+            let (s, rx) = conns::ConnSync::start(key, cfg.global.conn_sync_port)?;
+            (Some(s), rx)
+        }
+        None => (None, mpsc::unbounded_channel().1),
+    };
+    // Changes reach the peers at most this far behind.
+    let mut sync_flush = tokio::time::interval(Duration::from_millis(10));
+    sync_flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     // Link state from rtnetlink events: an instance whose interface loses carrier (or is set
     // down) goes to FAULT and gives up its VIPs, as keepalived does by default.
@@ -204,6 +222,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         next_id: 1,
         started: std::time::Instant::now(),
         seen_invalid: [0; gstat::COUNT as usize],
+        conn_sync,
+        conn_ticks: 0,
     };
     // Start-up is a reload from nothing.
     router.apply_config(cfg).await?;
@@ -265,6 +285,23 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                     }
                 }
             }
+            guard = conn_ring.readable_mut() => {
+                let mut guard = guard.context("waiting for connection events")?;
+                let mut evs = Vec::new();
+                while let Some(item) = guard.get_inner_mut().next() {
+                    if item.len() >= std::mem::size_of::<xvrrpd_common::ConnEvent>() {
+                        // SAFETY: the ring carries ConnEvent records (plain bytes, any
+                        // alignment read).
+                        evs.push(unsafe {
+                            std::ptr::read_unaligned(item.as_ptr().cast::<xvrrpd_common::ConnEvent>())
+                        });
+                    }
+                }
+                guard.clear_ready();
+                router.conn_events(evs);
+            }
+            Some((from, msg)) = sync_rx.recv() => router.sync_message(from, msg),
+            _ = sync_flush.tick() => router.sync_flush(),
             Some(rep) = reports.recv() => router.tracker_report(rep).await,
             Some((idx, up)) = links.recv() => router.link_change(idx, up).await,
             Some((id, outcome)) = outcomes.recv() => router.guard_outcome(id as u64, outcome).await,
@@ -280,6 +317,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
                 }
                 router.refresh_metrics();
+                router.conn_housekeeping();
             }
             _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
@@ -288,6 +326,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     router.shutdown().await;
     drop(ring);
+    drop(conn_ring);
     info!("stopped");
     Ok(())
 }
@@ -345,6 +384,7 @@ impl Router {
             // packets, so only adverts and timer expiries drive the engine.
             EventKind::Advert => {
                 let r = &mut self.instances[i];
+                r.master_src = Some(ev.src);
                 if let Some(last) = r.last_advert_ns.replace(ev.ts_ns) {
                     r.metrics
                         .advert_gap
@@ -580,6 +620,10 @@ impl Router {
                 .datapath_refused
                 .inc_by(now.saturating_sub(*refused));
             *refused = now;
+            let full = &mut self.seen_invalid[gstat::CONNS_FULL as usize];
+            let now = stats[gstat::CONNS_FULL as usize];
+            self.metrics.conns_full.inc_by(now.saturating_sub(*full));
+            *full = now;
             let reasons = stats.iter().zip(self.seen_invalid.iter_mut());
             for (r, (&now, seen)) in reasons.enumerate().take(xvrrpd_common::INVALID_REASONS) {
                 let d = now.saturating_sub(*seen);

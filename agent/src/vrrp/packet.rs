@@ -132,9 +132,16 @@ impl Advertisement {
     }
 }
 
-/// Internet checksum of `msg` (checksum field included as it stands), optionally with the
-/// IPv4 or IPv6 pseudo-header of (source, destination). Returns the value to store.
+/// Internet checksum of the VRRP message `msg` (checksum field included as it stands),
+/// optionally with the IPv4 or IPv6 pseudo-header of (source, destination). Returns the
+/// value to store.
 pub fn checksum(msg: &[u8], pseudo: Option<(IpAddr, IpAddr)>) -> u16 {
+    inet_checksum(msg, pseudo, 112)
+}
+
+/// The Internet checksum of a message of IP protocol `proto` (VRRP, TCP, ...), with the
+/// pseudo-header of (source, destination) when given.
+pub fn inet_checksum(msg: &[u8], pseudo: Option<(IpAddr, IpAddr)>, proto: u8) -> u16 {
     let mut sum: u64 = 0;
     let mut add = |bytes: &[u8]| {
         for c in bytes.chunks(2) {
@@ -145,7 +152,7 @@ pub fn checksum(msg: &[u8], pseudo: Option<(IpAddr, IpAddr)>) -> u16 {
         Some((IpAddr::V4(s), IpAddr::V4(d))) => {
             add(&s.octets());
             add(&d.octets());
-            add(&[0, 112]);
+            add(&[0, proto]);
             add(&(msg.len() as u16).to_be_bytes());
         }
         Some((s, d)) => {
@@ -156,7 +163,7 @@ pub fn checksum(msg: &[u8], pseudo: Option<(IpAddr, IpAddr)>) -> u16 {
             add(&six(s));
             add(&six(d));
             add(&(msg.len() as u32).to_be_bytes());
-            add(&[0, 0, 0, 112]);
+            add(&[0, 0, 0, proto]);
         }
         None => {}
     }

@@ -83,8 +83,12 @@ pub mod gstat {
     pub const FILTERED: u32 = 14;
     /// TCP segments for a released VIP answered with a RST (XDP_TX).
     pub const REFUSED: u32 = 15;
+    /// A connection to a held VIP that could not be tracked: [`super::MAX_CONNS`] reached.
+    pub const CONNS_FULL: u32 = 16;
+    /// A tracking event lost because the connection ring buffer was full.
+    pub const CONN_RING_FULL: u32 = 17;
     /// Number of slots.
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 18;
 }
 
 /// Event kinds sent on the ring buffer.
@@ -161,6 +165,50 @@ impl VipKey {
             addr,
         }
     }
+}
+
+/// Most client connections to held VIPs tracked at once, on this node.
+pub const MAX_CONNS: u32 = 131_072;
+
+/// Size of the connection-event ring buffer in bytes.
+pub const CONN_RING_BYTES: u32 = 1024 * 1024;
+
+/// One TCP connection from a client to a VIP this node holds, as the client's segments
+/// name it (the VIP is their destination).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    pub ifindex: u32,
+    /// [`FAMILY_V4`] or [`FAMILY_V6`].
+    pub family: u8,
+    pub _pad: u8,
+    pub vip_port: u16,
+    /// IPv4 in the first four bytes, the rest zero.
+    pub vip: [u8; 16],
+    pub client: [u8; 16],
+    pub client_port: u16,
+    pub _pad2: u16,
+}
+
+/// Connection-event kinds.
+pub mod conn_kind {
+    /// A client's segment for a connection not tracked yet (its first ACK, or the first
+    /// segment seen after this node took the VIP).
+    pub const ADD: u8 = 1;
+    /// The client sent a FIN or a RST.
+    pub const REMOVE: u8 = 2;
+}
+
+/// One connection-tracking event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnEvent {
+    pub key: ConnKey,
+    /// The owning instance's id, as userspace wrote it in the held-VIP map.
+    pub instance: u32,
+    /// [`conn_kind`].
+    pub kind: u8,
+    pub _pad: [u8; 3],
 }
 
 /// What the kernel knows about one VRID on one interface. Written by the XDP program and
@@ -372,6 +420,8 @@ mod pod {
     unsafe impl aya::Pod for super::VridParams {}
     unsafe impl aya::Pod for super::DatapathConfig {}
     unsafe impl aya::Pod for super::Event {}
+    unsafe impl aya::Pod for super::ConnKey {}
+    unsafe impl aya::Pod for super::ConnEvent {}
 }
 
 // Padding-free layouts: a change that introduces padding fails the build here.
@@ -381,6 +431,8 @@ const _: () = assert!(core::mem::size_of::<VridState>() == 200);
 const _: () = assert!(core::mem::size_of::<VridParams>() == 144);
 const _: () = assert!(core::mem::size_of::<DatapathConfig>() == 8);
 const _: () = assert!(core::mem::size_of::<Event>() == 48);
+const _: () = assert!(core::mem::size_of::<ConnKey>() == 44);
+const _: () = assert!(core::mem::size_of::<ConnEvent>() == 52);
 
 #[cfg(test)]
 mod tests {

@@ -70,6 +70,24 @@ impl Pkt {
         }
     }
 
+    /// As [`Pkt::new`], with the context read where it is used: in a function of its own
+    /// that the compiler may otherwise rewrite to take `data_end` as an argument, which
+    /// the verifier refuses (no arithmetic on a `pkt_end` value).
+    #[inline(always)]
+    pub fn read_in_place(ctx: &XdpContext) -> Self {
+        // SAFETY: `ctx.ctx` is the live xdp_md of this program run.
+        let (start, end) = unsafe {
+            (
+                core::ptr::read_volatile(&(*ctx.ctx).data),
+                core::ptr::read_volatile(&(*ctx.ctx).data_end),
+            )
+        };
+        Self {
+            start: start as usize,
+            end: end as usize,
+        }
+    }
+
     /// Reads a `T` at byte offset `off`, or None past the end of the frame.
     #[inline(always)]
     pub fn load<T: Copy>(&self, off: usize) -> Option<T> {

@@ -1,0 +1,298 @@
+//! The main loop's side of connection tracking: the datapath's events into each master
+//! instance's table, the copy to and from the peers ([`crate::conntrack::sync`]), and
+//! ageing out connections whose client went silent.
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv6Addr, SocketAddr},
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::anyhow;
+use tokio::{net::UdpSocket, sync::mpsc};
+use tracing::{debug, info, warn};
+use xvrrpd_common::ConnEvent;
+
+use super::Router;
+use crate::{
+    conntrack::{
+        sync::{self, Assembly, Message},
+        Change, Conn, Pending,
+    },
+    engine::State,
+};
+
+/// A peer that has not said hello for this long gets no more copies.
+const SUBSCRIBER_TTL: Duration = Duration::from_secs(3);
+/// A master sends each subscriber its whole list this often (repairs lost datagrams).
+const FULL_EVERY: u32 = 5;
+/// A connection whose client sent nothing for this long is forgotten (its client died
+/// without FIN or RST). Generous: an idle pooled connection must stay known.
+const CONN_IDLE: Duration = Duration::from_secs(3 * 3600);
+/// Ageing runs every this many housekeeping ticks (seconds).
+const AGE_EVERY: u32 = 60;
+
+/// The copy between the agents; None in the router when no key is configured.
+pub struct ConnSync {
+    sock: Arc<UdpSocket>,
+    key: Arc<Vec<u8>>,
+    port: u16,
+    /// Per instance name: the peers that said hello, and when last.
+    subscribers: HashMap<String, HashMap<SocketAddr, Instant>>,
+    assemblies: HashMap<(IpAddr, String), Assembly>,
+    pending: Pending,
+    gen: u32,
+}
+
+impl ConnSync {
+    /// Binds the port (every address, both families) and starts the receiving task,
+    /// whose authenticated messages arrive on the returned channel.
+    pub fn start(
+        key_file: &Path,
+        port: u16,
+    ) -> anyhow::Result<(Self, mpsc::UnboundedReceiver<(SocketAddr, Message)>)> {
+        let key = Arc::new(crate::conntrack::load_key(key_file)?);
+        let std_sock =
+            bind(port).map_err(|e| anyhow!("[global] conn_sync_port {port}: binding UDP: {e}"))?;
+        let sock = Arc::new(UdpSocket::from_std(std_sock)?);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (rsock, rkey) = (sock.clone(), key.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                let Ok((n, from)) = rsock.recv_from(&mut buf).await else {
+                    continue;
+                };
+                match sync::decode(&buf[..n], &rkey) {
+                    Ok(m) => {
+                        if tx.send((from, m)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => debug!(%from, error = %e, "connection copy: datagram refused"),
+                }
+            }
+        });
+        info!(port, "copying client connections with the peers");
+        Ok((
+            Self {
+                sock,
+                key,
+                port,
+                subscribers: HashMap::new(),
+                assemblies: HashMap::new(),
+                pending: Pending::default(),
+                gen: 0,
+            },
+            rx,
+        ))
+    }
+
+    fn send(&self, to: SocketAddr, msg: &Message) {
+        // Never blocks the main loop: a full socket buffer drops the datagram, and the
+        // next whole copy repairs it.
+        let _ = self.sock.try_send_to(&sync::encode(msg, &self.key), to);
+    }
+
+    fn send_full(&mut self, name: &str, conns: &[Conn], to: &[SocketAddr]) {
+        self.gen = self.gen.wrapping_add(1);
+        for m in sync::split(name, self.gen, conns) {
+            for t in to {
+                self.send(*t, &m);
+            }
+        }
+    }
+}
+
+/// A dual-stack UDP socket on every address (IPv4 only when IPv6 is off).
+fn bind(port: u16) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let six = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).and_then(|s| {
+        s.set_only_v6(false)?;
+        s.bind(&SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port).into())?;
+        Ok(s)
+    });
+    let sock = match six {
+        Ok(s) => s,
+        Err(_) => {
+            let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+            s.bind(&SocketAddr::new([0, 0, 0, 0].into(), port).into())?;
+            s
+        }
+    };
+    sock.set_nonblocking(true)?;
+    Ok(sock.into())
+}
+
+/// The same address as the other side of a dual-stack socket sees it.
+fn canonical(a: SocketAddr) -> SocketAddr {
+    match a.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), a.port()),
+            None => a,
+        },
+        IpAddr::V4(_) => a,
+    }
+}
+
+impl Router {
+    /// Connection events from the datapath: into the owning master instance's table,
+    /// and queued for its subscribers.
+    pub(super) fn conn_events(&mut self, evs: Vec<ConnEvent>) {
+        for ev in evs {
+            let Some((id, ch)) = Change::from_event(&ev) else {
+                continue;
+            };
+            let Some(r) = self.instances.iter_mut().find(|r| r.id as u32 == id) else {
+                continue;
+            };
+            if r.conns.apply(ch) {
+                if let Some(s) = &mut self.conn_sync {
+                    s.pending.push(&r.cfg.name, ch);
+                }
+                r.metrics
+                    .conns_tracked
+                    .get_or_create(&r.labels)
+                    .set(r.conns.len() as i64);
+            }
+        }
+    }
+
+    /// A message from a peer.
+    pub(super) fn sync_message(&mut self, from: SocketAddr, msg: Message) {
+        let from = canonical(from);
+        let Some(sync) = &mut self.conn_sync else {
+            return;
+        };
+        let name = match &msg {
+            Message::Hello { instance }
+            | Message::Full { instance, .. }
+            | Message::Delta { instance, .. } => instance.clone(),
+        };
+        let Some(r) = self.instances.iter_mut().find(|r| r.cfg.name == name) else {
+            return;
+        };
+        let master = r.core.state() == State::Master;
+        match msg {
+            Message::Hello { .. } if master => {
+                let subs = sync.subscribers.entry(name.clone()).or_default();
+                if subs.insert(from, Instant::now()).is_none() {
+                    info!(instance = %name, peer = %from, connections = r.conns.len(), "a peer asked for the client connections: copying them");
+                    let all: Vec<Conn> = r.conns.iter().copied().collect();
+                    sync.send_full(&name, &all, &[from]);
+                }
+            }
+            Message::Hello { .. } => {}
+            // Only a backup keeps the master's copy: a master tracks its own.
+            _ if master => {}
+            Message::Full {
+                gen,
+                part,
+                parts,
+                conns,
+                ..
+            } => {
+                let a = sync.assemblies.entry((from.ip(), name)).or_default();
+                if let Some(all) = a.add(gen, part, parts, conns) {
+                    r.peer_conns.replace(all);
+                }
+            }
+            Message::Delta { add, remove, .. } => {
+                for c in add {
+                    r.peer_conns.apply(Change::Add(c));
+                }
+                for c in remove {
+                    r.peer_conns.apply(Change::Remove(c));
+                }
+            }
+        }
+        r.metrics
+            .peer_conns
+            .get_or_create(&r.labels)
+            .set(r.peer_conns.len() as i64);
+    }
+
+    /// Sends what changed since the last flush to each instance's subscribers.
+    pub(super) fn sync_flush(&mut self) {
+        let Some(sync) = &mut self.conn_sync else {
+            return;
+        };
+        if sync.pending.is_empty() {
+            return;
+        }
+        for (name, add, remove) in sync.pending.take() {
+            let Some(subs) = sync.subscribers.get(&name) else {
+                continue;
+            };
+            let to: Vec<SocketAddr> = subs.keys().copied().collect();
+            for m in sync::deltas(&name, &add, &remove) {
+                for t in &to {
+                    sync.send(*t, &m);
+                }
+            }
+        }
+    }
+
+    /// Once a second: backups say hello to their master, masters send whole copies now
+    /// and then and forget silent subscribers, and idle connections age out.
+    pub(super) fn conn_housekeeping(&mut self) {
+        self.conn_ticks = self.conn_ticks.wrapping_add(1);
+        if self.conn_ticks.is_multiple_of(AGE_EVERY) {
+            self.age_conns();
+        }
+        let full = self.conn_ticks.is_multiple_of(FULL_EVERY);
+        let Some(sync) = &mut self.conn_sync else {
+            return;
+        };
+        for r in &self.instances {
+            let name = &r.cfg.name;
+            if r.core.state() == State::Master {
+                let subs = sync.subscribers.entry(name.clone()).or_default();
+                subs.retain(|_, t| t.elapsed() < SUBSCRIBER_TTL);
+                if full && !subs.is_empty() {
+                    let to: Vec<SocketAddr> = subs.keys().copied().collect();
+                    let all: Vec<Conn> = r.conns.iter().copied().collect();
+                    sync.send_full(name, &all, &to);
+                }
+            } else if r.cfg.reset_clients {
+                sync.subscribers.remove(name);
+                if let Some(m) = r.master_src {
+                    let hello = Message::Hello {
+                        instance: name.clone(),
+                    };
+                    sync.send(SocketAddr::new(m, sync.port), &hello);
+                }
+            }
+        }
+    }
+
+    /// Forgets connections whose client sent nothing for [`CONN_IDLE`].
+    fn age_conns(&mut self) {
+        let Ok(all) = self.dp.conns() else {
+            return;
+        };
+        let now = crate::net::monotonic_ns();
+        for (key, seen) in all {
+            if now.saturating_sub(seen) < CONN_IDLE.as_nanos() as u64 {
+                continue;
+            }
+            if let Err(e) = self.dp.forget_conn(&key) {
+                warn!(error = %e, "ageing out a tracked connection");
+                continue;
+            }
+            let c = Conn::from_key(&key);
+            for r in &mut self.instances {
+                if r.conns.apply(Change::Remove(c)) {
+                    if let Some(s) = &mut self.conn_sync {
+                        s.pending.push(&r.cfg.name, Change::Remove(c));
+                    }
+                    r.metrics
+                        .conns_tracked
+                        .get_or_create(&r.labels)
+                        .set(r.conns.len() as i64);
+                }
+            }
+        }
+    }
+}
