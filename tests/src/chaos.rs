@@ -377,8 +377,8 @@ pub fn bounds(fault: crate::dblab::Fault) -> Bounds {
             failback: false,
         },
         // At the heal the node promoted last keeps the role (write terms): no failback.
-        MysqldKill | HostCrash | HostFreeze | Partition | AgentKill | Switchover | LinkFlap
-        | MysqldStop | RepeatedCrash => Bounds {
+        MysqldKill | HostCrash | HostFreeze | HostFreezeAfterHang | Partition | AgentKill
+        | Switchover | LinkFlap | MysqldStop | RepeatedCrash => Bounds {
             vip_takeovers: 1,
             vrrp_takeovers_per_s: None,
             failback: false,
@@ -458,7 +458,10 @@ pub fn violations(
         return v;
     }
     // A partition or a frozen host: each side keeps its VIP while it cannot see the other.
-    if !matches!(fault, Fault::Partition | Fault::HostFreeze) {
+    if !matches!(
+        fault,
+        Fault::Partition | Fault::HostFreeze | Fault::HostFreezeAfterHang
+    ) {
         need(
             r.write_vip.dual_ms == 0.0,
             format!(

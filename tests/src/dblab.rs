@@ -54,6 +54,9 @@ pub enum Fault {
     LinkFlap,
     /// db1's mysqld SIGSTOPped (hung, port still open); SIGCONT on recovery.
     MysqldStop,
+    /// db1's mysqld stops (a query in flight is acknowledged at TCP level and never
+    /// answered), then 100 ms later the host freezes as in `HostFreeze`.
+    HostFreezeAfterHang,
     /// db1's mysqld killed three times, restarted after 700 ms each time (anti-flap).
     RepeatedCrash,
     /// The backup's (db2's) agent SIGKILLed; restarted later. Nothing should move.
@@ -73,6 +76,7 @@ impl Fault {
             "starve-backup" => Self::StarveBackup,
             "link-flap" => Self::LinkFlap,
             "mysqld-stop" => Self::MysqldStop,
+            "host-freeze-after-hang" => Self::HostFreezeAfterHang,
             "repeated-crash" => Self::RepeatedCrash,
             "backup-agent-kill" => Self::BackupAgentKill,
             _ => {
@@ -85,7 +89,7 @@ impl Fault {
                 {
                     Self::Delay(d, j)
                 } else {
-                    bail!("unknown fault {s:?}: use mysqld-kill, host-crash, host-freeze, agent-kill, partition, switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap, mysqld-stop, repeated-crash or backup-agent-kill")
+                    bail!("unknown fault {s:?}: use mysqld-kill, host-crash, host-freeze, host-freeze-after-hang, agent-kill, partition, switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap, mysqld-stop, repeated-crash or backup-agent-kill")
                 }
             }
         })
@@ -124,6 +128,7 @@ impl Fault {
             Self::StarveBackup => "starve-backup",
             Self::LinkFlap => "link-flap",
             Self::MysqldStop => "mysqld-stop",
+            Self::HostFreezeAfterHang => "host-freeze-after-hang",
             Self::RepeatedCrash => "repeated-crash",
             Self::BackupAgentKill => "backup-agent-kill",
         }
@@ -167,6 +172,32 @@ impl Workload {
     }
 }
 
+/// Which client writes (the insert workload).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client {
+    /// The lab's own (mysql_async): 50 ms connect and 250 ms statement timeouts.
+    Builtin,
+    /// PyMySQL as an application uses it: default settings (no connect, read or write
+    /// timeout), one persistent connection, reconnect on error.
+    Pymysql,
+}
+
+impl Client {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "builtin" => Ok(Self::Builtin),
+            "pymysql" => Ok(Self::Pymysql),
+            _ => bail!("unknown client {s:?}: use builtin or pymysql"),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Builtin => "builtin",
+            Self::Pymysql => "pymysql",
+        }
+    }
+}
+
 /// What a server holds of the workload's data.
 #[derive(Clone, Debug, PartialEq)]
 enum Held {
@@ -185,6 +216,10 @@ fn held(db: &Mariadb, w: Workload) -> Result<Held> {
 pub struct LabOptions {
     pub setup: Setup,
     pub workload: Workload,
+    /// Who writes the insert workload.
+    pub client: Client,
+    /// xvrrpd: the new master tickles the old master's client connections.
+    pub reset_clients: bool,
     pub fault: Fault,
     pub interval_ms: u64,
     /// Steady writes before the fault.
@@ -211,6 +246,8 @@ impl Default for LabOptions {
         Self {
             setup: Setup::Xvrrpd,
             workload: Workload::Insert,
+            client: Client::Builtin,
+            reset_clients: true,
             fault: Fault::MysqldKill,
             interval_ms: 10,
             steady: Duration::from_secs(3),
@@ -468,15 +505,21 @@ fn xvrrpd_conf(
     prio_r: u8,
     events: &std::path::Path,
 ) -> Result<String> {
+    // The same key on both nodes: each master's client connections are copied to the
+    // peer, which resets them when it takes over.
+    let key = dir.join("sync.key");
+    std::fs::write(&key, b"lab connection-sync key (32 B)!!")?;
     let creds = dir.join("xvrrpd-mysql.cnf");
     // The same account on both servers, reachable over TCP: promotion looks at the peer.
     std::fs::write(&creds, "user = xvrrpd\npassword = xvrrpd\n")?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
     let iv = opts.interval_ms;
     Ok(format!(
         r#"[global]
 events_fifo = "{events}"
+conn_sync_key = "{key}"
 
 [[instance]]
 name = "write"
@@ -487,6 +530,7 @@ advert_interval = "{iv}ms"
 virtual_addresses = ["{WRITE_VIP}/24"]
 track = ["mysql"]
 anti_flap = "{af}ms"
+reset_clients = {reset}
 
 [instance.mysql]
 server = "mysql"
@@ -518,9 +562,11 @@ rise = 3
 weight = -100
 "#,
         events = events.display(),
+        key = key.display(),
         socket = socket.display(),
         creds = creds.display(),
         af = opts.anti_flap.as_millis(),
+        reset = opts.reset_clients,
         ct = opts.catchup_timeout.as_millis(),
         policy = opts.policy,
         archive = dir.join("errant").display(),
@@ -676,10 +722,11 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     let ops: Arc<Mutex<Vec<crate::bank::Op>>> = Arc::default();
     let writer = spawn_in_ns(&client.ns.name, {
         let (done, writes, t, ops) = (done.clone(), writes.clone(), timeline.clone(), ops.clone());
-        let workload = opts.workload;
-        move || match workload {
-            Workload::Insert => writer(done, writes, t, v),
-            Workload::Bank => bank_writer(done, writes, ops, t, v),
+        let (workload, client) = (opts.workload, opts.client);
+        move || match (workload, client) {
+            (Workload::Insert, Client::Builtin) => writer(done, writes, t, v),
+            (Workload::Insert, Client::Pymysql) => pymysql_writer(done, writes, t, v),
+            (Workload::Bank, _) => bank_writer(done, writes, ops, t, v),
         }
     });
     let reader = spawn_in_ns(&client.ns.name, {
@@ -1053,6 +1100,12 @@ fn inject(fault: Fault, seg: &Segment, nodes: &mut [DbNode]) -> Result<()> {
             db1.signal_agent(libc::SIGSTOP)?;
             db1.db.signal(libc::SIGSTOP);
         }
+        Fault::HostFreezeAfterHang => {
+            db1.db.signal(libc::SIGSTOP);
+            std::thread::sleep(Duration::from_millis(100));
+            crate::chaos::silence(&db1.ns.name)?;
+            db1.signal_agent(libc::SIGSTOP)?;
+        }
         Fault::AgentKill => db1.kill_agent(),
         Fault::Partition => isolate(seg, &[&nodes[0].port, &nodes[1].port], true)?,
         Fault::Switchover => match &db1.agent {
@@ -1115,7 +1168,7 @@ fn recover(fault: Fault, setup: Setup, seg: &Segment, nodes: &mut [DbNode]) -> R
             nodes[0].db.restart()?;
             nodes[0].start_agent(setup)?;
         }
-        Fault::HostFreeze => {
+        Fault::HostFreeze | Fault::HostFreezeAfterHang => {
             nodes[0].db.signal(libc::SIGCONT);
             nodes[0].signal_agent(libc::SIGCONT)?;
             crate::chaos::silence_off(&nodes[0].ns.name);
@@ -1268,6 +1321,100 @@ fn writer(done: Arc<AtomicBool>, writes: Arc<Mutex<Vec<Write>>>, t: Timeline, v:
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     });
+}
+
+/// PyMySQL with its defaults, as an application writes (see [`Client::Pymysql`]). Its
+/// commits autocommit-off, as PyMySQL defaults; one line per outcome on stdout.
+const PYMYSQL: &str = r#"
+import pymysql, sys, time
+vip, seq, conn, server = sys.argv[1], 0, None, 0
+while True:
+    if conn is None:
+        try:
+            conn = pymysql.connect(host=vip, user='app', password='app', database='lab')
+            cur = conn.cursor()
+            cur.execute('SELECT @@server_id')
+            server = cur.fetchone()[0]
+        except Exception as e:
+            conn = None
+            time.sleep(0.002)
+            continue
+    seq += 1
+    try:
+        cur.execute('INSERT INTO w (seq, server_id) VALUES (%s, @@server_id)', (seq,))
+        conn.commit()
+        print('ok', seq, server, time.monotonic_ns(), flush=True)
+    except Exception as e:
+        print('err', seq, time.monotonic_ns(), repr(e).replace('\n', ' '), flush=True)
+        try:
+            conn.close()
+        except Exception:
+            pass
+        conn = None
+    time.sleep(0.002)
+"#;
+
+/// Runs [`PYMYSQL`] (Debian's `python3-pymysql`, with the system Python) in this thread's
+/// namespace and records what it reports, until `done`.
+fn pymysql_writer(done: Arc<AtomicBool>, writes: Arc<Mutex<Vec<Write>>>, t: Timeline, v: bool) {
+    use std::io::BufRead;
+    let mut child = match std::process::Command::new("/usr/bin/python3")
+        .args(["-c", PYMYSQL, WRITE_VIP])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            note(&t, v, format!("client: cannot start PyMySQL: {e}"));
+            return;
+        }
+    };
+    let pid = child.id() as i32;
+    let stdout = child.stdout.take().expect("piped");
+    // The reader below ends when the client is killed.
+    let watcher = std::thread::spawn(move || {
+        while !done.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: kill(2) on the child this function started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let mut log = ClientLog::default();
+    for line in std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+    {
+        let f: Vec<&str> = line.splitn(4, ' ').collect();
+        let num = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok());
+        match f.first() {
+            Some(&"ok") => {
+                let (Some(seq), Some(server), Some(ns)) = (num(1), num(2), num(3)) else {
+                    continue;
+                };
+                writes.lock().expect("writes").push(Write {
+                    seq: seq as i64,
+                    done_ns: ns,
+                    server: Some(server as u32),
+                });
+                log.result(&t, v, Some(server as u32), None);
+            }
+            Some(&"err") => {
+                let (Some(seq), Some(ns)) = (num(1), num(2)) else {
+                    continue;
+                };
+                writes.lock().expect("writes").push(Write {
+                    seq: seq as i64,
+                    done_ns: ns,
+                    server: None,
+                });
+                log.result(&t, v, None, f.get(3).copied());
+            }
+            _ => {}
+        }
+    }
+    let _ = child.wait();
+    let _ = watcher.join();
 }
 
 /// The account workload's client ([`crate::bank::client`]); its statements also go to

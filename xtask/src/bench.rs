@@ -27,6 +27,10 @@ pub enum Bench {
     /// The MySQL lab scenario (write gap, lost acknowledged rows, replication errors,
     /// dual-writable time) for xvrrpd and the classic keepalived setup, same run.
     Mysql(crate::benchmysql::MysqlArgs),
+    /// A client with default settings (PyMySQL) after the write master's host dies: time
+    /// to its next acknowledged write, classic keepalived and xvrrpd with and without the
+    /// reset at takeover, same run.
+    Clients(crate::benchclients::ClientsArgs),
     /// 200 instances at 100 ms + 50 at 10 ms on one interface: every election checked,
     /// CPU of xvrrpd beside keepalived with the same configuration.
     Scale(crate::scale::ScaleArgs),
@@ -62,6 +66,7 @@ pub fn run(b: Bench) -> Result<()> {
         Bench::Failover(args) => crate::failover::run(args),
         Bench::MysqlKill(args) => crate::mysqlkill::run(args),
         Bench::Mysql(args) => crate::benchmysql::run(args),
+        Bench::Clients(args) => crate::benchclients::run(args),
         Bench::Scale(args) => crate::scale::run(args),
         Bench::Load(args) => crate::load::run(args),
     }

@@ -81,6 +81,7 @@ pub fn run(args: ChaosArgs) -> Result<()> {
         Fault::MysqldKill,
         Fault::HostCrash,
         Fault::HostFreeze,
+        Fault::HostFreezeAfterHang,
     ] {
         cases.push(x(fault, 10, short));
     }

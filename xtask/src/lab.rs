@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use xvrrpd_tests::dblab::{self, Fault, LabOptions, LabReport, Setup, Workload};
+use xvrrpd_tests::dblab::{self, Client, Fault, LabOptions, LabReport, Setup, Workload};
 
 use crate::{require_root, INTERRUPTED};
 
 #[derive(clap::Args)]
 pub struct LabArgs {
-    /// What hits the write master: mysqld-kill, host-crash, agent-kill, partition,
+    /// What hits the write master: mysqld-kill, host-crash, host-freeze,
+    /// host-freeze-after-hang, agent-kill, partition,
     /// switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap,
     /// mysqld-stop, repeated-crash, backup-agent-kill.
     #[arg(long, default_value = "mysqld-kill")]
@@ -25,6 +26,10 @@ pub struct LabArgs {
     /// updated by email, new accounts, upserts; every acknowledged increment counted).
     #[arg(long, default_value = "insert")]
     pub workload: String,
+    /// Who writes the insert workload: builtin (the lab's client, 250 ms timeouts) or
+    /// pymysql (PyMySQL with its default settings: no timeouts, as applications run it).
+    #[arg(long, default_value = "builtin")]
+    pub client: String,
     /// Seconds the fault lasts before the old master comes back.
     #[arg(long, default_value_t = 4)]
     pub down_s: u64,
@@ -37,6 +42,10 @@ pub fn run(args: LabArgs) -> Result<()> {
     }
     let fault = Fault::parse(&args.fault)?;
     let workload = Workload::parse(&args.workload)?;
+    let client = Client::parse(&args.client)?;
+    if client != Client::Builtin && workload != Workload::Insert {
+        bail!("--client {} writes the insert workload only", client.name());
+    }
     crate::setup::run()?;
     crate::ebpf::build()?;
     crate::test::build_agent()?;
@@ -49,13 +58,14 @@ pub fn run(args: LabArgs) -> Result<()> {
         },
         fault,
         workload,
+        client,
         interval_ms: args.interval_ms,
         down: Duration::from_secs(args.down_s),
         verbose: true,
         ..LabOptions::default()
     };
     println!(
-        "== lab: MariaDB dual-master, {} on db1/db2, VRRPv3 {} ms adverts, fault {}, workload {}",
+        "== lab: MariaDB dual-master, {} on db1/db2, VRRPv3 {} ms adverts, fault {}, workload {}, client {}",
         if args.classic {
             "classic keepalived"
         } else {
@@ -63,7 +73,8 @@ pub fn run(args: LabArgs) -> Result<()> {
         },
         args.interval_ms,
         fault.name(),
-        workload.name()
+        workload.name(),
+        client.name()
     );
     let report = dblab::run(&opts, &INTERRUPTED)?;
     print_report(&opts, &report);

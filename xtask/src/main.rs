@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask <command>`.
 mod bench;
+mod benchclients;
 mod benchmysql;
 mod chaos;
 mod deb;

@@ -23,6 +23,8 @@ const PACKAGES: &[&str] = &[
     "nftables",
     // Host load for `cargo xtask bench load`.
     "stress-ng",
+    // A real client with default settings in the lab (`--client pymysql`) and the tests.
+    "python3-pymysql",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const CARGO_DEB_VERSION: &str = "3.8.0";

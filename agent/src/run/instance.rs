@@ -478,8 +478,10 @@ pub async fn apply(
                 // Never announce an address we are giving up.
                 r.announce_gen
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // Its connections are the next master's to track.
+                r.conns.clear();
+                r.metrics.conns_tracked.get_or_create(&r.labels).set(0);
                 for v in &r.vips {
-                    // Its connections are the next master's to track.
                     if let Err(e) = dp.unhold_vip(v.ifindex, v.addr) {
                         warn!(instance = %r.cfg.name, error = %e, "forgetting the VIP's client connections");
                     }

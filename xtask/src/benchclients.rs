@@ -1,0 +1,117 @@
+//! `cargo xtask bench clients`: how long a real client with default settings waits for
+//! its next acknowledged write after the write master's host dies, for the classic
+//! keepalived setup and xvrrpd with and without the reset at takeover, same run.
+use std::{fmt::Write as _, time::Duration};
+
+use anyhow::{Context, Result};
+use xvrrpd_tests::dblab::{self, Client, Fault, LabOptions, Setup};
+
+use crate::{bench, root, INTERRUPTED};
+
+#[derive(clap::Args)]
+pub struct ClientsArgs {
+    /// Repetitions per setup, client and fault.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Faults to run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "host-freeze,host-freeze-after-hang,mysqld-kill"
+    )]
+    pub faults: Vec<String>,
+    /// Clients: pymysql (default settings, no timeouts) and builtin (250 ms timeouts).
+    #[arg(long, value_delimiter = ',', default_value = "pymysql")]
+    pub clients: Vec<String>,
+    /// Advert interval in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    pub interval_ms: u64,
+}
+
+/// How long the fault lasts and how long the run goes on after it: a client that has
+/// not written again by the end is reported as waiting at least this long.
+const DOWN: Duration = Duration::from_secs(4);
+const AFTER: Duration = Duration::from_secs(4);
+
+pub fn run(args: ClientsArgs) -> Result<()> {
+    crate::catch_interrupts();
+    let command = format!(
+        "cargo xtask bench clients --reps {} --faults {} --clients {} --interval-ms {}",
+        args.reps,
+        args.faults.join(","),
+        args.clients.join(","),
+        args.interval_ms
+    );
+    let mut csv = String::from("setup,client,fault,rep,next_write_ms,acked_missing\n");
+    let mut table = String::from(
+        "| fault | client | setup | fault → next acknowledged write, ms min / median / max | acked missing (sum) |\n|---|---|---|---|---|\n",
+    );
+    let cap_ms = (DOWN + AFTER).as_secs_f64() * 1e3;
+    let setups = [
+        ("classic keepalived", Setup::Classic, false),
+        ("xvrrpd, no reset", Setup::Xvrrpd, false),
+        ("xvrrpd", Setup::Xvrrpd, true),
+    ];
+    for f in &args.faults {
+        let fault = Fault::parse(f)?;
+        for c in &args.clients {
+            let client = Client::parse(c)?;
+            for (name, setup, reset) in setups {
+                let (mut next, mut missing, mut capped) = (Vec::new(), 0, false);
+                for rep in 0..args.reps {
+                    let opts = LabOptions {
+                        setup,
+                        fault,
+                        client,
+                        reset_clients: reset,
+                        interval_ms: args.interval_ms,
+                        down: DOWN,
+                        after: AFTER,
+                        ..LabOptions::default()
+                    };
+                    let r = dblab::run(&opts, &INTERRUPTED)
+                        .with_context(|| format!("{name} {c} {f} rep {rep}"))?;
+                    // The first write the new master acknowledged after the fault: a
+                    // client still waiting at the end of the run waited at least that long.
+                    let next_write = r.resumed.map(|(ms, _)| ms);
+                    let ms = next_write.unwrap_or(cap_ms);
+                    capped |= next_write.is_none();
+                    eprintln!(
+                        "{name} {c} {f} rep {rep}: next write {ms:.0} ms; {}",
+                        r.result_line()
+                    );
+                    writeln!(csv, "{name},{c},{f},{rep},{ms:.1},{}", r.acked_missing)?;
+                    next.push(ms);
+                    missing += r.acked_missing;
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                let (lo, mid, hi) = bench::stats(&mut next);
+                let more = if capped {
+                    " (≥: no write until the end)"
+                } else {
+                    ""
+                };
+                writeln!(
+                    table,
+                    "| {f} | {c} | {name} | {lo:.0} / {mid:.0} / {hi:.0}{more} | {missing} |"
+                )?;
+            }
+        }
+    }
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("clients.csv"), &csv)?;
+    println!("{table}");
+    bench::append_benchmarks(&format!(
+        "\n## {} — real clients after the master host dies: reset at takeover\n\nCommand: `{command}`\n\n{table}\n\
+         The lab scenario (`cargo xtask lab`, MariaDB dual-master behind the write VIP) with a client as \
+         applications run it: PyMySQL with its default settings (no connect, read or write timeout), one \
+         persistent connection, INSERT + COMMIT every 2 ms, reconnect on error. Figure: time from the fault to \
+         the client's first write acknowledged by db2, capped at the run's end ({cap_ms:.0} ms after the fault). \
+         host-freeze: db1's network silent, then its processes stopped; host-freeze-after-hang: db1's mysqld \
+         stopped first (the query in flight acknowledged at TCP level and never answered), the network 100 ms \
+         later. xvrrpd: the master's connections tracked in XDP and copied to the peer, tickled by the new \
+         master (`reset_clients`); \"no reset\" turns that off. Raw data: `target/bench/clients.csv`.\n",
+        bench::today()?
+    ))
+}
