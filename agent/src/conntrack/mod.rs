@@ -13,11 +13,13 @@ pub mod tickle;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::SocketAddr,
 };
 
 use anyhow::{bail, Context};
-use xvrrpd_common::{conn_kind, ConnEvent, ConnKey, FAMILY_V6};
+use xvrrpd_common::{conn_kind, ConnEvent, ConnKey};
+
+use crate::datapath::event::{addr, Family};
 
 /// Reads the key: a private file of at least 16 bytes.
 pub fn load_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
@@ -54,16 +56,10 @@ pub struct Conn {
 impl Conn {
     /// From the datapath's key (addresses as the client's segment carried them).
     pub fn from_key(k: &ConnKey) -> Self {
-        let addr = |raw: [u8; 16]| -> IpAddr {
-            if k.family == FAMILY_V6 {
-                Ipv6Addr::from(raw).into()
-            } else {
-                Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]).into()
-            }
-        };
+        let family = Family::from_raw(k.family);
         Self {
-            vip: SocketAddr::new(addr(k.vip), k.vip_port),
-            client: SocketAddr::new(addr(k.client), k.client_port),
+            vip: SocketAddr::new(addr(family, &k.vip), k.vip_port),
+            client: SocketAddr::new(addr(family, &k.client), k.client_port),
         }
     }
 }
@@ -192,6 +188,8 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
+    use xvrrpd_common::FAMILY_V6;
 
     fn conn(port: u16) -> Conn {
         Conn {

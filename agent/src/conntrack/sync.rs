@@ -8,12 +8,13 @@
 //! the receiver's list of connections to tickle at takeover: it never adds a VIP or
 //! changes a state. A replayed old datagram can at worst put a closed connection in that
 //! list, and a tickle to a closed connection is answered by the client with a RST.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::Conn;
+use crate::datapath::event::{addr, raw_addr, Family};
 
 const MAGIC: &[u8; 4] = b"XVCS";
 const VERSION: u8 = 1;
@@ -111,15 +112,7 @@ pub fn encode(msg: &Message, key: &[u8]) -> Vec<u8> {
 fn put(b: &mut Vec<u8>, c: &Conn) {
     b.push(if c.vip.is_ipv4() { 4 } else { 6 });
     for a in [c.vip, c.client] {
-        let raw = match a.ip() {
-            IpAddr::V4(v4) => {
-                let mut r = [0u8; 16];
-                r[..4].copy_from_slice(&v4.octets());
-                r
-            }
-            IpAddr::V6(v6) => v6.octets(),
-        };
-        b.extend_from_slice(&raw);
+        b.extend_from_slice(&raw_addr(a.ip()));
         b.extend_from_slice(&a.port().to_be_bytes());
     }
 }
@@ -199,12 +192,12 @@ impl Reader<'_> {
     fn addr(&mut self, family: u8) -> Result<SocketAddr, DecodeError> {
         let raw: [u8; 16] = self.take(16)?.try_into().expect("16 bytes");
         let port = self.u16()?;
-        let ip: IpAddr = match family {
-            4 => Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]).into(),
-            6 => Ipv6Addr::from(raw).into(),
+        let family = match family {
+            4 => Family::V4,
+            6 => Family::V6,
             _ => return Err(DecodeError::Malformed),
         };
-        Ok(SocketAddr::new(ip, port))
+        Ok(SocketAddr::new(addr(family, &raw), port))
     }
     fn entry(&mut self) -> Result<Conn, DecodeError> {
         let family = self.u8()?;
