@@ -872,3 +872,110 @@ fn tcp_to_a_released_ipv6_vip_is_answered_with_a_reset() {
     assert_eq!(&tcp[..4], &[0x0c, 0xea, 0x9c, 0x40]);
     assert_eq!(&tcp[4..14], &[0, 0, 0, 0, 0, 0, 0, 42, 0x50, 0x14]);
 }
+
+/// The connection `tcp_frame` builds, as the datapath keys it.
+fn conn_key(client: IpAddr, vip: IpAddr) -> xvrrpd_common::ConnKey {
+    xvrrpd::conntrack::Conn {
+        vip: std::net::SocketAddr::new(vip, 3306),
+        client: std::net::SocketAddr::new(client, 40000),
+    }
+    .key(test_ifindex())
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn a_tickles_answer_is_reset_until_its_time_is_up_and_a_syn_ends_it() {
+    let mut dp = Dp::new();
+    let (vip, client) = (IpAddr::V4(VIP4), IpAddr::V4(CLIENT4));
+    let key = conn_key(client, vip);
+    let later = xvrrpd::net::monotonic_ns() + 60_000_000_000;
+    // The client's answer to a tickle: an ACK with its real numbers.
+    let answer = tcp_frame(client, vip, 0x10, 5000, 777, 0);
+    assert_eq!(dp.run(&answer), XDP_PASS, "not tickled: the kernel's");
+    assert_eq!(dp.dp.answer_tickles(&[key], later).unwrap(), 1);
+    let (verdict, out) = run_out(&mut dp, &answer);
+    assert_eq!(verdict, XDP_TX);
+    assert_eq!(rst4(&out), (777, 0, 0x04), "RST at the sequence it expects");
+    // A retransmitted request (data) is reset the same way, and stays listed.
+    let data = tcp_frame(client, vip, 0x18, 5000, 777, 100);
+    assert_eq!(rst4(&run_out(&mut dp, &data).1), (777, 0, 0x04));
+    assert_eq!(dp.global(gstat::TICKLE_RESET), 2);
+    assert_eq!(dp.global(gstat::REFUSED), 0, "not a released VIP");
+    // Another client's segment is not this connection's.
+    let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 51));
+    assert_eq!(dp.run(&tcp_frame(other, vip, 0x10, 5000, 777, 0)), XDP_PASS);
+    // The client reuses its port for a new connection: passed, and the entry goes.
+    assert_eq!(dp.run(&tcp_frame(client, vip, 0x02, 1, 0, 0)), XDP_PASS);
+    assert_eq!(dp.run(&answer), XDP_PASS);
+    // An entry whose time is over is passed and dropped too.
+    let past = xvrrpd::net::monotonic_ns() - 1;
+    dp.dp.answer_tickles(&[key], past).unwrap();
+    assert_eq!(dp.run(&answer), XDP_PASS);
+    assert_eq!(dp.global(gstat::TICKLE_RESET), 2);
+    // Userspace forgets a VIP's entries when it gives the VIP up, and expired ones.
+    dp.dp.answer_tickles(&[key], later).unwrap();
+    assert_eq!(
+        dp.dp
+            .forget_tickles(None, xvrrpd::net::monotonic_ns())
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        dp.dp
+            .forget_tickles(Some((test_ifindex(), vip)), 0)
+            .unwrap(),
+        1
+    );
+    assert_eq!(dp.run(&answer), XDP_PASS);
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn a_tickles_answer_over_ipv6_is_reset() {
+    let mut dp = Dp::new();
+    let vip: IpAddr = "2001:db8::100".parse().unwrap();
+    let client: IpAddr = "2001:db8::50".parse().unwrap();
+    let later = xvrrpd::net::monotonic_ns() + 60_000_000_000;
+    dp.dp
+        .answer_tickles(&[conn_key(client, vip)], later)
+        .unwrap();
+    let (verdict, out) = run_out(&mut dp, &tcp_frame(client, vip, 0x10, 9, 4242, 0));
+    assert_eq!(verdict, XDP_TX);
+    let tcp = &out[58..78];
+    assert_eq!(&tcp[4..14], &[0, 0, 0x10, 0x92, 0, 0, 0, 0, 0x50, 0x04]);
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn a_held_vips_connections_are_tracked_on_its_listed_ports_only() {
+    let (vip, client) = (IpAddr::V4(VIP4), IpAddr::V4(CLIENT4));
+    let request = tcp_frame(client, vip, 0x18, 5000, 777, 100);
+    for (ports, tracked) in [
+        (&[][..], true),
+        (&[3306][..], true),
+        (&[3307, 22][..], false),
+    ] {
+        let mut dp = Dp::new();
+        dp.dp.hold_vip(test_ifindex(), vip, 9, ports).unwrap();
+        // A bare ACK never adds one; the first segment with data does.
+        assert_eq!(
+            dp.run(&tcp_frame(client, vip, 0x10, 5000, 777, 0)),
+            XDP_PASS
+        );
+        assert!(dp.dp.conns().unwrap().is_empty());
+        assert_eq!(dp.run(&request), XDP_PASS);
+        let conns: Vec<_> = dp.dp.conns().unwrap().into_iter().map(|(k, _)| k).collect();
+        let want = if tracked {
+            vec![conn_key(client, vip)]
+        } else {
+            vec![]
+        };
+        assert_eq!(conns, want, "ports {ports:?}");
+        // The client's FIN ends it.
+        assert_eq!(
+            dp.run(&tcp_frame(client, vip, 0x11, 5100, 777, 0)),
+            XDP_PASS
+        );
+        assert!(dp.dp.conns().unwrap().is_empty());
+    }
+}

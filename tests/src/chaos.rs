@@ -44,6 +44,50 @@ pub fn silence_off(ns: &str) {
     delete_table(ns, "arp", "xvrrpd_silent");
 }
 
+/// A host firewall as hardened setups run it: segments that belong to no connection the
+/// kernel knows (`nf_conntrack_tcp_loose = 0`: no pick-up of connections mid-stream) are
+/// INVALID and dropped on input, with a counter ([`invalid_dropped`]).
+pub fn drop_invalid(ns: &str) -> Result<()> {
+    nft(
+        ns,
+        "table inet xvrrpd_strict {\n  chain in { type filter hook input priority 0; ct state invalid counter drop; }\n}\n",
+    )?;
+    // Exists once the namespace has conntrack, which the rule above brings.
+    crate::sh(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "sysctl",
+        "-qw",
+        "net.netfilter.nf_conntrack_tcp_loose=0",
+    ])
+    .map(|_| ())
+}
+
+/// Packets [`drop_invalid`]'s rule dropped so far in `ns`.
+pub fn invalid_dropped(ns: &str) -> u64 {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "xvrrpd_strict",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn nft(ns: &str, rules: &str) -> Result<()> {
     let mut child = Command::new("ip")
         .args(["netns", "exec", ns, "nft", "-f", "-"])

@@ -164,6 +164,10 @@ pub struct Global {
     /// UDP port of that copy, on every address of the node.
     #[serde(default = "default_conn_sync_port")]
     pub conn_sync_port: u16,
+    /// Most client connections tracked at once on this node (all instances), and most
+    /// copied connections a takeover resets from the datapath. Read at start-up only.
+    #[serde(default = "default_conn_table_size")]
+    pub conn_table_size: u32,
 }
 
 impl Default for Global {
@@ -177,12 +181,17 @@ impl Default for Global {
             realtime_budget: default_realtime_budget(),
             conn_sync_key: None,
             conn_sync_port: default_conn_sync_port(),
+            conn_table_size: default_conn_table_size(),
         }
     }
 }
 
 fn default_conn_sync_port() -> u16 {
     5899
+}
+
+fn default_conn_table_size() -> u32 {
+    xvrrpd_common::MAX_CONNS
 }
 
 fn default_realtime_priority() -> u8 {
@@ -228,6 +237,15 @@ mod opt_socket_addr {
             ))
         })
     }
+}
+
+/// Who answers a client's reply to a tickle ACK with the RST (`tickle_answer`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TickleAnswer {
+    #[default]
+    Datapath,
+    Kernel,
 }
 
 /// How a v3 IPv4 advert's checksum is computed when sending.
@@ -295,6 +313,16 @@ pub struct InstanceConfig {
     /// instead of waiting for TCP to give up on a dead host.
     #[serde(default = "yes")]
     pub reset_clients: bool,
+    /// Who resets a client's answer to a tickle: `datapath` (the default: the XDP program
+    /// sends the RST, so a firewall that drops segments of unknown connections as
+    /// INVALID cannot swallow it) or `kernel` (this node's TCP stack, as CTDB does; needs
+    /// a firewall that lets those answers in).
+    #[serde(default)]
+    pub tickle_answer: TickleAnswer,
+    /// Local ports whose client connections are tracked and reset (at most 8, e.g.
+    /// `[3306]`); empty, the default: every port.
+    #[serde(default)]
+    pub conn_ports: Vec<u16>,
     /// Names of the trackers this instance follows.
     #[serde(default)]
     pub track: Vec<String>,

@@ -252,3 +252,29 @@ fn syntax_errors_on_empty_keys_still_name_something() {
     let p = parse("\"\"=.......{\u{e}\n", false).unwrap_err();
     assert!(p.iter().all(|p| !p.key.is_empty()), "{p:?}");
 }
+
+#[test]
+fn connection_reset_settings_default_to_every_port_from_the_datapath_and_are_bounded() {
+    let c = parse(MINIMAL, false).unwrap();
+    let i = &c.instances[0];
+    assert!(i.reset_clients && i.conn_ports.is_empty());
+    assert_eq!(i.tickle_answer, TickleAnswer::Datapath);
+    assert_eq!(c.global.conn_table_size, xvrrpd_common::MAX_CONNS);
+    let with = |extra: &str| format!("{MINIMAL}{extra}\n");
+    let c = parse(
+        &with("conn_ports = [3306, 33060]\ntickle_answer = \"kernel\""),
+        false,
+    )
+    .unwrap();
+    assert_eq!(c.instances[0].conn_ports, [3306, 33060]);
+    assert_eq!(c.instances[0].tickle_answer, TickleAnswer::Kernel);
+    let p = problems(&with("conn_ports = [1, 2, 3, 4, 5, 6, 7, 8, 9]"));
+    assert_eq!(p[0].key, "instance[0].conn_ports");
+    assert!(p[0].message.contains("at most 8"), "{}", p[0]);
+    let p = problems(&with("conn_ports = [0]"));
+    assert!(p[0].message.contains("not a TCP port"), "{}", p[0]);
+    let p = problems(&with("tickle_answer = \"stack\""));
+    assert!(p[0].message.contains("datapath"), "{}", p[0]);
+    let p = problems(&format!("[global]\nconn_table_size = 10\n{MINIMAL}"));
+    assert_eq!(p[0].key, "global.conn_table_size");
+}

@@ -55,6 +55,15 @@ pub fn validate(cfg: &Config, check_interfaces: bool) -> Vec<Problem> {
             "must be 1ms–1s: the advert thread blocks between adverts, so it needs microseconds; too small and the kernel kills the agent, too large and a bug could hold a core",
         ));
     }
+    if !(1024..=4 * 1024 * 1024).contains(&cfg.global.conn_table_size) {
+        out.push(problem(
+            "global.conn_table_size",
+            &format!(
+                "{} is out of range: use 1024–4194304 (each slot costs ~100 bytes of locked kernel memory, twice)",
+                cfg.global.conn_table_size
+            ),
+        ));
+    }
     let mut tracker_names: HashMap<&str, usize> = HashMap::new();
     for (i, t) in cfg.trackers.iter().enumerate() {
         let mut push = |k: &str, m: String| {
@@ -117,6 +126,22 @@ pub fn validate(cfg: &Config, check_interfaces: bool) -> Vec<Problem> {
         }
         if inst.name.is_empty() {
             push("name", "must not be empty".into());
+        }
+        if inst.conn_ports.len() > xvrrpd_common::MAX_CONN_PORTS {
+            push(
+                "conn_ports",
+                format!(
+                    "{} ports listed: at most {}; leave it empty to track every port",
+                    inst.conn_ports.len(),
+                    xvrrpd_common::MAX_CONN_PORTS
+                ),
+            );
+        }
+        if inst.conn_ports.contains(&0) {
+            push(
+                "conn_ports",
+                "0 is not a TCP port: list the server's ports, e.g. [3306]".into(),
+            );
         }
         if inst.vrid == 0 {
             push("vrid", "must be 1–255".into());

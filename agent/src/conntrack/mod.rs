@@ -19,7 +19,7 @@ use std::{
 use anyhow::{bail, Context};
 use xvrrpd_common::{conn_kind, ConnEvent, ConnKey};
 
-use crate::datapath::event::{addr, Family};
+use crate::datapath::event::{addr, raw_addr, Family};
 
 /// Reads the key: a private file of at least 16 bytes.
 pub fn load_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
@@ -60,6 +60,23 @@ impl Conn {
         Self {
             vip: SocketAddr::new(addr(family, &k.vip), k.vip_port),
             client: SocketAddr::new(addr(family, &k.client), k.client_port),
+        }
+    }
+
+    /// The datapath's key for this connection arriving on interface `ifindex`.
+    pub fn key(&self, ifindex: u32) -> ConnKey {
+        let family = match self.vip {
+            SocketAddr::V4(_) => xvrrpd_common::FAMILY_V4,
+            SocketAddr::V6(_) => xvrrpd_common::FAMILY_V6,
+        };
+        ConnKey {
+            ifindex,
+            family,
+            vip_port: self.vip.port(),
+            vip: raw_addr(self.vip.ip()),
+            client: raw_addr(self.client.ip()),
+            client_port: self.client.port(),
+            ..ConnKey::default()
         }
     }
 }
@@ -209,6 +226,8 @@ mod tests {
         k.vip[..4].copy_from_slice(&[192, 0, 2, 100]);
         k.client[..4].copy_from_slice(&[192, 0, 2, 50]);
         assert_eq!(Conn::from_key(&k), conn(40000));
+        k.ifindex = 7;
+        assert_eq!(conn(40000).key(7), k, "and back");
         k.family = FAMILY_V6;
         k.vip = "2001:db8::100".parse::<Ipv6Addr>().unwrap().octets();
         k.client = "2001:db8::50".parse::<Ipv6Addr>().unwrap().octets();
@@ -216,6 +235,7 @@ mod tests {
             Conn::from_key(&k).to_string(),
             "[2001:db8::50]:40000 -> [2001:db8::100]:3306"
         );
+        assert_eq!(Conn::from_key(&k).key(7), k);
     }
 
     #[test]

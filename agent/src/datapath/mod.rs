@@ -10,10 +10,11 @@ use std::net::IpAddr;
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{ProgramError, Xdp, XdpMode},
-    Ebpf, EbpfError,
+    Ebpf, EbpfError, EbpfLoader,
 };
 use xvrrpd_common::{
-    gstat, ConnKey, DatapathConfig, VipKey, VridKey, VridParams, FAMILY_V4, FAMILY_V6,
+    gstat, ConnKey, DatapathConfig, HeldVip, VipKey, VridKey, VridParams, FAMILY_V4, FAMILY_V6,
+    MAX_CONNS, MAX_CONN_PORTS,
 };
 
 pub use state::VridSnapshot;
@@ -78,6 +79,8 @@ impl std::fmt::Display for AttachMode {
 /// the maps and timers: a crashed agent leaves nothing running in the kernel.
 pub struct Datapath {
     ebpf: Ebpf,
+    /// Size of the connection tables (tracked, tickled), fixed at load.
+    conn_table: u32,
 }
 
 fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> DatapathError {
@@ -87,16 +90,26 @@ fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> DatapathErr
 impl Datapath {
     /// Loads the object and the program into the kernel (running the verifier).
     pub fn load() -> Result<Self, DatapathError> {
+        Self::load_sized(MAX_CONNS)
+    }
+
+    /// As [`Self::load`], with room for `conn_table` connections in each connection
+    /// table (`[global] conn_table_size`).
+    pub fn load_sized(conn_table: u32) -> Result<Self, DatapathError> {
         if EBPF_OBJECT.is_empty() {
             return Err(DatapathError::Stub);
         }
-        let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|e| {
-            if chain_has_eperm(&e) {
-                DatapathError::Permission(e.to_string())
-            } else {
-                DatapathError::Load(e)
-            }
-        })?;
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("CONNS", conn_table)
+            .map_max_entries("TICKLED", conn_table)
+            .load(EBPF_OBJECT)
+            .map_err(|e| {
+                if chain_has_eperm(&e) {
+                    DatapathError::Permission(e.to_string())
+                } else {
+                    DatapathError::Load(e)
+                }
+            })?;
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or(DatapathError::Missing("program xvrrpd_xdp"))?
@@ -110,7 +123,12 @@ impl Datapath {
             }
             _ => DatapathError::Verifier(e),
         })?;
-        Ok(Self { ebpf })
+        Ok(Self { ebpf, conn_table })
+    }
+
+    /// How many connections each connection table holds.
+    pub fn conn_table_size(&self) -> u32 {
+        self.conn_table
     }
 
     /// The loaded XDP program (tests drive it with `BPF_PROG_TEST_RUN`).
@@ -209,15 +227,74 @@ impl Datapath {
     }
 
     /// The held-VIP map, writable.
-    fn held_map(&mut self) -> Result<HashMap<&mut MapData, VipKey, u32>, DatapathError> {
+    fn held_map(&mut self) -> Result<HashMap<&mut MapData, VipKey, HeldVip>, DatapathError> {
         self.hash_mut("HELD")
     }
 
-    /// Tracks clients' connections to a VIP this node now holds, for instance `id`.
-    pub fn hold_vip(&mut self, ifindex: u32, addr: IpAddr, id: u32) -> Result<(), DatapathError> {
+    /// Tracks clients' connections to a VIP this node now holds, for instance `id`, on
+    /// the local `ports` (at most [`MAX_CONN_PORTS`], checked by the configuration; none:
+    /// every port).
+    pub fn hold_vip(
+        &mut self,
+        ifindex: u32,
+        addr: IpAddr,
+        id: u32,
+        ports: &[u16],
+    ) -> Result<(), DatapathError> {
+        let mut held = HeldVip {
+            instance: id,
+            ..HeldVip::default()
+        };
+        for (slot, &p) in held.ports.iter_mut().zip(ports.iter().take(MAX_CONN_PORTS)) {
+            *slot = p;
+        }
         self.held_map()?
-            .insert(vip_key(ifindex, addr), id, 0)
+            .insert(vip_key(ifindex, addr), held, 0)
             .map_err(map_err("HELD"))
+    }
+
+    /// Resets the clients' answers to the tickles this node is about to send, from the
+    /// datapath, until `until_ns` (CLOCK_MONOTONIC). Returns how many were listed (the
+    /// rest did not fit).
+    pub fn answer_tickles(
+        &mut self,
+        conns: &[ConnKey],
+        until_ns: u64,
+    ) -> Result<usize, DatapathError> {
+        let mut h: HashMap<&mut MapData, ConnKey, u64> = self.hash_mut("TICKLED")?;
+        let mut listed = 0;
+        for k in conns {
+            match h.insert(k, until_ns, 0) {
+                Ok(()) => listed += 1,
+                // Full (E2BIG): the kernel answers the rest.
+                Err(_) => break,
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Stops answering tickles: for the VIP `addr` (given up), or those whose time is
+    /// over (`addr` None, `now_ns` given). Returns how many entries went.
+    pub fn forget_tickles(
+        &mut self,
+        vip: Option<(u32, IpAddr)>,
+        now_ns: u64,
+    ) -> Result<usize, DatapathError> {
+        let mut h: HashMap<&mut MapData, ConnKey, u64> = self.hash_mut("TICKLED")?;
+        let key = vip.map(|(ifindex, addr)| vip_key(ifindex, addr));
+        let gone: Vec<ConnKey> = h
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, until)| match key {
+                Some(v) => k.ifindex == v.ifindex && k.family == v.family && k.vip == v.addr,
+                None => *until < now_ns,
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for k in &gone {
+            let _ = h.remove(k);
+        }
+        Ok(gone.len())
     }
 
     /// Stops tracking a VIP given up, and forgets its connections (the next master

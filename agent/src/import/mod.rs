@@ -664,6 +664,8 @@ impl Converter {
             spoof_filter: false,
             refuse_released: true,
             reset_clients: true,
+            tickle_answer: Default::default(),
+            conn_ports: Vec::new(),
             v3_checksum: V3Checksum::default(),
             accept_mode: true,
             announce,

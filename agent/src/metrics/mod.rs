@@ -69,6 +69,7 @@ pub struct Metrics {
     pub conns_full: Counter,
     pub peer_conns: Family<Labels, Gauge>,
     pub tickles: Family<Labels, Counter>,
+    pub tickle_resets: Counter,
     pub missed_intervals: Family<Labels, Counter>,
     pub master_down: Family<Labels, Counter>,
     pub stalls: Family<Labels, Counter>,
@@ -105,6 +106,7 @@ impl Metrics {
             conns_full: Counter::default(),
             peer_conns: Family::default(),
             tickles: Family::default(),
+            tickle_resets: Counter::default(),
             missed_intervals: Family::default(),
             master_down: Family::default(),
             stalls: Family::default(),
@@ -188,6 +190,11 @@ impl Metrics {
             "conntrack_tickles",
             "Tickle ACKs sent at takeover to clients of the previous master",
             m.tickles.clone(),
+        );
+        reg.register(
+            "conntrack_tickle_resets",
+            "Clients' answers to tickle ACKs reset by this node's datapath (tickle_answer = datapath)",
+            m.tickle_resets.clone(),
         );
         reg.register(
             "vrrp_missed_intervals",

@@ -241,6 +241,10 @@ impl Router {
         if self.conn_ticks.is_multiple_of(AGE_EVERY) {
             self.age_conns();
         }
+        // Tickles whose rounds are over are answered by the kernel again.
+        if let Err(e) = self.dp.forget_tickles(None, crate::net::monotonic_ns()) {
+            warn!(error = %e, "forgetting answered tickles");
+        }
         let full = self.conn_ticks.is_multiple_of(FULL_EVERY);
         let Some(sync) = &mut self.conn_sync else {
             return;

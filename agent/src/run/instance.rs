@@ -340,8 +340,9 @@ pub fn prepare(
         seen: SeenCounters::default(),
         params: datapath_params(ic, ic.priority),
         memory_file,
-        conns: crate::conntrack::Table::new(xvrrpd_common::MAX_CONNS as usize),
-        peer_conns: crate::conntrack::Table::new(xvrrpd_common::MAX_CONNS as usize),
+        // Sized to the datapath's tables by the caller.
+        conns: crate::conntrack::Table::new(0),
+        peer_conns: crate::conntrack::Table::new(0),
         master_src: None,
     })
 }
@@ -466,11 +467,11 @@ pub async fn apply(
                         warn!(instance = %r.cfg.name, error = %e, "adding VIP");
                         continue;
                     }
-                    if let Err(e) = dp.hold_vip(v.ifindex, v.addr, r.id as u32) {
+                    if let Err(e) = dp.hold_vip(v.ifindex, v.addr, r.id as u32, &r.cfg.conn_ports) {
                         warn!(instance = %r.cfg.name, error = %e, "tracking the VIP's client connections");
                     }
                 }
-                spawn_tickles(r);
+                spawn_tickles(r, dp);
             }
             Action::RemoveVips => {
                 // Leaving mastership: no paced advert after this one.
@@ -484,6 +485,9 @@ pub async fn apply(
                 for v in &r.vips {
                     if let Err(e) = dp.unhold_vip(v.ifindex, v.addr) {
                         warn!(instance = %r.cfg.name, error = %e, "forgetting the VIP's client connections");
+                    }
+                    if let Err(e) = dp.forget_tickles(Some((v.ifindex, v.addr)), 0) {
+                        warn!(instance = %r.cfg.name, error = %e, "no longer answering tickles");
                     }
                     if let Err(e) = vip::remove(nl, v).await {
                         warn!(instance = %r.cfg.name, error = %e, "removing VIP");
@@ -617,20 +621,40 @@ fn event(r: &Running, e: Event) {
 /// At takeover, the clients of the previous master (as it copied them here) are told
 /// their connection is gone ([`crate::conntrack::tickle`]), in rounds, after the first
 /// announcement. Only connections to this instance's own VIPs.
-fn spawn_tickles(r: &mut Running) {
+fn spawn_tickles(r: &mut Running, dp: &mut Datapath) {
     r.conns.clear();
-    let vips: Vec<std::net::IpAddr> = r.vips.iter().map(|v| v.addr).collect();
-    let list: Vec<crate::conntrack::Conn> = r
+    let list: Vec<(u32, crate::conntrack::Conn)> = r
         .peer_conns
         .iter()
-        .filter(|c| vips.contains(&c.vip.ip()))
-        .copied()
+        .filter_map(|c| {
+            let v = r.vips.iter().find(|v| v.addr == c.vip.ip())?;
+            Some((v.ifindex, *c))
+        })
         .collect();
     r.peer_conns.clear();
     r.metrics.peer_conns.get_or_create(&r.labels).set(0);
     if list.is_empty() || !r.cfg.reset_clients {
         return;
     }
+    if r.cfg.tickle_answer == crate::config::TickleAnswer::Datapath {
+        // Listed before the first tickle leaves, for as long as the rounds last and a
+        // second more for the last answers to arrive.
+        let until = monotonic_ns()
+            + (crate::conntrack::tickle::ROUND_GAP * crate::conntrack::tickle::ROUNDS as u32
+                + std::time::Duration::from_secs(1))
+            .as_nanos() as u64;
+        let keys: Vec<_> = list.iter().map(|(i, c)| c.key(*i)).collect();
+        match dp.answer_tickles(&keys, until) {
+            Ok(n) if n < keys.len() => {
+                warn!(instance = %r.cfg.name, listed = n, connections = keys.len(), "the tickle table is full: the kernel answers the rest (raise [global] conn_table_size)")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(instance = %r.cfg.name, error = %e, "answering tickles from the datapath: the kernel answers them")
+            }
+        }
+    }
+    let list: Vec<crate::conntrack::Conn> = list.into_iter().map(|(_, c)| c).collect();
     info!(instance = %r.cfg.name, connections = list.len(), "tickling the previous master's client connections");
     let metrics = r.metrics.clone();
     let labels = r.labels.clone();

@@ -150,7 +150,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     })
     .context("starting the advert pacer thread")?;
     let nl = vip::connect().context("opening rtnetlink")?;
-    let mut dp = Datapath::load().context("loading the XDP program")?;
+    let mut dp =
+        Datapath::load_sized(cfg.global.conn_table_size).context("loading the XDP program")?;
     dp.set_config(DatapathConfig {
         default_priority: 0,
         only_listed: 1,
@@ -624,6 +625,12 @@ impl Router {
             let now = stats[gstat::CONNS_FULL as usize];
             self.metrics.conns_full.inc_by(now.saturating_sub(*full));
             *full = now;
+            let resets = &mut self.seen_invalid[gstat::TICKLE_RESET as usize];
+            let now = stats[gstat::TICKLE_RESET as usize];
+            self.metrics
+                .tickle_resets
+                .inc_by(now.saturating_sub(*resets));
+            *resets = now;
             let reasons = stats.iter().zip(self.seen_invalid.iter_mut());
             for (r, (&now, seen)) in reasons.enumerate().take(xvrrpd_common::INVALID_REASONS) {
                 let d = now.saturating_sub(*seen);

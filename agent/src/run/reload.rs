@@ -111,6 +111,11 @@ impl Router {
         {
             warn!("metrics_listen changed: takes effect at the next restart");
         }
+        if new.global.conn_table_size != self.cfg.global.conn_table_size
+            && !self.instances.is_empty()
+        {
+            warn!("conn_table_size changed: takes effect at the next restart");
+        }
         if new.global.events_fifo != self.cfg.global.events_fifo {
             if let Some(path) = &new.global.events_fifo {
                 crate::notify::ensure_fifo(path)
@@ -299,6 +304,12 @@ impl Router {
             self.metrics.clone(),
             &self.pacer,
         )
+        .map(|mut r| {
+            let n = self.dp.conn_table_size() as usize;
+            r.conns = crate::conntrack::Table::new(n);
+            r.peer_conns = crate::conntrack::Table::new(n);
+            r
+        })
     }
 
     /// Shuts one instance down for good (priority 0, VIPs removed, server fenced).

@@ -87,8 +87,10 @@ pub mod gstat {
     pub const CONNS_FULL: u32 = 16;
     /// A tracking event lost because the connection ring buffer was full.
     pub const CONN_RING_FULL: u32 = 17;
+    /// A client's answer to a tickle ACK, reset from the datapath (XDP_TX).
+    pub const TICKLE_RESET: u32 = 18;
     /// Number of slots.
-    pub const COUNT: u32 = 18;
+    pub const COUNT: u32 = 19;
 }
 
 /// Event kinds sent on the ring buffer.
@@ -167,8 +169,41 @@ impl VipKey {
     }
 }
 
-/// Most client connections to held VIPs tracked at once, on this node.
+/// Most client connections to held VIPs tracked at once, on this node, unless
+/// userspace sizes the tables otherwise at load time (`[global] conn_table_size`).
 pub const MAX_CONNS: u32 = 131_072;
+
+/// Most local ports an instance can restrict its connection tracking to.
+pub const MAX_CONN_PORTS: usize = 8;
+
+/// Value of the held-VIP map: which instance holds the VIP, and which of its local
+/// ports are tracked.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeldVip {
+    /// The owning instance's id, echoed in [`ConnEvent::instance`].
+    pub instance: u32,
+    /// The tracked local ports; all zero tracks every port (0 is never a valid one).
+    pub ports: [u16; MAX_CONN_PORTS],
+}
+
+impl HeldVip {
+    /// Is a connection to local port `port` tracked?
+    #[inline(always)]
+    pub fn tracks(&self, port: u16) -> bool {
+        let mut any = false;
+        let mut i = 0;
+        while i < MAX_CONN_PORTS {
+            let p = self.ports[i];
+            if p != 0 && p == port {
+                return true;
+            }
+            any |= p != 0;
+            i += 1;
+        }
+        !any
+    }
+}
 
 /// Size of the connection-event ring buffer in bytes.
 pub const CONN_RING_BYTES: u32 = 1024 * 1024;
@@ -422,6 +457,7 @@ mod pod {
     unsafe impl aya::Pod for super::Event {}
     unsafe impl aya::Pod for super::ConnKey {}
     unsafe impl aya::Pod for super::ConnEvent {}
+    unsafe impl aya::Pod for super::HeldVip {}
 }
 
 // Padding-free layouts: a change that introduces padding fails the build here.
@@ -479,5 +515,16 @@ mod tests {
         assert_eq!(stall_recheck_ns(5 * ms, 1000 * ms), 5 * ms);
         // Never less than the tolerance itself, even for sub-ms intervals.
         assert_eq!(stall_recheck_ns(3 * ms, ms / 2), STALL_TOLERANCE_NS);
+    }
+
+    #[test]
+    fn a_held_vip_tracks_its_listed_ports_or_every_port_when_none_is_listed() {
+        let all = HeldVip::default();
+        assert!(all.tracks(3306) && all.tracks(22));
+        let mut some = HeldVip::default();
+        some.ports[0] = 3306;
+        some.ports[3] = 33060;
+        assert!(some.tracks(3306) && some.tracks(33060));
+        assert!(!some.tracks(22) && !some.tracks(0));
     }
 }

@@ -16,6 +16,10 @@
 //! (the new master, right after a takeover) must not be tracked. A connection that ends
 //! without FIN or RST (its client died) stays until the agent ages it out: the
 //! last-seen time is refreshed at most once a second.
+//!
+//! The new master also answers the clients' replies to its tickles itself (see
+//! [`tickled`] and `refuse`), so a firewall that drops them as INVALID cannot keep
+//! the reset from reaching the client.
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     btf_maps::{HashMap, RingBuf},
@@ -24,20 +28,25 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use xvrrpd_common::{
-    conn_kind, gstat, ConnEvent, ConnKey, VipKey, CONN_RING_BYTES, FAMILY_V4, FAMILY_V6, MAX_CONNS,
-    MAX_RELEASED,
+    conn_kind, gstat, ConnEvent, ConnKey, HeldVip, VipKey, CONN_RING_BYTES, FAMILY_V4, FAMILY_V6,
+    MAX_CONNS, MAX_RELEASED,
 };
 
 use crate::parse::{self, Pkt, ETH_P_IPV4, ETH_P_IPV6};
 
-/// VIPs this node holds, with the id of the instance holding them: written by userspace
-/// once the address is added, deleted before it is removed.
+/// VIPs this node holds, with the instance holding them and the ports it tracks: written
+/// by userspace once the address is added, deleted before it is removed.
 #[btf_map]
-static HELD: HashMap<VipKey, u32, { MAX_RELEASED as usize }> = HashMap::new();
+static HELD: HashMap<VipKey, HeldVip, { MAX_RELEASED as usize }> = HashMap::new();
 
 /// Tracked connections and when (ns) a client segment was last seen, to within a second.
 #[btf_map]
 static CONNS: HashMap<ConnKey, u64, { MAX_CONNS as usize }> = HashMap::new();
+
+/// Connections this node just tickled after taking their VIP over, and until when (ns)
+/// their clients' answers are reset here: written by userspace before the first tickle.
+#[btf_map]
+static TICKLED: HashMap<ConnKey, u64, { MAX_CONNS as usize }> = HashMap::new();
 
 #[btf_map]
 static CONN_EVENTS: RingBuf<ConnEvent, { CONN_RING_BYTES as usize }> = RingBuf::new();
@@ -80,8 +89,7 @@ fn v4(p: Pkt, l3: usize, ifindex: u32) -> Option<(ConnKey, u32, u8, bool)> {
     let mut client = [0u8; 16];
     vip[..4].copy_from_slice(&ip[16..20]);
     client[..4].copy_from_slice(&ip[12..16]);
-    // SAFETY: a u32 read from the map value, valid for this program run.
-    let instance = unsafe { *HELD.get_ptr(VipKey::new(ifindex, FAMILY_V4, vip))? };
+    let held = HELD.get_ptr(VipKey::new(ifindex, FAMILY_V4, vip))?;
     // A later fragment carries no TCP header.
     if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 {
         return None;
@@ -91,10 +99,11 @@ fn v4(p: Pkt, l3: usize, ifindex: u32) -> Option<(ConnKey, u32, u8, bool)> {
         return None;
     }
     let tcp = p.load::<[u8; 14]>(l3 + ihl)?;
+    let instance = tracked(held, &tcp)?;
     let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
     let data = total > ihl + (tcp[12] >> 4) as usize * 4;
     Some((
-        conn(ifindex, FAMILY_V4, vip, client, &tcp),
+        conn(ifindex, FAMILY_V4, vip, client, ports(&tcp)),
         instance,
         tcp[13],
         data,
@@ -116,31 +125,73 @@ fn v6(p: Pkt, l3: usize, ifindex: u32) -> Option<(ConnKey, u32, u8, bool)> {
         vip[i] = ip[24 + i];
         i += 1;
     }
-    // SAFETY: as in `v4`.
-    let instance = unsafe { *HELD.get_ptr(VipKey::new(ifindex, FAMILY_V6, vip))? };
+    let held = HELD.get_ptr(VipKey::new(ifindex, FAMILY_V6, vip))?;
     let tcp = p.load::<[u8; 14]>(l3 + 40)?;
+    let instance = tracked(held, &tcp)?;
     let payload = u16::from_be_bytes([ip[4], ip[5]]) as usize;
     let data = payload > (tcp[12] >> 4) as usize * 4;
     Some((
-        conn(ifindex, FAMILY_V6, vip, client, &tcp),
+        conn(ifindex, FAMILY_V6, vip, client, ports(&tcp)),
         instance,
         tcp[13],
         data,
     ))
 }
 
+/// The instance holding the VIP, if it tracks the segment's destination port.
 #[inline(always)]
-fn conn(ifindex: u32, family: u8, vip: [u8; 16], client: [u8; 16], tcp: &[u8; 14]) -> ConnKey {
+fn tracked(held: *const HeldVip, tcp: &[u8; 14]) -> Option<u32> {
+    // SAFETY: a pointer into the map's value, valid for this program run.
+    let held = unsafe { &*held };
+    held.tracks(u16::from_be_bytes([tcp[2], tcp[3]]))
+        .then_some(held.instance)
+}
+
+/// (client port, VIP port) of a client's segment.
+#[inline(always)]
+fn ports(tcp: &[u8; 14]) -> (u16, u16) {
+    (
+        u16::from_be_bytes([tcp[0], tcp[1]]),
+        u16::from_be_bytes([tcp[2], tcp[3]]),
+    )
+}
+
+/// The key of the connection a client's segment belongs to.
+#[inline(always)]
+pub fn conn(
+    ifindex: u32,
+    family: u8,
+    vip: [u8; 16],
+    client: [u8; 16],
+    (client_port, vip_port): (u16, u16),
+) -> ConnKey {
     ConnKey {
         ifindex,
         family,
         _pad: 0,
-        vip_port: u16::from_be_bytes([tcp[2], tcp[3]]),
+        vip_port,
         vip,
         client,
-        client_port: u16::from_be_bytes([tcp[0], tcp[1]]),
+        client_port,
         _pad2: 0,
     }
+}
+
+/// Is this client segment the answer to a tickle this node sent, to be reset here? A
+/// SYN means the client reuses the port for a new connection: never reset, and the
+/// entry goes, as does one whose time is up.
+#[inline(always)]
+pub fn tickled(key: &ConnKey, flags: u8) -> bool {
+    let Some(until) = TICKLED.get_ptr(key) else {
+        return false;
+    };
+    // SAFETY: a helper without arguments; `until` points into the map's value.
+    let expired = unsafe { bpf_ktime_get_ns() > *until };
+    if expired || flags & TCP_SYN != 0 {
+        let _ = TICKLED.remove(key);
+        return false;
+    }
+    true
 }
 
 #[inline(always)]

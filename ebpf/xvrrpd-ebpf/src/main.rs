@@ -7,7 +7,8 @@
 //! VRID whose spoofing filter userspace turned on (`VridParams::filter`) that fail a check
 //! (TTL, checksum, length, source peer, v2 authentication): those get `XDP_DROP`, and are
 //! counted either way; and TCP segments for a VIP this node gave up (userspace lists it in
-//! `RELEASED`), which are turned into a RST and sent back (`XDP_TX`, see `refuse`).
+//! `RELEASED`), or answering a tickle ACK it sent after a takeover (`TICKLED`), which are
+//! turned into a RST and sent back (`XDP_TX`, see `refuse`).
 //! Clients' TCP connections to the VIPs this node holds are tracked (see `conntrack`). See
 //! `ebpf/README.md`.
 #![no_std]
@@ -66,10 +67,11 @@ const INVALID_EVENT_GAP_NS: u64 = 1_000_000_000;
 
 #[xdp]
 pub fn xvrrpd_xdp(ctx: XdpContext) -> u32 {
-    conntrack::track(&ctx, ifindex(&ctx));
+    // Refused first: a tickle's answer reset here is not a connection of this node's.
     if let Some(verdict) = refuse::check(&ctx, ifindex(&ctx)) {
         return verdict;
     }
+    conntrack::track(&ctx, ifindex(&ctx));
     watch(&ctx)
 }
 

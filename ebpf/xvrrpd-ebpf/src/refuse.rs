@@ -9,6 +9,11 @@
 //! would (RFC 793 reset generation), so the client fails at once and reconnects, and its
 //! retry goes to the new master as soon as the announcement lands.
 //!
+//! The same answer goes to a client's reply to a tickle ACK this node sent after taking a
+//! VIP over (see `conntrack::tickled`): the kernel would reset it too, but a firewall
+//! that drops segments of unknown connections as INVALID would drop it first, and the
+//! client would wait for TCP to give up.
+//!
 //! Only IPv4 without options and IPv6 with TCP as the first next header are answered;
 //! anything else, and every RST, is left to the kernel (which drops it).
 
@@ -16,8 +21,9 @@ use aya_ebpf::{
     bindings::xdp_action, btf_maps::HashMap, helpers::generated::bpf_xdp_adjust_tail,
     macros::btf_map, programs::XdpContext,
 };
-use xvrrpd_common::{VipKey, FAMILY_V4, FAMILY_V6, MAX_RELEASED};
+use xvrrpd_common::{gstat, ConnKey, VipKey, FAMILY_V4, FAMILY_V6, MAX_RELEASED};
 
+use crate::conntrack;
 use crate::csum::fold;
 use crate::parse::{self, Pkt, ETH_P_IPV4, ETH_P_IPV6};
 
@@ -32,14 +38,14 @@ const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 const TCP_ACK: u8 = 0x10;
 
-/// The XDP verdict for a TCP segment to a released VIP (`XDP_TX` with the frame turned
-/// into the RST), or None for every other frame. Not inlined: its own stack frame, so the
+/// The XDP verdict for a TCP segment to a released VIP or answering a tickle (`XDP_TX`
+/// with the frame turned into the RST), or None for every other frame. Not inlined: its own stack frame, so the
 /// advert path's and this one's never add up against BPF's 512 bytes.
 #[inline(never)]
 pub fn check(ctx: &XdpContext, ifindex: u32) -> Option<u32> {
     let p = Pkt::new(ctx);
     let (l3, ethertype) = parse::l3(p)?;
-    let l4_end = match ethertype {
+    let (l4_end, counter) = match ethertype {
         ETH_P_IPV4 => v4(p, l3, ifindex)?,
         ETH_P_IPV6 => v6(p, l3, ifindex)?,
         _ => return None,
@@ -55,8 +61,17 @@ pub fn check(ctx: &XdpContext, ifindex: u32) -> Option<u32> {
     if delta < 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
         return Some(xdp_action::XDP_DROP);
     }
-    crate::bump(xvrrpd_common::gstat::REFUSED);
+    crate::bump(counter);
     Some(xdp_action::XDP_TX)
+}
+
+/// (client port, local port) of a client's segment.
+#[inline(always)]
+fn ports(tcp: &[u8; 20]) -> (u16, u16) {
+    (
+        u16::from_be_bytes([tcp[0], tcp[1]]),
+        u16::from_be_bytes([tcp[2], tcp[3]]),
+    )
 }
 
 /// The reset's sequence, acknowledgement and flags for an incoming segment (RFC 793,
@@ -99,27 +114,38 @@ fn sum<const N: usize>(b: &[u8; N]) -> u64 {
     s
 }
 
-/// Writes the IPv4 RST over the segment at `l3`; the end of the new headers, or None
-/// when the frame is not TCP to a released VIP (or is a RST).
+/// The counter for a segment to refuse: to a released VIP, or a tickle's answer.
 #[inline(always)]
-fn v4(p: Pkt, l3: usize, ifindex: u32) -> Option<usize> {
+fn refused(released: bool, key: &ConnKey, tcp: &[u8; 20]) -> Option<u32> {
+    if released {
+        return Some(gstat::REFUSED);
+    }
+    conntrack::tickled(key, tcp[13]).then_some(gstat::TICKLE_RESET)
+}
+
+/// Writes the IPv4 RST over the segment at `l3`: the end of the new headers and the
+/// counter to bump, or None when the frame is not TCP to a released VIP or a tickle's
+/// answer (or is a RST).
+#[inline(always)]
+fn v4(p: Pkt, l3: usize, ifindex: u32) -> Option<(usize, u32)> {
     let ip = p.load::<[u8; 20]>(l3)?;
     if ip[0] != 0x45 || ip[9] != IPPROTO_TCP {
         return None;
     }
-    let key = VipKey::new(
-        ifindex,
-        FAMILY_V4,
-        [
-            ip[16], ip[17], ip[18], ip[19], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        ],
-    );
-    RELEASED.get_ptr(key)?;
+    let mut vip = [0u8; 16];
+    let mut client = [0u8; 16];
+    vip[..4].copy_from_slice(&ip[16..20]);
+    client[..4].copy_from_slice(&ip[12..16]);
+    let released = RELEASED
+        .get_ptr(VipKey::new(ifindex, FAMILY_V4, vip))
+        .is_some();
     // A later fragment carries no TCP header.
     if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 {
         return None;
     }
     let tcp = p.load::<[u8; 20]>(l3 + 20)?;
+    let key = conntrack::conn(ifindex, FAMILY_V4, vip, client, ports(&tcp));
+    let counter = refused(released, &key, &tcp)?;
     let total = u16::from_be_bytes([ip[2], ip[3]]) as u32;
     let doff = (tcp[12] >> 4) as u32 * 4;
     let (seq, ack, flags) = reset_for(&tcp, total.saturating_sub(20 + doff))?;
@@ -169,12 +195,12 @@ fn v4(p: Pkt, l3: usize, ifindex: u32) -> Option<usize> {
     t[17] = c[1];
     p.store(l3, out)?;
     p.store(l3 + 20, t)?;
-    Some(l3 + 40)
+    Some((l3 + 40, counter))
 }
 
 /// As [`v4`], for IPv6 (TCP directly after the fixed header only).
 #[inline(always)]
-fn v6(p: Pkt, l3: usize, ifindex: u32) -> Option<usize> {
+fn v6(p: Pkt, l3: usize, ifindex: u32) -> Option<(usize, u32)> {
     let ip = p.load::<[u8; 40]>(l3)?;
     if ip[0] >> 4 != 6 || ip[6] != IPPROTO_TCP {
         return None;
@@ -187,8 +213,12 @@ fn v6(p: Pkt, l3: usize, ifindex: u32) -> Option<usize> {
         dst[i] = ip[24 + i];
         i += 1;
     }
-    RELEASED.get_ptr(VipKey::new(ifindex, FAMILY_V6, dst))?;
+    let released = RELEASED
+        .get_ptr(VipKey::new(ifindex, FAMILY_V6, dst))
+        .is_some();
     let tcp = p.load::<[u8; 20]>(l3 + 40)?;
+    let key = conntrack::conn(ifindex, FAMILY_V6, dst, src, ports(&tcp));
+    let counter = refused(released, &key, &tcp)?;
     let payload = u16::from_be_bytes([ip[4], ip[5]]) as u32;
     let doff = (tcp[12] >> 4) as u32 * 4;
     let (seq, ack, flags) = reset_for(&tcp, payload.saturating_sub(doff))?;
@@ -204,5 +234,5 @@ fn v6(p: Pkt, l3: usize, ifindex: u32) -> Option<usize> {
     p.store(l3 + 8, dst)?;
     p.store(l3 + 24, src)?;
     p.store(l3 + 40, t)?;
-    Some(l3 + 60)
+    Some((l3 + 60, counter))
 }
