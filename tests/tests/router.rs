@@ -487,7 +487,7 @@ fn unicast_interop(old_checksum: bool) {
 #[ignore = "needs root: run via cargo xtask test"]
 fn a_silent_masters_blocked_clients_are_reset_by_the_new_master() {
     // The new master's kernel answers the clients' replies to its tickles.
-    let r = blocked_clients_at_takeover("kernel", false, 20);
+    let r = blocked_clients_at_takeover(Ending::Silent, "kernel", false, 20);
     assert_eq!(r.resets, 3, "{}", r.logs);
     // Loose: the bench measures it (the takeover takes ~35 ms, the first tickle follows).
     assert!(r.took < Duration::from_secs(5), "{:?}", r.took);
@@ -502,7 +502,7 @@ fn a_silent_masters_blocked_clients_are_reset_by_the_new_master() {
 #[test]
 #[ignore = "needs root: run via cargo xtask test"]
 fn behind_a_firewall_that_drops_invalid_the_datapath_resets_the_clients() {
-    let r = blocked_clients_at_takeover("kernel", true, 4);
+    let r = blocked_clients_at_takeover(Ending::Silent, "kernel", true, 4);
     assert_eq!(r.resets, 0, "the firewall let the replies in: {}", r.logs);
     assert!(
         r.invalid_dropped >= 3,
@@ -510,10 +510,38 @@ fn behind_a_firewall_that_drops_invalid_the_datapath_resets_the_clients() {
         r.invalid_dropped,
         r.logs
     );
-    let r = blocked_clients_at_takeover("datapath", true, 20);
+    let r = blocked_clients_at_takeover(Ending::Silent, "datapath", true, 20);
     assert_eq!(r.resets, 3, "{}", r.logs);
     assert!(r.took < Duration::from_secs(5), "{:?}", r.took);
     assert!(r.datapath_resets >= 3.0, "{}", r.logs);
+}
+
+/// A master that gives its VIP up alive (here: maintenance) tells its own clients too:
+/// a client blocked reading an answer that will never come (a fenced or hung server)
+/// gets a tickle from the released VIP, and the old master's datapath refuses its reply
+/// with a RST. No connections are copied here, so the new master has nothing to tickle:
+/// the reset can only come from the old one.
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn a_master_giving_its_vip_up_alive_resets_its_own_blocked_clients() {
+    let r = blocked_clients_at_takeover(Ending::Maintenance, "datapath", false, 20);
+    assert_eq!(r.resets, 3, "{}", r.logs);
+    assert!(r.took < Duration::from_secs(5), "{:?}", r.took);
+    assert_eq!(
+        r.tickles.max(0.0),
+        0.0,
+        "the new master had nothing to tickle: {}",
+        r.logs
+    );
+}
+
+/// How the master stops serving in [`blocked_clients_at_takeover`].
+#[derive(Clone, Copy, PartialEq)]
+enum Ending {
+    /// Its host goes silent (connections copied to the backup, which tickles them).
+    Silent,
+    /// It is put in maintenance and gives the VIP up alive (nothing copied).
+    Maintenance,
 }
 
 /// What [`blocked_clients_at_takeover`] saw.
@@ -530,10 +558,15 @@ struct Takeover {
     logs: String,
 }
 
-/// Three clients block reading from the master, which goes silent; the backup takes
-/// over and tickles them (`tickle_answer` = `answer`; a firewall dropping INVALID on it
-/// when `firewall`). The clients wait at most `bound_s` seconds.
-fn blocked_clients_at_takeover(answer: &str, firewall: bool, bound_s: u32) -> Takeover {
+/// Three clients block reading from the master, which then stops serving (`ending`); the
+/// backup takes over (`tickle_answer` = `answer`; a firewall dropping INVALID on it when
+/// `firewall`). The clients wait at most `bound_s` seconds.
+fn blocked_clients_at_takeover(
+    ending: Ending,
+    answer: &str,
+    firewall: bool,
+    bound_s: u32,
+) -> Takeover {
     let seg = Segment::new(3).unwrap();
     let dir = std::env::temp_dir().join(xvrrpd_tests::unique("xvk"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -541,10 +574,13 @@ fn blocked_clients_at_takeover(answer: &str, firewall: bool, bound_s: u32) -> Ta
     std::fs::write(&key, b"lab key, 32 bytes, never reused!").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let global = match ending {
+        Ending::Silent => format!("[global]\nconn_sync_key = \"{}\"\n\n", key.display()),
+        Ending::Maintenance => String::new(),
+    };
     let toml = |priority| {
         format!(
-            "[global]\nconn_sync_key = \"{}\"\n\n{}tickle_answer = \"{answer}\"\n",
-            key.display(),
+            "{global}{}tickle_answer = \"{answer}\"\n",
             router_toml("w", 43, priority, 3, "10ms", "192.0.2.100/24")
         )
     };
@@ -588,22 +624,33 @@ fn blocked_clients_at_takeover(answer: &str, firewall: bool, bound_s: u32) -> Ta
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .unwrap_or(-1.0)
     };
-    for (ns, name, log) in [
-        (n0, "xvrrpd_conntrack_connections", a.log()),
-        (n1, "xvrrpd_conntrack_peer_connections", b.log()),
+    let copied = match ending {
+        Ending::Silent => 3.0,
+        Ending::Maintenance => 0.0,
+    };
+    for (ns, name, want, log) in [
+        (n0, "xvrrpd_conntrack_connections", 3.0, a.log()),
+        (n1, "xvrrpd_conntrack_peer_connections", copied, b.log()),
     ] {
         assert!(
-            wait_until(Duration::from_secs(5), || gauge(ns, name) == 3.0),
-            "{name} is not 3 on {}: {log}",
+            // Never set (-1 here) when nothing is copied.
+            wait_until(Duration::from_secs(5), || gauge(ns, name).max(0.0) == want),
+            "{name} is not {want} on {}: {log}",
             ns.name
         );
     }
     if firewall {
         xvrrpd_tests::chaos::drop_invalid(&n1.name).unwrap();
     }
-    // The master's host goes silent: nothing leaves it any more.
-    xvrrpd_tests::chaos::silence(&n0.name).unwrap();
     let t0 = std::time::Instant::now();
+    match ending {
+        // The master's host goes silent: nothing leaves it any more.
+        Ending::Silent => xvrrpd_tests::chaos::silence(&n0.name).unwrap(),
+        Ending::Maintenance => {
+            let (ok, _, err) = a.ctl(&["maintenance", "on"]);
+            assert!(ok, "{err}");
+        }
+    }
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     let took = t0.elapsed();
@@ -625,7 +672,11 @@ fn blocked_clients_at_takeover(answer: &str, firewall: bool, bound_s: u32) -> Ta
         tickles: gauge(n1, "xvrrpd_conntrack_tickles_total"),
         datapath_resets: gauge(n1, "xvrrpd_conntrack_tickle_resets_total"),
         invalid_dropped: xvrrpd_tests::chaos::invalid_dropped(&n1.name),
-        logs: format!("client: {rest}\nnew master: {}", b.log()),
+        logs: format!(
+            "client: {rest}\nold master: {}\nnew master: {}",
+            a.log(),
+            b.log()
+        ),
     }
 }
 

@@ -70,6 +70,13 @@ fn raw_socket(vip: IpAddr) -> std::io::Result<socket2::Socket> {
     let sock = Socket::new(domain, Type::RAW, Some(Protocol::TCP))?;
     // Never read: whatever TCP it would copy in is dropped.
     sock.set_recv_buffer_size(0)?;
+    // The old master tickles from a VIP it just removed: sending from an address that is
+    // no longer local needs a transparent socket.
+    if vip.is_ipv4() {
+        sock.set_ip_transparent_v4(true)?;
+    } else {
+        sock.set_ip_transparent_v6(true)?;
+    }
     sock.bind(&SocketAddr::new(vip, 0).into())?;
     Ok(sock)
 }

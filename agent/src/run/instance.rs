@@ -479,7 +479,8 @@ pub async fn apply(
                 // Never announce an address we are giving up.
                 r.announce_gen
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                // Its connections are the next master's to track.
+                // Its connections are the next master's to track; they are told to go.
+                let leaving: Vec<crate::conntrack::Conn> = r.conns.iter().copied().collect();
                 r.conns.clear();
                 r.metrics.conns_tracked.get_or_create(&r.labels).set(0);
                 for v in &r.vips {
@@ -504,6 +505,7 @@ pub async fn apply(
                         }
                     }
                 }
+                spawn_release_tickles(r, leaving);
             }
             Action::Announce => spawn_announce(r),
             Action::SetLocalPriority { priority } => {
@@ -656,16 +658,46 @@ fn spawn_tickles(r: &mut Running, dp: &mut Datapath) {
     }
     let list: Vec<crate::conntrack::Conn> = list.into_iter().map(|(_, c)| c).collect();
     info!(instance = %r.cfg.name, connections = list.len(), "tickling the previous master's client connections");
+    // The announcement's first packets go out first: the clients' answers must come here.
+    spawn_tickle_rounds(r, list, std::time::Duration::from_millis(3), || true);
+}
+
+/// On giving the VIPs up while alive, this node's own clients are told too: a client
+/// blocked reading an answer (from a fenced or hung server) would otherwise wait for TCP
+/// to give up. The tickle leaves from the released VIP, the client's answer comes back
+/// here (or to the new master, which resets it as after a takeover), and this node's
+/// datapath refuses it with a correctly sequenced RST (`refuse_released`): the kernel
+/// would not, it still has the socket. Stops if this node takes the VIPs back.
+fn spawn_release_tickles(r: &Running, leaving: Vec<crate::conntrack::Conn>) {
+    if leaving.is_empty() || !r.cfg.reset_clients || !r.cfg.refuse_released {
+        return;
+    }
+    info!(instance = %r.cfg.name, connections = leaving.len(), "resetting the client connections of the VIPs given up");
+    let gen = r.announce_gen.clone();
+    let mine = gen.load(std::sync::atomic::Ordering::SeqCst);
+    let released = move || gen.load(std::sync::atomic::Ordering::SeqCst) == mine;
+    spawn_tickle_rounds(r, leaving, std::time::Duration::ZERO, released);
+}
+
+/// [`crate::conntrack::tickle::ROUNDS`] rounds of tickles to `list`, the first after
+/// `delay`, while `go_on` holds.
+fn spawn_tickle_rounds(
+    r: &Running,
+    list: Vec<crate::conntrack::Conn>,
+    delay: std::time::Duration,
+    go_on: impl Fn() -> bool + Send + 'static,
+) {
     let metrics = r.metrics.clone();
     let labels = r.labels.clone();
     tokio::spawn(async move {
         use crate::conntrack::tickle;
-        // The announcement's first packets go out first: the clients' answers must
-        // come here.
-        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        tokio::time::sleep(delay).await;
         for round in 0..tickle::ROUNDS {
             if round > 0 {
                 tokio::time::sleep(tickle::ROUND_GAP).await;
+            }
+            if !go_on() {
+                return;
             }
             let sent = tickle::round(&list);
             metrics.tickles.get_or_create(&labels).inc_by(sent as u64);
