@@ -180,6 +180,9 @@ pub enum Client {
     /// PyMySQL as an application uses it: default settings (no connect, read or write
     /// timeout), one persistent connection, reconnect on error.
     Pymysql,
+    /// One `mariadb` command-line session with its defaults (no timeouts; reconnects when
+    /// the server has gone), fed one INSERT per line as someone at its prompt would.
+    MariadbCli,
 }
 
 impl Client {
@@ -187,13 +190,15 @@ impl Client {
         match s {
             "builtin" => Ok(Self::Builtin),
             "pymysql" => Ok(Self::Pymysql),
-            _ => bail!("unknown client {s:?}: use builtin or pymysql"),
+            "mariadb-cli" => Ok(Self::MariadbCli),
+            _ => bail!("unknown client {s:?}: use builtin, pymysql or mariadb-cli"),
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             Self::Builtin => "builtin",
             Self::Pymysql => "pymysql",
+            Self::MariadbCli => "mariadb-cli",
         }
     }
 }
@@ -726,6 +731,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         move || match (workload, client) {
             (Workload::Insert, Client::Builtin) => writer(done, writes, t, v),
             (Workload::Insert, Client::Pymysql) => pymysql_writer(done, writes, t, v),
+            (Workload::Insert, Client::MariadbCli) => cli_writer(done, writes, t, v),
             (Workload::Bank, _) => bank_writer(done, writes, ops, t, v),
         }
     });
@@ -1417,6 +1423,167 @@ fn pymysql_writer(done: Arc<AtomicBool>, writes: Arc<Mutex<Vec<Write>>>, t: Time
     let _ = watcher.join();
 }
 
+/// What the `mariadb` session printed: a row of an acknowledged write (`seq`, server id
+/// from `RETURNING`, in the client's table format), an error (`ERROR 2013 (HY000): ...`:
+/// at a prompt, always the statement last typed), or the session ended.
+enum CliLine {
+    Ok(i64, u32),
+    Err(String),
+    Ended,
+}
+
+/// Parses one line of the session's terminal.
+fn cli_line(line: &str) -> Option<CliLine> {
+    let line = plain(line);
+    let line = line.trim();
+    if let Some(rest) = line.strip_prefix("ERROR ") {
+        let msg = rest.split_once(": ").map_or(rest, |(_, m)| m);
+        return Some(CliLine::Err(msg.to_string()));
+    }
+    // "| 642 |         1 |"
+    let cells: Vec<&str> = line
+        .strip_prefix('|')?
+        .strip_suffix('|')?
+        .split('|')
+        .map(str::trim)
+        .collect();
+    match cells[..] {
+        [seq, server] => Some(CliLine::Ok(seq.parse().ok()?, server.parse().ok()?)),
+        _ => None,
+    }
+}
+
+/// `line` without terminal control: escape sequences (`ESC [ ... letter`, `ESC ( B`),
+/// bells and carriage returns.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+                Some(_) => {
+                    chars.next();
+                }
+                None => {}
+            },
+            '\u{7}' | '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The `mariadb` command-line client as someone at its prompt uses it (see
+/// [`Client::MariadbCli`]): one interactive session on a terminal (`script` gives it
+/// one: a piped session is in batch mode, which never reconnects), one INSERT per line,
+/// the next typed once the last one answered; every setting the client's default. A
+/// session that exits is started again.
+fn cli_writer(done: Arc<AtomicBool>, writes: Arc<Mutex<Vec<Write>>>, t: Timeline, v: bool) {
+    use std::io::{BufRead, Write as _};
+    use std::process::{Command, Stdio};
+    let debug = std::env::var_os("XVRRPD_LAB_DEBUG").is_some();
+    let mut log = ClientLog::default();
+    let mut seq: i64 = 0;
+    while !done.load(Ordering::SeqCst) {
+        let session = format!("mariadb -h {WRITE_VIP} -u app -papp lab");
+        let mut child = match Command::new("script")
+            .args(["-qfec", &session, "/dev/null"])
+            // Its history is not the lab's to keep.
+            .env("MYSQL_HISTFILE", "/dev/null")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                note(
+                    &t,
+                    v,
+                    format!("client: cannot start mariadb under script: {e}"),
+                );
+                return;
+            }
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<(u64, CliLine)>();
+        let out = child.stdout.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if debug {
+                    eprintln!("client tty {} ms: {line}", mono_ns() / 1_000_000);
+                }
+                if let Some(l) = cli_line(&line) {
+                    let _ = tx.send((mono_ns(), l));
+                }
+            }
+            let _ = tx.send((mono_ns(), CliLine::Ended));
+        });
+        let mut stdin = child.stdin.take().expect("piped");
+        let mut ended = false;
+        'session: while !done.load(Ordering::SeqCst) && !ended {
+            seq += 1;
+            let stmt = format!(
+                "INSERT INTO w (seq, server_id) VALUES ({seq}, @@server_id) RETURNING seq, server_id;\n"
+            );
+            if stdin.write_all(stmt.as_bytes()).is_err() {
+                break;
+            }
+            // Until this line is answered (a retried earlier line may answer first).
+            loop {
+                let (ns, l) = match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok(x) => x,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if done.load(Ordering::SeqCst) {
+                            break 'session;
+                        }
+                        continue;
+                    }
+                    Err(_) => {
+                        ended = true;
+                        break;
+                    }
+                };
+                match l {
+                    CliLine::Ok(s, server) => {
+                        writes.lock().expect("writes").push(Write {
+                            seq: s,
+                            done_ns: ns,
+                            server: Some(server),
+                        });
+                        log.result(&t, v, Some(server), None);
+                        if s == seq {
+                            break;
+                        }
+                    }
+                    CliLine::Err(msg) => {
+                        writes.lock().expect("writes").push(Write {
+                            seq,
+                            done_ns: ns,
+                            server: None,
+                        });
+                        log.result(&t, v, None, Some(&msg));
+                        break;
+                    }
+                    CliLine::Ended => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// The account workload's client ([`crate::bank::client`]); its statements also go to
 /// `writes` (acknowledging server and time) for the outage figures.
 fn bank_writer(
@@ -1619,5 +1786,36 @@ struct RemoveDir(PathBuf);
 impl Drop for RemoveDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mariadb_prompt_is_read_as_rows_and_errors() {
+        let row = |l| match cli_line(l) {
+            Some(CliLine::Ok(s, id)) => Some((s, id)),
+            _ => None,
+        };
+        let err = |l| match cli_line(l) {
+            Some(CliLine::Err(m)) => Some(m),
+            _ => None,
+        };
+        assert_eq!(row("|   2 |         1 |\r"), Some((2, 1)));
+        assert_eq!(row("\u{1b}(B\u{1b}[m| 642 | 2 |"), Some((642, 2)));
+        assert_eq!(row("| seq | server_id |"), None, "the header");
+        assert_eq!(row("+-----+-----------+"), None);
+        assert_eq!(
+            row("MariaDB [lab]> INSERT INTO w (seq, server_id) VALUES (1, @@server_id) RETURNING seq, server_id;"),
+            None,
+            "the echo"
+        );
+        assert_eq!(
+            err("\u{7}\u{1b}[0;7mERROR 2013 (HY000): Lost connection to server during query\r"),
+            Some("Lost connection to server during query".into())
+        );
+        assert_eq!(err("No connection. Trying to reconnect..."), None);
     }
 }

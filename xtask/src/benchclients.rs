@@ -20,7 +20,8 @@ pub struct ClientsArgs {
         default_value = "host-freeze,host-freeze-after-hang,mysqld-kill"
     )]
     pub faults: Vec<String>,
-    /// Clients: pymysql (default settings, no timeouts) and builtin (250 ms timeouts).
+    /// Clients: pymysql (default settings, no timeouts), mariadb-cli (one `mariadb`
+    /// session, one INSERT per line) and builtin (250 ms timeouts).
     #[arg(long, value_delimiter = ',', default_value = "pymysql")]
     pub clients: Vec<String>,
     /// Advert interval in milliseconds.

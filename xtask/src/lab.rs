@@ -27,7 +27,8 @@ pub struct LabArgs {
     #[arg(long, default_value = "insert")]
     pub workload: String,
     /// Who writes the insert workload: builtin (the lab's client, 250 ms timeouts) or
-    /// pymysql (PyMySQL with its default settings: no timeouts, as applications run it).
+    /// pymysql (PyMySQL with its default settings: no timeouts, as applications run it),
+    /// mariadb-cli (one `mariadb` session fed one INSERT per line).
     #[arg(long, default_value = "builtin")]
     pub client: String,
     /// Seconds the fault lasts before the old master comes back.
