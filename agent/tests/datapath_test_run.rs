@@ -979,3 +979,60 @@ fn a_held_vips_connections_are_tracked_on_its_listed_ports_only() {
         assert!(dp.dp.conns().unwrap().is_empty());
     }
 }
+
+/// Collects what a tracing subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn diagnostic_lines_reach_the_agents_log_once_a_second_when_debug_is_on() {
+    let out = Captured::default();
+    let run = |filter: &str| {
+        let sub = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer({
+                let out = out.clone();
+                move || out.clone()
+            })
+            .finish();
+        tracing::subscriber::with_default(sub, || {
+            // Loaded under this filter: the program's level follows it.
+            let mut dp = Dp::new();
+            let mut log = dp.dp.take_logger().unwrap();
+            let (vip, client) = (IpAddr::V4(VIP4), IpAddr::V4(CLIENT4));
+            dp.dp.release_vip(test_ifindex(), vip).unwrap();
+            for _ in 0..3 {
+                assert_eq!(
+                    run_out(&mut dp, &tcp_frame(client, vip, 0x02, 1, 0, 0)).0,
+                    XDP_TX
+                );
+            }
+            log.flush();
+        });
+        String::from_utf8(std::mem::take(&mut *out.0.lock().unwrap())).unwrap()
+    };
+    let on = run("xvrrpd::xdp=debug");
+    let lines: Vec<&str> = on.lines().filter(|l| l.contains("released VIP")).collect();
+    assert_eq!(lines.len(), 1, "one line a second, not one per RST: {on}");
+    assert!(
+        lines[0].contains("192.0.2.50:40000 -> 192.0.2.100:3306")
+            && lines[0].contains("xvrrpd_xdp"),
+        "{on}"
+    );
+    let off = run("xvrrpd::xdp=info");
+    assert!(
+        !off.contains("released VIP"),
+        "debug off, nothing written: {off}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The kernel side as userspace sees it: load the embedded XDP object, attach it to
 //! interfaces (native mode, falling back to generic), push parameters, read state,
 //! counters and events.
+pub mod diag;
 pub mod event;
 pub mod state;
 
@@ -49,6 +50,8 @@ pub enum DatapathError {
         #[source]
         source: ProgramError,
     },
+    #[error("reading the XDP program's diagnostic lines: {0}")]
+    Log(String),
     #[error("the eBPF object has no {0} (built from another version?)")]
     Missing(&'static str),
     #[error("BPF map {map}: {source}")]
@@ -99,9 +102,11 @@ impl Datapath {
         if EBPF_OBJECT.is_empty() {
             return Err(DatapathError::Stub);
         }
+        let level = diag::level() as u8;
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("CONNS", conn_table)
             .map_max_entries("TICKLED", conn_table)
+            .override_global("AYA_LOG_LEVEL", &level, true)
             .load(EBPF_OBJECT)
             .map_err(|e| {
                 if chain_has_eperm(&e) {
@@ -337,6 +342,12 @@ impl Datapath {
             .take_map("CONN_EVENTS")
             .ok_or(DatapathError::Missing("map CONN_EVENTS"))?;
         RingBuf::try_from(map).map_err(map_err("CONN_EVENTS"))
+    }
+
+    /// Takes the reader of the program's diagnostic lines (once).
+    pub fn take_logger(&mut self) -> Result<diag::Logger, DatapathError> {
+        diag::Logger::init_with_logger(&mut self.ebpf, diag::ToTracing)
+            .map_err(|e| DatapathError::Log(e.to_string()))
     }
 
     /// Takes the event ring buffer (once).

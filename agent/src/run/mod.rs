@@ -168,6 +168,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     // SAFETY: as above.
     let mut conn_ring = unsafe { AsyncFd::register(dp.take_conn_events()?) }
         .map_err(|e| anyhow!("polling the connection ring buffer: {e}"))?;
+    // SAFETY: as above.
+    let mut xdp_log = unsafe { AsyncFd::register(dp.take_logger()?) }
+        .map_err(|e| anyhow!("polling the XDP program's log: {e}"))?;
     let (conn_sync, mut sync_rx) = match &cfg.global.conn_sync_key {
         Some(key) => {
             let (s, rx) = conns::ConnSync::start(key, cfg.global.conn_sync_port)?;
@@ -286,6 +289,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                     }
                 }
             }
+            guard = xdp_log.readable_mut() => {
+                let mut guard = guard.context("waiting for the XDP program's log")?;
+                guard.get_inner_mut().flush();
+                guard.clear_ready();
+            }
             guard = conn_ring.readable_mut() => {
                 let mut guard = guard.context("waiting for connection events")?;
                 let mut evs = Vec::new();
@@ -328,6 +336,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     router.shutdown().await;
     drop(ring);
     drop(conn_ring);
+    drop(xdp_log);
     info!("stopped");
     Ok(())
 }

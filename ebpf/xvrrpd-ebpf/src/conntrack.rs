@@ -221,6 +221,7 @@ fn update(key: ConnKey, instance: u32, flags: u8, data: bool) {
     }
     if CONNS.insert(key, now, BPF_NOEXIST as u64).is_err() {
         crate::bump(gstat::CONNS_FULL);
+        crate::diag::conn(crate::diag::kind::CONNS_FULL, &key);
         return;
     }
     emit(key, instance, conn_kind::ADD);

@@ -16,6 +16,7 @@
 
 mod conntrack;
 mod csum;
+mod diag;
 mod parse;
 mod refuse;
 mod timer;
@@ -69,10 +70,13 @@ const INVALID_EVENT_GAP_NS: u64 = 1_000_000_000;
 pub fn xvrrpd_xdp(ctx: XdpContext) -> u32 {
     // Refused first: a tickle's answer reset here is not a connection of this node's.
     if let Some(verdict) = refuse::check(&ctx, ifindex(&ctx)) {
+        diag::flush(&ctx);
         return verdict;
     }
     conntrack::track(&ctx, ifindex(&ctx));
-    watch(&ctx)
+    let verdict = watch(&ctx);
+    diag::flush(&ctx);
+    verdict
 }
 
 /// The VRRP side of the program. Not inlined, like `refuse::check`: each path has its own
@@ -130,7 +134,13 @@ fn on_invalid(ctx: &XdpContext, inv: parse::Invalid) -> bool {
     let ifindex = ifindex(ctx);
     count_invalid(ifindex, inv.family, inv.vrid, inv.reason, inv.src);
     match inv.vrid {
-        Some(vrid) => !filtering(VridKey::new(ifindex, inv.family, vrid)),
+        Some(vrid) => {
+            let drop = filtering(VridKey::new(ifindex, inv.family, vrid));
+            if drop {
+                diag::filtered(vrid, inv.reason);
+            }
+            !drop
+        }
         None => true,
     }
 }
@@ -203,6 +213,7 @@ fn on_valid(ctx: &XdpContext, adv: &Advert) -> bool {
             };
             if let (Some(r), true) = (failed, p.filter != 0) {
                 count_invalid(ifindex, adv.family, Some(adv.vrid), r, adv.src);
+                diag::filtered(adv.vrid, r);
                 return false;
             }
             p.priority

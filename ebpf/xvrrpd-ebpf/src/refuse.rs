@@ -23,9 +23,9 @@ use aya_ebpf::{
 };
 use xvrrpd_common::{gstat, ConnKey, VipKey, FAMILY_V4, FAMILY_V6, MAX_RELEASED};
 
-use crate::conntrack;
 use crate::csum::fold;
 use crate::parse::{self, Pkt, ETH_P_IPV4, ETH_P_IPV6};
+use crate::{conntrack, diag};
 
 /// VIPs this node gave up, written by userspace after the address is removed and deleted
 /// before it is added again: a VIP this node holds is never in here.
@@ -114,6 +114,17 @@ fn sum<const N: usize>(b: &[u8; N]) -> u64 {
     s
 }
 
+/// The diagnostic line for a segment about to be refused.
+#[inline(always)]
+fn log(counter: u32, key: &ConnKey) {
+    let kind = if counter == gstat::REFUSED {
+        diag::kind::REFUSED
+    } else {
+        diag::kind::TICKLE_RESET
+    };
+    diag::conn(kind, key);
+}
+
 /// The counter for a segment to refuse: to a released VIP, or a tickle's answer.
 #[inline(always)]
 fn refused(released: bool, key: &ConnKey, tcp: &[u8; 20]) -> Option<u32> {
@@ -149,6 +160,7 @@ fn v4(p: Pkt, l3: usize, ifindex: u32) -> Option<(usize, u32)> {
     let total = u16::from_be_bytes([ip[2], ip[3]]) as u32;
     let doff = (tcp[12] >> 4) as u32 * 4;
     let (seq, ack, flags) = reset_for(&tcp, total.saturating_sub(20 + doff))?;
+    log(counter, &key);
 
     let mut out = [
         0x45,
@@ -222,6 +234,7 @@ fn v6(p: Pkt, l3: usize, ifindex: u32) -> Option<(usize, u32)> {
     let payload = u16::from_be_bytes([ip[4], ip[5]]) as u32;
     let doff = (tcp[12] >> 4) as u32 * 4;
     let (seq, ack, flags) = reset_for(&tcp, payload.saturating_sub(doff))?;
+    log(counter, &key);
 
     // Version 6, no traffic class or flow label, 20 bytes of TCP, hop limit 64.
     let head: [u8; 8] = [0x60, 0, 0, 0, 0, 20, IPPROTO_TCP, 64];
