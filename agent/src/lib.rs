@@ -19,3 +19,4 @@ pub mod role;
 pub mod run;
 pub mod track;
 pub mod vrrp;
+pub mod witness;

@@ -321,6 +321,15 @@ fn check(path: &std::path::Path, offline: bool) -> std::process::ExitCode {
                 path.display(),
                 cfg.instances.len()
             );
+            if cfg.witness.is_none() {
+                for i in cfg.instances.iter().filter(|i| i.mysql.is_some()) {
+                    println!(
+                        "{}: warning: instance {:?} has no [witness]: a partition between the nodes can make both servers writable (docs/witness.md)",
+                        path.display(),
+                        i.name
+                    );
+                }
+            }
             if !offline {
                 // As this process is allowed them: run check as the service runs.
                 let limits = xvrrpd::net::pacer::HostLimits::of_this_process();

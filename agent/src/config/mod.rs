@@ -30,6 +30,57 @@ pub struct Config {
     pub instances: Vec<InstanceConfig>,
     #[serde(default, rename = "tracker")]
     pub trackers: Vec<TrackerConfig>,
+    /// The optional third vote on who may write (see docs/witness.md).
+    #[serde(default)]
+    pub witness: Option<WitnessConfig>,
+}
+
+/// `[witness]`: an etcd cluster both nodes reach holds each write instance's write key;
+/// a write instance may make its server writable only while it holds that key.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// The etcd members' client addresses, `host:port` (plain HTTP: the JSON gateway).
+    pub etcd: Vec<String>,
+    /// Where the keys live: `{prefix}/{instance}/write`. Both nodes of a pair use the same;
+    /// another pair on the same etcd uses another.
+    #[serde(default = "default_witness_prefix")]
+    pub prefix: String,
+    /// How long a holder's renewal keeps its right to write (`lease − margin` after the
+    /// renewal was sent), and how long a successor waits for a silent holder
+    /// (`lease + margin` after it last saw a renewal).
+    #[serde(default = "default_witness_lease", with = "duration")]
+    pub lease: Duration,
+    #[serde(default = "default_witness_margin", with = "duration")]
+    pub margin: Duration,
+}
+
+fn default_witness_prefix() -> String {
+    "/xvrrpd".into()
+}
+
+fn default_witness_lease() -> Duration {
+    Duration::from_millis(750)
+}
+
+fn default_witness_margin() -> Duration {
+    Duration::from_millis(250)
+}
+
+impl WitnessConfig {
+    /// The lease's timing: renewals five times per `lease − margin`.
+    pub fn timing(&self) -> crate::witness::lease::Timing {
+        crate::witness::lease::Timing {
+            lease: self.lease,
+            margin: self.margin,
+            renew_every: self.lease.saturating_sub(self.margin) / 5,
+        }
+    }
+
+    /// The write key of instance `name`.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}/{name}/write", self.prefix.trim_end_matches('/'))
+    }
 }
 
 /// What a tracker checks.

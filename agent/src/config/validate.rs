@@ -64,6 +64,9 @@ pub fn validate(cfg: &Config, check_interfaces: bool) -> Vec<Problem> {
             ),
         ));
     }
+    if let Some(w) = &cfg.witness {
+        validate_witness(w, &mut out);
+    }
     let mut tracker_names: HashMap<&str, usize> = HashMap::new();
     for (i, t) in cfg.trackers.iter().enumerate() {
         let mut push = |k: &str, m: String| {
@@ -376,5 +379,54 @@ fn check_addresses(inst: &InstanceConfig, push: &mut impl FnMut(&str, String)) -
         family
     } else {
         None
+    }
+}
+
+/// The fence a holder whose time is up must complete inside `2 × margin` (the write
+/// guard kills a server that answers nothing after 500 ms).
+const FENCE_BOUND: Duration = Duration::from_millis(500);
+
+fn validate_witness(w: &super::WitnessConfig, out: &mut Vec<Problem>) {
+    if w.etcd.is_empty() {
+        out.push(problem(
+            "witness.etcd",
+            "no etcd members: list their client addresses, e.g. [\"192.0.2.30:2379\"] (three members on three hosts)",
+        ));
+    }
+    for (i, e) in w.etcd.iter().enumerate() {
+        let ok = e
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok || e.contains("://") {
+            out.push(problem(
+                &format!("witness.etcd[{i}]"),
+                &format!("{e:?} is not host:port: write e.g. \"192.0.2.30:2379\" (no http://)"),
+            ));
+        }
+    }
+    if !w.prefix.starts_with('/') {
+        out.push(problem(
+            "witness.prefix",
+            &format!("{:?} must start with / (e.g. \"/xvrrpd/pair1\")", w.prefix),
+        ));
+    }
+    if w.margin * 2 < FENCE_BOUND {
+        out.push(problem(
+            "witness.margin",
+            &format!(
+                "{:?} is too short: twice the margin must cover a holder's fence, up to {FENCE_BOUND:?} (a server that answers nothing is killed then); use at least {:?}",
+                w.margin,
+                FENCE_BOUND / 2
+            ),
+        ));
+    }
+    if w.lease < w.margin + Duration::from_millis(100) {
+        out.push(problem(
+            "witness.lease",
+            &format!(
+                "{:?} leaves the holder less than 100 ms after a renewal (lease − margin): renewals could not keep up; use at least margin + 250ms",
+                w.lease
+            ),
+        ));
     }
 }

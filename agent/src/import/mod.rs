@@ -600,6 +600,8 @@ impl Converter {
             },
             instances,
             trackers: self.trackers.iter().map(tracker_config).collect(),
+            // keepalived has none: the import says so through `check`.
+            witness: None,
         })
     }
 

@@ -26,6 +26,11 @@
 //!   server holding errant transactions (its own, never received by the peer that served
 //!   writes after it) is [`Standing::Divergent`]: FAULT until they are gone; promotion
 //!   refuses it too. A lost arbitration waits in the same command for the winner's term.
+//! - **Witness.** With a witness (`[witness]`, [`crate::witness`]), promotion waits for
+//!   the write key first (key, then catch-up, then `read_only = OFF`, then the VIPs);
+//!   losing the key (unrenewed in time, or taken) fences the server at once (FAULT until
+//!   the fence lands); leaving master stops renewing at once and frees the key once the
+//!   fence is confirmed, so a successor need not wait.
 //! - **Tracking.** The effective priority follows the trackers, the link and the
 //!   maintenance flag; any of them failing hard means FAULT, and so does a write
 //!   instance's own server failing its check.
@@ -44,6 +49,7 @@ use crate::{
     engine::{self, Input as VrrpInput, Instance, Instant, Settings, State},
     notify::Transition,
     track::{self, Contribution, Effective},
+    witness::lease::{self, Lease, Want},
 };
 
 /// What the core asks of the MySQL write guard. `term` identifies the request; the
@@ -168,6 +174,8 @@ pub enum Action {
         priority: u8,
     },
     AddVips,
+    /// Send this request to the witness; its answer comes back as [`Input::Witness`].
+    Witness(lease::Request),
     /// Remove the VIPs and stop announcing them.
     RemoveVips,
     /// Gratuitous ARP / unsolicited NA for the VIPs.
@@ -232,6 +240,15 @@ pub enum Event {
     },
     /// A switchover's fence landed; the master hands over now.
     SwitchoverFenced,
+    /// This node holds the write key as fencing term `term`.
+    LeaseAcquired {
+        term: u64,
+    },
+    /// This node's right to write under `term` ended.
+    LeaseLost {
+        term: u64,
+        why: lease::Loss,
+    },
 }
 
 /// What the instance's priority follows besides its configuration.
@@ -273,6 +290,8 @@ pub enum Input {
         settings: Settings,
         policy: Option<CatchupPolicy>,
     },
+    /// The witness answered the request in flight.
+    Witness { now: Instant, answer: lease::Answer },
 }
 
 /// Why a switchover was refused.
@@ -309,6 +328,10 @@ struct WriteRole {
     unknowns: u32,
     /// The errant GTIDs its guard last reported (empty: none known).
     errant: Vec<String>,
+    /// The write lease, with a witness.
+    lease: Option<Lease>,
+    /// Master, waiting for the write key before it promotes.
+    awaiting_lease: bool,
 }
 
 /// Why a write instance stays out of the election.
@@ -321,6 +344,8 @@ enum Block {
     Superseded { peer: u64 },
     /// It holds errant transactions: until they are gone (the server rebuilt).
     Divergent,
+    /// Its write key was lost while it served: until the fence lands.
+    Witness,
 }
 
 /// How long a verdict on another master stands before its adverts are arbitrated again
@@ -366,9 +391,31 @@ impl Core {
                 verdict: None,
                 unknowns: 0,
                 errant: Vec::new(),
+                lease: None,
+                awaiting_lease: false,
             }),
             tracking: Tracking::default(),
         }
+    }
+
+    /// A write instance that may write only while it holds its write key (node `me`).
+    pub fn set_witness(&mut self, me: &str, timing: lease::Timing) {
+        if let Some(w) = &mut self.write {
+            w.lease = Some(Lease::new(me, timing));
+        }
+    }
+
+    /// Write instances with a witness: the fencing term held, if any.
+    pub fn lease_term(&self) -> Option<u64> {
+        self.write
+            .as_ref()
+            .and_then(|w| w.lease.as_ref())
+            .and_then(Lease::term)
+    }
+
+    /// Write instances with a witness: master, waiting for the write key.
+    pub fn awaiting_lease(&self) -> bool {
+        self.write.as_ref().is_some_and(|w| w.awaiting_lease)
     }
 
     /// The guard is running: a write instance starts by fencing its server. It holds no
@@ -405,7 +452,15 @@ impl Core {
         self.write.as_ref().is_some_and(|w| w.block.is_some())
     }
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.engine.next_deadline()
+        let lease = self
+            .write
+            .as_ref()
+            .and_then(|w| w.lease.as_ref())
+            .map(Lease::next_deadline);
+        match (self.engine.next_deadline(), lease) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Before start-up: what the previous agent left. A node that was master when its
@@ -430,6 +485,9 @@ impl Core {
     pub fn handle(&mut self, input: Input) -> Vec<Action> {
         let before = self.memory();
         let mut out = Vec::new();
+        // The lease's deadline first: an expired holder fences before anything else.
+        let now = input_now(&input);
+        self.lease(now, |l| l.tick(now), &mut out);
         match input {
             Input::Vrrp(i) => {
                 let now = vrrp_now(&i);
@@ -449,6 +507,7 @@ impl Core {
                 self.retrack(now, &mut out);
             }
             Input::Guard { now, outcome } => self.outcome(now, outcome, &mut out),
+            Input::Witness { now, answer } => self.lease(now, |l| l.answer(answer, now), &mut out),
             Input::Reconfigure {
                 now,
                 settings,
@@ -497,6 +556,8 @@ impl Core {
                     w.switchover_term = Some(term);
                 }
                 out.push(fence);
+                // No more renewals: the key is freed once the fence is confirmed.
+                self.lease(now, |l| l.want(Want::Drain, now), &mut out);
             }
         }
         self.remember_changes(before, &mut out);
@@ -560,11 +621,24 @@ impl Core {
                         _ => out.push(Action::Notify(t)),
                     }
                 }
-                engine::Action::AddVips => match &mut self.write {
-                    // Catch-up and read_only = OFF first; the VIPs follow the outcome.
-                    Some(w) if !w.writable => out.push(w.command(|term| Command::Promote { term })),
-                    _ => out.push(Action::AddVips),
-                },
+                engine::Action::AddVips => {
+                    // With a witness, the key is held (and renewed) while master.
+                    self.lease(now, |l| l.want(Want::Hold, now), out);
+                    match &mut self.write {
+                        // Without it, promotion waits for the key (then as below).
+                        Some(w)
+                            if !w.writable
+                                && w.lease.as_ref().is_some_and(|l| !l.may_write(now)) =>
+                        {
+                            w.awaiting_lease = true
+                        }
+                        // Catch-up and read_only = OFF first; the VIPs follow the outcome.
+                        Some(w) if !w.writable => {
+                            out.push(w.command(|term| Command::Promote { term }))
+                        }
+                        _ => out.push(Action::AddVips),
+                    }
+                }
                 engine::Action::Announce => {
                     if self.write.as_ref().is_none_or(|w| w.writable) {
                         out.push(Action::Announce);
@@ -575,8 +649,11 @@ impl Core {
                     if let Some(w) = &mut self.write {
                         w.writable = false;
                         w.pending_master = None;
+                        w.awaiting_lease = false;
                         out.push(w.command(|term| Command::Demote { term }));
                     }
+                    // No more renewals; the key is freed once the fence is confirmed.
+                    self.lease(now, |l| l.want(Want::Drain, now), out);
                 }
                 engine::Action::SendAdvert { priority } => {
                     out.push(Action::SendAdvert { priority })
@@ -721,8 +798,19 @@ impl Core {
                     }
                 }
                 // Read-only and not master (any more): before it replicates again or
-                // rejoins the election, its data is compared with the peer's.
+                // rejoins the election, its data is compared with the peer's, and its
+                // write key is free for the successor.
                 let still_master = self.engine.state() == State::Master;
+                if term == current && !still_master {
+                    self.lease(now, |l| l.want(Want::Free, now), out);
+                    let fenced_for_key = self
+                        .write
+                        .as_mut()
+                        .is_some_and(|w| w.block.take_if(|b| *b == Block::Witness).is_some());
+                    if fenced_for_key {
+                        self.retrack(now, out);
+                    }
+                }
                 if let Some(w) = &mut self.write {
                     if term == current && !still_master && w.block != Some(Block::Catchup) {
                         let await_term = match w.block {
@@ -769,6 +857,57 @@ impl Core {
             // A superseded term, or a promotion that finished after mastership ended.
             _ => {}
         }
+    }
+}
+
+impl Core {
+    /// Runs `f` on the write lease (if any) and carries out what it says.
+    fn lease(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut Lease) -> Vec<lease::Action>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(l) = self.write.as_mut().and_then(|w| w.lease.as_mut()) else {
+            return;
+        };
+        for a in f(l) {
+            match a {
+                lease::Action::Send(r) => out.push(Action::Witness(r)),
+                lease::Action::Acquired { term } => {
+                    out.push(Action::Event(Event::LeaseAcquired { term }));
+                    let master = self.engine.state() == State::Master;
+                    if let Some(w) = &mut self.write {
+                        if w.awaiting_lease && master {
+                            w.awaiting_lease = false;
+                            out.push(w.command(|term| Command::Promote { term }));
+                        }
+                    }
+                }
+                lease::Action::Lost { term, why } => {
+                    out.push(Action::Event(Event::LeaseLost { term, why }));
+                    if self.engine.state() == State::Master {
+                        // Serving or promoting without the key: fence now (FAULT
+                        // removes the VIPs and demotes), back once it landed.
+                        if let Some(w) = &mut self.write {
+                            w.block = Some(Block::Witness);
+                        }
+                        self.retrack(now, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The time an input carries.
+fn input_now(i: &Input) -> Instant {
+    match i {
+        Input::Vrrp(v) => vrrp_now(v),
+        Input::Track { now, .. }
+        | Input::Guard { now, .. }
+        | Input::Reconfigure { now, .. }
+        | Input::Witness { now, .. } => *now,
     }
 }
 

@@ -403,6 +403,8 @@ impl Sim {
                     }
                 }
                 Action::Notify(_) | Action::Announce | Action::Event(_) => {}
+                // The model's nodes run without a witness.
+                Action::Witness(_) => {}
                 Action::Remember(m) => self.nodes[i].memory = m,
                 Action::SetLocalPriority { .. } => {}
                 Action::SendAdvert { priority } => {

@@ -580,3 +580,192 @@ fn an_unreadable_peer_is_asked_again_then_left_to_vrrp() {
     advert_from(&mut c, ms + 10, "192.0.2.10", 100);
     assert_eq!(c.state(), State::Backup);
 }
+
+mod witness {
+    use super::*;
+    use crate::witness::lease::{Answer, Key, Loss, Request, Timing};
+
+    fn timing() -> Timing {
+        Timing {
+            lease: Duration::from_millis(750),
+            margin: Duration::from_millis(250),
+            renew_every: Duration::from_millis(100),
+        }
+    }
+
+    fn requests(a: &[Action]) -> Vec<Request> {
+        a.iter()
+            .filter_map(|a| match a {
+                Action::Witness(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn witness(c: &mut Core, ms: u64, answer: Answer) -> Vec<Action> {
+        c.handle(Input::Witness {
+            now: at(ms),
+            answer,
+        })
+    }
+
+    /// A write instance with a witness, started; its first read answered (nothing held).
+    fn witnessed() -> Core {
+        let mut c = Core::new(settings(150, "192.0.2.11"), Some(CatchupPolicy::StayBackup));
+        c.set_witness("db1", timing());
+        c.guard_started();
+        let a = c.handle(Input::Vrrp(VrrpInput::Startup { now: at(0) }));
+        assert_eq!(requests(&a), [Request::Read], "it looks at the key at once");
+        witness(&mut c, 2, Answer::Read(None));
+        c
+    }
+
+    /// Promoted under a witness: key taken (sent at 40 ms), server writable.
+    fn serving() -> Core {
+        let mut c = witnessed();
+        let a = master_down(&mut c, 40);
+        assert!(
+            !a.iter()
+                .any(|a| matches!(a, Action::Guard(Command::Promote { .. }))),
+            "no promotion before the key: {a:?}"
+        );
+        assert_eq!(
+            requests(&a),
+            [Request::Write {
+                expect: None,
+                term: 1
+            }]
+        );
+        assert!(c.awaiting_lease());
+        let a = witness(&mut c, 42, Answer::Done { revision: 7 });
+        assert!(a.contains(&Action::Event(Event::LeaseAcquired { term: 1 })));
+        let t = promotion(&a);
+        let a = guard(&mut c, 45, writable(t));
+        assert!(a.contains(&Action::AddVips), "{a:?}");
+        assert_eq!(c.lease_term(), Some(1));
+        c
+    }
+
+    #[test]
+    fn promotion_waits_for_the_write_key_then_catches_up_then_adds_the_vips() {
+        serving();
+    }
+
+    #[test]
+    fn a_silent_holders_key_is_taken_only_after_lease_plus_margin() {
+        let mut c = Core::new(settings(150, "192.0.2.11"), Some(CatchupPolicy::StayBackup));
+        c.set_witness("db2", timing());
+        c.guard_started();
+        c.handle(Input::Vrrp(VrrpInput::Startup { now: at(0) }));
+        let peer = Key {
+            holder: "db1".into(),
+            term: 4,
+            revision: 30,
+        };
+        witness(&mut c, 10, Answer::Read(Some(peer.clone())));
+        // Master from 40 ms; the key's revision never changes (its holder is silent).
+        let mut a = master_down(&mut c, 40);
+        let mut first_write = None;
+        for t in 41..1200 {
+            if let Some(r) = requests(&a).first() {
+                if let Request::Write { expect, term } = r {
+                    assert_eq!((*expect, *term), (Some(30), 5));
+                    first_write = Some(t - 1);
+                    break;
+                }
+                a = witness(&mut c, t, Answer::Read(Some(peer.clone())));
+            } else {
+                a = c.handle(Input::Vrrp(VrrpInput::Tick { now: at(t) }));
+            }
+        }
+        // First received at 10 ms: not before 10 + 750 + 250, and at most a look later.
+        let w = first_write.expect("it takes the key in the end");
+        assert!((1010..=1111).contains(&w), "took it at {w} ms");
+        assert!(!c
+            .handle(Input::Vrrp(VrrpInput::Tick { now: at(1200) }))
+            .contains(&Action::AddVips));
+    }
+
+    #[test]
+    fn a_master_that_cannot_renew_fences_itself_on_its_own_clock() {
+        let mut c = serving();
+        // Every renewal goes unanswered from here on.
+        let mut t = 142;
+        loop {
+            let a = c.handle(Input::Vrrp(VrrpInput::Tick { now: at(t) }));
+            if a.iter()
+                .any(|a| matches!(a, Action::Event(Event::LeaseLost { .. })))
+            {
+                // The renewal sent at 40 ms was the last that succeeded: 40 + 500.
+                assert_eq!(t, 540);
+                assert!(
+                    a.contains(&Action::Event(Event::LeaseLost {
+                        term: 1,
+                        why: Loss::Expired
+                    })),
+                    "{a:?}"
+                );
+                let remove = position(&a, |a| *a == Action::RemoveVips);
+                let fence = position(&a, |a| matches!(a, Action::Guard(Command::Demote { .. })));
+                assert!(remove < fence, "{a:?}");
+                assert_eq!(c.state(), State::Fault);
+                break;
+            }
+            assert!(t < 540, "not fenced at {t} ms");
+            if !requests(&a).is_empty() {
+                witness(&mut c, t + 1, Answer::Failed);
+            }
+            t += 1;
+        }
+        assert_eq!(c.writable(), Some(false));
+    }
+
+    #[test]
+    fn leaving_master_stops_renewing_and_frees_the_key_once_fenced() {
+        let mut c = serving();
+        // Maintenance: FAULT, VIPs off, the server fenced.
+        let a = c.handle(Input::Track {
+            now: at(60),
+            tracking: Tracking {
+                maintenance: true,
+                ..Tracking::default()
+            },
+        });
+        let demote = a
+            .iter()
+            .find_map(|a| match a {
+                Action::Guard(Command::Demote { term }) => Some(*term),
+                _ => None,
+            })
+            .expect("fenced");
+        // Not freed before the fence lands: at most a read.
+        let a2 = c.handle(Input::Vrrp(VrrpInput::Tick { now: at(200) }));
+        let sent: Vec<Request> = requests(&a).into_iter().chain(requests(&a2)).collect();
+        assert!(sent.iter().all(|r| *r == Request::Read), "{sent:?}");
+        if !sent.is_empty() {
+            witness(
+                &mut c,
+                201,
+                Answer::Read(Some(Key {
+                    holder: "db1".into(),
+                    term: 1,
+                    revision: 7,
+                })),
+            );
+        }
+        let a = guard(
+            &mut c,
+            202,
+            Outcome::ReadOnly {
+                term: demote,
+                killed: 0,
+                in_doubt: 0,
+                took: Duration::from_millis(1),
+            },
+        );
+        assert!(
+            requests(&a).contains(&Request::Free { expect: 7, term: 1 }),
+            "{a:?}"
+        );
+    }
+}

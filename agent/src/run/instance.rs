@@ -77,6 +77,8 @@ pub struct Running {
     pub events: EventSink,
     /// Write instances: the task that carries out promotions and fences.
     pub guard: Option<Guard>,
+    /// Requests to the witness (etcd), answered into the main loop.
+    pub witness: Option<UnboundedSender<crate::witness::lease::Request>>,
     pub metrics: Arc<Metrics>,
     pub labels: Vec<(&'static str, String)>,
     pub last_transition: Option<(Transition, std::time::Instant)>,
@@ -334,6 +336,7 @@ pub fn prepare(
         notify,
         events,
         guard: None,
+        witness: None,
         metrics,
         last_transition: None,
         last_advert_ns: None,
@@ -508,6 +511,12 @@ pub async fn apply(
                 spawn_release_tickles(r, leaving);
             }
             Action::Announce => spawn_announce(r),
+            Action::Witness(req) => match &r.witness {
+                Some(tx) => {
+                    let _ = tx.send(req);
+                }
+                None => warn!(instance = %r.cfg.name, "no witness client running"),
+            },
             Action::SetLocalPriority { priority } => {
                 r.params.priority = priority;
                 if let Err(e) = dp.set_params(r.key, r.params) {
@@ -615,6 +624,28 @@ fn event(r: &Running, e: Event) {
         Event::SwitchoverFenced => {
             info!(instance = %name, "switchover: server fenced, handing over");
             serde_json::json!({"event": "switchover_fenced", "ts_ns": ts_ns, "instance": name})
+        }
+        Event::LeaseAcquired { term } => {
+            info!(instance = %name, fencing_term = term, "write key held: this node may write");
+            serde_json::json!({
+                "event": "lease_acquired", "ts_ns": ts_ns, "instance": name, "fencing_term": term,
+            })
+        }
+        Event::LeaseLost { term, why } => {
+            let why = match why {
+                crate::witness::lease::Loss::Expired => "expired",
+                crate::witness::lease::Loss::Taken => "taken",
+                crate::witness::lease::Loss::Released => "released",
+            };
+            if why == "released" {
+                info!(instance = %name, fencing_term = term, "write key freed for the successor");
+            } else {
+                warn!(instance = %name, fencing_term = term, why, "write key lost: fencing the server");
+            }
+            serde_json::json!({
+                "event": "lease_lost", "ts_ns": ts_ns, "instance": name, "fencing_term": term,
+                "why": why,
+            })
         }
     };
     r.emit(json);
@@ -778,6 +809,41 @@ pub fn start_guard(
         outcomes,
     ));
     r.core.guard_started()
+}
+
+/// Gives a write instance its write lease: the core waits for the key before it
+/// promotes, and a task sends its requests to etcd, one at a time, answering into
+/// `answers` with the instance's id.
+pub fn start_witness(
+    r: &mut Running,
+    w: &crate::config::WitnessConfig,
+    me: &str,
+    answers: UnboundedSender<(u64, crate::witness::lease::Answer)>,
+) {
+    if r.cfg.mysql.is_none() {
+        return;
+    }
+    let timing = w.timing();
+    r.core.set_witness(me, timing);
+    let mut client = crate::witness::etcd::Client::new(
+        w.etcd.clone(),
+        w.key(&r.cfg.name),
+        me.to_string(),
+        // Within the holder's time after a renewal, with room for a second try.
+        (timing.holder_valid() / 2).min(std::time::Duration::from_millis(500)),
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let id = r.id;
+    tokio::spawn(async move {
+        while let Some(req) = rx.recv().await {
+            let answer = client.send(&req).await;
+            if answers.send((id, answer)).is_err() {
+                return;
+            }
+        }
+    });
+    info!(instance = %r.cfg.name, key = %w.key(&r.cfg.name), "write lease through the witness");
+    r.witness = Some(tx);
 }
 
 /// The server a write instance's guard drives: its `mysql.server` tracker's, with the

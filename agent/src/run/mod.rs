@@ -92,6 +92,8 @@ pub struct Router {
     events: broadcast::Sender<String>,
     report_tx: mpsc::UnboundedSender<Report>,
     outcome_tx: mpsc::UnboundedSender<(usize, GuardOutcome)>,
+    /// Witness answers, tagged with the instance id.
+    witness_tx: mpsc::UnboundedSender<(u64, crate::witness::lease::Answer)>,
     notify_tasks: Vec<(tokio::task::JoinHandle<()>, Duration)>,
     next_id: u64,
     started: std::time::Instant,
@@ -194,6 +196,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     let (report_tx, mut reports) = mpsc::unbounded_channel();
     let (outcome_tx, mut outcomes) = mpsc::unbounded_channel();
+    let (witness_tx, mut witness_answers) = mpsc::unbounded_channel();
     let maintenance = maintenance_marker(&opts.control_socket).exists();
     if maintenance {
         warn!(
@@ -207,6 +210,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             global: cfg.global.clone(),
             instances: Vec::new(),
             trackers: Vec::new(),
+            witness: None,
         },
         nl,
         dp,
@@ -222,6 +226,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         events,
         report_tx,
         outcome_tx,
+        witness_tx,
         notify_tasks: Vec::new(),
         next_id: 1,
         started: std::time::Instant::now(),
@@ -314,6 +319,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             Some(rep) = reports.recv() => router.tracker_report(rep).await,
             Some((idx, up)) = links.recv() => router.link_change(idx, up).await,
             Some((id, outcome)) = outcomes.recv() => router.guard_outcome(id as u64, outcome).await,
+            Some((id, answer)) = witness_answers.recv() => router.witness_answer(id, answer).await,
             Some((req, reply)) = calls.recv() => router.control(req, reply).await,
             _ = sighup.recv() => {
                 info!("SIGHUP: reloading the configuration");
@@ -477,6 +483,19 @@ impl Router {
         }
     }
 
+    async fn witness_answer(&mut self, id: u64, answer: crate::witness::lease::Answer) {
+        let Some(i) = self.instances.iter().position(|r| r.id == id) else {
+            return; // an instance removed by a reload
+        };
+        let now = Instant(monotonic_ns());
+        self.feed(i, Input::Witness { now, answer }).await;
+    }
+
+    /// This node's name: `router_id`, else the host name.
+    fn node_name(&self) -> String {
+        self.cfg.global.router_id.clone().unwrap_or_else(hostname)
+    }
+
     async fn guard_outcome(&mut self, id: u64, outcome: GuardOutcome) {
         let Some(i) = self.instances.iter().position(|r| r.id == id) else {
             return; // an instance removed by a reload
@@ -588,7 +607,7 @@ impl Router {
             healthy: t.contribution.healthy,
         };
         Status {
-            router_id: self.cfg.global.router_id.clone().unwrap_or_else(hostname),
+            router_id: self.node_name(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
             uptime_s: self.started.elapsed().as_secs_f64(),

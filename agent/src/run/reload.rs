@@ -141,7 +141,7 @@ impl Router {
                 None => None,
             };
             let r = self
-                .prepare_instance(ic)
+                .prepare_instance(ic, new.witness.as_ref())
                 .with_context(|| format!("instance {:?}", ic.name))?;
             started.insert(ic.name.clone(), (r, server));
         }
@@ -285,7 +285,11 @@ impl Router {
         Ok(summary)
     }
 
-    fn prepare_instance(&mut self, ic: &InstanceConfig) -> anyhow::Result<Running> {
+    fn prepare_instance(
+        &mut self,
+        ic: &InstanceConfig,
+        witness: Option<&crate::config::WitnessConfig>,
+    ) -> anyhow::Result<Running> {
         let id = self.next_id;
         self.next_id += 1;
         let (ntx, task) = crate::notify::spawn(ic.name.clone(), ic.vrid, ic.notify.clone());
@@ -308,6 +312,10 @@ impl Router {
             let n = self.dp.conn_table_size() as usize;
             r.conns = crate::conntrack::Table::new(n);
             r.peer_conns = crate::conntrack::Table::new(n);
+            if let Some(w) = witness {
+                let me = self.node_name();
+                instance::start_witness(&mut r, w, &me, self.witness_tx.clone());
+            }
             r
         })
     }

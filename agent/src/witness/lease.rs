@@ -1,0 +1,372 @@
+//! The write lease, sans I/O: who may make the server writable, decided through one key
+//! in a witness both nodes reach (etcd), timed on each node's own monotonic clock.
+//!
+//! # The argument
+//! The key holds the holder's name and a fencing term; etcd gives every change a new
+//! revision and applies a compare-and-swap on that revision atomically. The holder
+//! renews by rewriting the key if its revision is still the one it wrote last (a new
+//! revision each time), every `renew_every`.
+//!
+//! - **The holder** may write only until `sent + lease − margin`, where `sent` is when it
+//!   *sent* the last renewal that succeeded (its own clock). Past that, it fences itself
+//!   at once. Timing from the sending, not the answer: whatever etcd did with the
+//!   request, it did after it was sent.
+//! - **A successor** may take the key only by a compare-and-swap on the revision it last
+//!   read, and only `lease + margin` after it first *received* that revision (its own
+//!   clock). The reading happened after the write it shows, which happened after the
+//!   holder sent it: `sent < received`, so the holder's deadline
+//!   (`sent + lease − margin`) comes at least `2 × margin` before the successor may take
+//!   the key (`received + lease + margin`). A renewal the successor has not seen
+//!   changed the revision, and its compare-and-swap fails: it reads again and starts
+//!   waiting from that answer.
+//! - **Clock rates** differ by parts per million: over a lease of a second, microseconds.
+//!   The margin covers the holder's fence (the write guard's, bounded: a hung server is
+//!   killed after 500 ms, so `2 × margin` must be at least that) and etcd's latency
+//!   between a renewal's sending and its commit does not matter (see above).
+//! - **Leaving** (a handover where the holder knows it leaves: fenced first) marks the
+//!   key free by compare-and-swap (holder empty, term kept, so terms only ever grow): a
+//!   successor that reads it free takes it at once.
+//! - etcd's own leases are not used: etcd restarts them at full length on a leader
+//!   change, so a key bound to one could outlive the holder's belief by a whole TTL.
+//!
+//! Nothing here reads a clock or talks to etcd: the shell sends the [`Request`]s, feeds
+//! back the [`Answer`]s and ticks it with the time.
+use std::time::Duration;
+
+use crate::engine::Instant;
+
+/// The lease's timing, validated by the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub lease: Duration,
+    pub margin: Duration,
+    pub renew_every: Duration,
+}
+
+impl Timing {
+    /// How long after sending a renewal that succeeded the holder may still write.
+    pub fn holder_valid(&self) -> Duration {
+        self.lease.saturating_sub(self.margin)
+    }
+    /// How long after first receiving a revision a successor must wait to take the key.
+    pub fn successor_wait(&self) -> Duration {
+        self.lease + self.margin
+    }
+}
+
+/// What the write key holds, as etcd returned it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    /// The holding node; empty when the key is free (its last holder left).
+    pub holder: String,
+    /// The fencing term: one more with every new holder.
+    pub term: u64,
+    /// etcd's modification revision of the key.
+    pub revision: i64,
+}
+
+/// A request for the shell to send to etcd (one at a time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Read the key.
+    Read,
+    /// Write `{holder: me, term}` if the key's revision is still `expect` (None: if it
+    /// does not exist).
+    Write { expect: Option<i64>, term: u64 },
+    /// Write `{holder: "", term}` (free) if the key's revision is still `expect`.
+    Free { expect: i64, term: u64 },
+}
+
+/// What etcd answered to the request in flight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The key as read (None: it does not exist).
+    Read(Option<Key>),
+    /// The compare-and-swap took: the key's new revision.
+    Done { revision: i64 },
+    /// The compare-and-swap did not take: what the key holds now.
+    Conflict(Option<Key>),
+    /// No answer: etcd unreachable, timed out, or no quorum.
+    Failed,
+}
+
+/// What the shell must do, or what the write role must know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Send(Request),
+    /// This node holds the key as `term`: it may write (until told otherwise).
+    Acquired {
+        term: u64,
+    },
+    /// This node's right to write ended (expired unrenewed, or another node holds the
+    /// key): fence at once.
+    Lost {
+        term: u64,
+        why: Loss,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// No renewal succeeded for `lease − margin`.
+    Expired,
+    /// The key names another holder.
+    Taken,
+    /// It was asked to leave and the key is free (or was found not ours any more).
+    Released,
+}
+
+/// What the write role asks of the lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// Take the key and keep renewing it (becoming or being master).
+    Hold,
+    /// Stop renewing but keep the key (leaving master, the fence not yet confirmed): it
+    /// expires by itself if the fence never completes, so a hung fence cannot hold the
+    /// successor off forever.
+    Drain,
+    /// Free the key (the server is read-only): a successor takes it at once.
+    Free,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    term: u64,
+    revision: i64,
+    /// When the last renewal that succeeded was sent.
+    renewed_sent: Instant,
+}
+
+/// One node's side of the lease.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    me: String,
+    timing: Timing,
+    want: Want,
+    held: Option<Held>,
+    /// The key as last read, and when this node first received that revision (None:
+    /// never read since it started).
+    seen: Option<(Option<Key>, Instant)>,
+    /// The request in flight and when it was sent.
+    inflight: Option<(Request, Instant)>,
+    /// When the next read or renewal is due.
+    next: Instant,
+    /// The highest term seen: a key taken from nothing gets one more.
+    last_term: u64,
+}
+
+impl Lease {
+    /// A lease for node `me`; its first read is due at once.
+    pub fn new(me: &str, timing: Timing) -> Self {
+        Self {
+            me: me.to_string(),
+            timing,
+            want: Want::Free,
+            held: None,
+            seen: None,
+            inflight: None,
+            next: Instant(0),
+            last_term: 0,
+        }
+    }
+
+    /// May this node's server be writable now?
+    pub fn may_write(&self, now: Instant) -> bool {
+        self.held
+            .is_some_and(|h| now < h.renewed_sent.after(self.timing.holder_valid()))
+    }
+
+    /// The fencing term held, if any.
+    pub fn term(&self) -> Option<u64> {
+        self.held.map(|h| h.term)
+    }
+
+    /// Does this node hold the key (whether or not it may still write)?
+    pub fn held(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// The next time [`Self::tick`] has something to do: a request due, or the holder's
+    /// deadline.
+    pub fn next_deadline(&self) -> Instant {
+        let request = if self.inflight.is_none() {
+            self.next
+        } else {
+            Instant::FOREVER
+        };
+        let expiry = self.held.map_or(Instant::FOREVER, |h| {
+            h.renewed_sent.after(self.timing.holder_valid())
+        });
+        request.min(expiry)
+    }
+
+    /// What the write role asks (see [`Want`]).
+    pub fn want(&mut self, want: Want, now: Instant) -> Vec<Action> {
+        if want != self.want {
+            self.want = want;
+            self.next = now;
+        }
+        self.tick(now)
+    }
+
+    /// Time passes: the holder's deadline, the next read or renewal.
+    pub fn tick(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if let Some(h) = self.held {
+            if now >= h.renewed_sent.after(self.timing.holder_valid()) {
+                self.held = None;
+                out.push(Action::Lost {
+                    term: h.term,
+                    why: Loss::Expired,
+                });
+            }
+        }
+        if self.inflight.is_none() && now >= self.next {
+            if let Some(r) = self.request(now) {
+                self.inflight = Some((r.clone(), now));
+                out.push(Action::Send(r));
+            }
+        }
+        out
+    }
+
+    /// What to ask etcd next.
+    fn request(&mut self, now: Instant) -> Option<Request> {
+        match (self.want, self.held) {
+            (Want::Hold, Some(h)) => Some(Request::Write {
+                expect: Some(h.revision),
+                term: h.term,
+            }),
+            (Want::Drain, Some(_)) => Some(Request::Read),
+            (Want::Free, Some(h)) => Some(Request::Free {
+                expect: h.revision,
+                term: h.term,
+            }),
+            (Want::Hold, None) => match (&self.seen, self.acquire_at()) {
+                (Some((k, _)), Some(at)) if now >= at => Some(Request::Write {
+                    expect: k.as_ref().map(|k| k.revision),
+                    term: self.last_term + 1,
+                }),
+                _ => Some(Request::Read),
+            },
+            // Not wanting and not holding: keep the view fresh, so that wanting later
+            // does not start from nothing.
+            (Want::Drain | Want::Free, None) => Some(Request::Read),
+        }
+    }
+
+    /// etcd answered the request in flight, received at `now`.
+    pub fn answer(&mut self, a: Answer, now: Instant) -> Vec<Action> {
+        let Some((req, sent)) = self.inflight.take() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        self.next = now.after(self.poll());
+        match (req, a) {
+            (_, Answer::Failed) => {
+                // Retried at the next slot; the holder's deadline runs on.
+            }
+            (Request::Read, Answer::Read(k)) | (_, Answer::Conflict(k)) => {
+                self.observe(k.clone(), now);
+                if let Some(h) = &mut self.held {
+                    let ours = k
+                        .as_ref()
+                        .filter(|k| k.holder == self.me && k.term == h.term);
+                    if let Some(k) = ours {
+                        // A renewal whose answer was lost took after all: its revision is
+                        // the one to renew, but its time is not known (the deadline stays).
+                        h.revision = k.revision;
+                    } else {
+                        let h = *h;
+                        self.held = None;
+                        let taken = k.as_ref().is_some_and(|k| !k.holder.is_empty());
+                        out.push(Action::Lost {
+                            term: h.term,
+                            why: if taken { Loss::Taken } else { Loss::Released },
+                        });
+                    }
+                }
+                // Wanting it: ask again when the wait ends, if that comes before the next
+                // look (at once for a free key).
+                if let (Want::Hold, None) = (self.want, self.held) {
+                    self.next = self.next.min(self.acquire_at().unwrap_or(self.next));
+                }
+            }
+            (Request::Write { term, .. }, Answer::Done { revision }) => {
+                let first = self.held.is_none_or(|h| h.term != term);
+                self.held = Some(Held {
+                    term,
+                    revision,
+                    renewed_sent: sent,
+                });
+                self.last_term = self.last_term.max(term);
+                self.observe(
+                    Some(Key {
+                        holder: self.me.clone(),
+                        term,
+                        revision,
+                    }),
+                    now,
+                );
+                if first {
+                    out.push(Action::Acquired { term });
+                }
+                if self.want == Want::Free {
+                    // Wanted no more while the write was in flight: free it at once.
+                    self.next = now;
+                }
+            }
+            (Request::Free { term, .. }, Answer::Done { revision }) => {
+                if let Some(h) = self.held.take() {
+                    out.push(Action::Lost {
+                        term: h.term,
+                        why: Loss::Released,
+                    });
+                }
+                self.observe(
+                    Some(Key {
+                        holder: String::new(),
+                        term,
+                        revision,
+                    }),
+                    now,
+                );
+            }
+            // An answer that does not fit the request: read again.
+            _ => self.next = now,
+        }
+        out.extend(self.tick(now));
+        out
+    }
+
+    /// When this node may take the key as last read: at once when free, `lease + margin`
+    /// after it first received another holder's revision; None before any read.
+    fn acquire_at(&self) -> Option<Instant> {
+        match &self.seen {
+            None => None,
+            Some((None, since)) => Some(*since),
+            Some((Some(k), since)) if k.holder.is_empty() => Some(*since),
+            Some((Some(_), since)) => Some(since.after(self.timing.successor_wait())),
+        }
+    }
+
+    /// Records the key as received at `now`: a new revision starts its wait now.
+    fn observe(&mut self, k: Option<Key>, now: Instant) {
+        let same = match (&self.seen, &k) {
+            (Some((Some(a), _)), Some(b)) => a.revision == b.revision,
+            (Some((None, _)), None) => true,
+            _ => false,
+        };
+        if let Some(k) = &k {
+            self.last_term = self.last_term.max(k.term);
+        }
+        if !same {
+            self.seen = Some((k, now));
+        }
+    }
+
+    /// Between two reads, or two renewals.
+    fn poll(&self) -> Duration {
+        self.timing.renew_every
+    }
+}

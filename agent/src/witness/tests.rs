@@ -1,0 +1,333 @@
+//! The lease against a simulated etcd (one linearizable key), slow and lost answers,
+//! late ticks and fences that take time: never two servers writable at once.
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::lease::{Action, Answer, Key, Lease, Loss, Request, Timing, Want};
+use crate::engine::Instant;
+
+const MS: u64 = 1_000_000;
+
+fn timing() -> Timing {
+    Timing {
+        lease: Duration::from_millis(750),
+        margin: Duration::from_millis(250),
+        renew_every: Duration::from_millis(100),
+    }
+}
+
+fn at(ms: u64) -> Instant {
+    Instant(ms * MS)
+}
+
+/// The key as etcd keeps it.
+#[derive(Default)]
+struct Etcd {
+    key: Option<Key>,
+    revision: i64,
+}
+
+impl Etcd {
+    fn apply(&mut self, who: &str, r: &Request) -> Answer {
+        let current = self.key.as_ref().map(|k| k.revision);
+        let (expect, holder, term) = match r {
+            Request::Read => return Answer::Read(self.key.clone()),
+            Request::Write { expect, term } => (*expect, who, *term),
+            Request::Free { expect, term } => (Some(*expect), "", *term),
+        };
+        if expect != current {
+            return Answer::Conflict(self.key.clone());
+        }
+        self.revision += 1;
+        self.key = Some(Key {
+            holder: holder.to_string(),
+            term,
+            revision: self.revision,
+        });
+        Answer::Done {
+            revision: self.revision,
+        }
+    }
+}
+
+fn sends(actions: &[Action]) -> Vec<Request> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sends the single request in `actions` to `etcd` as `who`; the answer's actions.
+fn exchange(
+    l: &mut Lease,
+    who: &str,
+    etcd: &mut Etcd,
+    actions: &[Action],
+    now: u64,
+) -> Vec<Action> {
+    let req = sends(actions);
+    assert_eq!(req.len(), 1, "one request: {actions:?}");
+    l.answer(etcd.apply(who, &req[0]), at(now))
+}
+
+#[test]
+fn a_free_key_is_taken_at_once_a_held_one_after_the_wait_and_a_freed_one_at_once() {
+    let mut etcd = Etcd::default();
+    let mut a = Lease::new("db1", timing());
+    let mut b = Lease::new("db2", timing());
+    // db1 reads (nothing there) and takes it as term 1.
+    let out = a.want(Want::Hold, at(0));
+    assert_eq!(sends(&out), [Request::Read]);
+    let out = exchange(&mut a, "db1", &mut etcd, &out, 1);
+    assert_eq!(
+        sends(&out),
+        [Request::Write {
+            expect: None,
+            term: 1
+        }]
+    );
+    let out = exchange(&mut a, "db1", &mut etcd, &out, 3);
+    assert!(out.contains(&Action::Acquired { term: 1 }), "{out:?}");
+    // Writable until its sending (1 ms) + 750 − 250 ms, unless renewed.
+    assert!(a.may_write(at(500)) && !a.may_write(at(501)));
+    // db2 wants it: it reads db1's key at 10 ms and must wait 750 + 250 ms from then.
+    let out = b.want(Want::Hold, at(9));
+    let out = exchange(&mut b, "db2", &mut etcd, &out, 10);
+    assert!(sends(&out).is_empty(), "waits: {out:?}");
+    assert_eq!(b.tick(at(1009)), [Action::Send(Request::Read)]);
+    // db1 renewed meanwhile (sent at 300 ms): a new revision, db2 starts over.
+    let renew = a.tick(at(300));
+    assert_eq!(
+        sends(&renew),
+        [Request::Write {
+            expect: Some(1),
+            term: 1
+        }]
+    );
+    assert!(exchange(&mut a, "db1", &mut etcd, &renew, 302).is_empty());
+    assert!(a.may_write(at(799)) && !a.may_write(at(800)));
+    let out = b.answer(etcd.apply("db2", &Request::Read), at(1010));
+    assert!(
+        sends(&out).is_empty(),
+        "the revision changed: waits again {out:?}"
+    );
+    // db1 leaves (fenced): frees the key, term kept; db2 reads it free and takes term 2.
+    let out = a.want(Want::Free, at(400));
+    assert_eq!(sends(&out), [Request::Free { expect: 2, term: 1 }]);
+    let out = exchange(&mut a, "db1", &mut etcd, &out, 401);
+    assert!(
+        out.contains(&Action::Lost {
+            term: 1,
+            why: Loss::Released
+        }),
+        "{out:?}"
+    );
+    assert!(!a.may_write(at(401)));
+    let out = b.tick(at(1110));
+    let out = exchange(&mut b, "db2", &mut etcd, &out, 1111);
+    assert_eq!(
+        sends(&out),
+        [Request::Write {
+            expect: Some(3),
+            term: 2
+        }]
+    );
+    let out = exchange(&mut b, "db2", &mut etcd, &out, 1112);
+    assert!(out.contains(&Action::Acquired { term: 2 }), "{out:?}");
+    // Unrenewed (etcd gone), the holder's right ends on its own clock.
+    let out = b.tick(at(1111 + 500));
+    assert!(
+        out.contains(&Action::Lost {
+            term: 2,
+            why: Loss::Expired
+        }),
+        "{out:?}"
+    );
+}
+
+/// A request on its way: when etcd applies it (None: done, or never: lost on the way),
+/// when its answer arrives, what etcd answered, and whether the answer is lost (the
+/// shell's timeout then reports Failed).
+struct Flight {
+    req: Request,
+    apply_at: Option<u64>,
+    answer_at: u64,
+    answer: Option<Answer>,
+    lost: bool,
+}
+
+/// A node in the simulation.
+struct Node {
+    name: &'static str,
+    lease: Lease,
+    flight: Option<Flight>,
+    /// Writable from, until (ms): set on Acquired, cut to the fence's end on Lost.
+    writable: Option<(u64, u64)>,
+}
+
+#[derive(Clone, Debug)]
+struct Sim {
+    /// Per node: (time ms, what the write role asks) changes.
+    wants: [Vec<(u64, Want)>; 2],
+    /// etcd's delay before applying, and before the answer arrives (ms), per request.
+    delays: Vec<(u64, u64)>,
+    /// Requests whose answer is lost (by index), and those never applied.
+    lost_answers: Vec<bool>,
+    never_applied: Vec<bool>,
+    /// How late a node's ticks come (ms) and how long its fence takes (ms).
+    tick_late: u64,
+    fence: u64,
+}
+
+fn sim() -> impl Strategy<Value = Sim> {
+    let want = prop_oneof![Just(Want::Hold), Just(Want::Drain), Just(Want::Free)];
+    let wants = prop::collection::vec((0u64..6000, want), 1..8);
+    (
+        wants.clone(),
+        wants,
+        prop::collection::vec((0u64..400, 0u64..400), 64),
+        prop::collection::vec(prop::bool::weighted(0.15), 64),
+        prop::collection::vec(prop::bool::weighted(0.1), 64),
+        0u64..20,
+        0u64..480,
+    )
+        .prop_map(
+            |(mut a, mut b, delays, lost_answers, never_applied, tick_late, fence)| {
+                a.sort_by_key(|w| w.0);
+                b.sort_by_key(|w| w.0);
+                Sim {
+                    wants: [a, b],
+                    delays,
+                    lost_answers,
+                    never_applied,
+                    tick_late,
+                    fence,
+                }
+            },
+        )
+}
+
+/// The shell's bound on one etcd request (ms).
+const TIMEOUT: u64 = 500;
+
+/// Runs `s` for 8 s of simulated time, 1 ms steps; the first moment both servers are
+/// writable, if any.
+fn run(s: &Sim) -> Option<u64> {
+    let mut etcd = Etcd::default();
+    let mut nodes = [
+        Node {
+            name: "db1",
+            lease: Lease::new("db1", timing()),
+            flight: None,
+            writable: None,
+        },
+        Node {
+            name: "db2",
+            lease: Lease::new("db2", timing()),
+            flight: None,
+            writable: None,
+        },
+    ];
+    let mut sent = 0usize;
+    let mut next_tick = [0u64; 2];
+    for t in 0..8000u64 {
+        for (i, n) in nodes.iter_mut().enumerate() {
+            let mut actions = Vec::new();
+            if let Some(f) = &mut n.flight {
+                if f.apply_at == Some(t) {
+                    f.answer = Some(etcd.apply(n.name, &f.req));
+                    f.apply_at = None;
+                }
+                if f.answer_at == t {
+                    let f = n.flight.take().expect("in flight");
+                    let a = match (f.lost, f.answer) {
+                        (false, Some(a)) => a,
+                        _ => Answer::Failed,
+                    };
+                    actions.extend(n.lease.answer(a, at(t)));
+                }
+            }
+            // Wanting changes at once; ticks come up to `tick_late` ms late.
+            for &(w_at, w) in &s.wants[i] {
+                if w_at == t {
+                    actions.extend(n.lease.want(w, at(t)));
+                }
+            }
+            if t >= next_tick[i] {
+                actions.extend(n.lease.tick(at(t)));
+                next_tick[i] = t + 1 + s.tick_late;
+            }
+            for a in actions {
+                match a {
+                    Action::Send(req) => {
+                        let k = sent % s.delays.len();
+                        sent += 1;
+                        let (d1, d2) = s.delays[k];
+                        let apply_at = (!s.never_applied[k]).then_some(t + d1);
+                        let lost = s.lost_answers[k] || apply_at.is_none() || d1 + d2 >= TIMEOUT;
+                        let answer_at = if lost {
+                            t + TIMEOUT
+                        } else {
+                            t + d1 + d2.max(1)
+                        };
+                        n.flight = Some(Flight {
+                            req,
+                            apply_at,
+                            answer_at,
+                            answer: None,
+                            lost,
+                        });
+                    }
+                    Action::Acquired { .. } => n.writable = Some((t, u64::MAX)),
+                    Action::Lost { .. } => {
+                        if let Some((from, until)) = n.writable {
+                            n.writable = Some((from, until.min(t + s.fence)));
+                        }
+                    }
+                }
+            }
+        }
+        let writable = |n: &Node| {
+            n.writable
+                .is_some_and(|(from, until)| from <= t && t < until)
+        };
+        if writable(&nodes[0]) && writable(&nodes[1]) {
+            return Some(t);
+        }
+    }
+    None
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Whatever both nodes want and however etcd answers (slow, lost, never applied),
+    /// with ticks up to 20 ms late and fences of up to 480 ms (< 2 × margin): never two
+    /// writable servers.
+    #[test]
+    fn never_two_writable(s in sim()) {
+        prop_assert_eq!(run(&s), None);
+    }
+}
+
+/// The argument needs `2 × margin` to cover the fence: a fence slower than that lets the
+/// successor write while the old holder is still writable. (The search finds it.)
+#[test]
+fn a_fence_slower_than_twice_the_margin_is_unsafe() {
+    let mut config = ProptestConfig::with_cases(4000);
+    config.failure_persistence = None;
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let slow = sim().prop_map(|mut s| {
+        s.fence = 1500;
+        s
+    });
+    let r = runner.run(&slow, |s| {
+        prop_assert_eq!(run(&s), None);
+        Ok(())
+    });
+    assert!(r.is_err(), "a 1.5 s fence should overlap the successor");
+}
