@@ -44,6 +44,28 @@ pub fn silence_off(ns: &str) {
     delete_table(ns, "arp", "xvrrpd_silent");
 }
 
+/// Cuts each namespace's traffic to the given addresses (ARP aside, which carries
+/// nothing), at the senders: XDP sees frames before any input hook, so a partition is
+/// made of output drops on both sides.
+pub fn cut(rules: &[(&str, Vec<String>)]) -> Result<()> {
+    for (ns, to) in rules {
+        let set = to.join(", ");
+        nft(
+            ns,
+            &format!(
+                "table inet xvrrpd_cut {{\n  chain out {{ type filter hook output priority 0; ip daddr {{ {set} }} drop; }}\n}}\n"
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+pub fn cut_end(nss: &[&str]) {
+    for ns in nss {
+        delete_table(ns, "inet", "xvrrpd_cut");
+    }
+}
+
 /// A host firewall as hardened setups run it: segments that belong to no connection the
 /// kernel knows (`nf_conntrack_tcp_loose = 0`: no pick-up of connections mid-stream) are
 /// INVALID and dropped on input, with a counter ([`invalid_dropped`]).
@@ -415,14 +437,14 @@ pub fn bounds(fault: crate::dblab::Fault) -> Bounds {
             vrrp_takeovers_per_s: Some(5.0),
             failback: false,
         },
-        StarveMaster | StarveBackup | BackupAgentKill => Bounds {
+        StarveMaster | StarveBackup | BackupAgentKill | WitnessDown | EtcdLeaderChange => Bounds {
             vip_takeovers: 0,
             vrrp_takeovers_per_s: Some(1.0),
             failback: false,
         },
         // At the heal the node promoted last keeps the role (write terms): no failback.
         MysqldKill | HostCrash | HostFreeze | HostFreezeAfterHang | Partition | AgentKill
-        | Switchover | LinkFlap | MysqldStop | RepeatedCrash => Bounds {
+        | Switchover | LinkFlap | MysqldStop | RepeatedCrash | PartitionMaster => Bounds {
             vip_takeovers: 1,
             vrrp_takeovers_per_s: None,
             failback: false,

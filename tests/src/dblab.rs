@@ -61,6 +61,15 @@ pub enum Fault {
     RepeatedCrash,
     /// The backup's (db2's) agent SIGKILLed; restarted later. Nothing should move.
     BackupAgentKill,
+    /// db1 cut off from db2 and from the witness (the client still reaches it): the
+    /// master on the minority side. Healed later.
+    PartitionMaster,
+    /// The witness host's etcd member killed (the two on the database hosts keep the
+    /// quorum); restarted later. Nothing should move.
+    WitnessDown,
+    /// etcd's leader killed and restarted: the others elect a new one while the master
+    /// renews. Nothing should move.
+    EtcdLeaderChange,
 }
 
 impl Fault {
@@ -79,6 +88,9 @@ impl Fault {
             "host-freeze-after-hang" => Self::HostFreezeAfterHang,
             "repeated-crash" => Self::RepeatedCrash,
             "backup-agent-kill" => Self::BackupAgentKill,
+            "partition-master" => Self::PartitionMaster,
+            "witness-down" => Self::WitnessDown,
+            "etcd-leader-change" => Self::EtcdLeaderChange,
             _ => {
                 if let Some(p) = s.strip_prefix("loss-").and_then(|p| p.parse().ok()) {
                     Self::Loss(p)
@@ -89,7 +101,7 @@ impl Fault {
                 {
                     Self::Delay(d, j)
                 } else {
-                    bail!("unknown fault {s:?}: use mysqld-kill, host-crash, host-freeze, host-freeze-after-hang, agent-kill, partition, switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap, mysqld-stop, repeated-crash or backup-agent-kill")
+                    bail!("unknown fault {s:?}: use mysqld-kill, host-crash, host-freeze, host-freeze-after-hang, agent-kill, partition, switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap, mysqld-stop, repeated-crash, backup-agent-kill, or with --witness partition-master, witness-down or etcd-leader-change")
                 }
             }
         })
@@ -111,6 +123,8 @@ impl Fault {
                 | Self::StarveMaster
                 | Self::StarveBackup
                 | Self::BackupAgentKill
+                | Self::WitnessDown
+                | Self::EtcdLeaderChange
         )
     }
 
@@ -131,7 +145,18 @@ impl Fault {
             Self::HostFreezeAfterHang => "host-freeze-after-hang",
             Self::RepeatedCrash => "repeated-crash",
             Self::BackupAgentKill => "backup-agent-kill",
+            Self::PartitionMaster => "partition-master",
+            Self::WitnessDown => "witness-down",
+            Self::EtcdLeaderChange => "etcd-leader-change",
         }
+    }
+
+    /// Faults of the witness itself: they need `--witness`.
+    pub fn needs_witness(self) -> bool {
+        matches!(
+            self,
+            Self::PartitionMaster | Self::WitnessDown | Self::EtcdLeaderChange
+        )
     }
 }
 
@@ -242,6 +267,9 @@ pub struct LabOptions {
     pub stall_survivor_applier: bool,
     /// Restart that applier this long after the fault.
     pub resume_applier_after: Option<Duration>,
+    /// xvrrpd: a three-member etcd cluster (db1, db2 and a `witness` namespace) holds
+    /// the write key (`[witness]`).
+    pub witness: bool,
     /// Print the timeline as it happens.
     pub verbose: bool,
 }
@@ -263,6 +291,7 @@ impl Default for LabOptions {
             anti_flap: Duration::from_secs(60),
             stall_survivor_applier: false,
             resume_applier_after: None,
+            witness: false,
             verbose: false,
         }
     }
@@ -332,6 +361,8 @@ pub struct LabReport {
     pub gtid_states: [String; 2],
     /// The errant GTIDs each node's guard last reported (empty: not divergent).
     pub divergent: [Vec<String>; 2],
+    /// With a witness: the highest fencing term either node acquired the write key as.
+    pub fencing_term: Option<u64>,
 }
 
 /// One transition as a node's events stream told it.
@@ -360,8 +391,11 @@ pub struct FenceSeen {
 
 impl LabReport {
     pub fn result_line(&self) -> String {
+        let fencing = self
+            .fencing_term
+            .map_or(String::new(), |t| format!(" fencing_term={t}"));
         format!(
-            "RESULT outage_ms={:.1} acked_missing={} replication_errors={} dual_writable_ms={:.1} in_doubt={} acked_increments_missing={} rows_differing={} divergent={}",
+            "RESULT outage_ms={:.1} acked_missing={} replication_errors={} dual_writable_ms={:.1} in_doubt={} acked_increments_missing={} rows_differing={} divergent={}{fencing}",
             self.outage_ms,
             self.acked_missing,
             self.replication_errors,
@@ -506,10 +540,17 @@ fn xvrrpd_conf(
     opts: &LabOptions,
     dir: &std::path::Path,
     socket: &std::path::Path,
-    prio_w: u8,
-    prio_r: u8,
+    (prio_w, prio_r): (u8, u8),
     events: &std::path::Path,
+    witness: Option<&[String]>,
 ) -> Result<String> {
+    let witness = witness.map_or(String::new(), |eps| {
+        let list: Vec<String> = eps.iter().map(|e| format!("\"{e}\"")).collect();
+        format!(
+            "\n[witness]\netcd = [{}]\nprefix = \"/xvrrpd/lab\"\n",
+            list.join(", ")
+        )
+    });
     // The same key on both nodes: each master's client connections are copied to the
     // peer, which resets them when it takes over.
     let key = dir.join("sync.key");
@@ -565,7 +606,7 @@ timeout = "500ms"
 fall = 1
 rise = 3
 weight = -100
-"#,
+{witness}"#,
         events = events.display(),
         key = key.display(),
         socket = socket.display(),
@@ -607,11 +648,36 @@ fn keepalived_conf(
 pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     let timeline: Timeline = Arc::default();
     let v = opts.verbose;
-    let seg = Segment::new(3)?;
+    if opts.fault.needs_witness() && !opts.witness {
+        bail!(
+            "fault {} is a fault of the witness: add --witness",
+            opts.fault.name()
+        );
+    }
+    if opts.witness && opts.setup != Setup::Xvrrpd {
+        bail!("--witness is xvrrpd's: the classic setup has none");
+    }
+    let seg = Segment::new(if opts.witness { 4 } else { 3 })?;
     let client = &seg.nodes[2];
     let dir = std::env::temp_dir().join(unique("xvl"));
     std::fs::create_dir_all(&dir)?;
     let _cleanup = RemoveDir(dir.clone());
+    // Dropped before the directory goes (declared after it).
+    let mut etcd = if opts.witness {
+        note(
+            &timeline,
+            v,
+            "starting etcd on db1, db2 and witness (the write key's three members)".into(),
+        );
+        let members: Vec<(&crate::Netns, &str)> = [0, 1, 3]
+            .iter()
+            .map(|&i| (&seg.nodes[i].ns, seg.nodes[i].addr4.as_str()))
+            .collect();
+        Some(crate::etcd::Cluster::start(&members, &dir)?)
+    } else {
+        None
+    };
+    let witness_endpoints = etcd.as_ref().map(crate::etcd::Cluster::endpoints);
 
     note(
         &timeline,
@@ -629,7 +695,14 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         std::fs::write(&events, "")?;
         let (pw, pr) = if i == 0 { (150, 100) } else { (100, 150) };
         let agent_conf = match opts.setup {
-            Setup::Xvrrpd => xvrrpd_conf(opts, &dir, &db.socket, pw, pr, &events)?,
+            Setup::Xvrrpd => xvrrpd_conf(
+                opts,
+                &dir,
+                &db.socket,
+                (pw, pr),
+                &events,
+                witness_endpoints.as_deref(),
+            )?,
             Setup::Classic => keepalived_conf(opts, name, &n.addr4, pw, pr),
         };
         nodes.push(DbNode {
@@ -765,7 +838,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             eprintln!("fault at {} ms", fault_ns / 1_000_000);
         }
         note(&timeline, v, format!("FAULT {} on db1", opts.fault.name()));
-        inject(opts.fault, &seg, &mut nodes)?;
+        inject(opts.fault, &seg, &mut nodes, etcd.as_mut())?;
         match opts.resume_applier_after {
             Some(after) if after < opts.down => {
                 pause(after, stop)?;
@@ -775,14 +848,17 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             }
             _ => pause(opts.down, stop)?,
         }
-        // What the survivor holds while the old master is away.
-        let survivor = held(&nodes[1].db, opts.workload)?;
+        // What the survivor holds while the old master is away: db2's, unless a witness
+        // kept db1 serving (db2 never got the write key), then db1's.
+        let kept =
+            opts.witness && has_addr(nodes[0].ns, WRITE_VIP) && !has_addr(nodes[1].ns, WRITE_VIP);
+        let survivor = held(&nodes[usize::from(!kept)].db, opts.workload)?;
         note(
             &timeline,
             v,
             format!("recovering db1 ({})", opts.fault.name()),
         );
-        recover(opts.fault, opts.setup, &seg, &mut nodes)?;
+        recover(opts.fault, opts.setup, &seg, &mut nodes, etcd.as_mut())?;
         recovered_ns = mono_ns();
         note(&timeline, v, "db1 back".into());
         pause(opts.after, stop)?;
@@ -848,6 +924,10 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
                             .unwrap_or_default()
                     }
                     Some("caught_up" | "errant_undone") => report.divergent[i].clear(),
+                    Some("lease_acquired") => {
+                        let t = e["fencing_term"].as_u64();
+                        report.fencing_term = report.fencing_term.max(t);
+                    }
                     _ => {}
                 }
             }
@@ -1081,6 +1161,17 @@ fn describe(e: &serde_json::Value) -> String {
             "{} caught up (relay log applied, or the winner's write term arrived): back in the election",
             s("instance")
         ),
+        Some("lease_acquired") => format!(
+            "{} write key held (fencing term {})",
+            s("instance"),
+            e["fencing_term"]
+        ),
+        Some("lease_lost") => format!(
+            "{} write key lost ({}, fencing term {})",
+            s("instance"),
+            s("why"),
+            e["fencing_term"]
+        ),
         Some("arbitration") => format!(
             "{} another master heard: own write term {}, its term {}: {}",
             s("instance"),
@@ -1092,9 +1183,20 @@ fn describe(e: &serde_json::Value) -> String {
     }
 }
 
-fn inject(fault: Fault, seg: &Segment, nodes: &mut [DbNode]) -> Result<()> {
+fn inject(
+    fault: Fault,
+    seg: &Segment,
+    nodes: &mut [DbNode],
+    etcd: Option<&mut crate::etcd::Cluster>,
+) -> Result<()> {
     let db1 = &mut nodes[0];
     match fault {
+        Fault::PartitionMaster => partition_master(seg, true)?,
+        Fault::WitnessDown => etcd.context("no witness")?.members[2].kill(),
+        Fault::EtcdLeaderChange => {
+            let old = etcd.context("no witness")?.change_leader()?;
+            eprintln!("etcd leader {old} killed and restarted");
+        }
         Fault::MysqldKill => db1.db.signal(libc::SIGKILL),
         Fault::HostCrash => {
             ip_in(&db1.ns.name, &["link", "set", "eth0", "down"])?;
@@ -1166,8 +1268,17 @@ fn inject(fault: Fault, seg: &Segment, nodes: &mut [DbNode]) -> Result<()> {
     Ok(())
 }
 
-fn recover(fault: Fault, setup: Setup, seg: &Segment, nodes: &mut [DbNode]) -> Result<()> {
+fn recover(
+    fault: Fault,
+    setup: Setup,
+    seg: &Segment,
+    nodes: &mut [DbNode],
+    etcd: Option<&mut crate::etcd::Cluster>,
+) -> Result<()> {
     match fault {
+        Fault::PartitionMaster => partition_master(seg, false)?,
+        Fault::WitnessDown => etcd.context("no witness")?.members[2].restart()?,
+        Fault::EtcdLeaderChange => {}
         Fault::MysqldKill => nodes[0].db.restart()?,
         Fault::HostCrash => {
             ip_in(&nodes[0].ns.name, &["link", "set", "eth0", "up"])?;
@@ -1215,6 +1326,21 @@ fn recover(fault: Fault, setup: Setup, seg: &Segment, nodes: &mut [DbNode]) -> R
         Fault::BackupAgentKill => nodes[1].start_agent(setup)?,
     }
     Ok(())
+}
+
+/// db1 (node 0) | db2 (1) and the witness (3); the client (2) reaches everyone.
+fn partition_master(seg: &Segment, on: bool) -> Result<()> {
+    let n = |i: usize| seg.nodes.get(i).context("partition-master needs --witness");
+    let (db1, db2, w) = (n(0)?, n(1)?, n(3)?);
+    if !on {
+        crate::chaos::cut_end(&[&db1.ns.name, &db2.ns.name, &w.ns.name]);
+        return Ok(());
+    }
+    crate::chaos::cut(&[
+        (&db1.ns.name, vec![db2.addr4.clone(), w.addr4.clone()]),
+        (&db2.ns.name, vec![db1.addr4.clone()]),
+        (&w.ns.name, vec![db1.addr4.clone()]),
+    ])
 }
 
 /// Bridge port isolation: isolated ports cannot talk to each other, only to the others.

@@ -17,6 +17,7 @@ use std::{
 pub mod bank;
 pub mod chaos;
 pub mod dblab;
+pub mod etcd;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;

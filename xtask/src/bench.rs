@@ -31,6 +31,9 @@ pub enum Bench {
     /// to its next acknowledged write, classic keepalived and xvrrpd with and without the
     /// reset at takeover, same run.
     Clients(crate::benchclients::ClientsArgs),
+    /// The write lease through an etcd witness: write outage of mysqld-kill, host-crash
+    /// and partition, and the time both servers were writable, with and without it.
+    Witness(crate::benchwitness::WitnessArgs),
     /// 200 instances at 100 ms + 50 at 10 ms on one interface: every election checked,
     /// CPU of xvrrpd beside keepalived with the same configuration.
     Scale(crate::scale::ScaleArgs),
@@ -67,6 +70,7 @@ pub fn run(b: Bench) -> Result<()> {
         Bench::MysqlKill(args) => crate::mysqlkill::run(args),
         Bench::Mysql(args) => crate::benchmysql::run(args),
         Bench::Clients(args) => crate::benchclients::run(args),
+        Bench::Witness(args) => crate::benchwitness::run(args),
         Bench::Scale(args) => crate::scale::run(args),
         Bench::Load(args) => crate::load::run(args),
     }

@@ -16,6 +16,8 @@ const CONTENTS: &[&str] = &[
     "./usr/share/man/man8/xvrrpd-run.8.gz",
     "./usr/share/man/man8/xvrrpd-check.8.gz",
     "./usr/share/doc/xvrrpd/metrics.md",
+    "./usr/share/doc/xvrrpd/witness.md",
+    "./usr/share/doc/xvrrpd/failure-modes.md",
     "./usr/share/doc/xvrrpd/grafana-xvrrpd.json",
 ];
 

@@ -34,6 +34,11 @@ pub struct LabArgs {
     /// Seconds the fault lasts before the old master comes back.
     #[arg(long, default_value_t = 4)]
     pub down_s: u64,
+    /// A three-member etcd cluster (db1, db2 and a third namespace, witness) holds the
+    /// write key (`[witness]`): a partition cannot make both servers writable. Faults of
+    /// its own: partition-master, witness-down, etcd-leader-change.
+    #[arg(long)]
+    pub witness: bool,
 }
 
 pub fn run(args: LabArgs) -> Result<()> {
@@ -62,6 +67,7 @@ pub fn run(args: LabArgs) -> Result<()> {
         client,
         interval_ms: args.interval_ms,
         down: Duration::from_secs(args.down_s),
+        witness: args.witness,
         verbose: true,
         ..LabOptions::default()
     };

@@ -2,6 +2,7 @@
 mod bench;
 mod benchclients;
 mod benchmysql;
+mod benchwitness;
 mod chaos;
 mod deb;
 mod ebpf;

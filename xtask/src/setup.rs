@@ -25,6 +25,8 @@ const PACKAGES: &[&str] = &[
     "stress-ng",
     // A real client with default settings in the lab (`--client pymysql`) and the tests.
     "python3-pymysql",
+    // The witness: a real etcd cluster in the lab (`--witness`) and the tests.
+    "etcd-server",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const CARGO_DEB_VERSION: &str = "3.8.0";

@@ -40,6 +40,12 @@ pub struct InstanceStatus {
     pub errant: Vec<String>,
     /// A backup that does not preempt for now: anti-flap, or after a switchover.
     pub hold: Option<Hold>,
+    /// Write instances with a witness: the fencing term of the write key held (None:
+    /// not held), and whether this master waits for the key before it promotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing_term: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_write_key: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -201,6 +207,8 @@ mod tests {
                 }],
                 writable: Some(false),
                 write_term: Some(3),
+                fencing_term: None,
+                awaiting_write_key: false,
                 errant: Vec::new(),
                 hold: Some(Hold::Seconds(30.0)),
             }],

@@ -735,6 +735,15 @@ impl Worker {
         // One kill per demotion: the server restarted by its service manager starts
         // read-only (my.cnf) and is only waited for.
         let mut may_kill = self.cfg.on_hung == HungPolicy::Kill;
+        // A server that is not running cannot write: said at once (before any fence
+        // attempt times out on it), so the write key can go to the successor.
+        let mut said_down = false;
+        if let Some(l) = self.server.listener() {
+            if l.nobody_listens().await {
+                said_down = true;
+                (self.out)(Outcome::ServerDown { term });
+            }
+        }
         loop {
             match self.fence(term, &mut may_kill).await {
                 Ok(f) => {
@@ -762,7 +771,20 @@ impl Worker {
                 }
             }
             tries += 1;
-            tokio::time::sleep(RETRY).await;
+            // While it waits to retry, it watches for the server to be gone (a killed
+            // mysqld keeps its socket open while the kernel tears the process down).
+            let retry_at = tokio::time::Instant::now() + RETRY;
+            while !said_down && tokio::time::Instant::now() < retry_at {
+                if let Some(l) = self.server.listener() {
+                    if l.nobody_listens().await {
+                        said_down = true;
+                        (self.out)(Outcome::ServerDown { term });
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::time::sleep_until(retry_at).await;
             match self.newer() {
                 Some(Some(next)) => return Some(next),
                 Some(None) if tries >= SHUTDOWN_TRIES => {

@@ -32,6 +32,30 @@ pub enum Listener {
     Tcp { addr: IpAddr, port: u16 },
 }
 
+impl Listener {
+    /// Is nothing listening there (the connection refused, the socket file gone)? A
+    /// server in that state cannot take a write, and one that starts again starts
+    /// read-only (my.cnf, checked by `xvrrpd check`). False when unsure (no answer).
+    pub async fn nobody_listens(&self) -> bool {
+        use std::io::ErrorKind::{ConnectionRefused, NotFound};
+        let r = match self {
+            Self::Unix(p) => tokio::time::timeout(
+                std::time::Duration::from_millis(100),
+                tokio::net::UnixStream::connect(p),
+            )
+            .await
+            .map(|r| r.map(drop)),
+            Self::Tcp { addr, port } => tokio::time::timeout(
+                std::time::Duration::from_millis(100),
+                tokio::net::TcpStream::connect((*addr, *port)),
+            )
+            .await
+            .map(|r| r.map(drop)),
+        };
+        matches!(r, Ok(Err(e)) if matches!(e.kind(), ConnectionRefused | NotFound))
+    }
+}
+
 impl std::fmt::Display for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

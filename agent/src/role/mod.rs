@@ -147,6 +147,11 @@ pub enum Outcome {
         gtids: Vec<String>,
         archive: String,
     },
+    /// A demotion found nothing listening where the server should be: it is not
+    /// running, so it cannot write (the demotion goes on until it answers).
+    ServerDown {
+        term: u64,
+    },
     ReadOnly {
         term: u64,
         /// Client connections killed.
@@ -332,6 +337,9 @@ struct WriteRole {
     lease: Option<Lease>,
     /// Master, waiting for the write key before it promotes.
     awaiting_lease: bool,
+    /// The key was lost while serving: the fence must land before this (2 × margin
+    /// after the loss: the successor may write after that).
+    fence_due: Option<Instant>,
 }
 
 /// Why a write instance stays out of the election.
@@ -393,6 +401,7 @@ impl Core {
                 errant: Vec::new(),
                 lease: None,
                 awaiting_lease: false,
+                fence_due: None,
             }),
             tracking: Tracking::default(),
         }
@@ -416,6 +425,16 @@ impl Core {
     /// Write instances with a witness: master, waiting for the write key.
     pub fn awaiting_lease(&self) -> bool {
         self.write.as_ref().is_some_and(|w| w.awaiting_lease)
+    }
+
+    /// Write instances with a witness: the write key was lost while serving and the
+    /// server is still not confirmed read-only after the time the successor waits. The
+    /// shell withholds the systemd watchdog's ping then: a wedged agent gets killed.
+    pub fn fence_overdue(&self, now: Instant) -> bool {
+        self.write
+            .as_ref()
+            .and_then(|w| w.fence_due)
+            .is_some_and(|due| now > due)
     }
 
     /// The guard is running: a write instance starts by fencing its server. It holds no
@@ -802,6 +821,9 @@ impl Core {
                 // write key is free for the successor.
                 let still_master = self.engine.state() == State::Master;
                 if term == current && !still_master {
+                    if let Some(w) = &mut self.write {
+                        w.fence_due = None;
+                    }
                     self.lease(now, |l| l.want(Want::Free, now), out);
                     let fenced_for_key = self
                         .write
@@ -820,6 +842,11 @@ impl Core {
                         out.push(w.command(|term| Command::Rejoin { term, await_term }));
                     }
                 }
+            }
+            // Not running: as good as read-only for the successor's write key.
+            Outcome::ServerDown { term } if term == current && !master => {
+                w.fence_due = None;
+                self.lease(now, |l| l.want(Want::Free, now), out);
             }
             // Whatever term: the kill happened and the operator must hear of it.
             Outcome::ServerKilled { pid, process, .. } => {
@@ -891,6 +918,11 @@ impl Core {
                         // removes the VIPs and demotes), back once it landed.
                         if let Some(w) = &mut self.write {
                             w.block = Some(Block::Witness);
+                            let margin = w
+                                .lease
+                                .as_ref()
+                                .map_or(Duration::ZERO, |l| l.timing().margin);
+                            w.fence_due = Some(now.after(margin * 2));
                         }
                         self.retrack(now, out);
                     }

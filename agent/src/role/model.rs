@@ -18,9 +18,9 @@
 //!   on both nodes while both agents run, unless the run left the pair *unprotected*: a
 //!   partition, a node cut off while its agent is dead, or a server that hung while its
 //!   agent was dead or its node cut off and then resumed (nobody was there to fence or
-//!   kill it in time, and the survivor could not tell it from a dead one). Without a witness both can then be
-//!   writable: that is the witness's job (a lease the isolated node loses on its own
-//!   clock), not the core's. A hung server whose agent lives is killed before the
+//!   kill it in time, and the survivor could not tell it from a dead one). Without a
+//!   witness both can then be writable. Half the seeds run with one (a key both nodes
+//!   reach, [`crate::witness`]): a partition is then no exemption. A hung server whose agent lives is killed before the
 //!   survivor counts it gone (`on_hung = "kill"`).
 //!
 //! And once every fault has healed: exactly one node holds the VIP on a writable server,
@@ -133,6 +133,18 @@ enum Ev {
         node: usize,
         term: u64,
     },
+    /// The witness applies a node's request (gen: of the agent that sent it).
+    WitnessApply {
+        node: usize,
+        req: crate::witness::lease::Request,
+        gen: u64,
+    },
+    /// Its answer reaches the node.
+    WitnessAnswer {
+        node: usize,
+        answer: crate::witness::lease::Answer,
+        gen: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,7 +241,27 @@ struct Node {
     memory: Memory,
     /// The demotion (term) whose fence killed the hung server: once per demotion.
     killed_for: Option<u64>,
+    /// Bumped when its agent starts: answers to a dead agent's requests are dropped.
+    witness_gen: u64,
 }
+
+/// The witness: one linearizable key (etcd), reachable by a node whose link is up.
+type Witness = crate::witness::sim::Store;
+
+/// The witness's lease in the model: the defaults.
+fn witness_timing() -> crate::witness::lease::Timing {
+    crate::witness::lease::Timing {
+        lease: Duration::from_millis(750),
+        margin: Duration::from_millis(250),
+        renew_every: Duration::from_millis(100),
+    }
+}
+
+/// The nodes' names in the witness's key.
+const NAMES: [&str; 2] = ["db1", "db2"];
+
+/// A request to an unreachable witness fails after the client's bound.
+const WITNESS_TIMEOUT: u64 = 250 * MS;
 
 pub struct Sim {
     now: u64,
@@ -260,11 +292,22 @@ pub struct Sim {
     /// [`HUNG_KILL`] is killed, and its service manager restarts it (switch off to show
     /// that a resumed hung server is writable beside the new master).
     kill_hung: bool,
+    /// Write instances hold a key in a witness both reach (`[witness]`): a partition of
+    /// the two nodes no longer leaves the pair unprotected.
+    witness: Option<Witness>,
+    /// Check two writable servers even in an unprotected run (to show a partition
+    /// without a witness gives them).
+    unprotected_checks: bool,
     pub violations: Vec<String>,
 }
 
 impl Sim {
+    /// Half the seeds undo errant transactions, half run with a witness.
     pub fn new(seed: u64, fence: FenceModel) -> Self {
+        Self::with_witness(seed, fence, seed & 4 != 0)
+    }
+
+    pub fn with_witness(seed: u64, fence: FenceModel, witness: bool) -> Self {
         let node = |priority| Node {
             core: None,
             priority,
@@ -287,6 +330,7 @@ impl Sim {
             loss: 0,
             memory: Memory::default(),
             killed_for: None,
+            witness_gen: 0,
         };
         let mut sim = Self {
             now: 0,
@@ -303,6 +347,8 @@ impl Sim {
             undo_errant: seed & 2 != 0,
             data_must_converge: seed & 2 != 0,
             kill_hung: true,
+            witness: witness.then(Witness::default),
+            unprotected_checks: false,
             violations: Vec::new(),
         };
         sim.start_agent(0);
@@ -363,6 +409,10 @@ impl Sim {
         let mut s = settings(self.nodes[i].priority, primary);
         s.anti_flap = Duration::from_nanos(ANTI_FLAP);
         let mut core = Core::new(s, Some(CatchupPolicy::StayBackup));
+        if self.witness.is_some() {
+            core.set_witness(NAMES[i], witness_timing());
+        }
+        self.nodes[i].witness_gen += 1;
         core.restore(self.nodes[i].memory, self.now());
         let fence = core.guard_started();
         self.nodes[i].core = Some(core);
@@ -403,8 +453,23 @@ impl Sim {
                     }
                 }
                 Action::Notify(_) | Action::Announce | Action::Event(_) => {}
-                // The model's nodes run without a witness.
-                Action::Witness(_) => {}
+                Action::Witness(req) => {
+                    let gen = self.nodes[i].witness_gen;
+                    if self.nodes[i].link {
+                        let d = self.rand(MS / 2, 5 * MS);
+                        self.at(self.now + d, Ev::WitnessApply { node: i, req, gen });
+                    } else {
+                        let answer = crate::witness::lease::Answer::Failed;
+                        self.at(
+                            self.now + WITNESS_TIMEOUT,
+                            Ev::WitnessAnswer {
+                                node: i,
+                                answer,
+                                gen,
+                            },
+                        );
+                    }
+                }
                 Action::Remember(m) => self.nodes[i].memory = m,
                 Action::SetLocalPriority { .. } => {}
                 Action::SendAdvert { priority } => {
@@ -496,7 +561,7 @@ impl Sim {
         if (0..2).any(|i| self.nodes[i].core.is_none() && !self.reach()) {
             self.unprotected = true;
         }
-        if !self.unprotected {
+        if !self.unprotected || self.unprotected_checks {
             if self.accepting(0) && self.accepting(1) {
                 self.violation("both servers accept writes".into());
             }
@@ -693,12 +758,15 @@ impl Sim {
                     // resumes; the guard gives up on it after its statement timeout and
                     // retries. With `kill_hung`, a server still silent HUNG_KILL after the
                     // statement went in is killed instead (once per demotion).
+                    // A fence that may still kill the server is never abandoned for a
+                    // newer command (the guard's `fence` runs its kill timer to the end):
+                    // left queued inside the server, it would land after a promotion.
                     let may_kill = self.kill_hung && self.nodes[i].killed_for != Some(term);
-                    if s.fence_queued.is_some() && newer {
-                        self.guard_next(i);
-                    } else if may_kill && s.fence_queued == Some(term) {
+                    if may_kill && s.fence_queued == Some(term) {
                         self.kill_hung_server(i, term);
                         self.guard_later(i, RETRY);
+                    } else if s.fence_queued.is_some() && newer && !may_kill {
+                        self.guard_next(i);
                     } else {
                         self.nodes[i].server.fence_queued = Some(term);
                         self.guard_later(
@@ -959,7 +1027,8 @@ impl Sim {
             }
             Fault::Partition => {
                 self.partition = true;
-                self.unprotected = true;
+                // Both still reach the witness: only one can hold the key.
+                self.unprotected |= self.witness.is_none();
                 self.epoch += 1;
             }
             Fault::Heal => self.partition = false,
@@ -1163,6 +1232,25 @@ impl Sim {
                     self.guard_step(node);
                 }
             }
+            Ev::WitnessApply { node, req, gen } => {
+                let answer = match (&mut self.witness, self.nodes[node].link) {
+                    (Some(w), true) => w.apply(NAMES[node], &req),
+                    // Cut off on the way: never applied.
+                    _ => crate::witness::lease::Answer::Failed,
+                };
+                let d = if answer == crate::witness::lease::Answer::Failed {
+                    WITNESS_TIMEOUT
+                } else {
+                    self.rand(MS / 2, 5 * MS)
+                };
+                self.at(self.now + d, Ev::WitnessAnswer { node, answer, gen });
+            }
+            Ev::WitnessAnswer { node, answer, gen } => {
+                if self.nodes[node].witness_gen == gen && self.nodes[node].core.is_some() {
+                    let now = self.now();
+                    self.feed(node, Input::Witness { now, answer });
+                }
+            }
             Ev::QueuedFence { node, term } => {
                 let s = &mut self.nodes[node].server;
                 if !s.alive || s.hung || s.fence_queued != Some(term) {
@@ -1258,19 +1346,39 @@ proptest! {
     }
 }
 
+/// A partition with the nodes' clients on both sides: without a witness both servers
+/// may take writes (the run is unprotected, and the model shows it), with one they
+/// never do.
+#[test]
+fn a_witness_keeps_a_partition_to_one_writable_server() {
+    let split = [(500, Fault::Partition)];
+    for seed in [0u64, 1, 8, 9] {
+        let mut without = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, false);
+        without.unprotected_checks = true;
+        let v = without.run(&split);
+        assert!(
+            v.iter().any(|v| v.contains("both servers accept writes")),
+            "seed {seed}: {v:?}"
+        );
+        let v = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, true).run(&split);
+        assert!(v.is_empty(), "seed {seed}: {v:?}");
+    }
+}
+
 /// The model must be able to fail: with the old fence (held up by a commit waiting for
 /// the ACK of a peer cut off by the master's own link loss), the link flap that broke CI
 /// gives two writable servers.
 #[test]
 fn a_fence_held_up_by_commits_is_caught() {
     let flap = [(500, Fault::LinkDown(0)), (650, Fault::LinkUp(0))];
-    let held = Sim::new(7, FenceModel::WaitsForCommits).run(&flap);
+    // Without a witness: with one, the peer would wait for the key a second.
+    let held = Sim::with_witness(7, FenceModel::WaitsForCommits, false).run(&flap);
     assert!(
         held.iter()
             .any(|v| v.contains("both servers accept writes")),
         "{held:?}"
     );
-    let killing = Sim::new(7, FenceModel::KillsWhatHoldsItUp).run(&flap);
+    let killing = Sim::with_witness(7, FenceModel::KillsWhatHoldsItUp, false).run(&flap);
     assert!(killing.is_empty(), "{killing:?}");
 }
 
@@ -1280,14 +1388,14 @@ fn a_fence_held_up_by_commits_is_caught() {
 #[test]
 fn errant_transactions_reaching_the_master_are_caught() {
     let flap = [(500, Fault::LinkDown(0)), (650, Fault::LinkUp(0))];
-    let mut leaky = Sim::new(7, FenceModel::KillsWhatHoldsItUp);
+    let mut leaky = Sim::with_witness(7, FenceModel::KillsWhatHoldsItUp, false);
     leaky.master_stops_replicating = false;
     let v = leaky.run(&flap);
     assert!(
         v.iter().any(|v| v.contains("errant transactions reached")),
         "{v:?}"
     );
-    let safe = Sim::new(7, FenceModel::KillsWhatHoldsItUp).run(&flap);
+    let safe = Sim::with_witness(7, FenceModel::KillsWhatHoldsItUp, false).run(&flap);
     assert!(safe.is_empty(), "{safe:?}");
 }
 

@@ -731,27 +731,40 @@ mod witness {
                 ..Tracking::default()
             },
         });
-        let demote = a
-            .iter()
-            .find_map(|a| match a {
-                Action::Guard(Command::Demote { term }) => Some(*term),
-                _ => None,
+        let demote = demotion(&a);
+        // Not freed before the fence lands: no renewal started after the fault, no Free.
+        let key = |revision| {
+            Some(Key {
+                holder: "db1".into(),
+                term: 1,
+                revision,
             })
-            .expect("fenced");
-        // Not freed before the fence lands: at most a read.
-        let a2 = c.handle(Input::Vrrp(VrrpInput::Tick { now: at(200) }));
-        let sent: Vec<Request> = requests(&a).into_iter().chain(requests(&a2)).collect();
-        assert!(sent.iter().all(|r| *r == Request::Read), "{sent:?}");
-        if !sent.is_empty() {
-            witness(
-                &mut c,
-                201,
-                Answer::Read(Some(Key {
-                    holder: "db1".into(),
-                    term: 1,
-                    revision: 7,
-                })),
-            );
+        };
+        let mut pending = requests(&a);
+        for t in 61..200 {
+            for r in std::mem::take(&mut pending) {
+                assert!(
+                    !matches!(r, Request::Free { .. }),
+                    "freed before the fence: {r:?}"
+                );
+                let answer = match r {
+                    // A renewal sent before the fault lands.
+                    Request::Write { .. } => Answer::Done { revision: 8 },
+                    _ => Answer::Read(key(8)),
+                };
+                let out = witness(&mut c, t, answer);
+                pending.extend(requests(&out));
+                assert!(
+                    !pending.iter().any(|r| matches!(r, Request::Write { .. })),
+                    "renewed after leaving: {out:?}"
+                );
+            }
+            pending.extend(requests(
+                &c.handle(Input::Vrrp(VrrpInput::Tick { now: at(t) })),
+            ));
+        }
+        if !pending.is_empty() {
+            witness(&mut c, 201, Answer::Read(key(8)));
         }
         let a = guard(
             &mut c,
@@ -763,6 +776,83 @@ mod witness {
                 took: Duration::from_millis(1),
             },
         );
+        assert!(
+            requests(&a).contains(&Request::Free { expect: 8, term: 1 }),
+            "{a:?}"
+        );
+    }
+
+    /// The term of the fence these actions ask for.
+    fn demotion(a: &[Action]) -> u64 {
+        a.iter()
+            .find_map(|a| match a {
+                Action::Guard(Command::Demote { term }) => Some(*term),
+                _ => None,
+            })
+            .expect("fenced")
+    }
+
+    /// Drives `c` with unanswered renewals until its key expires; the time it did.
+    fn expire(c: &mut Core, from: u64) -> u64 {
+        for t in from..2000 {
+            let a = c.handle(Input::Vrrp(VrrpInput::Tick { now: at(t) }));
+            if a.iter()
+                .any(|a| matches!(a, Action::Event(Event::LeaseLost { .. })))
+            {
+                return t;
+            }
+            if !requests(&a).is_empty() {
+                witness(c, t + 1, Answer::Failed);
+            }
+        }
+        panic!("never expired");
+    }
+
+    #[test]
+    fn a_fence_that_does_not_land_after_a_lost_key_is_overdue_until_it_does() {
+        let mut c = serving();
+        let lost = expire(&mut c, 142);
+        let demote = c.write.as_ref().unwrap().term;
+        // The successor may write 2 × margin after the loss at the earliest.
+        assert!(!c.fence_overdue(at(lost + 500)));
+        assert!(c.fence_overdue(at(lost + 501)));
+        guard(
+            &mut c,
+            lost + 600,
+            Outcome::ReadOnly {
+                term: demote,
+                killed: 0,
+                in_doubt: 0,
+                took: Duration::from_millis(1),
+            },
+        );
+        assert!(!c.fence_overdue(at(lost + 700)));
+        assert_eq!(c.state(), State::Backup, "back in the election once fenced");
+    }
+
+    #[test]
+    fn a_server_that_is_not_running_frees_the_key_at_once() {
+        let mut c = serving();
+        let a = c.handle(Input::Track {
+            now: at(60),
+            tracking: Tracking {
+                server_up: false,
+                ..Tracking::default()
+            },
+        });
+        let demote = demotion(&a);
+        if !requests(&a).is_empty() {
+            witness(
+                &mut c,
+                61,
+                Answer::Read(Some(Key {
+                    holder: "db1".into(),
+                    term: 1,
+                    revision: 7,
+                })),
+            );
+        }
+        let a = guard(&mut c, 62, Outcome::ServerDown { term: demote });
         assert!(
             requests(&a).contains(&Request::Free { expect: 7, term: 1 }),
             "{a:?}"

@@ -226,6 +226,8 @@ impl Running {
             trackers,
             writable: self.core.writable(),
             write_term: self.core.write_term(),
+            fencing_term: self.core.lease_term(),
+            awaiting_write_key: self.core.awaiting_lease(),
             errant: self.core.errant().to_vec(),
             hold,
         }

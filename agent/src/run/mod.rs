@@ -328,8 +328,16 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 }
             }
             _ = housekeeping.tick() => {
-                if watchdog.is_some() {
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                let now = Instant(monotonic_ns());
+                let overdue = router.instances.iter().find(|r| r.core.fence_overdue(now));
+                match (watchdog.is_some(), overdue) {
+                    (true, None) => {
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    }
+                    (_, Some(r)) => {
+                        warn!(instance = %r.cfg.name, "the write key was lost and the server is still not read-only: watchdog ping withheld")
+                    }
+                    _ => {}
                 }
                 router.refresh_metrics();
                 router.conn_housekeeping();

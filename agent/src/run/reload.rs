@@ -111,6 +111,9 @@ impl Router {
         {
             warn!("metrics_listen changed: takes effect at the next restart");
         }
+        if new.witness != self.cfg.witness && !self.instances.is_empty() {
+            warn!("[witness] changed: write instances kept by this reload go on as they were; a restart applies it to all");
+        }
         if new.global.conn_table_size != self.cfg.global.conn_table_size
             && !self.instances.is_empty()
         {
@@ -230,6 +233,7 @@ impl Router {
         // The new running set, in configuration order.
         self.cfg.instances = new.instances.clone();
         self.cfg.trackers = new.trackers.clone();
+        self.cfg.witness = new.witness.clone();
         let mut fresh = Vec::new();
         for ic in &new.instances {
             if let Some(r) = kept.remove(&ic.name) {

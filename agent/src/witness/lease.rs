@@ -181,6 +181,10 @@ impl Lease {
         self.held.map(|h| h.term)
     }
 
+    pub fn timing(&self) -> Timing {
+        self.timing
+    }
+
     /// Does this node hold the key (whether or not it may still write)?
     pub fn held(&self) -> bool {
         self.held.is_some()
@@ -261,7 +265,8 @@ impl Lease {
             return Vec::new();
         };
         let mut out = Vec::new();
-        self.next = now.after(self.poll());
+        // When to ask next, if sooner than the usual look (set below).
+        let mut soon: Option<Instant> = None;
         match (req, a) {
             (_, Answer::Failed) => {
                 // Retried at the next slot; the holder's deadline runs on.
@@ -289,7 +294,7 @@ impl Lease {
                 // Wanting it: ask again when the wait ends, if that comes before the next
                 // look (at once for a free key).
                 if let (Want::Hold, None) = (self.want, self.held) {
-                    self.next = self.next.min(self.acquire_at().unwrap_or(self.next));
+                    soon = self.acquire_at();
                 }
             }
             (Request::Write { term, .. }, Answer::Done { revision }) => {
@@ -313,7 +318,7 @@ impl Lease {
                 }
                 if self.want == Want::Free {
                     // Wanted no more while the write was in flight: free it at once.
-                    self.next = now;
+                    soon = Some(now);
                 }
             }
             (Request::Free { term, .. }, Answer::Done { revision }) => {
@@ -333,7 +338,11 @@ impl Lease {
                 );
             }
             // An answer that does not fit the request: read again.
-            _ => self.next = now,
+            _ => soon = Some(now),
+        }
+        self.next = now.after(self.poll());
+        if let Some(t) = soon {
+            self.next = self.next.min(t);
         }
         out.extend(self.tick(now));
         out
@@ -365,8 +374,12 @@ impl Lease {
         }
     }
 
-    /// Between two reads, or two renewals.
+    /// Between two reads, or two renewals. Ten times as often while waiting for the key:
+    /// a holder that leaves frees it, and the successor should see that at once.
     fn poll(&self) -> Duration {
-        self.timing.renew_every
+        match (self.want, self.held) {
+            (Want::Hold, None) => (self.timing.renew_every / 10).max(Duration::from_millis(5)),
+            _ => self.timing.renew_every,
+        }
     }
 }

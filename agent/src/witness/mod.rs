@@ -5,4 +5,6 @@ pub mod etcd;
 pub mod lease;
 
 #[cfg(test)]
+pub(crate) mod sim;
+#[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::lease::{Action, Answer, Key, Lease, Loss, Request, Timing, Want};
+use super::lease::{Action, Answer, Lease, Loss, Request, Timing, Want};
 use crate::engine::Instant;
 
 const MS: u64 = 1_000_000;
@@ -21,35 +21,7 @@ fn at(ms: u64) -> Instant {
     Instant(ms * MS)
 }
 
-/// The key as etcd keeps it.
-#[derive(Default)]
-struct Etcd {
-    key: Option<Key>,
-    revision: i64,
-}
-
-impl Etcd {
-    fn apply(&mut self, who: &str, r: &Request) -> Answer {
-        let current = self.key.as_ref().map(|k| k.revision);
-        let (expect, holder, term) = match r {
-            Request::Read => return Answer::Read(self.key.clone()),
-            Request::Write { expect, term } => (*expect, who, *term),
-            Request::Free { expect, term } => (Some(*expect), "", *term),
-        };
-        if expect != current {
-            return Answer::Conflict(self.key.clone());
-        }
-        self.revision += 1;
-        self.key = Some(Key {
-            holder: holder.to_string(),
-            term,
-            revision: self.revision,
-        });
-        Answer::Done {
-            revision: self.revision,
-        }
-    }
-}
+use super::sim::Store as Etcd;
 
 fn sends(actions: &[Action]) -> Vec<Request> {
     actions
@@ -167,6 +139,8 @@ struct Node {
     flight: Option<Flight>,
     /// Writable from, until (ms): set on Acquired, cut to the fence's end on Lost.
     writable: Option<(u64, u64)>,
+    /// What the write role asks now.
+    want: Want,
 }
 
 #[derive(Clone, Debug)]
@@ -224,12 +198,14 @@ fn run(s: &Sim) -> Option<u64> {
             lease: Lease::new("db1", timing()),
             flight: None,
             writable: None,
+            want: Want::Free,
         },
         Node {
             name: "db2",
             lease: Lease::new("db2", timing()),
             flight: None,
             writable: None,
+            want: Want::Free,
         },
     ];
     let mut sent = 0usize;
@@ -252,9 +228,24 @@ fn run(s: &Sim) -> Option<u64> {
                 }
             }
             // Wanting changes at once; ticks come up to `tick_late` ms late.
+            // As the write role asks: it fences before it stops renewing (Drain: the
+            // fence takes `fence`) or frees the key (Free: fenced already), and a node
+            // asked to hold a key it may still write under is writable again at once.
             for &(w_at, w) in &s.wants[i] {
                 if w_at == t {
+                    if let Some((from, until)) = n.writable {
+                        let end = match w {
+                            Want::Hold => until,
+                            Want::Drain => until.min(t + s.fence),
+                            Want::Free => until.min(t),
+                        };
+                        n.writable = Some((from, end));
+                    }
+                    n.want = w;
                     actions.extend(n.lease.want(w, at(t)));
+                    if w == Want::Hold && n.lease.may_write(at(t)) {
+                        n.writable = Some((t, u64::MAX));
+                    }
                 }
             }
             if t >= next_tick[i] {
@@ -262,6 +253,9 @@ fn run(s: &Sim) -> Option<u64> {
                 next_tick[i] = t + 1 + s.tick_late;
             }
             for a in actions {
+                if std::env::var_os("LEASE_SIM_DEBUG").is_some() {
+                    eprintln!("{t} {} {a:?} writable {:?}", n.name, n.writable);
+                }
                 match a {
                     Action::Send(req) => {
                         let k = sent % s.delays.len();
@@ -282,7 +276,12 @@ fn run(s: &Sim) -> Option<u64> {
                             lost,
                         });
                     }
-                    Action::Acquired { .. } => n.writable = Some((t, u64::MAX)),
+                    // The role promotes only while it wants the key (it frees one it
+                    // got after it stopped wanting it).
+                    Action::Acquired { .. } if n.want == Want::Hold => {
+                        n.writable = Some((t, u64::MAX))
+                    }
+                    Action::Acquired { .. } => {}
                     Action::Lost { .. } => {
                         if let Some((from, until)) = n.writable {
                             n.writable = Some((from, until.min(t + s.fence)));
