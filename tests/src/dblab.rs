@@ -390,6 +390,17 @@ pub struct FenceSeen {
 }
 
 impl LabReport {
+    /// The RESULT line and the timeline (ms from the fault) on stderr.
+    pub fn print(&self) {
+        eprintln!("{}", self.result_line());
+        for (ts, what) in &self.timeline {
+            eprintln!(
+                "{:>10.1} ms  {what}",
+                (*ts as f64 - self.fault_ns as f64) / 1e6
+            );
+        }
+    }
+
     pub fn result_line(&self) -> String {
         let fencing = self
             .fencing_term

@@ -17,13 +17,7 @@ static NEVER: AtomicBool = AtomicBool::new(false);
 
 fn lab(opts: LabOptions) -> LabReport {
     let r = dblab::run(&opts, &NEVER).expect("lab scenario");
-    eprintln!("{}", r.result_line());
-    for (ts, what) in &r.timeline {
-        eprintln!(
-            "{:>10.1} ms  {what}",
-            (*ts as f64 - r.fault_ns as f64) / 1e6
-        );
-    }
+    r.print();
     r
 }
 

@@ -18,13 +18,7 @@ fn lab(fault: Fault) -> LabReport {
         ..LabOptions::default()
     };
     let r = dblab::run(&opts, &NEVER).expect("lab scenario");
-    eprintln!("{}", r.result_line());
-    for (ts, what) in &r.timeline {
-        eprintln!(
-            "{:>10.1} ms  {what}",
-            (*ts as f64 - r.fault_ns as f64) / 1e6
-        );
-    }
+    r.print();
     r
 }
 

@@ -253,9 +253,6 @@ fn run(s: &Sim) -> Option<u64> {
                 next_tick[i] = t + 1 + s.tick_late;
             }
             for a in actions {
-                if std::env::var_os("LEASE_SIM_DEBUG").is_some() {
-                    eprintln!("{t} {} {a:?} writable {:?}", n.name, n.writable);
-                }
                 match a {
                     Action::Send(req) => {
                         let k = sent % s.delays.len();
