@@ -980,6 +980,94 @@ fn a_held_vips_connections_are_tracked_on_its_listed_ports_only() {
     }
 }
 
+/// An ARP request or reply (`op`) from `mac`, naming `sender` as its sender address.
+fn arp_frame(mac: [u8; 6], op: u16, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4]);
+    f.extend_from_slice(&op.to_be_bytes());
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&sender.octets());
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&target.octets());
+    f
+}
+
+/// A neighbour solicitation (135) or advertisement (136) from `mac` and `src` for
+/// `target` (checksums are not checked by the datapath).
+fn nd_frame(mac: [u8; 6], kind: u8, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let mut f = vec![0x33, 0x33, 0, 0, 0, 1];
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 32, 58, 255]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&"ff02::1".parse::<Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(&[kind, 0, 0, 0, 0x20, 0, 0, 0]);
+    f.extend_from_slice(&target.octets());
+    f.extend_from_slice(&[2, 1]);
+    f.extend_from_slice(&mac);
+    f
+}
+
+fn claims(dp: &mut Dp) -> Vec<(IpAddr, u32, [u8; 6])> {
+    dp.events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::VipClaimed { instance, mac } => Some((e.src, instance, mac)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn another_host_claiming_a_held_vip_is_reported_at_most_every_20_ms() {
+    let mut dp = Dp::new();
+    let other = [0x02, 0, 0, 0, 0, 0x0b];
+    let request = arp_frame(other, 1, VIP4, CLIENT4);
+    // Not held: nothing to report.
+    assert_eq!(dp.run(&request), XDP_PASS);
+    assert!(claims(&mut dp).is_empty());
+    dp.dp.hold_vip(test_ifindex(), VIP4.into(), 9, &[]).unwrap();
+    // The stale holder's ARP request from the VIP, then its reply: one report, the
+    // second inside the 20 ms.
+    assert_eq!(dp.run(&request), XDP_PASS);
+    assert_eq!(dp.run(&arp_frame(other, 2, VIP4, CLIENT4)), XDP_PASS);
+    assert_eq!(claims(&mut dp), [(IpAddr::V4(VIP4), 9, other)]);
+    std::thread::sleep(Duration::from_millis(25));
+    assert_eq!(dp.run(&arp_frame(other, 2, VIP4, CLIENT4)), XDP_PASS);
+    assert_eq!(claims(&mut dp).len(), 1, "reported again after 20 ms");
+    // A client asking for the VIP, and a probe (sender 0.0.0.0), claim nothing.
+    std::thread::sleep(Duration::from_millis(25));
+    assert_eq!(dp.run(&arp_frame(other, 1, CLIENT4, VIP4)), XDP_PASS);
+    assert_eq!(
+        dp.run(&arp_frame(other, 1, Ipv4Addr::UNSPECIFIED, VIP4)),
+        XDP_PASS
+    );
+    assert!(claims(&mut dp).is_empty());
+
+    // IPv6: an advertisement for the VIP, a solicitation from it; not a client's
+    // solicitation for it nor duplicate address detection.
+    let vip: Ipv6Addr = "2001:db8::100".parse().unwrap();
+    let client: Ipv6Addr = "2001:db8::50".parse().unwrap();
+    dp.dp.hold_vip(test_ifindex(), vip.into(), 4, &[]).unwrap();
+    assert_eq!(dp.run(&nd_frame(other, 135, client, vip)), XDP_PASS);
+    assert_eq!(
+        dp.run(&nd_frame(other, 135, Ipv6Addr::UNSPECIFIED, vip)),
+        XDP_PASS
+    );
+    assert!(claims(&mut dp).is_empty());
+    assert_eq!(dp.run(&nd_frame(other, 136, vip, vip)), XDP_PASS);
+    assert_eq!(claims(&mut dp), [(IpAddr::V6(vip), 4, other)]);
+    std::thread::sleep(Duration::from_millis(25));
+    assert_eq!(dp.run(&nd_frame(other, 135, vip, client)), XDP_PASS);
+    assert_eq!(claims(&mut dp), [(IpAddr::V6(vip), 4, other)]);
+    // Given up: nothing more.
+    dp.dp.unhold_vip(test_ifindex(), vip.into()).unwrap();
+    std::thread::sleep(Duration::from_millis(25));
+    assert_eq!(dp.run(&nd_frame(other, 136, vip, vip)), XDP_PASS);
+    assert!(claims(&mut dp).is_empty());
+}
+
 /// Collects what a tracing subscriber writes.
 #[derive(Clone, Default)]
 struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

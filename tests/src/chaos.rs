@@ -444,7 +444,9 @@ pub fn bounds(fault: crate::dblab::Fault) -> Bounds {
         },
         // At the heal the node promoted last keeps the role (write terms): no failback.
         MysqldKill | HostCrash | HostFreeze | HostFreezeAfterHang | Partition | AgentKill
-        | Switchover | LinkFlap | MysqldStop | RepeatedCrash | PartitionMaster => Bounds {
+        | Switchover | LinkFlap | MysqldStop | RepeatedCrash | PartitionMaster
+        // Nobody writes until etcd has its quorum back; then either node may hold the key.
+        | EtcdQuorumLoss => Bounds {
             vip_takeovers: 1,
             vrrp_takeovers_per_s: None,
             failback: false,

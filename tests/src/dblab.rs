@@ -70,6 +70,9 @@ pub enum Fault {
     /// etcd's leader killed and restarted: the others elect a new one while the master
     /// renews. Nothing should move.
     EtcdLeaderChange,
+    /// etcd loses its quorum: the members on db2 and the witness killed, db1's own left
+    /// running without a leader; restarted later. Nobody may write meanwhile.
+    EtcdQuorumLoss,
 }
 
 impl Fault {
@@ -91,6 +94,7 @@ impl Fault {
             "partition-master" => Self::PartitionMaster,
             "witness-down" => Self::WitnessDown,
             "etcd-leader-change" => Self::EtcdLeaderChange,
+            "etcd-quorum-loss" => Self::EtcdQuorumLoss,
             _ => {
                 if let Some(p) = s.strip_prefix("loss-").and_then(|p| p.parse().ok()) {
                     Self::Loss(p)
@@ -101,7 +105,7 @@ impl Fault {
                 {
                     Self::Delay(d, j)
                 } else {
-                    bail!("unknown fault {s:?}: use mysqld-kill, host-crash, host-freeze, host-freeze-after-hang, agent-kill, partition, switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap, mysqld-stop, repeated-crash, backup-agent-kill, or with --witness partition-master, witness-down or etcd-leader-change")
+                    bail!("unknown fault {s:?}: use mysqld-kill, host-crash, host-freeze, host-freeze-after-hang, agent-kill, partition, switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap, mysqld-stop, repeated-crash, backup-agent-kill, or with --witness partition-master, witness-down, etcd-leader-change or etcd-quorum-loss")
                 }
             }
         })
@@ -148,6 +152,7 @@ impl Fault {
             Self::PartitionMaster => "partition-master",
             Self::WitnessDown => "witness-down",
             Self::EtcdLeaderChange => "etcd-leader-change",
+            Self::EtcdQuorumLoss => "etcd-quorum-loss",
         }
     }
 
@@ -155,7 +160,10 @@ impl Fault {
     pub fn needs_witness(self) -> bool {
         matches!(
             self,
-            Self::PartitionMaster | Self::WitnessDown | Self::EtcdLeaderChange
+            Self::PartitionMaster
+                | Self::WitnessDown
+                | Self::EtcdLeaderChange
+                | Self::EtcdQuorumLoss
         )
     }
 }
@@ -343,6 +351,9 @@ pub struct LabReport {
     pub recovered_ns: u64,
     /// Every transition of either node, from their JSON event streams, in time order.
     pub transitions: Vec<TransitionSeen>,
+    /// Every write the client attempted, in order: when it ended (CLOCK_MONOTONIC ns) and
+    /// the server that acknowledged it (None: failed). The timeline picture draws them.
+    pub writes: Vec<(u64, Option<u32>)>,
     /// Acknowledged writes missing from the final data of either server, counted as
     /// increments (bank) or rows (insert).
     pub acked_increments_missing: usize,
@@ -945,6 +956,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         }
     }
     let writes = writes.lock().expect("writes").clone();
+    report.writes = writes.iter().map(|w| (w.done_ns, w.server)).collect();
     let acked: Vec<&Write> = writes.iter().filter(|w| w.server.is_some()).collect();
     report.acked = acked.len();
     let finals = [
@@ -1204,6 +1216,11 @@ fn inject(
     match fault {
         Fault::PartitionMaster => partition_master(seg, true)?,
         Fault::WitnessDown => etcd.context("no witness")?.members[2].kill(),
+        Fault::EtcdQuorumLoss => {
+            let etcd = etcd.context("no witness")?;
+            etcd.members[1].kill();
+            etcd.members[2].kill();
+        }
         Fault::EtcdLeaderChange => {
             let old = etcd.context("no witness")?.change_leader()?;
             eprintln!("etcd leader {old} killed and restarted");
@@ -1289,6 +1306,11 @@ fn recover(
     match fault {
         Fault::PartitionMaster => partition_master(seg, false)?,
         Fault::WitnessDown => etcd.context("no witness")?.members[2].restart()?,
+        Fault::EtcdQuorumLoss => {
+            let etcd = etcd.context("no witness")?;
+            etcd.members[1].restart()?;
+            etcd.members[2].restart()?;
+        }
         Fault::EtcdLeaderChange => {}
         Fault::MysqldKill => nodes[0].db.restart()?,
         Fault::HostCrash => {

@@ -685,3 +685,64 @@ const HOLD: &str = "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SO
 /// Three connections to argv[1]:3307, one byte sent on each, then blocked reading: prints
 /// `ready`, then `reset` or `closed` per connection as it fails, for at most argv[2] s.
 const BLOCKED: &str = "import socket,select,sys,time\nss=[]\nfor i in range(3):\n    s=socket.create_connection((sys.argv[1],3307),timeout=5)\n    s.sendall(b'q')\n    ss.append(s)\nprint('ready',flush=True)\nt=time.monotonic()\nleft=set(ss)\nwhile left and time.monotonic()-t<float(sys.argv[2]):\n    r,_,_=select.select(list(left),[],[],0.5)\n    for s in r:\n        try:\n            d=s.recv(1)\n        except OSError:\n            print('reset',flush=True)\n            left.discard(s)\n            continue\n        if not d:\n            print('closed',flush=True)\n            left.discard(s)\nprint('left',len(left),flush=True)\n";
+
+/// A host that comes back with the VIP still on its interface (frozen and resumed, its
+/// agent killed) sends ARP naming the VIP as its sender whenever it sends from it: every
+/// client that hears it points the VIP at that host. The master hears the same broadcast
+/// and announces the VIP again at once; keepalived, as master, leaves the client
+/// pointing at the stale host (its ARP entry would expire only seconds later, after
+/// failed connections). Node 3 plays the stale host.
+#[test]
+#[ignore = "needs root: run via cargo xtask test"]
+fn a_host_claiming_the_masters_vip_is_answered_at_once() {
+    for keepalived in [true, false] {
+        let seg = Segment::new(4).unwrap();
+        let (n0, client, stale) = (&seg.nodes[0].ns, &seg.nodes[2], &seg.nodes[3].ns);
+        let (router, _keepalived) = if keepalived {
+            let k = Keepalived::start(n0, "eth0", &ka(150, 3, 0.1, true)).unwrap();
+            (None, Some(k))
+        } else {
+            let cfg = router_toml("w", 41, 150, 3, "100ms", "192.0.2.100/24");
+            (Some(Router::start(n0, &cfg).unwrap()), None)
+        };
+        assert!(wait_until(Duration::from_secs(10), || has_addr(n0, VIP)));
+        let master = mac_of(n0, "eth0").unwrap();
+        let claimer = mac_of(stale, "eth0").unwrap();
+        xvrrpd_tests::ip_in(
+            &stale.name,
+            &["addr", "add", "192.0.2.100/24", "dev", "eth0"],
+        )
+        .unwrap();
+        // Its first packet from the VIP to the client: an ARP request naming the VIP.
+        let _ = stale
+            .command("ping")
+            .args(["-c1", "-W1", "-I", VIP, &client.addr4])
+            .output();
+        let fixed = wait_until(Duration::from_secs(2), || {
+            neigh_mac(&client.ns, VIP).as_deref() == Some(master.as_str())
+        });
+        let now = neigh_mac(&client.ns, VIP);
+        match &router {
+            None => assert_eq!(
+                now.as_deref(),
+                Some(claimer.as_str()),
+                "keepalived as master: the client should still point at the stale host"
+            ),
+            Some(r) => {
+                assert!(fixed, "the client still points at {now:?}: {}", r.log());
+                let m = xvrrpd_tests::scrape(n0);
+                assert!(
+                    m.lines()
+                        .any(|l| l.starts_with("xvrrpd_vrrp_vip_claims_total{")
+                            && !l.ends_with(" 0")),
+                    "{m}"
+                );
+                assert!(
+                    r.log().contains("another host claims this VIP"),
+                    "{}",
+                    r.log()
+                );
+            }
+        }
+    }
+}

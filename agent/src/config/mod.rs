@@ -59,8 +59,12 @@ fn default_witness_prefix() -> String {
     "/xvrrpd".into()
 }
 
+/// 600 ms: with the margin's 250 ms, a successor waits 850 ms for a silent holder (a host
+/// crash's writes are back within about a second), and the holder survives 350 ms
+/// without a renewal: an etcd leader election (100–200 ms with the settings in
+/// docs/witness.md) with two renewal intervals to spare.
 fn default_witness_lease() -> Duration {
-    Duration::from_millis(750)
+    Duration::from_millis(600)
 }
 
 fn default_witness_margin() -> Duration {

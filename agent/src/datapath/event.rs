@@ -85,6 +85,12 @@ pub enum EventKind {
     Stalled {
         late_us: u32,
     },
+    /// Another host claimed VIP `src`, held by instance `instance`, from `mac` (an ARP
+    /// naming it as sender, a neighbour advertisement for it or solicitation from it).
+    VipClaimed {
+        instance: u32,
+        mac: [u8; 6],
+    },
 }
 
 impl EventKind {
@@ -99,6 +105,7 @@ impl EventKind {
             Self::Invalid { .. } => "invalid",
             Self::Advert => "advert",
             Self::Stalled { .. } => "stalled",
+            Self::VipClaimed { .. } => "vip_claimed",
         }
     }
 }
@@ -159,6 +166,14 @@ pub fn addr(family: Family, raw: &[u8; 16]) -> IpAddr {
     }
 }
 
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 pub fn reason_name(r: u32) -> &'static str {
     match r as u8 {
         reason::TTL => "ttl",
@@ -198,6 +213,13 @@ impl DatapathEvent {
             event_kind::INVALID => EventKind::Invalid { reason: e.aux },
             event_kind::ADVERT => EventKind::Advert,
             event_kind::STALLED => EventKind::Stalled { late_us: e.aux },
+            event_kind::VIP_CLAIMED => {
+                let b = e.since_last_ns.to_be_bytes();
+                EventKind::VipClaimed {
+                    instance: e.aux,
+                    mac: [b[2], b[3], b[4], b[5], b[6], b[7]],
+                }
+            }
             k => return Err(EventDecodeError::Kind(k)),
         };
         // 0: an event not about a packet (a timer expiry carries its VRID's family).
@@ -261,6 +283,10 @@ impl DatapathEvent {
                 m.insert("late_us".into(), late_us.into());
                 m.insert("since_last_us".into(), (self.since_last_ns / 1000).into());
             }
+            EventKind::VipClaimed { instance, mac } => {
+                m.insert("instance_id".into(), instance.into());
+                m.insert("mac".into(), mac_text(&mac).into());
+            }
             EventKind::NewMaster | EventKind::PriorityZero => {}
         }
         v
@@ -303,6 +329,9 @@ impl DatapathEvent {
                 late_us as f64 / 1e3,
                 self.since_last_ns as f64 / 1e6
             ),
+            EventKind::VipClaimed { mac, .. } => {
+                format!("VIP claimed by another host, MAC {}", mac_text(&mac))
+            }
         };
         format!("{head} {detail}")
     }
@@ -377,6 +406,7 @@ mod tests {
             (event_kind::INVALID, "invalid"),
             (event_kind::ADVERT, "advert"),
             (event_kind::STALLED, "stalled"),
+            (event_kind::VIP_CLAIMED, "vip_claimed"),
         ];
         for (k, name) in cases {
             let ev = DatapathEvent::from_raw(&raw(k)).unwrap();
@@ -389,6 +419,17 @@ mod tests {
         assert_eq!(ev.to_json("x")["reason"], "length"); // aux 3 = reason::LENGTH
         let ev = DatapathEvent::from_raw(&raw(event_kind::MISSED)).unwrap();
         assert_eq!(ev.to_json("x")["count"], 3);
+        let mut claim = raw(event_kind::VIP_CLAIMED);
+        claim.since_last_ns = 0x0000_0201_0203_04fe;
+        let ev = DatapathEvent::from_raw(&claim).unwrap();
+        assert_eq!(
+            ev.kind,
+            EventKind::VipClaimed {
+                instance: 3,
+                mac: [0x02, 0x01, 0x02, 0x03, 0x04, 0xfe]
+            }
+        );
+        assert_eq!(ev.to_json("x")["mac"], "02:01:02:03:04:fe");
         let ev = DatapathEvent::from_raw(&raw(event_kind::STALLED)).unwrap();
         assert_eq!(ev.to_json("x")["late_us"], 3);
     }

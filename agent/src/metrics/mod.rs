@@ -75,6 +75,7 @@ pub struct Metrics {
     pub stalls: Family<Labels, Counter>,
     pub advert_gap: Family<Labels, Histogram, Buckets>,
     pub announcements: Family<Labels, Counter>,
+    pub vip_claims: Family<Labels, Counter>,
     pub mysql_writable: Family<Labels, Gauge>,
     pub mysql_write_term: Family<Labels, Gauge>,
     pub mysql_divergent: Family<Labels, Gauge>,
@@ -112,6 +113,7 @@ impl Metrics {
             stalls: Family::default(),
             advert_gap: Family::new_with_constructor(Buckets(GAP_BUCKETS)),
             announcements: Family::default(),
+            vip_claims: Family::default(),
             mysql_writable: Family::default(),
             mysql_write_term: Family::default(),
             mysql_divergent: Family::default(),
@@ -220,6 +222,11 @@ impl Metrics {
             "vrrp_announcements_sent",
             "Gratuitous ARP / unsolicited NA messages sent for the VIPs",
             m.announcements.clone(),
+        );
+        reg.register(
+            "vrrp_vip_claims",
+            "Another host claimed a VIP this master holds (ARP / neighbour discovery naming it); each was answered with a gratuitous ARP / unsolicited NA (at most one per VIP every 20 ms)",
+            m.vip_claims.clone(),
         );
         reg.register(
             "mysql_writable",
@@ -460,6 +467,7 @@ mod tests {
             &m.master_down,
             &m.stalls,
             &m.announcements,
+            &m.vip_claims,
             &m.check_failures,
             &m.reloads,
             &m.tickles,

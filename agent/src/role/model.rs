@@ -250,11 +250,9 @@ type Witness = crate::witness::sim::Store;
 
 /// The witness's lease in the model: the defaults.
 fn witness_timing() -> crate::witness::lease::Timing {
-    crate::witness::lease::Timing {
-        lease: Duration::from_millis(750),
-        margin: Duration::from_millis(250),
-        renew_every: Duration::from_millis(100),
-    }
+    toml::from_str::<crate::config::WitnessConfig>("etcd = [\"192.0.2.30:2379\"]")
+        .expect("the default witness section")
+        .timing()
 }
 
 /// The nodes' names in the witness's key.

@@ -96,6 +96,8 @@ pub struct Running {
     pub peer_conns: crate::conntrack::Table,
     /// Source of the last valid advert: the master a backup asks for the copy.
     pub master_src: Option<std::net::IpAddr>,
+    /// The last warning about another host claiming a VIP: when, the claimer, the VIP.
+    pub last_claim_log: Option<(std::time::Instant, [u8; 6], std::net::IpAddr)>,
 }
 
 impl Running {
@@ -236,21 +238,48 @@ impl Running {
 
 /// Removes the instance's VIPs found on their interfaces (left by a crashed agent) before
 /// its election: a restarted node owns nothing until it wins again.
-pub async fn clear_leftovers(r: &Running, nl: &rtnetlink::Handle) {
-    for v in &r.vips {
+pub async fn clear_leftovers(name: &str, vips: &[Vip], nl: &rtnetlink::Handle) {
+    for v in vips {
         match vip::present(nl, v).await {
             Ok(false) => {}
             Ok(true) => {
-                warn!(instance = %r.cfg.name, vip = %v.addr, "VIP left on the interface (earlier crash?): removing it before the election");
+                warn!(instance = %name, vip = %v.addr, "VIP left on the interface (earlier crash?): removing it before the election");
                 if let Err(e) = vip::remove(nl, v).await {
-                    warn!(instance = %r.cfg.name, vip = %v.addr, error = %e, "removing a leftover VIP");
+                    warn!(instance = %name, vip = %v.addr, error = %e, "removing a leftover VIP");
                 }
             }
             Err(e) => {
-                warn!(instance = %r.cfg.name, vip = %v.addr, error = %e, "looking for a leftover VIP")
+                warn!(instance = %name, vip = %v.addr, error = %e, "looking for a leftover VIP")
             }
         }
     }
+}
+
+/// The instance's VIPs, each on its interface (`ifindex`: the instance's own, unless the
+/// address names a device).
+pub fn vips_of(ic: &InstanceConfig, ifindex: u32) -> anyhow::Result<Vec<Vip>> {
+    let mut vips = Vec::new();
+    for va in &ic.virtual_addresses {
+        let (addr, prefix) = config::parse_prefixed(va.address()).map_err(|e| anyhow!(e))?;
+        let (dev, label) = match va {
+            config::VirtualAddress::Plain(_) => (None, None),
+            config::VirtualAddress::Detailed { device, label, .. } => {
+                (device.clone(), label.clone())
+            }
+        };
+        let ifindex = match &dev {
+            Some(d) => crate::datapath::ifindex(d)
+                .ok_or_else(|| anyhow!("VIP device {d:?} does not exist"))?,
+            None => ifindex,
+        };
+        vips.push(Vip {
+            addr,
+            prefix,
+            ifindex,
+            label,
+        });
+    }
+    Ok(vips)
 }
 
 /// Reads the interface, opens the sockets, builds the core. Changes nothing on the node:
@@ -266,27 +295,7 @@ pub fn prepare(
 ) -> anyhow::Result<Running> {
     let iface = Iface::read(&ic.interface)?
         .ok_or_else(|| anyhow!("interface {:?} does not exist", ic.interface))?;
-    let mut vips = Vec::new();
-    for va in &ic.virtual_addresses {
-        let (addr, prefix) = config::parse_prefixed(va.address()).map_err(|e| anyhow!(e))?;
-        let (dev, label) = match va {
-            config::VirtualAddress::Plain(_) => (None, None),
-            config::VirtualAddress::Detailed { device, label, .. } => {
-                (device.clone(), label.clone())
-            }
-        };
-        let ifindex = match &dev {
-            Some(d) => crate::datapath::ifindex(d)
-                .ok_or_else(|| anyhow!("VIP device {d:?} does not exist"))?,
-            None => iface.index,
-        };
-        vips.push(Vip {
-            addr,
-            prefix,
-            ifindex,
-            label,
-        });
-    }
+    let vips = vips_of(ic, iface.index)?;
     let vip_addrs: Vec<IpAddr> = vips.iter().map(|v| v.addr).collect();
     let v6 = vip_addrs.first().is_some_and(IpAddr::is_ipv6);
     let src =
@@ -349,6 +358,7 @@ pub fn prepare(
         conns: crate::conntrack::Table::new(0),
         peer_conns: crate::conntrack::Table::new(0),
         master_src: None,
+        last_claim_log: None,
     })
 }
 

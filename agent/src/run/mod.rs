@@ -152,6 +152,16 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     })
     .context("starting the advert pacer thread")?;
     let nl = vip::connect().context("opening rtnetlink")?;
+    // Before the slow part of starting (loading the XDP program): a VIP a killed agent
+    // left behind answers ARP for it, against the master elsewhere, until it goes. A
+    // configuration error here is reported below, where the instance is prepared.
+    for ic in &cfg.instances {
+        if let Ok(Some(iface)) = crate::net::iface::Iface::read(&ic.interface) {
+            if let Ok(vips) = instance::vips_of(ic, iface.index) {
+                instance::clear_leftovers(&ic.name, &vips, &nl).await;
+            }
+        }
+    }
     let mut dp =
         Datapath::load_sized(cfg.global.conn_table_size).context("loading the XDP program")?;
     dp.set_config(DatapathConfig {
@@ -397,6 +407,10 @@ impl Router {
     }
 
     async fn datapath_event(&mut self, ev: DatapathEvent) {
+        if let EventKind::VipClaimed { instance, mac } = ev.kind {
+            self.vip_claimed(instance, ev.ifindex, ev.src, mac);
+            return;
+        }
         let Some(&i) = self
             .by_key
             .get(&VridKey::new(ev.ifindex, ev.family.raw(), ev.vrid))
@@ -438,6 +452,42 @@ impl Router {
             _ => return,
         };
         self.feed(i, Input::Vrrp(input)).await;
+    }
+
+    /// Another host claimed a VIP instance `id` holds (see the datapath's `claim`): every
+    /// client that heard it now sends here no more, so announce the VIP again at once.
+    /// The datapath reports a VIP at most every 20 ms, and only while it is held.
+    fn vip_claimed(&mut self, id: u32, ifindex: u32, vip: std::net::IpAddr, mac: [u8; 6]) {
+        let Some(r) = self.instances.iter_mut().find(|r| r.id as u32 == id) else {
+            return;
+        };
+        if !r.vips.iter().any(|v| v.ifindex == ifindex && v.addr == vip) {
+            return;
+        }
+        r.metrics.vip_claims.get_or_create(&r.labels).inc();
+        match r.announcer.announce(vip) {
+            Ok(()) => {
+                r.metrics.announcements.get_or_create(&r.labels).inc();
+            }
+            Err(e) => {
+                warn!(instance = %r.cfg.name, vip = %vip, error = %e, "re-announcing a claimed VIP")
+            }
+        }
+        // One line per claimer and VIP a second at most: a host that keeps claiming
+        // would otherwise write fifty.
+        let now = std::time::Instant::now();
+        let quiet = r
+            .last_claim_log
+            .is_some_and(|(at, m, v)| m == mac && v == vip && now.duration_since(at).as_secs() < 1);
+        if !quiet {
+            r.last_claim_log = Some((now, mac, vip));
+            warn!(
+                instance = %r.cfg.name,
+                vip = %vip,
+                mac = %crate::datapath::event::mac_text(&mac),
+                "another host claims this VIP (came back with it, or configured with it): announced it again"
+            );
+        }
     }
 
     async fn tracker_report(&mut self, rep: Report) {

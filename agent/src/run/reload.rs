@@ -239,7 +239,7 @@ impl Router {
             if let Some(r) = kept.remove(&ic.name) {
                 self.instances.push(r);
             } else if let Some((mut r, server)) = started.remove(&ic.name) {
-                instance::clear_leftovers(&r, &self.nl).await;
+                instance::clear_leftovers(&r.cfg.name, &r.vips, &self.nl).await;
                 if let Err(e) = self.dp.set_params(r.key, r.params) {
                     problems.push(format!("instance {:?}: datapath parameters: {e}", ic.name));
                 }

@@ -269,7 +269,14 @@ impl Lease {
         let mut soon: Option<Instant> = None;
         match (req, a) {
             (_, Answer::Failed) => {
-                // Retried at the next slot; the holder's deadline runs on.
+                // The holder's deadline runs on. A failed request has already used up to
+                // half of the holder's time (the shell's bound), so waiting a whole renew
+                // interval more before the retry would leave one try for an etcd leader
+                // election: retry at the fast poll instead. A node not holding retries at
+                // its usual pace.
+                if self.held.is_some() {
+                    soon = Some(now.after(self.fast_poll()));
+                }
             }
             (Request::Read, Answer::Read(k)) | (_, Answer::Conflict(k)) => {
                 self.observe(k.clone(), now);
@@ -348,13 +355,16 @@ impl Lease {
         out
     }
 
-    /// When this node may take the key as last read: at once when free, `lease + margin`
-    /// after it first received another holder's revision; None before any read.
+    /// When this node may take the key as last read: at once when free, or when it names
+    /// this node (a write whose answer was lost, or one from before this agent restarted:
+    /// either way no other node writes under it, and this node's server is fenced while
+    /// it does not hold the key), `lease + margin` after it first received another
+    /// holder's revision; None before any read.
     fn acquire_at(&self) -> Option<Instant> {
         match &self.seen {
             None => None,
             Some((None, since)) => Some(*since),
-            Some((Some(k), since)) if k.holder.is_empty() => Some(*since),
+            Some((Some(k), since)) if k.holder.is_empty() || k.holder == self.me => Some(*since),
             Some((Some(_), since)) => Some(since.after(self.timing.successor_wait())),
         }
     }
@@ -375,11 +385,19 @@ impl Lease {
     }
 
     /// Between two reads, or two renewals. Ten times as often while waiting for the key:
-    /// a holder that leaves frees it, and the successor should see that at once.
+    /// a holder that leaves frees it, and the successor should see that at once. Twice
+    /// as often as the holder renews while merely watching: a successor's wait runs from
+    /// when it first saw the holder's last renewal, so seeing each one late makes a host
+    /// crash's outage longer by as much.
     fn poll(&self) -> Duration {
         match (self.want, self.held) {
-            (Want::Hold, None) => (self.timing.renew_every / 10).max(Duration::from_millis(5)),
+            (Want::Hold, None) => self.fast_poll(),
+            (_, None) => self.timing.renew_every / 2,
             _ => self.timing.renew_every,
         }
+    }
+
+    fn fast_poll(&self) -> Duration {
+        (self.timing.renew_every / 10).max(Duration::from_millis(5))
     }
 }

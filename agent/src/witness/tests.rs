@@ -327,3 +327,61 @@ fn a_fence_slower_than_twice_the_margin_is_unsafe() {
     });
     assert!(r.is_err(), "a 1.5 s fence should overlap the successor");
 }
+
+/// An etcd leader election makes one renewal fail after the shell's bound (250 ms): the
+/// holder tries again at the fast poll, not a whole renew interval later, so a second
+/// try still lands inside its 500 ms.
+#[test]
+fn a_failed_renewal_is_retried_at_once_within_the_holders_time() {
+    let mut etcd = Etcd::default();
+    let mut a = Lease::new("db1", timing());
+    let out = a.want(Want::Hold, at(0));
+    let out = exchange(&mut a, "db1", &mut etcd, &out, 1);
+    exchange(&mut a, "db1", &mut etcd, &out, 2);
+    assert!(a.may_write(at(2)));
+    // The renewal due 100 ms after the answer fails at 352 ms (the shell's timeout).
+    let renew = a.tick(at(102));
+    assert_eq!(sends(&renew).len(), 1, "{renew:?}");
+    assert!(a.answer(Answer::Failed, at(352)).is_empty());
+    assert_eq!(a.next_deadline(), at(362), "retried 10 ms later");
+    let retry = a.tick(at(362));
+    assert!(exchange(&mut a, "db1", &mut etcd, &retry, 380).is_empty());
+    assert!(
+        a.may_write(at(861)) && !a.may_write(at(862)),
+        "renewed as sent at 362 ms"
+    );
+}
+
+/// A write that took but whose answer was lost leaves the key naming this node while it
+/// holds nothing: it takes the key again at once, not a whole `lease + margin` later
+/// (seen in the lab when etcd came back from a lost quorum).
+#[test]
+fn a_key_naming_this_node_is_taken_again_at_once() {
+    let mut etcd = Etcd::default();
+    let mut a = Lease::new("db1", timing());
+    let out = a.want(Want::Hold, at(0));
+    let write = exchange(&mut a, "db1", &mut etcd, &out, 1);
+    // etcd applies the write; its answer is lost.
+    let req = sends(&write);
+    let _ = etcd.apply("db1", &req[0]);
+    assert!(a.answer(Answer::Failed, at(250)).is_empty());
+    assert!(!a.held());
+    // The next read finds the key naming db1: write again now.
+    let read = a.tick(at(260));
+    let out = exchange(&mut a, "db1", &mut etcd, &read, 261);
+    assert!(
+        matches!(
+            sends(&out).as_slice(),
+            [Request::Write {
+                expect: Some(_),
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+    let out = exchange(&mut a, "db1", &mut etcd, &out, 262);
+    assert!(
+        out.iter().any(|a| matches!(a, Action::Acquired { .. })),
+        "{out:?}"
+    );
+}

@@ -117,6 +117,11 @@ pub mod event_kind {
     /// deadline passed while the host stood still (`aux` = lateness in µs, `since_last_ns`
     /// as for MASTER_DOWN). The verdict waits for a recheck (see [`super::stall_recheck_ns`]).
     pub const STALLED: u8 = 9;
+    /// Another host claimed a VIP this node holds (an ARP from it, a neighbour
+    /// advertisement for it or solicitation from it): `src` = the VIP, `aux` = the
+    /// holding instance's id, `since_last_ns` = the claimer's MAC in its low six bytes.
+    /// At most one per VIP every 20 ms.
+    pub const VIP_CLAIMED: u8 = 10;
 }
 
 /// Key of the per-VRID maps.
@@ -185,6 +190,10 @@ pub struct HeldVip {
     pub instance: u32,
     /// The tracked local ports; all zero tracks every port (0 is never a valid one).
     pub ports: [u16; MAX_CONN_PORTS],
+    pub _pad: u32,
+    /// When (ns) the datapath last reported another host claiming this VIP; written by
+    /// the datapath only (its rate limit), zero from userspace.
+    pub claimed_ns: u64,
 }
 
 impl HeldVip {
@@ -469,6 +478,7 @@ const _: () = assert!(core::mem::size_of::<DatapathConfig>() == 8);
 const _: () = assert!(core::mem::size_of::<Event>() == 48);
 const _: () = assert!(core::mem::size_of::<ConnKey>() == 44);
 const _: () = assert!(core::mem::size_of::<ConnEvent>() == 52);
+const _: () = assert!(core::mem::size_of::<HeldVip>() == 32);
 
 #[cfg(test)]
 mod tests {

@@ -39,6 +39,12 @@ use crate::parse::{self, Pkt, ETH_P_IPV4, ETH_P_IPV6};
 #[btf_map]
 static HELD: HashMap<VipKey, HeldVip, { MAX_RELEASED as usize }> = HashMap::new();
 
+/// The held VIP's entry, writable (see `claim`).
+#[inline(always)]
+pub fn held_mut(key: &VipKey) -> Option<*mut HeldVip> {
+    HELD.get_ptr_mut(key)
+}
+
 /// Tracked connections and when (ns) a client segment was last seen, to within a second.
 #[btf_map]
 static CONNS: HashMap<ConnKey, u64, { MAX_CONNS as usize }> = HashMap::new();

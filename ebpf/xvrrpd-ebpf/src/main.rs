@@ -9,11 +9,13 @@
 //! counted either way; and TCP segments for a VIP this node gave up (userspace lists it in
 //! `RELEASED`), or answering a tickle ACK it sent after a takeover (`TICKLED`), which are
 //! turned into a RST and sent back (`XDP_TX`, see `refuse`).
-//! Clients' TCP connections to the VIPs this node holds are tracked (see `conntrack`). See
-//! `ebpf/README.md`.
+//! Clients' TCP connections to the VIPs this node holds are tracked (see `conntrack`), and
+//! another host claiming one of them in ARP or neighbour discovery is reported (see
+//! `claim`). See `ebpf/README.md`.
 #![no_std]
 #![no_main]
 
+mod claim;
 mod conntrack;
 mod csum;
 mod diag;
@@ -74,6 +76,7 @@ pub fn xvrrpd_xdp(ctx: XdpContext) -> u32 {
         return verdict;
     }
     conntrack::track(&ctx, ifindex(&ctx));
+    claim::check(&ctx, ifindex(&ctx));
     let verdict = watch(&ctx);
     diag::flush(&ctx);
     verdict
