@@ -18,6 +18,8 @@ pub mod bank;
 pub mod chaos;
 pub mod dblab;
 pub mod etcd;
+pub mod picture;
+pub mod prometheus;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;

@@ -44,6 +44,8 @@ pub fn run(args: MysqlArgs) -> Result<()> {
         .iter()
         .map(|w| Workload::parse(w))
         .collect::<Result<Vec<_>>>()?;
+    // The first rep of each setup, drawn one above the other per fault and workload.
+    let mut classic_panel: Option<xvrrpd_tests::picture::Panel> = None;
     for f in &args.faults {
         let fault = Fault::parse(f)?;
         for (workload, setup) in workloads
@@ -69,6 +71,25 @@ pub fn run(args: MysqlArgs) -> Result<()> {
                 let r = dblab::run(&opts, &INTERRUPTED)
                     .with_context(|| format!("{name} {f} rep {rep}"))?;
                 eprintln!("{name} {wname} {f} rep {rep}: {}", r.result_line());
+                if rep == 0 {
+                    let panel = xvrrpd_tests::picture::Panel::from_report(
+                        &format!("{f}, {wname} workload: {name}"),
+                        &r,
+                    );
+                    match setup {
+                        Setup::Classic => classic_panel = Some(panel),
+                        Setup::Xvrrpd => {
+                            let panels: Vec<_> =
+                                classic_panel.take().into_iter().chain([panel]).collect();
+                            let path = xvrrpd_tests::picture::save(
+                                &root().join("target/lab"),
+                                &format!("bench-mysql-{f}-{wname}-{}", crate::lab::unix_secs()),
+                                &panels,
+                            )?;
+                            eprintln!("timeline picture: {}", path.display());
+                        }
+                    }
+                }
                 writeln!(
                     csv,
                     "{name},{wname},{f},{rep},{:.1},{},{},{},{},{},{:.1},{}",

@@ -36,7 +36,7 @@ pub struct LabArgs {
     pub down_s: u64,
     /// A three-member etcd cluster (db1, db2 and a third namespace, witness) holds the
     /// write key (`[witness]`): a partition cannot make both servers writable. Faults of
-    /// its own: partition-master, witness-down, etcd-leader-change.
+    /// its own: partition-master, witness-down, etcd-leader-change, etcd-quorum-loss.
     #[arg(long)]
     pub witness: bool,
 }
@@ -85,7 +85,30 @@ pub fn run(args: LabArgs) -> Result<()> {
     );
     let report = dblab::run(&opts, &INTERRUPTED)?;
     print_report(&opts, &report);
+    let name = format!("lab-{}-{}", fault.name(), unix_secs());
+    let title = format!(
+        "cargo xtask lab: {} on db1, {}, {} ms adverts",
+        fault.name(),
+        match opts.setup {
+            Setup::Classic => "classic keepalived",
+            Setup::Xvrrpd => "xvrrpd",
+        },
+        args.interval_ms
+    );
+    let path = xvrrpd_tests::picture::save(
+        &crate::root().join("target/lab"),
+        &name,
+        &[xvrrpd_tests::picture::Panel::from_report(&title, &report)],
+    )?;
+    println!("timeline picture: {} (and .png beside it)", path.display());
     Ok(())
+}
+
+/// Seconds since the epoch: unique enough names for the pictures of successive runs.
+pub fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 pub fn print_report(opts: &LabOptions, r: &LabReport) {

@@ -27,6 +27,11 @@ const PACKAGES: &[&str] = &[
     "python3-pymysql",
     // The witness: a real etcd cluster in the lab (`--witness`) and the tests.
     "etcd-server",
+    // A real Prometheus scraping the agents, and promtool linting the endpoint and the
+    // documented alert rules.
+    "prometheus",
+    // The lab's timeline picture as a PNG beside its SVG.
+    "librsvg2-bin",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const CARGO_DEB_VERSION: &str = "3.8.0";
