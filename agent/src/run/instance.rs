@@ -748,6 +748,41 @@ fn spawn_tickle_rounds(
     });
 }
 
+/// Announces a VIP another host claimed: at once, and once more after the datapath's
+/// 20 ms between two reports of the same VIP, so that a claim it kept to itself (the
+/// second inside those 20 ms) is answered too. Two masters that briefly both hold the VIP
+/// (a frozen host resuming) answer each other until VRRP settles it; the loser stops at
+/// once when it gives the VIP up, so the last word is the winner's.
+pub fn reannounce(r: &Running, vip: IpAddr) {
+    use std::sync::atomic::Ordering;
+    let send = {
+        let announcer = r.announcer.clone();
+        let sent = r.metrics.announcements.get_or_create_owned(&r.labels);
+        let name = r.cfg.name.clone();
+        move || match announcer.announce(vip) {
+            Ok(()) => {
+                sent.inc();
+            }
+            Err(e) => {
+                warn!(instance = %name, vip = %vip, error = %e, "re-announcing a claimed VIP")
+            }
+        }
+    };
+    send();
+    let gen = r.announce_gen.clone();
+    let mine = gen.load(Ordering::SeqCst);
+    tokio::spawn(async move {
+        tokio::time::sleep(CLAIM_TRAILER).await;
+        // Not if the VIPs were given up (or a new term started) meanwhile.
+        if gen.load(Ordering::SeqCst) == mine {
+            send();
+        }
+    });
+}
+
+/// After the datapath's 20 ms between two reports of a claimed VIP.
+const CLAIM_TRAILER: std::time::Duration = std::time::Duration::from_millis(30);
+
 /// Bursts of GARP / NA (count, burst_delay apart; the first two back to back), one repeat
 /// burst after `repeat_after`, then one announcement every `refresh` while this master
 /// term lasts. Off the main loop; stops as soon as the VIPs are removed or a new term

@@ -97,6 +97,8 @@ pub struct Router {
     notify_tasks: Vec<(tokio::task::JoinHandle<()>, Duration)>,
     next_id: u64,
     started: std::time::Instant,
+    /// Wall-clock start, ms since the epoch: part of the witness identity.
+    started_unix_ms: u128,
     /// Kernel-wide counters last folded into the metrics (invalid by reason, refused).
     seen_invalid: [u64; gstat::COUNT as usize],
     /// The copy of the master's client connections to the peers (with a key).
@@ -240,6 +242,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         notify_tasks: Vec::new(),
         next_id: 1,
         started: std::time::Instant::now(),
+        started_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis()),
         seen_invalid: [0; gstat::COUNT as usize],
         conn_sync,
         conn_ticks: 0,
@@ -465,14 +470,7 @@ impl Router {
             return;
         }
         r.metrics.vip_claims.get_or_create(&r.labels).inc();
-        match r.announcer.announce(vip) {
-            Ok(()) => {
-                r.metrics.announcements.get_or_create(&r.labels).inc();
-            }
-            Err(e) => {
-                warn!(instance = %r.cfg.name, vip = %vip, error = %e, "re-announcing a claimed VIP")
-            }
-        }
+        instance::reannounce(r, vip);
         // One line per claimer and VIP a second at most: a host that keeps claiming
         // would otherwise write fifty.
         let now = std::time::Instant::now();
@@ -552,6 +550,19 @@ impl Router {
     /// This node's name: `router_id`, else the host name.
     fn node_name(&self) -> String {
         self.cfg.global.router_id.clone().unwrap_or_else(hostname)
+    }
+
+    /// Who this agent is in the witness's key: the node's name, this process and when it
+    /// started. Never the name alone: two hosts cloned from one image share a host name,
+    /// and a key naming "me" lets this process take it at once (see `witness::lease`);
+    /// a restarted agent is someone else, and waits like anyone else.
+    fn witness_identity(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.node_name(),
+            std::process::id(),
+            self.started_unix_ms
+        )
     }
 
     async fn guard_outcome(&mut self, id: u64, outcome: GuardOutcome) {

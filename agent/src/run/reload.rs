@@ -317,7 +317,7 @@ impl Router {
             r.conns = crate::conntrack::Table::new(n);
             r.peer_conns = crate::conntrack::Table::new(n);
             if let Some(w) = witness {
-                let me = self.node_name();
+                let me = self.witness_identity();
                 instance::start_witness(&mut r, w, &me, self.witness_tx.clone());
             }
             r

@@ -156,7 +156,8 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// A lease for node `me`; its first read is due at once.
+    /// A lease for the agent `me` (unique to this process: the key names it); its first
+    /// read is due at once.
     pub fn new(me: &str, timing: Timing) -> Self {
         Self {
             me: me.to_string(),
@@ -356,10 +357,10 @@ impl Lease {
     }
 
     /// When this node may take the key as last read: at once when free, or when it names
-    /// this node (a write whose answer was lost, or one from before this agent restarted:
-    /// either way no other node writes under it, and this node's server is fenced while
-    /// it does not hold the key), `lease + margin` after it first received another
-    /// holder's revision; None before any read.
+    /// this agent (a write of its own whose answer was lost: no other node writes under
+    /// it, and this node's server stays fenced while it does not hold the key; `me` names
+    /// the agent process, so a host name two nodes share cannot match), `lease + margin`
+    /// after it first received another holder's revision; None before any read.
     fn acquire_at(&self) -> Option<Instant> {
         match &self.seen {
             None => None,
