@@ -80,7 +80,7 @@ pub fn run(args: WitnessArgs) -> Result<()> {
         "\n## {} — the witness: write outage and both-writable time with and without it\n\nCommand: `{command}`\n\n{table}\n\
          The lab scenario (`cargo xtask lab`, MariaDB dual-master, 10 ms adverts, the lab's own client with \
          250 ms statement timeouts), without and with `--witness` (three etcd members: db1, db2 and a third \
-         namespace; `lease = 750ms`, `margin = 250ms`). Write outage: the longest gap between two acknowledged \
+         namespace; the default `lease = 600ms`, `margin = 250ms`). Write outage: the longest gap between two acknowledged \
          writes from the fault on. partition: db1 | db2, the client and the witness reach both. Raw data: \
          `target/bench/witness.csv`.\n",
         bench::today()?

@@ -19,6 +19,8 @@ const CONTENTS: &[&str] = &[
     "./usr/share/doc/xvrrpd/witness.md",
     "./usr/share/doc/xvrrpd/failure-modes.md",
     "./usr/share/doc/xvrrpd/grafana-xvrrpd.json",
+    "./usr/share/doc/xvrrpd/changelog.Debian.gz",
+    "./usr/share/doc/xvrrpd/copyright",
 ];
 
 /// The `NAME(8)` pages a roff page refers to (clap_mangen writes `\\fBxvrrpd\\-run\\fR(8)`).
@@ -116,10 +118,41 @@ pub fn build() -> Result<PathBuf> {
     if !info.contains("Package: xvrrpd") || !info.contains("Depends:") {
         bail!("{}: unexpected control data:\n{info}", deb.display());
     }
+    lintian(&deb)?;
     eprintln!(
-        "xtask: {} ok ({} files checked)",
+        "xtask: {} ok ({} files checked, lintian: no errors)",
         deb.display(),
         CONTENTS.len()
     );
     Ok(deb)
+}
+
+/// Debian's own checks: any error fails the build (warnings are printed).
+fn lintian(deb: &std::path::Path) -> Result<()> {
+    let out = Command::new("lintian")
+        .args(["--tag-display-limit", "0"])
+        .arg(deb)
+        .output()
+        .context("lintian (cargo xtask setup installs it)")?;
+    // 0: clean, 1: tags at error level; anything else: lintian itself failed.
+    if !matches!(out.status.code(), Some(0 | 1)) {
+        bail!(
+            "lintian failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let said = String::from_utf8_lossy(&out.stdout);
+    for line in said.lines().filter(|l| l.starts_with("W: ")) {
+        eprintln!("xtask: lintian {line}");
+    }
+    let errors: Vec<&str> = said.lines().filter(|l| l.starts_with("E: ")).collect();
+    if !errors.is_empty() {
+        bail!(
+            "lintian finds errors in {}:\n{}",
+            deb.display(),
+            errors.join("\n")
+        );
+    }
+    Ok(())
 }

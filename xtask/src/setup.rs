@@ -32,6 +32,8 @@ const PACKAGES: &[&str] = &[
     "prometheus",
     // The lab's timeline picture as a PNG beside its SVG.
     "librsvg2-bin",
+    // Debian's checks on the package `cargo xtask deb` builds.
+    "lintian",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const CARGO_DEB_VERSION: &str = "3.8.0";
