@@ -143,7 +143,7 @@ impl Prometheus {
             dir,
             ns: ns.name.clone(),
         };
-        if !wait_until(Duration::from_secs(30), || p.get("/-/ready").is_ok()) {
+        if !wait_until(Duration::from_secs(30), || p.get("/-/ready", &[]).is_ok()) {
             bail!("prometheus not ready within 30 s:\n{}", p.log());
         }
         Ok(p)
@@ -153,29 +153,26 @@ impl Prometheus {
         std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
     }
 
-    fn get(&self, path_and_query: &str) -> Result<String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "curl", "-sfG", "--max-time", "5"])
-            .arg(format!("http://{LISTEN}{path_and_query}"))
-            .output()?;
+    /// GET from Prometheus's HTTP API inside its namespace; `data` are urlencoded query
+    /// parameters.
+    fn get(&self, path: &str, data: &[String]) -> Result<String> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns, "curl", "-sfG", "--max-time", "5"])
+            .arg(format!("http://{LISTEN}{path}"));
+        for d in data {
+            cmd.arg("--data-urlencode").arg(d);
+        }
+        let out = cmd.output()?;
         if !out.status.success() {
-            bail!("GET {path_and_query}: {:?}", out.status);
+            bail!("GET {path} {data:?}: {:?}", out.status);
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// An instant query: the `data.result` vector.
     pub fn query(&self, expr: &str) -> Result<Vec<Value>> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "curl", "-sfG", "--max-time", "5"])
-            .arg(format!("http://{LISTEN}/api/v1/query"))
-            .arg("--data-urlencode")
-            .arg(format!("query={expr}"))
-            .output()?;
-        if !out.status.success() {
-            bail!("query {expr}: {:?}", out.status);
-        }
-        let v: Value = serde_json::from_slice(&out.stdout)?;
+        let v: Value =
+            serde_json::from_str(&self.get("/api/v1/query", &[format!("query={expr}")])?)?;
         v["data"]["result"]
             .as_array()
             .cloned()
@@ -184,7 +181,7 @@ impl Prometheus {
 
     /// The alerts as `/api/v1/alerts` lists them (pending and firing).
     pub fn alerts(&self) -> Result<Vec<Value>> {
-        let v: Value = serde_json::from_str(&self.get("/api/v1/alerts")?)?;
+        let v: Value = serde_json::from_str(&self.get("/api/v1/alerts", &[])?)?;
         v["data"]["alerts"]
             .as_array()
             .cloned()
@@ -193,7 +190,7 @@ impl Prometheus {
 
     /// The rule groups Prometheus loaded: how many rules.
     pub fn rules_loaded(&self) -> Result<usize> {
-        let v: Value = serde_json::from_str(&self.get("/api/v1/rules")?)?;
+        let v: Value = serde_json::from_str(&self.get("/api/v1/rules", &[])?)?;
         Ok(v["data"]["groups"]
             .as_array()
             .map(|g| {
