@@ -345,6 +345,11 @@ fn check(path: &std::path::Path, offline: bool) -> std::process::ExitCode {
                         return std::process::ExitCode::FAILURE;
                     }
                 }
+                if let Some(w) = &cfg.witness {
+                    if !check_witness(&cfg, w) {
+                        return std::process::ExitCode::FAILURE;
+                    }
+                }
             }
             if offline || preflight(&cfg) {
                 std::process::ExitCode::SUCCESS
@@ -365,6 +370,58 @@ fn check(path: &std::path::Path, offline: bool) -> std::process::ExitCode {
     }
 }
 
+/// The runtime `check` reads live servers with; None (nothing read) when it cannot start.
+fn check_runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()
+}
+
+/// Reads each write instance's key from every etcd member, as the agent would reach
+/// them (TLS included); false when the TLS files are unusable or a member does not
+/// answer.
+fn check_witness(cfg: &xvrrpd::config::Config, w: &xvrrpd::config::WitnessConfig) -> bool {
+    let tls = match w.tls.as_ref().map(xvrrpd::witness::tls::load).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            println!("witness: ERROR: {e:#}");
+            return false;
+        }
+    };
+    let Some(rt) = check_runtime() else {
+        return true;
+    };
+    let mut ok = true;
+    for inst in cfg.instances.iter().filter(|i| i.mysql.is_some()) {
+        let key = w.key(&inst.name);
+        let mut client = xvrrpd::witness::etcd::Client::new(
+            w.etcd.clone(),
+            key.clone(),
+            String::new(),
+            tls.clone(),
+            std::time::Duration::from_secs(2),
+        );
+        for (endpoint, got) in rt.block_on(client.probe()) {
+            match got {
+                Ok(Some(k)) if k.holder.is_empty() => {
+                    println!("witness {endpoint}: {key} free (term {})", k.term)
+                }
+                Ok(Some(k)) => println!(
+                    "witness {endpoint}: {key} held by {} (term {})",
+                    k.holder, k.term
+                ),
+                Ok(None) => println!("witness {endpoint}: {key} never taken yet"),
+                Err(e) => {
+                    println!("witness {endpoint}: ERROR: {e}");
+                    ok = false;
+                }
+            }
+        }
+    }
+    ok
+}
+
 /// The MySQL preflight for every write instance whose server answers; false when a
 /// finding is an error.
 fn preflight(cfg: &xvrrpd::config::Config) -> bool {
@@ -374,10 +431,7 @@ fn preflight(cfg: &xvrrpd::config::Config) -> bool {
             evaluate, flashback_findings, semi_sync_report, snapshot, starts_read_only, Level,
         },
     };
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
+    let Some(rt) = check_runtime() else {
         return true;
     };
     let mut ok = true;

@@ -278,6 +278,9 @@ pub struct LabOptions {
     /// xvrrpd: a three-member etcd cluster (db1, db2 and a `witness` namespace) holds
     /// the write key (`[witness]`).
     pub witness: bool,
+    /// The witness over TLS, client certificates included (as it should be deployed);
+    /// false: plain HTTP.
+    pub witness_tls: bool,
     /// Print the timeline as it happens.
     pub verbose: bool,
 }
@@ -300,6 +303,7 @@ impl Default for LabOptions {
             stall_survivor_applier: false,
             resume_applier_after: None,
             witness: false,
+            witness_tls: true,
             verbose: false,
         }
     }
@@ -564,15 +568,8 @@ fn xvrrpd_conf(
     socket: &std::path::Path,
     (prio_w, prio_r): (u8, u8),
     events: &std::path::Path,
-    witness: Option<&[String]>,
+    witness: &str,
 ) -> Result<String> {
-    let witness = witness.map_or(String::new(), |eps| {
-        let list: Vec<String> = eps.iter().map(|e| format!("\"{e}\"")).collect();
-        format!(
-            "\n[witness]\netcd = [{}]\nprefix = \"/xvrrpd/lab\"\n",
-            list.join(", ")
-        )
-    });
     // The same key on both nodes: each master's client connections are copied to the
     // peer, which resets them when it takes over.
     let key = dir.join("sync.key");
@@ -695,11 +692,14 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             .iter()
             .map(|&i| (&seg.nodes[i].ns, seg.nodes[i].addr4.as_str()))
             .collect();
-        Some(crate::etcd::Cluster::start(&members, &dir)?)
+        Some(crate::etcd::Cluster::start(
+            &members,
+            &dir,
+            opts.witness_tls,
+        )?)
     } else {
         None
     };
-    let witness_endpoints = etcd.as_ref().map(crate::etcd::Cluster::endpoints);
 
     note(
         &timeline,
@@ -723,7 +723,10 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
                 &db.socket,
                 (pw, pr),
                 &events,
-                witness_endpoints.as_deref(),
+                &match &etcd {
+                    Some(c) => c.witness_toml(name)?,
+                    None => String::new(),
+                },
             )?,
             Setup::Classic => keepalived_conf(opts, name, &n.addr4, pw, pr),
         };
@@ -871,9 +874,17 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             _ => pause(opts.down, stop)?,
         }
         // What the survivor holds while the old master is away: db2's, unless a witness
-        // kept db1 serving (db2 never got the write key), then db1's.
-        let kept =
-            opts.witness && has_addr(nodes[0].ns, WRITE_VIP) && !has_addr(nodes[1].ns, WRITE_VIP);
+        // kept db1 serving (db2 never got the write key), then db1's. Told by the server
+        // that acknowledged the last write (with a witness only one can), not by who holds
+        // the VIP this instant: db1 may be between losing its key and taking it again.
+        let last_acked = writes
+            .lock()
+            .expect("writes")
+            .iter()
+            .filter(|w| w.server.is_some())
+            .max_by_key(|w| w.done_ns)
+            .and_then(|w| w.server);
+        let kept = opts.witness && last_acked == Some(1);
         let survivor = held(&nodes[usize::from(!kept)].db, opts.workload)?;
         note(
             &timeline,

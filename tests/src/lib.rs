@@ -377,6 +377,24 @@ pub fn xvrrpd_bin() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/xvrrpd"))
 }
 
+/// `xvrrpd check --config CONFIG` (online), in `ns` when given: its exit code and
+/// everything it printed.
+pub fn xvrrpd_check(ns: Option<&Netns>, config: &Path) -> (Option<i32>, String) {
+    let bin = xvrrpd_bin();
+    let mut cmd = match ns {
+        Some(ns) => ns.command(&bin.display().to_string()),
+        None => Command::new(&bin),
+    };
+    let out = cmd
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .expect("running xvrrpd check");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
 /// `xvrrpd observe --json` running in a namespace, its JSON lines collected by a thread.
 pub struct Observer {
     pub proc: Proc,

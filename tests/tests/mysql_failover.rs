@@ -422,16 +422,7 @@ fn preflight_refuses_what_would_break_a_promotion() {
         ),
     )
     .unwrap();
-    let check = || {
-        let out = std::process::Command::new(xvrrpd_tests::xvrrpd_bin())
-            .args(["check", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code(), text)
-    };
+    let check = || xvrrpd_tests::xvrrpd_check(None, &config);
     let (code, out) = check();
     assert_eq!(code, Some(1), "{out}");
     for want in [

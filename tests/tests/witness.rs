@@ -129,3 +129,98 @@ fn etcd_losing_its_quorum_stops_the_writes_until_it_is_back() {
         .any(|(t, what)| *t > r.recovered_ns && what.contains("writes acknowledged"));
     assert!(back, "the writes never came back after etcd did");
 }
+
+/// `xvrrpd check` reaches the witness as the agent does, through TLS with this node's
+/// client certificate, against a real etcd run with `--client-cert-auth`: it reads the
+/// write key from each member, and names what is wrong when the CA is not the members'
+/// or when the node offers no certificate (etcd then refuses the connection, so such a
+/// node could never take the write key).
+#[test]
+#[ignore = "needs root and etcd; run by cargo xtask test"]
+fn check_reaches_the_witness_through_tls_or_says_why_not() {
+    use xvrrpd_tests::{etcd, router_toml, unique, Segment};
+    let seg = Segment::new(1).unwrap();
+    let node = &seg.nodes[0];
+    let dir = std::env::temp_dir().join(unique("xvt"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cluster = etcd::Cluster::start(&[(&node.ns, node.addr4.as_str())], &dir, true).unwrap();
+    let pki = cluster.pki.as_ref().unwrap();
+    let stranger = etcd::Pki::new(&dir.join("stranger"), "someone else's CA").unwrap();
+    let mysql = "track = [\"db\"]\n[instance.mysql]\nserver = \"db\"\n\n[[tracker]]\nname = \"db\"\nkind = \"mysql\"\nsocket = \"/nonexistent/mysqld.sock\"\nweight = -100\n";
+    let check = |witness: &str| {
+        let config = dir.join(unique("xvrrpd") + ".toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}{mysql}{witness}",
+                router_toml("w", 41, 150, 3, "10ms", "192.0.2.100/24")
+            ),
+        )
+        .unwrap();
+        xvrrpd_tests::xvrrpd_check(Some(&node.ns), &config)
+    };
+    let endpoint = format!("witness {}:2379", node.addr4);
+
+    // As the lab's agents are configured: the key is read.
+    let (_, out) = check(&cluster.witness_toml("db1").unwrap());
+    assert!(
+        out.contains(&format!("{endpoint}: /xvrrpd/lab/w/write never taken yet")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("witness: ERROR") && !out.contains(": ERROR: TLS"),
+        "{out}"
+    );
+
+    // Plain HTTP to a TLS member: no answer it can read.
+    let plain = format!(
+        "\n[witness]\netcd = [\"{}:2379\"]\nprefix = \"/xvrrpd/lab\"\n",
+        node.addr4
+    );
+    let (code, out) = check(&plain);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(&format!("{endpoint}: ERROR")), "{out}");
+
+    // Another CA: the members' certificates are refused by name.
+    let (cert, key) = pki.issue("db1b", "xvrrpd db1", None).unwrap();
+    let tls = |ca: &std::path::Path, client: Option<(&std::path::Path, &std::path::Path)>| {
+        let mut s = format!("{plain}\n[witness.tls]\nca = \"{}\"\n", ca.display());
+        if let Some((c, k)) = client {
+            s += &format!("cert = \"{}\"\nkey = \"{}\"\n", c.display(), k.display());
+        }
+        s
+    };
+    let (code, out) = check(&tls(&stranger.ca(), Some((&cert, &key))));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{endpoint}: ERROR: TLS: invalid peer certificate: UnknownIssuer"
+        )),
+        "{out}"
+    );
+
+    // No client certificate, or one from a stranger's CA: etcd refuses the node.
+    for client in [
+        None,
+        Some(stranger.issue("db1", "xvrrpd db1", None).unwrap()),
+    ] {
+        let client = client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        let (code, out) = check(&tls(&pki.ca(), client));
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains(&format!(
+                "{endpoint}: ERROR: connection error: received fatal alert"
+            )),
+            "{out}"
+        );
+        assert!(!out.contains("never taken yet"), "{out}");
+    }
+
+    // A client key that is not the certificate's: refused before any connection.
+    let (_, other_key) = pki.issue("db2", "xvrrpd db2", None).unwrap();
+    let (code, out) = check(&tls(&pki.ca(), Some((&cert, &other_key))));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("witness: ERROR: witness.tls.key"), "{out}");
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -39,6 +39,9 @@ pub struct LabArgs {
     /// its own: partition-master, witness-down, etcd-leader-change, etcd-quorum-loss.
     #[arg(long)]
     pub witness: bool,
+    /// The witness over plain HTTP instead of TLS with client certificates.
+    #[arg(long, requires = "witness")]
+    pub witness_plain: bool,
 }
 
 pub fn run(args: LabArgs) -> Result<()> {
@@ -68,6 +71,7 @@ pub fn run(args: LabArgs) -> Result<()> {
         interval_ms: args.interval_ms,
         down: Duration::from_secs(args.down_s),
         witness: args.witness,
+        witness_tls: !args.witness_plain,
         verbose: true,
         ..LabOptions::default()
     };

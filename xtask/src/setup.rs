@@ -25,8 +25,10 @@ const PACKAGES: &[&str] = &[
     "stress-ng",
     // A real client with default settings in the lab (`--client pymysql`) and the tests.
     "python3-pymysql",
-    // The witness: a real etcd cluster in the lab (`--witness`) and the tests.
+    // The witness: a real etcd cluster in the lab (`--witness`) and the tests, with TLS
+    // certificates from a lab CA made by openssl.
     "etcd-server",
+    "openssl",
     // A real Prometheus scraping the agents, and promtool linting the endpoint and the
     // documented alert rules.
     "prometheus",

@@ -53,6 +53,30 @@ pub struct WitnessConfig {
     pub lease: Duration,
     #[serde(default = "default_witness_margin", with = "duration")]
     pub margin: Duration,
+    /// TLS to the members (HTTPS, and a client certificate when they ask for one);
+    /// absent: plain HTTP, fit only for a network nobody else reaches.
+    #[serde(default)]
+    pub tls: Option<WitnessTls>,
+}
+
+/// `[witness.tls]`: PEM files, as etcd's own `--trusted-ca-file`, `--cert-file` and
+/// `--key-file` take them.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessTls {
+    /// The CA that signed the members' server certificates.
+    pub ca: std::path::PathBuf,
+    /// This node's client certificate and its key, for members run with
+    /// `--client-cert-auth` (then nobody without a certificate from their CA can take
+    /// or free the write key).
+    #[serde(default)]
+    pub cert: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
+    /// The name the members' certificates carry, when it is not the host in `etcd`
+    /// (an IP address there is checked against the certificates' IP SANs).
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 fn default_witness_prefix() -> String {

@@ -278,3 +278,38 @@ fn connection_reset_settings_default_to_every_port_from_the_datapath_and_are_bou
     let p = problems(&format!("[global]\nconn_table_size = 10\n{MINIMAL}"));
     assert_eq!(p[0].key, "global.conn_table_size");
 }
+
+#[test]
+fn the_witness_is_checked_field_by_field_tls_included() {
+    let ok = format!(
+        "{MINIMAL}\n[witness]\netcd = [\"192.0.2.30:2379\"]\n[witness.tls]\nca = \"/etc/xvrrpd/etcd-ca.pem\"\ncert = \"/etc/xvrrpd/etcd-db1.pem\"\nkey = \"/etc/xvrrpd/etcd-db1.key\"\n"
+    );
+    let c = parse(&ok, false).unwrap();
+    let w = c.witness.unwrap();
+    assert_eq!(w.lease, Duration::from_millis(600));
+    assert_eq!(w.margin, Duration::from_millis(250));
+    let tls = w.tls.unwrap();
+    assert_eq!(tls.ca, std::path::PathBuf::from("/etc/xvrrpd/etcd-ca.pem"));
+    assert!(tls.server_name.is_none());
+
+    let keys =
+        |text: String| -> Vec<String> { problems(&text).into_iter().map(|p| p.key).collect() };
+    // A certificate without its key, and the other way round.
+    let cert_only = ok.replace("key = \"/etc/xvrrpd/etcd-db1.key\"\n", "");
+    assert_eq!(keys(cert_only), ["witness.tls.key"]);
+    let key_only = ok.replace("cert = \"/etc/xvrrpd/etcd-db1.pem\"\n", "");
+    assert_eq!(keys(key_only), ["witness.tls.cert"]);
+    let blank_name = ok.replace("[witness.tls]\n", "[witness.tls]\nserver_name = \" \"\n");
+    assert_eq!(keys(blank_name), ["witness.tls.server_name"]);
+    // A URL where host:port belongs, a margin too short for a fence, a lease too short.
+    let url = ok.replace("\"192.0.2.30:2379\"", "\"https://192.0.2.30:2379\"");
+    assert_eq!(keys(url), ["witness.etcd[0]"]);
+    let margin = ok.replace("[witness.tls]", "margin = \"100ms\"\n[witness.tls]");
+    assert_eq!(keys(margin), ["witness.margin"]);
+    let lease = ok.replace("[witness.tls]", "lease = \"300ms\"\n[witness.tls]");
+    assert_eq!(keys(lease), ["witness.lease"]);
+    // An unknown TLS field is named, not ignored.
+    let typo = ok.replace("ca = ", "cafile = ");
+    let p = problems(&typo);
+    assert!(p.iter().any(|p| p.message.contains("cafile")), "{p:?}");
+}

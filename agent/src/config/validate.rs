@@ -420,6 +420,23 @@ fn validate_witness(w: &super::WitnessConfig, out: &mut Vec<Problem>) {
             ),
         ));
     }
+    if let Some(t) = &w.tls {
+        if t.cert.is_some() != t.key.is_some() {
+            out.push(problem(
+                if t.cert.is_some() { "witness.tls.key" } else { "witness.tls.cert" },
+                "give cert and key together (this node's client certificate and its key), or neither",
+            ));
+        }
+        if t.server_name
+            .as_deref()
+            .is_some_and(|n| n.trim().is_empty())
+        {
+            out.push(problem(
+                "witness.tls.server_name",
+                "empty: leave it out to check each member's certificate against its host in witness.etcd",
+            ));
+        }
+    }
     if w.lease < w.margin + Duration::from_millis(100) {
         out.push(problem(
             "witness.lease",

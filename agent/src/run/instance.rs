@@ -860,10 +860,11 @@ pub fn start_guard(
 
 /// Gives a write instance its write lease: the core waits for the key before it
 /// promotes, and a task sends its requests to etcd, one at a time, answering into
-/// `answers` with the instance's id.
+/// `answers` with the instance's id; through `tls` (`[witness.tls]`, loaded) when set.
 pub fn start_witness(
     r: &mut Running,
     w: &crate::config::WitnessConfig,
+    tls: Option<crate::witness::tls::Tls>,
     me: &str,
     answers: UnboundedSender<(u64, crate::witness::lease::Answer)>,
 ) {
@@ -876,6 +877,7 @@ pub fn start_witness(
         w.etcd.clone(),
         w.key(&r.cfg.name),
         me.to_string(),
+        tls,
         // Within the holder's time after a renewal, with room for a second try.
         (timing.holder_valid() / 2).min(std::time::Duration::from_millis(500)),
     );
@@ -889,7 +891,7 @@ pub fn start_witness(
             }
         }
     });
-    info!(instance = %r.cfg.name, key = %w.key(&r.cfg.name), "write lease through the witness");
+    info!(instance = %r.cfg.name, key = %w.key(&r.cfg.name), tls = w.tls.is_some(), "write lease through the witness");
     r.witness = Some(tx);
 }
 

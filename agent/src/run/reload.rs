@@ -133,6 +133,11 @@ impl Router {
         };
 
         // 1. Everything that can fail, before anything changes.
+        let witness_tls = match new.witness.as_ref().and_then(|w| w.tls.as_ref()) {
+            Some(t) => Some(crate::witness::tls::load(t)?),
+            None => None,
+        };
+        let witness = new.witness.as_ref().map(|w| (w, &witness_tls));
         let mut started: HashMap<String, (Running, Option<Server>)> = HashMap::new();
         for ic in new
             .instances
@@ -144,7 +149,7 @@ impl Router {
                 None => None,
             };
             let r = self
-                .prepare_instance(ic, new.witness.as_ref())
+                .prepare_instance(ic, witness)
                 .with_context(|| format!("instance {:?}", ic.name))?;
             started.insert(ic.name.clone(), (r, server));
         }
@@ -292,7 +297,10 @@ impl Router {
     fn prepare_instance(
         &mut self,
         ic: &InstanceConfig,
-        witness: Option<&crate::config::WitnessConfig>,
+        witness: Option<(
+            &crate::config::WitnessConfig,
+            &Option<crate::witness::tls::Tls>,
+        )>,
     ) -> anyhow::Result<Running> {
         let id = self.next_id;
         self.next_id += 1;
@@ -316,9 +324,9 @@ impl Router {
             let n = self.dp.conn_table_size() as usize;
             r.conns = crate::conntrack::Table::new(n);
             r.peer_conns = crate::conntrack::Table::new(n);
-            if let Some(w) = witness {
+            if let Some((w, tls)) = witness {
                 let me = self.witness_identity();
-                instance::start_witness(&mut r, w, &me, self.witness_tx.clone());
+                instance::start_witness(&mut r, w, tls.clone(), &me, self.witness_tx.clone());
             }
             r
         })

@@ -1,7 +1,7 @@
 //! etcd's v3 JSON gateway (`POST /v3/kv/range`, `POST /v3/kv/txn`, served by every etcd
 //! member since 3.4 on its client port): the three requests the lease needs, over
-//! HTTP/1.1, each bounded in time, on each endpoint in turn until one answers. Keys and
-//! values travel base64-encoded, revisions as decimal strings (proto3's JSON mapping).
+//! HTTP/1.1 (HTTPS with `[witness.tls]`) on kept-alive connections, each bounded in
+//! time, on each endpoint in turn until one answers. Keys and values travel base64-encoded, revisions as decimal strings (proto3's JSON mapping).
 //!
 //! The building and reading of bodies is pure and unit-tested against etcd's own
 //! answers; [`Client::send`] only moves bytes.
@@ -99,26 +99,43 @@ fn int(v: &Value) -> Option<i64> {
     }
 }
 
+/// A kept-alive HTTP/1.1 connection to one member.
+type Conn = hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>;
+
 /// The etcd members and the write key, as configured.
 pub struct Client {
     /// `host:port` of each member's client URL.
     endpoints: Vec<String>,
     key: String,
     me: String,
+    /// HTTPS when set.
+    tls: Option<super::tls::Tls>,
     /// The bound on one request, all endpoints tried included.
     timeout: Duration,
     /// The member that answered last: tried first.
     preferred: usize,
+    /// One kept-alive connection per member: a renewal every few tens of ms must not
+    /// pay a TCP (and TLS) handshake each time.
+    conns: Vec<Option<Conn>>,
 }
 
 impl Client {
-    pub fn new(endpoints: Vec<String>, key: String, me: String, timeout: Duration) -> Self {
+    pub fn new(
+        endpoints: Vec<String>,
+        key: String,
+        me: String,
+        tls: Option<super::tls::Tls>,
+        timeout: Duration,
+    ) -> Self {
+        let conns = endpoints.iter().map(|_| None).collect();
         Self {
             endpoints,
             key,
             me,
+            tls,
             timeout,
             preferred: 0,
+            conns,
         }
     }
 
@@ -136,7 +153,7 @@ impl Client {
             }
             // Each member gets a fair share of what is left.
             let share = left / (n - i) as u32;
-            match tokio::time::timeout(share, post(&self.endpoints[at], path, &body)).await {
+            match tokio::time::timeout(share, self.post(at, path, &body)).await {
                 Ok(Ok(v)) => match parse(req, &v) {
                     Ok(a) => {
                         self.preferred = at;
@@ -147,47 +164,142 @@ impl Client {
                     }
                 },
                 Ok(Err(e)) => {
+                    self.conns[at] = None;
                     tracing::debug!(endpoint = %self.endpoints[at], error = %e, "witness: no answer")
                 }
-                Err(_) => tracing::debug!(endpoint = %self.endpoints[at], "witness: timed out"),
+                Err(_) => {
+                    // Whatever was under way on it is abandoned with it.
+                    self.conns[at] = None;
+                    tracing::debug!(endpoint = %self.endpoints[at], "witness: timed out")
+                }
             }
         }
         Answer::Failed
     }
+
+    /// Reads the key from every member in turn (`xvrrpd check`): what each answered, or
+    /// why it did not.
+    pub async fn probe(&mut self) -> Vec<(String, Result<Option<Key>, String>)> {
+        let (path, body) = body(&self.key, &self.me, &Request::Read);
+        let body = body.to_string();
+        let mut out = Vec::new();
+        for at in 0..self.endpoints.len() {
+            let got = match tokio::time::timeout(self.timeout, self.post(at, path, &body)).await {
+                Ok(Ok(v)) => match parse(&Request::Read, &v) {
+                    Ok(Answer::Read(k)) => Ok(k),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => Err(e),
+                },
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+            };
+            out.push((self.endpoints[at].clone(), got));
+        }
+        out
+    }
+
+    /// POSTs `body` to member `at` on its kept connection; when that one turns out to
+    /// be closed (the member restarted, an idle timeout), once more on a new one.
+    async fn post(&mut self, at: usize, path: &str, body: &str) -> Result<Value, String> {
+        if let Some(conn) = self.conns[at].as_mut() {
+            if conn.ready().await.is_ok() {
+                match post_on(conn, &self.endpoints[at], path, body).await {
+                    Ok(v) => return Ok(v),
+                    Err(Sent::Answered(e)) => return Err(e),
+                    Err(Sent::Lost(e)) => {
+                        tracing::debug!(endpoint = %self.endpoints[at], error = %e, "witness: kept connection lost, reconnecting");
+                    }
+                }
+            }
+        }
+        self.conns[at] = None;
+        let mut conn = connect(&self.endpoints[at], self.tls.as_ref()).await?;
+        let v = post_on(&mut conn, &self.endpoints[at], path, body)
+            .await
+            .map_err(|e| match e {
+                Sent::Answered(e) | Sent::Lost(e) => e,
+            })?;
+        self.conns[at] = Some(conn);
+        Ok(v)
+    }
 }
 
-/// One POST of a JSON body; the answer's JSON when the status is 200.
-async fn post(endpoint: &str, path: &str, body: &str) -> Result<Value, String> {
-    use http_body_util::{BodyExt, Full};
+/// Opens a connection to `endpoint`, through TLS when `tls` is set.
+async fn connect(endpoint: &str, tls: Option<&super::tls::Tls>) -> Result<Conn, String> {
+    use hyper_util::rt::TokioIo;
     let stream = tokio::net::TcpStream::connect(endpoint)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
+    let sender = match tls {
+        None => {
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| chain(&e))?;
+            tokio::spawn(conn);
+            sender
+        }
+        Some(tls) => {
+            let name = super::tls::name_of(tls, endpoint)?;
+            let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
+                .connect(name, stream)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| chain(&e))?;
+            tokio::spawn(conn);
+            sender
+        }
+    };
+    Ok(sender)
+}
+
+/// `e` with its causes: hyper's own message alone ("connection error") hides the TLS
+/// alert that says why a member refused this node.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s += &format!(": {c}");
+        cause = c.source();
+    }
+    s
+}
+
+/// Why a POST failed: with an answer from the member, or with the connection lost
+/// before one came.
+enum Sent {
+    Answered(String),
+    Lost(String),
+}
+
+/// One POST of a JSON body on `conn`; the answer's JSON when the status is 200.
+async fn post_on(conn: &mut Conn, endpoint: &str, path: &str, body: &str) -> Result<Value, Sent> {
+    use http_body_util::{BodyExt, Full};
     let req = hyper::Request::post(path)
         .header(hyper::header::HOST, endpoint)
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(hyper::body::Bytes::from(body.to_string())))
-        .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        .map_err(|e| Sent::Answered(e.to_string()))?;
+    let resp = conn
+        .send_request(req)
+        .await
+        .map_err(|e| Sent::Lost(chain(&e)))?;
     let status = resp.status();
     let bytes = resp
         .into_body()
         .collect()
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| Sent::Lost(chain(&e)))?
         .to_bytes();
     if !status.is_success() {
-        return Err(format!(
+        return Err(Sent::Answered(format!(
             "HTTP {status}: {}",
             String::from_utf8_lossy(&bytes).trim()
-        ));
+        )));
     }
-    serde_json::from_slice(&bytes).map_err(|e| format!("not JSON: {e}"))
+    serde_json::from_slice(&bytes).map_err(|e| Sent::Answered(format!("not JSON: {e}")))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! [`lease`] for the argument.
 pub mod etcd;
 pub mod lease;
+pub mod tls;
 
 #[cfg(test)]
 pub(crate) mod sim;
