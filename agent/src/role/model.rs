@@ -1231,8 +1231,13 @@ impl Sim {
                 }
             }
             Ev::WitnessApply { node, req, gen } => {
+                // A member up to two changes behind answers a serializable read.
+                let lag = self.rand(0, 3) as usize;
                 let answer = match (&mut self.witness, self.nodes[node].link) {
-                    (Some(w), true) => w.apply(NAMES[node], &req),
+                    (Some(w), true) => {
+                        w.lag = lag;
+                        w.apply(NAMES[node], &req)
+                    }
                     // Cut off on the way: never applied.
                     _ => crate::witness::lease::Answer::Failed,
                 };

@@ -615,7 +615,7 @@ mod witness {
         c.set_witness("db1", timing());
         c.guard_started();
         let a = c.handle(Input::Vrrp(VrrpInput::Startup { now: at(0) }));
-        assert_eq!(requests(&a), [Request::Read], "it looks at the key at once");
+        assert_eq!(requests(&a), [Request::Look], "it looks at the key at once");
         witness(&mut c, 2, Answer::Read(None));
         c
     }

@@ -46,6 +46,7 @@ pub fn body(key: &str, me: &str, req: &Request) -> (&'static str, Value) {
     };
     match req {
         Request::Read => ("/v3/kv/range", json!({"key": k})),
+        Request::Look => ("/v3/kv/range", json!({"key": k, "serializable": true})),
         Request::Write { expect, term } => ("/v3/kv/txn", txn(*expect, write(me, *term))),
         Request::Free { expect, term } => ("/v3/kv/txn", txn(Some(*expect), write("", *term))),
     }
@@ -54,7 +55,7 @@ pub fn body(key: &str, me: &str, req: &Request) -> (&'static str, Value) {
 /// What etcd's answer (a 200's JSON body) to `req` says.
 pub fn parse(req: &Request, v: &Value) -> Result<Answer, String> {
     match req {
-        Request::Read => Ok(Answer::Read(key_of(v)?)),
+        Request::Read | Request::Look => Ok(Answer::Read(key_of(v)?)),
         Request::Write { .. } | Request::Free { .. } => {
             // proto3 JSON leaves out a false `succeeded`.
             if v["succeeded"].as_bool().unwrap_or(false) {

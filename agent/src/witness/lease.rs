@@ -68,8 +68,16 @@ pub struct Key {
 /// A request for the shell to send to etcd (one at a time).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    /// Read the key.
+    /// Read the key, linearizably (etcd's leader confirms it): what the holder asks.
     Read,
+    /// Read the key as any member has it, possibly behind (etcd's serializable read,
+    /// answered without the leader): what a node not holding the key asks. A stale
+    /// answer can only make it wait longer (it counts from when it *receives* a
+    /// revision, and takes the key only by a compare-and-swap that a newer revision
+    /// defeats), and it keeps answering while etcd elects a new leader, which is when it
+    /// matters: the master's host crashing takes the leader with it as often as not, and
+    /// a linearizable read would see the master's last renewal only after the election.
+    Look,
     /// Write `{holder: me, term}` if the key's revision is still `expect` (None: if it
     /// does not exist).
     Write { expect: Option<i64>, term: u64 },
@@ -252,11 +260,11 @@ impl Lease {
                     expect: k.as_ref().map(|k| k.revision),
                     term: self.last_term + 1,
                 }),
-                _ => Some(Request::Read),
+                _ => Some(Request::Look),
             },
             // Not wanting and not holding: keep the view fresh, so that wanting later
             // does not start from nothing.
-            (Want::Drain | Want::Free, None) => Some(Request::Read),
+            (Want::Drain | Want::Free, None) => Some(Request::Look),
         }
     }
 
@@ -279,7 +287,7 @@ impl Lease {
                     soon = Some(now.after(self.fast_poll()));
                 }
             }
-            (Request::Read, Answer::Read(k)) | (_, Answer::Conflict(k)) => {
+            (Request::Read | Request::Look, Answer::Read(k)) | (_, Answer::Conflict(k)) => {
                 self.observe(k.clone(), now);
                 if let Some(h) = &mut self.held {
                     let ours = k
@@ -377,6 +385,16 @@ impl Lease {
             (Some((None, _)), None) => true,
             _ => false,
         };
+        // Revisions only grow and the key is never deleted: an older answer (a member
+        // behind its leader) is a view already had, not a change to wait from again.
+        let older = match (&self.seen, &k) {
+            (Some((Some(a), _)), Some(b)) => b.revision < a.revision,
+            (Some((Some(_), _)), None) => true,
+            _ => false,
+        };
+        if older {
+            return;
+        }
         if let Some(k) = &k {
             self.last_term = self.last_term.max(k.term);
         }

@@ -53,7 +53,7 @@ fn a_free_key_is_taken_at_once_a_held_one_after_the_wait_and_a_freed_one_at_once
     let mut b = Lease::new("db2", timing());
     // db1 reads (nothing there) and takes it as term 1.
     let out = a.want(Want::Hold, at(0));
-    assert_eq!(sends(&out), [Request::Read]);
+    assert_eq!(sends(&out), [Request::Look]);
     let out = exchange(&mut a, "db1", &mut etcd, &out, 1);
     assert_eq!(
         sends(&out),
@@ -70,7 +70,7 @@ fn a_free_key_is_taken_at_once_a_held_one_after_the_wait_and_a_freed_one_at_once
     let out = b.want(Want::Hold, at(9));
     let out = exchange(&mut b, "db2", &mut etcd, &out, 10);
     assert!(sends(&out).is_empty(), "waits: {out:?}");
-    assert_eq!(b.tick(at(1009)), [Action::Send(Request::Read)]);
+    assert_eq!(b.tick(at(1009)), [Action::Send(Request::Look)]);
     // db1 renewed meanwhile (sent at 300 ms): a new revision, db2 starts over.
     let renew = a.tick(at(300));
     assert_eq!(
@@ -82,7 +82,7 @@ fn a_free_key_is_taken_at_once_a_held_one_after_the_wait_and_a_freed_one_at_once
     );
     assert!(exchange(&mut a, "db1", &mut etcd, &renew, 302).is_empty());
     assert!(a.may_write(at(799)) && !a.may_write(at(800)));
-    let out = b.answer(etcd.apply("db2", &Request::Read), at(1010));
+    let out = b.answer(etcd.apply("db2", &Request::Look), at(1010));
     assert!(
         sends(&out).is_empty(),
         "the revision changed: waits again {out:?}"
@@ -121,6 +121,76 @@ fn a_free_key_is_taken_at_once_a_held_one_after_the_wait_and_a_freed_one_at_once
     );
 }
 
+/// A member behind its leader answers a node that is only watching (a serializable
+/// read): its older answers neither restart the wait nor shorten it, and a member that
+/// stays behind cannot get the key taken early: the compare-and-swap on its stale
+/// revision fails and the fresh key it returns starts the wait over.
+#[test]
+fn a_lagging_members_answers_never_shorten_the_wait() {
+    let mut etcd = Etcd::default();
+    let mut a = Lease::new("db1", timing());
+    let mut b = Lease::new("db2", timing());
+    let out = a.want(Want::Hold, at(0));
+    let out = exchange(&mut a, "db1", &mut etcd, &out, 1);
+    exchange(&mut a, "db1", &mut etcd, &out, 2);
+    // db2 sees revision 1 at 10 ms.
+    let out = b.want(Want::Hold, at(10));
+    assert_eq!(sends(&out), [Request::Look]);
+    exchange(&mut b, "db2", &mut etcd, &out, 10);
+    // db1 renews (revision 2) at about 100 ms; db2 sees it at 150 ms: its wait runs from
+    // there.
+    let (t, renew) = (2..200)
+        .map(|t| (t, a.tick(at(t))))
+        .find(|(_, out)| !sends(out).is_empty())
+        .expect("db1 renews");
+    assert!(
+        matches!(sends(&renew)[..], [Request::Write { .. }]),
+        "{renew:?}"
+    );
+    exchange(&mut a, "db1", &mut etcd, &renew, t);
+    assert!(t < 150);
+    let look = |b: &mut Lease, etcd: &mut Etcd, t: u64| {
+        let out = b.tick(at(t));
+        if !sends(&out).is_empty() {
+            exchange(b, "db2", etcd, &out, t);
+        }
+    };
+    look(&mut b, &mut etcd, 150);
+    // A member one change behind answers revision 1 from then on: nothing changes.
+    etcd.lag = 1;
+    let mut t = 151;
+    let mut first_write = None;
+    while t < 1300 && first_write.is_none() {
+        let out = b.tick(at(t));
+        match sends(&out).as_slice() {
+            [Request::Write { expect, .. }] => first_write = Some((t, *expect)),
+            [] => {}
+            _ => {
+                exchange(&mut b, "db2", &mut etcd, &out, t);
+            }
+        }
+        t += 1;
+    }
+    let (when, expect) = first_write.expect("db2 asks for the key after the wait");
+    assert_eq!(when, 1150, "the wait runs from the newest revision seen");
+    // It swaps on revision 2, the newest it saw; a swap on a stale one would fail.
+    assert_eq!(expect, Some(2));
+    let stale = b.answer(
+        etcd.apply(
+            "db2",
+            &Request::Write {
+                expect: Some(1),
+                term: 2,
+            },
+        ),
+        at(1101),
+    );
+    assert!(
+        !stale.iter().any(|a| matches!(a, Action::Acquired { .. })),
+        "a swap on a stale revision never takes the key: {stale:?}"
+    );
+}
+
 /// A request on its way: when etcd applies it (None: done, or never: lost on the way),
 /// when its answer arrives, what etcd answered, and whether the answer is lost (the
 /// shell's timeout then reports Failed).
@@ -155,6 +225,8 @@ struct Sim {
     /// How late a node's ticks come (ms) and how long its fence takes (ms).
     tick_late: u64,
     fence: u64,
+    /// How many changes behind a member answers a `Look` (a follower lagging).
+    lag: usize,
 }
 
 fn sim() -> impl Strategy<Value = Sim> {
@@ -168,9 +240,10 @@ fn sim() -> impl Strategy<Value = Sim> {
         prop::collection::vec(prop::bool::weighted(0.1), 64),
         0u64..20,
         0u64..480,
+        0usize..3,
     )
         .prop_map(
-            |(mut a, mut b, delays, lost_answers, never_applied, tick_late, fence)| {
+            |(mut a, mut b, delays, lost_answers, never_applied, tick_late, fence, lag)| {
                 a.sort_by_key(|w| w.0);
                 b.sort_by_key(|w| w.0);
                 Sim {
@@ -180,6 +253,7 @@ fn sim() -> impl Strategy<Value = Sim> {
                     never_applied,
                     tick_late,
                     fence,
+                    lag,
                 }
             },
         )
@@ -192,6 +266,7 @@ const TIMEOUT: u64 = 500;
 /// writable, if any.
 fn run(s: &Sim) -> Option<u64> {
     let mut etcd = Etcd::default();
+    etcd.lag = s.lag;
     let mut nodes = [
         Node {
             name: "db1",
