@@ -5,12 +5,14 @@ mod benchmysql;
 mod benchwitness;
 mod chaos;
 mod deb;
+mod deploylab;
 mod ebpf;
 mod failover;
 mod fuzz;
 mod lab;
 mod load;
 mod mysqlkill;
+mod nspawn;
 mod observelab;
 mod scale;
 mod setup;
@@ -47,6 +49,10 @@ enum Cmd {
     /// Build the Debian package (release binary, systemd unit, example config, man page)
     /// into target/debian/.
     Deb,
+    /// The .deb on a booted Debian pair (debootstrap + systemd-nspawn, systemd as PID 1):
+    /// readiness, watchdog, reload, stop, journald, a mysqld-kill failover, apt remove and
+    /// purge, scraped by a real Prometheus; ends with a RESULT line of checks.
+    DeployLab(deploylab::DeployLabArgs),
     /// Benchmarks (results are appended to BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -65,6 +71,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Bench { which } => bench::run(which),
         Cmd::Fuzz(args) => fuzz::run(args),
         Cmd::Chaos(args) => chaos::run(args),
+        Cmd::DeployLab(args) => deploylab::run(args),
         Cmd::Deb => deb::build().map(|p| println!("{}", p.display())),
     };
     match r {

@@ -36,6 +36,9 @@ const PACKAGES: &[&str] = &[
     "librsvg2-bin",
     // Debian's checks on the package `cargo xtask deb` builds.
     "lintian",
+    // `cargo xtask deploy-lab`: a Debian root filesystem, booted with systemd-nspawn.
+    "debootstrap",
+    "systemd-container",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const CARGO_DEB_VERSION: &str = "3.8.0";
