@@ -96,7 +96,11 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         eprintln!("deploy-lab: {} booted ({state})", c.name);
     }
     for (i, c) in dbs.iter().enumerate() {
-        setup_mariadb(c, i as u32 + 1, if i == 0 { "192.0.2.12" } else { "192.0.2.11" })?;
+        setup_mariadb(
+            c,
+            i as u32 + 1,
+            if i == 0 { "192.0.2.12" } else { "192.0.2.11" },
+        )?;
     }
     dbs[0].exec(&[
         "mariadb",
@@ -117,13 +121,23 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         } else {
             "/etc/xvrrpd/db2.toml.example"
         };
-        let conf = c
-            .exec(&["cat", example])?
-            .replace("[global]\n", "[global]\nmetrics_listen = \"0.0.0.0:9611\"\n");
+        let conf = c.exec(&["cat", example])?.replace(
+            "[global]\n",
+            "[global]\nmetrics_listen = \"0.0.0.0:9611\"\n",
+        );
         c.write("/etc/xvrrpd/xvrrpd.toml", &conf)?;
-        c.write("/etc/xvrrpd/mysql.cnf", "user = xvrrpd\npassword = xvrrpd\n")?;
+        c.write(
+            "/etc/xvrrpd/mysql.cnf",
+            "user = xvrrpd\npassword = xvrrpd\n",
+        )?;
         c.sh("chmod 600 /etc/xvrrpd/mysql.cnf /etc/xvrrpd/xvrrpd.toml")?;
-        c.exec(&["xvrrpd", "check", "--offline", "--config", "/etc/xvrrpd/xvrrpd.toml"])?;
+        c.exec(&[
+            "xvrrpd",
+            "check",
+            "--offline",
+            "--config",
+            "/etc/xvrrpd/xvrrpd.toml",
+        ])?;
         c.exec(&["systemctl", "enable", "xvrrpd"])?;
     }
     let mut checks = Vec::new();
@@ -182,7 +196,9 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
     db2.write("/etc/xvrrpd/xvrrpd.toml", &changed)?;
     let reloaded = db2.exec(&["systemctl", "reload", "xvrrpd"]);
     std::thread::sleep(Duration::from_secs(3));
-    let status = db2.exec(&["xvrrpd", "status", "--json"]).unwrap_or_default();
+    let status = db2
+        .exec(&["xvrrpd", "status", "--json"])
+        .unwrap_or_default();
     let after = transitions(db2);
     checks.push(Check {
         name: "reload_no_transition",
@@ -218,7 +234,11 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
 
     // The failover scenario: the write master's mysqld killed; writes go on through the
     // write VIP from the client.
-    let master = if has_addr(&seg.nodes[1].ns, WRITE_VIP) { 0 } else { 1 };
+    let master = if has_addr(&seg.nodes[1].ns, WRITE_VIP) {
+        0
+    } else {
+        1
+    };
     let survivor = 1 - master;
     let write = || {
         seg.nodes[0]
@@ -268,7 +288,11 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
     });
 
     // systemctl stop on the write master: priority 0, the peer takes over within Skew.
-    let w = if has_addr(&seg.nodes[1].ns, WRITE_VIP) { 0 } else { 1 };
+    let w = if has_addr(&seg.nodes[1].ns, WRITE_VIP) {
+        0
+    } else {
+        1
+    };
     let peer = 1 - w;
     let since = now_realtime_us(&dbs[peer])?;
     dbs[w].exec(&["systemctl", "stop", "xvrrpd"])?;
@@ -299,11 +323,17 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
             "--no-pager",
         ])
         .unwrap_or_default();
-    let entries: Vec<serde_json::Value> =
-        out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let entries: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     let transitions_seen = entries
         .iter()
-        .filter(|e| e["MESSAGE"].as_str().is_some_and(|m| m.contains("transition")))
+        .filter(|e| {
+            e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.contains("transition"))
+        })
         .filter(|e| e.get("XVRRPD_FROM").is_some() && e.get("XVRRPD_TO").is_some())
         .count();
     checks.push(Check {
@@ -330,7 +360,11 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         .unwrap_or_default();
     checks.push(Check {
         name: "apt_remove_purge",
-        ok: removed.is_ok() && active != "active" && vip_gone && purged.is_ok() && left.trim().is_empty(),
+        ok: removed.is_ok()
+            && active != "active"
+            && vip_gone
+            && purged.is_ok()
+            && left.trim().is_empty(),
         detail: format!(
             "after remove: service {active}, write VIP gone {vip_gone}; after purge left: {:?}",
             left.trim()
@@ -384,7 +418,10 @@ fn change_read_priority(conf: &str, from: u8, to: u8) -> Result<String> {
     if !tail.contains(&line) {
         bail!("the read instance has no {line:?}");
     }
-    Ok(format!("{head}{}", tail.replacen(&line, &format!("priority = {to}"), 1)))
+    Ok(format!(
+        "{head}{}",
+        tail.replacen(&line, &format!("priority = {to}"), 1)
+    ))
 }
 
 fn journal(c: &Container) -> String {
@@ -418,7 +455,15 @@ fn now_realtime_us(c: &Container) -> Result<u64> {
 fn takeover_gap_ms(old: &Container, new: &Container, since: u64) -> Option<f64> {
     let at = |c: &Container, want: &dyn Fn(&serde_json::Value) -> bool| -> Option<u64> {
         let out = c
-            .exec(&["journalctl", "-u", "xvrrpd", "XVRRPD_INSTANCE=write", "-o", "json", "--no-pager"])
+            .exec(&[
+                "journalctl",
+                "-u",
+                "xvrrpd",
+                "XVRRPD_INSTANCE=write",
+                "-o",
+                "json",
+                "--no-pager",
+            ])
             .ok()?;
         out.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -29,9 +29,16 @@ pub fn rootfs(cache: &Path) -> Result<PathBuf> {
         std::fs::remove_dir_all(&dir).context("removing an incomplete root filesystem")?;
     }
     std::fs::create_dir_all(cache)?;
-    eprintln!("deploy-lab: debootstrap bookworm into {} (once)", dir.display());
+    eprintln!(
+        "deploy-lab: debootstrap bookworm into {} (once)",
+        dir.display()
+    );
     let st = Command::new("debootstrap")
-        .args(["--variant=minbase", &format!("--include={PACKAGES}"), "bookworm"])
+        .args([
+            "--variant=minbase",
+            &format!("--include={PACKAGES}"),
+            "bookworm",
+        ])
         .arg(&dir)
         .arg(MIRROR)
         .stdout(Stdio::null())
@@ -110,7 +117,10 @@ impl Container {
         let t0 = Instant::now();
         while c.leader == 0 {
             if t0.elapsed() > Duration::from_secs(20) {
-                bail!("{name}: no container init under nspawn {pid}:\n{}", c.console_log());
+                bail!(
+                    "{name}: no container init under nspawn {pid}:\n{}",
+                    c.console_log()
+                );
             }
             c.leader = find_init(pid).unwrap_or(0);
             std::thread::sleep(Duration::from_millis(100));
@@ -147,7 +157,12 @@ impl Container {
         c.arg("-t")
             .arg(self.leader.to_string())
             .args(["-m", "-u", "-i", "-n", "-p", "-C", "--"])
-            .args(["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"])
+            .args([
+                "env",
+                "-i",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                "LANG=C.UTF-8",
+            ])
             .args(argv);
         c
     }
@@ -156,9 +171,7 @@ impl Container {
     pub fn wait_booted(&self, within: Duration) -> Result<String> {
         let t0 = Instant::now();
         loop {
-            let out = self
-                .command(&["systemctl", "is-system-running"])
-                .output()?;
+            let out = self.command(&["systemctl", "is-system-running"]).output()?;
             let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
             if state == "running" || state == "degraded" {
                 return Ok(state);
