@@ -19,6 +19,8 @@ use prometheus_client::{
 
 use crate::engine::State;
 
+#[cfg(test)]
+mod dashboard;
 pub mod format;
 
 type Labels = Vec<(&'static str, String)>;
