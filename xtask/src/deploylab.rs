@@ -93,7 +93,7 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
     }
     for c in &dbs {
         let state = c.wait_booted(Duration::from_secs(120))?;
-        eprintln!("deploy-lab: {} booted ({state})", c.name);
+        eprintln!("deploy-lab: {} booted ({state})", c.host);
     }
     for (i, c) in dbs.iter().enumerate() {
         setup_mariadb(
@@ -108,7 +108,7 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         "CREATE DATABASE lab; CREATE TABLE lab.w (id BIGINT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(40));",
     ])?;
     for (i, c) in dbs.iter().enumerate() {
-        eprintln!("deploy-lab: apt install ./{deb_name} on {}", c.name);
+        eprintln!("deploy-lab: apt install ./{deb_name} on {}", c.host);
         c.exec(&[
             "apt-get",
             "install",
@@ -121,10 +121,18 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         } else {
             "/etc/xvrrpd/db2.toml.example"
         };
-        let conf = c.exec(&["cat", example])?.replace(
-            "[global]\n",
-            "[global]\nmetrics_listen = \"0.0.0.0:9611\"\n",
-        );
+        let conf = c
+            .exec(&["cat", example])?
+            .replace(
+                "[global]\n",
+                "[global]\nmetrics_listen = \"0.0.0.0:9611\"\n",
+            )
+            // A hook under the unit's sandbox: logger writes to the journal.
+            .replacen(
+                "# master = [\"/usr/local/bin/db-notify\", \"master\"]",
+                "master = [\"/usr/bin/logger\", \"-t\", \"xvrrpd-hook\", \"write master\"]",
+                1,
+            );
         c.write("/etc/xvrrpd/xvrrpd.toml", &conf)?;
         c.write(
             "/etc/xvrrpd/mysql.cnf",
@@ -155,15 +163,18 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         "xvrrpd",
     ])?;
     let status = db1.exec(&["xvrrpd", "status"]);
-    checks.push(Check {
-        name: "ready_notify",
-        ok: started.is_ok() && show.contains("ActiveState=active") && status.is_ok(),
-        detail: format!(
-            "systemctl start returned after {took:?}; then {}; xvrrpd status {}",
-            show.trim().replace('\n', ", "),
-            if status.is_ok() { "answered" } else { "failed" }
-        ),
-    });
+    record(
+        &mut checks,
+        Check {
+            name: "ready_notify",
+            ok: started.is_ok() && show.contains("ActiveState=active") && status.is_ok(),
+            detail: format!(
+                "systemctl start returned after {took:?}; then {}; xvrrpd status {}",
+                show.trim().replace('\n', ", "),
+                if status.is_ok() { "answered" } else { "failed" }
+            ),
+        },
+    );
     if let Err(e) = &started {
         eprintln!("{e:#}\n{}", journal(db1));
     }
@@ -179,7 +190,34 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         );
     }
     let status_text = db1.exec(&["systemctl", "status", "--no-pager", "xvrrpd"])?;
-    eprintln!("{status_text}");
+    let status_line = status_text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Status:"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    record(
+        &mut checks,
+        Check {
+            name: "status_text",
+            ok: !status_line.is_empty(),
+            detail: format!("systemctl status shows {status_line:?}"),
+        },
+    );
+    let hook = wait_until(Duration::from_secs(5), || {
+        db1.exec(&["journalctl", "-t", "xvrrpd-hook", "--no-pager"])
+            .is_ok_and(|j| j.contains("write master"))
+    });
+    record(
+        &mut checks,
+        Check {
+            name: "hooks_run",
+            ok: hook,
+            detail: format!(
+                "the write instance's master hook (logger, under the unit's sandbox) ran: {hook}"
+            ),
+        },
+    );
 
     // A real Prometheus scraping both agents with the documented rules.
     let rules = xvrrpd_tests::prometheus::lab_rules(&xvrrpd_tests::prometheus::documented_rules()?);
@@ -208,7 +246,7 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
                 .as_u64()
         });
     let after = transitions(db2);
-    checks.push(Check {
+    record(&mut checks, Check {
         name: "reload_no_transition",
         ok: reloaded.is_ok() && after == before && read_priority == Some(140),
         detail: format!(
@@ -231,7 +269,7 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
     let j = journal(db1);
     let cleared = j.contains("VIP left on the interface");
     let watchdog = j.contains("Watchdog timeout") || j.contains("watchdog timeout");
-    checks.push(Check {
+    record(&mut checks, Check {
         name: "watchdog_restart",
         ok: restarted && watchdog && cleared,
         detail: format!(
@@ -265,20 +303,23 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
             .is_ok_and(|o| o.status.success())
     };
     let wrote_before = wait_until(Duration::from_secs(20), write);
-    dbs[master].exec(&["systemctl", "kill", "-s", "SIGKILL", "mariadb"])?;
+    dbs[master].exec(&["pkill", "-KILL", "-x", "mariadbd"])?;
     let t0 = Instant::now();
     let moved = wait_until(Duration::from_secs(20), || {
         has_addr(&seg.nodes[survivor + 1].ns, WRITE_VIP) && write()
     });
     let took = t0.elapsed();
-    checks.push(Check {
-        name: "mysqld_kill_failover",
-        ok: wrote_before && moved,
-        detail: format!(
-            "{}'s mysqld killed: writes through the VIP on {} after {took:?}",
-            dbs[master].name, dbs[survivor].name
-        ),
-    });
+    record(
+        &mut checks,
+        Check {
+            name: "mysqld_kill_failover",
+            ok: wrote_before && moved,
+            detail: format!(
+                "{}'s mysqld killed: writes through the VIP on {} after {took:?}",
+                dbs[master].host, dbs[survivor].host
+            ),
+        },
+    );
 
     // Prometheus: both targets up, the failover counted, the VrrpFailover alert firing.
     let fired = wait_until(Duration::from_secs(30), || {
@@ -288,11 +329,14 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         })
     });
     let up = prom.targets_up().unwrap_or_default();
-    checks.push(Check {
-        name: "prometheus_alert_fired",
-        ok: fired && up.len() == 2 && up.iter().all(|(_, v)| *v == 1.0),
-        detail: format!("targets up {up:?}; VrrpFailover firing: {fired}"),
-    });
+    record(
+        &mut checks,
+        Check {
+            name: "prometheus_alert_fired",
+            ok: fired && up.len() == 2 && up.iter().all(|(_, v)| *v == 1.0),
+            detail: format!("targets up {up:?}; VrrpFailover firing: {fired}"),
+        },
+    );
 
     // systemctl stop on the write master: priority 0, the peer takes over within Skew.
     let w = if has_addr(&seg.nodes[1].ns, WRITE_VIP) {
@@ -301,19 +345,30 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         1
     };
     let peer = 1 - w;
+    // The peer's mysqld came back (systemd restarted it): once its check passes again it
+    // is a backup that can take over.
+    if !wait_until(Duration::from_secs(60), || {
+        state_of(&dbs[peer], "write").as_deref() == Some("BACKUP")
+    }) {
+        bail!(
+            "{} never became a healthy backup again:\n{}",
+            dbs[peer].host,
+            journal(&dbs[peer])
+        );
+    }
     let since = now_realtime_us(&dbs[peer])?;
     dbs[w].exec(&["systemctl", "stop", "xvrrpd"])?;
     let took_over = wait_until(Duration::from_secs(5), || {
         has_addr(&seg.nodes[peer + 1].ns, WRITE_VIP)
     });
     let gap = takeover_gap_ms(&dbs[w], &dbs[peer], since);
-    checks.push(Check {
+    record(&mut checks, Check {
         name: "stop_prio0",
         ok: took_over && gap.is_some_and(|g| g < 300.0),
         detail: format!(
             "{} stopped: {} master {} ms after the shutdown transition (Master_Down_Interval 360 ms)",
-            dbs[w].name,
-            dbs[peer].name,
+            dbs[w].host,
+            dbs[peer].host,
             gap.map_or("?".into(), |g| format!("{g:.0}"))
         ),
     });
@@ -329,7 +384,7 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         })
         .filter(|e| e.get("XVRRPD_FROM").is_some() && e.get("XVRRPD_TO").is_some())
         .count();
-    checks.push(Check {
+    record(&mut checks, Check {
         name: "journald_fields",
         ok: transitions_seen > 0,
         detail: format!(
@@ -351,18 +406,21 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
     let left = c
         .sh("ls /etc/xvrrpd/*.example /usr/sbin/xvrrpd /usr/lib/systemd/system/xvrrpd.service 2>/dev/null || true")
         .unwrap_or_default();
-    checks.push(Check {
-        name: "apt_remove_purge",
-        ok: removed.is_ok()
-            && active != "active"
-            && vip_gone
-            && purged.is_ok()
-            && left.trim().is_empty(),
-        detail: format!(
-            "after remove: service {active}, write VIP gone {vip_gone}; after purge left: {:?}",
-            left.trim()
-        ),
-    });
+    record(
+        &mut checks,
+        Check {
+            name: "apt_remove_purge",
+            ok: removed.is_ok()
+                && active != "active"
+                && vip_gone
+                && purged.is_ok()
+                && left.trim().is_empty(),
+            detail: format!(
+                "after remove: service {active}, write VIP gone {vip_gone}; after purge left: {:?}",
+                left.trim()
+            ),
+        },
+    );
     drop(prom);
     drop(dbs);
     Ok(checks)
@@ -441,6 +499,18 @@ fn journal_json(c: &Container, matches: &[&str]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The state of instance `name` as `xvrrpd status --json` reports it.
+fn state_of(c: &Container, name: &str) -> Option<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&c.exec(&["xvrrpd", "status", "--json"]).ok()?).ok()?;
+    v["instances"]
+        .as_array()?
+        .iter()
+        .find(|i| i["name"] == name)?["state"]
+        .as_str()
+        .map(String::from)
+}
+
 fn main_pid(c: &Container) -> Result<u32> {
     let v = c.exec(&["systemctl", "show", "-p", "MainPID", "--value", "xvrrpd"])?;
     Ok(v.trim().parse()?)
@@ -471,4 +541,15 @@ fn takeover_gap_ms(old: &Container, new: &Container, since: u64) -> Option<f64> 
     let down = at(old, &|e| e["XVRRPD_REASON"] == "shutdown")?;
     let up = at(new, &|e| e["XVRRPD_TO"] == "MASTER")?;
     Some((up as f64 - down as f64) / 1000.0)
+}
+
+/// Adds `c` to the report, and says it now (the run is long).
+fn record(checks: &mut Vec<Check>, c: Check) {
+    eprintln!(
+        "deploy-lab: {} {}: {}",
+        c.name,
+        if c.ok { "ok" } else { "FAIL" },
+        c.detail
+    );
+    checks.push(c);
 }

@@ -53,7 +53,10 @@ pub fn rootfs(cache: &Path) -> Result<PathBuf> {
 
 /// A booted container.
 pub struct Container {
+    /// The machine name (unique per run).
     pub name: String,
+    /// Its host name (db1, db2): what the report calls it.
+    pub host: String,
     pub dir: PathBuf,
     nspawn: Option<Child>,
     /// The container's PID 1, seen from the host.
@@ -97,7 +100,12 @@ impl Container {
             .arg(format!("--machine={name}"))
             .arg(format!("--hostname={hostname}"))
             .arg(format!("--network-namespace-path=/run/netns/{netns}"))
-            .arg(format!("--capability={caps}"));
+            .arg(format!("--capability={caps}"))
+            // nspawn's own seccomp filter refuses bpf() with EPERM to every process
+            // under the container's init (a process nsentered from the host, outside
+            // the filter, loads the XDP program with the unit's five capabilities):
+            // allow what the unit's own SystemCallFilter allows.
+            .arg("--system-call-filter=bpf perf_event_open");
         for (host, inside) in binds {
             cmd.arg(format!("--bind-ro={}:{inside}", host.display()));
         }
@@ -109,6 +117,7 @@ impl Container {
         let pid = child.id();
         let mut c = Self {
             name: name.to_string(),
+            host: hostname.to_string(),
             dir: dir.to_path_buf(),
             nspawn: Some(child),
             leader: 0,

@@ -88,6 +88,26 @@ pub fn human(s: f64) -> String {
     }
 }
 
+/// The one line `systemctl status` shows (sd_notify `STATUS=`): each instance's state,
+/// and for a write instance whether its server is writable, e.g.
+/// `write MASTER (writable), read BACKUP`.
+pub fn summary(instances: &[InstanceStatus]) -> String {
+    if instances.is_empty() {
+        return "no instances".into();
+    }
+    instances
+        .iter()
+        .map(|i| match i.writable {
+            Some(true) => format!("{} {} (writable)", i.name, i.state),
+            Some(false) if i.state == "MASTER" => {
+                format!("{} {} (not writable yet)", i.name, i.state)
+            }
+            _ => format!("{} {}", i.name, i.state),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The `xvrrpd status` table.
 pub fn render(s: &Status) -> String {
     let mut out = format!(
@@ -214,6 +234,23 @@ mod tests {
             }],
             trackers: vec![],
         }
+    }
+
+    #[test]
+    fn the_systemd_status_line_names_each_instance_and_the_writable_server() {
+        let mut s = sample();
+        assert_eq!(summary(&s.instances), "db_write MASTER (not writable yet)");
+        s.instances[0].writable = Some(true);
+        let mut read = s.instances[0].clone();
+        read.name = "db_read".into();
+        read.state = "BACKUP".into();
+        read.writable = None;
+        s.instances.push(read);
+        assert_eq!(
+            summary(&s.instances),
+            "db_write MASTER (writable), db_read BACKUP"
+        );
+        assert_eq!(summary(&[]), "no instances");
     }
 
     #[test]

@@ -262,7 +262,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     });
     let mut housekeeping = tokio::time::interval(house_every);
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let mut status_line = router.status_line();
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status_line),
+    ]);
     info!(instances = router.instances.len(), "running");
 
     loop {
@@ -356,6 +360,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 }
                 router.refresh_metrics();
                 router.conn_housekeeping();
+                // What `systemctl status` shows, when it changed.
+                let line = router.status_line();
+                if line != status_line {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&line)]);
+                    status_line = line;
+                }
             }
             _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
@@ -667,6 +677,16 @@ impl Router {
             self.retrack(i, now).await;
         }
         Ok(())
+    }
+
+    /// The `STATUS=` line for systemd.
+    fn status_line(&self) -> String {
+        let instances: Vec<_> = self
+            .instances
+            .iter()
+            .map(|r| r.status(Vec::new()))
+            .collect();
+        crate::control::status::summary(&instances)
     }
 
     fn status(&self) -> Status {
