@@ -55,9 +55,9 @@ impl Pki {
                 "-days",
                 "1",
                 "-subj",
+                &format!("/CN={name}"),
             ],
             &[
-                ("", PathBuf::from(format!("/CN={name}"))),
                 ("-keyout", pki.path("ca.key")),
                 ("-out", pki.path("ca.pem")),
             ],
@@ -91,12 +91,9 @@ impl Pki {
                 "ec_paramgen_curve:prime256v1",
                 "-nodes",
                 "-subj",
+                &format!("/CN={cn}"),
             ],
-            &[
-                ("", PathBuf::from(format!("/CN={cn}"))),
-                ("-keyout", key.clone()),
-                ("-out", csr.clone()),
-            ],
+            &[("-keyout", key.clone()), ("-out", csr.clone())],
         )?;
         let ext = self.path(&format!("{name}.ext"));
         std::fs::write(
@@ -127,10 +124,7 @@ fn openssl(args: &[&str], files: &[(&str, PathBuf)]) -> Result<()> {
     let mut cmd = std::process::Command::new("openssl");
     cmd.args(args);
     for (flag, path) in files {
-        if !flag.is_empty() {
-            cmd.arg(flag);
-        }
-        cmd.arg(path);
+        cmd.arg(flag).arg(path);
     }
     let out = cmd
         .output()

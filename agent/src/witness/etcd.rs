@@ -1,7 +1,8 @@
 //! etcd's v3 JSON gateway (`POST /v3/kv/range`, `POST /v3/kv/txn`, served by every etcd
 //! member since 3.4 on its client port): the three requests the lease needs, over
 //! HTTP/1.1 (HTTPS with `[witness.tls]`) on kept-alive connections, each bounded in
-//! time, on each endpoint in turn until one answers. Keys and values travel base64-encoded, revisions as decimal strings (proto3's JSON mapping).
+//! time, on each endpoint in turn until one answers. Keys and values travel
+//! base64-encoded, revisions as decimal strings (proto3's JSON mapping).
 //!
 //! The building and reading of bodies is pure and unit-tested against etcd's own
 //! answers; [`Client::send`] only moves bytes.
@@ -227,32 +228,32 @@ impl Client {
 
 /// Opens a connection to `endpoint`, through TLS when `tls` is set.
 async fn connect(endpoint: &str, tls: Option<&super::tls::Tls>) -> Result<Conn, String> {
-    use hyper_util::rt::TokioIo;
     let stream = tokio::net::TcpStream::connect(endpoint)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let sender = match tls {
-        None => {
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| chain(&e))?;
-            tokio::spawn(conn);
-            sender
-        }
+    match tls {
+        None => handshake(stream).await,
         Some(tls) => {
             let name = super::tls::name_of(tls, endpoint)?;
             let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
                 .connect(name, stream)
                 .await
                 .map_err(|e| format!("TLS: {e}"))?;
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| chain(&e))?;
-            tokio::spawn(conn);
-            sender
+            handshake(stream).await
         }
-    };
+    }
+}
+
+/// HTTP/1.1 over `io` (TCP, or TLS over TCP); the connection driven by its own task.
+async fn handshake<T>(io: T) -> Result<Conn, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(|e| chain(&e))?;
+    tokio::spawn(conn);
     Ok(sender)
 }
 
