@@ -106,6 +106,27 @@ enum Command {
     /// xvrrpd.8 refers to.
     #[command(hide = true)]
     Man { dir: Option<std::path::PathBuf> },
+    /// Print the SQL that creates xvrrpd's database account with exactly the privileges
+    /// the agent's statements need (run it on both servers, with sql_log_bin = 0 or not,
+    /// as the pair's other accounts). `xvrrpd check` verifies the same list.
+    Grants {
+        /// The server family the statements are for.
+        #[arg(long, value_parser = ["mariadb", "mysql"])]
+        flavor: String,
+        /// Only what this configuration uses (without it: every feature of the flavor).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// The account's user name.
+        #[arg(long, default_value = "xvrrpd")]
+        user: String,
+        /// A host part of the account (repeatable): the agent logs in to its own server
+        /// (usually over the socket: localhost) and to the peer's over TCP.
+        #[arg(long = "host", default_values = ["%", "localhost"])]
+        hosts: Vec<String>,
+        /// The password in `CREATE USER` (edit the output instead if you prefer).
+        #[arg(long, default_value = "CHANGE-ME")]
+        password: String,
+    },
     /// Validate a configuration; list every problem with its key and line, exit 1 if any.
     Check {
         #[arg(long, default_value = xvrrpd::config::DEFAULT_PATH)]
@@ -169,6 +190,13 @@ fn main() -> std::process::ExitCode {
     use xvrrpd::control::{client, Request};
     match &cli.command {
         Command::Check { config, offline } => return check(config, *offline),
+        Command::Grants {
+            flavor,
+            config,
+            user,
+            hosts,
+            password,
+        } => return grants(flavor, config.as_deref(), user, hosts, password),
         Command::Status { json, socket } => {
             return report(client::status(&socket.path).and_then(|s| {
                 Ok(if *json {
@@ -310,6 +338,49 @@ fn import(path: &std::path::Path, config_id: &str) -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `xvrrpd grants`: the account's SQL on stdout.
+fn grants(
+    flavor: &str,
+    config: Option<&std::path::Path>,
+    user: &str,
+    hosts: &[String],
+    password: &str,
+) -> std::process::ExitCode {
+    use xvrrpd::mysql::{catchup::Flavor, privileges};
+    let flavor = if flavor == "mysql" {
+        Flavor::Mysql
+    } else {
+        Flavor::MariaDb
+    };
+    let uses = match config {
+        None => privileges::Uses {
+            guard: true,
+            flashback: true,
+        },
+        Some(path) => match xvrrpd::config::load(path, false) {
+            Ok(cfg) => {
+                let guards = || cfg.instances.iter().filter_map(|i| i.mysql.as_ref());
+                privileges::Uses {
+                    guard: guards().next().is_some(),
+                    flashback: guards()
+                        .any(|g| g.on_errant == xvrrpd::config::ErrantPolicy::Flashback),
+                }
+            }
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{}: {}: {}", path.display(), p.key, p.message);
+                }
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+    };
+    print!(
+        "{}",
+        privileges::statements(flavor, uses, user, hosts, password)
+    );
+    std::process::ExitCode::SUCCESS
 }
 
 /// `xvrrpd check`: prints `PATH:LINE: KEY: MESSAGE` per problem.

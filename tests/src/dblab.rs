@@ -744,15 +744,18 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     }
     for (i, n) in nodes.iter().enumerate() {
         let peer = &nodes[1 - i].addr;
+        // The agent's account as the docs give it (the classic pair's check uses it too).
+        let conf = (opts.setup == Setup::Xvrrpd).then(|| dir.join(format!("{}.toml", n.name)));
+        if let Some(c) = &conf {
+            std::fs::write(c, &n.agent_conf)?;
+        }
+        n.db.create_agent_account(conf.as_deref())
+            .with_context(|| format!("the agent's account on {}", n.name))?;
         n.db.sql(&format!(
             "SET sql_log_bin = 0;
              CREATE USER repl@'%' IDENTIFIED BY 'repl';
              GRANT REPLICATION SLAVE ON *.* TO repl@'%';
              CREATE USER app@'%' IDENTIFIED BY 'app';
-             CREATE USER xvrrpd@'%' IDENTIFIED BY 'xvrrpd';
-             GRANT ALL ON *.* TO xvrrpd@'%';
-             CREATE USER xvrrpd@'localhost' IDENTIFIED BY 'xvrrpd';
-             GRANT ALL ON *.* TO xvrrpd@'localhost';
              GRANT SELECT, INSERT, UPDATE, DELETE ON lab.* TO app@'%';
              CHANGE MASTER TO MASTER_HOST='{peer}', MASTER_PORT=3306, MASTER_USER='repl',
                MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;

@@ -880,6 +880,28 @@ impl Mariadb {
         ])
     }
 
+    /// Creates the agent's account `xvrrpd` (password `xvrrpd`) exactly as `xvrrpd grants`
+    /// prints it for `config` (every feature without one), unlogged: never ALL, never
+    /// root. A privilege the agent needs and the docs lack fails the test that needs it.
+    pub fn create_agent_account(&self, config: Option<&Path>) -> Result<()> {
+        let mut cmd = Command::new(xvrrpd_bin());
+        cmd.args(["grants", "--flavor", "mariadb", "--password", "xvrrpd"]);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let out = cmd.output().context("xvrrpd grants")?;
+        if !out.status.success() {
+            bail!(
+                "xvrrpd grants failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let grants = String::from_utf8(out.stdout).context("xvrrpd grants: not UTF-8")?;
+        self.sql(&format!("SET sql_log_bin = 0;\n{grants}"))
+            .map(|_| ())
+            .context("creating the agent's account from xvrrpd grants")
+    }
+
     /// `SHOW SLAVE STATUS` as column → value (empty when not a replica).
     pub fn slave_status(&self) -> Result<std::collections::HashMap<String, String>> {
         let out = sh(&[

@@ -319,8 +319,9 @@ fn demotion_sets_read_only_and_kills_writers() {
     .unwrap();
     db.sql("CREATE USER app@'%' IDENTIFIED BY 'app'; GRANT ALL ON lab.* TO app@'%'; CREATE DATABASE lab;")
         .unwrap();
+    db.create_agent_account(None).unwrap();
     let creds = db.dir.join("creds");
-    std::fs::write(&creds, "user = root\n").unwrap();
+    std::fs::write(&creds, "user = xvrrpd\npassword = xvrrpd\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
     let vip = "192.0.2.100";

@@ -38,6 +38,10 @@ pub struct InstanceStatus {
     /// which served writes after it, never received) that keep it out of the election.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errant: Vec<String>,
+    /// Write instances: the safety step that failed and keeps it read-only and out of
+    /// the election (`step: error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
     /// A backup that does not preempt for now: anti-flap, or after a switchover.
     pub hold: Option<Hold>,
     /// Write instances with a witness: the fencing term of the write key held (None:
@@ -135,6 +139,9 @@ pub fn render(s: &Status) -> String {
         if !i.errant.is_empty() {
             state.push_str(" (DIVERGENT)");
         }
+        if i.blocked.is_some() {
+            state.push_str(" (BLOCKED)");
+        }
         let prio = if i.priority == i.configured_priority {
             i.priority.to_string()
         } else {
@@ -181,6 +188,14 @@ pub fn render(s: &Status) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    for i in &s.instances {
+        if let Some(b) = &i.blocked {
+            out.push_str(&format!(
+                "\n{}: BLOCKED, read-only and out of the election until this works: {b}\n",
+                i.name
+            ));
+        }
     }
     for i in s.instances.iter().filter(|i| !i.errant.is_empty()) {
         out.push_str(&format!(
@@ -230,6 +245,7 @@ mod tests {
                 fencing_term: None,
                 awaiting_write_key: false,
                 errant: Vec::new(),
+                blocked: None,
                 hold: Some(Hold::Seconds(30.0)),
             }],
             trackers: vec![],

@@ -81,6 +81,7 @@ pub struct Metrics {
     pub mysql_writable: Family<Labels, Gauge>,
     pub mysql_write_term: Family<Labels, Gauge>,
     pub mysql_divergent: Family<Labels, Gauge>,
+    pub mysql_guard_blocked: Family<Labels, Gauge>,
     pub tracker_up: Family<Labels, Gauge>,
     pub check_duration: Family<Labels, Histogram, Buckets>,
     pub check_failures: Family<Labels, Counter>,
@@ -119,6 +120,7 @@ impl Metrics {
             mysql_writable: Family::default(),
             mysql_write_term: Family::default(),
             mysql_divergent: Family::default(),
+            mysql_guard_blocked: Family::default(),
             tracker_up: Family::default(),
             check_duration: Family::new_with_constructor(Buckets(CHECK_BUCKETS)),
             check_failures: Family::default(),
@@ -246,6 +248,11 @@ impl Metrics {
             m.mysql_divergent.clone(),
         );
         reg.register(
+            "mysql_guard_blocked",
+            "Write instance: 1 while a safety step failed (a statement refused, replication from the peer not running, data missing from the peer): read-only and out of the election; the step and error are in `xvrrpd status` and the guard_blocked event",
+            m.mysql_guard_blocked.clone(),
+        );
+        reg.register(
             "tracker_up",
             "Tracker status: 1 healthy, 0 failing",
             m.tracker_up.clone(),
@@ -322,6 +329,7 @@ impl Metrics {
             &self.mysql_writable,
             &self.mysql_write_term,
             &self.mysql_divergent,
+            &self.mysql_guard_blocked,
         ] {
             f.remove(inst);
         }
@@ -452,6 +460,7 @@ mod tests {
             &m.mysql_writable,
             &m.mysql_write_term,
             &m.mysql_divergent,
+            &m.mysql_guard_blocked,
             &m.tracker_up,
             &m.mysql_read_only,
             &m.conns_tracked,

@@ -228,6 +228,23 @@ pub struct Rejoin {
     pub errant: Vec<Extra>,
     /// It may replicate from the peer.
     pub replicate: bool,
+    /// The data-currency rule: the peer's own transactions this server lacks that the
+    /// peer may have acknowledged (all of them, unless the peer is the stale side, whose
+    /// extras are its errant ones). A server may become writable only when this is
+    /// empty (after catch-up).
+    pub missing: Vec<Extra>,
+}
+
+/// How many transactions `extras` name (MariaDB ranges in a domain shared by both
+/// servers count the other origin's numbers too: an upper bound).
+pub fn count(extras: &[Extra]) -> u64 {
+    extras
+        .iter()
+        .map(|e| match e {
+            Extra::Maria { after, last, .. } => last - after.unwrap_or(0),
+            Extra::Mysql { ranges, .. } => ranges.iter().map(|(a, b)| b - a + 1).sum(),
+        })
+        .sum()
 }
 
 /// The rule. The peer *served writes after us* when it is writable now (it is the
@@ -251,7 +268,18 @@ pub fn rejoin(look: &Look) -> Rejoin {
     // A stale peer's own extras are its errant transactions: never take them.
     let takes_errant = peer_stale && !look.peer_extra.is_empty();
     let replicate = errant.is_empty() && !takes_errant;
-    Rejoin { errant, replicate }
+    // Anything else of the peer's may have been acknowledged to a client: equal terms
+    // (never promoted, or both from one state) prove nothing errant.
+    let missing = if peer_stale {
+        Vec::new()
+    } else {
+        look.peer_extra.clone()
+    };
+    Rejoin {
+        errant,
+        replicate,
+        missing,
+    }
 }
 
 /// The operator's way out, for logs and the events stream.
@@ -338,5 +366,54 @@ mod tests {
         // Never promoted by xvrrpd (terms 0): the pair replicates as it was set up.
         let r = rejoin(&look(extra("mine"), extra("theirs"), 0, peer(0, false)));
         assert!(r.errant.is_empty() && r.replicate);
+    }
+
+    #[test]
+    fn a_server_lacking_what_the_peer_may_have_acknowledged_is_not_current() {
+        let look = |peer_extra, own_term, p| Look {
+            own_extra: vec![],
+            peer_extra,
+            own_term,
+            peer: p,
+        };
+        // The peer served writes after us (a switchover back, a preempt): everything of
+        // its own we lack may have been acknowledged.
+        assert_eq!(
+            rejoin(&look(extra("theirs"), 1, peer(2, false))).missing,
+            extra("theirs")
+        );
+        assert_eq!(
+            rejoin(&look(extra("theirs"), 1, peer(2, true))).missing,
+            extra("theirs")
+        );
+        // No term tells the sides apart: nothing is proven errant, all of it counts.
+        assert_eq!(
+            rejoin(&look(extra("theirs"), 0, peer(0, false))).missing,
+            extra("theirs")
+        );
+        assert_eq!(
+            rejoin(&look(extra("theirs"), 2, peer(2, false))).missing,
+            extra("theirs")
+        );
+        // We served writes after the read-only peer: its extras are its errant ones.
+        assert!(rejoin(&look(extra("theirs"), 3, peer(2, false)))
+            .missing
+            .is_empty());
+        assert!(rejoin(&look(vec![], 1, peer(2, false))).missing.is_empty());
+    }
+
+    #[test]
+    fn missing_transactions_are_counted() {
+        let m = Extra::Maria {
+            domain: 2,
+            server: 2,
+            after: Some(100),
+            last: 16_252,
+        };
+        let y = Extra::Mysql {
+            uuid: "u".into(),
+            ranges: vec![(1, 5), (7, 7)],
+        };
+        assert_eq!(count(&[m, y]), 16_152 + 6);
     }
 }

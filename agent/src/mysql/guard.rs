@@ -21,11 +21,11 @@ use super::{
     catchup::{self, Flavor, Target},
     conn::{is_own, OwnConn, Server},
     divergence::{self, Executed, Extra, Origin},
-    flashback, hung, replica, term,
+    flashback, hung, privileges, replica, term,
 };
 use crate::{
     config::{CatchupPolicy, ErrantPolicy, HungPolicy, WriteGuardConfig},
-    role::{Command, Outcome, Standing, Verdict},
+    role::{Blocked, Command, Outcome, Standing, Verdict},
 };
 
 /// The main loop's end of one guard.
@@ -127,8 +127,26 @@ enum Peer {
     Silent,
     /// It answers and is writable: it may still be the master (a false takeover).
     Writable,
-    /// Reachable but not readable with our credentials.
-    Unknown(String),
+    /// Reachable but not readable (with our credentials, or at all for now).
+    Unknown(Failure),
+}
+
+/// A statement that failed: refused by the server for want of a privilege (it will not
+/// change by retrying), or anything else (a timeout, a lost connection, a server
+/// starting or stopping).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Failure {
+    refused: bool,
+    error: String,
+}
+
+impl Failure {
+    fn of(e: &mysql_async::Error) -> Self {
+        Self {
+            refused: matches!(e, mysql_async::Error::Server(s) if privileges::is_access_denied(s.code)),
+            error: e.to_string(),
+        }
+    }
 }
 /// A demotion still failing when xvrrpd stops is abandoned after this many tries.
 const SHUTDOWN_TRIES: u32 = 10;
@@ -279,10 +297,15 @@ impl Worker {
                     break false;
                 }
                 Peer::Silent => tokio::time::sleep(PEER_POLL).await,
-                Peer::Unknown(e) => {
-                    warn!(instance = %self.name, error = %e, "cannot read the peer's read_only (grant SELECT to xvrrpd's user there): promoting without that check");
-                    break false;
+                // Refused for want of a privilege: it will not change by waiting.
+                Peer::Unknown(e) if e.refused || Instant::now() >= deadline => {
+                    return self.block(
+                        term,
+                        "read the peer's server before writes (is it still writable, which transactions does it hold)",
+                        e.error,
+                    );
                 }
+                Peer::Unknown(_) => tokio::time::sleep(PEER_POLL).await,
                 Peer::Writable if Instant::now() >= deadline => {
                     warn!(instance = %self.name, policy = ?self.cfg.on_catchup_timeout, "the peer is still writable at the catch-up deadline");
                     (self.out)(Outcome::CatchupTimeout {
@@ -304,25 +327,15 @@ impl Worker {
                 }
             }
         };
-        // A peer that answers (read-only) was looked at: if it served writes after this
-        // server, which holds transactions of its own the peer never received, this
-        // server is divergent and must not serve again (its rejoin look may not have come
-        // round yet). A peer that is gone costs no extra wait.
+        // A peer that answers (read-only) was looked at: this server becomes writable
+        // only if it holds every transaction the peer may have acknowledged (the
+        // data-currency rule, [`divergence::rejoin`]'s `missing`), and never while it
+        // holds transactions of its own the peer, which served writes after it, never
+        // received (divergent: its rejoin look may not have come round yet). A peer that
+        // is gone costs no extra wait: what reached this node is applied (catch-up).
         if peer_up {
-            match self.compare().await {
-                Ok(r) if !r.errant.is_empty() => {
-                    let errant = divergence::names(&r.errant);
-                    warn!(instance = %self.name, errant = %errant.join(","), "promotion refused: DIVERGENT ({})", divergence::REBUILD);
-                    (self.out)(Outcome::Standing {
-                        term,
-                        standing: Standing::Divergent { errant },
-                    });
-                    return None;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(instance = %self.name, error = %e, "could not compare transactions with the peer before promoting")
-                }
+            if let Err(next) = self.current_with_peer(term, deadline).await {
+                return next;
             }
         }
         if let Err(e) = self.release_dead_replicas().await {
@@ -331,16 +344,21 @@ impl Worker {
         // A master replicates from nobody: what the old master commits from now on (a
         // commit the fence kills in flight, an async commit of a cut-off master) is
         // errant, and its row images would silently overwrite what this one
-        // acknowledges. Stopped before the first write can be taken, after catch-up.
+        // acknowledges. Stopped before the first write can be taken, after catch-up; if
+        // it cannot be stopped, the server does not become writable.
         if let Err(e) = self.replicate(false).await {
-            warn!(instance = %self.name, error = %e, "could not stop replicating from the peer before writes: an old master's errant transactions could reach this one");
+            self.conn = None;
+            return self.block(term, "stop replicating from the peer before writes", e);
         }
         loop {
             match self.set_writable().await {
                 Ok(()) => break,
+                Err(e) if e.refused => {
+                    return self.block(term, "make the server writable", e.error);
+                }
                 Err(e) => {
                     self.conn = None;
-                    warn!(instance = %self.name, error = %e, "setting read_only = OFF: retrying");
+                    warn!(instance = %self.name, error = %e.error, "setting read_only = OFF: retrying");
                 }
             }
             tokio::time::sleep(RETRY).await;
@@ -348,7 +366,15 @@ impl Worker {
                 return next;
             }
         }
-        let write_term = self.bump_term().await;
+        // The term orders this promotion against any other: without it two masters that
+        // meet cannot tell who served writes last. Not recorded: not writable (the fence
+        // that follows the blocked outcome makes the server read-only again).
+        let write_term = match self.bump_term().await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                return self.block(term, "record the write term beside the data", e);
+            }
+        };
         (self.out)(Outcome::Writable {
             term,
             catchup: start.elapsed(),
@@ -360,25 +386,97 @@ impl Worker {
     }
 
     /// The next write term, written beside the data before any client can reach the
-    /// server (the VIP follows the outcome). A failure costs the pair its record of who
-    /// served writes last, not the promotion: it is logged and the term reported unknown.
-    async fn bump_term(&mut self) -> Option<u64> {
+    /// server (the VIP follows the outcome).
+    async fn bump_term(&mut self) -> Result<u64, String> {
         let name = self.name.clone();
-        let (conn, _, id) = match self.connection().await {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(instance = %name, error = %e, "write term not recorded");
-                return None;
-            }
-        };
+        let (conn, _, id) = self.connection().await?;
         let id = *id;
-        match bounded(term::bump(conn, &name, id)).await {
-            Ok(t) => Some(t),
-            Err(e) => {
-                warn!(instance = %name, error = %e, "write term not recorded (grant CREATE, INSERT, UPDATE, SELECT ON xvrrpd.* to xvrrpd's user)");
-                self.conn = None;
-                None
+        let r = bounded(term::bump(conn, &name, id)).await;
+        if r.is_err() {
+            self.conn = None;
+        }
+        r
+    }
+
+    /// Reports a safety step that failed: what it protects does not happen, the core
+    /// keeps the instance out of the election, and the guard's rejoin look says when it
+    /// works again.
+    fn block(&mut self, term: u64, step: &str, error: String) -> Option<Command> {
+        warn!(instance = %self.name, step, error = %error, "BLOCKED: read-only and out of the election until this works");
+        (self.out)(Outcome::Blocked {
+            term,
+            blocked: Blocked {
+                step: step.into(),
+                error,
+            },
+        });
+        None
+    }
+
+    /// The data-currency rule against a peer whose server answers: waits (until
+    /// `deadline`, at least [`PEER_HUNG`] from now) until this server holds every
+    /// transaction the peer may have acknowledged, replicating from the peer meanwhile
+    /// if the rule allows. Err carries what the promotion returns: a newer command, or
+    /// None after reporting the block or the divergence.
+    async fn current_with_peer(
+        &mut self,
+        term: u64,
+        deadline: Instant,
+    ) -> Result<(), Option<Command>> {
+        let deadline = deadline.max(Instant::now() + PEER_HUNG);
+        loop {
+            if let Some(next) = self.newer() {
+                info!(instance = %self.name, "promotion superseded while comparing with the peer");
+                return Err(next);
             }
+            let late = Instant::now() >= deadline;
+            match self.compare().await {
+                Ok(r) if !r.errant.is_empty() => {
+                    let errant = divergence::names(&r.errant);
+                    warn!(instance = %self.name, errant = %errant.join(","), "promotion refused: DIVERGENT ({})", divergence::REBUILD);
+                    (self.out)(Outcome::Standing {
+                        term,
+                        standing: Standing::Divergent { errant },
+                    });
+                    return Err(None);
+                }
+                Ok(r) if r.missing.is_empty() => return Ok(()),
+                Ok(r) if late => {
+                    let error = format!(
+                        "BEHIND: {} transactions missing from the peer ({})",
+                        divergence::count(&r.missing),
+                        divergence::names(&r.missing).join(",")
+                    );
+                    return Err(self.block(
+                        term,
+                        "hold every transaction the peer may have acknowledged before writes",
+                        error,
+                    ));
+                }
+                Ok(r) => {
+                    // They may be on their way (the receiver fetching them): make sure
+                    // it runs, then look again.
+                    if r.replicate {
+                        if let Err(e) = self.replicate(true).await {
+                            self.conn = None;
+                            return Err(self.block(
+                                term,
+                                "replicate the peer's transactions before writes",
+                                e,
+                            ));
+                        }
+                    }
+                }
+                Err(e) if late => {
+                    return Err(self.block(
+                        term,
+                        "compare transactions with the peer before writes",
+                        e,
+                    ));
+                }
+                Err(_) => self.conn = None,
+            }
+            tokio::time::sleep(PEER_POLL).await;
         }
     }
 
@@ -391,7 +489,13 @@ impl Worker {
         let (host, port) = match status {
             Ok(Some(s)) if !s.master_host.is_empty() => (s.master_host, s.master_port),
             Ok(_) => return Peer::Fenced,
-            Err(e) => return Peer::Unknown(e),
+            Err(e) => {
+                self.conn = None;
+                return Peer::Unknown(Failure {
+                    refused: false,
+                    error: e,
+                });
+            }
         };
         // Several connection attempts at once: on a lossy link one lost SYN must not make
         // a live peer look gone (each attempt is lost independently), at no extra latency.
@@ -425,7 +529,7 @@ impl Worker {
             Err(_) => Peer::Silent,
             Ok(Ok(Some(0))) => Peer::Writable,
             Ok(Ok(_)) => Peer::Fenced,
-            Ok(Err(mysql_async::Error::Server(e))) => Peer::Unknown(e.to_string()),
+            Ok(Err(e @ mysql_async::Error::Server(_))) => Peer::Unknown(Failure::of(&e)),
             Ok(Err(_)) => Peer::Gone,
         }
     }
@@ -571,15 +675,38 @@ impl Worker {
             if let Some(next) = self.newer() {
                 return next;
             }
+            // A step that keeps this node current, or that its promotion needs, failed:
+            // it is not ready, whatever else the look found.
+            let mut blocked = None;
             let errant = match self.compare().await {
                 Ok(r) => {
                     last_error.clear();
-                    if let Err(e) = self.replicate(r.replicate).await {
-                        self.conn = None;
-                        warn!(instance = %name, error = %e, want = r.replicate, "could not change replication from the peer");
-                    } else if !r.errant.is_empty() && self.undo(term, &r.errant).await {
+                    match self.replicate(r.replicate).await {
+                        Err(error) => {
+                            self.conn = None;
+                            let step = if r.replicate {
+                                "replicate from the peer"
+                            } else {
+                                "stop replicating from the peer (its own transactions must not reach this server)"
+                            };
+                            blocked = Some(Blocked {
+                                step: step.into(),
+                                error,
+                            });
+                        }
                         // Gone: the next look finds none, and replicates.
-                        continue;
+                        Ok(()) if !r.errant.is_empty() && self.undo(term, &r.errant).await => {
+                            continue
+                        }
+                        Ok(()) if r.errant.is_empty() => {
+                            if r.replicate {
+                                blocked = self.replication_runs().await.err();
+                            }
+                            if blocked.is_none() {
+                                blocked = self.promotion_allowed().await.err();
+                            }
+                        }
+                        Ok(()) => {}
                     }
                     divergence::names(&r.errant)
                 }
@@ -600,6 +727,8 @@ impl Worker {
             };
             let standing = if !errant.is_empty() {
                 Standing::Divergent { errant }
+            } else if let Some(b) = blocked {
+                Standing::Blocked(b)
             } else {
                 let held = match (await_term, self.connection().await) {
                     (None, _) => Ok(true),
@@ -626,8 +755,14 @@ impl Worker {
                         divergence::REBUILD
                     ),
                     Standing::Ready if await_term.is_some() || said.is_some() => {
-                        info!(instance = %name, "no errant transactions, the winner's writes arriving: rejoining the election")
+                        info!(instance = %name, "no errant transactions, replicating from the peer: rejoining the election")
                     }
+                    Standing::Blocked(b) => warn!(
+                        instance = %name,
+                        step = %b.step,
+                        error = %b.error,
+                        "BLOCKED: read-only and out of the election until this works"
+                    ),
                     _ => {}
                 }
                 (self.out)(Outcome::Standing {
@@ -710,6 +845,74 @@ impl Worker {
             own_term: own.own,
             peer: peer_term,
         }))
+    }
+
+    /// After starting replication: are its threads running (the applier, and the
+    /// receiver unless it is still connecting without an error)? A node whose replication
+    /// is broken lacks the master's writes: it must not rejoin the election.
+    async fn replication_runs(&mut self) -> Result<(), Blocked> {
+        let blocked = |error: String| Blocked {
+            step: "replicate from the peer".into(),
+            error,
+        };
+        let (conn, _, _) = self.connection().await.map_err(blocked)?;
+        let status = bounded(replica::read(conn)).await.map_err(blocked)?;
+        let Some(s) = status else {
+            return Err(blocked("this server replicates from no peer".into()));
+        };
+        let io_ok = s.io_running || s.last_io_error.is_empty();
+        if s.sql_running && io_ok {
+            return Ok(());
+        }
+        let yes = |b: bool| if b { "Yes" } else { "No" };
+        Err(blocked(format!(
+            "replication is not running (IO: {}, SQL: {}){}{}",
+            yes(s.io_running),
+            yes(s.sql_running),
+            if s.last_io_error.is_empty() {
+                String::new()
+            } else {
+                format!("; IO error: {}", s.last_io_error)
+            },
+            if s.last_sql_error.is_empty() {
+                String::new()
+            } else {
+                format!("; SQL error: {}", s.last_sql_error)
+            },
+        )))
+    }
+
+    /// The statements a promotion runs, each in a form that changes nothing
+    /// ([`privileges::Probe`]): a node whose promotion would be refused halfway must not
+    /// win an election (it would hold the role with a read-only server, or worse).
+    async fn promotion_allowed(&mut self) -> Result<(), Blocked> {
+        let (conn, flavor, _) = self.connection().await.map_err(|error| Blocked {
+            step: "reach the local server".into(),
+            error,
+        })?;
+        let flavor = *flavor;
+        for need in privileges::NEEDS
+            .iter()
+            .filter(|n| n.feature == privileges::Feature::Guard)
+        {
+            let (Some(probe), Some(name)) = (need.probe(flavor), need.name(flavor)) else {
+                continue;
+            };
+            match bounded_err(conn.query_drop(probe.sql)).await {
+                Err(mysql_async::Error::Server(e)) if privileges::is_access_denied(e.code) => {
+                    return Err(Blocked {
+                        step: format!(
+                            "{} (the account lacks {name}: `xvrrpd grants` prints it)",
+                            need.why
+                        ),
+                        error: format!("{}: ERROR {}: {}", need.statements, e.code, e.message),
+                    });
+                }
+                // Allowed, or failing for a reason a probe cannot judge.
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Starts or stops replicating from the peer (both threads), if not so already.
@@ -895,9 +1098,22 @@ impl Worker {
     }
 
     /// `read_only = OFF` (clears `super_read_only` too on MySQL).
-    async fn set_writable(&mut self) -> Result<(), String> {
-        let (conn, _, _) = self.connection().await?;
-        bounded(conn.query_drop("SET GLOBAL read_only = OFF")).await?;
+    async fn set_writable(&mut self) -> Result<(), Failure> {
+        let (conn, _, _) = self.connection().await.map_err(|error| Failure {
+            refused: false,
+            error,
+        })?;
+        let sql = "SET GLOBAL read_only = OFF";
+        match tokio::time::timeout(STATEMENT_TIMEOUT, conn.query_drop(sql)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Failure::of(&e)),
+            Err(_) => {
+                return Err(Failure {
+                    refused: false,
+                    error: format!("no answer within {STATEMENT_TIMEOUT:?}"),
+                })
+            }
+        }
         info!(instance = %self.name, "MySQL read_only = OFF");
         Ok(())
     }
@@ -1071,8 +1287,18 @@ async fn stop_replicating(conn: &mut mysql_async::Conn, flavor: Flavor) -> Resul
                 ))
                 .await?;
             for id in receivers {
-                // Already gone is fine.
-                let _ = bounded(conn.query_drop(format!("KILL {id}"))).await;
+                // Already gone is fine (ER_NO_SUCH_THREAD); refused is not: the receiver
+                // would go on fetching the old master's transactions.
+                match bounded_err(conn.query_drop(format!("KILL {id}"))).await {
+                    Err(mysql_async::Error::Server(e)) if e.code != 1094 => {
+                        return Err(format!(
+                            "KILL {id} (the receiver): ERROR {}: {}",
+                            e.code, e.message
+                        ))
+                    }
+                    Err(e @ mysql_async::Error::Io(_)) => return Err(e.to_string()),
+                    _ => {}
+                }
             }
             Ok(())
         }
@@ -1111,6 +1337,19 @@ async fn bounded<T>(
     f: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
 ) -> Result<T, String> {
     bounded_for(STATEMENT_TIMEOUT, f).await
+}
+
+/// A statement bounded by [`STATEMENT_TIMEOUT`], its error kept (a timeout is an I/O
+/// error).
+async fn bounded_err<T>(
+    f: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, mysql_async::Error> {
+    match tokio::time::timeout(STATEMENT_TIMEOUT, f).await {
+        Ok(r) => r,
+        Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"),
+        ))),
+    }
 }
 
 async fn bounded_for<T>(

@@ -10,5 +10,6 @@ pub mod flashback;
 pub mod guard;
 pub mod hung;
 pub mod preflight;
+pub mod privileges;
 pub mod replica;
 pub mod term;

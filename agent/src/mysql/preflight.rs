@@ -4,7 +4,12 @@ use std::collections::HashMap;
 
 use mysql_async::prelude::Queryable;
 
-use super::{conn::Server, replica::ReplicaStatus};
+use super::{
+    catchup::Flavor,
+    conn::Server,
+    privileges::{self, Feature, Scope},
+    replica::ReplicaStatus,
+};
 
 /// What one server looks like.
 #[derive(Clone, Debug, Default)]
@@ -17,9 +22,10 @@ pub struct Snapshot {
     pub grants: Vec<String>,
     /// What could not be read, and why: (what, error).
     pub unread: Vec<(&'static str, String)>,
-    /// Setting read_only to its own value failed with this: promotion and the fence
-    /// would fail the same way.
-    pub cannot_set_read_only: Option<String>,
+    /// What the privilege probes proved ([`privileges::Need::probe`]), by index in
+    /// [`privileges::NEEDS`]: Ok when allowed, the server's refusal otherwise. A probe
+    /// that failed for another reason is absent (the grants decide).
+    pub probes: HashMap<usize, Result<(), String>>,
     /// The running server's command line, when it runs on this host.
     pub server_args: Option<Vec<String>>,
 }
@@ -144,20 +150,28 @@ pub async fn snapshot(server: &Server) -> Result<Snapshot, mysql_async::Error> {
         Ok(g) => s.grants = g,
         Err(e) => s.unread.push(("grants", e.to_string())),
     }
-    // Setting read_only to the value it has is harmless, and needs exactly the privilege
-    // promotion and the fence need (READ_ONLY ADMIN on MariaDB 10.11, where SUPER no
-    // longer suffices; SUPER or SYSTEM_VARIABLES_ADMIN on MySQL).
-    let probe = if s
-        .vars
-        .get("version")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("mariadb"))
-    {
-        "SET GLOBAL read_only = @@global.read_only"
-    } else {
-        "SET GLOBAL super_read_only = @@global.super_read_only"
-    };
-    if let Err(e) = c.query_drop(probe).await {
-        s.cannot_set_read_only = Some(e.to_string());
+    // Each privilege with a harmless statement that needs exactly it is proven by
+    // running that statement (setting read_only to the value it has, stopping a
+    // replication connection that does not exist, ...): SHOW GRANTS can be read wrong
+    // (roles, SUPER's changing meaning across versions), the server's answer cannot.
+    let flavor = Flavor::from_version(s.vars.get("version").map_or("", String::as_str));
+    for (i, need) in privileges::NEEDS.iter().enumerate() {
+        let Some(probe) = need.probe(flavor) else {
+            continue;
+        };
+        match c.query_drop(probe.sql).await {
+            Ok(()) => {
+                s.probes.insert(i, Ok(()));
+            }
+            Err(mysql_async::Error::Server(e)) if probe.allowed.contains(&e.code) => {
+                s.probes.insert(i, Ok(()));
+            }
+            Err(mysql_async::Error::Server(e)) if privileges::is_access_denied(e.code) => {
+                s.probes
+                    .insert(i, Err(format!("ERROR {}: {}", e.code, e.message)));
+            }
+            Err(_) => {}
+        }
     }
     s.server_args = server_args(s.vars.get("pid_file"));
     Ok(s)
@@ -237,6 +251,49 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
+/// Each privilege of `feature` the account lacks, as an error naming the statement that
+/// would be refused and the `GRANT` that fixes it: proven by its probe where it has one
+/// ([`Snapshot::probes`]), read from `SHOW GRANTS` otherwise. A promotion, fence or undo
+/// whose statement is refused stops there: the pair would not fail over.
+fn missing_privileges(local: &Snapshot, flavor: Flavor, feature: Feature) -> Vec<Finding> {
+    let grants_read = local.unread.iter().all(|(w, _)| *w != "grants");
+    let global = privileges_on(&local.grants, None);
+    let on_schema = privileges_on(&local.grants, Some("xvrrpd"));
+    let mut out = Vec::new();
+    for (i, need) in privileges::NEEDS.iter().enumerate() {
+        let Some(name) = need.name(flavor).filter(|_| need.feature == feature) else {
+            continue;
+        };
+        let refusal = match local.probes.get(&i) {
+            Some(Ok(())) => continue,
+            Some(Err(e)) => format!(" ({e})"),
+            None if !grants_read => continue,
+            None => {
+                let held = match need.scope {
+                    Scope::Global => &global,
+                    Scope::TermSchema => &on_schema,
+                };
+                if privileges::granted(need, flavor, held) {
+                    continue;
+                }
+                String::new()
+            }
+        };
+        let on = match need.scope {
+            Scope::Global => "*.*",
+            Scope::TermSchema => "xvrrpd.*",
+        };
+        out.push(Finding {
+            level: Level::Error,
+            message: format!(
+                "the account lacks {name} on {on}{refusal}, needed to {} ({}): GRANT {name} ON {on} TO it (`xvrrpd grants` prints the whole account)",
+                need.why, need.statements
+            ),
+        });
+    }
+    out
+}
+
 /// The privileges granted on `*.*`, upper case (`ALL PRIVILEGES` stands for all).
 pub fn global_privileges(grants: &[String]) -> Vec<String> {
     privileges_on(grants, None)
@@ -298,49 +355,11 @@ pub fn flashback_findings(local: &Snapshot, tools: Result<(), String>) -> Vec<Fi
     if let Err(e) = tools {
         err(e);
     }
-    let privs = global_privileges(&local.grants);
-    let has = |names: &[&str]| {
-        privs
-            .iter()
-            .any(|p| p == "ALL PRIVILEGES" || p == "ALL" || names.contains(&p.as_str()))
-    };
-    // Measured on MariaDB 10.11: what each step of the undo asks for.
-    let need: [(&[&str], &str, &str); 5] = [
-        (
-            &["REPLICATION SLAVE"],
-            "REPLICATION SLAVE",
-            "read the binary log (mariadb-binlog --read-from-remote-server)",
-        ),
-        (
-            &["BINLOG ADMIN", "SUPER"],
-            "BINLOG ADMIN",
-            "apply the undo unlogged (sql_log_bin = 0)",
-        ),
-        (
-            &["BINLOG REPLAY", "SUPER"],
-            "BINLOG REPLAY",
-            "replay the reversed row events (BINLOG statements)",
-        ),
-        (
-            &["RELOAD"],
-            "RELOAD",
-            "drop the undone transactions from the binary log (RESET MASTER)",
-        ),
-        (
-            &["REPLICATION MASTER ADMIN", "SUPER"],
-            "REPLICATION MASTER ADMIN",
-            "set gtid_binlog_state without them",
-        ),
-    ];
-    if local.unread.iter().all(|(w, _)| *w != "grants") {
-        for (names, grant, why) in need {
-            if !has(names) {
-                err(format!(
-                    "the account lacks {grant}, needed to {why}: GRANT {grant} ON *.* TO it"
-                ));
-            }
-        }
-    }
+    out.extend(missing_privileges(
+        local,
+        Flavor::MariaDb,
+        Feature::Flashback,
+    ));
     out
 }
 
@@ -498,88 +517,30 @@ pub fn evaluate(
         Some(false) => warn("my.cnf does not start mysqld read-only: a restarted server takes writes before xvrrpd decides; add read_only = ON under [mysqld]".into()),
         None => warn("could not tell whether mysqld starts read-only (its command line and my_print_defaults): make sure my.cnf has read_only = ON under [mysqld]".into()),
     }
-    let privs = global_privileges(&local.grants);
-    let has = |names: &[&str]| {
-        privs
-            .iter()
-            .any(|p| p == "ALL PRIVILEGES" || p == "ALL" || names.contains(&p.as_str()))
-    };
-    let mut err = |m: String| {
+    for (what, e) in &local.unread {
         out.push(Finding {
             level: Level::Error,
-            message: m,
-        })
+            message: format!(
+                "could not read the {what} ({e}): the guard reads it too; {}",
+                if *what == "grants" {
+                    "SHOW GRANTS is always allowed: check the account".to_string()
+                } else {
+                    let name = if mariadb {
+                        "SLAVE MONITOR"
+                    } else {
+                        "REPLICATION CLIENT"
+                    };
+                    format!("GRANT {name} ON *.* TO it")
+                }
+            ),
+        });
+    }
+    let flavor = if mariadb {
+        Flavor::MariaDb
+    } else {
+        Flavor::Mysql
     };
-    if let Some(e) = &local.cannot_set_read_only {
-        err(format!("the account cannot set read_only ({e}): promotion and the fence would fail the same way; GRANT {} ON *.* TO it", if mariadb { "READ_ONLY ADMIN" } else { "SYSTEM_VARIABLES_ADMIN" }));
-    }
-    for (what, e) in &local.unread {
-        err(format!(
-            "could not read the {what} ({e}): the guard reads it too; GRANT {} ON *.* TO it",
-            if *what == "grants" {
-                "nothing more (SHOW GRANTS is always allowed): check the account"
-            } else if mariadb {
-                "SLAVE MONITOR"
-            } else {
-                "REPLICATION CLIENT"
-            }
-        ));
-    }
-    if local.unread.iter().all(|(w, _)| *w != "grants") {
-        let need: [(&[&str], &str, &str); 3] = [
-            (
-                &["CONNECTION ADMIN", "CONNECTION_ADMIN", "SUPER"],
-                "CONNECTION ADMIN",
-                "kill the client connections that hold a fence up",
-            ),
-            (
-                &["PROCESS"],
-                "PROCESS",
-                "see other accounts' connections (the fence kills what it cannot see)",
-            ),
-            // MariaDB 10.11 (measured): SHOW REPLICA STATUS takes SUPER or SLAVE MONITOR;
-            // REPLICATION CLIENT is BINLOG MONITOR there. SET GLOBAL read_only takes
-            // READ_ONLY ADMIN only: that one is probed, not read from the grants.
-            (
-                if mariadb {
-                    &["SLAVE MONITOR", "REPLICA MONITOR", "SUPER"]
-                } else {
-                    &["REPLICATION CLIENT", "SUPER"]
-                },
-                if mariadb {
-                    "SLAVE MONITOR"
-                } else {
-                    "REPLICATION CLIENT"
-                },
-                "read the replication status (catch-up)",
-            ),
-        ];
-        for (names, grant, why) in need {
-            if !has(names) {
-                err(format!(
-                    "the account lacks {grant}, needed to {why}: GRANT {grant} ON *.* TO it"
-                ));
-            }
-        }
-        let on_xvrrpd = privileges_on(&local.grants, Some("xvrrpd"));
-        let missing: Vec<&str> = ["CREATE", "INSERT", "UPDATE", "SELECT"]
-            .into_iter()
-            .filter(|p| {
-                !on_xvrrpd
-                    .iter()
-                    .any(|g| g == p || g == "ALL PRIVILEGES" || g == "ALL")
-            })
-            .collect();
-        if !missing.is_empty() {
-            out.push(Finding {
-                level: Level::Warning,
-                message: format!(
-                    "the account lacks {} on xvrrpd.*: promotion could not record the write term beside the data (the record of which server served writes last); GRANT CREATE, INSERT, UPDATE, SELECT ON xvrrpd.* TO it",
-                    missing.join(", ")
-                ),
-            });
-        }
-    }
+    out.extend(missing_privileges(local, flavor, Feature::Guard));
     out
 }
 
@@ -645,6 +606,7 @@ mod tests {
         assert!(f[0].contains("binlog_row_image is MINIMAL"), "{f:?}");
         assert!(f[1].contains("mariadb-binlog"), "{f:?}");
         for grant in [
+            "BINLOG MONITOR",
             "REPLICATION SLAVE",
             "BINLOG REPLAY",
             "REPLICATION MASTER ADMIN",
@@ -654,7 +616,7 @@ mod tests {
                 "{grant}: {f:?}"
             );
         }
-        assert_eq!(f.len(), 5, "{f:?}");
+        assert_eq!(f.len(), 6, "{f:?}");
         s.vars.insert("version".into(), "8.0.36".into());
         let f = flashback_findings(&s, Ok(()));
         assert!(
@@ -699,7 +661,11 @@ mod tests {
             "GRANT PROCESS, SUPER ON *.* TO `xv`@`%`".into(),
             "GRANT ALL PRIVILEGES ON `superprocess`.* TO `xv`@`%`".into(),
         ];
-        s.cannot_set_read_only = Some("ERROR 1227 (42000): Access denied; you need (at least one of) the READ_ONLY ADMIN privilege(s) for this operation".into());
+        let read_only = privileges::NEEDS
+            .iter()
+            .position(|n| n.mariadb == Some("READ_ONLY ADMIN"))
+            .unwrap();
+        s.probes.insert(read_only, Err("ERROR 1227: Access denied; you need (at least one of) the READ_ONLY ADMIN privilege(s) for this operation".into()));
         let r = s.replica.as_mut().unwrap();
         r.sql_running = false;
         r.last_sql_error = "Could not execute Write_rows_v1 event: Duplicate entry".into();
@@ -756,18 +722,19 @@ mod tests {
         s.grants = vec!["GRANT ALL ON `superprocess`.* TO `xv`@`%`".into()];
         let f = evaluate(&s, Some(&good("2")), Some(true));
         let errors: Vec<_> = f.iter().filter(|f| f.level == Level::Error).collect();
-        assert_eq!(errors.len(), 3, "{errors:?}");
+        // Five global privileges and four on the term's schema.
+        assert_eq!(errors.len(), 9, "{errors:?}");
     }
 
     #[test]
-    fn the_write_term_needs_its_schema() {
+    fn the_write_term_needs_its_schema_or_the_check_fails() {
         let g = |lines: &[&str]| lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
         let warned = |grants: Vec<String>| {
             let mut s = good("1");
             s.grants = grants;
             evaluate(&s, Some(&good("2")), Some(true))
                 .iter()
-                .any(|f| f.level == Level::Warning && f.message.contains("xvrrpd.*"))
+                .any(|f| f.level == Level::Error && f.message.contains("xvrrpd.*"))
         };
         let base = "GRANT PROCESS, SLAVE MONITOR, CONNECTION ADMIN ON *.* TO `xv`@`%`";
         assert!(warned(g(&[base])));

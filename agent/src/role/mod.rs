@@ -86,6 +86,22 @@ pub enum Standing {
     /// never received (errant GTIDs, listed): read-only and out of the election until
     /// they are gone (rebuilt).
     Divergent { errant: Vec<String> },
+    /// A step that keeps it current or lets it promote safely failed (replication from
+    /// the peer refused or broken, a statement promotion needs refused): out of the
+    /// election until a look finds it works.
+    Blocked(Blocked),
+}
+
+/// A safety step that failed, and so blocks what it protects: the server stays
+/// read-only and the instance out of the election, saying why. Never a warning followed
+/// by the next step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocked {
+    /// What the step protects, e.g. "stop replicating from the peer before writes".
+    pub step: String,
+    /// The statement's error, or what was found instead (`BEHIND: N transactions
+    /// missing from the peer`).
+    pub error: String,
 }
 
 /// What an arbitration between two masters found.
@@ -151,6 +167,12 @@ pub enum Outcome {
     /// running, so it cannot write (the demotion goes on until it answers).
     ServerDown {
         term: u64,
+    },
+    /// A promotion stopped at a safety step that failed: the server is left read-only
+    /// (or made so by the fence that follows).
+    Blocked {
+        term: u64,
+        blocked: Blocked,
     },
     ReadOnly {
         term: u64,
@@ -228,6 +250,8 @@ pub enum Event {
         pid: u32,
         process: String,
     },
+    /// A safety step failed: read-only and out of the election until it works.
+    GuardBlocked(Blocked),
     /// Errant transactions undone and archived.
     ErrantUndone {
         gtids: Vec<String>,
@@ -333,6 +357,8 @@ struct WriteRole {
     unknowns: u32,
     /// The errant GTIDs its guard last reported (empty: none known).
     errant: Vec<String>,
+    /// The safety step its guard last reported failing (None: none).
+    blocked: Option<Blocked>,
     /// The write lease, with a witness.
     lease: Option<Lease>,
     /// Master, waiting for the write key before it promotes.
@@ -354,6 +380,8 @@ enum Block {
     Divergent,
     /// Its write key was lost while it served: until the fence lands.
     Witness,
+    /// A safety step failed ([`Blocked`]): until the guard's look finds it works.
+    Guard,
 }
 
 /// How long a verdict on another master stands before its adverts are arbitrated again
@@ -399,6 +427,7 @@ impl Core {
                 verdict: None,
                 unknowns: 0,
                 errant: Vec::new(),
+                blocked: None,
                 lease: None,
                 awaiting_lease: false,
                 fence_due: None,
@@ -465,6 +494,10 @@ impl Core {
     /// Write instances: the errant GTIDs that keep the server out of the election.
     pub fn errant(&self) -> &[String] {
         self.write.as_ref().map_or(&[], |w| &w.errant)
+    }
+    /// Write instances: the failed safety step that keeps it out of the election.
+    pub fn guard_blocked(&self) -> Option<&Blocked> {
+        self.write.as_ref().and_then(|w| w.blocked.as_ref())
     }
     /// Write instances: is it kept out of the election until the relay log is applied?
     pub fn blocked(&self) -> bool {
@@ -843,6 +876,13 @@ impl Core {
                     }
                 }
             }
+            Outcome::Blocked { term, blocked } if term == current => {
+                out.push(Action::Event(Event::GuardBlocked(blocked.clone())));
+                w.blocked = Some(blocked);
+                w.block = Some(Block::Guard);
+                // FAULT: the VIPs never went up; the server is fenced, then compared.
+                self.retrack(now, out);
+            }
             // Not running: as good as read-only for the successor's write key.
             Outcome::ServerDown { term } if term == current && !master => {
                 w.fence_due = None;
@@ -867,13 +907,27 @@ impl Core {
                         }));
                     }
                     w.errant = errant;
+                    w.blocked = None;
                     // Whatever it waited for, it now waits for a rebuild.
                     w.block = Some(Block::Divergent);
                     self.retrack(now, out);
                 }
+                Standing::Blocked(blocked) => {
+                    if w.blocked.as_ref() != Some(&blocked) {
+                        out.push(Action::Event(Event::GuardBlocked(blocked.clone())));
+                    }
+                    w.blocked = Some(blocked);
+                    w.errant.clear();
+                    w.block = Some(Block::Guard);
+                    self.retrack(now, out);
+                }
                 Standing::Ready => {
                     w.errant.clear();
-                    if matches!(w.block, Some(Block::Superseded { .. } | Block::Divergent)) {
+                    w.blocked = None;
+                    if matches!(
+                        w.block,
+                        Some(Block::Superseded { .. } | Block::Divergent | Block::Guard)
+                    ) {
                         w.block = None;
                         out.push(Action::Event(Event::CaughtUp));
                         self.retrack(now, out);

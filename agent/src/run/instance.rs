@@ -154,6 +154,9 @@ impl Running {
             m.mysql_divergent
                 .get_or_create(&self.labels)
                 .set(!self.core.errant().is_empty() as i64);
+            m.mysql_guard_blocked
+                .get_or_create(&self.labels)
+                .set(self.core.guard_blocked().is_some() as i64);
         }
     }
 
@@ -231,6 +234,10 @@ impl Running {
             fencing_term: self.core.lease_term(),
             awaiting_write_key: self.core.awaiting_lease(),
             errant: self.core.errant().to_vec(),
+            blocked: self
+                .core
+                .guard_blocked()
+                .map(|b| format!("{}: {}", b.step, b.error)),
             hold,
         }
     }
@@ -616,6 +623,11 @@ fn event(r: &Running, e: Event) {
         Event::Divergent { errant } => serde_json::json!({
             "event": "divergent", "ts_ns": ts_ns, "instance": name, "errant": errant,
             "remedy": crate::mysql::divergence::REBUILD,
+        }),
+        // The guard logged it as it happened; the stream carries the step and the error.
+        Event::GuardBlocked(b) => serde_json::json!({
+            "event": "guard_blocked", "ts_ns": ts_ns, "instance": name, "step": b.step,
+            "error": b.error,
         }),
         Event::ServerKilled { pid, process } => serde_json::json!({
             "event": "mysqld_killed", "ts_ns": ts_ns, "instance": name, "pid": pid,
