@@ -139,6 +139,10 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
             "user = xvrrpd\npassword = xvrrpd\n",
         )?;
         c.sh("chmod 600 /etc/xvrrpd/mysql.cnf /etc/xvrrpd/xvrrpd.toml")?;
+        // The agent's account exactly as the installed package prints it for this
+        // configuration (unlogged, as the pair's other accounts).
+        c.sh("{ echo 'SET sql_log_bin = 0;'; xvrrpd grants --flavor mariadb --config /etc/xvrrpd/xvrrpd.toml --password xvrrpd; } | mariadb")
+            .context("creating the agent's account from xvrrpd grants")?;
         c.exec(&[
             "xvrrpd",
             "check",
@@ -449,10 +453,6 @@ fn setup_mariadb(c: &Container, id: u32, peer: &str) -> Result<()> {
             "SET sql_log_bin = 0;
              CREATE USER repl@'%' IDENTIFIED BY 'repl';
              GRANT REPLICATION SLAVE ON *.* TO repl@'%';
-             CREATE USER xvrrpd@'%' IDENTIFIED BY 'xvrrpd';
-             GRANT ALL ON *.* TO xvrrpd@'%';
-             CREATE USER xvrrpd@'localhost' IDENTIFIED BY 'xvrrpd';
-             GRANT ALL ON *.* TO xvrrpd@'localhost';
              CHANGE MASTER TO MASTER_HOST='{peer}', MASTER_PORT=3306, MASTER_USER='repl',
                MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
              START SLAVE;"

@@ -118,7 +118,9 @@ const REJOIN_POLL: Duration = Duration::from_secs(2);
 /// What promotion found on the peer (the server this one replicates from).
 #[derive(Debug, PartialEq, Eq)]
 enum Peer {
-    /// Read-only, or not a replica at all: nothing to fence.
+    /// This server replicates from nobody: there is no peer to fence or to be behind.
+    Alone,
+    /// Read-only: nothing to fence.
     Fenced,
     /// Its MySQL port does not accept connections.
     Gone,
@@ -239,6 +241,11 @@ impl Worker {
         // measured ~1 s of catch-up after a mysqld kill mid-commit. Its dump thread goes
         // first; a live peer's port answers and keeps its thread.
         self.gone_peer = None;
+        // Whether this server was replicating from the peer when the promotion began
+        // (its receiver started): if the peer turns out gone, only a server that was
+        // receiving its writes (or that served writes last itself) can vouch for holding
+        // what the peer acknowledged.
+        let replicated = self.receiver_started().await;
         if let Err(e) = self.release_dead_replicas().await {
             warn!(instance = %self.name, error = %e, "checking replicas before catch-up");
         }
@@ -289,6 +296,7 @@ impl Worker {
             }
             match look {
                 Peer::Fenced => break true,
+                Peer::Alone => break false,
                 Peer::Gone => break false,
                 Peer::Silent
                     if silent_since.get_or_insert_with(Instant::now).elapsed() >= PEER_HUNG =>
@@ -336,6 +344,20 @@ impl Worker {
         if peer_up {
             if let Err(next) = self.current_with_peer(term, deadline).await {
                 return next;
+            }
+        } else if !replicated {
+            match self.served_last().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return self.block(
+                        term,
+                        "hold every transaction the peer may have acknowledged before writes",
+                        "this server was not replicating from the peer when the peer was lost, and the peer served writes after it: it cannot vouch for holding them".into(),
+                    )
+                }
+                Err(e) => {
+                    return self.block(term, "read this server's write terms before writes", e)
+                }
             }
         }
         if let Err(e) = self.release_dead_replicas().await {
@@ -396,6 +418,26 @@ impl Worker {
             self.conn = None;
         }
         r
+    }
+
+    /// Is the replication receiver started (running, or connecting to a peer it lost)?
+    /// An applier that stopped is catch-up's business (`on_catchup_timeout`); a receiver
+    /// stopped means nothing was arriving. An error counts as no.
+    async fn receiver_started(&mut self) -> bool {
+        let Ok((conn, _, _)) = self.connection().await else {
+            return false;
+        };
+        matches!(bounded(replica::read(conn)).await, Ok(Some(s)) if s.io_started)
+    }
+
+    /// Did this server serve writes last, as far as its data knows (its own latest
+    /// promotion is the highest term the data holds, or nobody was ever promoted)?
+    async fn served_last(&mut self) -> Result<bool, String> {
+        let name = self.name.clone();
+        let (conn, _, _) = self.connection().await?;
+        let own = bounded(term::read_peer(conn, &name)).await?.own;
+        let highest = bounded(term::read(conn, &name)).await?.unwrap_or(0);
+        Ok(own >= highest)
     }
 
     /// Reports a safety step that failed: what it protects does not happen, the core
@@ -488,7 +530,7 @@ impl Worker {
         };
         let (host, port) = match status {
             Ok(Some(s)) if !s.master_host.is_empty() => (s.master_host, s.master_port),
-            Ok(_) => return Peer::Fenced,
+            Ok(_) => return Peer::Alone,
             Err(e) => {
                 self.conn = None;
                 return Peer::Unknown(Failure {

@@ -399,6 +399,26 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_shows_what_xvrrpd_grants_prints() {
+        let readme = include_str!("../../../README.md");
+        let guard = Uses {
+            guard: true,
+            flashback: false,
+        };
+        let sql = statements(
+            Flavor::MariaDb,
+            guard,
+            "xvrrpd",
+            &["%".into(), "localhost".into()],
+            "...",
+        );
+        assert!(
+            readme.contains(&sql),
+            "README's account differs from `xvrrpd grants`:\n{sql}"
+        );
+    }
+
+    #[test]
     fn grants_are_recognised_by_any_of_their_names() {
         let need = NEEDS
             .iter()

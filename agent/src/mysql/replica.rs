@@ -12,6 +12,8 @@ use mysql_async::{prelude::Queryable, Conn, Row};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplicaStatus {
     pub io_running: bool,
+    /// The receiver was started: running, or (re)connecting to the peer (`Connecting`).
+    pub io_started: bool,
     pub sql_running: bool,
     /// `Seconds_Behind_Master`; None when NULL (replication stopped or broken).
     pub lag_s: Option<u64>,
@@ -47,6 +49,10 @@ impl ReplicaStatus {
         let yes = |names: &[&str]| text(names) == "Yes";
         Self {
             io_running: yes(&["Slave_IO_Running", "Replica_IO_Running"]),
+            io_started: matches!(
+                text(&["Slave_IO_Running", "Replica_IO_Running"]).as_str(),
+                "Yes" | "Connecting"
+            ),
             sql_running: yes(&["Slave_SQL_Running", "Replica_SQL_Running"]),
             lag_s: text(&["Seconds_Behind_Master", "Seconds_Behind_Source"])
                 .parse()

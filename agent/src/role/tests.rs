@@ -527,6 +527,96 @@ fn a_divergent_server_stays_out_of_the_election_until_its_errant_transactions_ar
     assert!(c.errant().is_empty() && !c.blocked());
 }
 
+fn refused(step: &str) -> Blocked {
+    Blocked {
+        step: step.into(),
+        error: "ERROR 1227 (42000): Access denied; you need (at least one of) the SUPER, REPLICATION SLAVE ADMIN privilege(s) for this operation".into(),
+    }
+}
+
+#[test]
+fn a_promotion_whose_safety_step_fails_never_adds_the_vips_and_leaves_the_election() {
+    let mut c = write_core(100);
+    let a = master_down(&mut c, 40);
+    let term = promotion(&a);
+    let blocked = refused("stop replicating from the peer before writes");
+    let a = guard(
+        &mut c,
+        45,
+        Outcome::Blocked {
+            term,
+            blocked: blocked.clone(),
+        },
+    );
+    assert!(
+        a.contains(&Action::Event(Event::GuardBlocked(blocked.clone()))),
+        "{a:?}"
+    );
+    assert!(!a.contains(&Action::AddVips), "{a:?}");
+    assert_eq!(c.state(), State::Fault);
+    assert_eq!(c.writable(), Some(false));
+    assert_eq!(c.guard_blocked(), Some(&blocked));
+    // Fenced (whatever the server is now), then looked at again by the rejoin.
+    let a = fence_lands(&mut c, &a, 50);
+    let look = rejoin(&a, None);
+    // Still refused: it stays out, whatever the adverts say.
+    let a = guard(
+        &mut c,
+        2_000,
+        Outcome::Standing {
+            term: look,
+            standing: Standing::Blocked(blocked.clone()),
+        },
+    );
+    assert!(
+        !a.iter()
+            .any(|a| matches!(a, Action::Event(Event::GuardBlocked(_)))),
+        "the same block is said once: {a:?}"
+    );
+    let a = master_down(&mut c, 2_100);
+    assert_eq!(c.state(), State::Fault, "{a:?}");
+    assert!(!a
+        .iter()
+        .any(|a| matches!(a, Action::Guard(Command::Promote { .. }))));
+    // Granted: the next look finds it works, and the node rejoins the election.
+    guard(
+        &mut c,
+        4_000,
+        Outcome::Standing {
+            term: look,
+            standing: Standing::Ready,
+        },
+    );
+    assert_eq!(c.state(), State::Backup);
+    assert_eq!(c.guard_blocked(), None);
+}
+
+#[test]
+fn a_backup_whose_replication_cannot_run_leaves_the_election() {
+    let mut c = Core::new(settings(100, "192.0.2.11"), Some(CatchupPolicy::StayBackup));
+    let a = c.guard_started();
+    c.handle(Input::Vrrp(VrrpInput::Startup { now: at(0) }));
+    let a = fence_lands(&mut c, &a, 5);
+    let look = rejoin(&a, None);
+    assert_eq!(c.state(), State::Backup);
+    let blocked = refused("replicate from the peer");
+    let a = guard(
+        &mut c,
+        10,
+        Outcome::Standing {
+            term: look,
+            standing: Standing::Blocked(blocked.clone()),
+        },
+    );
+    assert!(a.contains(&Action::Event(Event::GuardBlocked(blocked))));
+    assert_eq!(c.state(), State::Fault);
+    // A master-down cannot promote a node that does not replicate.
+    let a = master_down(&mut c, 100);
+    assert!(!a
+        .iter()
+        .any(|a| matches!(a, Action::Guard(Command::Promote { .. }))));
+}
+
 #[test]
 fn every_fence_of_a_node_that_is_not_master_leads_to_a_comparison() {
     // At start-up the guard fences; the read-only server is then compared with the peer.
