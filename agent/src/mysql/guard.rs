@@ -21,7 +21,7 @@ use super::{
     catchup::{self, Flavor, Target},
     conn::{is_own, OwnConn, Server},
     divergence::{self, Executed, Extra, Origin},
-    flashback, hung, privileges, replica, term,
+    flashback, hung, preflight, privileges, replica, term,
 };
 use crate::{
     config::{CatchupPolicy, ErrantPolicy, HungPolicy, WriteGuardConfig},
@@ -924,37 +924,35 @@ impl Worker {
         )))
     }
 
-    /// The statements a promotion runs, each in a form that changes nothing
-    /// ([`privileges::Probe`]): a node whose promotion would be refused halfway must not
-    /// win an election (it would hold the role with a read-only server, or worse).
+    /// The privileges a promotion needs, read as `xvrrpd check` reads them (each probed
+    /// in a form that changes nothing where it can be, from SHOW GRANTS otherwise): a
+    /// node whose promotion would be refused halfway must not win an election.
     async fn promotion_allowed(&mut self) -> Result<(), Blocked> {
         let (conn, flavor, _) = self.connection().await.map_err(|error| Blocked {
             step: "reach the local server".into(),
             error,
         })?;
         let flavor = *flavor;
-        for need in privileges::NEEDS
-            .iter()
-            .filter(|n| n.feature == privileges::Feature::Guard)
+        let mut account = preflight::Snapshot::default();
+        bounded_for(STATEMENT_TIMEOUT, async {
+            preflight::read_account(conn, flavor, &mut account).await;
+            Ok::<(), mysql_async::Error>(())
+        })
+        .await
+        .map_err(|error| Blocked {
+            step: "read the account's privileges".into(),
+            error,
+        })?;
+        match preflight::missing_privileges(&account, flavor, privileges::Feature::Guard)
+            .into_iter()
+            .next()
         {
-            let (Some(probe), Some(name)) = (need.probe(flavor), need.name(flavor)) else {
-                continue;
-            };
-            match bounded_err(conn.query_drop(probe.sql)).await {
-                Err(mysql_async::Error::Server(e)) if privileges::is_access_denied(e.code) => {
-                    return Err(Blocked {
-                        step: format!(
-                            "{} (the account lacks {name}: `xvrrpd grants` prints it)",
-                            need.why
-                        ),
-                        error: format!("{}: ERROR {}: {}", need.statements, e.code, e.message),
-                    });
-                }
-                // Allowed, or failing for a reason a probe cannot judge.
-                _ => {}
-            }
+            None => Ok(()),
+            Some(f) => Err(Blocked {
+                step: "hold the privileges a promotion needs".into(),
+                error: f.message,
+            }),
         }
-        Ok(())
     }
 
     /// Starts or stops replicating from the peer (both threads), if not so already.

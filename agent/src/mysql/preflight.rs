@@ -146,15 +146,22 @@ pub async fn snapshot(server: &Server) -> Result<Snapshot, mysql_async::Error> {
         Ok(r) => s.replica = r,
         Err(e) => s.unread.push(("replication status", e.to_string())),
     }
+    let flavor = Flavor::from_version(s.vars.get("version").map_or("", String::as_str));
+    read_account(&mut c, flavor, &mut s).await;
+    s.server_args = server_args(s.vars.get("pid_file"));
+    Ok(s)
+}
+
+/// What the account may do, into `s`: its `SHOW GRANTS` lines, and each privilege with a
+/// harmless statement that needs exactly it proven by running that statement (setting
+/// read_only to the value it has, a replication variable to its own value, ...): SHOW
+/// GRANTS can be read wrong (roles, SUPER's changing meaning across versions), the
+/// server's answer cannot. The guard reads the same before a node rejoins the election.
+pub async fn read_account(c: &mut mysql_async::Conn, flavor: Flavor, s: &mut Snapshot) {
     match c.query("SHOW GRANTS").await {
         Ok(g) => s.grants = g,
         Err(e) => s.unread.push(("grants", e.to_string())),
     }
-    // Each privilege with a harmless statement that needs exactly it is proven by
-    // running that statement (setting read_only to the value it has, stopping a
-    // replication connection that does not exist, ...): SHOW GRANTS can be read wrong
-    // (roles, SUPER's changing meaning across versions), the server's answer cannot.
-    let flavor = Flavor::from_version(s.vars.get("version").map_or("", String::as_str));
     for (i, need) in privileges::NEEDS.iter().enumerate() {
         let Some(probe) = need.probe(flavor) else {
             continue;
@@ -173,8 +180,6 @@ pub async fn snapshot(server: &Server) -> Result<Snapshot, mysql_async::Error> {
             Err(_) => {}
         }
     }
-    s.server_args = server_args(s.vars.get("pid_file"));
-    Ok(s)
 }
 
 /// The command line of the running mysqld, from its pid file (None when not on this host
@@ -255,7 +260,7 @@ fn gcd(a: u64, b: u64) -> u64 {
 /// would be refused and the `GRANT` that fixes it: proven by its probe where it has one
 /// ([`Snapshot::probes`]), read from `SHOW GRANTS` otherwise. A promotion, fence or undo
 /// whose statement is refused stops there: the pair would not fail over.
-fn missing_privileges(local: &Snapshot, flavor: Flavor, feature: Feature) -> Vec<Finding> {
+pub fn missing_privileges(local: &Snapshot, flavor: Flavor, feature: Feature) -> Vec<Finding> {
     let grants_read = local.unread.iter().all(|(w, _)| *w != "grants");
     let global = privileges_on(&local.grants, None);
     let on_schema = privileges_on(&local.grants, Some("xvrrpd"));
