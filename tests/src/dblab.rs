@@ -283,6 +283,38 @@ pub struct LabOptions {
     pub witness_tls: bool,
     /// Print the timeline as it happens.
     pub verbose: bool,
+    /// Once the old master is back and replicates again (verified: both threads
+    /// running), hand the write role back to it.
+    pub give_back: Option<GiveBack>,
+    /// Revoke this global privilege from db2's agent account before the fault: the pair
+    /// must stay safe without it (no stale promotion, a clear error).
+    pub revoke_on_db2: Option<&'static str>,
+}
+
+/// How the write role goes back to the old master after it rejoined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GiveBack {
+    /// `xvrrpd switchover write` on db2.
+    Switchover,
+    /// db1 preempts on priority once its anti-flap hold ends (give the lab a short one).
+    Preempt,
+}
+
+impl GiveBack {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "switchover" => Ok(Self::Switchover),
+            "preempt" => Ok(Self::Preempt),
+            _ => bail!("unknown --then {s:?}: use switchover or preempt"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Switchover => "switchover",
+            Self::Preempt => "preempt",
+        }
+    }
 }
 
 impl Default for LabOptions {
@@ -305,6 +337,8 @@ impl Default for LabOptions {
             witness: false,
             witness_tls: true,
             verbose: false,
+            give_back: None,
+            revoke_on_db2: None,
         }
     }
 }
@@ -312,6 +346,11 @@ impl Default for LabOptions {
 /// What the lab measured.
 #[derive(Clone, Debug, Default)]
 pub struct LabReport {
+    /// With `give_back`: the old master replicated again (IO and SQL threads running)
+    /// before the role went back, and ms from its recovery until it held the write VIP
+    /// on a writable server again.
+    pub old_master_replicated: Option<bool>,
+    pub given_back_ms: Option<f64>,
     /// Longest gap between two acknowledged writes, from the fault on (ms).
     pub outage_ms: f64,
     /// Acknowledged rows missing on the survivor while the old master was away.
@@ -417,9 +456,15 @@ impl LabReport {
     }
 
     pub fn result_line(&self) -> String {
-        let fencing = self
+        let mut fencing = self
             .fencing_term
             .map_or(String::new(), |t| format!(" fencing_term={t}"));
+        if let Some(r) = self.old_master_replicated {
+            fencing.push_str(&format!(" old_master_replicated={r}"));
+        }
+        if let Some(ms) = self.given_back_ms {
+            fencing.push_str(&format!(" given_back_ms={ms:.1}"));
+        }
         format!(
             "RESULT outage_ms={:.1} acked_missing={} replication_errors={} dual_writable_ms={:.1} in_doubt={} acked_increments_missing={} rows_differing={} divergent={}{fencing}",
             self.outage_ms,
@@ -784,6 +829,16 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         );
     }
 
+    if let Some(privilege) = opts.revoke_on_db2 {
+        nodes[1].db.sql(&format!(
+            "SET sql_log_bin = 0; REVOKE {privilege} ON *.* FROM xvrrpd@'%', xvrrpd@'localhost'"
+        ))?;
+        note(
+            &timeline,
+            v,
+            format!("db2's agent account lacks {privilege} (revoked)"),
+        );
+    }
     note(&timeline, v, format!("starting {} on both nodes (write VIP {WRITE_VIP} prefers db1, read VIP {READ_VIP} prefers db2)", match opts.setup { Setup::Xvrrpd => "xvrrpd", Setup::Classic => "keepalived (classic port check)" }));
     nodes[0].start_agent(opts.setup)?;
     if opts.setup == Setup::Xvrrpd {
@@ -850,6 +905,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         WRITE_VIP.parse().expect("VIP"),
     );
     let mut recovered_ns = 0;
+    let (mut old_master_replicated, mut given_back_ms) = (None, None);
     let result = (|| -> Result<(u64, Held)> {
         pause(opts.steady, stop)?;
         if opts.stall_survivor_applier {
@@ -898,6 +954,49 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         recovered_ns = mono_ns();
         note(&timeline, v, "db1 back".into());
         pause(opts.after, stop)?;
+        if let Some(how) = opts.give_back {
+            let replicated = wait_until(Duration::from_secs(30), || replicates(&nodes[0].db));
+            old_master_replicated = Some(replicated);
+            if !replicated {
+                bail!(
+                    "db1 never replicated again after {}: {:?}",
+                    opts.fault.name(),
+                    nodes[0].db.slave_status()
+                );
+            }
+            note(
+                &timeline,
+                v,
+                format!(
+                    "db1 replicates again (IO and SQL threads running): {} back to it",
+                    how.name()
+                ),
+            );
+            if how == GiveBack::Switchover {
+                match &nodes[1].agent {
+                    Some(Agent::X(r)) => {
+                        let (ok, _, err) = r.ctl(&["switchover", "write", "--timeout", "20s"]);
+                        if !ok {
+                            bail!("xvrrpd switchover write on db2: {err}");
+                        }
+                    }
+                    _ => bail!("give-back is an xvrrpd command: run it with the xvrrpd setup"),
+                }
+            }
+            let back = wait_until(Duration::from_secs(40), || {
+                has_addr(nodes[0].ns, WRITE_VIP)
+                    && nodes[0]
+                        .db
+                        .sql("SELECT @@read_only")
+                        .is_ok_and(|s| s.trim() == "0")
+            });
+            if !back {
+                bail!("the write role never went back to db1 ({})", how.name());
+            }
+            given_back_ms = Some((mono_ns() - recovered_ns) as f64 / 1e6);
+            note(&timeline, v, "write VIP back on db1 (writable)".into());
+            pause(opts.after, stop)?;
+        }
         Ok((fault_ns, survivor))
     })();
     let end_ns = mono_ns();
@@ -917,6 +1016,8 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         converged,
         fault_ns,
         recovered_ns,
+        old_master_replicated,
+        given_back_ms,
         write_vip: crate::chaos::vip_stats(&vip[0], &vip[1], fault_ns, end_ns),
         write_vip_after: crate::chaos::vip_stats(
             &vip[0],
@@ -1208,6 +1309,12 @@ fn describe(e: &serde_json::Value) -> String {
             s("instance"),
             s("why"),
             e["fencing_term"]
+        ),
+        Some("guard_blocked") => format!(
+            "{} guard_blocked, read-only and out of the election: {}: {}",
+            s("instance"),
+            s("step"),
+            s("error")
         ),
         Some("arbitration") => format!(
             "{} another master heard: own write term {}, its term {}: {}",
@@ -1912,6 +2019,14 @@ fn dual_writable_ms(samples: &[(u64, bool)]) -> f64 {
         .map(|w| w[1].0 - w[0].0)
         .sum::<u64>() as f64
         / 1e6
+}
+
+/// Both replication threads running.
+fn replicates(db: &Mariadb) -> bool {
+    db.slave_status().is_ok_and(|s| {
+        s.get("Slave_IO_Running").map(String::as_str) == Some("Yes")
+            && s.get("Slave_SQL_Running").map(String::as_str) == Some("Yes")
+    })
 }
 
 fn rows(db: &Mariadb) -> Result<BTreeSet<i64>> {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use xvrrpd_tests::dblab::{self, Client, Fault, LabOptions, LabReport, Setup, Workload};
+use xvrrpd_tests::dblab::{self, Client, Fault, GiveBack, LabOptions, LabReport, Setup, Workload};
 
 use crate::{require_root, INTERRUPTED};
 
@@ -42,6 +42,11 @@ pub struct LabArgs {
     /// The witness over plain HTTP instead of TLS with client certificates.
     #[arg(long, requires = "witness")]
     pub witness_plain: bool,
+    /// Once db1 is back and replicates again (checked), hand the write role back to it:
+    /// `switchover` (xvrrpd switchover write on db2) or `preempt` (db1 preempts once its
+    /// anti-flap hold, 5 s here, ends).
+    #[arg(long)]
+    pub then: Option<String>,
 }
 
 pub fn run(args: LabArgs) -> Result<()> {
@@ -52,6 +57,10 @@ pub fn run(args: LabArgs) -> Result<()> {
     let fault = Fault::parse(&args.fault)?;
     let workload = Workload::parse(&args.workload)?;
     let client = Client::parse(&args.client)?;
+    let give_back = args.then.as_deref().map(GiveBack::parse).transpose()?;
+    if give_back.is_some() && args.classic {
+        bail!("--then hands the role back with xvrrpd: not with --classic");
+    }
     if client != Client::Builtin && workload != Workload::Insert {
         bail!("--client {} writes the insert workload only", client.name());
     }
@@ -73,6 +82,13 @@ pub fn run(args: LabArgs) -> Result<()> {
         witness: args.witness,
         witness_tls: !args.witness_plain,
         verbose: true,
+        give_back,
+        // A preemption back is the test: let it come soon after the old master is back.
+        anti_flap: if give_back == Some(GiveBack::Preempt) {
+            Duration::from_secs(5)
+        } else {
+            LabOptions::default().anti_flap
+        },
         ..LabOptions::default()
     };
     println!(
@@ -195,6 +211,16 @@ pub fn print_report(opts: &LabOptions, r: &LabReport) {
                 errant.join(", ")
             );
         }
+    }
+    if let Some(b) = opts.give_back {
+        println!(
+            "   {} back to db1 once it replicated again: {}",
+            b.name(),
+            match r.given_back_ms {
+                Some(ms) => format!("db1 writable with the VIP {ms:.0} ms after its recovery"),
+                None => "never".into(),
+            }
+        );
     }
     println!("{}", r.result_line());
 }

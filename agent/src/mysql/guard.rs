@@ -740,14 +740,7 @@ impl Worker {
                         Ok(()) if !r.errant.is_empty() && self.undo(term, &r.errant).await => {
                             continue
                         }
-                        Ok(()) if r.errant.is_empty() => {
-                            if r.replicate {
-                                blocked = self.replication_runs().await.err();
-                            }
-                            if blocked.is_none() {
-                                blocked = self.promotion_allowed().await.err();
-                            }
-                        }
+                        Ok(()) if r.replicate => blocked = self.replication_runs().await.err(),
                         Ok(()) => {}
                     }
                     divergence::names(&r.errant)
@@ -767,6 +760,11 @@ impl Worker {
                     }
                 }
             };
+            // Whether or not the peer could be compared: a node whose promotion would
+            // be refused halfway must not be in the election.
+            if errant.is_empty() && blocked.is_none() {
+                blocked = self.promotion_allowed().await.err();
+            }
             let standing = if !errant.is_empty() {
                 Standing::Divergent { errant }
             } else if let Some(b) = blocked {
@@ -926,23 +924,23 @@ impl Worker {
 
     /// The privileges a promotion needs, read as `xvrrpd check` reads them (each probed
     /// in a form that changes nothing where it can be, from SHOW GRANTS otherwise): a
-    /// node whose promotion would be refused halfway must not win an election.
+    /// node whose promotion would be refused halfway must not win an election. A server
+    /// that cannot be reached decides nothing here (its tracker's business).
     async fn promotion_allowed(&mut self) -> Result<(), Blocked> {
-        let (conn, flavor, _) = self.connection().await.map_err(|error| Blocked {
-            step: "reach the local server".into(),
-            error,
-        })?;
+        let Ok((conn, flavor, _)) = self.connection().await else {
+            return Ok(());
+        };
         let flavor = *flavor;
         let mut account = preflight::Snapshot::default();
-        bounded_for(STATEMENT_TIMEOUT, async {
+        let read = bounded_for(STATEMENT_TIMEOUT, async {
             preflight::read_account(conn, flavor, &mut account).await;
             Ok::<(), mysql_async::Error>(())
         })
-        .await
-        .map_err(|error| Blocked {
-            step: "read the account's privileges".into(),
-            error,
-        })?;
+        .await;
+        if read.is_err() {
+            self.conn = None;
+            return Ok(());
+        }
         match preflight::missing_privileges(&account, flavor, privileges::Feature::Guard)
             .into_iter()
             .next()
