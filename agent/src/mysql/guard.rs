@@ -191,7 +191,10 @@ impl Worker {
                 },
             };
             next = match cmd {
-                Command::Promote { term } => self.promote(term).await,
+                Command::Promote {
+                    term,
+                    peer_held_key,
+                } => self.promote(term, peer_held_key).await,
                 Command::Demote { term } => self.demote(term).await,
                 Command::WatchCatchup { term } => self.watch(term).await,
                 Command::Arbitrate { term, own } => self.arbitrate(term, own).await,
@@ -230,7 +233,7 @@ impl Worker {
 
     /// Catch-up within `catchup_timeout` (retrying after errors), then read_only = OFF,
     /// unless the policy says to stay read-only. A newer command abandons it.
-    async fn promote(&mut self, term: u64) -> Option<Command> {
+    async fn promote(&mut self, term: u64, peer_held_key: bool) -> Option<Command> {
         let start = Instant::now();
         let deadline = start + self.cfg.catchup_timeout;
         let mut target = None;
@@ -345,6 +348,12 @@ impl Worker {
             if let Err(next) = self.current_with_peer(term, deadline).await {
                 return next;
             }
+        } else if !replicated && peer_held_key {
+            return self.block(
+                term,
+                "hold every transaction the peer may have acknowledged before writes",
+                "this server was not replicating from the peer, which held the write key after it and is gone now: it cannot vouch for holding what the peer acknowledged".into(),
+            );
         } else if !replicated {
             match self.served_last().await {
                 Ok(true) => {}
@@ -372,6 +381,20 @@ impl Worker {
             self.conn = None;
             return self.block(term, "stop replicating from the peer before writes", e);
         }
+        // The term goes in first, while the server is still read-only for everyone else
+        // (the account writes past read_only: READ_ONLY ADMIN on MariaDB; on MySQL
+        // super_read_only is lifted first and CONNECTION_ADMIN writes past read_only), so
+        // no client's write can precede the term that orders it. Without it two masters
+        // that meet cannot tell who served writes last: not recorded, not writable.
+        if let Err(e) = self.allow_own_writes().await {
+            return self.block(term, "let the agent write the term while read-only", e);
+        }
+        let write_term = match self.bump_term().await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                return self.block(term, "record the write term beside the data", e);
+            }
+        };
         loop {
             match self.set_writable().await {
                 Ok(()) => break,
@@ -388,15 +411,6 @@ impl Worker {
                 return next;
             }
         }
-        // The term orders this promotion against any other: without it two masters that
-        // meet cannot tell who served writes last. Not recorded: not writable (the fence
-        // that follows the blocked outcome makes the server read-only again).
-        let write_term = match self.bump_term().await {
-            Ok(t) => Some(t),
-            Err(e) => {
-                return self.block(term, "record the write term beside the data", e);
-            }
-        };
         (self.out)(Outcome::Writable {
             term,
             catchup: start.elapsed(),
@@ -717,11 +731,26 @@ impl Worker {
             if let Some(next) = self.newer() {
                 return next;
             }
+            if self.connection().await.is_err() {
+                // The server is down: what was said of it no longer holds (it may have
+                // lost what it held, and the peer may serve writes meanwhile); said anew
+                // once it answers. Divergent stays divergent.
+                self.conn = None;
+                if !matches!(said, Some(Standing::Divergent { .. })) {
+                    said = None;
+                }
+                if let Ok(next) = tokio::time::timeout(RETRY, self.rx.recv()).await {
+                    return next;
+                }
+                continue;
+            }
             // A step that keeps this node current, or that its promotion needs, failed:
             // it is not ready, whatever else the look found.
             let mut blocked = None;
+            let mut compared = false;
             let errant = match self.compare().await {
                 Ok(r) => {
+                    compared = true;
                     last_error.clear();
                     match self.replicate(r.replicate).await {
                         Err(error) => {
@@ -769,6 +798,8 @@ impl Worker {
                 Standing::Divergent { errant }
             } else if let Some(b) = blocked {
                 Standing::Blocked(b)
+            } else if await_term.is_none() && !compared {
+                Standing::Uncompared
             } else {
                 let held = match (await_term, self.connection().await) {
                     (None, _) => Ok(true),
@@ -805,12 +836,11 @@ impl Worker {
                     ),
                     _ => {}
                 }
-                (self.out)(Outcome::Standing {
-                    term,
-                    standing: standing.clone(),
-                });
-                said = Some(standing);
+                said = Some(standing.clone());
             }
+            // Every look, not only changes: the core may wait for a fresh one (its server
+            // went down and came back between two looks).
+            (self.out)(Outcome::Standing { term, standing });
             let wait = if matches!(said, Some(Standing::Waiting)) {
                 TERM_POLL
             } else {
@@ -1006,8 +1036,32 @@ impl Worker {
                 Err(e) => {
                     self.conn = None;
                     self.killer = None;
-                    if tries % 25 == 0 {
-                        warn!(instance = %self.name, error = %e, "demotion (read_only = ON): retrying until the server answers");
+                    let listener = self.server.listener().filter(|_| may_kill);
+                    match listener {
+                        // The server answers but refuses to become read-only (the
+                        // account lost its privilege): it would stay writable beside the
+                        // next master. Last resort, as for a hung server: killed, its
+                        // service manager restarts it read-only.
+                        Some(l) if privileges::refusal_in(&e) => {
+                            may_kill = false;
+                            match hung::kill(&l) {
+                                Ok(k) => {
+                                    warn!(instance = %self.name, pid = k.pid, process = %k.name, error = %e, "the server refused read_only = ON: killed (SIGKILL) so it cannot take writes beside the next master; grant the privilege back (`xvrrpd grants`)");
+                                    (self.out)(Outcome::ServerKilled {
+                                        term,
+                                        pid: k.pid,
+                                        process: k.name,
+                                    });
+                                }
+                                Err(k) => {
+                                    warn!(instance = %self.name, error = %e, kill_error = %k, "the server refused read_only = ON and could not be killed: it stays writable until the privilege is back");
+                                }
+                            }
+                        }
+                        _ if tries % 25 == 0 => {
+                            warn!(instance = %self.name, error = %e, "demotion (read_only = ON): retrying until the server answers");
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -1133,6 +1187,17 @@ impl Worker {
             self.killer = Some(bounded(self.server.connect()).await?);
         }
         Ok(self.killer.as_mut().expect("connected"))
+    }
+
+    /// MySQL: `super_read_only = OFF` (read_only stays ON: only the agent's account, with
+    /// CONNECTION_ADMIN, may write). MariaDB needs nothing (READ_ONLY ADMIN writes past
+    /// read_only).
+    async fn allow_own_writes(&mut self) -> Result<(), String> {
+        let (conn, flavor, _) = self.connection().await?;
+        if *flavor == Flavor::Mysql {
+            bounded(conn.query_drop("SET GLOBAL super_read_only = OFF")).await?;
+        }
+        Ok(())
     }
 
     /// `read_only = OFF` (clears `super_read_only` too on MySQL).

@@ -86,6 +86,16 @@ pub fn is_access_denied(code: u16) -> bool {
     ACCESS_DENIED.contains(&code)
 }
 
+/// Is this statement error (as mysql_async prints it: `ERROR 1227 (42000): ...`) a
+/// refusal for want of a privilege?
+pub fn refusal_in(error: &str) -> bool {
+    error
+        .strip_prefix("ERROR ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|code| code.parse().ok())
+        .is_some_and(is_access_denied)
+}
+
 /// Everything the agent runs, measured on MariaDB 10.11 (and named after MySQL 8.4's
 /// documentation for MySQL). `SELECT @@…`, `SHOW GLOBAL VARIABLES / STATUS`,
 /// `MASTER_GTID_WAIT` and `WAIT_FOR_EXECUTED_GTID_SET` need nothing.
@@ -416,6 +426,15 @@ mod tests {
             readme.contains(&sql),
             "README's account differs from `xvrrpd grants`:\n{sql}"
         );
+    }
+
+    #[test]
+    fn refusals_are_read_from_the_error_text() {
+        assert!(refusal_in("ERROR 1227 (42000): Access denied; you need (at least one of) the READ_ONLY ADMIN privilege(s) for this operation"));
+        assert!(!refusal_in(
+            "ERROR 1205 (HY000): Lock wait timeout exceeded"
+        ));
+        assert!(!refusal_in("no answer within 2s"));
     }
 
     #[test]

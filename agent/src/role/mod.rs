@@ -56,8 +56,11 @@ use crate::{
 /// outcome carries it back so a superseded outcome is ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// Catch up on what reached this node, then `read_only = OFF`.
-    Promote { term: u64 },
+    /// Catch up on what reached this node, then `read_only = OFF`. `peer_held_key`: the
+    /// witness showed the write key held by the peer after this node last held it (the
+    /// peer served writes since): with the peer gone, only a server that was receiving
+    /// its writes may promote.
+    Promote { term: u64, peer_held_key: bool },
     /// `read_only = ON` at once, whatever is in flight; client connections killed.
     Demote { term: u64 },
     /// After a catch-up timeout under `stay-backup`: report when the relay log is applied.
@@ -82,6 +85,10 @@ pub enum Standing {
     Ready,
     /// Still waiting for the winner's term to arrive.
     Waiting,
+    /// Nothing errant known and nothing blocked, but the peer could not be compared
+    /// (unreachable): as Ready, except that it does not vouch for data the peer may
+    /// have written meanwhile (a server that went down stays unverified).
+    Uncompared,
     /// It holds transactions of its own that the peer, which served writes after it,
     /// never received (errant GTIDs, listed): read-only and out of the election until
     /// they are gone (rebuilt).
@@ -363,6 +370,11 @@ struct WriteRole {
     lease: Option<Lease>,
     /// Master, waiting for the write key before it promotes.
     awaiting_lease: bool,
+    /// The fencing term this node last acquired the write key with.
+    own_key_term: Option<u64>,
+    /// Its latest acquisition found another holder since its own (the peer served
+    /// writes in between).
+    peer_held_key: bool,
     /// The key was lost while serving: the fence must land before this (2 × margin
     /// after the loss: the successor may write after that).
     fence_due: Option<Instant>,
@@ -382,6 +394,9 @@ enum Block {
     Witness,
     /// A safety step failed ([`Blocked`]): until the guard's look finds it works.
     Guard,
+    /// Its server went down: until a look compares it with the peer again (it may lack
+    /// what the peer acknowledged while it was down).
+    Unverified,
 }
 
 /// How long a verdict on another master stands before its adverts are arbitrated again
@@ -430,6 +445,8 @@ impl Core {
                 blocked: None,
                 lease: None,
                 awaiting_lease: false,
+                own_key_term: None,
+                peer_held_key: false,
                 fence_due: None,
             }),
             tracking: Tracking::default(),
@@ -495,6 +512,25 @@ impl Core {
     pub fn errant(&self) -> &[String] {
         self.write.as_ref().map_or(&[], |w| &w.errant)
     }
+    /// May this master answer another host's claim on its VIP (announce it again)? A
+    /// write instance does not while it compares write terms with another master, nor
+    /// while the comparison says the other served writes later or could not tell: a
+    /// stale master (a frozen host resuming) would pull clients back to a server about to
+    /// be fenced, and what they write there is lost with its errant transactions.
+    pub fn answers_claims(&self, now: Instant) -> bool {
+        let Some(w) = &self.write else {
+            return true;
+        };
+        if w.arbitrating.is_some() {
+            return false;
+        }
+        match w.verdict {
+            Some((_, v, until)) if now < until => {
+                matches!(v, Verdict::Keep { .. } | Verdict::Vrrp)
+            }
+            _ => true,
+        }
+    }
     /// Write instances: the failed safety step that keeps it out of the election.
     pub fn guard_blocked(&self) -> Option<&Blocked> {
         self.write.as_ref().and_then(|w| w.blocked.as_ref())
@@ -555,6 +591,14 @@ impl Core {
                 }
             }
             Input::Track { now, tracking } => {
+                // Its server went down (crashed, killed, hung): what it holds is unknown
+                // until a look compares it with the peer again. Without that look it must
+                // not promote: the peer may have served writes meanwhile.
+                if self.tracking.server_up && !tracking.server_up {
+                    if let Some(w) = self.write.as_mut().filter(|w| w.block.is_none()) {
+                        w.block = Some(Block::Unverified);
+                    }
+                }
                 self.tracking = tracking;
                 self.retrack(now, &mut out);
             }
@@ -686,7 +730,11 @@ impl Core {
                         }
                         // Catch-up and read_only = OFF first; the VIPs follow the outcome.
                         Some(w) if !w.writable => {
-                            out.push(w.command(|term| Command::Promote { term }))
+                            let peer_held_key = w.peer_held_key;
+                            out.push(w.command(|term| Command::Promote {
+                                term,
+                                peer_held_key,
+                            }))
                         }
                         _ => out.push(Action::AddVips),
                     }
@@ -819,6 +867,11 @@ impl Core {
                     VERDICT_STANDS
                 };
                 w.verdict = Some((src, verdict, now.after(stands)));
+                // The other master's clients may have been pulled to it: this one served
+                // writes last, so it says so now (claims went unanswered meanwhile).
+                if matches!(verdict, Verdict::Keep { .. }) && master && w.writable {
+                    out.push(Action::Announce);
+                }
                 if let (Verdict::Yield { peer }, true) = (verdict, master) {
                     // FAULT: VIPs off and the server fenced first, then priority 0; back
                     // in the election once this data holds the winner's term, with the
@@ -918,15 +971,33 @@ impl Core {
                     }
                     w.blocked = Some(blocked);
                     w.errant.clear();
-                    w.block = Some(Block::Guard);
+                    // A block with a way out of its own (a term or a look to wait for)
+                    // stays: this one only adds its reason.
+                    if matches!(w.block, None | Some(Block::Guard | Block::Divergent)) {
+                        w.block = Some(Block::Guard);
+                    }
                     self.retrack(now, out);
+                }
+                Standing::Uncompared => {
+                    w.errant.clear();
+                    w.blocked = None;
+                    if w.block == Some(Block::Guard) {
+                        w.block = None;
+                        out.push(Action::Event(Event::CaughtUp));
+                        self.retrack(now, out);
+                    }
                 }
                 Standing::Ready => {
                     w.errant.clear();
                     w.blocked = None;
                     if matches!(
                         w.block,
-                        Some(Block::Superseded { .. } | Block::Divergent | Block::Guard)
+                        Some(
+                            Block::Superseded { .. }
+                                | Block::Divergent
+                                | Block::Guard
+                                | Block::Unverified
+                        )
                     ) {
                         w.block = None;
                         out.push(Action::Event(Event::CaughtUp));
@@ -959,9 +1030,17 @@ impl Core {
                     out.push(Action::Event(Event::LeaseAcquired { term }));
                     let master = self.engine.state() == State::Master;
                     if let Some(w) = &mut self.write {
+                        // Fencing terms grow by one per acquisition: a gap since its own
+                        // last one (or any term before its first) is the peer's.
+                        w.peer_held_key = w.own_key_term.map_or(term > 1, |own| term > own + 1);
+                        w.own_key_term = Some(term);
                         if w.awaiting_lease && master {
                             w.awaiting_lease = false;
-                            out.push(w.command(|term| Command::Promote { term }));
+                            let peer_held_key = w.peer_held_key;
+                            out.push(w.command(|term| Command::Promote {
+                                term,
+                                peer_held_key,
+                            }));
                         }
                     }
                 }

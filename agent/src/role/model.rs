@@ -23,6 +23,14 @@
 //!   reach, [`crate::witness`]): a partition is then no exemption. A hung server whose agent lives is killed before the
 //!   survivor counts it gone (`on_hung = "kill"`).
 //!
+//! - data currency: a server clients write to through the VIP holds every transaction
+//!   the other side acknowledged (semi-sync: once the peer has it, or after the timeout
+//!   without it), except those the other server, replicating and up, could not receive
+//!   for the network (the semi-sync timeout's documented exposure);
+//! - and all of it while the servers refuse the guard's statements at any time (a
+//!   privilege revoked and granted again: replication, read_only, the write term), which
+//!   the guard must turn into a block, never into a warning and the next step.
+//!
 //! And once every fault has healed: exactly one node holds the VIP on a writable server,
 //! the other is read-only.
 use std::collections::{BinaryHeap, VecDeque};
@@ -74,6 +82,32 @@ pub enum Fault {
     Reload(usize, u8),
     /// Adverts from this node are lost with this percentage until the next Loss.
     Loss(usize, u8),
+    /// The agent's account on this node's server loses a privilege: every statement of
+    /// that family is refused from now on (a DBA's REVOKE, a grant list without it).
+    Revoke(usize, Refusal),
+    /// ... and gets it back.
+    Grant(usize, Refusal),
+}
+
+/// A family of the guard's statements the server may refuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// START / STOP SLAVE (REPLICATION SLAVE ADMIN).
+    Replication,
+    /// SET GLOBAL read_only, either way (READ_ONLY ADMIN): promotion and the fence.
+    ReadOnly,
+    /// The write term's table (CREATE, INSERT, UPDATE on xvrrpd.*).
+    TermWrite,
+}
+
+const REFUSALS: [Refusal; 3] = [Refusal::Replication, Refusal::ReadOnly, Refusal::TermWrite];
+
+fn refusal() -> impl Strategy<Value = Refusal> {
+    prop_oneof![
+        Just(Refusal::Replication),
+        Just(Refusal::ReadOnly),
+        Just(Refusal::TermWrite),
+    ]
 }
 
 fn fault() -> impl Strategy<Value = Fault> {
@@ -91,7 +125,9 @@ fn fault() -> impl Strategy<Value = Fault> {
         node.clone().prop_map(Fault::AgentRestart),
         node.clone().prop_map(Fault::Switchover),
         (node.clone(), 50u8..200).prop_map(|(n, p)| Fault::Reload(n, p)),
-        (node, 0u8..60).prop_map(|(n, p)| Fault::Loss(n, p)),
+        (node.clone(), 0u8..60).prop_map(|(n, p)| Fault::Loss(n, p)),
+        (node.clone(), refusal()).prop_map(|(n, r)| Fault::Revoke(n, r)),
+        (node, refusal()).prop_map(|(n, r)| Fault::Grant(n, r)),
     ]
 }
 
@@ -186,17 +222,22 @@ struct Server {
 #[derive(Clone, Debug)]
 enum Step {
     Idle,
-    /// Catch-up until `until`, then the peer look.
+    /// Catch-up until `until`, then the peer look. `replicated`: the server's receiver
+    /// ran when the promotion began.
     CatchUp {
         term: u64,
         until: u64,
         start: u64,
+        replicated: bool,
+        peer_held_key: bool,
     },
     /// Looking at the peer's server; `silent_since` while it does not answer.
     PeerLook {
         term: u64,
         start: u64,
         silent_since: Option<u64>,
+        replicated: bool,
+        peer_held_key: bool,
     },
     Fence {
         term: u64,
@@ -243,6 +284,8 @@ struct Node {
     killed_for: Option<u64>,
     /// Bumped when its agent starts: answers to a dead agent's requests are dropped.
     witness_gen: u64,
+    /// The statement families its server refuses the agent (by [`Refusal`]).
+    refused: [bool; 3],
 }
 
 /// The witness: one linearizable key (etcd), reachable by a node whose link is up.
@@ -296,6 +339,20 @@ pub struct Sim {
     /// Check two writable servers even in an unprotected run (to show a partition
     /// without a witness gives them).
     unprotected_checks: bool,
+    /// The guard as it was before the data-currency rule: a failed step was logged and
+    /// the next one run, a node rejoined whether or not it replicated, and a promotion
+    /// never asked whether the server held what the peer acknowledged (switch on to show
+    /// the model finds the stale promotion it allowed).
+    old_guard: bool,
+    /// Per origin: its transactions acknowledged to a client.
+    acked: [std::collections::BTreeSet<u64>; 2],
+    /// Per origin: commits waiting for the peer's semi-sync ACK, with the moment the
+    /// timeout acknowledges them without it.
+    pending: [VecDeque<(u64, u64)>; 2],
+    /// Per origin: its transactions acknowledged while the other server, replicating
+    /// and up, could not receive them for the network (a partition, a link down): the
+    /// semi-sync timeout's documented exposure, which nothing on the other side can see.
+    acked_unseen: [std::collections::BTreeSet<u64>; 2],
     pub violations: Vec<String>,
 }
 
@@ -329,6 +386,7 @@ impl Sim {
             memory: Memory::default(),
             killed_for: None,
             witness_gen: 0,
+            refused: [false; 3],
         };
         let mut sim = Self {
             now: 0,
@@ -347,6 +405,10 @@ impl Sim {
             kill_hung: true,
             witness: witness.then(Witness::default),
             unprotected_checks: false,
+            old_guard: false,
+            acked: Default::default(),
+            pending: Default::default(),
+            acked_unseen: Default::default(),
             violations: Vec::new(),
         };
         sim.start_agent(0);
@@ -560,6 +622,24 @@ impl Sim {
             self.unprotected = true;
         }
         if !self.unprotected || self.unprotected_checks {
+            // Data currency: a server clients write to through the VIP holds every
+            // transaction the other side acknowledged.
+            for j in 0..2 {
+                let s = &self.nodes[j].server;
+                let k = 1 - j;
+                if !self.nodes[j].vip || !self.accepting(j) {
+                    continue;
+                }
+                let lacks = self.acked[k]
+                    .range(s.held[k] + 1..)
+                    .filter(|seq| !self.acked_unseen[k].contains(seq))
+                    .count();
+                if lacks > 0 {
+                    self.violation(format!(
+                        "node {j} serves writes without {lacks} transactions node {k} acknowledged"
+                    ));
+                }
+            }
             if self.accepting(0) && self.accepting(1) {
                 self.violation("both servers accept writes".into());
             }
@@ -580,12 +660,17 @@ impl Sim {
             return;
         };
         self.nodes[i].step = match cmd {
-            Command::Promote { term } => {
+            Command::Promote {
+                term,
+                peer_held_key,
+            } => {
                 let until = self.now + self.rand(MS / 2, 60 * MS);
                 Step::CatchUp {
                     term,
                     until,
                     start: self.now,
+                    replicated: self.nodes[i].server.replicating,
+                    peer_held_key,
                 }
             }
             Command::Demote { term } => Step::Fence { term },
@@ -627,7 +712,13 @@ impl Sim {
             {
                 self.guard_next(i)
             }
-            Step::CatchUp { term, until, start } => {
+            Step::CatchUp {
+                term,
+                until,
+                start,
+                replicated,
+                peer_held_key,
+            } => {
                 if self.now < until {
                     self.guard_later(i, until - self.now);
                 } else if self.now - start >= CATCHUP_TIMEOUT {
@@ -644,6 +735,8 @@ impl Sim {
                         term,
                         start,
                         silent_since: None,
+                        replicated,
+                        peer_held_key,
                     };
                     self.guard_step(i);
                 }
@@ -652,6 +745,8 @@ impl Sim {
                 term,
                 start,
                 silent_since,
+                replicated,
+                peer_held_key,
             } => {
                 let p = &self.nodes[1 - i].server;
                 let (gone, silent, writable) = if !self.reach() || !p.alive {
@@ -676,15 +771,57 @@ impl Sim {
                         self.guard_next(i);
                         return;
                     }
+                    // Data currency: everything the peer may have acknowledged is here,
+                    // replicating it first if it is on its way.
+                    if !self.old_guard
+                        && !self.current_with_peer(i, term, start, replicated, peer_held_key)
+                    {
+                        return;
+                    }
+                }
+                // The peer is gone: only a server that was receiving its writes, or that
+                // served writes last itself, can vouch for holding them.
+                if proceed && (gone || silent) && !self.old_guard && !replicated {
+                    let s = &self.nodes[i].server;
+                    let later = peer_held_key || s.promo[i] < s.promo[0].max(s.promo[1]);
+                    if s.alive && !s.hung && later {
+                        self.block(i, term, "not replicating when the peer was lost");
+                        return;
+                    }
                 }
                 if proceed {
                     self.replicate();
                     let stop = self.master_stops_replicating;
+                    let refuses_replication = self.refuses(i, Refusal::Replication);
+                    let refuses_read_only = self.refuses(i, Refusal::ReadOnly);
                     let s = &mut self.nodes[i].server;
                     if s.alive && !s.hung {
-                        if stop {
+                        if stop && s.replicating && refuses_replication {
+                            // STOP SLAVE refused: the old guard warned and went on.
+                            if !self.old_guard {
+                                self.block(i, term, "stop replicating before writes");
+                                return;
+                            }
+                        } else if stop {
                             s.replicating = false;
                         }
+                        // The term is written before the server takes anyone's writes
+                        // (the account may write while read_only is on): refused, the
+                        // promotion stops there, read-only.
+                        if self.nodes[i].refused[Refusal::TermWrite as usize] && !self.old_guard {
+                            self.block(i, term, "record the write term");
+                            return;
+                        }
+                        if refuses_read_only {
+                            // read_only = OFF refused: blocked (the old guard retried).
+                            if self.old_guard {
+                                self.guard_later(i, RETRY);
+                            } else {
+                                self.block(i, term, "make the server writable");
+                            }
+                            return;
+                        }
+                        let s = &self.nodes[i].server;
                         let (held, own) = (s.held[1 - i], s.held[i]);
                         // (A peer out of sight cannot be compared with: a partition's
                         // split brain, the witness's business.)
@@ -709,8 +846,14 @@ impl Sim {
                         let s = &mut self.nodes[i].server;
                         s.read_only = false;
                         s.restarted = false;
-                        s.promo[i] = next;
-                        let write_term = Some(next);
+                        // The old guard wrote the term after read_only = OFF and went on
+                        // without one when that was refused.
+                        let write_term = if self.nodes[i].refused[Refusal::TermWrite as usize] {
+                            None
+                        } else {
+                            self.nodes[i].server.promo[i] = next;
+                            Some(next)
+                        };
                         self.outcome(
                             i,
                             Outcome::Writable {
@@ -739,13 +882,24 @@ impl Sim {
                         term,
                         start,
                         silent_since,
+                        replicated,
+                        peer_held_key,
                     };
                     self.guard_later(i, PEER_POLL);
                 }
             }
             Step::Fence { term } => {
                 let s = &self.nodes[i].server;
-                if !s.alive {
+                let refused = s.alive && !s.hung && self.refuses(i, Refusal::ReadOnly);
+                if refused && self.kill_hung && self.nodes[i].killed_for != Some(term) {
+                    // read_only = ON refused: killed as a hung server is (`on_hung =
+                    // "kill"`); restarted read-only by its service manager.
+                    self.kill_hung_server(i, term);
+                    self.guard_later(i, RETRY);
+                    return;
+                }
+                // Otherwise retried, as against a dead server.
+                if !s.alive || refused {
                     if newer {
                         self.guard_next(i);
                     } else {
@@ -841,6 +995,14 @@ impl Sim {
                 let (s, p) = (&self.nodes[i].server, &self.nodes[1 - i].server);
                 let up = |s: &Server| s.alive && !s.hung;
                 if !up(s) {
+                    // Said anew once the server answers (divergent stays divergent).
+                    if !matches!(said, Some(Standing::Divergent { .. })) {
+                        self.nodes[i].step = Step::Rejoin {
+                            term,
+                            await_term,
+                            said: None,
+                        };
+                    }
                     self.guard_later(i, RETRY);
                     return;
                 }
@@ -848,7 +1010,9 @@ impl Sim {
                     Some(Standing::Divergent { errant }) => errant.clone(),
                     _ => Vec::new(),
                 };
-                let errant = if self.reach() && up(p) {
+                let mut blocked = None;
+                let compared = self.reach() && up(p);
+                let errant = if compared {
                     let mut r = crate::mysql::divergence::rejoin(&self.look(i));
                     if !r.errant.is_empty() && self.undo_errant {
                         // Undone unlogged and dropped from the binary log: this server
@@ -866,29 +1030,55 @@ impl Sim {
                         self.errant_after[i] = Some(held);
                         r = crate::mysql::divergence::rejoin(&self.look(i));
                     }
-                    self.nodes[i].server.replicating = r.replicate;
+                    if r.replicate != self.nodes[i].server.replicating
+                        && self.refuses(i, Refusal::Replication)
+                    {
+                        // START / STOP SLAVE refused: replication stays as it is.
+                        blocked = Some("change replication from the peer");
+                    } else {
+                        self.nodes[i].server.replicating = r.replicate;
+                    }
                     self.replicate();
                     crate::mysql::divergence::names(&r.errant)
                 } else {
                     known
                 };
+                // Ready only with every statement a promotion needs allowed (the probes).
+                if blocked.is_none() && REFUSALS.iter().any(|r| self.refuses(i, *r)) {
+                    blocked = Some("hold the privileges a promotion needs");
+                }
+                if self.old_guard {
+                    blocked = None;
+                }
                 let s = &self.nodes[i].server;
                 let standing = if !errant.is_empty() {
                     Standing::Divergent { errant }
+                } else if let Some(step) = blocked {
+                    Standing::Blocked(Blocked {
+                        step: step.into(),
+                        error: "refused".into(),
+                    })
+                } else if await_term.is_none() && !compared {
+                    Standing::Uncompared
                 } else if await_term.is_none_or(|t| s.promo[0].max(s.promo[1]) >= t) {
                     Standing::Ready
                 } else {
                     Standing::Waiting
                 };
-                if said.as_ref() != Some(&standing) {
-                    self.outcome(
-                        i,
-                        Outcome::Standing {
-                            term,
-                            standing: standing.clone(),
-                        },
-                    );
-                }
+                // The old guard said Ready whether or not it could compare.
+                let standing = if self.old_guard && standing == Standing::Uncompared {
+                    Standing::Ready
+                } else {
+                    standing
+                };
+                // Every look, as the guard does.
+                self.outcome(
+                    i,
+                    Outcome::Standing {
+                        term,
+                        standing: standing.clone(),
+                    },
+                );
                 if matches!(self.nodes[i].step, Step::Rejoin { term: t, .. } if t == term) {
                     let wait = if standing == Standing::Waiting {
                         100 * MS
@@ -947,6 +1137,72 @@ impl Sim {
         (!r.errant.is_empty()).then(|| crate::mysql::divergence::names(&r.errant))
     }
 
+    /// Does node `i`'s server refuse the agent `r`'s statements?
+    fn refuses(&self, i: usize, r: Refusal) -> bool {
+        self.nodes[i].refused[r as usize]
+    }
+
+    /// A promotion stopped at a failed step: reported, and the guard takes the next
+    /// command (the fence the core sends).
+    fn block(&mut self, i: usize, term: u64, step: &str) {
+        self.outcome(
+            i,
+            Outcome::Blocked {
+                term,
+                blocked: Blocked {
+                    step: step.into(),
+                    error: "refused".into(),
+                },
+            },
+        );
+        self.guard_next(i);
+    }
+
+    /// The data-currency rule against an answering peer (the guard's
+    /// `current_with_peer`): true when node `i` holds everything the peer may have
+    /// acknowledged. Otherwise it replicates what it lacks (if the rule and its account
+    /// allow) and looks again shortly, or is blocked at the catch-up deadline; false then.
+    fn current_with_peer(
+        &mut self,
+        i: usize,
+        term: u64,
+        start: u64,
+        replicated: bool,
+        peer_held_key: bool,
+    ) -> bool {
+        let r = crate::mysql::divergence::rejoin(&self.look(i));
+        if r.missing.is_empty() {
+            return true;
+        }
+        if r.replicate && !self.nodes[i].server.replicating {
+            if self.refuses(i, Refusal::Replication) {
+                self.block(i, term, "replicate the peer's transactions before writes");
+                return false;
+            }
+            self.nodes[i].server.replicating = true;
+            self.replicate();
+            if crate::mysql::divergence::rejoin(&self.look(i))
+                .missing
+                .is_empty()
+            {
+                return true;
+            }
+        }
+        if self.now - start >= CATCHUP_TIMEOUT.max(PEER_HUNG) {
+            self.block(i, term, "BEHIND the peer");
+        } else {
+            self.nodes[i].step = Step::PeerLook {
+                term,
+                start,
+                silent_since: None,
+                replicated,
+                peer_held_key,
+            };
+            self.guard_later(i, PEER_POLL);
+        }
+        false
+    }
+
     /// Dual-master replication, in each direction whose replica threads run while both
     /// servers are up and see each other: the replica holds what its source holds (its
     /// transactions of every origin, and the write-term rows with them).
@@ -976,9 +1232,35 @@ impl Sim {
         for i in 0..2 {
             if self.accepting(i) {
                 self.nodes[i].server.held[i] += 1;
+                let seq = self.nodes[i].server.held[i];
+                self.pending[i].push_back((seq, self.now + SEMI_SYNC_TIMEOUT));
             }
         }
         self.replicate();
+        // Semi-sync (AFTER_SYNC): a commit is acknowledged once the peer has it, or
+        // without it when the timeout falls back to async, if its client still reaches
+        // the server then; otherwise its client never hears OK.
+        for i in 0..2 {
+            while let Some(&(seq, due)) = self.pending[i].front() {
+                let p = &self.nodes[1 - i].server;
+                if p.held[i] >= seq {
+                    self.acked[i].insert(seq);
+                } else if self.now >= due {
+                    if self.accepting(i) {
+                        self.acked[i].insert(seq);
+                        // The peer, replicating and up, could not receive it for the
+                        // network: the timeout's documented exposure (nothing on the
+                        // peer's side can know of it).
+                        if !self.reach() && p.replicating && p.alive && !p.hung {
+                            self.acked_unseen[i].insert(seq);
+                        }
+                    }
+                } else {
+                    break;
+                }
+                self.pending[i].pop_front();
+            }
+        }
         for k in 0..2 {
             let Some(after) = self.errant_after[k] else {
                 continue;
@@ -1135,6 +1417,8 @@ impl Sim {
                 );
             }
             Fault::Loss(i, pct) => self.nodes[i].loss = pct,
+            Fault::Revoke(i, r) => self.nodes[i].refused[r as usize] = true,
+            Fault::Grant(i, r) => self.nodes[i].refused[r as usize] = false,
         }
     }
 
@@ -1170,6 +1454,9 @@ impl Sim {
                 Fault::Loss(i, 0),
             ] {
                 self.at(at, Ev::Fault(f));
+            }
+            for r in REFUSALS {
+                self.at(at, Ev::Fault(Fault::Grant(i, r)));
             }
         }
         self.at(at, Ev::Fault(Fault::Heal));
@@ -1489,5 +1776,38 @@ fn named_scenarios_hold() {
             let v = Sim::new(seed, FenceModel::KillsWhatHoldsItUp).run(script);
             assert!(v.is_empty(), "case {n} seed {seed}: {v:?}");
         }
+    }
+}
+
+/// The data-currency rule, found missing in the field: db2's server restarts and its
+/// account may no longer start replication (a grant list without REPLICATION SLAVE
+/// ADMIN), so it never receives db1's writes again; db1's mysqld then dies. The old guard
+/// logged the refusal, called db2 rejoined and promoted it without db1's acknowledged
+/// writes; the guard now keeps it out of the election (blocked) and promotes nothing it
+/// cannot vouch for.
+#[test]
+fn a_server_that_cannot_replicate_is_never_promoted_without_the_acknowledged_writes() {
+    let script = [
+        (100, Fault::Revoke(1, Refusal::Replication)),
+        (100, Fault::MysqldKill(1)),
+        (300, Fault::MysqldRestart(1)),
+        (3_600, Fault::MysqldKill(0)),
+    ];
+    let stale = (1..10).find_map(|seed| {
+        let mut old = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, false);
+        old.old_guard = true;
+        let v = old.run(&script);
+        v.iter()
+            .any(|v| v.contains("serves writes without"))
+            .then(|| v[0].clone())
+    });
+    assert!(
+        stale.is_some(),
+        "the old guard's stale promotion went unseen"
+    );
+    eprintln!("old guard: {}", stale.unwrap_or_default());
+    for seed in 1..10 {
+        let v = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, false).run(&script);
+        assert!(v.is_empty(), "seed {seed}: {v:?}");
     }
 }

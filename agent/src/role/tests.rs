@@ -70,7 +70,7 @@ fn promotion(a: &[Action]) -> u64 {
         .iter()
         .find(|a| matches!(a, Action::Guard(Command::Promote { .. })))
     {
-        Some(Action::Guard(Command::Promote { term })) => *term,
+        Some(Action::Guard(Command::Promote { term, .. })) => *term,
         _ => panic!("no promotion in {a:?}"),
     }
 }
@@ -86,7 +86,10 @@ fn position(actions: &[Action], f: impl Fn(&Action) -> bool) -> usize {
 fn vips_hooks_and_announcements_wait_until_the_server_is_writable() {
     let mut c = write_core(100);
     let a = master_down(&mut c, 40);
-    assert!(a.contains(&Action::Guard(Command::Promote { term: 2 })));
+    assert!(a.contains(&Action::Guard(Command::Promote {
+        term: 2,
+        peer_held_key: false
+    })));
     assert!(!a.contains(&Action::AddVips), "{a:?}");
     assert!(!a.contains(&Action::Announce), "{a:?}");
     assert!(!a.iter().any(|a| matches!(a, Action::Notify(_))), "{a:?}");
@@ -427,6 +430,26 @@ fn a_master_promoted_earlier_yields_whatever_the_priorities_and_waits_for_the_wi
     assert!(!c.blocked());
     // It served writes: the anti-flap hold keeps it from preempting back at once.
     assert!(c.engine().preempt_hold_until() > at(2_000));
+}
+
+#[test]
+fn a_master_comparing_terms_with_another_does_not_fight_for_its_vip() {
+    // A frozen db1 resumes with its VIP: it must not pull clients back by answering
+    // db2's announcements while the terms are compared, nor after losing.
+    let (mut c, own, term, _) = meet(100, "192.0.2.12", 90);
+    assert!(!c.answers_claims(at(101)));
+    decide(&mut c, 103, term, Verdict::Yield { peer: own + 1 });
+    assert!(!c.answers_claims(at(104)));
+    // The master that served writes last says so at once, then answers claims again.
+    let (mut c, own, term, _) = meet(90, "192.0.2.10", 100);
+    assert!(!c.answers_claims(at(101)));
+    let a = decide(&mut c, 103, term, Verdict::Keep { peer: own - 1 });
+    assert!(a.contains(&Action::Announce), "{a:?}");
+    assert!(c.answers_claims(at(104)));
+    // A plain instance always answers.
+    let mut plain = Core::new(settings(100, "192.0.2.11"), None);
+    plain.handle(Input::Vrrp(VrrpInput::Startup { now: at(0) }));
+    assert!(plain.answers_claims(at(1)));
 }
 
 /// The fence `a` asked for lands at `ms` (a commit in flight killed).

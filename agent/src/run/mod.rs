@@ -23,7 +23,7 @@ use tokio::{
     signal::unix::{signal, SignalKind},
     sync::{broadcast, mpsc, oneshot},
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use xvrrpd_common::{gstat, DatapathConfig, VridKey};
 
 use crate::{
@@ -480,6 +480,10 @@ impl Router {
             return;
         }
         r.metrics.vip_claims.get_or_create(&r.labels).inc();
+        if !r.core.answers_claims(Instant(monotonic_ns())) {
+            debug!(instance = %r.cfg.name, vip = %vip, "VIP claimed while another master's write term is compared: not answered");
+            return;
+        }
         instance::reannounce(r, vip);
         // One line per claimer and VIP a second at most: a host that keeps claiming
         // would otherwise write fifty.
