@@ -115,6 +115,9 @@ const TERM_POLL: Duration = Duration::from_millis(100);
 /// divergent server rejoins by itself this long after it is rebuilt).
 const REJOIN_POLL: Duration = Duration::from_secs(2);
 
+/// The error of a server that replicates from no peer.
+const NO_PEER: &str = "this server replicates from no peer";
+
 /// What promotion found on the peer (the server this one replicates from).
 #[derive(Debug, PartialEq, Eq)]
 enum Peer {
@@ -679,7 +682,7 @@ impl Worker {
             Some(s) if !s.master_host.is_empty() => {
                 Ok(self.server.at(&s.master_host, s.master_port))
             }
-            _ => Err("this server replicates from no peer".into()),
+            _ => Err(NO_PEER.into()),
         }
     }
 
@@ -748,7 +751,17 @@ impl Worker {
             // it is not ready, whatever else the look found.
             let mut blocked = None;
             let mut compared = false;
-            let errant = match self.compare().await {
+            // A server that replicates from nobody has no peer to be behind: it is
+            // compared with nothing, and current.
+            let look = match self.peer_server().await {
+                Err(e) if e == NO_PEER => Ok(divergence::Rejoin {
+                    errant: Vec::new(),
+                    replicate: false,
+                    missing: Vec::new(),
+                }),
+                _ => self.compare().await,
+            };
+            let errant = match look {
                 Ok(r) => {
                     compared = true;
                     last_error.clear();

@@ -375,6 +375,8 @@ struct WriteRole {
     /// Its latest acquisition found another holder since its own (the peer served
     /// writes in between).
     peer_held_key: bool,
+    /// Its server was writable as master since it last left mastership.
+    served: bool,
     /// The key was lost while serving: the fence must land before this (2 × margin
     /// after the loss: the successor may write after that).
     fence_due: Option<Instant>,
@@ -394,8 +396,8 @@ enum Block {
     Witness,
     /// A safety step failed ([`Blocked`]): until the guard's look finds it works.
     Guard,
-    /// Its server went down: until a look compares it with the peer again (it may lack
-    /// what the peer acknowledged while it was down).
+    /// Its server went down, or it left mastership after serving writes: until a look
+    /// compares it with the peer again (it may lack what the peer acknowledged since).
     Unverified,
 }
 
@@ -447,6 +449,7 @@ impl Core {
                 awaiting_lease: false,
                 own_key_term: None,
                 peer_held_key: false,
+                served: false,
                 fence_due: None,
             }),
             tracking: Tracking::default(),
@@ -560,6 +563,10 @@ impl Core {
             Instant(memory.hold_until_ns)
         };
         self.engine.hold_preemption_until(until);
+        // It served writes when its agent died: the peer may have served since.
+        if let Some(w) = self.write.as_mut().filter(|_| memory.master) {
+            w.block = Some(Block::Unverified);
+        }
     }
 
     fn memory(&self) -> Memory {
@@ -803,6 +810,7 @@ impl Core {
                 write_term,
             } if term == current && master => {
                 w.writable = true;
+                w.served = true;
                 w.write_term = write_term;
                 out.push(Action::Event(Event::Writable {
                     catchup,
@@ -915,7 +923,18 @@ impl Core {
                         .write
                         .as_mut()
                         .is_some_and(|w| w.block.take_if(|b| *b == Block::Witness).is_some());
-                    if fenced_for_key {
+                    // It served writes and left: the peer may serve from now on, and
+                    // what it acknowledges may not reach this server while it does not
+                    // replicate. Out of the election until a comparison says it holds
+                    // it (at once, normally: the rejoin below compares first).
+                    let left = self.write.as_mut().is_some_and(|w| {
+                        let left = std::mem::take(&mut w.served) && w.block.is_none();
+                        if left {
+                            w.block = Some(Block::Unverified);
+                        }
+                        left
+                    });
+                    if fenced_for_key || left {
                         self.retrack(now, out);
                     }
                 }

@@ -218,9 +218,30 @@ fn switchover_fences_then_hands_over() {
             took: Duration::from_millis(4),
         },
     );
-    assert_eq!(c.state(), State::Backup);
     assert!(a.contains(&Action::SendAdvert { priority: 0 }), "{a:?}");
     assert!(a.contains(&Action::Event(Event::SwitchoverFenced)));
+    // It served writes and left: out of the election until its first comparison with
+    // the new master (which the rejoin makes at once).
+    assert_eq!(c.state(), State::Fault);
+    let look = rejoin(&a, None);
+    guard(
+        &mut c,
+        215,
+        Outcome::Standing {
+            term: look,
+            standing: Standing::Uncompared,
+        },
+    );
+    assert_eq!(c.state(), State::Fault, "back without comparing");
+    guard(
+        &mut c,
+        220,
+        Outcome::Standing {
+            term: look,
+            standing: Standing::Ready,
+        },
+    );
+    assert_eq!(c.state(), State::Backup);
 }
 
 #[test]
@@ -940,6 +961,16 @@ mod witness {
             },
         );
         assert!(!c.fence_overdue(at(lost + 700)));
+        // Fenced, it comes back once compared with the peer (it served writes).
+        let look = c.write.as_ref().unwrap().term;
+        guard(
+            &mut c,
+            lost + 800,
+            Outcome::Standing {
+                term: look,
+                standing: Standing::Ready,
+            },
+        );
         assert_eq!(c.state(), State::Backup, "back in the election once fenced");
     }
 
