@@ -325,6 +325,11 @@ impl Instance {
     }
 
     fn fault(&mut self, out: &mut Vec<Action>) {
+        // Already in FAULT: whether it came from master stays as it was (a second fault
+        // reason must not cost the anti-flap hold of a master that failed).
+        if self.state == State::Fault {
+            return;
+        }
         self.fault_from_master = self.state == State::Master;
         match self.state {
             State::Master => {

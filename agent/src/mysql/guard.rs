@@ -1178,7 +1178,18 @@ impl Worker {
             killed.extend(swept.killed);
             landed = tokio::time::timeout(FENCE_SWEEP, &mut read_only).await.ok();
         }
-        landed.expect("landed")?;
+        if let Err(e) = landed.expect("landed") {
+            // Refused (the account lost its privilege): the fence holds all the same if
+            // the server is read-only already (a restarted server, read-only from
+            // my.cnf); otherwise the caller's last resort applies.
+            let already: Option<u8> = bounded(killer.query_first("SELECT @@global.read_only"))
+                .await
+                .ok()
+                .flatten();
+            if !(privileges::refusal_in(&e) && already == Some(1)) {
+                return Err(e);
+            }
+        }
         let took = start.elapsed();
         // Read-only now: nothing can write. Connections still open are sent away so their
         // clients reconnect through the VIP to the new master instead of failing here.

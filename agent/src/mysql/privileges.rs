@@ -86,12 +86,12 @@ pub fn is_access_denied(code: u16) -> bool {
     ACCESS_DENIED.contains(&code)
 }
 
-/// Is this statement error (as mysql_async prints it: `ERROR 1227 (42000): ...`) a
-/// refusal for want of a privilege?
+/// Is this statement error (as mysql_async prints it: ``Server error: `ERROR 1227
+/// (42000): ...'``) a refusal for want of a privilege?
 pub fn refusal_in(error: &str) -> bool {
     error
-        .strip_prefix("ERROR ")
-        .and_then(|rest| rest.split(' ').next())
+        .find("ERROR ")
+        .and_then(|at| error[at + 6..].split(' ').next())
         .and_then(|code| code.parse().ok())
         .is_some_and(is_access_denied)
 }
@@ -431,6 +431,7 @@ mod tests {
     #[test]
     fn refusals_are_read_from_the_error_text() {
         assert!(refusal_in("ERROR 1227 (42000): Access denied; you need (at least one of) the READ_ONLY ADMIN privilege(s) for this operation"));
+        assert!(refusal_in("Server error: `ERROR 1227 (42000): Access denied; you need (at least one of) the READ_ONLY ADMIN privilege(s) for this operation'"));
         assert!(!refusal_in(
             "ERROR 1205 (HY000): Lock wait timeout exceeded"
         ));
