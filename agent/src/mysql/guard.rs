@@ -663,7 +663,13 @@ impl Worker {
     /// replication settings, as promotion looks at the peer) against this node's own.
     async fn arbitrate(&mut self, term: u64, own: u64) -> Option<Command> {
         let verdict = match self.peer_term().await {
-            Ok(peer) => term::verdict(own, peer),
+            Ok((peer, theirs)) => {
+                let lacks = match theirs {
+                    Some(t) => self.lacks(&t).await,
+                    None => None,
+                };
+                term::verdict(own, peer, lacks)
+            }
             Err(e) => {
                 warn!(instance = %self.name, error = %e, "cannot read the other master's write term: asking again shortly");
                 Verdict::Unknown
@@ -686,10 +692,29 @@ impl Worker {
         }
     }
 
-    /// What the peer's server says: its own latest promotion, and whether it is writable.
-    async fn peer_term(&mut self) -> Result<term::PeerTerm, String> {
+    /// What each server holds of its own that the other lacks, given the peer's executed
+    /// transactions (None: this server's could not be read).
+    async fn lacks(&mut self, theirs: &(Executed, Origin)) -> Option<term::Lacks> {
+        let (conn, flavor, _) = self.connection().await.ok()?;
+        let flavor = *flavor;
+        let (local, origin) = bounded(executed(conn, flavor)).await.ok()?;
+        let local = local.ok()?;
+        let (theirs, peer_origin) = theirs;
+        Some(term::Lacks {
+            we_lack: !theirs.beyond(&local, peer_origin).is_empty(),
+            they_lack: !local.beyond(theirs, &origin).is_empty(),
+        })
+    }
+
+    /// What the peer's server says: its own latest promotion, whether it is writable, and
+    /// its executed transactions (None when they could not be read or parsed).
+    async fn peer_term(&mut self) -> Result<(term::PeerTerm, Option<(Executed, Origin)>), String> {
         let peer = self.peer_server().await?;
         let name = self.name.clone();
+        let flavor = match self.conn.as_ref() {
+            Some((_, f, _)) => *f,
+            None => Flavor::MariaDb,
+        };
         // A fresh attempt every PEER_RETRY while none has finished; the first to finish
         // decides (an answer, or an error such as a refused connection). A SYN lost while
         // the path comes back (a host resuming from a freeze: its first look went out
@@ -701,9 +726,14 @@ impl Worker {
             let (peer, name) = (peer.clone(), name.clone());
             Box::pin(async move {
                 let mut c = peer.connect().await.map_err(|e| e.to_string())?;
-                term::read_peer(&mut c, &name)
+                let t = term::read_peer(&mut c, &name)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?;
+                let data = match executed(&mut c, flavor).await {
+                    Ok((Ok(e), origin)) => Some((e, origin)),
+                    _ => None,
+                };
+                Ok((t, data))
             })
         };
         let deadline = tokio::time::Instant::now() + PEER_ANSWER;

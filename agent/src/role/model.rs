@@ -982,7 +982,12 @@ impl Sim {
                         own: p.promo[1 - i],
                         writable: !p.read_only,
                     };
-                    crate::mysql::term::verdict(own, peer)
+                    let look = self.look(i);
+                    let lacks = crate::mysql::term::Lacks {
+                        we_lack: !look.peer_extra.is_empty(),
+                        they_lack: !look.own_extra.is_empty(),
+                    };
+                    crate::mysql::term::verdict(own, peer, Some(lacks))
                 };
                 self.outcome(i, Outcome::Arbitrated { term, verdict });
                 self.guard_next(i);
