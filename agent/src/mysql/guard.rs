@@ -1260,17 +1260,9 @@ impl Worker {
             refused: false,
             error,
         })?;
-        let sql = "SET GLOBAL read_only = OFF";
-        match tokio::time::timeout(STATEMENT_TIMEOUT, conn.query_drop(sql)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Failure::of(&e)),
-            Err(_) => {
-                return Err(Failure {
-                    refused: false,
-                    error: format!("no answer within {STATEMENT_TIMEOUT:?}"),
-                })
-            }
-        }
+        bounded_err(conn.query_drop("SET GLOBAL read_only = OFF"))
+            .await
+            .map_err(|e| Failure::of(&e))?;
         info!(instance = %self.name, "MySQL read_only = OFF");
         Ok(())
     }
@@ -1504,7 +1496,10 @@ async fn bounded_err<T>(
     match tokio::time::timeout(STATEMENT_TIMEOUT, f).await {
         Ok(r) => r,
         Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(
-            std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"),
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {STATEMENT_TIMEOUT:?}"),
+            ),
         ))),
     }
 }
