@@ -143,6 +143,10 @@ struct Held {
     revision: i64,
     /// When the last renewal that succeeded was sent.
     renewed_sent: Instant,
+    /// A `Free` was sent and no renewal has succeeded since: the key may be free (its
+    /// answer lost) and a successor may hold it already, so this node may not write
+    /// under it again until a renewal's compare-and-swap proves it still holds it.
+    leaving: bool,
 }
 
 /// One node's side of the lease.
@@ -182,7 +186,7 @@ impl Lease {
     /// May this node's server be writable now?
     pub fn may_write(&self, now: Instant) -> bool {
         self.held
-            .is_some_and(|h| now < h.renewed_sent.after(self.timing.holder_valid()))
+            .is_some_and(|h| !h.leaving && now < h.renewed_sent.after(self.timing.holder_valid()))
     }
 
     /// The fencing term held, if any.
@@ -236,6 +240,9 @@ impl Lease {
         }
         if self.inflight.is_none() && now >= self.next {
             if let Some(r) = self.request(now) {
+                if let (Request::Free { .. }, Some(h)) = (&r, &mut self.held) {
+                    h.leaving = true;
+                }
                 self.inflight = Some((r.clone(), now));
                 out.push(Action::Send(r));
             }
@@ -314,11 +321,14 @@ impl Lease {
                 }
             }
             (Request::Write { term, .. }, Answer::Done { revision }) => {
-                let first = self.held.is_none_or(|h| h.term != term);
+                // A renewal after a `Free` whose outcome was unknown gives the right to
+                // write back: the role hears it as a new acquisition.
+                let first = self.held.is_none_or(|h| h.term != term || h.leaving);
                 self.held = Some(Held {
                     term,
                     revision,
                     renewed_sent: sent,
+                    leaving: false,
                 });
                 self.last_term = self.last_term.max(term);
                 self.observe(
