@@ -46,6 +46,15 @@ fn exchange(
     l.answer(etcd.apply(who, &req[0]), at(now))
 }
 
+/// db1 reads the free key at 0 ms and takes it (sent at 1 ms, answered at 2 ms).
+fn holding(etcd: &mut Etcd) -> Lease {
+    let mut a = Lease::new("db1", timing());
+    let out = a.want(Want::Hold, at(0));
+    let out = exchange(&mut a, "db1", etcd, &out, 1);
+    exchange(&mut a, "db1", etcd, &out, 2);
+    a
+}
+
 #[test]
 fn a_free_key_is_taken_at_once_a_held_one_after_the_wait_and_a_freed_one_at_once() {
     let mut etcd = Etcd::default();
@@ -128,11 +137,8 @@ fn a_free_key_is_taken_at_once_a_held_one_after_the_wait_and_a_freed_one_at_once
 #[test]
 fn a_lagging_members_answers_never_shorten_the_wait() {
     let mut etcd = Etcd::default();
-    let mut a = Lease::new("db1", timing());
+    let mut a = holding(&mut etcd);
     let mut b = Lease::new("db2", timing());
-    let out = a.want(Want::Hold, at(0));
-    let out = exchange(&mut a, "db1", &mut etcd, &out, 1);
-    exchange(&mut a, "db1", &mut etcd, &out, 2);
     // db2 sees revision 1 at 10 ms.
     let out = b.want(Want::Hold, at(10));
     assert_eq!(sends(&out), [Request::Look]);
@@ -413,10 +419,7 @@ fn a_fence_slower_than_twice_the_margin_is_unsafe() {
 #[test]
 fn a_failed_renewal_is_retried_at_once_within_the_holders_time() {
     let mut etcd = Etcd::default();
-    let mut a = Lease::new("db1", timing());
-    let out = a.want(Want::Hold, at(0));
-    let out = exchange(&mut a, "db1", &mut etcd, &out, 1);
-    exchange(&mut a, "db1", &mut etcd, &out, 2);
+    let mut a = holding(&mut etcd);
     assert!(a.may_write(at(2)));
     // The renewal due 100 ms after the answer fails at 352 ms (the shell's timeout).
     let renew = a.tick(at(102));
@@ -473,11 +476,8 @@ fn a_key_naming_this_node_is_taken_again_at_once() {
 #[test]
 fn a_free_whose_answer_was_lost_ends_the_right_to_write() {
     let mut etcd = Etcd::default();
-    let mut a = Lease::new("db1", timing());
+    let mut a = holding(&mut etcd);
     let mut b = Lease::new("db2", timing());
-    let out = a.want(Want::Hold, at(0));
-    let out = exchange(&mut a, "db1", &mut etcd, &out, 1);
-    exchange(&mut a, "db1", &mut etcd, &out, 2);
     assert!(a.may_write(at(10)));
     // db1 leaves: etcd frees the key, the answer is lost.
     let free = a.want(Want::Free, at(20));
@@ -514,10 +514,7 @@ fn a_free_whose_answer_was_lost_ends_the_right_to_write() {
 #[test]
 fn a_free_that_never_took_is_undone_by_a_renewal() {
     let mut etcd = Etcd::default();
-    let mut a = Lease::new("db1", timing());
-    let out = a.want(Want::Hold, at(0));
-    let out = exchange(&mut a, "db1", &mut etcd, &out, 1);
-    exchange(&mut a, "db1", &mut etcd, &out, 2);
+    let mut a = holding(&mut etcd);
     a.want(Want::Free, at(20));
     assert!(a.answer(Answer::Failed, at(270)).is_empty());
     let out = a.want(Want::Hold, at(280));
