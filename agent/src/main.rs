@@ -348,7 +348,7 @@ fn grants(
     hosts: &[String],
     password: &str,
 ) -> std::process::ExitCode {
-    use xvrrpd::mysql::{catchup::Flavor, privileges};
+    use xvrrpd::mysql::{dialect::Flavor, privileges};
     let flavor = if flavor == "mysql" {
         Flavor::Mysql
     } else {

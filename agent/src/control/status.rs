@@ -202,7 +202,7 @@ pub fn render(s: &Status) -> String {
             "\n{}: DIVERGENT, out of the election. Errant transactions (this server's own, never received by the peer that served writes after it): {}\nWay out: {}\n",
             i.name,
             i.errant.join(", "),
-            crate::mysql::divergence::REBUILD
+            crate::mysql::dialect::Flavor::rebuild_for(&i.errant)
         ));
     }
     out

@@ -8,23 +8,7 @@
 use std::cmp::Ordering;
 
 pub use super::replica::ReplicaStatus;
-
-/// Server family, from `@@version`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
-    MariaDb,
-    Mysql,
-}
-
-impl Flavor {
-    pub fn from_version(version: &str) -> Self {
-        if version.to_ascii_lowercase().contains("mariadb") {
-            Self::MariaDb
-        } else {
-            Self::Mysql
-        }
-    }
-}
+use super::{dialect::Flavor, gtid};
 
 /// What to wait for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +43,7 @@ pub fn target(flavor: Flavor, own_server_id: u32, status: Option<&ReplicaStatus>
     };
     match flavor {
         Flavor::MariaDb if s.using_gtid => {
-            let pos = foreign_gtids(&s.gtid_io_pos, own_server_id);
+            let pos = gtid::foreign_maria(&s.gtid_io_pos, own_server_id);
             if pos.is_empty() {
                 Target::Nothing
             } else {
@@ -75,23 +59,6 @@ pub fn target(flavor: Flavor, own_server_id: u32, status: Option<&ReplicaStatus>
             pos: s.read_master_log_pos,
         },
     }
-}
-
-/// MariaDB GTID list (`domain-server-seq,...`) without the entries this server wrote
-/// itself: in dual-master its own transactions come back in the stream but are never
-/// applied, so waiting for them would never end.
-pub fn foreign_gtids(pos: &str, own_server_id: u32) -> String {
-    pos.split(',')
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .filter(|g| {
-            g.split('-')
-                .nth(1)
-                .and_then(|s| s.parse::<u32>().ok())
-                .is_none_or(|server| server != own_server_id)
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// Have the executed coordinates in `s` reached `file:pos`? Binary log file names share a
@@ -129,7 +96,6 @@ mod tests {
             Target::Nothing
         );
         assert_eq!(target(Flavor::MariaDb, 2, None), Target::Nothing);
-        assert_eq!(foreign_gtids(" 0-1-5 , 0-3-9,", 3), "0-1-5");
     }
 
     #[test]
@@ -168,10 +134,5 @@ mod tests {
                     .into()
             )
         );
-        assert_eq!(
-            Flavor::from_version("10.11.6-MariaDB-0+deb12u1"),
-            Flavor::MariaDb
-        );
-        assert_eq!(Flavor::from_version("8.0.36"), Flavor::Mysql);
     }
 }

@@ -14,23 +14,7 @@
 //! Pure: the guard reads the GTID states, this module says what they mean.
 use std::{collections::BTreeMap, fmt};
 
-use super::term::PeerTerm;
-
-/// A MariaDB GTID, `domain-server-seq`.
-pub fn maria_gtid(gtid: &str) -> Result<(u32, u32, u64), String> {
-    let bad = || format!("{gtid:?} is not a MariaDB GTID (domain-server-seq)");
-    let mut parts = gtid.split('-');
-    let (Some(d), Some(s), Some(n), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad());
-    };
-    Ok((
-        d.parse().map_err(|_| bad())?,
-        s.parse().map_err(|_| bad())?,
-        n.parse().map_err(|_| bad())?,
-    ))
-}
+use super::{gtid, term::PeerTerm};
 
 /// Errant transactions as GTIDs or ranges, for logs, events and status.
 pub fn names(extras: &[Extra]) -> Vec<String> {
@@ -57,7 +41,7 @@ pub enum Extra {
         after: Option<u64>,
         last: u64,
     },
-    /// MySQL: `uuid:a-b:c-d`.
+    /// MySQL: `uuid:a-b:c-d` (`uuid` is `uuid:tag` for tagged transactions).
     Mysql {
         uuid: String,
         ranges: Vec<(u64, u64)>,
@@ -102,8 +86,7 @@ impl Executed {
     pub fn mariadb(lists: &[&str]) -> Result<Self, String> {
         let mut maria = BTreeMap::new();
         for list in lists {
-            for gtid in list.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-                let (d, s, seq) = maria_gtid(gtid)?;
+            for (d, s, seq) in gtid::maria_list(list)? {
                 let e = maria.entry((d, s)).or_insert(seq);
                 *e = (*e).max(seq);
             }
@@ -114,27 +97,11 @@ impl Executed {
         })
     }
 
-    /// MySQL: `@@gtid_executed` (`uuid:1-5:7,uuid2:1-3`, possibly across lines).
+    /// MySQL: `@@gtid_executed` (`uuid:1-5:7,uuid2:1-3`, possibly across lines; tagged
+    /// transactions are sources of their own, see [`gtid::mysql_set`]).
     pub fn mysql(set: &str) -> Result<Self, String> {
-        let mut mysql: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
-        for member in set.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-            let mut parts = member.split(':');
-            let uuid = parts.next().unwrap_or_default().to_ascii_lowercase();
-            let bad = || format!("{member:?} is not a MySQL GTID set member (uuid:a-b)");
-            let ranges = mysql.entry(uuid).or_default();
-            for r in parts {
-                let (a, b) = match r.split_once('-') {
-                    Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
-                    None => {
-                        let n = r.parse().map_err(|_| bad())?;
-                        (n, n)
-                    }
-                };
-                ranges.push((a, b));
-            }
-        }
         Ok(Self {
-            mysql,
+            mysql: gtid::mysql_set(set)?,
             ..Self::default()
         })
     }
@@ -157,17 +124,20 @@ impl Executed {
                     })
                 })
                 .collect(),
-            Origin::Mysql(uuid) => {
-                let uuid = uuid.to_ascii_lowercase();
-                let mine = self.mysql.get(&uuid).cloned().unwrap_or_default();
-                let theirs = other.mysql.get(&uuid).cloned().unwrap_or_default();
-                let ranges = subtract(&mine, &theirs);
-                if ranges.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![Extra::Mysql { uuid, ranges }]
-                }
-            }
+            // Its own transactions, tagged or not.
+            Origin::Mysql(uuid) => self
+                .mysql
+                .iter()
+                .filter(|(source, _)| gtid::source_uuid(source).eq_ignore_ascii_case(uuid))
+                .filter_map(|(source, mine)| {
+                    let theirs = other.mysql.get(source).map_or(&[][..], Vec::as_slice);
+                    let ranges = gtid::subtract(mine, theirs);
+                    (!ranges.is_empty()).then(|| Extra::Mysql {
+                        uuid: source.clone(),
+                        ranges,
+                    })
+                })
+                .collect(),
         }
     }
 }
@@ -177,35 +147,6 @@ impl Executed {
 pub enum Origin {
     Maria(u32),
     Mysql(String),
-}
-
-/// `a` minus `b`, both lists of inclusive intervals.
-fn subtract(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    for &(lo, hi) in a {
-        let mut pieces = vec![(lo, hi)];
-        for &(x, y) in b {
-            pieces = pieces
-                .into_iter()
-                .flat_map(|(p, q)| {
-                    let mut keep = Vec::new();
-                    if y < p || x > q {
-                        keep.push((p, q));
-                    } else {
-                        if x > p {
-                            keep.push((p, x - 1));
-                        }
-                        if y < q {
-                            keep.push((y + 1, q));
-                        }
-                    }
-                    keep
-                })
-                .collect();
-        }
-        out.extend(pieces);
-    }
-    out
 }
 
 /// What one look at both servers found, for a node that is not master.
@@ -282,13 +223,6 @@ pub fn rejoin(look: &Look) -> Rejoin {
     }
 }
 
-/// The operator's way out, for logs and the events stream.
-pub const REBUILD: &str = "rebuild this server from the master (mariabackup/xtrabackup \
-     --backup on the master, --prepare, restore here, set gtid_slave_pos from the backup, \
-     START SLAVE), or, after reading them with mysqlbinlog, undo these transactions here \
-     (mysqlbinlog --flashback on MariaDB) and RESET the binary log position accordingly; \
-     xvrrpd looks again every few seconds and rejoins by itself once they are gone";
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,13 +264,26 @@ mod tests {
     #[test]
     fn mysql_errant_transactions_are_set_differences() {
         let u = "3E11FA47-71CA-11E1-9E33-C80AA9429562";
-        let db1 = Executed::mysql(&format!("{u}:1-10:12,\nabc:1-3")).unwrap();
+        let db1 = Executed::mysql(&format!(
+            "{u}:1-10:12,\n4e11fa47-71ca-11e1-9e33-c80aa9429562:1-3"
+        ))
+        .unwrap();
         let db2 = Executed::mysql(&format!("{}:1-4:6-9", u.to_lowercase())).unwrap();
         let own = db1.beyond(&db2, &Origin::Mysql(u.into()));
         assert_eq!(own.len(), 1);
         assert_eq!(own[0].to_string(), format!("{}:5:10:12", u.to_lowercase()));
         assert!(db2.beyond(&db1, &Origin::Mysql(u.into())).is_empty());
         assert!(Executed::mysql(&format!("{u}:x-2")).is_err());
+        // Tagged transactions (MySQL 8.3+) of its own are errant as well.
+        let tagged = Executed::mysql(&format!("{u}:1-10:12:batch:1-2")).unwrap();
+        let own = tagged.beyond(&db2, &Origin::Mysql(u.into()));
+        assert_eq!(
+            names(&own),
+            [
+                format!("{}:5:10:12", u.to_lowercase()),
+                format!("{}:batch:1-2", u.to_lowercase())
+            ]
+        );
     }
 
     #[test]

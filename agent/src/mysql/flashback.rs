@@ -34,10 +34,7 @@ use std::{
 use mysql_async::prelude::Queryable;
 use tokio::io::AsyncWriteExt;
 
-use super::{
-    conn::Server,
-    divergence::{maria_gtid, Extra},
-};
+use super::{conn::Server, divergence::Extra, gtid};
 
 /// One row of `SHOW BINLOG EVENTS`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,7 +103,7 @@ fn gtid_of(info: &str) -> Option<((u32, u32, u64), bool)> {
     if first != "GTID" {
         return None;
     }
-    Some((maria_gtid(words.next()?).ok()?, begin))
+    Some((gtid::maria(words.next()?).ok()?, begin))
 }
 
 fn is_errant(errant: &[(u32, u32, Option<u64>, u64)], (d, s, n): (u32, u32, u64)) -> bool {
@@ -256,7 +253,7 @@ fn state_without(state: &str, errant: &[(u32, u32, Option<u64>, u64)]) -> Result
     let mut map: BTreeMap<(u32, u32), u64> = BTreeMap::new();
     let mut order = Vec::new();
     for g in state.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-        let (d, s, n) = maria_gtid(g)?;
+        let (d, s, n) = gtid::maria(g)?;
         if map.insert((d, s), n).is_none() {
             order.push((d, s));
         }

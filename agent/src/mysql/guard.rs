@@ -18,8 +18,9 @@ use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver, UnboundedS
 use tracing::{info, warn};
 
 use super::{
-    catchup::{self, Flavor, Target},
+    catchup::{self, Target},
     conn::{is_own, OwnConn, Server},
+    dialect::Flavor,
     divergence::{self, Executed, Extra, Origin},
     flashback, hung, preflight, privileges, replica, term,
 };
@@ -492,7 +493,7 @@ impl Worker {
             match self.compare().await {
                 Ok(r) if !r.errant.is_empty() => {
                     let errant = divergence::names(&r.errant);
-                    warn!(instance = %self.name, errant = %errant.join(","), "promotion refused: DIVERGENT ({})", divergence::REBUILD);
+                    warn!(instance = %self.name, errant = %errant.join(","), "promotion refused: DIVERGENT ({})", Flavor::rebuild_for(&errant));
                     (self.out)(Outcome::Standing {
                         term,
                         standing: Standing::Divergent { errant },
@@ -609,18 +610,9 @@ impl Worker {
         let secs = slice.as_secs_f64();
         match &t {
             Target::Nothing => Ok(true),
-            Target::MariaGtid(pos) => {
+            Target::MariaGtid(gtids) | Target::MysqlGtid(gtids) => {
                 let r: Option<i64> =
-                    bounded(conn.exec_first("SELECT MASTER_GTID_WAIT(?, ?)", (pos.as_str(), secs)))
-                        .await?;
-                Ok(r == Some(0))
-            }
-            Target::MysqlGtid(set) => {
-                let r: Option<i64> = bounded(conn.exec_first(
-                    "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?)",
-                    (set.as_str(), secs),
-                ))
-                .await?;
+                    bounded(conn.exec_first(flavor.gtid_wait(), (gtids.as_str(), secs))).await?;
                 Ok(r == Some(0))
             }
             Target::Position { file, pos } => {
@@ -866,7 +858,7 @@ impl Worker {
                         instance = %name,
                         errant = %errant.join(","),
                         "DIVERGENT: this server holds transactions of its own that the peer, which served writes after it, never received; read-only and out of the election until they are gone: {}",
-                        divergence::REBUILD
+                        Flavor::rebuild_for(errant)
                     ),
                     Standing::Ready if await_term.is_some() || said.is_some() => {
                         info!(instance = %name, "no errant transactions, replicating from the peer: rejoining the election")
@@ -1035,7 +1027,7 @@ impl Worker {
             return Ok(());
         };
         if on && !(s.io_running && s.sql_running) {
-            bounded(conn.query_drop("START SLAVE")).await?;
+            bounded(conn.query_drop(flavor.start_replica())).await?;
             info!(instance = %name, "replicating from the peer");
         } else if !on && (s.io_running || s.sql_running) {
             stop_replicating(conn, flavor).await?;
@@ -1187,11 +1179,7 @@ impl Worker {
         let endpoint = self.server.endpoint.clone();
         let (conn, flavor, _) = self.conn.as_mut().expect("connected");
         let killer = self.killer.as_mut().expect("killer connected");
-        let sql = match flavor {
-            // super_read_only = ON implies read_only = ON.
-            Flavor::Mysql => "SET GLOBAL super_read_only = ON",
-            Flavor::MariaDb => "SET GLOBAL read_only = ON",
-        };
+        let sql = flavor.fence();
         let mut read_only = std::pin::pin!(bounded_for(FENCE_WAIT, conn.query_drop(sql)));
         let mut killed = Vec::new();
         let mut in_doubt = 0;
@@ -1248,8 +1236,8 @@ impl Worker {
     /// read_only).
     async fn allow_own_writes(&mut self) -> Result<(), String> {
         let (conn, flavor, _) = self.connection().await?;
-        if *flavor == Flavor::Mysql {
-            bounded(conn.query_drop("SET GLOBAL super_read_only = OFF")).await?;
+        if let Some(sql) = flavor.allow_own_writes() {
+            bounded(conn.query_drop(sql)).await?;
         }
         Ok(())
     }
@@ -1427,14 +1415,10 @@ pub fn dump_peer(host: &str) -> Option<std::net::IpAddr> {
 /// on the promotion path. On MariaDB it is killed instead: KILL flags it and returns, and
 /// the thread ends when its connect does, before it reads or acknowledges anything.
 async fn stop_replicating(conn: &mut mysql_async::Conn, flavor: Flavor) -> Result<(), String> {
-    match flavor {
-        Flavor::MariaDb => {
-            bounded(conn.query_drop("STOP SLAVE SQL_THREAD")).await?;
-            let receivers: Vec<u64> =
-                bounded(conn.query(
-                    "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO'",
-                ))
-                .await?;
+    bounded(conn.query_drop(flavor.stop_applier())).await?;
+    match flavor.receiver_threads() {
+        Some(sql) => {
+            let receivers: Vec<u64> = bounded(conn.query(sql)).await?;
             for id in receivers {
                 // Already gone is fine (ER_NO_SUCH_THREAD); refused is not: the receiver
                 // would go on fetching the old master's transactions.
@@ -1451,7 +1435,7 @@ async fn stop_replicating(conn: &mut mysql_async::Conn, flavor: Flavor) -> Resul
             }
             Ok(())
         }
-        Flavor::Mysql => bounded(conn.query_drop("STOP REPLICA")).await,
+        None => bounded(conn.query_drop(flavor.stop_receiver())).await,
     }
 }
 
@@ -1464,18 +1448,12 @@ async fn executed(
 ) -> Result<(Result<Executed, String>, Origin), mysql_async::Error> {
     Ok(match flavor {
         Flavor::MariaDb => {
-            let row: Option<(String, String, u32)> = conn
-                .query_first(
-                    "SELECT @@global.gtid_binlog_state, @@global.gtid_slave_pos, @@server_id",
-                )
-                .await?;
+            let row: Option<(String, String, u32)> = conn.query_first(flavor.executed()).await?;
             let (logged, applied, id) = row.unwrap_or_default();
             (Executed::mariadb(&[&logged, &applied]), Origin::Maria(id))
         }
         Flavor::Mysql => {
-            let row: Option<(String, String)> = conn
-                .query_first("SELECT @@global.gtid_executed, @@server_uuid")
-                .await?;
+            let row: Option<(String, String)> = conn.query_first(flavor.executed()).await?;
             let (set, uuid) = row.unwrap_or_default();
             (Executed::mysql(&set), Origin::Mysql(uuid))
         }

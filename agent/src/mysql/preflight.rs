@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use mysql_async::prelude::Queryable;
 
 use super::{
-    catchup::Flavor,
     conn::Server,
+    dialect::{Flavor, Semi},
     privileges::{self, Feature, Scope},
     replica::ReplicaStatus,
 };
@@ -54,69 +54,90 @@ const VARS: &[&str] = &[
     "auto_increment_offset",
     "gtid_domain_id",
     "gtid_mode",
-    "rpl_semi_sync_master_enabled",
-    "rpl_semi_sync_slave_enabled",
-    "rpl_semi_sync_master_wait_no_slave",
-    "rpl_semi_sync_master_wait_point",
-    "rpl_semi_sync_master_timeout",
-    // MySQL 8.0.26+ names.
-    "rpl_semi_sync_source_enabled",
-    "rpl_semi_sync_source_wait_no_replica",
-    "rpl_semi_sync_source_wait_point",
-    "rpl_semi_sync_source_timeout",
+    "enforce_gtid_consistency",
+    "super_read_only",
     "slave_net_timeout",
+    "replica_net_timeout",
     "binlog_format",
     "binlog_row_image",
 ];
 
-/// A semi-sync setting under either family's name.
-fn semi(s: &Snapshot, master: &str, source: &str) -> Option<String> {
-    s.vars.get(master).or_else(|| s.vars.get(source)).cloned()
+const SEMIS: [Semi; 6] = [
+    Semi::SourceEnabled,
+    Semi::ReplicaEnabled,
+    Semi::WaitPoint,
+    Semi::Timeout,
+    Semi::WaitNoReplica,
+    Semi::SourceActive,
+];
+
+/// Is `name` a variable `xvrrpd check` reads (any flavor's spelling)?
+fn wanted(name: &str) -> bool {
+    VARS.contains(&name)
+        || SEMIS.iter().any(|&x| {
+            [Flavor::MariaDb, Flavor::Mysql]
+                .iter()
+                .any(|f| f.semi(x) == name || f.legacy_semi(x) == name)
+        })
+}
+
+impl Snapshot {
+    /// The server's flavor, from its version.
+    pub fn flavor(&self) -> Flavor {
+        Flavor::from_version(self.vars.get("version").map_or("", String::as_str))
+    }
+
+    /// A semi-sync setting or status by the name the server has (MySQL 8.0 on the old
+    /// plugins keeps MariaDB's), with that name.
+    fn semi(&self, x: Semi) -> (Option<String>, &'static str) {
+        let f = self.flavor();
+        match self.vars.get(f.semi(x)) {
+            Some(v) => (Some(v.clone()), f.semi(x)),
+            None => (self.vars.get(f.legacy_semi(x)).cloned(), f.legacy_semi(x)),
+        }
+    }
+
+    /// The replica's network timeout, whichever name the server has.
+    fn net_timeout(&self) -> Option<(u64, &'static str)> {
+        [Flavor::Mysql, Flavor::MariaDb].iter().find_map(|f| {
+            let v = self.vars.get(f.net_timeout())?.parse().ok()?;
+            Some((v, f.net_timeout()))
+        })
+    }
 }
 
 /// The semi-sync settings of `s`, one line each, with what the choice costs. Printed by
 /// `xvrrpd check` whatever they are: they decide whether an acknowledged write can be
 /// lost.
 pub fn semi_sync_report(s: &Snapshot) -> Vec<String> {
-    let enabled = semi(
-        s,
-        "rpl_semi_sync_master_enabled",
-        "rpl_semi_sync_source_enabled",
-    );
+    let (enabled, _) = s.semi(Semi::SourceEnabled);
     if !on(enabled.as_ref()) {
         return vec!["semi-sync off: a commit is acknowledged before any peer has it; a crashed master takes it along".into()];
     }
-    let point = semi(
-        s,
-        "rpl_semi_sync_master_wait_point",
-        "rpl_semi_sync_source_wait_point",
-    )
-    .unwrap_or_default()
-    .to_ascii_uppercase();
-    let timeout = semi(
-        s,
-        "rpl_semi_sync_master_timeout",
-        "rpl_semi_sync_source_timeout",
-    )
-    .and_then(|t| t.parse::<u64>().ok());
-    let no_slave = semi(
-        s,
-        "rpl_semi_sync_master_wait_no_slave",
-        "rpl_semi_sync_source_wait_no_replica",
-    );
+    let point = s
+        .semi(Semi::WaitPoint)
+        .0
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let timeout = s.semi(Semi::Timeout).0.and_then(|t| t.parse::<u64>().ok());
+    let (no_replica, no_replica_name) = s.semi(Semi::WaitNoReplica);
+    let active = match s.semi(Semi::SourceActive).0 {
+        Some(a) if !on(Some(&a)) => " — NOT ACTIVE NOW: commits are acknowledged without the peer",
+        _ => "",
+    };
     let mut out = vec![match point.as_str() {
-        "AFTER_SYNC" => "wait point AFTER_SYNC (lossless): a transaction is committed, and its client told OK, only once the peer has it in its relay log".to_string(),
-        "AFTER_COMMIT" => "wait point AFTER_COMMIT: a transaction is committed (and visible to other clients) before the peer has it; a crash in between leaves it on this server alone".to_string(),
+        "AFTER_SYNC" => format!("wait point AFTER_SYNC (lossless): a transaction is committed, and its client told OK, only once the peer has it in its relay log{active}"),
+        "AFTER_COMMIT" => format!("wait point AFTER_COMMIT: a transaction is committed (and visible to other clients) before the peer has it; a crash in between leaves it on this server alone{active}"),
         other => format!("wait point {other:?}: unknown"),
     }];
     out.push(match timeout {
         Some(ms) => format!("timeout {ms} ms: a commit that waits that long for the peer's ACK is acknowledged without it (async fallback) — writes then stall at most {ms} ms when the peer dies, and what this server acknowledges afterwards exists here alone until the peer is back"),
         None => "timeout unknown".into(),
     });
-    out.push(if on(no_slave.as_ref()) {
-        "wait_no_slave ON: with no replica connected every commit still waits the full timeout".into()
+    out.push(if on(no_replica.as_ref()) {
+        format!("{no_replica_name} ON: with no replica connected every commit still waits the full timeout")
     } else {
-        "wait_no_slave OFF: with no replica connected commits do not wait (and are acknowledged on this server alone)".into()
+        format!("{no_replica_name} OFF: with no replica connected commits do not wait (and are acknowledged on this server alone)")
     });
     out
 }
@@ -131,12 +152,12 @@ pub async fn snapshot(server: &Server) -> Result<Snapshot, mysql_async::Error> {
     let rows: Vec<(String, String)> = c.query("SHOW GLOBAL VARIABLES").await?;
     for (k, v) in rows {
         let k = k.to_ascii_lowercase();
-        if VARS.contains(&k.as_str()) {
+        if wanted(&k) {
             s.vars.insert(k, v);
         }
     }
     let status: Vec<(String, String)> = c
-        .query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")
+        .query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%_status'")
         .await
         .unwrap_or_default();
     for (k, v) in status {
@@ -146,8 +167,7 @@ pub async fn snapshot(server: &Server) -> Result<Snapshot, mysql_async::Error> {
         Ok(r) => s.replica = r,
         Err(e) => s.unread.push(("replication status", e.to_string())),
     }
-    let flavor = Flavor::from_version(s.vars.get("version").map_or("", String::as_str));
-    read_account(&mut c, flavor, &mut s).await;
+    read_account(&mut c, s.flavor(), &mut s).await;
     s.server_args = server_args(s.vars.get("pid_file"));
     Ok(s)
 }
@@ -224,9 +244,11 @@ pub fn starts_read_only(s: &Snapshot) -> Option<bool> {
     Some(text.lines().any(read_only_option))
 }
 
-/// `--read-only`, `--read_only=ON`, `=1`, `=TRUE`, any case.
+/// `--read-only`, `--read_only=ON`, `=1`, `=TRUE`, any case; `--super-read-only` too
+/// (it implies read_only).
 fn read_only_option(arg: &str) -> bool {
     let a = arg.trim().to_ascii_lowercase().replace('_', "-");
+    let a = a.replacen("--super-read-only", "--read-only", 1);
     match a.strip_prefix("--read-only") {
         Some("") => true,
         Some(v) => matches!(v.strip_prefix('='), Some("on" | "1" | "true" | "yes")),
@@ -344,7 +366,7 @@ pub fn flashback_findings(local: &Snapshot, tools: Result<(), String>) -> Vec<Fi
             message: format!("on_errant = \"flashback\": {m}"),
         })
     };
-    if !var("version").to_ascii_lowercase().contains("mariadb") {
+    if local.flavor() != Flavor::MariaDb {
         err("only MariaDB can flash back row events; use on_errant = \"quarantine\" (and rebuild a divergent server)".into());
         return out;
     }
@@ -389,9 +411,8 @@ pub fn evaluate(
         })
     };
     let var = |s: &Snapshot, k: &str| s.vars.get(k).cloned().unwrap_or_default();
-    let mariadb = var(local, "version")
-        .to_ascii_lowercase()
-        .contains("mariadb");
+    let flavor = local.flavor();
+    let mariadb = flavor == Flavor::MariaDb;
     if var(local, "server_id") == "0" {
         err("server_id is 0: set a unique server_id in my.cnf on each node".into());
     }
@@ -416,21 +437,27 @@ pub fn evaluate(
                 mine.0, mine.1, theirs.0, theirs.1
             ));
         }
-        if mariadb && !on(p.vars.get("rpl_semi_sync_slave_enabled")) {
-            err("the peer does not acknowledge semi-sync (rpl_semi_sync_slave_enabled = OFF there): every commit here waits the timeout, then falls back to async; set it ON on the peer".into());
+        if let (Some(acks), name) = p.semi(Semi::ReplicaEnabled) {
+            if !on(Some(&acks)) && on(local.semi(Semi::SourceEnabled).0.as_ref()) {
+                err(format!("the peer does not acknowledge semi-sync ({name} = OFF there): every commit here waits the timeout, then falls back to async; set it ON on the peer"));
+            }
         }
     }
     match &local.replica {
-        None => err("not replicating from the peer: a failover would lose everything written since; CHANGE MASTER TO the peer and START SLAVE".into()),
+        None => err(format!(
+            "not replicating from the peer: a failover would lose everything written since; {}",
+            flavor.replicate_from_peer()
+        )),
         Some(r) => {
             let yes = |b: bool| if b { "Yes" } else { "No" };
-            let broken = !r.last_sql_error.is_empty()
-                || (!r.io_running && !r.last_io_error.is_empty());
+            let broken =
+                !r.last_sql_error.is_empty() || (!r.io_running && !r.last_io_error.is_empty());
             let writable = !on(local.vars.get("read_only"));
             if broken {
                 err(format!(
-                    "replication threads not running (IO: {}, SQL: {}; last error: {}{}): fix and START SLAVE",
-                    yes(r.io_running), yes(r.sql_running), r.last_io_error, r.last_sql_error
+                    "replication threads not running (IO: {}, SQL: {}; last error: {}{}): fix and {}",
+                    yes(r.io_running), yes(r.sql_running), r.last_io_error, r.last_sql_error,
+                    flavor.start_replica()
                 ));
             } else if (!r.io_running || !r.sql_running) && !writable {
                 // Stopped without an error on a read-only server: with skip_slave_start,
@@ -446,6 +473,7 @@ pub fn evaluate(
             }
         }
     }
+    let mut gtid_errors = Vec::new();
     let mut warn = |m: String| {
         out.push(Finding {
             level: Level::Warning,
@@ -463,13 +491,10 @@ pub fn evaluate(
     if mariadb && !on(local.vars.get("gtid_strict_mode")) {
         warn("gtid_strict_mode is OFF: a transaction that diverges from the peer's history (an errant transaction of a returning old master) is applied silently instead of stopping replication; set gtid_strict_mode = ON".into());
     }
-    if on(local.vars.get("rpl_semi_sync_master_enabled"))
-        && local
-            .vars
-            .get("rpl_semi_sync_master_status")
-            .is_some_and(|v| !on(Some(v)))
-    {
-        warn("semi-sync is enabled but not active now (Rpl_semi_sync_master_status = OFF): commits are acknowledged without the peer; check the peer's replication".into());
+    if let (Some(active), name) = local.semi(Semi::SourceActive) {
+        if on(local.semi(Semi::SourceEnabled).0.as_ref()) && !on(Some(&active)) {
+            warn(format!("semi-sync is enabled but not active now ({name} = OFF): commits are acknowledged without the peer; check the peer's replication"));
+        }
     }
     if let Some(r) = &local.replica {
         if mariadb && !r.using_gtid {
@@ -487,41 +512,54 @@ pub fn evaluate(
                 warn("gtid_domain_id is the same as the peer's: in dual-master give each node its own (e.g. its server_id)".into());
             }
         }
-    } else if !on(local.vars.get("gtid_mode")) {
-        warn(
-            "gtid_mode is not ON: enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON)"
-                .into(),
-        );
-    }
-    if !on(local.vars.get("rpl_semi_sync_master_enabled"))
-        || !on(local.vars.get("rpl_semi_sync_slave_enabled"))
-    {
-        warn("semi-sync replication is off: with async replication a crashed master can take acknowledged writes with it; set rpl_semi_sync_master_enabled = ON and rpl_semi_sync_slave_enabled = ON on both nodes".into());
-    } else if semi(
-        local,
-        "rpl_semi_sync_master_wait_point",
-        "rpl_semi_sync_source_wait_point",
-    )
-    .is_some_and(|p| p.eq_ignore_ascii_case("AFTER_COMMIT"))
-    {
-        warn("rpl_semi_sync_master_wait_point = AFTER_COMMIT: a crash can leave a transaction committed here that the peer never received, and it flows to the new master when this server returns; set rpl_semi_sync_master_wait_point = AFTER_SYNC".into());
-    } else if on(local.vars.get("rpl_semi_sync_master_wait_no_slave")) {
-        warn("rpl_semi_sync_master_wait_no_slave is ON: after a failover the new master's first commits wait rpl_semi_sync_master_timeout for the dead peer; set it OFF".into());
-    }
-    if let Some(t) = local
-        .vars
-        .get("slave_net_timeout")
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if t > 10 {
-            warn(format!("slave_net_timeout = {t}: after a network partition heals, replication can take up to {t} s to notice its dead connection and reconnect (the pair stays apart that long); set slave_net_timeout = 5"));
+    } else {
+        // The catch-up, the comparison with the peer and the way back all read GTIDs.
+        for v in ["gtid_mode", "enforce_gtid_consistency"] {
+            if !on(local.vars.get(v)) {
+                gtid_errors.push(Finding { level: Level::Error, message: format!("{v} is {}: the guard compares and waits on GTIDs; set gtid_mode = ON and enforce_gtid_consistency = ON in my.cnf", var(local, v)) });
+            }
         }
+        if let Some(r) = &local.replica {
+            if !r.auto_position {
+                warn("replication does not use GTID auto-positioning: CHANGE REPLICATION SOURCE TO SOURCE_AUTO_POSITION = 1 (a server that comes back finds its place by GTIDs, not file positions)".into());
+            }
+        }
+    }
+    let (source, source_name) = local.semi(Semi::SourceEnabled);
+    let (replica, replica_name) = local.semi(Semi::ReplicaEnabled);
+    let (point, point_name) = local.semi(Semi::WaitPoint);
+    let (no_replica, no_replica_name) = local.semi(Semi::WaitNoReplica);
+    let timeout_name = local.semi(Semi::Timeout).1;
+    if !on(source.as_ref()) || !on(replica.as_ref()) {
+        let plugins = match flavor {
+            Flavor::Mysql => {
+                " (plugin_load_add = semisync_source.so and semisync_replica.so first)"
+            }
+            Flavor::MariaDb => "",
+        };
+        warn(format!("semi-sync replication is off: with async replication a crashed master can take acknowledged writes with it; set {source_name} = ON and {replica_name} = ON on both nodes{plugins}"));
+    } else if point.is_some_and(|p| p.eq_ignore_ascii_case("AFTER_COMMIT")) {
+        warn(format!("{point_name} = AFTER_COMMIT: a crash can leave a transaction committed here that the peer never received, and it flows to the new master when this server returns; set {point_name} = AFTER_SYNC"));
+    } else if on(no_replica.as_ref()) {
+        warn(format!("{no_replica_name} is ON: after a failover the new master's first commits wait {timeout_name} for the dead peer; set it OFF"));
+    }
+    if let Some((t, name)) = local.net_timeout() {
+        if t > 10 {
+            warn(format!("{name} = {t}: after a network partition heals, replication can take up to {t} s to notice its dead connection and reconnect (the pair stays apart that long); set {name} = 5"));
+        }
+    }
+    if flavor == Flavor::Mysql
+        && !on(local.vars.get("super_read_only"))
+        && on(local.vars.get("read_only"))
+    {
+        warn("super_read_only is OFF on a read-only server: accounts with CONNECTION_ADMIN or SUPER still write; set super_read_only = ON in my.cnf (xvrrpd's fence sets it too)".into());
     }
     match ro_in_cnf {
         Some(true) => {}
         Some(false) => warn("my.cnf does not start mysqld read-only: a restarted server takes writes before xvrrpd decides; add read_only = ON under [mysqld]".into()),
         None => warn("could not tell whether mysqld starts read-only (its command line and my_print_defaults): make sure my.cnf has read_only = ON under [mysqld]".into()),
     }
+    out.extend(gtid_errors);
     for (what, e) in &local.unread {
         out.push(Finding {
             level: Level::Error,
@@ -530,21 +568,11 @@ pub fn evaluate(
                 if *what == "grants" {
                     "SHOW GRANTS is always allowed: check the account".to_string()
                 } else {
-                    let name = if mariadb {
-                        "SLAVE MONITOR"
-                    } else {
-                        "REPLICATION CLIENT"
-                    };
-                    format!("GRANT {name} ON *.* TO it")
+                    format!("GRANT {} ON *.* TO it", flavor.monitor_privilege())
                 }
             ),
         });
     }
-    let flavor = if mariadb {
-        Flavor::MariaDb
-    } else {
-        Flavor::Mysql
-    };
     out.extend(missing_privileges(local, flavor, Feature::Guard));
     out
 }
@@ -791,6 +819,8 @@ mod tests {
             "--read-only=1",
             "--read_only=TRUE",
             "--READ_ONLY=true",
+            "--super-read-only",
+            "--super_read_only=ON",
         ] {
             assert!(read_only_option(yes), "{yes}");
         }
@@ -798,7 +828,7 @@ mod tests {
             "--read-only=OFF",
             "--read_only=0",
             "--read-only-compressed",
-            "--super-read-only",
+            "--super-read-only=OFF",
         ] {
             assert!(!read_only_option(no), "{no}");
         }

@@ -6,7 +6,7 @@
 //! against a live server from this table, and the labs create their agents' account from
 //! `xvrrpd grants`: a privilege the code needs and the table lacks fails a test, never a
 //! production failover. Pure: no I/O here.
-use super::catchup::Flavor;
+use super::dialect::Flavor;
 
 /// Where a privilege is granted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use mysql_async::{prelude::Queryable, Conn, Row};
 
+use super::dialect::Flavor;
+
 /// What xvrrpd uses of the replica status.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplicaStatus {
@@ -21,6 +23,8 @@ pub struct ReplicaStatus {
     pub last_sql_error: String,
     /// MariaDB: `Using_Gtid` is not `No`.
     pub using_gtid: bool,
+    /// MySQL: `Auto_Position` is 1 (the receiver asks by GTIDs).
+    pub auto_position: bool,
     /// MariaDB `Gtid_IO_Pos`.
     pub gtid_io_pos: String,
     /// MySQL `Retrieved_Gtid_Set`.
@@ -60,6 +64,7 @@ impl ReplicaStatus {
             last_io_error: text(&["Last_IO_Error"]),
             last_sql_error: text(&["Last_SQL_Error"]),
             using_gtid: !matches!(text(&["Using_Gtid"]).as_str(), "" | "No"),
+            auto_position: text(&["Auto_Position"]) == "1",
             gtid_io_pos: text(&["Gtid_IO_Pos"]),
             retrieved_gtid_set: text(&["Retrieved_Gtid_Set"]),
             master_log_file: text(&["Master_Log_File", "Source_Log_File"]),
@@ -76,10 +81,12 @@ impl ReplicaStatus {
 
 /// The server's replica status; None when it is not a replica.
 pub async fn read(conn: &mut Conn) -> Result<Option<ReplicaStatus>, mysql_async::Error> {
-    let row: Option<Row> = match conn.query_first("SHOW REPLICA STATUS").await {
+    // One statement for a caller that does not know the flavor yet: MariaDB ≥ 10.5.1
+    // knows MySQL's spelling too.
+    let row: Option<Row> = match conn.query_first(Flavor::Mysql.replica_status()).await {
         // ER_PARSE_ERROR: a server older than the new spelling.
         Err(mysql_async::Error::Server(e)) if e.code == 1064 => {
-            conn.query_first("SHOW SLAVE STATUS").await?
+            conn.query_first(Flavor::MariaDb.replica_status()).await?
         }
         r => r?,
     };

@@ -620,10 +620,13 @@ fn event(r: &Running, e: Event) {
             serde_json::json!({"event": "caught_up", "ts_ns": ts_ns, "instance": name})
         }
         // The guard logged it with the way out; the stream carries the GTIDs.
-        Event::Divergent { errant } => serde_json::json!({
-            "event": "divergent", "ts_ns": ts_ns, "instance": name, "errant": errant,
-            "remedy": crate::mysql::divergence::REBUILD,
-        }),
+        Event::Divergent { errant } => {
+            let remedy = crate::mysql::dialect::Flavor::rebuild_for(&errant);
+            serde_json::json!({
+                "event": "divergent", "ts_ns": ts_ns, "instance": name, "errant": errant,
+                "remedy": remedy,
+            })
+        }
         // The guard logged it as it happened; the stream carries the step and the error.
         Event::GuardBlocked(b) => serde_json::json!({
             "event": "guard_blocked", "ts_ns": ts_ns, "instance": name, "step": b.step,
