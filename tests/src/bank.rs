@@ -21,15 +21,27 @@ use std::{
 use anyhow::Result;
 use mysql_async::{prelude::Queryable, Conn};
 
-use crate::Mariadb;
+use crate::Db;
 
 /// Accounts created before the run.
 pub const ACCOUNTS: u64 = 1000;
 
 /// The schema and the seeded accounts (run on one server; replication copies them).
+/// The accounts table with 1 000 accounts (numbered from three digit tables: the same
+/// statement on MariaDB and MySQL, which has no sequence engine).
 pub const SCHEMA: &str = "CREATE TABLE lab.acct (id BIGINT AUTO_INCREMENT PRIMARY KEY,
    email VARCHAR(64) NOT NULL UNIQUE, balance BIGINT NOT NULL) ENGINE=InnoDB;
- INSERT INTO lab.acct (email, balance) SELECT CONCAT('a', seq, '@lab'), 0 FROM lab.seq_1_to_1000;";
+ INSERT INTO lab.acct (email, balance)
+   SELECT CONCAT('a', a.d * 100 + b.d * 10 + c.d + 1, '@lab'), 0
+   FROM (SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL
+         SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL
+         SELECT 8 UNION ALL SELECT 9) a,
+        (SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL
+         SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL
+         SELECT 8 UNION ALL SELECT 9) b,
+        (SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL
+         SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL
+         SELECT 8 UNION ALL SELECT 9) c;";
 
 /// One statement as the client saw it.
 #[derive(Clone, Debug)]
@@ -44,7 +56,7 @@ pub struct Op {
 /// Balances per email, as one server holds them.
 pub type Balances = BTreeMap<String, i64>;
 
-pub fn balances(db: &Mariadb) -> Result<Balances> {
+pub fn balances(db: &Db) -> Result<Balances> {
     Ok(db
         .sql("SELECT email, balance FROM lab.acct")?
         .lines()

@@ -19,7 +19,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 use mysql_async::{prelude::Queryable, Conn, OptsBuilder};
 
-use crate::{has_addr, ip_in, unique, wait_until, Keepalived, Mariadb, Netns, Router, Segment};
+use crate::{has_addr, ip_in, unique, wait_until, Db, DbFlavor, Keepalived, Netns, Router, Segment};
 
 pub const WRITE_VIP: &str = "192.0.2.100";
 pub const READ_VIP: &str = "192.0.2.101";
@@ -243,7 +243,7 @@ enum Held {
     Accounts(crate::bank::Balances),
 }
 
-fn held(db: &Mariadb, w: Workload) -> Result<Held> {
+fn held(db: &Db, w: Workload) -> Result<Held> {
     Ok(match w {
         Workload::Insert => Held::Rows(rows(db)?),
         Workload::Bank => Held::Accounts(crate::bank::balances(db)?),
@@ -253,6 +253,8 @@ fn held(db: &Mariadb, w: Workload) -> Result<Held> {
 #[derive(Clone, Debug)]
 pub struct LabOptions {
     pub setup: Setup,
+    /// MariaDB 10.11 or MySQL 9.7 on both nodes.
+    pub flavor: DbFlavor,
     pub workload: Workload,
     /// Who writes the insert workload.
     pub client: Client,
@@ -321,6 +323,7 @@ impl Default for LabOptions {
     fn default() -> Self {
         Self {
             setup: Setup::Xvrrpd,
+            flavor: DbFlavor::Mariadb,
             workload: Workload::Insert,
             client: Client::Builtin,
             reset_clients: true,
@@ -506,7 +509,7 @@ struct DbNode<'a> {
     ns: &'a Netns,
     addr: String,
     port: String,
-    db: Mariadb,
+    db: Db,
     agent: Option<Agent>,
     agent_conf: String,
     events: PathBuf,
@@ -565,48 +568,6 @@ impl DbNode<'_> {
     }
 }
 
-fn server_args(id: u32, setup: Setup) -> Vec<String> {
-    let mut v: Vec<String> = [
-        format!("--server-id={id}"),
-        format!("--gtid-domain-id={id}"),
-        format!("--log-bin=db{id}-bin"),
-        "--log-slave-updates=ON".into(),
-        "--binlog-format=ROW".into(),
-        "--sync-binlog=1".into(),
-        "--innodb-flush-log-at-trx-commit=1".into(),
-        "--auto-increment-increment=2".into(),
-        format!("--auto-increment-offset={id}"),
-        // Any address: clients come in on the VIPs, which move.
-        "--bind-address=0.0.0.0".into(),
-        "--port=3306".into(),
-        "--max-connections=200".into(),
-        // After a partition heals, replication notices its dead connection within this
-        // (the default 60 s keeps the pair apart that long). README recommends it.
-        "--slave-net-timeout=5".into(),
-    ]
-    .into();
-    if setup == Setup::Xvrrpd {
-        // The my.cnf lines the README recommends: start read-only, semi-sync both ways.
-        v.extend(
-            [
-                "--read-only=ON",
-                "--rpl-semi-sync-master-enabled=ON",
-                "--rpl-semi-sync-slave-enabled=ON",
-                // No replica connected (the peer is down): do not wait at all.
-                "--rpl-semi-sync-master-wait-no-slave=OFF",
-                "--rpl-semi-sync-master-timeout=1000",
-                // Lossless: the client hears OK only once the peer has the transaction.
-                "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
-                // Replication from the peer is the guard's decision (a master replicates
-                // from nobody; a returning old master only once compared with the peer).
-                "--skip-slave-start",
-            ]
-            .map(String::from),
-        );
-    }
-    v
-}
-
 fn xvrrpd_conf(
     opts: &LabOptions,
     dir: &std::path::Path,
@@ -647,8 +608,8 @@ server = "mysql"
 catchup_timeout = "{ct}ms"
 on_catchup_timeout = "{policy}"
 # A returning old master's errant transactions (its own, never received by the
-# peer that served writes after it) are undone and archived, then it rejoins.
-on_errant = "flashback"
+# peer that served writes after it): {errant_note}
+on_errant = "{on_errant}"
 errant_archive = "{archive}"
 
 [[instance]]
@@ -680,6 +641,14 @@ weight = -100
         ct = opts.catchup_timeout.as_millis(),
         policy = opts.policy,
         archive = dir.join("errant").display(),
+        on_errant = match opts.flavor {
+            DbFlavor::Mariadb => "flashback",
+            DbFlavor::Mysql => "quarantine",
+        },
+        errant_note = match opts.flavor {
+            DbFlavor::Mariadb => "undone and archived, then it rejoins.",
+            DbFlavor::Mysql => "MySQL cannot undo them: it stays out until rebuilt.",
+        },
     ))
 }
 
@@ -749,15 +718,18 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     note(
         &timeline,
         v,
-        "starting MariaDB 10.11 on db1 and db2 (dual-master, GTID)".into(),
+        format!(
+            "starting {} on db1 and db2 (dual-master, GTID)",
+            opts.flavor.product()
+        ),
     );
     let mut nodes = Vec::new();
     for (i, name) in ["db1", "db2"].into_iter().enumerate() {
         let n = &seg.nodes[i];
         let id = i as u32 + 1;
-        let args = server_args(id, opts.setup);
+        let args = opts.flavor.pair_args(id, opts.setup == Setup::Xvrrpd);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let db = Mariadb::start_with(&n.ns, &args)?;
+        let db = Db::start_with(&n.ns, opts.flavor, &args)?;
         let events = dir.join(format!("{name}.events"));
         std::fs::write(&events, "")?;
         let (pw, pr) = if i == 0 { (150, 100) } else { (100, 150) };
@@ -787,8 +759,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             hogs: None,
         });
     }
-    for (i, n) in nodes.iter().enumerate() {
-        let peer = &nodes[1 - i].addr;
+    for n in &nodes {
         // The agent's account as the docs give it (the classic pair's check uses it too).
         let conf = (opts.setup == Setup::Xvrrpd).then(|| dir.join(format!("{}.toml", n.name)));
         if let Some(c) = &conf {
@@ -796,25 +767,27 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         }
         n.db.create_agent_account(conf.as_deref())
             .with_context(|| format!("the agent's account on {}", n.name))?;
-        n.db.sql(&format!(
+        n.db.setup_sql(
             "SET sql_log_bin = 0;
              CREATE USER repl@'%' IDENTIFIED BY 'repl';
              GRANT REPLICATION SLAVE ON *.* TO repl@'%';
              CREATE USER app@'%' IDENTIFIED BY 'app';
-             GRANT SELECT, INSERT, UPDATE, DELETE ON lab.* TO app@'%';
-             CHANGE MASTER TO MASTER_HOST='{peer}', MASTER_PORT=3306, MASTER_USER='repl',
-               MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
-             START SLAVE;"
-        ))
-        .with_context(|| format!("setting up replication on {}", n.name))?;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON lab.* TO app@'%';",
+        )
+        .with_context(|| format!("the lab's accounts on {}", n.name))?;
     }
-    nodes[0].db.sql(
+    // Both servers have the replication account before either connects to the other.
+    for (i, n) in nodes.iter().enumerate() {
+        n.db.setup_sql(&opts.flavor.replicate_from(&nodes[1 - i].addr))
+            .with_context(|| format!("setting up replication on {}", n.name))?;
+    }
+    nodes[0].db.setup_sql(
         "CREATE DATABASE lab;
          CREATE TABLE lab.w (id BIGINT AUTO_INCREMENT PRIMARY KEY, seq BIGINT NOT NULL UNIQUE,
            server_id INT NOT NULL) ENGINE=InnoDB;",
     )?;
     if opts.workload == Workload::Bank {
-        nodes[0].db.sql(crate::bank::SCHEMA)?;
+        nodes[0].db.setup_sql(crate::bank::SCHEMA)?;
     }
     let table = match opts.workload {
         Workload::Insert => "SELECT COUNT(*) >= 0 FROM lab.w",
@@ -825,12 +798,12 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     }) {
         bail!(
             "the schema never replicated to db2: {}",
-            nodes[1].db.sql("SHOW SLAVE STATUS\\G").unwrap_or_default()
+            nodes[1].db.sql("SHOW REPLICA STATUS\\G").unwrap_or_default()
         );
     }
 
     if let Some(privilege) = opts.revoke_on_db2 {
-        nodes[1].db.sql(&format!(
+        nodes[1].db.setup_sql(&format!(
             "SET sql_log_bin = 0; REVOKE {privilege} ON *.* FROM xvrrpd@'%', xvrrpd@'localhost'"
         ))?;
         note(
@@ -909,7 +882,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     let result = (|| -> Result<(u64, Held)> {
         pause(opts.steady, stop)?;
         if opts.stall_survivor_applier {
-            nodes[1].db.sql("STOP SLAVE SQL_THREAD")?;
+            nodes[1].db.sql(opts.flavor.stop_applier())?;
             note(
                 &timeline,
                 v,
@@ -926,7 +899,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         match opts.resume_applier_after {
             Some(after) if after < opts.down => {
                 pause(after, stop)?;
-                nodes[1].db.sql("START SLAVE SQL_THREAD")?;
+                nodes[1].db.sql(opts.flavor.start_applier())?;
                 note(&timeline, v, "db2's applier restarted".into());
                 pause(opts.down - after, stop)?;
             }
@@ -961,7 +934,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
                 bail!(
                     "db1 never replicated again after {}: {:?}",
                     opts.fault.name(),
-                    nodes[0].db.slave_status()
+                    nodes[0].db.replica_status()
                 );
             }
             note(
@@ -1124,7 +1097,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         let should_replicate = opts.setup == Setup::Classic || !serving_or_quarantined;
         let errors = replication_errors(&n.db, should_replicate).unwrap_or(1);
         if errors > 0 && std::env::var_os("XVRRPD_LAB_DEBUG").is_some() {
-            eprintln!("{}: {:?}", n.name, n.db.slave_status());
+            eprintln!("{}: {:?}", n.name, n.db.replica_status());
         }
         report.replication_errors += errors;
     }
@@ -1140,7 +1113,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         .map(|s| s.trim() == "1");
     for (i, n) in nodes.iter().enumerate() {
         report.gtid_states[i] =
-            n.db.sql("SELECT @@gtid_binlog_state")
+            n.db.sql(opts.flavor.executed())
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|e| format!("unreadable: {e:#}"));
     }
@@ -2022,14 +1995,11 @@ fn dual_writable_ms(samples: &[(u64, bool)]) -> f64 {
 }
 
 /// Both replication threads running.
-fn replicates(db: &Mariadb) -> bool {
-    db.slave_status().is_ok_and(|s| {
-        s.get("Slave_IO_Running").map(String::as_str) == Some("Yes")
-            && s.get("Slave_SQL_Running").map(String::as_str) == Some("Yes")
-    })
+fn replicates(db: &Db) -> bool {
+    db.replica_status().is_ok_and(|s| s.replicates())
 }
 
-fn rows(db: &Mariadb) -> Result<BTreeSet<i64>> {
+fn rows(db: &Db) -> Result<BTreeSet<i64>> {
     Ok(db
         .sql("SELECT seq FROM lab.w")?
         .lines()
@@ -2038,9 +2008,9 @@ fn rows(db: &Mariadb) -> Result<BTreeSet<i64>> {
 }
 
 /// Replication errors on `db`: a recorded error or a stopped SQL thread counts.
-fn replication_errors(db: &Mariadb, should_replicate: bool) -> Result<usize> {
-    let st = db.slave_status()?;
-    let field = |name: &str| st.get(name).map(String::as_str).unwrap_or("");
+fn replication_errors(db: &Db, should_replicate: bool) -> Result<usize> {
+    let st = db.replica_status()?;
+    let field = |name: &str| st.get(name);
     // An IO error the thread has since recovered from (a reconnect on a lossy link) stays
     // in Last_IO_Errno; it counts only while the IO thread is not running.
     let mut n = 0;

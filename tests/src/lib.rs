@@ -16,12 +16,14 @@ use std::{
 
 pub mod bank;
 pub mod chaos;
+pub mod db;
 pub mod dblab;
 pub mod etcd;
 pub mod picture;
 pub mod prometheus;
 
 use anyhow::{bail, Context, Result};
+pub use db::{Db, Flavor as DbFlavor};
 use serde_json::Value;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -775,171 +777,3 @@ pub fn ping_once(ns: &Netns, ip: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// A MariaDB server with its own datadir and socket, started inside a namespace.
-pub struct Mariadb {
-    pub proc: Proc,
-    pub dir: PathBuf,
-    pub socket: PathBuf,
-    ns: String,
-    extra: Vec<String>,
-}
-
-impl Mariadb {
-    /// A socket-only server (no TCP, no binary log).
-    pub fn start(ns: &Netns) -> Result<Self> {
-        Self::start_with(ns, &["--skip-networking", "--skip-log-bin"])
-    }
-
-    /// A server with extra mariadbd options (e.g. server id, binary log, bind address).
-    pub fn start_with(ns: &Netns, extra: &[&str]) -> Result<Self> {
-        let dir = std::env::temp_dir().join(unique("xvm"));
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data)?;
-        // A private tmpdir: concurrent bootstraps must not share temporary tables.
-        std::fs::create_dir_all(dir.join("tmp"))?;
-        let out = Command::new("mariadb-install-db")
-            .args([
-                "--no-defaults",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-                "--user=root",
-            ])
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
-            .output()
-            .context("mariadb-install-db")?;
-        if !out.status.success() {
-            bail!(
-                "mariadb-install-db failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let socket = dir.join("mysqld.sock");
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let proc = Self::spawn(&ns.name, &dir, &socket, &extra)?;
-        let db = Self {
-            proc,
-            dir,
-            socket,
-            ns: ns.name.clone(),
-            extra,
-        };
-        db.wait_ready()?;
-        Ok(db)
-    }
-
-    fn spawn(ns: &str, dir: &Path, socket: &Path, extra: &[String]) -> Result<Proc> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, "/usr/sbin/mariadbd"])
-            .args(["--no-defaults", "--user=root"])
-            .args(extra)
-            .args(["--innodb-buffer-pool-size=16M", "--skip-name-resolve"])
-            .arg(format!("--datadir={}", dir.join("data").display()))
-            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
-            .arg(format!("--socket={}", socket.display()))
-            .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
-            .arg(format!("--log-error={}", dir.join("error.log").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        Proc::spawn(cmd, "mariadbd")
-    }
-
-    fn wait_ready(&self) -> Result<()> {
-        let ready = wait_until(Duration::from_secs(60), || {
-            std::os::unix::net::UnixStream::connect(&self.socket).is_ok()
-        });
-        if !ready {
-            bail!(
-                "mariadbd did not start: {}",
-                std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-            );
-        }
-        Ok(())
-    }
-
-    /// Starts the server again on the same datadir (after a kill), waits until it answers.
-    pub fn restart(&mut self) -> Result<()> {
-        self.proc.signal_group(libc::SIGKILL);
-        let _ = self.proc.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
-        self.proc = Self::spawn(&self.ns, &self.dir, &self.socket, &self.extra)?;
-        self.wait_ready()
-    }
-
-    /// Runs SQL through the `mariadb` client over the socket, as root.
-    pub fn sql(&self, sql: &str) -> Result<String> {
-        sh(&[
-            "mariadb",
-            "--no-defaults",
-            "-uroot",
-            "-N",
-            "-B",
-            &format!("--socket={}", self.socket.display()),
-            "-e",
-            sql,
-        ])
-    }
-
-    /// Creates the agent's account `xvrrpd` (password `xvrrpd`) exactly as `xvrrpd grants`
-    /// prints it for `config` (every feature without one), unlogged: never ALL, never
-    /// root. A privilege the agent needs and the docs lack fails the test that needs it.
-    pub fn create_agent_account(&self, config: Option<&Path>) -> Result<()> {
-        let mut cmd = Command::new(xvrrpd_bin());
-        cmd.args(["grants", "--flavor", "mariadb", "--password", "xvrrpd"]);
-        if let Some(c) = config {
-            cmd.arg("--config").arg(c);
-        }
-        let out = cmd.output().context("xvrrpd grants")?;
-        if !out.status.success() {
-            bail!(
-                "xvrrpd grants failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let grants = String::from_utf8(out.stdout).context("xvrrpd grants: not UTF-8")?;
-        self.sql(&format!("SET sql_log_bin = 0;\n{grants}"))
-            .map(|_| ())
-            .context("creating the agent's account from xvrrpd grants")
-    }
-
-    /// `SHOW SLAVE STATUS` as column → value (empty when not a replica).
-    pub fn slave_status(&self) -> Result<std::collections::HashMap<String, String>> {
-        let out = sh(&[
-            "mariadb",
-            "--no-defaults",
-            "-uroot",
-            "-B",
-            &format!("--socket={}", self.socket.display()),
-            "-e",
-            "SHOW SLAVE STATUS",
-        ])?;
-        let mut lines = out.lines();
-        let (Some(head), Some(row)) = (lines.next(), lines.next()) else {
-            return Ok(Default::default());
-        };
-        Ok(head
-            .split('\t')
-            .zip(row.split('\t'))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect())
-    }
-
-    /// Has the server process exited (killed by someone other than this lab)?
-    pub fn exited(&mut self) -> bool {
-        matches!(self.proc.child.try_wait(), Ok(Some(_)))
-    }
-
-    /// The server process itself (not `ip netns exec`: it execs, so the same pid).
-    pub fn signal(&self, sig: i32) {
-        self.proc.signal_group(sig);
-    }
-}
-
-impl Drop for Mariadb {
-    fn drop(&mut self) {
-        self.proc.signal_group(libc::SIGCONT);
-        self.proc.signal_group(libc::SIGKILL);
-        let _ = self.proc.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}

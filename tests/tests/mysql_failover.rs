@@ -10,7 +10,7 @@ use std::{
 
 use xvrrpd_tests::{
     dblab::{self, Client, Fault, GiveBack, LabOptions, LabReport, Workload},
-    has_addr, router_toml, wait_until, Mariadb, Router, Segment,
+    has_addr, router_toml, wait_until, Db, DbFlavor, Router, Segment,
 };
 
 static NEVER: AtomicBool = AtomicBool::new(false);
@@ -312,8 +312,8 @@ fn promote_anyway_takes_writes_after_the_timeout() {
 fn demotion_sets_read_only_and_kills_writers() {
     let seg = Segment::new(3).unwrap();
     let (n0, n1, client) = (&seg.nodes[0], &seg.nodes[1], &seg.nodes[2]);
-    let db = Mariadb::start_with(
-        &n0.ns,
+    let db = Db::start_with(
+        &n0.ns, DbFlavor::Mariadb,
         &["--skip-log-bin", "--bind-address=0.0.0.0", "--read-only=ON"],
     )
     .unwrap();
@@ -405,7 +405,7 @@ fn demotion_sets_read_only_and_kills_writers() {
 #[ignore = "needs root, MariaDB; run by cargo xtask test"]
 fn preflight_refuses_what_would_break_a_promotion() {
     let seg = Segment::new(1).unwrap();
-    let db = Mariadb::start_with(&seg.nodes[0].ns, &["--read-only=ON"]).unwrap();
+    let db = Db::start_with(&seg.nodes[0].ns, DbFlavor::Mariadb, &["--read-only=ON"]).unwrap();
     db.sql("CREATE USER lim@localhost IDENTIFIED BY 'lim'; GRANT PROCESS, CONNECTION ADMIN ON *.* TO lim@localhost;")
         .unwrap();
     let creds = db.dir.join("lim.cnf");

@@ -199,7 +199,7 @@ fn notify_hooks_run_in_transition_order_with_environment() {
 }
 
 /// A write instance following a native MySQL check on the master's MariaDB.
-fn mysql_pair(seg: &Segment, db: &xvrrpd_tests::Mariadb) -> (Router, Router) {
+fn mysql_pair(seg: &Segment, db: &xvrrpd_tests::Db) -> (Router, Router) {
     let tracker = format!(
         "[[tracker]]\nname = \"t\"\nkind = \"mysql\"\nsocket = \"{}\"\ninterval = \"1s\"\ntimeout = \"500ms\"\nfall = 1\nrise = 1\nweight = -60\n",
         db.socket.display()
@@ -214,7 +214,7 @@ fn mysql_pair(seg: &Segment, db: &xvrrpd_tests::Mariadb) -> (Router, Router) {
 #[ignore = "needs root and MariaDB: run via cargo xtask test"]
 fn mysqld_killed_fails_the_check_at_once_and_the_peer_takes_the_vip() {
     let seg = Segment::new(2).unwrap();
-    let db = xvrrpd_tests::Mariadb::start(&seg.nodes[0].ns).unwrap();
+    let db = xvrrpd_tests::Db::start(&seg.nodes[0].ns, xvrrpd_tests::DbFlavor::Mariadb).unwrap();
     let (a, _b) = mysql_pair(&seg, &db);
     // Let a poll pass so the watch connection is parked in the server.
     std::thread::sleep(Duration::from_millis(1500));
@@ -241,7 +241,7 @@ fn mysqld_killed_fails_the_check_at_once_and_the_peer_takes_the_vip() {
 #[ignore = "needs root and MariaDB: run via cargo xtask test"]
 fn mysqld_frozen_is_caught_by_the_timeout() {
     let seg = Segment::new(2).unwrap();
-    let db = xvrrpd_tests::Mariadb::start(&seg.nodes[0].ns).unwrap();
+    let db = xvrrpd_tests::Db::start(&seg.nodes[0].ns, xvrrpd_tests::DbFlavor::Mariadb).unwrap();
     let (a, _b) = mysql_pair(&seg, &db);
     db.signal(libc::SIGSTOP);
     assert!(
@@ -261,10 +261,10 @@ fn stopped_replication_moves_the_read_vip_but_not_the_write_vip() {
     let bind = |a: &str| format!("--bind-address={a}");
     let (b0, b1) = (bind(&n0.addr4), bind(&n1.addr4));
     let primary =
-        xvrrpd_tests::Mariadb::start_with(&n0.ns, &["--server-id=1", "--log-bin=mysql-bin", &b0])
+        xvrrpd_tests::Db::start_with(&n0.ns, xvrrpd_tests::DbFlavor::Mariadb, &["--server-id=1", "--log-bin=mysql-bin", &b0])
             .unwrap();
     let replica =
-        xvrrpd_tests::Mariadb::start_with(&n1.ns, &["--server-id=2", "--log-bin=mysql-bin", &b1])
+        xvrrpd_tests::Db::start_with(&n1.ns, xvrrpd_tests::DbFlavor::Mariadb, &["--server-id=2", "--log-bin=mysql-bin", &b1])
             .unwrap();
     primary
         .sql("CREATE USER 'repl'@'%' IDENTIFIED BY 'replpass'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';")

@@ -47,6 +47,10 @@ pub struct LabArgs {
     /// anti-flap hold, 5 s here, ends).
     #[arg(long)]
     pub then: Option<String>,
+    /// The servers: mariadb (10.11, the host's) or mysql (9.7, Debian unstable's, in a
+    /// debootstrap root built once under target/mysql-root/).
+    #[arg(long, default_value = "mariadb")]
+    pub flavor: String,
 }
 
 pub fn run(args: LabArgs) -> Result<()> {
@@ -58,6 +62,7 @@ pub fn run(args: LabArgs) -> Result<()> {
     let workload = Workload::parse(&args.workload)?;
     let client = Client::parse(&args.client)?;
     let give_back = args.then.as_deref().map(GiveBack::parse).transpose()?;
+    let flavor = xvrrpd_tests::DbFlavor::parse(&args.flavor)?;
     if give_back.is_some() && args.classic {
         bail!("--then hands the role back with xvrrpd: not with --classic");
     }
@@ -74,6 +79,7 @@ pub fn run(args: LabArgs) -> Result<()> {
         } else {
             Setup::Xvrrpd
         },
+        flavor,
         fault,
         workload,
         client,
@@ -92,7 +98,8 @@ pub fn run(args: LabArgs) -> Result<()> {
         ..LabOptions::default()
     };
     println!(
-        "== lab: MariaDB dual-master, {} on db1/db2, VRRPv3 {} ms adverts, fault {}, workload {}, client {}",
+        "== lab: {} dual-master, {} on db1/db2, VRRPv3 {} ms adverts, fault {}, workload {}, client {}",
+        flavor.product(),
         if args.classic {
             "classic keepalived"
         } else {
@@ -201,7 +208,7 @@ pub fn print_report(opts: &LabOptions, r: &LabReport) {
         r.replication_errors, r.dual_writable_ms
     );
     println!(
-        "   executed GTIDs (gtid_binlog_state): db1 {}; db2 {}",
+        "   executed GTIDs: db1 {}; db2 {}",
         r.gtid_states[0], r.gtid_states[1]
     );
     for (name, errant) in ["db1", "db2"].iter().zip(&r.divergent) {

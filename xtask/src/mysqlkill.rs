@@ -5,7 +5,7 @@ use std::{fmt::Write as _, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use xvrrpd_tests::{
-    has_addr, router_toml, wait_until, Keepalived, KeepalivedConf, Mariadb, Router, Segment,
+    has_addr, router_toml, wait_until, Keepalived, KeepalivedConf, Db, DbFlavor, Router, Segment,
     VrrpScript,
 };
 
@@ -27,7 +27,7 @@ fn one(classic: bool, interval_ms: u64) -> Result<f64> {
     let seg = Segment::new(2)?;
     let (n0, n1) = (&seg.nodes[0], &seg.nodes[1]);
     let bind = format!("--bind-address={}", n0.addr4);
-    let db = Mariadb::start_with(&n0.ns, &["--skip-log-bin", &bind])?;
+    let db = Db::start_with(&n0.ns, DbFlavor::Mariadb, &["--skip-log-bin", &bind])?;
     let vip = format!("{VIP}/24");
     let (_a, _b, _ka, _kb);
     if classic {

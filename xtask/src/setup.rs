@@ -126,6 +126,8 @@ pub fn run() -> Result<()> {
             "nightly",
         ]))?;
     }
+    // Oracle MySQL 9.7 for the labs and tests (Debian unstable's, in its own root).
+    xvrrpd_tests::db::mysql_root()?;
     Ok(())
 }
 

@@ -1,0 +1,589 @@
+//! Database servers for the labs and tests, one implementation for both flavors:
+//! MariaDB from the host's packages, and Oracle MySQL 9.7 from Debian's unstable suite,
+//! installed with debootstrap into a root filesystem cached under `target/mysql-root/`
+//! and run chrooted (each server in its node's network namespace, its datadir and socket
+//! inside the root, reachable from the host by path).
+//!
+//! What differs between the flavors for a lab pair (server options, pointing a server at
+//! its peer, the replication statements an experiment uses) is asked of [`Flavor`];
+//! everything else ([`Db`]) is the same code.
+use std::{
+    collections::HashMap,
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{sh, unique, wait_until, xvrrpd_bin, Netns, Proc};
+
+/// The server family a lab or test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// MariaDB 10.11, the host's `mariadb-server`.
+    Mariadb,
+    /// Oracle MySQL 9.7, Debian unstable's `mysql-server-core`, chrooted.
+    Mysql,
+}
+
+impl Flavor {
+    pub const ALL: [Flavor; 2] = [Flavor::Mariadb, Flavor::Mysql];
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "mariadb" => Ok(Self::Mariadb),
+            "mysql" => Ok(Self::Mysql),
+            _ => bail!("unknown flavor {s:?}: mariadb or mysql"),
+        }
+    }
+
+    /// The name `--flavor` and `xvrrpd grants --flavor` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mariadb => "mariadb",
+            Self::Mysql => "mysql",
+        }
+    }
+
+    pub fn product(self) -> &'static str {
+        match self {
+            Self::Mariadb => "MariaDB 10.11",
+            Self::Mysql => "MySQL 9.7",
+        }
+    }
+
+    /// The options of node `id` in a dual-master pair (both VIPs' servers): binary log,
+    /// GTIDs, lossless semi-sync both ways, auto-increment series apart. `guarded`: the
+    /// my.cnf lines the README recommends under xvrrpd (start read-only, replication
+    /// left to the guard); the classic keepalived pair starts writable and replicating.
+    pub fn pair_args(self, id: u32, guarded: bool) -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            format!("--server-id={id}"),
+            format!("--log-bin=db{id}-bin"),
+            "--sync-binlog=1".into(),
+            "--innodb-flush-log-at-trx-commit=1".into(),
+            "--auto-increment-increment=2".into(),
+            format!("--auto-increment-offset={id}"),
+            // Any address: clients come in on the VIPs, which move.
+            "--bind-address=0.0.0.0".into(),
+            "--port=3306".into(),
+            "--max-connections=200".into(),
+        ];
+        let (source, replica, no_replica, timeout, point, skip_start, net_timeout) = match self {
+            Self::Mariadb => {
+                v.extend(
+                    [
+                        format!("--gtid-domain-id={id}"),
+                        "--log-slave-updates=ON".into(),
+                        "--binlog-format=ROW".into(),
+                    ]
+                    .map(String::from),
+                );
+                (
+                    "--rpl-semi-sync-master-enabled=ON",
+                    "--rpl-semi-sync-slave-enabled=ON",
+                    "--rpl-semi-sync-master-wait-no-slave=OFF",
+                    "--rpl-semi-sync-master-timeout=1000",
+                    "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+                    "--skip-slave-start",
+                    "--slave-net-timeout=5",
+                )
+            }
+            Self::Mysql => {
+                v.extend(
+                    [
+                        "--gtid-mode=ON",
+                        "--enforce-gtid-consistency=ON",
+                        "--log-replica-updates=ON",
+                        "--plugin-load-add=semisync_source.so",
+                        "--plugin-load-add=semisync_replica.so",
+                    ]
+                    .map(String::from),
+                );
+                (
+                    "--rpl-semi-sync-source-enabled=ON",
+                    "--rpl-semi-sync-replica-enabled=ON",
+                    "--rpl-semi-sync-source-wait-no-replica=OFF",
+                    "--rpl-semi-sync-source-timeout=1000",
+                    "--rpl-semi-sync-source-wait-point=AFTER_SYNC",
+                    "--skip-replica-start",
+                    "--replica-net-timeout=5",
+                )
+            }
+        };
+        // After a partition heals, replication notices its dead connection within this
+        // (the default 60 s keeps the pair apart that long). README recommends it.
+        v.push(net_timeout.into());
+        if guarded {
+            v.push("--read-only=ON".into());
+            if self == Self::Mysql {
+                v.push("--super-read-only=ON".into());
+            }
+            // Lossless: the client hears OK only once the peer has the transaction; no
+            // replica connected (the peer is down): do not wait at all.
+            v.extend([source, replica, no_replica, timeout, point].map(String::from));
+            // Replication from the peer is the guard's decision (a master replicates
+            // from nobody; a returning old master only once compared with the peer).
+            v.push(skip_start.into());
+        }
+        v
+    }
+
+    /// Points a server at its peer `peer` (user `repl`, password `repl`) by GTIDs and
+    /// starts replicating.
+    pub fn replicate_from(self, peer: &str) -> String {
+        match self {
+            Self::Mariadb => format!(
+                "CHANGE MASTER TO MASTER_HOST='{peer}', MASTER_PORT=3306, MASTER_USER='repl',
+                   MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
+                 START SLAVE;"
+            ),
+            // GET_SOURCE_PUBLIC_KEY: caching_sha2_password over a connection without TLS.
+            Self::Mysql => format!(
+                "CHANGE REPLICATION SOURCE TO SOURCE_HOST='{peer}', SOURCE_PORT=3306,
+                   SOURCE_USER='repl', SOURCE_PASSWORD='repl', SOURCE_AUTO_POSITION=1,
+                   SOURCE_CONNECT_RETRY=1, GET_SOURCE_PUBLIC_KEY=1;
+                 START REPLICA;"
+            ),
+        }
+    }
+
+    pub fn start_applier(self) -> &'static str {
+        match self {
+            Self::Mariadb => "START SLAVE SQL_THREAD",
+            Self::Mysql => "START REPLICA SQL_THREAD",
+        }
+    }
+
+    pub fn stop_applier(self) -> &'static str {
+        match self {
+            Self::Mariadb => "STOP SLAVE SQL_THREAD",
+            Self::Mysql => "STOP REPLICA SQL_THREAD",
+        }
+    }
+
+    /// What the server has executed (for the report).
+    pub fn executed(self) -> &'static str {
+        match self {
+            Self::Mariadb => "SELECT @@gtid_binlog_state",
+            Self::Mysql => "SELECT @@global.gtid_executed",
+        }
+    }
+}
+
+/// A replica status row, read under either flavor's column names.
+#[derive(Clone, Debug, Default)]
+pub struct ReplicaStatus(pub HashMap<String, String>);
+
+impl ReplicaStatus {
+    /// The value of column `name` as MariaDB names it (`Slave_IO_Running`,
+    /// `Master_Host`), or as MySQL does (`Replica_IO_Running`, `Source_Host`); empty if
+    /// absent.
+    pub fn get(&self, name: &str) -> &str {
+        let mysql = name.replace("Slave", "Replica").replace("Master", "Source");
+        self.0
+            .get(name)
+            .or_else(|| self.0.get(&mysql))
+            .map_or("", String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Both threads running.
+    pub fn replicates(&self) -> bool {
+        self.get("Slave_IO_Running") == "Yes" && self.get("Slave_SQL_Running") == "Yes"
+    }
+}
+
+/// A database server with its own datadir and socket, started inside a namespace.
+pub struct Db {
+    pub flavor: Flavor,
+    pub proc: Proc,
+    /// Its directory as the host sees it.
+    pub dir: PathBuf,
+    /// Its socket as the host (and the agent) sees it.
+    pub socket: PathBuf,
+    ns: String,
+    extra: Vec<String>,
+}
+
+impl Db {
+    /// A socket-only server (no TCP, no binary log).
+    pub fn start(ns: &Netns, flavor: Flavor) -> Result<Self> {
+        Self::start_with(ns, flavor, &["--skip-networking", "--skip-log-bin"])
+    }
+
+    /// A server with extra options (server id, binary log, bind address...).
+    pub fn start_with(ns: &Netns, flavor: Flavor, extra: &[&str]) -> Result<Self> {
+        let id = unique("xvm");
+        let dir = match flavor {
+            Flavor::Mariadb => std::env::temp_dir().join(&id),
+            Flavor::Mysql => mysql_root()?.join("xv").join(&id),
+        };
+        let data = dir.join("data");
+        // A private tmpdir: concurrent bootstraps must not share temporary tables.
+        std::fs::create_dir_all(dir.join("tmp"))?;
+        match flavor {
+            Flavor::Mariadb => {
+                std::fs::create_dir_all(&data)?;
+                let out = Command::new("mariadb-install-db")
+                    .args([
+                        "--no-defaults",
+                        "--auth-root-authentication-method=normal",
+                        "--skip-test-db",
+                        "--user=root",
+                    ])
+                    .arg(format!("--datadir={}", data.display()))
+                    .arg(format!("--tmpdir={}", dir.join("tmp").display()))
+                    .output()
+                    .context("mariadb-install-db")?;
+                if !out.status.success() {
+                    bail!(
+                        "mariadb-install-db failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+            Flavor::Mysql => {
+                // A copy of the initialized datadir, without its server_uuid (auto.cnf):
+                // each server makes its own, as a freshly installed one would.
+                let st = Command::new("cp")
+                    .arg("-a")
+                    .arg(mysql_template()?)
+                    .arg(&data)
+                    .status()
+                    .context("cp")?;
+                if !st.success() {
+                    bail!("copying MySQL's initialized datadir failed ({st})");
+                }
+                let _ = std::fs::remove_file(data.join("auto.cnf"));
+            }
+        }
+        let socket = dir.join("mysqld.sock");
+        let db = Self {
+            flavor,
+            proc: spawn(flavor, &ns.name, &dir, extra)?,
+            dir,
+            socket,
+            ns: ns.name.clone(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        db.wait_ready()?;
+        Ok(db)
+    }
+
+    fn wait_ready(&self) -> Result<()> {
+        let ready = wait_until(Duration::from_secs(60), || {
+            std::os::unix::net::UnixStream::connect(&self.socket).is_ok()
+        });
+        if !ready {
+            bail!(
+                "{} did not start: {}",
+                self.flavor.product(),
+                std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same datadir (after a kill), waits until it answers.
+    pub fn restart(&mut self) -> Result<()> {
+        self.proc.signal_group(libc::SIGKILL);
+        let _ = self.proc.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        self.proc = spawn(self.flavor, &self.ns, &self.dir, &extra)?;
+        self.wait_ready()
+    }
+
+    /// Runs SQL through the `mariadb` client over the socket, as root (it speaks to
+    /// MySQL 9.7 over a socket too).
+    pub fn sql(&self, sql: &str) -> Result<String> {
+        sh(&[
+            "mariadb",
+            "--no-defaults",
+            "-uroot",
+            "-N",
+            "-B",
+            &format!("--socket={}", self.socket.display()),
+            "-e",
+            sql,
+        ])
+    }
+
+    /// SQL that sets the server up (accounts, replication, schema) before any agent runs:
+    /// on MySQL with `super_read_only` lifted for it (root writes past `read_only`
+    /// alone, as it does on MariaDB), then put back.
+    pub fn setup_sql(&self, sql: &str) -> Result<String> {
+        match self.flavor {
+            Flavor::Mariadb => self.sql(sql),
+            Flavor::Mysql => self.sql(&format!(
+                "SET @xv_sro = @@global.super_read_only; SET GLOBAL super_read_only = OFF;
+                 {sql};
+                 SET GLOBAL super_read_only = @xv_sro;"
+            )),
+        }
+    }
+
+    /// Creates the agent's account `xvrrpd` (password `xvrrpd`) exactly as `xvrrpd grants`
+    /// prints it for `config` (every feature without one), unlogged: never ALL, never
+    /// root. A privilege the agent needs and the docs lack fails the test that needs it.
+    pub fn create_agent_account(&self, config: Option<&Path>) -> Result<()> {
+        let mut cmd = Command::new(xvrrpd_bin());
+        cmd.args([
+            "grants",
+            "--flavor",
+            self.flavor.name(),
+            "--password",
+            "xvrrpd",
+        ]);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let out = cmd.output().context("xvrrpd grants")?;
+        if !out.status.success() {
+            bail!(
+                "xvrrpd grants failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let grants = String::from_utf8(out.stdout).context("xvrrpd grants: not UTF-8")?;
+        self.setup_sql(&format!("SET sql_log_bin = 0;\n{grants}"))
+            .map(|_| ())
+            .context("creating the agent's account from xvrrpd grants")
+    }
+
+    /// The replica status (empty when not a replica).
+    pub fn replica_status(&self) -> Result<ReplicaStatus> {
+        let out = sh(&[
+            "mariadb",
+            "--no-defaults",
+            "-uroot",
+            "-B",
+            &format!("--socket={}", self.socket.display()),
+            "-e",
+            "SHOW REPLICA STATUS",
+        ])?;
+        let mut lines = out.lines();
+        let (Some(head), Some(row)) = (lines.next(), lines.next()) else {
+            return Ok(ReplicaStatus::default());
+        };
+        Ok(ReplicaStatus(
+            head.split('\t')
+                .zip(row.split('\t'))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ))
+    }
+
+    /// Has the server process exited (killed by someone other than this lab)?
+    pub fn exited(&mut self) -> bool {
+        matches!(self.proc.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// The server process itself (not `ip netns exec`: it execs, so the same pid).
+    pub fn signal(&self, sig: i32) {
+        self.proc.signal_group(sig);
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.proc.signal_group(libc::SIGCONT);
+        self.proc.signal_group(libc::SIGKILL);
+        let _ = self.proc.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts the server of `flavor` on the datadir under `dir` (host path) in `ns`.
+fn spawn(flavor: Flavor, ns: &str, dir: &Path, extra: &[&str]) -> Result<Proc> {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns]);
+    // Paths as the server sees them.
+    let inner = match flavor {
+        Flavor::Mariadb => {
+            cmd.arg("/usr/sbin/mariadbd");
+            dir.to_path_buf()
+        }
+        Flavor::Mysql => {
+            let root = mysql_root()?;
+            cmd.arg("chroot").arg(&root).arg("/usr/sbin/mysqld");
+            Path::new("/").join(dir.strip_prefix(&root).context("a MySQL dir in its root")?)
+        }
+    };
+    cmd.args(["--no-defaults", "--user=root"])
+        .args(extra)
+        .args(["--innodb-buffer-pool-size=16M", "--skip-name-resolve"]);
+    if flavor == Flavor::Mysql {
+        // No X protocol listener; LOAD DATA / SELECT INTO OUTFILE unused (its default
+        // directory does not exist in the root).
+        cmd.args(["--mysqlx=OFF", "--secure-file-priv="]);
+    }
+    cmd.arg(format!("--datadir={}", inner.join("data").display()))
+        .arg(format!("--tmpdir={}", inner.join("tmp").display()))
+        .arg(format!("--socket={}", inner.join("mysqld.sock").display()))
+        .arg(format!("--pid-file={}", inner.join("mysqld.pid").display()))
+        .arg(format!("--log-error={}", inner.join("error.log").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Proc::spawn(cmd, flavor.name())
+}
+
+/// Where the MySQL root filesystem and its initialized datadir are cached.
+fn mysql_cache() -> PathBuf {
+    std::env::var_os("XVRRPD_MYSQL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+                .join("mysql-root")
+        })
+}
+
+const MIRROR: &str = "http://deb.debian.org/debian";
+
+/// The root filesystem with Debian unstable's MySQL server and client tools (9.7 today),
+/// built with debootstrap on first use (a minute or two; `cargo xtask setup` does it
+/// ahead); a marker file says it is complete, a lock keeps two builders apart.
+pub fn mysql_root() -> Result<PathBuf> {
+    let cache = mysql_cache();
+    let root = cache.join("sid");
+    let done = cache.join("sid.complete");
+    if done.exists() {
+        return Ok(root);
+    }
+    std::fs::create_dir_all(&cache)?;
+    let _lock = Lock::take(&cache.join("build.lock"))?;
+    if done.exists() {
+        return Ok(root);
+    }
+    if root.exists() {
+        std::fs::remove_dir_all(&root).context("removing an incomplete MySQL root")?;
+    }
+    eprintln!(
+        "xvrrpd-tests: debootstrap sid with mysql-server-core into {} (once)",
+        root.display()
+    );
+    let out = Command::new("debootstrap")
+        .args([
+            "--variant=minbase",
+            "--include=mysql-server-core,mysql-client-core,mysql-common",
+            "sid",
+        ])
+        .arg(&root)
+        .arg(MIRROR)
+        .output()
+        .context("running debootstrap (cargo xtask setup installs it)")?;
+    if !out.status.success() {
+        bail!(
+            "debootstrap of the MySQL root failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    std::fs::write(&done, "")?;
+    Ok(root)
+}
+
+/// An initialized MySQL datadir (root without a password, over the socket), made once
+/// inside the root; servers start on copies of it (initializing takes seconds).
+fn mysql_template() -> Result<PathBuf> {
+    let root = mysql_root()?;
+    let data = root.join("xv-template").join("data");
+    let done = root.join("xv-template.complete");
+    if done.exists() {
+        return Ok(data);
+    }
+    let _lock = Lock::take(&mysql_cache().join("template.lock"))?;
+    if done.exists() {
+        return Ok(data);
+    }
+    let _ = std::fs::remove_dir_all(root.join("xv-template"));
+    std::fs::create_dir_all(root.join("xv-template"))?;
+    let out = Command::new("chroot")
+        .arg(&root)
+        .args([
+            "/usr/sbin/mysqld",
+            "--no-defaults",
+            "--initialize-insecure",
+            "--user=root",
+            "--skip-log-bin",
+            "--datadir=/xv-template/data",
+            "--log-error=/xv-template/init.log",
+        ])
+        .output()
+        .context("mysqld --initialize-insecure")?;
+    if !out.status.success() {
+        bail!(
+            "initializing MySQL's datadir failed: {}",
+            std::fs::read_to_string(root.join("xv-template/init.log")).unwrap_or_default()
+        );
+    }
+    std::fs::write(&done, "")?;
+    Ok(data)
+}
+
+/// An exclusive lock on a file, held until dropped.
+struct Lock {
+    _file: std::fs::File,
+}
+
+impl Lock {
+    fn take(path: &Path) -> Result<Self> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!("locking {}: {}", path.display(), std::io::Error::last_os_error());
+        }
+        Ok(Self { _file: f })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_columns_read_under_either_name() {
+        let s = ReplicaStatus(
+            [("Replica_IO_Running", "Yes"), ("Replica_SQL_Running", "Yes"), ("Source_Host", "192.0.2.2")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+        );
+        assert!(s.replicates());
+        assert_eq!(s.get("Master_Host"), "192.0.2.2");
+        assert_eq!(s.get("Last_IO_Errno"), "");
+    }
+
+    #[test]
+    fn both_flavors_start_guarded_servers_read_only_without_replication() {
+        for f in Flavor::ALL {
+            let a = f.pair_args(2, true);
+            assert!(a.contains(&"--read-only=ON".to_string()), "{f:?}");
+            assert!(a.iter().any(|a| a.starts_with("--skip-") && a.ends_with("-start")));
+            assert!(a.iter().any(|a| a.ends_with("wait-point=AFTER_SYNC")));
+            let classic = f.pair_args(2, false);
+            assert!(!classic.iter().any(|a| a.contains("read-only")));
+        }
+        let m = Flavor::Mysql.pair_args(1, true);
+        assert!(m.contains(&"--super-read-only=ON".to_string()));
+        assert!(!m.iter().any(|a| a.contains("slave") || a.contains("master")));
+        assert!(!Flavor::Mysql.replicate_from("192.0.2.1").contains("MASTER"));
+    }
+}
