@@ -358,6 +358,7 @@ fn grants(
         None => privileges::Uses {
             guard: true,
             flashback: true,
+            clone: true,
         },
         Some(path) => match xvrrpd::config::load(path, false) {
             Ok(cfg) => {
@@ -366,6 +367,7 @@ fn grants(
                     guard: guards().next().is_some(),
                     flashback: guards()
                         .any(|g| g.on_errant == xvrrpd::config::ErrantPolicy::Flashback),
+                    clone: guards().any(|g| g.on_errant == xvrrpd::config::ErrantPolicy::Clone),
                 }
             }
             Err(problems) => {
@@ -568,6 +570,13 @@ fn preflight(cfg: &xvrrpd::config::Config) -> bool {
             findings.extend(flashback_findings(
                 &local,
                 xvrrpd::mysql::flashback::tools().map(|_| ()),
+            ));
+        }
+        if g.on_errant == xvrrpd::config::ErrantPolicy::Clone {
+            findings.extend(xvrrpd::mysql::clone::findings(
+                &local,
+                peer.as_ref(),
+                xvrrpd::mysql::clone::binlog_tool().map(|_| ()),
             ));
         }
         if g.on_hung == xvrrpd::config::HungPolicy::Kill {

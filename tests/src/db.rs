@@ -99,6 +99,8 @@ impl Flavor {
                         "--log-replica-updates=ON",
                         "--plugin-load-add=semisync_source.so",
                         "--plugin-load-add=semisync_replica.so",
+                        // on_errant = "clone" rebuilds a divergent server from its peer.
+                        "--plugin-load-add=mysql_clone.so",
                     ]
                     .map(String::from),
                 );
@@ -411,8 +413,19 @@ fn spawn(flavor: Flavor, ns: &str, dir: &Path, extra: &[&str]) -> Result<Proc> {
             dir.to_path_buf()
         }
         Flavor::Mysql => {
+            // Under a supervisor, as systemd runs it: mysqld asks for a restart (exit
+            // code 16) after CLONE INSTANCE, and only when MYSQLD_PARENT_PID names its
+            // parent; any other exit ends the loop.
             let root = mysql_root()?;
-            cmd.arg("chroot").arg(&root).arg("/usr/sbin/mysqld");
+            cmd.args([
+                "sh",
+                "-c",
+                r#"export MYSQLD_PARENT_PID=$$; while :; do "$@"; rc=$?; [ $rc = 16 ] || exit $rc; done"#,
+                "mysqld-supervisor",
+                "chroot",
+            ])
+            .arg(&root)
+            .arg("/usr/sbin/mysqld");
             Path::new("/").join(dir.strip_prefix(&root).context("a MySQL dir in its root")?)
         }
     };
@@ -496,6 +509,29 @@ pub fn mysql_root() -> Result<PathBuf> {
     Ok(root)
 }
 
+/// A directory with MySQL's command-line tools the agent runs (mysqlbinlog), run from
+/// the root with its own loader and libraries (no chroot: the paths they are given are
+/// the host's).
+pub fn mysql_tools() -> Result<PathBuf> {
+    let root = mysql_root()?;
+    let bin = mysql_cache().join("bin");
+    std::fs::create_dir_all(&bin)?;
+    let r = root.display();
+    for tool in ["mysqlbinlog"] {
+        let path = bin.join(tool);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh
+exec {r}/lib64/ld-linux-x86-64.so.2 --library-path {r}/lib/x86_64-linux-gnu:{r}/usr/lib/x86_64-linux-gnu {r}/usr/bin/{tool} \"$@\"\n"
+            ),
+        )?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(bin)
+}
+
 /// An initialized MySQL datadir (root without a password, over the socket), made once
 /// inside the root; servers start on copies of it (initializing takes seconds).
 fn mysql_template() -> Result<PathBuf> {
@@ -549,7 +585,11 @@ impl Lock {
             .with_context(|| format!("opening {}", path.display()))?;
         // SAFETY: flock on a descriptor this function owns.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            bail!("locking {}: {}", path.display(), std::io::Error::last_os_error());
+            bail!(
+                "locking {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
         }
         Ok(Self { _file: f })
     }
@@ -562,9 +602,13 @@ mod tests {
     #[test]
     fn replica_columns_read_under_either_name() {
         let s = ReplicaStatus(
-            [("Replica_IO_Running", "Yes"), ("Replica_SQL_Running", "Yes"), ("Source_Host", "192.0.2.2")]
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .into(),
+            [
+                ("Replica_IO_Running", "Yes"),
+                ("Replica_SQL_Running", "Yes"),
+                ("Source_Host", "192.0.2.2"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
         );
         assert!(s.replicates());
         assert_eq!(s.get("Master_Host"), "192.0.2.2");
@@ -576,14 +620,18 @@ mod tests {
         for f in Flavor::ALL {
             let a = f.pair_args(2, true);
             assert!(a.contains(&"--read-only=ON".to_string()), "{f:?}");
-            assert!(a.iter().any(|a| a.starts_with("--skip-") && a.ends_with("-start")));
+            assert!(a
+                .iter()
+                .any(|a| a.starts_with("--skip-") && a.ends_with("-start")));
             assert!(a.iter().any(|a| a.ends_with("wait-point=AFTER_SYNC")));
             let classic = f.pair_args(2, false);
             assert!(!classic.iter().any(|a| a.contains("read-only")));
         }
         let m = Flavor::Mysql.pair_args(1, true);
         assert!(m.contains(&"--super-read-only=ON".to_string()));
-        assert!(!m.iter().any(|a| a.contains("slave") || a.contains("master")));
+        assert!(!m
+            .iter()
+            .any(|a| a.contains("slave") || a.contains("master")));
         assert!(!Flavor::Mysql.replicate_from("192.0.2.1").contains("MASTER"));
     }
 }

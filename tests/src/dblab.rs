@@ -19,7 +19,9 @@ use std::{
 use anyhow::{bail, Context, Result};
 use mysql_async::{prelude::Queryable, Conn, OptsBuilder};
 
-use crate::{has_addr, ip_in, unique, wait_until, Db, DbFlavor, Keepalived, Netns, Router, Segment};
+use crate::{
+    has_addr, ip_in, unique, wait_until, Db, DbFlavor, Keepalived, Netns, Router, Segment,
+};
 
 pub const WRITE_VIP: &str = "192.0.2.100";
 pub const READ_VIP: &str = "192.0.2.101";
@@ -530,7 +532,14 @@ impl DbNode<'_> {
             return r.restart(self.ns);
         }
         self.agent = Some(match setup {
-            Setup::Xvrrpd => Agent::X(Router::start(self.ns, &self.agent_conf)?),
+            Setup::Xvrrpd => Agent::X(Router::start_with_tools(
+                self.ns,
+                &self.agent_conf,
+                match self.db.flavor {
+                    DbFlavor::Mariadb => None,
+                    DbFlavor::Mysql => Some(crate::db::mysql_tools()?),
+                },
+            )?),
             Setup::Classic => Agent::K(Keepalived::start_text(self.ns, &self.agent_conf)?),
         });
         Ok(())
@@ -643,11 +652,12 @@ weight = -100
         archive = dir.join("errant").display(),
         on_errant = match opts.flavor {
             DbFlavor::Mariadb => "flashback",
-            DbFlavor::Mysql => "quarantine",
+            DbFlavor::Mysql => "clone",
         },
         errant_note = match opts.flavor {
             DbFlavor::Mariadb => "undone and archived, then it rejoins.",
-            DbFlavor::Mysql => "MySQL cannot undo them: it stays out until rebuilt.",
+            DbFlavor::Mysql =>
+                "archived, the server rebuilt from the peer (CLONE), then it rejoins.",
         },
     ))
 }
@@ -798,7 +808,10 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     }) {
         bail!(
             "the schema never replicated to db2: {}",
-            nodes[1].db.sql("SHOW REPLICA STATUS\\G").unwrap_or_default()
+            nodes[1]
+                .db
+                .sql("SHOW REPLICA STATUS\\G")
+                .unwrap_or_default()
         );
     }
 
@@ -930,6 +943,24 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         if let Some(how) = opts.give_back {
             let replicated = wait_until(Duration::from_secs(30), || replicates(&nodes[0].db));
             old_master_replicated = Some(replicated);
+            // And its write instance back in the election (a server rebuilt by CLONE
+            // restarted: its MySQL check passes again `rise` checks later). A switchover
+            // asked before that finds no backup to hand over to.
+            if replicated && how == GiveBack::Switchover {
+                let ready = wait_until(Duration::from_secs(30), || {
+                    matches!(&nodes[0].agent, Some(Agent::X(r)) if r.status().is_ok_and(|s| {
+                        s["instances"].as_array().is_some_and(|a| {
+                            a.iter().any(|i| i["name"] == "write" && i["state"] == "BACKUP")
+                        })
+                    }))
+                });
+                if !ready {
+                    bail!(
+                        "db1 replicates but its write instance never became BACKUP:\n{}",
+                        nodes[0].agent_log()
+                    );
+                }
+            }
             if !replicated {
                 bail!(
                     "db1 never replicated again after {}: {:?}",
@@ -950,7 +981,11 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
                     Some(Agent::X(r)) => {
                         let (ok, _, err) = r.ctl(&["switchover", "write", "--timeout", "20s"]);
                         if !ok {
-                            bail!("xvrrpd switchover write on db2: {err}");
+                            bail!(
+                                "xvrrpd switchover write on db2: {err}\ndb1:\n{}\ndb2:\n{}",
+                                nodes[0].agent_log(),
+                                nodes[1].agent_log()
+                            );
                         }
                     }
                     _ => bail!("give-back is an xvrrpd command: run it with the xvrrpd setup"),

@@ -560,15 +560,22 @@ pub fn kill_and_measure(
 pub struct Router {
     pub proc: Proc,
     pub dir: PathBuf,
+    /// Directories searched for tools before PATH (MySQL's mysqlbinlog in the labs).
+    tools: Option<PathBuf>,
 }
 
 impl Router {
     pub fn start(ns: &Netns, toml: &str) -> Result<Self> {
+        Self::start_with_tools(ns, toml, None)
+    }
+
+    /// An agent that finds the command-line tools it runs in `tools` first.
+    pub fn start_with_tools(ns: &Netns, toml: &str, tools: Option<PathBuf>) -> Result<Self> {
         let dir = std::env::temp_dir().join(unique("xvr"));
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("xvrrpd.toml"), toml)?;
-        let proc = Self::spawn(ns, &dir)?;
-        let mut r = Self { proc, dir };
+        let proc = Self::spawn(ns, &dir, tools.as_deref())?;
+        let mut r = Self { proc, dir, tools };
         r.wait_ready()?;
         Ok(r)
     }
@@ -576,13 +583,18 @@ impl Router {
     /// Starts the agent again in the same directory (same config, control socket and
     /// state files), as systemd restarts a dead agent. The old process must be gone.
     pub fn restart(&mut self, ns: &Netns) -> Result<()> {
-        self.proc = Self::spawn(ns, &self.dir)?;
+        self.proc = Self::spawn(ns, &self.dir, self.tools.as_deref())?;
         self.wait_ready()
     }
 
-    fn spawn(ns: &Netns, dir: &Path) -> Result<Proc> {
+    fn spawn(ns: &Netns, dir: &Path, tools: Option<&Path>) -> Result<Proc> {
         let bin = xvrrpd_bin();
         let mut cmd = ns.command(bin.to_str().context("binary path")?);
+        if let Some(t) = tools {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let dirs = std::iter::once(t.to_path_buf()).chain(std::env::split_paths(&path));
+            cmd.env("PATH", std::env::join_paths(dirs)?);
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -776,4 +788,3 @@ pub fn ping_once(ns: &Netns, ip: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
-

@@ -313,7 +313,8 @@ fn demotion_sets_read_only_and_kills_writers() {
     let seg = Segment::new(3).unwrap();
     let (n0, n1, client) = (&seg.nodes[0], &seg.nodes[1], &seg.nodes[2]);
     let db = Db::start_with(
-        &n0.ns, DbFlavor::Mariadb,
+        &n0.ns,
+        DbFlavor::Mariadb,
         &["--skip-log-bin", "--bind-address=0.0.0.0", "--read-only=ON"],
     )
     .unwrap();

@@ -260,12 +260,18 @@ fn stopped_replication_moves_the_read_vip_but_not_the_write_vip() {
     let (n0, n1) = (&seg.nodes[0], &seg.nodes[1]);
     let bind = |a: &str| format!("--bind-address={a}");
     let (b0, b1) = (bind(&n0.addr4), bind(&n1.addr4));
-    let primary =
-        xvrrpd_tests::Db::start_with(&n0.ns, xvrrpd_tests::DbFlavor::Mariadb, &["--server-id=1", "--log-bin=mysql-bin", &b0])
-            .unwrap();
-    let replica =
-        xvrrpd_tests::Db::start_with(&n1.ns, xvrrpd_tests::DbFlavor::Mariadb, &["--server-id=2", "--log-bin=mysql-bin", &b1])
-            .unwrap();
+    let primary = xvrrpd_tests::Db::start_with(
+        &n0.ns,
+        xvrrpd_tests::DbFlavor::Mariadb,
+        &["--server-id=1", "--log-bin=mysql-bin", &b0],
+    )
+    .unwrap();
+    let replica = xvrrpd_tests::Db::start_with(
+        &n1.ns,
+        xvrrpd_tests::DbFlavor::Mariadb,
+        &["--server-id=2", "--log-bin=mysql-bin", &b1],
+    )
+    .unwrap();
     primary
         .sql("CREATE USER 'repl'@'%' IDENTIFIED BY 'replpass'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';")
         .unwrap();

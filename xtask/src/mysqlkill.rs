@@ -5,7 +5,7 @@ use std::{fmt::Write as _, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use xvrrpd_tests::{
-    has_addr, router_toml, wait_until, Keepalived, KeepalivedConf, Db, DbFlavor, Router, Segment,
+    has_addr, router_toml, wait_until, Db, DbFlavor, Keepalived, KeepalivedConf, Router, Segment,
     VrrpScript,
 };
 

@@ -471,6 +471,13 @@ pub enum ErrantPolicy {
     /// undone, then rejoin. Where that cannot be done safely (DDL, purged binlogs, MySQL,
     /// a statement- or minimal-image binlog) the node stays quarantined and says why.
     Flashback,
+    /// MySQL: archive them decoded (`mysqlbinlog --base64-output=decode-rows -v`), then
+    /// rebuild the server from the peer with the clone plugin (`CLONE INSTANCE FROM` the
+    /// peer; mysqld restarts on the peer's data under its service manager), point its
+    /// replication back at the peer, then rejoin after the usual comparison. Where that
+    /// cannot be done (MariaDB, no clone plugin, no archive) the node stays quarantined
+    /// and says why.
+    Clone,
 }
 
 /// What a write instance does when its server must be fenced (`read_only = ON`: the node

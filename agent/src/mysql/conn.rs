@@ -90,6 +90,12 @@ impl Server {
 
     /// The same server and credentials as a `[client]` option group for the MariaDB / MySQL
     /// command-line tools (secret: the caller keeps it in a private file).
+    /// The account's user and password (for `CLONE INSTANCE FROM`, which names them).
+    pub fn account(&self) -> (Option<String>, Option<String>) {
+        let opts = mysql_async::Opts::from(self.opts.clone());
+        (opts.user().map(Into::into), opts.pass().map(Into::into))
+    }
+
     pub fn client_options(&self) -> String {
         let opts = mysql_async::Opts::from(self.opts.clone());
         // Quoted: an option file reads `#` as a comment and trims spaces.

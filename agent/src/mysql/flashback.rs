@@ -473,7 +473,7 @@ pub fn tools() -> Result<(PathBuf, PathBuf), String> {
 }
 
 /// The first of `names` on PATH.
-fn tool(names: &[&str]) -> Result<PathBuf, String> {
+pub(super) fn tool(names: &[&str]) -> Result<PathBuf, String> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     names
         .iter()
@@ -492,10 +492,10 @@ fn tool(names: &[&str]) -> Result<PathBuf, String> {
 
 /// The connection settings for the MariaDB command-line tools, in a file only we can read
 /// (a password on the command line would be visible to every user); removed on drop.
-struct ClientFile(PathBuf);
+pub(super) struct ClientFile(PathBuf);
 
 impl ClientFile {
-    fn new(server: &Server) -> Result<Self, String> {
+    pub(super) fn new(server: &Server) -> Result<Self, String> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = std::env::temp_dir().join(format!(
             "xvrrpd-client-{}-{:x}.cnf",
@@ -515,7 +515,7 @@ impl ClientFile {
         Ok(Self(path))
     }
 
-    fn arg(&self) -> String {
+    pub(super) fn arg(&self) -> String {
         format!("--defaults-file={}", self.0.display())
     }
 }

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use super::{
     catchup::{self, Target},
+    clone,
     conn::{is_own, OwnConn, Server},
     dialect::Flavor,
     divergence::{self, Executed, Extra, Origin},
@@ -888,30 +889,54 @@ impl Worker {
         }
     }
 
-    /// With `on_errant = "flashback"`: undoes this server's errant transactions (it is
-    /// read-only and replicates from nobody: the caller just stopped it). True when they
-    /// are gone; a refusal or failure is logged once and leaves the node quarantined.
+    /// With `on_errant = "flashback"` (MariaDB: undo them in place) or `"clone"` (MySQL:
+    /// rebuild the server from the peer): gets rid of this server's errant transactions
+    /// (it is read-only and replicates from nobody: the caller just stopped it). True
+    /// when they are gone; a refusal or failure is logged once and leaves the node
+    /// quarantined.
     async fn undo(&mut self, term: u64, errant: &[Extra]) -> bool {
         let names = divergence::names(errant);
-        if self.cfg.on_errant != ErrantPolicy::Flashback
+        if self.cfg.on_errant == ErrantPolicy::Quarantine
             || self.undo_refused.as_ref() == Some(&names)
         {
             return false;
         }
         let name = self.name.clone();
-        info!(instance = %name, errant = %names.join(","), "undoing errant transactions (on_errant = flashback)");
         let (server, archive) = (self.server.clone(), self.cfg.errant_archive.clone());
-        let done = match self.connection().await {
-            Ok((conn, _, _)) => flashback::undo(conn, &server, errant, &archive, &name).await,
-            Err(e) => Err(e),
+        let done = match self.cfg.on_errant {
+            ErrantPolicy::Flashback => {
+                info!(instance = %name, errant = %names.join(","), "undoing errant transactions (on_errant = flashback)");
+                match self.connection().await {
+                    Ok((conn, _, _)) => flashback::undo(conn, &server, errant, &archive, &name)
+                        .await
+                        .map(|u| (u.gtids, u.archive)),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => {
+                info!(instance = %name, errant = %names.join(","), "archiving errant transactions, then rebuilding this server from the peer (on_errant = clone)");
+                let peer = self.peer_server().await;
+                let done = match (peer, self.connection().await) {
+                    (Ok(peer), Ok((conn, _, _))) => {
+                        clone::rebuild(conn, &server, &peer, errant, &archive, &name)
+                            .await
+                            .map(|r| (r.gtids, r.archive))
+                    }
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+                // The server restarted (or may have): a new connection from here on.
+                self.conn = None;
+                self.killer = None;
+                done
+            }
         };
         match done {
-            Ok(u) => {
-                info!(instance = %name, undone = %u.gtids.join(","), archive = %u.archive.display(), "errant transactions undone and dropped from the binary log: rejoining");
+            Ok((gtids, archive)) => {
+                info!(instance = %name, removed = %gtids.join(","), archive = %archive.display(), "errant transactions archived and gone from this server: rejoining");
                 (self.out)(Outcome::Undone {
                     term,
-                    gtids: u.gtids,
-                    archive: u.archive.display().to_string(),
+                    gtids,
+                    archive: archive.display().to_string(),
                 });
                 true
             }

@@ -4,6 +4,7 @@
 //! writable or read-only around VIP moves ([`guard`]), and its last resort against a hung
 //! server ([`hung`]).
 pub mod catchup;
+pub mod clone;
 pub mod conn;
 pub mod dialect;
 pub mod divergence;

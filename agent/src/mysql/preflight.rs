@@ -60,6 +60,8 @@ const VARS: &[&str] = &[
     "replica_net_timeout",
     "binlog_format",
     "binlog_row_image",
+    // Exists while MySQL's clone plugin is loaded.
+    "clone_valid_donor_list",
 ];
 
 const SEMIS: [Semi; 6] = [

@@ -24,6 +24,9 @@ pub enum Feature {
     Guard,
     /// `on_errant = "flashback"` (MariaDB only).
     Flashback,
+    /// `on_errant = "clone"` (MySQL only): the divergent server is the clone's recipient,
+    /// its peer the donor, with the same account.
+    Clone,
 }
 
 /// A harmless statement that needs exactly this privilege: it fails with an access error
@@ -290,6 +293,36 @@ pub const NEEDS: &[Need] = &[
         why: "set the binary log's GTID state without the undone transactions",
         probe: [None, None],
     },
+    Need {
+        scope: Scope::Global,
+        feature: Feature::Clone,
+        mariadb: None,
+        mysql: Some("CLONE_ADMIN"),
+        also: &[],
+        statements: "CLONE INSTANCE FROM the peer",
+        why: "rebuild a divergent server from its peer",
+        probe: [None, None],
+    },
+    Need {
+        scope: Scope::Global,
+        feature: Feature::Clone,
+        mariadb: None,
+        mysql: Some("BACKUP_ADMIN"),
+        also: &[],
+        statements: "the peer's side of CLONE INSTANCE (the donor)",
+        why: "let the peer's agent rebuild its server from this one",
+        probe: [None, None],
+    },
+    Need {
+        scope: Scope::Global,
+        feature: Feature::Clone,
+        mariadb: None,
+        mysql: Some("REPLICATION SLAVE"),
+        also: &[],
+        statements: "mysqlbinlog --read-from-remote-server (the archive of the errant transactions)",
+        why: "archive the errant transactions decoded before the clone replaces them",
+        probe: [None, None],
+    },
 ];
 
 /// What the configuration uses.
@@ -298,6 +331,7 @@ pub struct Uses {
     /// A write instance (`[instance.mysql]`).
     pub guard: bool,
     pub flashback: bool,
+    pub clone: bool,
 }
 
 impl Uses {
@@ -305,6 +339,7 @@ impl Uses {
         match f {
             Feature::Guard => self.guard,
             Feature::Flashback => self.flashback,
+            Feature::Clone => self.clone,
         }
     }
 }
@@ -375,6 +410,7 @@ mod tests {
         let guard = Uses {
             guard: true,
             flashback: false,
+            clone: false,
         };
         let sql = statements(Flavor::MariaDb, guard, "xvrrpd", &["%".into()], "pw");
         assert_eq!(
@@ -386,6 +422,7 @@ mod tests {
         let all = Uses {
             guard: true,
             flashback: true,
+            clone: true,
         };
         let sql = statements(Flavor::MariaDb, all, "xvrrpd", &["localhost".into()], "pw");
         for p in [
@@ -414,6 +451,7 @@ mod tests {
         let guard = Uses {
             guard: true,
             flashback: false,
+            clone: false,
         };
         let sql = statements(
             Flavor::MariaDb,
