@@ -109,8 +109,13 @@ fn a_default_pymysql_client_writes_again_soon_after_the_master_host_freezes() {
 /// mysqld kill and after an agent kill on the master, every acknowledged increment is on
 /// both servers and they hold the same balances.
 fn bank(fault: Fault) {
+    bank_on(DbFlavor::Mariadb, fault)
+}
+
+fn bank_on(flavor: DbFlavor, fault: Fault) {
     let r = lab(LabOptions {
         workload: Workload::Bank,
+        flavor,
         ..quick(fault)
     });
     assert_safe(&r);
@@ -185,8 +190,13 @@ fn bank_host_freeze_loses_no_acknowledged_increment() {
 /// yielded on the write terms and is read-only, one VIP owner, and one history: what db1
 /// took alone was undone there, never sent to db2.
 fn two_masters_meet(fault: Fault) {
+    two_masters_meet_on(DbFlavor::Mariadb, fault)
+}
+
+fn two_masters_meet_on(flavor: DbFlavor, fault: Fault) {
     let r = lab(LabOptions {
         workload: Workload::Bank,
+        flavor,
         ..quick(fault)
     });
     assert!(
@@ -231,7 +241,14 @@ fn bank_agent_kill_loses_no_acknowledged_increment() {
 #[test]
 #[ignore = "needs root, MariaDB; run by cargo xtask test"]
 fn planned_switchover_loses_no_acknowledged_write() {
-    let r = lab(quick(Fault::Switchover));
+    planned_switchover(DbFlavor::Mariadb);
+}
+
+fn planned_switchover(flavor: DbFlavor) {
+    let r = lab(LabOptions {
+        flavor,
+        ..quick(Fault::Switchover)
+    });
     assert_safe(&r);
     assert_eq!(
         r.old_master_read_only,
@@ -453,7 +470,12 @@ fn preflight_refuses_what_would_break_a_promotion() {
 /// ends, or a switchover from db2): no acknowledged increment is missing from either
 /// server in service, the servers end identical, and every promotion took the next term.
 fn give_back(fault: Fault, how: GiveBack) {
+    give_back_on(DbFlavor::Mariadb, fault, how)
+}
+
+fn give_back_on(flavor: DbFlavor, fault: Fault, how: GiveBack) {
     let r = lab(LabOptions {
+        flavor,
         workload: Workload::Bank,
         give_back: Some(how),
         anti_flap: Duration::from_secs(5),
@@ -536,4 +558,42 @@ fn a_survivor_lacking_a_privilege_is_never_promoted_and_says_which() {
         assert_eq!(r.dual_writable_ms, 0.0, "{privilege}: both writable");
         assert_eq!(r.rows_differing, 0, "{privilege}: the servers differ");
     }
+}
+
+// Oracle MySQL 9.7 (Debian unstable's, chrooted in each node's namespace): the
+// failover-critical scenarios again, with MySQL's statements, its semi-sync and its way
+// back for a divergent node (on_errant = "clone": archive, CLONE INSTANCE from the peer,
+// replicate again).
+
+#[test]
+#[ignore = "needs root, MySQL 9.7 (cargo xtask setup); run by cargo xtask test"]
+fn mysql_bank_mysqld_kill_then_preempt_back_loses_no_acknowledged_increment() {
+    give_back_on(DbFlavor::Mysql, Fault::MysqldKill, GiveBack::Preempt);
+}
+
+/// Both sides serve during the partition; at the heal db1 yields, holds what it
+/// committed alone (MySQL cannot undo it), is rebuilt from db2 by CLONE, replicates
+/// again and takes the role back by a switchover.
+#[test]
+#[ignore = "needs root, MySQL 9.7 (cargo xtask setup); run by cargo xtask test"]
+fn mysql_bank_partition_then_switchover_back_loses_no_acknowledged_increment() {
+    give_back_on(DbFlavor::Mysql, Fault::Partition, GiveBack::Switchover);
+}
+
+#[test]
+#[ignore = "needs root, MySQL 9.7 (cargo xtask setup); run by cargo xtask test"]
+fn mysql_bank_host_freeze_loses_no_acknowledged_increment() {
+    two_masters_meet_on(DbFlavor::Mysql, Fault::HostFreeze);
+}
+
+#[test]
+#[ignore = "needs root, MySQL 9.7 (cargo xtask setup); run by cargo xtask test"]
+fn mysql_bank_agent_kill_loses_no_acknowledged_increment() {
+    bank_on(DbFlavor::Mysql, Fault::AgentKill);
+}
+
+#[test]
+#[ignore = "needs root, MySQL 9.7 (cargo xtask setup); run by cargo xtask test"]
+fn mysql_planned_switchover_loses_no_acknowledged_write() {
+    planned_switchover(DbFlavor::Mysql);
 }
