@@ -517,7 +517,8 @@ pub fn mysql_tools() -> Result<PathBuf> {
     let bin = mysql_cache().join("bin");
     std::fs::create_dir_all(&bin)?;
     let r = root.display();
-    for tool in ["mysqlbinlog"] {
+    // mysqlbinlog archives the errant transactions before a clone; more tools go here.
+    for tool in ["mysqlbinlog", "mysql"] {
         let path = bin.join(tool);
         std::fs::write(
             &path,
