@@ -464,6 +464,16 @@ mod tests {
             readme.contains(&sql),
             "README's account differs from `xvrrpd grants`:\n{sql}"
         );
+        let clone = Uses {
+            guard: true,
+            flashback: false,
+            clone: true,
+        };
+        let sql = statements(Flavor::Mysql, clone, "xvrrpd", &["%".into()], "...");
+        assert!(
+            readme.contains(&sql),
+            "README's MySQL account differs from `xvrrpd grants`:\n{sql}"
+        );
     }
 
     #[test]
