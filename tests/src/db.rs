@@ -297,6 +297,9 @@ impl Db {
         self.proc.signal_group(libc::SIGKILL);
         let _ = self.proc.child.wait();
         let _ = std::fs::remove_file(&self.socket);
+        // MySQL's lock beside the socket names the dead server's pid, which another
+        // process may have by now (the restart then refuses the socket).
+        let _ = std::fs::remove_file(self.socket.with_extension("sock.lock"));
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         self.proc = spawn(self.flavor, &self.ns, &self.dir, &extra)?;
         self.wait_ready()
