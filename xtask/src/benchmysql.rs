@@ -22,22 +22,31 @@ pub struct MysqlArgs {
     /// Advert interval in milliseconds.
     #[arg(long, default_value_t = 10)]
     pub interval_ms: u64,
+    /// Server flavors, each in the same table: mariadb (10.11), mysql (9.7).
+    #[arg(long, value_delimiter = ',', default_value = "mariadb")]
+    pub flavor: Vec<String>,
 }
 
 pub fn run(args: MysqlArgs) -> Result<()> {
     crate::catch_interrupts();
     let command = format!(
-        "cargo xtask bench mysql --reps {} --faults {} --workloads {} --interval-ms {}",
+        "cargo xtask bench mysql --reps {} --faults {} --workloads {} --interval-ms {} --flavor {}",
         args.reps,
         args.faults.join(","),
         args.workloads.join(","),
-        args.interval_ms
+        args.interval_ms,
+        args.flavor.join(",")
     );
+    let flavors = args
+        .flavor
+        .iter()
+        .map(|f| xvrrpd_tests::DbFlavor::parse(f))
+        .collect::<Result<Vec<_>>>()?;
     let mut csv = String::from(
-        "setup,workload,fault,rep,outage_ms,acked_missing,acked_increments_missing,rows_differing,in_doubt,replication_errors,dual_writable_ms,acked\n",
+        "flavor,setup,workload,fault,rep,outage_ms,acked_missing,acked_increments_missing,rows_differing,in_doubt,replication_errors,dual_writable_ms,acked\n",
     );
     let mut table = String::from(
-        "| fault | workload | setup | write outage ms min/med/max | acked missing on the survivor (sum) | acked lost after convergence (sum; bank: increments) | rows differing (sum) | in doubt, committed (sum) | replication errors (sum) | dual-writable ms (median) |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| fault | workload | server | setup | write outage ms min/med/max | acked missing on the survivor (sum) | acked lost after convergence (sum; bank: increments) | rows differing (sum) | in doubt, committed (sum) | replication errors (sum) | dual-writable ms (median) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let workloads = args
         .workloads
@@ -48,10 +57,12 @@ pub fn run(args: MysqlArgs) -> Result<()> {
     let mut classic_panel: Option<xvrrpd_tests::picture::Panel> = None;
     for f in &args.faults {
         let fault = Fault::parse(f)?;
-        for (workload, setup) in workloads
-            .iter()
-            .flat_map(|w| [(*w, Setup::Classic), (*w, Setup::Xvrrpd)])
-        {
+        for (workload, flavor, setup) in workloads.iter().flat_map(|w| {
+            flavors
+                .iter()
+                .flat_map(move |fl| [(*w, *fl, Setup::Classic), (*w, *fl, Setup::Xvrrpd)])
+        }) {
+            let server = flavor.product();
             let wname = workload.name();
             let name = match setup {
                 Setup::Classic => "classic keepalived",
@@ -63,17 +74,18 @@ pub fn run(args: MysqlArgs) -> Result<()> {
             for rep in 0..args.reps {
                 let opts = LabOptions {
                     setup,
+                    flavor,
                     fault,
                     workload,
                     interval_ms: args.interval_ms,
                     ..LabOptions::default()
                 };
                 let r = dblab::run(&opts, &INTERRUPTED)
-                    .with_context(|| format!("{name} {f} rep {rep}"))?;
-                eprintln!("{name} {wname} {f} rep {rep}: {}", r.result_line());
+                    .with_context(|| format!("{server} {name} {f} rep {rep}"))?;
+                eprintln!("{server} {name} {wname} {f} rep {rep}: {}", r.result_line());
                 if rep == 0 {
                     let panel = xvrrpd_tests::picture::Panel::from_report(
-                        &format!("{f}, {wname} workload: {name}"),
+                        &format!("{f}, {wname} workload, {server}: {name}"),
                         &r,
                     );
                     match setup {
@@ -83,7 +95,11 @@ pub fn run(args: MysqlArgs) -> Result<()> {
                                 classic_panel.take().into_iter().chain([panel]).collect();
                             let path = xvrrpd_tests::picture::save(
                                 &root().join("target/lab"),
-                                &format!("bench-mysql-{f}-{wname}-{}", crate::lab::unix_secs()),
+                                &format!(
+                                    "bench-mysql-{f}-{wname}-{}-{}",
+                                    flavor.name(),
+                                    crate::lab::unix_secs()
+                                ),
                                 &panels,
                             )?;
                             eprintln!("timeline picture: {}", path.display());
@@ -92,7 +108,8 @@ pub fn run(args: MysqlArgs) -> Result<()> {
                 }
                 writeln!(
                     csv,
-                    "{name},{wname},{f},{rep},{:.1},{},{},{},{},{},{:.1},{}",
+                    "{},{name},{wname},{f},{rep},{:.1},{},{},{},{},{},{:.1},{}",
+                    flavor.name(),
                     r.outage_ms,
                     r.acked_missing,
                     r.acked_increments_missing,
@@ -115,7 +132,7 @@ pub fn run(args: MysqlArgs) -> Result<()> {
             let (_, dmid, _) = bench::stats(&mut dual);
             writeln!(
                 table,
-                "| {f} | {wname} | {name} | {lo:.0} / {mid:.0} / {hi:.0} | {missing} | {lost} | {differing} | {doubt} | {errors} | {dmid:.0} |"
+                "| {f} | {wname} | {server} | {name} | {lo:.0} / {mid:.0} / {hi:.0} | {missing} | {lost} | {differing} | {doubt} | {errors} | {dmid:.0} |"
             )?;
         }
     }
@@ -125,7 +142,8 @@ pub fn run(args: MysqlArgs) -> Result<()> {
     println!("{table}");
     bench::append_benchmarks(&format!(
         "\n## {} — MySQL dual-master failover, xvrrpd beside the classic setup\n\nCommand: `{command}`\n\n{table}\n\
-         Scenario (`xvrrpd_tests::dblab`, the same as `cargo xtask lab`): MariaDB 10.11 dual-master (GTID, \
+         Scenario (`xvrrpd_tests::dblab`, the same as `cargo xtask lab`): MariaDB 10.11 and/or MySQL 9.7 \
+         (Debian unstable, chrooted; on_errant = clone) dual-master (GTID, \
          auto-increment offsets), a client in its own namespace writing one row per commit through the write \
          VIP (2 ms pacing, 50 ms connect / 250 ms statement timeouts; insert: one new row per commit; bank: 1 000 \
          accounts, 50 % UPDATE balance+1 by email, 30 % new accounts, 20 % upserts, every acknowledged increment \

@@ -235,3 +235,57 @@ pub async fn rebuild(
         archive: decoded,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(version: &str, plugin: bool, grants: &str) -> Snapshot {
+        let mut s = Snapshot::default();
+        s.vars.insert("version".into(), version.into());
+        if plugin {
+            s.vars
+                .insert("clone_valid_donor_list".into(), String::new());
+        }
+        s.grants = vec![format!("GRANT {grants} ON *.* TO `xvrrpd`@`%`")];
+        s
+    }
+
+    #[test]
+    fn a_clone_needs_mysql_the_plugin_on_both_the_tool_and_three_grants() {
+        let all = "CLONE_ADMIN, BACKUP_ADMIN, REPLICATION SLAVE";
+        let ok = server("9.7.4-2", true, all);
+        assert_eq!(findings(&ok, Some(&ok), Ok(())), vec![]);
+
+        let maria = server("10.11.6-MariaDB", true, all);
+        let f = findings(&maria, None, Ok(()));
+        assert!(f.len() == 1 && f[0].message.contains("flashback"), "{f:?}");
+
+        let bare = server("9.7.4-2", false, "PROCESS");
+        let f = findings(&ok, Some(&bare), Err("no mysqlbinlog".into()));
+        let text: Vec<&str> = f.iter().map(|f| f.message.as_str()).collect();
+        assert!(
+            text.iter().any(|m| m.contains("not loaded on the peer")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|m| m.contains("no mysqlbinlog")),
+            "{text:?}"
+        );
+        let f = findings(&bare, None, Ok(()));
+        let text = f
+            .iter()
+            .map(|f| f.message.clone())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for p in [
+            "CLONE_ADMIN",
+            "BACKUP_ADMIN",
+            "REPLICATION SLAVE",
+            "mysql_clone.so",
+        ] {
+            assert!(text.contains(p), "{p} missing: {text}");
+        }
+        assert!(f.iter().all(|f| f.level == Level::Error));
+    }
+}

@@ -622,6 +622,110 @@ mod tests {
         }
     }
 
+    /// A MySQL 9.7 node set up as the README says, by MySQL's names.
+    fn good_mysql(id: &str) -> Snapshot {
+        let vars = [
+            ("version", "9.7.4-2"),
+            ("server_id", id),
+            ("log_bin", "ON"),
+            ("read_only", "ON"),
+            ("super_read_only", "ON"),
+            ("auto_increment_increment", "2"),
+            ("auto_increment_offset", id),
+            ("gtid_mode", "ON"),
+            ("enforce_gtid_consistency", "ON"),
+            ("rpl_semi_sync_source_enabled", "ON"),
+            ("rpl_semi_sync_replica_enabled", "ON"),
+            ("rpl_semi_sync_source_wait_no_replica", "OFF"),
+            ("rpl_semi_sync_source_wait_point", "AFTER_SYNC"),
+            ("rpl_semi_sync_source_timeout", "1000"),
+            ("rpl_semi_sync_source_status", "ON"),
+            ("replica_net_timeout", "5"),
+            ("clone_valid_donor_list", ""),
+        ];
+        let replica = [
+            ("Replica_IO_Running", "Yes"),
+            ("Replica_SQL_Running", "Yes"),
+            ("Auto_Position", "1"),
+            ("Seconds_Behind_Source", "0"),
+        ];
+        let pairs = |p: &[(&str, &str)]| {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        Snapshot {
+            vars: pairs(&vars),
+            replica: Some(ReplicaStatus::from_columns(&pairs(&replica))),
+            grants: vec!["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost`".into()],
+            ..Snapshot::default()
+        }
+    }
+
+    /// MySQL 8.4+ has none of the `master`/`slave` names: a good node gets no finding,
+    /// and every finding about a bad one names MySQL's variable and statement.
+    #[test]
+    fn mysql_is_checked_by_its_own_names() {
+        let (a, b) = (good_mysql("1"), good_mysql("2"));
+        assert_eq!(evaluate(&a, Some(&b), Some(true)), vec![]);
+        let report = semi_sync_report(&a).join("\n");
+        assert!(
+            report.contains("rpl_semi_sync_source_wait_no_replica OFF"),
+            "{report}"
+        );
+        assert!(!report.contains("NOT ACTIVE"), "{report}");
+
+        let mut bad = good_mysql("1");
+        for (k, v) in [
+            ("rpl_semi_sync_source_status", "OFF"),
+            ("replica_net_timeout", "60"),
+            ("enforce_gtid_consistency", "OFF"),
+            ("super_read_only", "OFF"),
+        ] {
+            bad.vars.insert(k.into(), v.into());
+        }
+        bad.replica.as_mut().expect("replica").auto_position = false;
+        let mut peer = good_mysql("2");
+        peer.vars
+            .insert("rpl_semi_sync_replica_enabled".into(), "OFF".into());
+        let findings = evaluate(&bad, Some(&peer), Some(true));
+        let text: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
+        let all = text.join("\n");
+        for want in [
+            "rpl_semi_sync_replica_enabled = OFF there",
+            "enabled but not active now (rpl_semi_sync_source_status = OFF)",
+            "replica_net_timeout = 60",
+            "enforce_gtid_consistency is OFF",
+            "SOURCE_AUTO_POSITION = 1",
+            "super_read_only is OFF",
+        ] {
+            assert!(all.contains(want), "{want:?} missing from:\n{all}");
+        }
+        for f in &text {
+            assert!(
+                !f.contains("slave") && !f.contains("SLAVE") && !f.contains("MASTER"),
+                "a MariaDB name in a MySQL finding: {f}"
+            );
+        }
+        let errors = findings.iter().filter(|f| f.level == Level::Error).count();
+        assert_eq!(
+            errors, 2,
+            "the peer's semi-sync and GTID consistency: {all}"
+        );
+
+        // Not replicating: the statement to fix it is MySQL's.
+        let mut lone = good_mysql("1");
+        lone.replica = None;
+        let findings = evaluate(&lone, None, Some(true));
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.message.contains("CHANGE REPLICATION SOURCE TO")
+                    && f.message.contains("START REPLICA")),
+            "{findings:?}"
+        );
+    }
+
     #[test]
     fn flashback_needs_mariadb_row_images_the_tools_and_five_grants() {
         let mut s = good("1");
