@@ -438,7 +438,7 @@ mod tests {
         let mysql = statements(Flavor::Mysql, all, "xv", &["%".into()], "it's");
         assert!(mysql.contains("IDENTIFIED BY 'it\\'s'"), "{mysql}");
         assert!(
-            mysql.contains("GRANT SYSTEM_VARIABLES_ADMIN, REPLICATION_SLAVE_ADMIN, REPLICATION CLIENT, CONNECTION_ADMIN, PROCESS ON *.*"),
+            mysql.contains("GRANT SYSTEM_VARIABLES_ADMIN, REPLICATION_SLAVE_ADMIN, REPLICATION CLIENT, CONNECTION_ADMIN, PROCESS, CLONE_ADMIN, BACKUP_ADMIN, REPLICATION SLAVE ON *.*"),
             "{mysql}"
         );
         // Flashback is MariaDB's: nothing of it is granted on MySQL.
