@@ -101,15 +101,21 @@ impl Running {
 /// CPU seconds used so far by process `root` and all its descendants (every thread),
 /// from `schedstat` (nanoseconds, unlike the 10 ms ticks of `stat`).
 pub fn tree_cpu_seconds(root: i32) -> f64 {
+    tree_thread_cpu_seconds(root).values().sum()
+}
+
+/// CPU seconds of every thread of `root` and its descendants, summed by thread name
+/// (`comm`: `xvrrpd`, `xvrrpd-pacer`, `tokio-runtime-w`, ...).
+pub fn tree_thread_cpu_seconds(root: i32) -> std::collections::BTreeMap<String, f64> {
     let ppid_of = |pid: i32| -> Option<i32> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let rest = &stat[stat.rfind(')')? + 2..];
         rest.split_whitespace().nth(1)?.parse().ok()
     };
+    let mut by_name = std::collections::BTreeMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return by_name;
     };
-    let mut total_ns = 0u64;
     for e in dir.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -134,15 +140,19 @@ pub fn tree_cpu_seconds(root: i32) -> f64 {
         };
         for t in tasks.flatten() {
             if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                total_ns += s
+                let ns = s
                     .split_whitespace()
                     .next()
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(0);
+                let name = std::fs::read_to_string(t.path().join("comm"))
+                    .map(|c| c.trim().to_string())
+                    .unwrap_or_default();
+                *by_name.entry(name).or_insert(0.0) += ns as f64 / 1e9;
             }
         }
     }
-    total_ns as f64 / 1e9
+    by_name
 }
 
 /// Longest gap (ms) between consecutive reply timestamps in `ping -D` output.

@@ -7,7 +7,7 @@ use std::{fmt::Write as _, time::Duration};
 use anyhow::{bail, Result};
 use xvrrpd_tests::{has_addr, Keepalived, Netns, Router, Segment};
 
-use crate::failover::tree_cpu_seconds;
+use crate::failover::tree_thread_cpu_seconds;
 
 #[derive(clap::Args)]
 pub struct ScaleArgs {
@@ -113,6 +113,8 @@ impl Agent {
 
 struct Outcome {
     cpu: [f64; 2],
+    /// Per node, % of a core by thread name.
+    threads: [std::collections::BTreeMap<String, f64>; 2],
     converge_s: f64,
     misplaced: usize,
     after_stop_s: f64,
@@ -152,19 +154,23 @@ fn measure(keepalived: bool, args: &ScaleArgs, inst: &[(u8, u64, String)]) -> Re
     let (converge_s, misplaced) = wait_placed(&seg, inst, None, Duration::from_secs(60));
     // Steady state: CPU of each node's agent (every process and thread).
     std::thread::sleep(Duration::from_secs(2));
-    let t0 = [
-        tree_cpu_seconds(agents[0].pid()),
-        tree_cpu_seconds(agents[1].pid()),
-    ];
+    let t0 = [0, 1].map(|i| tree_thread_cpu_seconds(agents[i].pid()));
     std::thread::sleep(Duration::from_secs(args.cpu_seconds));
-    let cpu = [0, 1]
-        .map(|i| (tree_cpu_seconds(agents[i].pid()) - t0[i]) / args.cpu_seconds as f64 * 100.0);
+    let threads = [0, 1].map(|i| {
+        let mut now = tree_thread_cpu_seconds(agents[i].pid());
+        for (name, v) in now.iter_mut() {
+            *v = (*v - t0[i].get(name).copied().unwrap_or(0.0)) / args.cpu_seconds as f64 * 100.0;
+        }
+        now
+    });
+    let cpu = [0, 1].map(|i| threads[i].values().sum());
     // Node 0 stops cleanly: node 1 must take every VIP.
     agents[0].stop();
     let (after_stop_s, misplaced_after_stop) =
         wait_placed(&seg, inst, Some(1), Duration::from_secs(30));
     Ok(Outcome {
         cpu,
+        threads,
         converge_s,
         misplaced,
         after_stop_s,
@@ -195,6 +201,21 @@ pub fn run(args: ScaleArgs) -> Result<()> {
             table,
             "| {name} | {:.1} s | {} | {:.2} | {:.2} | {:.1} s | {} |",
             o.converge_s, o.misplaced, o.cpu[0], o.cpu[1], o.after_stop_s, o.misplaced_after_stop
+        );
+    }
+    for (name, o) in [("keepalived", &k), ("xvrrpd", &x)] {
+        let per = |t: &std::collections::BTreeMap<String, f64>| {
+            t.iter()
+                .filter(|(_, v)| **v >= 0.01)
+                .map(|(n, v)| format!("{n} {v:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            table,
+            "\n{name} per thread (% of a core): node 0: {}; node 1: {}.",
+            per(&o.threads[0]),
+            per(&o.threads[1])
         );
     }
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };

@@ -68,6 +68,10 @@ pub struct Running {
     pub sender: AdvertSender,
     /// The periodic adverts of a mastership, sent on time by the pacer thread.
     pub paced: pacer::Slot,
+    /// The advert's frames for the priority last sent: everything else in them is fixed
+    /// for the instance's life, so the engine's periodic advert (every interval, per
+    /// instance) neither builds nor checksums anything.
+    pub advert_frames: Option<(u8, Vec<(socket2::SockAddr, Vec<u8>)>)>,
     pub announcer: Arc<Announcer>,
     pub vips: Vec<Vip>,
     /// Bumped whenever announcing must start over or stop (new master term, or the end of
@@ -348,6 +352,7 @@ pub fn prepare(
         core,
         sender,
         paced: pacer.slot(sent),
+        advert_frames: None,
         announcer,
         vips,
         announce_gen: Default::default(),
@@ -459,7 +464,10 @@ pub async fn apply(
                 let _ = r.notify.send(t);
             }
             Action::SendAdvert { priority } => {
-                let frames = r.sender.frames(&r.advert(priority));
+                if r.advert_frames.as_ref().is_none_or(|(p, _)| *p != priority) {
+                    r.advert_frames = Some((priority, r.sender.frames(&r.advert(priority))));
+                }
+                let frames = &r.advert_frames.as_ref().expect("built above").1;
                 // A mastership that goes on is paced by the pacer thread; the engine's
                 // periodic advert only feeds it. A first advert, new content, or the
                 // priority-0 one of a master leaving go out from here at once.
@@ -469,10 +477,10 @@ pub async fn apply(
                 } else {
                     let interval = r.cfg.advert_interval;
                     r.paced
-                        .advert(frames.clone(), interval, r.sender.socket(), monotonic_ns())
+                        .advert(frames, interval, r.sender.socket(), monotonic_ns())
                 };
                 if send_now {
-                    if let Err(e) = r.sender.send(&frames) {
+                    if let Err(e) = r.sender.send(frames) {
                         warn!(instance = %r.cfg.name, error = %e, "sending advert");
                     } else {
                         r.metrics.adverts_sent.get_or_create(&r.labels).inc();
