@@ -30,6 +30,8 @@ use std::{
 
 use prometheus_client::metrics::counter::Counter;
 use socket2::{SockAddr, Socket};
+
+use super::tx::Frames;
 use tracing::{info, warn};
 
 /// A slot unfed for this long stops sending: the longer of 1 s (real-time bursts starve
@@ -131,7 +133,7 @@ enum Msg {
         slot: u64,
         version: u64,
         interval: Duration,
-        frames: Vec<(SockAddr, Vec<u8>)>,
+        frames: Frames,
         socket: Arc<Socket>,
         shared: Arc<Shared>,
         now: u64,
@@ -192,7 +194,7 @@ pub struct Slot {
     shared: Arc<Shared>,
     version: u64,
     /// The frames the thread has (to tell a periodic advert from a changed one).
-    frames: Vec<(SockAddr, Vec<u8>)>,
+    frames: Frames,
     tx: mpsc::Sender<Msg>,
 }
 
@@ -249,7 +251,7 @@ impl Drop for Slot {
 }
 
 struct Live {
-    frames: Vec<(SockAddr, Vec<u8>)>,
+    frames: Frames,
     socket: Arc<Socket>,
     shared: Arc<Shared>,
 }

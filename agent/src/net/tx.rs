@@ -13,6 +13,9 @@ pub const VRRP_MCAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 pub const VRRP_MCAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 const IPPROTO_VRRP: i32 = 112;
 
+/// An advert as it goes on the wire: one frame per destination.
+pub type Frames = Vec<(SockAddr, Vec<u8>)>;
+
 /// One instance's sender.
 pub struct AdvertSender {
     /// Shared with the pacer thread, which sends the periodic adverts.
@@ -80,7 +83,7 @@ impl AdvertSender {
     }
 
     /// `adv` as it goes on the wire, one frame per destination.
-    pub fn frames(&self, adv: &Advertisement) -> Vec<(SockAddr, Vec<u8>)> {
+    pub fn frames(&self, adv: &Advertisement) -> Frames {
         self.dsts
             .iter()
             .map(|dst| {

@@ -71,7 +71,7 @@ pub struct Running {
     /// The advert's frames for the priority last sent: everything else in them is fixed
     /// for the instance's life, so the engine's periodic advert (every interval, per
     /// instance) neither builds nor checksums anything.
-    pub advert_frames: Option<(u8, Vec<(socket2::SockAddr, Vec<u8>)>)>,
+    pub advert_frames: Option<(u8, crate::net::tx::Frames)>,
     pub announcer: Arc<Announcer>,
     pub vips: Vec<Vip>,
     /// Bumped whenever announcing must start over or stop (new master term, or the end of
