@@ -23,7 +23,7 @@ use crate::engine::State;
 mod dashboard;
 pub mod format;
 
-type Labels = Vec<(&'static str, String)>;
+pub type Labels = Vec<(&'static str, String)>;
 
 /// Histogram with fixed buckets, built by `Family` for each new label set.
 #[derive(Clone)]

@@ -58,6 +58,25 @@ pub struct SeenCounters {
     invalid: [u64; xvrrpd_common::INVALID_REASONS],
 }
 
+/// Handles on one instance's most-updated metric series (see [`Running::series`]).
+pub struct Series {
+    pub state: prometheus_client::metrics::gauge::Gauge,
+    pub priority_effective: prometheus_client::metrics::gauge::Gauge,
+    pub priority_configured: prometheus_client::metrics::gauge::Gauge,
+    pub adverts_sent: prometheus_client::metrics::counter::Counter,
+}
+
+impl Series {
+    fn of(m: &Metrics, labels: &metrics::Labels) -> Self {
+        Self {
+            state: m.state.get_or_create(labels).clone(),
+            priority_effective: m.priority_effective.get_or_create(labels).clone(),
+            priority_configured: m.priority_configured.get_or_create(labels).clone(),
+            adverts_sent: m.adverts_sent.get_or_create(labels).clone(),
+        }
+    }
+}
+
 pub struct Running {
     /// Stable across reloads: guard outcomes are tagged with it.
     pub id: u64,
@@ -85,6 +104,10 @@ pub struct Running {
     pub witness: Option<UnboundedSender<crate::witness::lease::Request>>,
     pub metrics: Arc<Metrics>,
     pub labels: Vec<(&'static str, String)>,
+    /// This instance's series that change with every advert or transition, looked up
+    /// once: a lookup hashes the label set under a lock, and the main loop updates them
+    /// after every tick of every instance (thousands a second at scale).
+    pub series: Series,
     pub last_transition: Option<(Transition, std::time::Instant)>,
     /// Kernel timestamp of the last advert received (advert gap histogram).
     pub last_advert_ns: Option<u64>,
@@ -139,14 +162,12 @@ impl Running {
     /// Sets the state, priority and writable gauges from the engine.
     pub fn refresh_gauges(&self) {
         let m = &self.metrics;
-        m.state
-            .get_or_create(&self.labels)
-            .set(state_number(self.core.state()));
-        m.priority_effective
-            .get_or_create(&self.labels)
+        self.series.state.set(state_number(self.core.state()));
+        self.series
+            .priority_effective
             .set(self.core.engine().priority() as i64);
-        m.priority_configured
-            .get_or_create(&self.labels)
+        self.series
+            .priority_configured
             .set(self.cfg.priority as i64);
         if let Some(w) = self.core.writable() {
             m.mysql_writable.get_or_create(&self.labels).set(w as i64);
@@ -339,14 +360,14 @@ pub fn prepare(
         core.restore(m, Instant(monotonic_ns()));
     }
     let key = VridKey::new(iface.index, if v6 { FAMILY_V6 } else { FAMILY_V4 }, ic.vrid);
+    let labels = metrics::instance_labels(&ic.name, &ic.interface, ic.vrid);
+    let series = Series::of(&metrics, &labels);
     // The pacer thread counts what it sends in the instance's own counter.
-    let sent = metrics
-        .adverts_sent
-        .get_or_create(&metrics::instance_labels(&ic.name, &ic.interface, ic.vrid))
-        .clone();
+    let sent = series.adverts_sent.clone();
     Ok(Running {
         id,
-        labels: metrics::instance_labels(&ic.name, &ic.interface, ic.vrid),
+        labels,
+        series,
         cfg: ic.clone(),
         key,
         core,
@@ -483,7 +504,7 @@ pub async fn apply(
                     if let Err(e) = r.sender.send(frames) {
                         warn!(instance = %r.cfg.name, error = %e, "sending advert");
                     } else {
-                        r.metrics.adverts_sent.get_or_create(&r.labels).inc();
+                        r.series.adverts_sent.inc();
                     }
                 }
             }
