@@ -180,6 +180,13 @@ impl DerefMut for OwnConn {
     }
 }
 
+impl OwnConn {
+    /// The server's id for this connection (`CONNECTION_ID()`), what `KILL` takes.
+    pub fn id(&self) -> u32 {
+        self.key.1
+    }
+}
+
 impl Drop for OwnConn {
     fn drop(&mut self) {
         own().lock().expect("registry").remove(&self.key);

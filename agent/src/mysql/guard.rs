@@ -58,6 +58,7 @@ impl Guard {
             killer: None,
             gone_peer: None,
             undo_refused: None,
+            abandoned: Vec::new(),
         };
         Self {
             tx,
@@ -182,6 +183,11 @@ struct Worker {
     /// The errant transactions an undo was refused for (or failed on): not tried again
     /// until the set changes or the agent restarts.
     undo_refused: Option<Vec<String>>,
+    /// Connections dropped while their fence statement had not answered (a hung or
+    /// cut-off server): the statement may still be queued inside the server and run
+    /// when it resumes, after a later promotion made it writable. Killed before any
+    /// promotion lifts read_only.
+    abandoned: Vec<u32>,
 }
 
 impl Worker {
@@ -391,6 +397,13 @@ impl Worker {
         // super_read_only is lifted first and CONNECTION_ADMIN writes past read_only), so
         // no client's write can precede the term that orders it. Without it two masters
         // that meet cannot tell who served writes last: not recorded, not writable.
+        if let Err(e) = self.kill_abandoned().await {
+            return self.block(
+                term,
+                "kill an earlier fence's connection (its read_only = ON could land after this promotion)",
+                e,
+            );
+        }
         if let Err(e) = self.allow_own_writes().await {
             return self.block(term, "let the agent write the term while read-only", e);
         }
@@ -1094,7 +1107,7 @@ impl Worker {
                     return None;
                 }
                 Err(e) => {
-                    self.conn = None;
+                    self.abandon_connection();
                     self.killer = None;
                     let listener = self.server.listener().filter(|_| may_kill);
                     match listener {
@@ -1247,6 +1260,50 @@ impl Worker {
             killed: killed.len(),
             in_doubt,
         })
+    }
+
+    /// Drops the main connection after its statement failed or timed out, remembering
+    /// it: the statement may still be queued in the server.
+    fn abandon_connection(&mut self) {
+        if let Some((c, _, _)) = self.conn.take() {
+            self.abandoned.push(c.id());
+        }
+    }
+
+    /// Kills every abandoned connection (see [`Worker::abandoned`]), so a `read_only =
+    /// ON` queued in it can never land after this promotion. One already gone is fine
+    /// (ER_NO_SUCH_THREAD). A server restarted since holds none of them but reuses
+    /// their ids: only a thread of this account that is none of the agent's live
+    /// connections is killed (never a client's, a replication thread or the tracker's).
+    async fn kill_abandoned(&mut self) -> Result<(), String> {
+        let endpoint = self.server.endpoint.clone();
+        while let Some(&id) = self.abandoned.last() {
+            let (conn, _, _) = self.connection().await?;
+            let ours: Option<u64> = bounded(conn.exec_first(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ? AND USER = SUBSTRING_INDEX(USER(), '@', 1)",
+                (id,),
+            ))
+            .await?;
+            if ours.is_none() || is_own(&endpoint, id) {
+                self.abandoned.pop();
+                continue;
+            }
+            match bounded_err(conn.query_drop(format!("KILL CONNECTION {id}"))).await {
+                Err(mysql_async::Error::Server(e)) if e.code != 1094 => {
+                    return Err(format!(
+                        "KILL CONNECTION {id}: ERROR {}: {}",
+                        e.code, e.message
+                    ))
+                }
+                Err(e @ mysql_async::Error::Io(_)) => {
+                    self.conn = None;
+                    return Err(e.to_string());
+                }
+                _ => {}
+            }
+            self.abandoned.pop();
+        }
+        Ok(())
     }
 
     async fn killer_connection(&mut self) -> Result<&mut OwnConn, String> {

@@ -857,6 +857,10 @@ impl Sim {
                             [None; 2]
                         };
                         let s = &mut self.nodes[i].server;
+                        // An earlier fence's connection, dropped while its statement
+                        // waited in a hung server, is killed first: that read_only = ON
+                        // never lands after this (the guard's kill_abandoned).
+                        s.fence_queued = None;
                         s.read_only = false;
                         s.restarted = false;
                         // The old guard wrote the term after read_only = OFF and went on
