@@ -30,14 +30,12 @@ use mysql_async::prelude::Queryable;
 use super::{
     conn::Server,
     divergence::Extra,
-    flashback::{tool, ClientFile},
+    flashback::{run_tool, tool, ClientFile},
     preflight::{missing_privileges, Finding, Level, Snapshot},
     privileges::Feature,
     replica,
 };
 
-/// How long mysqlbinlog may take over the archive.
-const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the clone and the restart on the cloned data may take.
 const CLONE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -149,12 +147,8 @@ pub async fn rebuild(
         .arg("--read-from-remote-server")
         .arg(format!("--include-gtids={}", gtids.join(",")))
         .args(["--base64-output=decode-rows", "--verbose"])
-        .args(&files)
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(TOOL_TIMEOUT, cmd.output())
-        .await
-        .map_err(|_| format!("{} did not finish in {TOOL_TIMEOUT:?}", binlog.display()))?
-        .map_err(|err| format!("{}: {err}", binlog.display()))?;
+        .args(&files);
+    let out = run_tool(cmd, &binlog).await?;
     if !out.status.success() {
         return Err(format!(
             "archiving the errant transactions: {}: {}",

@@ -32,6 +32,17 @@ pub enum Semi {
     SourceActive,
 }
 
+impl Semi {
+    pub const ALL: [Semi; 6] = [
+        Semi::SourceEnabled,
+        Semi::ReplicaEnabled,
+        Semi::WaitPoint,
+        Semi::Timeout,
+        Semi::WaitNoReplica,
+        Semi::SourceActive,
+    ];
+}
+
 impl Flavor {
     /// MariaDB says so in its version string (`10.11.6-MariaDB-0+deb12u1`); anything else
     /// (`8.4.3`, `9.7.4-2`) is MySQL.
@@ -268,14 +279,6 @@ mod tests {
     #[test]
     fn mysql_is_never_sent_a_removed_spelling() {
         let m = Flavor::Mysql;
-        let semis = [
-            Semi::SourceEnabled,
-            Semi::ReplicaEnabled,
-            Semi::WaitPoint,
-            Semi::Timeout,
-            Semi::WaitNoReplica,
-            Semi::SourceActive,
-        ];
         let said: Vec<&str> = [
             m.start_replica(),
             m.stop_applier(),
@@ -288,7 +291,7 @@ mod tests {
             m.skip_replica_start(),
         ]
         .into_iter()
-        .chain(semis.map(|s| m.semi(s)))
+        .chain(Semi::ALL.map(|s| m.semi(s)))
         .collect();
         for s in said {
             let u = s.to_ascii_uppercase();

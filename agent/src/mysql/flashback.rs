@@ -543,11 +543,8 @@ async fn run_binlog(
     } else {
         cmd.args(["--base64-output=decode-rows", "--verbose"]);
     }
-    cmd.arg(&r.file).kill_on_drop(true);
-    let out = tokio::time::timeout(TOOL_TIMEOUT, cmd.output())
-        .await
-        .map_err(|_| format!("{} did not finish in {TOOL_TIMEOUT:?}", binlog.display()))?
-        .map_err(|err| format!("{}: {err}", binlog.display()))?;
+    cmd.arg(&r.file);
+    let out = run_tool(cmd, binlog).await?;
     if !out.status.success() {
         return Err(format!(
             "{} {}:{}-{}: {}",
@@ -559,6 +556,18 @@ async fn run_binlog(
         ));
     }
     Ok(out.stdout)
+}
+
+/// Runs a client tool to its end, bounded by [`TOOL_TIMEOUT`] (killed past it).
+pub(super) async fn run_tool(
+    mut cmd: tokio::process::Command,
+    tool: &Path,
+) -> Result<std::process::Output, String> {
+    cmd.kill_on_drop(true);
+    tokio::time::timeout(TOOL_TIMEOUT, cmd.output())
+        .await
+        .map_err(|_| format!("{} did not finish in {TOOL_TIMEOUT:?}", tool.display()))?
+        .map_err(|err| format!("{}: {err}", tool.display()))
 }
 
 /// Applies undo statements unlogged: they must not become a transaction of this server's

@@ -64,19 +64,10 @@ const VARS: &[&str] = &[
     "clone_valid_donor_list",
 ];
 
-const SEMIS: [Semi; 6] = [
-    Semi::SourceEnabled,
-    Semi::ReplicaEnabled,
-    Semi::WaitPoint,
-    Semi::Timeout,
-    Semi::WaitNoReplica,
-    Semi::SourceActive,
-];
-
 /// Is `name` a variable `xvrrpd check` reads (any flavor's spelling)?
 fn wanted(name: &str) -> bool {
     VARS.contains(&name)
-        || SEMIS.iter().any(|&x| {
+        || Semi::ALL.iter().any(|&x| {
             [Flavor::MariaDb, Flavor::Mysql]
                 .iter()
                 .any(|f| f.semi(x) == name || f.legacy_semi(x) == name)
