@@ -54,22 +54,6 @@ impl Flavor {
         }
     }
 
-    /// The name for `xvrrpd grants --flavor` and the configuration.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "mariadb" => Some(Self::MariaDb),
-            "mysql" => Some(Self::Mysql),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::MariaDb => "MariaDB",
-            Self::Mysql => "MySQL",
-        }
-    }
-
     /// Starts both replica threads.
     pub fn start_replica(self) -> &'static str {
         match self {
@@ -189,14 +173,6 @@ impl Flavor {
         }
     }
 
-    /// The my.cnf option that leaves replication stopped at start (the guard starts it).
-    pub fn skip_replica_start(self) -> &'static str {
-        match self {
-            Self::MariaDb => "skip_slave_start",
-            Self::Mysql => "skip_replica_start",
-        }
-    }
-
     /// The privilege that reads the replica status.
     pub fn monitor_privilege(self) -> &'static str {
         match self {
@@ -288,7 +264,6 @@ mod tests {
             m.executed(),
             m.gtid_wait(),
             m.net_timeout(),
-            m.skip_replica_start(),
         ]
         .into_iter()
         .chain(Semi::ALL.map(|s| m.semi(s)))
