@@ -166,6 +166,14 @@ impl Flavor {
         }
     }
 
+    /// Both replica threads stopped, as a DBA does by hand.
+    pub fn stop_replica(self) -> &'static str {
+        match self {
+            Self::Mariadb => "STOP SLAVE",
+            Self::Mysql => "STOP REPLICA",
+        }
+    }
+
     /// What the server has executed (for the report).
     pub fn executed(self) -> &'static str {
         match self {

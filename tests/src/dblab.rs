@@ -277,6 +277,10 @@ pub struct LabOptions {
     /// Stop db2's SQL (applier) thread before the fault: what db1 acknowledged sits in
     /// db2's relay log unapplied, so catch-up cannot finish (tests the timeout policies).
     pub stall_survivor_applier: bool,
+    /// db2's replication stopped by hand (both threads, as a DBA does) before the fault:
+    /// it falls behind db1 from then on, and must never be promoted while it lacks what
+    /// db1 acknowledged (a switchover is refused, saying why).
+    pub stop_survivor_replication: bool,
     /// Restart that applier this long after the fault.
     pub resume_applier_after: Option<Duration>,
     /// xvrrpd: a three-member etcd cluster (db1, db2 and a `witness` namespace) holds
@@ -338,6 +342,7 @@ impl Default for LabOptions {
             policy: "stay-backup",
             anti_flap: Duration::from_secs(60),
             stall_survivor_applier: false,
+            stop_survivor_replication: false,
             resume_applier_after: None,
             witness: false,
             witness_tls: true,
@@ -891,6 +896,8 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         WRITE_VIP.parse().expect("VIP"),
     );
     let mut recovered_ns = 0;
+    let mut applier_lock: Option<std::process::Child> = None;
+    let applier_lock = &mut applier_lock;
     let (mut old_master_replicated, mut given_back_ms) = (None, None);
     let result = (|| -> Result<(u64, Held)> {
         pause(opts.steady, stop)?;
@@ -903,12 +910,48 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             );
             pause(Duration::from_millis(500), stop)?;
         }
+        if opts.stop_survivor_replication {
+            // Its agent may start it again (a backup it calls ready replicates): the read
+            // lock keeps the applier from catching up all the same, until the recovery.
+            let table = match opts.workload {
+                Workload::Insert => "lab.w",
+                Workload::Bank => "lab.acct",
+            };
+            let db = &nodes[1].db;
+            // Stopped first: STOP SLAVE waits for an applier blocked on the lock.
+            db.sql(opts.flavor.stop_replica())?;
+            *applier_lock = Some(
+                std::process::Command::new("mariadb")
+                    .args(["--no-defaults", "-uroot"])
+                    .arg(format!("--socket={}", db.socket.display()))
+                    .arg("-e")
+                    .arg(format!("LOCK TABLES {table} READ; SELECT SLEEP(600)"))
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .context("holding a read lock on db2")?,
+            );
+            note(
+                &timeline,
+                v,
+                format!(
+                    "db2's replication stopped by hand, {table} read-locked: it falls behind db1"
+                ),
+            );
+            pause(Duration::from_millis(500), stop)?;
+        }
         let fault_ns = mono_ns();
         if std::env::var_os("XVRRPD_LAB_DEBUG").is_some() {
             eprintln!("fault at {} ms", fault_ns / 1_000_000);
         }
         note(&timeline, v, format!("FAULT {} on db1", opts.fault.name()));
-        inject(opts.fault, &seg, &mut nodes, etcd.as_mut())?;
+        match inject(opts.fault, &seg, &mut nodes, etcd.as_mut()) {
+            // Expected of a switchover to a backup that is behind: the judge reads why.
+            Err(e) if opts.fault == Fault::Switchover && opts.stop_survivor_replication => {
+                note(&timeline, v, format!("SWITCHOVER REFUSED: {e:#}"))
+            }
+            r => r?,
+        }
         match opts.resume_applier_after {
             Some(after) if after < opts.down => {
                 pause(after, stop)?;
@@ -936,6 +979,11 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             v,
             format!("recovering db1 ({})", opts.fault.name()),
         );
+        if let Some(mut lock) = applier_lock.take() {
+            let _ = lock.kill();
+            let _ = lock.wait();
+            note(&timeline, v, "db2's read lock released".into());
+        }
         recover(opts.fault, opts.setup, &seg, &mut nodes, etcd.as_mut())?;
         recovered_ns = mono_ns();
         note(&timeline, v, "db1 back".into());
@@ -1377,7 +1425,7 @@ fn inject(
             Some(Agent::X(r)) => {
                 let (ok, out, err) = r.ctl(&["switchover", "write"]);
                 if !ok {
-                    bail!("xvrrpd switchover write: {err}");
+                    bail!("xvrrpd switchover write: {}", err.trim());
                 }
                 eprintln!("{}", out.trim());
             }

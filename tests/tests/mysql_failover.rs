@@ -674,3 +674,76 @@ fn mysql_crash_recovery_keeps_a_logged_commit_the_replica_never_acknowledged() {
     );
     assert_eq!(held.trim(), "1", "MySQL 9.7 rolled the logged commit back");
 }
+
+/// A backup that falls behind (its replication stopped by hand, as a DBA does; a read
+/// lock on the table keeps its applier behind even once its agent restarts it) is never
+/// handed the write role: `xvrrpd switchover write` is refused before anything is
+/// fenced, saying why, and db1 keeps serving; no acknowledged increment is ever missing
+/// on the server holding the VIP.
+fn behind_by_hand_refuses_the_switchover(flavor: DbFlavor) {
+    let r = lab(LabOptions {
+        workload: Workload::Bank,
+        flavor,
+        stop_survivor_replication: true,
+        // The switchover's wait for the peer to catch up.
+        catchup_timeout: Duration::from_secs(1),
+        ..quick(Fault::Switchover)
+    });
+    let refused = r
+        .timeline
+        .iter()
+        .find(|(_, w)| w.starts_with("SWITCHOVER REFUSED"))
+        .unwrap_or_else(|| panic!("the switchover was not refused: {:?}", r.timeline));
+    // Still stopped when asked, or restarted by db2's agent and held back by the lock.
+    assert!(
+        refused.1.contains("does not replicate from this server") || refused.1.contains("BEHIND"),
+        "the refusal does not say why: {}",
+        refused.1
+    );
+    assert!(r.resumed.is_none(), "db2 took writes: {:?}", r.resumed);
+    assert_eq!(
+        r.write_vip.node2_acquired, 0,
+        "the write VIP moved: {:?}",
+        r.write_vip
+    );
+    assert_eq!(r.dual_writable_ms, 0.0, "both servers were writable");
+    assert_eq!(
+        r.acked_increments_missing, 0,
+        "acknowledged increments missing on the server holding the VIP"
+    );
+    // (Its writes may pause for the semi-sync timeout once db2 stops acknowledging.)
+    assert!(r.fences.is_empty(), "a server was fenced: {:?}", r.fences);
+}
+
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn a_switchover_to_a_backup_behind_by_hand_is_refused_and_the_master_keeps_serving() {
+    behind_by_hand_refuses_the_switchover(DbFlavor::Mariadb);
+}
+
+#[test]
+#[ignore = "needs root, MySQL 9.7 (cargo xtask setup); run by cargo xtask test"]
+fn mysql_a_switchover_to_a_backup_behind_by_hand_is_refused() {
+    behind_by_hand_refuses_the_switchover(DbFlavor::Mysql);
+}
+
+/// The same backup, behind by hand, when a false `master_down` makes it take over (db1's
+/// agent killed: its server stays writable, its adverts stop): it must never serve
+/// without what db1 acknowledged. It waits while db1's server is writable, and once db1
+/// is read-only it fetches what it lacks (replication restarted by its guard) before
+/// any write.
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn a_backup_behind_by_hand_never_serves_without_the_masters_writes_after_a_false_master_down() {
+    let r = lab(LabOptions {
+        workload: Workload::Bank,
+        stop_survivor_replication: true,
+        ..quick(Fault::AgentKill)
+    });
+    assert_eq!(r.dual_writable_ms, 0.0, "both servers were writable");
+    assert_eq!(
+        r.acked_increments_missing, 0,
+        "acknowledged increments missing on the server holding the VIP"
+    );
+    assert_eq!(r.acked_lost_final, 0, "acknowledged writes lost");
+}

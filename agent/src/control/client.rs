@@ -67,6 +67,9 @@ pub fn switchover(path: &Path, instance: &str, timeout: Duration) -> anyhow::Res
             .iter()
             .find(|i| i.name == instance)
             .with_context(|| format!("instance {instance:?} vanished"))?;
+        if let Some(why) = &i.switchover_refused {
+            bail!("{instance}: switchover refused, nothing fenced, still the master: {why}");
+        }
         if i.state == "BACKUP" && i.master.is_some() {
             return Ok(format!(
                 "{msg}; {instance} is BACKUP, master now {} (after {} ms)",

@@ -42,6 +42,9 @@ pub struct InstanceStatus {
     /// the election (`step: error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
+    /// Write instances: why the latest switchover was refused (nothing was fenced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover_refused: Option<String>,
     /// A backup that does not preempt for now: anti-flap, or after a switchover.
     pub hold: Option<Hold>,
     /// Write instances with a witness: the fencing term of the write key held (None:
@@ -197,6 +200,14 @@ pub fn render(s: &Status) -> String {
             ));
         }
     }
+    for i in &s.instances {
+        if let Some(why) = &i.switchover_refused {
+            out.push_str(&format!(
+                "\n{}: the latest switchover was refused (still the master): {why}\n",
+                i.name
+            ));
+        }
+    }
     for i in s.instances.iter().filter(|i| !i.errant.is_empty()) {
         out.push_str(&format!(
             "\n{}: DIVERGENT, out of the election. Errant transactions (this server's own, never received by the peer that served writes after it): {}\nWay out: {}\n",
@@ -246,6 +257,7 @@ mod tests {
                 awaiting_write_key: false,
                 errant: Vec::new(),
                 blocked: None,
+                switchover_refused: None,
                 hold: Some(Hold::Seconds(30.0)),
             }],
             trackers: vec![],

@@ -27,7 +27,7 @@ use super::{
 };
 use crate::{
     config::{CatchupPolicy, ErrantPolicy, HungPolicy, WriteGuardConfig},
-    role::{Blocked, Command, Outcome, Standing, Verdict},
+    role::{Blocked, Command, KeyTenure, Outcome, Standing, Verdict},
 };
 
 /// The main loop's end of one guard.
@@ -202,11 +202,9 @@ impl Worker {
                 },
             };
             next = match cmd {
-                Command::Promote {
-                    term,
-                    peer_held_key,
-                } => self.promote(term, peer_held_key).await,
+                Command::Promote { term, key } => self.promote(term, key).await,
                 Command::Demote { term } => self.demote(term).await,
+                Command::ReadyPeer { term } => self.ready_peer(term).await,
                 Command::WatchCatchup { term } => self.watch(term).await,
                 Command::Arbitrate { term, own } => self.arbitrate(term, own).await,
                 Command::Rejoin { term, await_term } => self.rejoin(term, await_term).await,
@@ -244,7 +242,7 @@ impl Worker {
 
     /// Catch-up within `catchup_timeout` (retrying after errors), then read_only = OFF,
     /// unless the policy says to stay read-only. A newer command abandons it.
-    async fn promote(&mut self, term: u64, peer_held_key: bool) -> Option<Command> {
+    async fn promote(&mut self, term: u64, key: Option<KeyTenure>) -> Option<Command> {
         let start = Instant::now();
         let deadline = start + self.cfg.catchup_timeout;
         let mut target = None;
@@ -359,12 +357,34 @@ impl Worker {
             if let Err(next) = self.current_with_peer(term, deadline).await {
                 return next;
             }
-        } else if !replicated && peer_held_key {
-            return self.block(
-                term,
-                "hold every transaction the peer may have acknowledged before writes",
-                "this server was not replicating from the peer, which held the write key after it and is gone now: it cannot vouch for holding what the peer acknowledged".into(),
-            );
+        } else if let Some(peer_key) = key.and_then(|k| k.peer) {
+            if !replicated {
+                return self.block(
+                    term,
+                    "hold every transaction the peer may have acknowledged before writes",
+                    "this server was not replicating from the peer, which held the write key after it and is gone now: it cannot vouch for holding what the peer acknowledged".into(),
+                );
+            }
+            // Replicating now is not enough: cut off from the peer since before its
+            // promotion (a partition), the receiver only tried to connect, and the peer's
+            // semi-sync fell back to async. Its promotion's row under that key, arrived
+            // here, shows this server was receiving after the peer began writing.
+            match self.key_received().await {
+                Ok(got) if got >= peer_key => {}
+                Ok(got) => {
+                    return self.block(
+                        term,
+                        "hold every transaction the peer may have acknowledged before writes",
+                        format!(
+                            "the peer held the write key (fencing term {peer_key}) and is gone now, and this server holds no write of that tenure (the latest it received is {}): it was not receiving when the peer served writes",
+                            if got == 0 { "none".to_string() } else { got.to_string() }
+                        ),
+                    )
+                }
+                Err(e) => {
+                    return self.block(term, "read which of the peer's key tenures this server received", e)
+                }
+            }
         } else if !replicated {
             match self.served_last().await {
                 Ok(true) => {}
@@ -407,7 +427,7 @@ impl Worker {
         if let Err(e) = self.allow_own_writes().await {
             return self.block(term, "let the agent write the term while read-only", e);
         }
-        let write_term = match self.bump_term().await {
+        let write_term = match self.bump_term(key.map(|k| k.own)).await {
             Ok(t) => Some(t),
             Err(e) => {
                 return self.block(term, "record the write term beside the data", e);
@@ -441,11 +461,11 @@ impl Worker {
 
     /// The next write term, written beside the data before any client can reach the
     /// server (the VIP follows the outcome).
-    async fn bump_term(&mut self) -> Result<u64, String> {
+    async fn bump_term(&mut self, key: Option<u64>) -> Result<u64, String> {
         let name = self.name.clone();
         let (conn, _, id) = self.connection().await?;
         let id = *id;
-        let r = bounded(term::bump(conn, &name, id)).await;
+        let r = bounded(term::bump(conn, &name, id, key)).await;
         if r.is_err() {
             self.conn = None;
         }
@@ -460,6 +480,13 @@ impl Worker {
             return false;
         };
         matches!(bounded(replica::read(conn)).await, Ok(Some(s)) if s.io_started)
+    }
+
+    /// The latest key tenure whose promotion this server's data holds (0: none).
+    async fn key_received(&mut self) -> Result<u64, String> {
+        let name = self.name.clone();
+        let (conn, _, _) = self.connection().await?;
+        bounded(term::key_received(conn, &name)).await
     }
 
     /// Did this server serve writes last, as far as its data knows (its own latest
@@ -552,6 +579,101 @@ impl Worker {
             }
             tokio::time::sleep(PEER_POLL).await;
         }
+    }
+
+    /// A switchover's check ([`Command::ReadyPeer`]): the peer's server replicates from
+    /// this one and holds, within `catchup_timeout`, every transaction of this server's
+    /// origin that this server held when asked. Otherwise refused, saying why; nothing
+    /// is fenced either way (the core fences once the answer is yes).
+    async fn ready_peer(&mut self, term: u64) -> Option<Command> {
+        let start = Instant::now();
+        let deadline = start + self.cfg.catchup_timeout.max(PEER_HUNG);
+        let mut snapshot = None;
+        let mut peer_conn = None;
+        let refused = loop {
+            if let Some(next) = self.newer() {
+                info!(instance = %self.name, "switchover check superseded");
+                return next;
+            }
+            let late = Instant::now() >= deadline;
+            match self.peer_holds(&mut snapshot, &mut peer_conn).await {
+                Ok(Ready::Yes) => break None,
+                // Stopped replication does not restart by waiting.
+                Ok(Ready::Never(why)) => break Some(why),
+                Ok(Ready::Behind(n, names)) if late => {
+                    break Some(format!(
+                        "BEHIND: the peer still lacks {n} of this server's transactions after {:?} ({names}): it would take over without them",
+                        start.elapsed()
+                    ))
+                }
+                Err(e) if late => {
+                    break Some(format!("the peer's server cannot be read: {e}"))
+                }
+                Ok(Ready::Behind(..)) => {}
+                Err(_) => peer_conn = None,
+            }
+            tokio::time::sleep(PEER_POLL).await;
+        };
+        match &refused {
+            None => {
+                info!(instance = %self.name, took = ?start.elapsed(), "switchover: the peer holds this server's transactions")
+            }
+            Some(why) => {
+                warn!(instance = %self.name, reason = %why, "switchover refused: nothing fenced, still the master")
+            }
+        }
+        (self.out)(Outcome::PeerReady { term, refused });
+        None
+    }
+
+    /// One look of the switchover check: this server's executed transactions the first
+    /// time (`snapshot`), the peer's replica threads and executed transactions each time
+    /// (over `peer_conn`, kept between looks).
+    async fn peer_holds(
+        &mut self,
+        snapshot: &mut Option<(Executed, Origin)>,
+        peer_conn: &mut Option<OwnConn>,
+    ) -> Result<Ready, String> {
+        let (conn, flavor, _) = self.connection().await?;
+        let flavor = *flavor;
+        if snapshot.is_none() {
+            let (own, origin) = bounded(executed(conn, flavor)).await?;
+            *snapshot = Some((own?, origin));
+        }
+        let (own, origin) = snapshot.as_ref().expect("taken above");
+        if peer_conn.is_none() {
+            let peer = self.peer_server().await?;
+            *peer_conn = Some(bounded(peer.connect()).await?);
+        }
+        let c = peer_conn.as_mut().expect("connected above");
+        let status = bounded(replica::read(c)).await?;
+        match status {
+            Some(s) if s.io_running && s.sql_running => {}
+            Some(s) => {
+                let error = [s.last_io_error, s.last_sql_error]
+                    .into_iter()
+                    .filter(|e| !e.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Ok(Ready::Never(format!(
+                    "the peer does not replicate from this server (receiver running: {}, applier running: {}{}): it would take over without what this server acknowledged; start its replication first",
+                    s.io_running,
+                    s.sql_running,
+                    if error.is_empty() { String::new() } else { format!(", {error}") }
+                )));
+            }
+            None => return Ok(Ready::Never("the peer replicates from nobody: it would take over without what this server acknowledged".into())),
+        }
+        let (theirs, _) = bounded(executed(c, flavor)).await?;
+        let missing = own.beyond(&theirs?, origin);
+        Ok(if missing.is_empty() {
+            Ready::Yes
+        } else {
+            Ready::Behind(
+                divergence::count(&missing),
+                divergence::names(&missing).join(","),
+            )
+        })
     }
 
     /// Looks at the peer through our replication settings (same credentials).
@@ -1369,6 +1491,15 @@ impl Worker {
 }
 
 /// What one fence did.
+/// One look of the switchover check.
+enum Ready {
+    Yes,
+    /// This many of this server's transactions (named) are not on the peer yet.
+    Behind(u64, String),
+    /// Not without someone's action (replication stopped).
+    Never(String),
+}
+
 struct Fence {
     took: Duration,
     killed: usize,

@@ -12,7 +12,9 @@ use mysql_async::prelude::Queryable;
 use crate::role::Verdict;
 
 /// Created on first promotion (idempotent statements, safe to replicate both ways).
-const SCHEMA: [&str; 2] = [
+/// `promotion_key`: with a witness, the key's fencing term a server's latest promotion
+/// was made under, so a survivor can tell whether it received that tenure's writes.
+const SCHEMA: [&str; 3] = [
     "CREATE DATABASE IF NOT EXISTS xvrrpd",
     "CREATE TABLE IF NOT EXISTS xvrrpd.promotion (
        instance VARCHAR(64) NOT NULL,
@@ -21,14 +23,22 @@ const SCHEMA: [&str; 2] = [
        since DATETIME(6) NOT NULL,
        PRIMARY KEY (instance, server_id)
      ) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS xvrrpd.promotion_key (
+       instance VARCHAR(64) NOT NULL,
+       server_id INT UNSIGNED NOT NULL,
+       key_term BIGINT UNSIGNED NOT NULL,
+       PRIMARY KEY (instance, server_id)
+     ) ENGINE=InnoDB",
 ];
 
 /// Takes the next term for `instance` on this server (`server_id`): one more than the
-/// highest its data holds, recorded as this server's latest promotion.
+/// highest its data holds, recorded as this server's latest promotion, with the witness
+/// key's fencing term it holds (`key`) in the same transaction.
 pub async fn bump(
     conn: &mut mysql_async::Conn,
     instance: &str,
     server_id: u32,
+    key: Option<u64>,
 ) -> Result<u64, mysql_async::Error> {
     for sql in SCHEMA {
         conn.query_drop(sql).await?;
@@ -50,6 +60,15 @@ pub async fn bump(
         (instance, server_id, next),
     )
     .await?;
+    if let Some(key) = key {
+        tx.exec_drop(
+            "INSERT INTO xvrrpd.promotion_key (instance, server_id, key_term)
+             VALUES (?, ?, ?)
+             ON DUPLICATE KEY UPDATE key_term = VALUES(key_term)",
+            (instance, server_id, key),
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(next)
 }
@@ -70,6 +89,27 @@ pub async fn read(
         Ok(t) => Ok(t.flatten()),
         // No table yet: nobody was ever promoted here.
         Err(mysql_async::Error::Server(e)) if e.code == 1146 || e.code == 1049 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The highest witness key term under which a promotion reached this server's data, its
+/// own or the peer's, replicated (0: none, or no witness ever). An agent that restarted
+/// no longer knows which tenures were its own: its own rows answer for those.
+pub async fn key_received(
+    conn: &mut mysql_async::Conn,
+    instance: &str,
+) -> Result<u64, mysql_async::Error> {
+    match conn
+        .exec_first(
+            "SELECT MAX(key_term) FROM xvrrpd.promotion_key
+             WHERE instance = ?",
+            (instance,),
+        )
+        .await
+    {
+        Ok(t) => Ok(t.flatten().unwrap_or(0)),
+        Err(mysql_async::Error::Server(e)) if e.code == 1146 || e.code == 1049 => Ok(0),
         Err(e) => Err(e),
     }
 }

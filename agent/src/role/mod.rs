@@ -52,17 +52,36 @@ use crate::{
     witness::lease::{self, Lease, Want},
 };
 
+/// The write key's tenures a promotion concerns (with a witness). Fencing terms grow by
+/// one per acquisition, so a gap since this node's last tenure was the peer's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyTenure {
+    /// The fencing term this node holds the key with: recorded beside the write term
+    /// (`xvrrpd.promotion_key`), so the peer can later tell whether it received this
+    /// tenure's writes.
+    pub own: u64,
+    /// The peer's latest tenure, when it held the key after this node last did: it may
+    /// have served writes since. With the peer gone, this server must be replicating
+    /// and hold the peer's promotion under that tenure (it was receiving then, not only
+    /// now: a partition from before it lets the peer acknowledge writes this server
+    /// never saw, semi-sync having fallen back to async).
+    pub peer: Option<u64>,
+}
+
 /// What the core asks of the MySQL write guard. `term` identifies the request; the
 /// outcome carries it back so a superseded outcome is ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// Catch up on what reached this node, then `read_only = OFF`. `peer_held_key`: the
-    /// witness showed the write key held by the peer after this node last held it (the
-    /// peer served writes since): with the peer gone, only a server that was receiving
-    /// its writes may promote.
-    Promote { term: u64, peer_held_key: bool },
+    /// Catch up on what reached this node, then `read_only = OFF`. `key`: with a
+    /// witness, the key tenures this promotion concerns.
+    Promote { term: u64, key: Option<KeyTenure> },
     /// `read_only = ON` at once, whatever is in flight; client connections killed.
     Demote { term: u64 },
+    /// A switchover was asked of this writable master: can the peer take over without
+    /// a transaction this server acknowledged? Its server must replicate from this one
+    /// and hold, within the catch-up timeout, everything this server held when asked.
+    /// Nothing is fenced meanwhile: clients keep writing here.
+    ReadyPeer { term: u64 },
     /// After a catch-up timeout under `stay-backup`: report when the relay log is applied.
     WatchCatchup { term: u64 },
     /// Two masters met: read the peer's write term and compare it with `own`, the term
@@ -181,6 +200,11 @@ pub enum Outcome {
         term: u64,
         blocked: Blocked,
     },
+    /// The switchover check: None, the peer can take over; otherwise why not.
+    PeerReady {
+        term: u64,
+        refused: Option<String>,
+    },
     ReadOnly {
         term: u64,
         /// Client connections killed.
@@ -232,6 +256,11 @@ pub struct Memory {
     pub master: bool,
     /// No preemption before this (monotonic ns).
     pub hold_until_ns: u64,
+    /// A write instance that served writes and left mastership, its data not yet
+    /// compared with the peer's (the peer may have served since): an agent restart must
+    /// not forget it, or the node would rejoin the election on its own data alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
 }
 
 /// Write-role facts worth an events-stream line.
@@ -276,6 +305,11 @@ pub enum Event {
     },
     /// A switchover's fence landed; the master hands over now.
     SwitchoverFenced,
+    /// A switchover was refused before anything was fenced: the peer could not take over
+    /// without losing acknowledged writes (behind, not replicating, not answering).
+    SwitchoverRefused {
+        reason: String,
+    },
     /// This node holds the write key as fencing term `term`.
     LeaseAcquired {
         term: u64,
@@ -335,7 +369,7 @@ pub enum Input {
 pub enum SwitchoverRefused {
     #[error("it is {0} here, not MASTER: run switchover on the master")]
     NotMaster(&'static str),
-    #[error("a switchover is already fencing")]
+    #[error("a switchover is already under way")]
     Busy,
 }
 
@@ -353,6 +387,10 @@ struct WriteRole {
     block: Option<Block>,
     /// A switchover is fencing the server with this term.
     switchover_term: Option<u64>,
+    /// The switchover check in flight (the guard command's term).
+    switchover_check: Option<u64>,
+    /// Why the latest switchover was refused (cleared by the next request).
+    switchover_refused: Option<String>,
     /// The write term of this node's latest promotion (kept after it ends: the data
     /// holds it until a later promotion anywhere replaces it).
     write_term: Option<u64>,
@@ -372,9 +410,9 @@ struct WriteRole {
     awaiting_lease: bool,
     /// The fencing term this node last acquired the write key with.
     own_key_term: Option<u64>,
-    /// Its latest acquisition found another holder since its own (the peer served
-    /// writes in between).
-    peer_held_key: bool,
+    /// The peer's latest key tenure, when it held the key after this node last served
+    /// writes under its own (the peer may have served writes since).
+    peer_key: Option<u64>,
     /// Its server was writable as master since it last left mastership.
     served: bool,
     /// The key was lost while serving: the fence must land before this (2 × margin
@@ -411,10 +449,19 @@ const UNKNOWN_STANDS: Duration = Duration::from_millis(100);
 pub const UNKNOWN_TRIES: u32 = 10;
 
 impl WriteRole {
+    /// The key tenures a promotion now concerns (None without a witness).
+    fn key_tenure(&self) -> Option<KeyTenure> {
+        self.own_key_term.map(|own| KeyTenure {
+            own,
+            peer: self.peer_key,
+        })
+    }
+
     fn command(&mut self, make: impl FnOnce(u64) -> Command) -> Action {
         self.term += 1;
-        // Any new command supersedes an arbitration in flight.
+        // Any new command supersedes an arbitration or a switchover check in flight.
         self.arbitrating = None;
+        self.switchover_check = None;
         Action::Guard(make(self.term))
     }
 }
@@ -439,6 +486,8 @@ impl Core {
                 pending_master: None,
                 block: None,
                 switchover_term: None,
+                switchover_check: None,
+                switchover_refused: None,
                 write_term: None,
                 arbitrating: None,
                 verdict: None,
@@ -448,7 +497,7 @@ impl Core {
                 lease: None,
                 awaiting_lease: false,
                 own_key_term: None,
-                peer_held_key: false,
+                peer_key: None,
                 served: false,
                 fence_due: None,
             }),
@@ -563,8 +612,13 @@ impl Core {
             Instant(memory.hold_until_ns)
         };
         self.engine.hold_preemption_until(until);
-        // It served writes when its agent died: the peer may have served since.
-        if let Some(w) = self.write.as_mut().filter(|_| memory.master) {
+        // It served writes when its agent died, or had left without comparing since: the
+        // peer may have served since.
+        if let Some(w) = self
+            .write
+            .as_mut()
+            .filter(|_| memory.master || memory.unverified)
+        {
             w.block = Some(Block::Unverified);
         }
     }
@@ -574,6 +628,10 @@ impl Core {
         Memory {
             master,
             hold_until_ns: self.engine.preempt_hold_until().0,
+            unverified: self
+                .write
+                .as_ref()
+                .is_some_and(|w| w.block == Some(Block::Unverified)),
         }
     }
 
@@ -648,23 +706,47 @@ impl Core {
                 let actions = self.engine.handle(VrrpInput::Switchover { now });
                 self.drive(actions, now, &mut out);
             }
-            Some(w) if w.switchover_term.is_some() => return Err(SwitchoverRefused::Busy),
+            Some(w) if w.switchover_term.is_some() || w.switchover_check.is_some() => {
+                return Err(SwitchoverRefused::Busy)
+            }
+            // Still promoting: nothing to hand over yet.
+            Some(w) if !w.writable => return Err(SwitchoverRefused::Busy),
+            // The peer is asked first; the fence waits for its answer.
             Some(w) => {
-                // No client may reach the server while it is being fenced.
-                out.push(Action::RemoveVips);
-                w.writable = false;
-                w.pending_master = None;
-                let fence = w.command(|term| Command::Demote { term });
-                if let Action::Guard(Command::Demote { term }) = fence {
-                    w.switchover_term = Some(term);
+                w.switchover_refused = None;
+                let check = w.command(|term| Command::ReadyPeer { term });
+                if let Action::Guard(Command::ReadyPeer { term }) = check {
+                    w.switchover_check = Some(term);
                 }
-                out.push(fence);
-                // No more renewals: the key is freed once the fence is confirmed.
-                self.lease(now, |l| l.want(Want::Drain, now), &mut out);
+                out.push(check);
             }
         }
         self.remember_changes(before, &mut out);
         Ok(out)
+    }
+
+    /// Why the latest switchover of this write instance was refused (None: it was not,
+    /// or none was asked).
+    pub fn switchover_refused(&self) -> Option<&str> {
+        self.write.as_ref()?.switchover_refused.as_deref()
+    }
+
+    /// The switchover's fence, once the peer can take over: no client may reach the
+    /// server while it is being fenced; the engine hands over when the fence landed.
+    fn fence_for_switchover(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(w) = &mut self.write else {
+            return;
+        };
+        out.push(Action::RemoveVips);
+        w.writable = false;
+        w.pending_master = None;
+        let fence = w.command(|term| Command::Demote { term });
+        if let Action::Guard(Command::Demote { term }) = fence {
+            w.switchover_term = Some(term);
+        }
+        out.push(fence);
+        // No more renewals: the key is freed once the fence is confirmed.
+        self.lease(now, |l| l.want(Want::Drain, now), out);
     }
 
     /// A writable master hears another master (a partition healing, a frozen host
@@ -737,11 +819,8 @@ impl Core {
                         }
                         // Catch-up and read_only = OFF first; the VIPs follow the outcome.
                         Some(w) if !w.writable => {
-                            let peer_held_key = w.peer_held_key;
-                            out.push(w.command(|term| Command::Promote {
-                                term,
-                                peer_held_key,
-                            }))
+                            let key = w.key_tenure();
+                            out.push(w.command(|term| Command::Promote { term, key }))
                         }
                         _ => out.push(Action::AddVips),
                     }
@@ -811,6 +890,8 @@ impl Core {
             } if term == current && master => {
                 w.writable = true;
                 w.served = true;
+                // Its own tenure is now the latest that served writes.
+                w.peer_key = None;
                 w.write_term = write_term;
                 out.push(Action::Event(Event::Writable {
                     catchup,
@@ -948,6 +1029,21 @@ impl Core {
                     }
                 }
             }
+            Outcome::PeerReady { term, refused } if w.switchover_check == Some(term) => {
+                w.switchover_check = None;
+                match refused {
+                    // Still the writable master it was when asked (term == current: no
+                    // other command since): hand over.
+                    None if term == current && master && w.writable => {
+                        self.fence_for_switchover(now, out)
+                    }
+                    None => {}
+                    Some(reason) => {
+                        w.switchover_refused = Some(reason.clone());
+                        out.push(Action::Event(Event::SwitchoverRefused { reason }));
+                    }
+                }
+            }
             Outcome::Blocked { term, blocked } if term == current => {
                 out.push(Action::Event(Event::GuardBlocked(blocked.clone())));
                 w.blocked = Some(blocked);
@@ -1051,15 +1147,16 @@ impl Core {
                     if let Some(w) = &mut self.write {
                         // Fencing terms grow by one per acquisition: a gap since its own
                         // last one (or any term before its first) is the peer's.
-                        w.peer_held_key = w.own_key_term.map_or(term > 1, |own| term > own + 1);
+                        // A tenure of its own that served no writes leaves the peer's
+                        // the latest that may have (kept until this node is writable).
+                        if w.own_key_term.map_or(term > 1, |own| term > own + 1) {
+                            w.peer_key = Some(term - 1);
+                        }
                         w.own_key_term = Some(term);
                         if w.awaiting_lease && master {
                             w.awaiting_lease = false;
-                            let peer_held_key = w.peer_held_key;
-                            out.push(w.command(|term| Command::Promote {
-                                term,
-                                peer_held_key,
-                            }));
+                            let key = w.key_tenure();
+                            out.push(w.command(|term| Command::Promote { term, key }));
                         }
                     }
                 }

@@ -26,7 +26,9 @@
 //! - data currency: a server clients write to through the VIP holds every transaction
 //!   the other side acknowledged (semi-sync: once the peer has it, or after the timeout
 //!   without it), except those the other server, replicating and up, could not receive
-//!   for the network (the semi-sync timeout's documented exposure);
+//!   for the network (the semi-sync timeout's documented exposure; with a witness only
+//!   once it received the writer's promotion: cut off since before, it can tell from
+//!   the key tenure, and must);
 //! - and all of it while the servers refuse the guard's statements at any time (a
 //!   privilege revoked and granted again: replication, read_only, the write term), which
 //!   the guard must turn into a block, never into a warning and the next step.
@@ -211,6 +213,9 @@ struct Server {
     /// `xvrrpd.promotion` in this server's data: each node's latest promotion term
     /// (replicated with the rest of the data).
     promo: [u64; 2],
+    /// `xvrrpd.promotion_key`: the witness key's fencing term each node's latest
+    /// promotion was made under (0: none), replicated with the rest.
+    key: [u64; 2],
     /// Transactions held, by origin: `held[k]` is the highest sequence number committed
     /// first on node k that this server holds (replication applies in order).
     held: [u64; 2],
@@ -229,7 +234,7 @@ enum Step {
         until: u64,
         start: u64,
         replicated: bool,
-        peer_held_key: bool,
+        key: Option<KeyTenure>,
     },
     /// Looking at the peer's server; `silent_since` while it does not answer.
     PeerLook {
@@ -237,10 +242,17 @@ enum Step {
         start: u64,
         silent_since: Option<u64>,
         replicated: bool,
-        peer_held_key: bool,
+        key: Option<KeyTenure>,
     },
     Fence {
         term: u64,
+    },
+    /// A switchover's check: the peer replicates from this server and holds what this
+    /// server held (`snapshot`, its own origin) when asked, by the catch-up timeout.
+    ReadyPeer {
+        term: u64,
+        start: u64,
+        snapshot: u64,
     },
     /// The fence statement was issued; it lands at the next guard event.
     FenceLanding {
@@ -344,14 +356,19 @@ pub struct Sim {
     /// never asked whether the server held what the peer acknowledged (switch on to show
     /// the model finds the stale promotion it allowed).
     old_guard: bool,
+    /// The guard as it was before it compared the peer's key tenure with its data (switch
+    /// on to show the model finds the promotion it allowed).
+    ignore_key_tenure: bool,
     /// Per origin: its transactions acknowledged to a client.
     acked: [std::collections::BTreeSet<u64>; 2],
     /// Per origin: commits waiting for the peer's semi-sync ACK, with the moment the
     /// timeout acknowledges them without it.
     pending: [VecDeque<(u64, u64)>; 2],
-    /// Per origin: its transactions acknowledged while the other server, replicating
-    /// and up, could not receive them for the network (a partition, a link down): the
-    /// semi-sync timeout's documented exposure, which nothing on the other side can see.
+    /// Per origin: its transactions acknowledged while the other server, replicating,
+    /// alive (hung or not) and (with a witness) holding the origin's latest promotion,
+    /// could not receive
+    /// them for the network (a partition, a link down): the semi-sync timeout's
+    /// documented exposure, which nothing on the other side can see.
     acked_unseen: [std::collections::BTreeSet<u64>; 2],
     pub violations: Vec<String>,
 }
@@ -406,6 +423,7 @@ impl Sim {
             witness: witness.then(Witness::default),
             unprotected_checks: false,
             old_guard: false,
+            ignore_key_tenure: false,
             acked: Default::default(),
             pending: Default::default(),
             acked_unseen: Default::default(),
@@ -673,20 +691,22 @@ impl Sim {
             return;
         };
         self.nodes[i].step = match cmd {
-            Command::Promote {
-                term,
-                peer_held_key,
-            } => {
+            Command::Promote { term, key } => {
                 let until = self.now + self.rand(MS / 2, 60 * MS);
                 Step::CatchUp {
                     term,
                     until,
                     start: self.now,
                     replicated: self.nodes[i].server.replicating,
-                    peer_held_key,
+                    key,
                 }
             }
             Command::Demote { term } => Step::Fence { term },
+            Command::ReadyPeer { term } => Step::ReadyPeer {
+                term,
+                start: self.now,
+                snapshot: self.nodes[i].server.held[i],
+            },
             Command::WatchCatchup { term } => Step::Watch { term },
             Command::Arbitrate { term, own } => Step::Arbitrate {
                 term,
@@ -730,7 +750,7 @@ impl Sim {
                 until,
                 start,
                 replicated,
-                peer_held_key,
+                key,
             } => {
                 if self.now < until {
                     self.guard_later(i, until - self.now);
@@ -749,7 +769,7 @@ impl Sim {
                         start,
                         silent_since: None,
                         replicated,
-                        peer_held_key,
+                        key,
                     };
                     self.guard_step(i);
                 }
@@ -759,7 +779,7 @@ impl Sim {
                 start,
                 silent_since,
                 replicated,
-                peer_held_key,
+                key,
             } => {
                 let p = &self.nodes[1 - i].server;
                 let (gone, silent, writable) = if !self.reach() || !p.alive {
@@ -786,19 +806,26 @@ impl Sim {
                     }
                     // Data currency: everything the peer may have acknowledged is here,
                     // replicating it first if it is on its way.
-                    if !self.old_guard
-                        && !self.current_with_peer(i, term, start, replicated, peer_held_key)
-                    {
+                    if !self.old_guard && !self.current_with_peer(i, term, start, replicated, key) {
                         return;
                     }
                 }
                 // The peer is gone: only a server that was receiving its writes, or that
-                // served writes last itself, can vouch for holding them.
-                if proceed && (gone || silent) && !self.old_guard && !replicated {
-                    let s = &self.nodes[i].server;
-                    let later = peer_held_key || s.promo[i] < s.promo[0].max(s.promo[1]);
-                    if s.alive && !s.hung && later {
+                // served writes last itself, can vouch for holding them. With a witness,
+                // a peer that held the key since this node did must have its promotion
+                // under that key in this server's data: receiving then, not only now.
+                let s = &self.nodes[i].server;
+                if proceed && (gone || silent) && !self.old_guard && s.alive && !s.hung {
+                    let later = s.promo[i] < s.promo[0].max(s.promo[1]);
+                    let peer_key = key.and_then(|k| k.peer);
+                    if !replicated && (later || peer_key.is_some()) {
                         self.block(i, term, "not replicating when the peer was lost");
+                        return;
+                    }
+                    if peer_key.is_some_and(|k| s.key[0].max(s.key[1]) < k)
+                        && !self.ignore_key_tenure
+                    {
+                        self.block(i, term, "no write of the peer's key tenure received");
                         return;
                     }
                 }
@@ -868,7 +895,11 @@ impl Sim {
                         let write_term = if self.nodes[i].refused[Refusal::TermWrite as usize] {
                             None
                         } else {
-                            self.nodes[i].server.promo[i] = next;
+                            let s = &mut self.nodes[i].server;
+                            s.promo[i] = next;
+                            if let Some(k) = key {
+                                s.key[i] = k.own;
+                            }
                             Some(next)
                         };
                         self.outcome(
@@ -900,10 +931,31 @@ impl Sim {
                         start,
                         silent_since,
                         replicated,
-                        peer_held_key,
+                        key,
                     };
                     self.guard_later(i, PEER_POLL);
                 }
+            }
+            Step::ReadyPeer { .. } if newer => self.guard_next(i),
+            Step::ReadyPeer {
+                term,
+                start,
+                snapshot,
+            } => {
+                let p = &self.nodes[1 - i].server;
+                let answers = self.reach() && p.alive && !p.hung;
+                let refused = if answers && !p.replicating {
+                    Some("the peer does not replicate".to_string())
+                } else if answers && p.held[i] >= snapshot {
+                    None
+                } else if self.now - start >= CATCHUP_TIMEOUT.max(PEER_HUNG) {
+                    Some("BEHIND, or not answering".to_string())
+                } else {
+                    self.guard_later(i, PEER_POLL);
+                    return;
+                };
+                self.outcome(i, Outcome::PeerReady { term, refused });
+                self.guard_next(i);
             }
             Step::Fence { term } => {
                 let s = &self.nodes[i].server;
@@ -1040,10 +1092,11 @@ impl Sim {
                         // Undone unlogged and dropped from the binary log: this server
                         // holds of its own origin what the peer holds, and its term row
                         // is the peer's copy. Looked at again at once, as the guard does.
-                        let (held, promo) = (p.held[i], p.promo[i]);
+                        let (held, promo, key) = (p.held[i], p.promo[i], p.key[i]);
                         let s = &mut self.nodes[i].server;
                         s.held[i] = held;
                         s.promo[i] = promo;
+                        s.key[i] = key;
                         // Re-based on the peer's history: none of the peer's transactions
                         // are errant any more (they are the reference now: the rule took
                         // the peer as the one that served writes last), and whatever this
@@ -1190,7 +1243,7 @@ impl Sim {
         term: u64,
         start: u64,
         replicated: bool,
-        peer_held_key: bool,
+        key: Option<KeyTenure>,
     ) -> bool {
         let r = crate::mysql::divergence::rejoin(&self.look(i));
         if r.missing.is_empty() {
@@ -1218,7 +1271,7 @@ impl Sim {
                 start,
                 silent_since: None,
                 replicated,
-                peer_held_key,
+                key,
             };
             self.guard_later(i, PEER_POLL);
         }
@@ -1236,11 +1289,12 @@ impl Sim {
         for (from, to) in [(0, 1), (1, 0)] {
             let (src, dst) = (&self.nodes[from].server, &self.nodes[to].server);
             if up(src) && up(dst) && dst.replicating {
-                let (held, promo) = (src.held, src.promo);
+                let (held, promo, key) = (src.held, src.promo, src.key);
                 let dst = &mut self.nodes[to].server;
                 for k in 0..2 {
                     dst.held[k] = dst.held[k].max(held[k]);
                     dst.promo[k] = dst.promo[k].max(promo[k]);
+                    dst.key[k] = dst.key[k].max(key[k]);
                 }
             }
         }
@@ -1270,10 +1324,16 @@ impl Sim {
                 } else if self.now >= due {
                     if self.accepting(i) {
                         self.acked[i].insert(seq);
-                        // The peer, replicating and up, could not receive it for the
-                        // network: the timeout's documented exposure (nothing on the
-                        // peer's side can know of it).
-                        if !self.reach() && p.replicating && p.alive && !p.hung {
+                        // The peer, replicating, could not receive it for the network
+                        // (hung or not: cut off, resuming would not bring it), having
+                        // received this server's latest promotion: the timeout's
+                        // documented exposure (nothing on the peer's side can know of
+                        // it). With a witness, a peer cut off since before that
+                        // promotion can know (the key tenure it never received a
+                        // write of): no exemption then.
+                        let latest = self.nodes[i].server.promo[i];
+                        let knowable = self.witness.is_some() && p.promo[i] < latest;
+                        if !self.reach() && p.replicating && p.alive && !knowable {
                             self.acked_unseen[i].insert(seq);
                         }
                     }
@@ -1342,6 +1402,7 @@ impl Sim {
                 // Its data, and the write term in it, stay on disk.
                 *s = Server {
                     promo: s.promo,
+                    key: s.key,
                     held: s.held,
                     ..Server::default()
                 };
@@ -1367,6 +1428,7 @@ impl Sim {
                     read_only: true,
                     restarted: true,
                     promo: s.promo,
+                    key: s.key,
                     held: s.held,
                     ..Server::default()
                 };
@@ -1456,6 +1518,7 @@ impl Sim {
         }
         *s = Server {
             promo: s.promo,
+            key: s.key,
             held: s.held,
             ..Server::default()
         };
@@ -1837,4 +1900,31 @@ fn a_server_that_cannot_replicate_is_never_promoted_without_the_acknowledged_wri
         let v = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, false).run(&script);
         assert!(v.is_empty(), "seed {seed}: {v:?}");
     }
+}
+
+/// With a witness, a partition from the start: db1 takes the key and serves writes its
+/// semi-sync acknowledges without db2 once the timeout falls back to async; db2's
+/// receiver only ever tried to connect. db1's link then goes down and its key expires:
+/// db2 takes the key, replicating "as far as it knows", and promoted without the 61
+/// acknowledged transactions until the guard compared the peer's key tenure with its
+/// data (its promotion's row under that key never arrived): now it stays blocked.
+#[test]
+fn a_survivor_cut_off_before_the_peers_key_tenure_is_never_promoted_without_its_writes() {
+    use Fault::*;
+    let script = [
+        (2044, LinkDown(0)),
+        (1694, MysqldHang(1)),
+        (1813, MysqldResume(1)),
+        (0, Partition),
+    ];
+    let seed = 549638774068483364;
+    let mut blind = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, true);
+    blind.ignore_key_tenure = true;
+    let v = blind.run(&script);
+    assert!(
+        v.iter().any(|v| v.contains("serves writes without")),
+        "the case no longer reaches the stale promotion: {v:?}"
+    );
+    let v = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, true).run(&script);
+    assert!(v.is_empty(), "{}", v.join("\n"));
 }

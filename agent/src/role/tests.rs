@@ -86,10 +86,7 @@ fn position(actions: &[Action], f: impl Fn(&Action) -> bool) -> usize {
 fn vips_hooks_and_announcements_wait_until_the_server_is_writable() {
     let mut c = write_core(100);
     let a = master_down(&mut c, 40);
-    assert!(a.contains(&Action::Guard(Command::Promote {
-        term: 2,
-        peer_held_key: false
-    })));
+    assert!(a.contains(&Action::Guard(Command::Promote { term: 2, key: None })));
     assert!(!a.contains(&Action::AddVips), "{a:?}");
     assert!(!a.contains(&Action::Announce), "{a:?}");
     assert!(!a.iter().any(|a| matches!(a, Action::Notify(_))), "{a:?}");
@@ -189,16 +186,28 @@ fn stay_backup_holds_the_instance_in_fault_until_the_relay_log_is_applied() {
 #[test]
 fn switchover_fences_then_hands_over() {
     let mut c = promoted(100);
+    // The peer is asked first; the master keeps serving meanwhile.
     let a = c.switchover(at(200)).unwrap();
+    assert_eq!(a, vec![Action::Guard(Command::ReadyPeer { term: 3 })]);
+    assert_eq!(c.switchover(at(201)), Err(SwitchoverRefused::Busy));
+    let a = guard(
+        &mut c,
+        205,
+        Outcome::PeerReady {
+            term: 3,
+            refused: None,
+        },
+    );
     assert_eq!(
         a,
         vec![
             Action::RemoveVips,
-            Action::Guard(Command::Demote { term: 3 }),
+            Action::Guard(Command::Demote { term: 4 }),
             // No longer serving: an agent restart now must not fail back at once.
             Action::Remember(Memory {
                 master: false,
-                hold_until_ns: 0
+                hold_until_ns: 0,
+                unverified: false,
             }),
         ]
     );
@@ -207,12 +216,12 @@ fn switchover_fences_then_hands_over() {
         State::Master,
         "no handover before the fence lands"
     );
-    assert_eq!(c.switchover(at(201)), Err(SwitchoverRefused::Busy));
+    assert_eq!(c.switchover(at(206)), Err(SwitchoverRefused::Busy));
     let a = guard(
         &mut c,
         210,
         Outcome::ReadOnly {
-            term: 3,
+            term: 4,
             killed: 2,
             in_doubt: 0,
             took: Duration::from_millis(4),
@@ -244,6 +253,59 @@ fn switchover_fences_then_hands_over() {
     assert_eq!(c.state(), State::Backup);
 }
 
+/// A peer that lacks what this master acknowledged (behind, or not replicating) is
+/// never handed the role: the switchover is refused before anything is fenced, saying
+/// why, and the master keeps serving.
+#[test]
+fn a_switchover_to_a_peer_that_is_behind_is_refused_before_any_fence() {
+    let mut c = promoted(100);
+    let a = c.switchover(at(200)).unwrap();
+    assert_eq!(a, vec![Action::Guard(Command::ReadyPeer { term: 3 })]);
+    let why = "BEHIND: the peer still lacks 16152 of this server's transactions";
+    let a = guard(
+        &mut c,
+        2200,
+        Outcome::PeerReady {
+            term: 3,
+            refused: Some(why.into()),
+        },
+    );
+    assert_eq!(
+        a,
+        vec![Action::Event(Event::SwitchoverRefused {
+            reason: why.into()
+        })]
+    );
+    assert_eq!(c.state(), State::Master);
+    assert_eq!(c.writable(), Some(true));
+    assert_eq!(c.switchover_refused(), Some(why));
+    // Asked again: the reason is cleared, the peer asked anew.
+    let a = c.switchover(at(3000)).unwrap();
+    assert_eq!(a, vec![Action::Guard(Command::ReadyPeer { term: 4 })]);
+    assert_eq!(c.switchover_refused(), None);
+    // A newer command (a fault) supersedes the check: its late answer fences nothing.
+    c.handle(Input::Track {
+        now: at(3010),
+        tracking: Tracking {
+            link_ok: false,
+            ..Tracking::default()
+        },
+    });
+    let a = guard(
+        &mut c,
+        3020,
+        Outcome::PeerReady {
+            term: 4,
+            refused: None,
+        },
+    );
+    assert!(
+        !a.iter()
+            .any(|a| matches!(a, Action::Guard(Command::Demote { .. }))),
+        "{a:?}"
+    );
+}
+
 #[test]
 fn an_agent_restart_keeps_the_anti_flap_hold() {
     let mut c = promoted(100);
@@ -256,7 +318,8 @@ fn an_agent_restart_keeps_the_anti_flap_hold() {
     let a = guard(&mut c2, 45, writable(2));
     assert!(a.contains(&Action::Remember(Memory {
         master: true,
-        hold_until_ns: 0
+        hold_until_ns: 0,
+        unverified: false,
     })));
     // The agent dies as master and comes back at 500 ms: no preemption for anti_flap.
     let mut back = Core::new(settings(100, "192.0.2.11"), Some(CatchupPolicy::StayBackup));
@@ -264,6 +327,7 @@ fn an_agent_restart_keeps_the_anti_flap_hold() {
         Memory {
             master: true,
             hold_until_ns: 0,
+            unverified: false,
         },
         at(500),
     );
@@ -280,7 +344,8 @@ fn an_agent_restart_keeps_the_anti_flap_hold() {
     assert!(
         a.contains(&Action::Remember(Memory {
             master: false,
-            hold_until_ns: 0
+            hold_until_ns: 0,
+            unverified: false,
         })),
         "{a:?}"
     );
@@ -292,7 +357,8 @@ fn an_agent_restart_keeps_the_anti_flap_hold() {
     assert!(
         a.contains(&Action::Remember(Memory {
             master: false,
-            hold_until_ns: at(62_000).0
+            hold_until_ns: at(62_000).0,
+            unverified: false,
         })),
         "{a:?}"
     );

@@ -263,6 +263,7 @@ impl Running {
                 .core
                 .guard_blocked()
                 .map(|b| format!("{}: {}", b.step, b.error)),
+            switchover_refused: self.core.switchover_refused().map(str::to_string),
             hold,
         }
     }
@@ -676,6 +677,9 @@ fn event(r: &Running, e: Event) {
         } => serde_json::json!({
             "event": "read_only", "ts_ns": ts_ns, "instance": name, "killed": killed,
             "in_doubt": in_doubt, "fence_ms": took.as_secs_f64() * 1e3,
+        }),
+        Event::SwitchoverRefused { reason } => serde_json::json!({
+            "event": "switchover_refused", "ts_ns": ts_ns, "instance": name, "reason": reason,
         }),
         Event::SwitchoverFenced => {
             info!(instance = %name, "switchover: server fenced, handing over");

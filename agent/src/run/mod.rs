@@ -621,7 +621,9 @@ impl Router {
                                 }));
                                 apply(r, actions, nl, dp).await;
                                 Response::Ok {
-                                    message: format!("{instance}: handing over to the peer"),
+                                    message: format!(
+                                        "{instance}: asking the peer whether it holds this server's transactions, then handing over"
+                                    ),
                                 }
                             }
                             Err(e) => Response::Error {
