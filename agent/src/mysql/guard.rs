@@ -26,8 +26,14 @@ use super::{
     flashback, hung, preflight, privileges, replica, term,
 };
 use crate::{
-    config::{CatchupPolicy, ErrantPolicy, HungPolicy, WriteGuardConfig},
-    role::{Blocked, Command, KeyTenure, Outcome, Standing, Verdict},
+    config::{ErrantPolicy, HungPolicy, WriteGuardConfig},
+    engine::Instant as EngineInstant,
+    role::{
+        promotion::{
+            Answer, Failure, PeerLook, Promotion, Statement, Step, PEER_HUNG, PEER_POLL, RETRY,
+        },
+        Blocked, Command, KeyTenure, Outcome, Standing, Verdict,
+    },
 };
 
 /// The main loop's end of one guard.
@@ -97,8 +103,6 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 /// How long a replica's MySQL port may take to accept a connection before it counts as
 /// gone (same segment: a live server answers in well under a millisecond).
 const PROBE_TIMEOUT: Duration = Duration::from_millis(50);
-/// Retry pause after a failed step.
-const RETRY: Duration = Duration::from_millis(200);
 /// How long the peer's server may take to say whether it is read-only before it counts
 /// as hung (a SIGSTOPped mysqld accepts TCP connections but never answers).
 const PEER_ANSWER: Duration = Duration::from_millis(300);
@@ -107,11 +111,6 @@ const PEER_RETRY: Duration = Duration::from_millis(25);
 /// Parallel connection attempts before the peer counts as gone (at 30 % loss each way
 /// one attempt fails half the time; six all fail about 2 % of the time).
 const PEER_ATTEMPTS: usize = 6;
-/// How long a peer may stay silent (port open, no answer) before it counts as gone: a
-/// hung server cannot take writes, but on a lossy link a live one is merely slow.
-const PEER_HUNG: Duration = Duration::from_secs(1);
-/// Pause between two looks at a peer that is still writable.
-const PEER_POLL: Duration = Duration::from_millis(20);
 /// Pause between two looks at the local write term after a lost arbitration.
 const TERM_POLL: Duration = Duration::from_millis(100);
 /// Pause between two comparisons with the peer while this node is not master (a
@@ -121,41 +120,15 @@ const REJOIN_POLL: Duration = Duration::from_secs(2);
 /// The error of a server that replicates from no peer.
 const NO_PEER: &str = "this server replicates from no peer";
 
-/// What promotion found on the peer (the server this one replicates from).
-#[derive(Debug, PartialEq, Eq)]
-enum Peer {
-    /// This server replicates from nobody: there is no peer to fence or to be behind.
-    Alone,
-    /// Read-only: nothing to fence.
-    Fenced,
-    /// Its MySQL port does not accept connections.
-    Gone,
-    /// Its port accepts connections but the server does not answer in time: hung (a
-    /// SIGSTOPped mysqld) or a very lossy link. Gone once it lasts [`PEER_HUNG`].
-    Silent,
-    /// It answers and is writable: it may still be the master (a false takeover).
-    Writable,
-    /// Reachable but not readable (with our credentials, or at all for now).
-    Unknown(Failure),
-}
-
-/// A statement that failed: refused by the server for want of a privilege (it will not
-/// change by retrying), or anything else (a timeout, a lost connection, a server
-/// starting or stopping).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Failure {
-    refused: bool,
-    error: String,
-}
-
-impl Failure {
-    fn of(e: &mysql_async::Error) -> Self {
-        Self {
-            refused: matches!(e, mysql_async::Error::Server(s) if privileges::is_access_denied(s.code)),
-            error: e.to_string(),
-        }
+/// A failed statement, refused by the server (a privilege: retrying changes nothing) or
+/// not (a timeout, a lost connection, a server starting or stopping).
+fn failure(e: &mysql_async::Error) -> Failure {
+    Failure {
+        refused: matches!(e, mysql_async::Error::Server(s) if privileges::is_access_denied(s.code)),
+        error: e.to_string(),
     }
 }
+
 /// A demotion still failing when xvrrpd stops is abandoned after this many tries.
 const SHUTDOWN_TRIES: u32 = 10;
 /// The head start `read_only = ON` gets before the first sweep: with nothing in flight it
@@ -240,12 +213,18 @@ impl Worker {
         Ok(self.conn.as_mut().expect("connected"))
     }
 
-    /// Catch-up within `catchup_timeout` (retrying after errors), then read_only = OFF,
-    /// unless the policy says to stay read-only. A newer command abandons it.
+    /// Runs a promotion ([`Promotion`]: every rule is there) against the servers: each
+    /// statement it asks for, answered with what happened. A newer command abandons it.
     async fn promote(&mut self, term: u64, key: Option<KeyTenure>) -> Option<Command> {
-        let start = Instant::now();
-        let deadline = start + self.cfg.catchup_timeout;
-        let mut target = None;
+        let now = || EngineInstant(crate::net::monotonic_ns());
+        let deadline = Instant::now() + self.cfg.catchup_timeout;
+        let mut machine = Promotion::new(
+            term,
+            key,
+            now(),
+            self.cfg.catchup_timeout,
+            self.cfg.on_catchup_timeout,
+        );
         // Never wait for an acknowledgement from a peer already gone: with lossless
         // semi-sync (AFTER_SYNC) and log_slave_updates, applying the last transactions
         // the dead master sent waits for that master's ACK (its binlog dump thread here
@@ -253,210 +232,135 @@ impl Worker {
         // measured ~1 s of catch-up after a mysqld kill mid-commit. Its dump thread goes
         // first; a live peer's port answers and keeps its thread.
         self.gone_peer = None;
-        // Whether this server was replicating from the peer when the promotion began
-        // (its receiver started): if the peer turns out gone, only a server that was
-        // receiving its writes (or that served writes last itself) can vouch for holding
-        // what the peer acknowledged.
-        let replicated = self.receiver_started().await;
-        if let Err(e) = self.release_dead_replicas().await {
-            warn!(instance = %self.name, error = %e, "checking replicas before catch-up");
-        }
-        let reached = loop {
+        let mut target = None;
+        let mut answer = Answer::Next;
+        loop {
             if let Some(next) = self.newer() {
                 info!(instance = %self.name, "promotion superseded before the server was writable");
                 return next;
             }
-            if Instant::now() >= deadline {
-                break false;
+            answer = match machine.step(now(), answer) {
+                Step::Run(statement) => self.execute(statement, &mut target, deadline).await,
+                Step::Wait(d) => {
+                    tokio::time::sleep(d).await;
+                    Answer::Next
+                }
+                Step::Note(line) => {
+                    info!(instance = %self.name, "{line}");
+                    Answer::Next
+                }
+                Step::Report(outcome) => {
+                    self.report(outcome);
+                    Answer::Next
+                }
+                Step::End => return None,
+            };
+        }
+    }
+
+    /// One statement of a promotion, and what happened.
+    async fn execute(
+        &mut self,
+        statement: Statement,
+        target: &mut Option<Target>,
+        deadline: Instant,
+    ) -> Answer {
+        let failed = |error: String| {
+            Answer::Failed(Failure {
+                refused: false,
+                error,
+            })
+        };
+        match statement {
+            Statement::ReceiverStarted => Answer::Flag(self.receiver_started().await),
+            Statement::ReleaseDeadReplicas => {
+                if let Err(e) = self.release_dead_replicas().await {
+                    warn!(instance = %self.name, error = %e, "checking replicas before writes");
+                }
+                Answer::Ok
             }
-            match self.catch_up_slice(&mut target, deadline).await {
-                Ok(true) => break true,
-                Ok(false) => {}
+            Statement::CatchUpSlice => match self.catch_up_slice(target, deadline).await {
+                Ok(reached) => Answer::CaughtUp {
+                    reached,
+                    target: target.as_ref().map_or("unknown".into(), Target::to_string),
+                },
                 Err(e) => {
                     self.conn = None;
                     warn!(instance = %self.name, error = %e, "catch-up: retrying");
-                    tokio::time::sleep(RETRY).await;
+                    failed(e)
                 }
-            }
-        };
-        let what = target.as_ref().map_or("unknown".into(), Target::to_string);
-        if !reached {
-            warn!(instance = %self.name, target = %what, timeout = ?self.cfg.catchup_timeout, policy = ?self.cfg.on_catchup_timeout, "catch-up timed out");
-            (self.out)(Outcome::CatchupTimeout {
-                term,
-                target: what.clone(),
-            });
-            if self.cfg.on_catchup_timeout == CatchupPolicy::StayBackup {
-                return None;
-            }
-        }
-        // Never two writable servers: a peer that still answers as writable is most likely
-        // still the master (this node took over on lost adverts, not on a failure) and its
-        // advert will send this node back to backup. Wait for it to be fenced or gone.
-        let mut forced = !reached;
-        let mut said = false;
-        let mut silent_since: Option<Instant> = None;
-        self.gone_peer = None;
-        let peer_up = loop {
-            if let Some(next) = self.newer() {
-                info!(instance = %self.name, "promotion superseded while the peer was writable");
-                return next;
-            }
-            let look = self.peer().await;
-            if look != Peer::Silent {
-                silent_since = None;
-            }
-            match look {
-                Peer::Fenced => break true,
-                Peer::Alone => break false,
-                Peer::Gone => break false,
-                Peer::Silent
-                    if silent_since.get_or_insert_with(Instant::now).elapsed() >= PEER_HUNG =>
-                {
-                    info!(instance = %self.name, "the peer's server has not answered for 1 s: counted as gone");
-                    break false;
-                }
-                Peer::Silent => tokio::time::sleep(PEER_POLL).await,
-                // Refused for want of a privilege: it will not change by waiting.
-                Peer::Unknown(e) if e.refused || Instant::now() >= deadline => {
-                    return self.block(
-                        term,
-                        "read the peer's server before writes (is it still writable, which transactions does it hold)",
-                        e.error,
-                    );
-                }
-                Peer::Unknown(_) => tokio::time::sleep(PEER_POLL).await,
-                Peer::Writable if Instant::now() >= deadline => {
-                    warn!(instance = %self.name, policy = ?self.cfg.on_catchup_timeout, "the peer is still writable at the catch-up deadline");
-                    (self.out)(Outcome::CatchupTimeout {
-                        term,
-                        target: "peer still writable".into(),
-                    });
-                    if self.cfg.on_catchup_timeout == CatchupPolicy::StayBackup {
-                        return None;
-                    }
-                    forced = true;
-                    break false;
-                }
-                Peer::Writable => {
-                    if !said {
-                        info!(instance = %self.name, "the peer's server is still writable: waiting until it is fenced or gone");
-                        said = true;
-                    }
-                    tokio::time::sleep(PEER_POLL).await;
-                }
-            }
-        };
-        // A peer that answers (read-only) was looked at: this server becomes writable
-        // only if it holds every transaction the peer may have acknowledged (the
-        // data-currency rule, [`divergence::rejoin`]'s `missing`), and never while it
-        // holds transactions of its own the peer, which served writes after it, never
-        // received (divergent: its rejoin look may not have come round yet). A peer that
-        // is gone costs no extra wait: what reached this node is applied (catch-up).
-        if peer_up {
-            if let Err(next) = self.current_with_peer(term, deadline).await {
-                return next;
-            }
-        } else if let Some(peer_key) = key.and_then(|k| k.peer) {
-            if !replicated {
-                return self.block(
-                    term,
-                    "hold every transaction the peer may have acknowledged before writes",
-                    "this server was not replicating from the peer, which held the write key after it and is gone now: it cannot vouch for holding what the peer acknowledged".into(),
-                );
-            }
-            // Replicating now is not enough: cut off from the peer since before its
-            // promotion (a partition), the receiver only tried to connect, and the peer's
-            // semi-sync fell back to async. Its promotion's row under that key, arrived
-            // here, shows this server was receiving after the peer began writing.
-            match self.key_received().await {
-                Ok(got) if got >= peer_key => {}
-                Ok(got) => {
-                    return self.block(
-                        term,
-                        "hold every transaction the peer may have acknowledged before writes",
-                        format!(
-                            "the peer held the write key (fencing term {peer_key}) and is gone now, and this server holds no write of that tenure (the latest it received is {}): it was not receiving when the peer served writes",
-                            if got == 0 { "none".to_string() } else { got.to_string() }
-                        ),
-                    )
-                }
-                Err(e) => {
-                    return self.block(term, "read which of the peer's key tenures this server received", e)
-                }
-            }
-        } else if !replicated {
-            match self.served_last().await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return self.block(
-                        term,
-                        "hold every transaction the peer may have acknowledged before writes",
-                        "this server was not replicating from the peer when the peer was lost, and the peer served writes after it: it cannot vouch for holding them".into(),
-                    )
-                }
-                Err(e) => {
-                    return self.block(term, "read this server's write terms before writes", e)
-                }
-            }
-        }
-        if let Err(e) = self.release_dead_replicas().await {
-            warn!(instance = %self.name, error = %e, "checking replicas before writes");
-        }
-        // A master replicates from nobody: what the old master commits from now on (a
-        // commit the fence kills in flight, an async commit of a cut-off master) is
-        // errant, and its row images would silently overwrite what this one
-        // acknowledges. Stopped before the first write can be taken, after catch-up; if
-        // it cannot be stopped, the server does not become writable.
-        if let Err(e) = self.replicate(false).await {
-            self.conn = None;
-            return self.block(term, "stop replicating from the peer before writes", e);
-        }
-        // The term goes in first, while the server is still read-only for everyone else
-        // (the account writes past read_only: READ_ONLY ADMIN on MariaDB; on MySQL
-        // super_read_only is lifted first and CONNECTION_ADMIN writes past read_only), so
-        // no client's write can precede the term that orders it. Without it two masters
-        // that meet cannot tell who served writes last: not recorded, not writable.
-        if let Err(e) = self.kill_abandoned().await {
-            return self.block(
-                term,
-                "kill an earlier fence's connection (its read_only = ON could land after this promotion)",
-                e,
-            );
-        }
-        if let Err(e) = self.allow_own_writes().await {
-            return self.block(term, "let the agent write the term while read-only", e);
-        }
-        let write_term = match self.bump_term(key.map(|k| k.own)).await {
-            Ok(t) => Some(t),
-            Err(e) => {
-                return self.block(term, "record the write term beside the data", e);
-            }
-        };
-        loop {
-            match self.set_writable().await {
-                Ok(()) => break,
-                Err(e) if e.refused => {
-                    return self.block(term, "make the server writable", e.error);
-                }
+            },
+            Statement::LookPeer => Answer::Peer(self.peer().await),
+            Statement::Compare => match self.compare().await {
+                Ok(r) => Answer::Compared {
+                    errant: divergence::names(&r.errant),
+                    missing: divergence::count(&r.missing),
+                    missing_names: divergence::names(&r.missing).join(","),
+                    replicate: r.replicate,
+                },
                 Err(e) => {
                     self.conn = None;
-                    warn!(instance = %self.name, error = %e.error, "setting read_only = OFF: retrying");
+                    failed(e)
+                }
+            },
+            Statement::StartReplication | Statement::StopReplication => {
+                let on = statement == Statement::StartReplication;
+                match self.replicate(on).await {
+                    Ok(()) => Answer::Ok,
+                    Err(e) => {
+                        self.conn = None;
+                        failed(e)
+                    }
                 }
             }
-            tokio::time::sleep(RETRY).await;
-            if let Some(next) = self.newer() {
-                return next;
-            }
+            Statement::ServedLast => self.served_last().await.map_or_else(failed, Answer::Flag),
+            Statement::KeyReceived => self
+                .key_received()
+                .await
+                .map_or_else(failed, Answer::Number),
+            Statement::KillAbandoned => self
+                .kill_abandoned()
+                .await
+                .map_or_else(failed, |()| Answer::Ok),
+            Statement::AllowOwnWrites => self
+                .allow_own_writes()
+                .await
+                .map_or_else(failed, |()| Answer::Ok),
+            Statement::BumpTerm { key } => self
+                .bump_term(key)
+                .await
+                .map_or_else(failed, Answer::Number),
+            Statement::SetWritable => match self.set_writable().await {
+                Ok(()) => Answer::Ok,
+                Err(f) => {
+                    if !f.refused {
+                        self.conn = None;
+                        warn!(instance = %self.name, error = %f.error, "setting read_only = OFF: retrying");
+                    }
+                    Answer::Failed(f)
+                }
+            },
         }
-        (self.out)(Outcome::Writable {
-            term,
-            catchup: start.elapsed(),
-            target: what,
-            forced,
-            write_term,
-        });
-        None
+    }
+
+    /// Hands a promotion's outcome to the core, saying it in the log.
+    fn report(&mut self, outcome: Outcome) {
+        match &outcome {
+            Outcome::Blocked { blocked, .. } => {
+                warn!(instance = %self.name, step = %blocked.step, error = %blocked.error, "BLOCKED: read-only and out of the election until this works")
+            }
+            Outcome::CatchupTimeout { target, .. } => {
+                warn!(instance = %self.name, target = %target, timeout = ?self.cfg.catchup_timeout, policy = ?self.cfg.on_catchup_timeout, "catch-up timed out")
+            }
+            Outcome::Standing {
+                standing: Standing::Divergent { errant },
+                ..
+            } => {
+                warn!(instance = %self.name, errant = %errant.join(","), "promotion refused: DIVERGENT ({})", Flavor::rebuild_for(errant))
+            }
+            _ => {}
+        }
+        (self.out)(outcome);
     }
 
     /// The next write term, written beside the data before any client can reach the
@@ -499,96 +403,18 @@ impl Worker {
         Ok(own >= highest)
     }
 
-    /// Reports a safety step that failed: what it protects does not happen, the core
-    /// keeps the instance out of the election, and the guard's rejoin look says when it
-    /// works again.
-    fn block(&mut self, term: u64, step: &str, error: String) -> Option<Command> {
-        warn!(instance = %self.name, step, error = %error, "BLOCKED: read-only and out of the election until this works");
-        (self.out)(Outcome::Blocked {
-            term,
-            blocked: Blocked {
-                step: step.into(),
-                error,
-            },
-        });
-        None
-    }
-
-    /// The data-currency rule against a peer whose server answers: waits (until
-    /// `deadline`, at least [`PEER_HUNG`] from now) until this server holds every
-    /// transaction the peer may have acknowledged, replicating from the peer meanwhile
-    /// if the rule allows. Err carries what the promotion returns: a newer command, or
-    /// None after reporting the block or the divergence.
-    async fn current_with_peer(
-        &mut self,
-        term: u64,
-        deadline: Instant,
-    ) -> Result<(), Option<Command>> {
-        let deadline = deadline.max(Instant::now() + PEER_HUNG);
-        loop {
-            if let Some(next) = self.newer() {
-                info!(instance = %self.name, "promotion superseded while comparing with the peer");
-                return Err(next);
-            }
-            let late = Instant::now() >= deadline;
-            match self.compare().await {
-                Ok(r) if !r.errant.is_empty() => {
-                    let errant = divergence::names(&r.errant);
-                    warn!(instance = %self.name, errant = %errant.join(","), "promotion refused: DIVERGENT ({})", Flavor::rebuild_for(&errant));
-                    (self.out)(Outcome::Standing {
-                        term,
-                        standing: Standing::Divergent { errant },
-                    });
-                    return Err(None);
-                }
-                Ok(r) if r.missing.is_empty() => return Ok(()),
-                Ok(r) if late => {
-                    let error = format!(
-                        "BEHIND: {} transactions missing from the peer ({})",
-                        divergence::count(&r.missing),
-                        divergence::names(&r.missing).join(",")
-                    );
-                    return Err(self.block(
-                        term,
-                        "hold every transaction the peer may have acknowledged before writes",
-                        error,
-                    ));
-                }
-                Ok(r) => {
-                    // They may be on their way (the receiver fetching them): make sure
-                    // it runs, then look again.
-                    if r.replicate {
-                        if let Err(e) = self.replicate(true).await {
-                            self.conn = None;
-                            return Err(self.block(
-                                term,
-                                "replicate the peer's transactions before writes",
-                                e,
-                            ));
-                        }
-                    }
-                }
-                Err(e) if late => {
-                    return Err(self.block(
-                        term,
-                        "compare transactions with the peer before writes",
-                        e,
-                    ));
-                }
-                Err(_) => self.conn = None,
-            }
-            tokio::time::sleep(PEER_POLL).await;
-        }
-    }
-
     /// A switchover's check ([`Command::ReadyPeer`]): the peer's server replicates from
     /// this one and holds, within `catchup_timeout`, every transaction of this server's
-    /// origin that this server held when asked. Otherwise refused, saying why; nothing
+    /// origin that this server held when asked, and everything of this server's its
+    /// receiver held at the first look (a snapshot of this server alone misses commits
+    /// still waiting for the semi-sync ACK; an applier blocked on a lock receives and
+    /// acknowledges them, and applies nothing). Otherwise refused, saying why; nothing
     /// is fenced either way (the core fences once the answer is yes).
     async fn ready_peer(&mut self, term: u64) -> Option<Command> {
         let start = Instant::now();
         let deadline = start + self.cfg.catchup_timeout.max(PEER_HUNG);
         let mut snapshot = None;
+        let mut received = None;
         let mut peer_conn = None;
         let refused = loop {
             if let Some(next) = self.newer() {
@@ -596,7 +422,7 @@ impl Worker {
                 return next;
             }
             let late = Instant::now() >= deadline;
-            match self.peer_holds(&mut snapshot, &mut peer_conn).await {
+            match self.peer_holds(&mut snapshot, &mut received, &mut peer_conn).await {
                 Ok(Ready::Yes) => break None,
                 // Stopped replication does not restart by waiting.
                 Ok(Ready::Never(why)) => break Some(why),
@@ -626,12 +452,13 @@ impl Worker {
         None
     }
 
-    /// One look of the switchover check: this server's executed transactions the first
-    /// time (`snapshot`), the peer's replica threads and executed transactions each time
-    /// (over `peer_conn`, kept between looks).
+    /// One look of the switchover check: this server's executed transactions and the
+    /// peer's received ones the first time (`snapshot`, `received`), the peer's replica
+    /// threads and executed transactions each time (over `peer_conn`, kept between looks).
     async fn peer_holds(
         &mut self,
         snapshot: &mut Option<(Executed, Origin)>,
+        received: &mut Option<Executed>,
         peer_conn: &mut Option<OwnConn>,
     ) -> Result<Ready, String> {
         let (conn, flavor, _) = self.connection().await?;
@@ -648,7 +475,14 @@ impl Worker {
         let c = peer_conn.as_mut().expect("connected above");
         let status = bounded(replica::read(c)).await?;
         match status {
-            Some(s) if s.io_running && s.sql_running => {}
+            Some(s) if s.io_running && s.sql_running => {
+                if received.is_none() {
+                    *received = Some(match flavor {
+                        Flavor::MariaDb => Executed::mariadb(&[&s.gtid_io_pos])?,
+                        Flavor::Mysql => Executed::mysql(&s.retrieved_gtid_set)?,
+                    });
+                }
+            }
             Some(s) => {
                 let error = [s.last_io_error, s.last_sql_error]
                     .into_iter()
@@ -665,7 +499,11 @@ impl Worker {
             None => return Ok(Ready::Never("the peer replicates from nobody: it would take over without what this server acknowledged".into())),
         }
         let (theirs, _) = bounded(executed(c, flavor)).await?;
-        let missing = own.beyond(&theirs?, origin);
+        let theirs = theirs?;
+        let mut missing = own.beyond(&theirs, origin);
+        if let Some(r) = received.as_ref().filter(|_| missing.is_empty()) {
+            missing = r.beyond(&theirs, origin);
+        }
         Ok(if missing.is_empty() {
             Ready::Yes
         } else {
@@ -677,17 +515,17 @@ impl Worker {
     }
 
     /// Looks at the peer through our replication settings (same credentials).
-    async fn peer(&mut self) -> Peer {
+    async fn peer(&mut self) -> PeerLook {
         let status = match self.connection().await {
             Ok((conn, _, _)) => bounded(replica::read(conn)).await,
             Err(e) => Err(e),
         };
         let (host, port) = match status {
             Ok(Some(s)) if !s.master_host.is_empty() => (s.master_host, s.master_port),
-            Ok(_) => return Peer::Alone,
+            Ok(_) => return PeerLook::Alone,
             Err(e) => {
                 self.conn = None;
-                return Peer::Unknown(Failure {
+                return PeerLook::Unknown(Failure {
                     refused: false,
                     error: e,
                 });
@@ -713,7 +551,7 @@ impl Worker {
         .is_ok();
         if !answered {
             self.gone_peer = host.parse().ok();
-            return Peer::Gone;
+            return PeerLook::Gone;
         }
         let peer = self.server.at(&host, port);
         let look = tokio::time::timeout(PEER_ANSWER, async {
@@ -722,11 +560,11 @@ impl Worker {
         })
         .await;
         match look {
-            Err(_) => Peer::Silent,
-            Ok(Ok(Some(0))) => Peer::Writable,
-            Ok(Ok(_)) => Peer::Fenced,
-            Ok(Err(e @ mysql_async::Error::Server(_))) => Peer::Unknown(Failure::of(&e)),
-            Ok(Err(_)) => Peer::Gone,
+            Err(_) => PeerLook::Silent,
+            Ok(Ok(Some(0))) => PeerLook::Writable,
+            Ok(Ok(_)) => PeerLook::Fenced,
+            Ok(Err(e @ mysql_async::Error::Server(_))) => PeerLook::Unknown(failure(&e)),
+            Ok(Err(_)) => PeerLook::Gone,
         }
     }
 
@@ -1454,7 +1292,7 @@ impl Worker {
         })?;
         bounded_err(conn.query_drop("SET GLOBAL read_only = OFF"))
             .await
-            .map_err(|e| Failure::of(&e))?;
+            .map_err(|e| failure(&e))?;
         info!(instance = %self.name, "MySQL read_only = OFF");
         Ok(())
     }

@@ -39,6 +39,7 @@
 //! with every input: nothing here reads a clock, touches a socket or spawns a task.
 #[cfg(test)]
 mod model;
+pub mod promotion;
 #[cfg(test)]
 mod tests;
 

@@ -47,9 +47,10 @@ const ANTI_FLAP: u64 = 2_000 * MS;
 const CATCHUP_TIMEOUT: u64 = 2_000 * MS;
 const SEMI_SYNC_TIMEOUT: u64 = 1_000 * MS;
 /// The guard's constants (mysql/guard.rs).
-const PEER_POLL: u64 = 20 * MS;
-const PEER_HUNG: u64 = 1_000 * MS;
-const RETRY: u64 = 200 * MS;
+// The guard's own timing, from the one place it is defined.
+const PEER_POLL: u64 = promotion::PEER_POLL.as_nanos() as u64;
+const PEER_HUNG: u64 = promotion::PEER_HUNG.as_nanos() as u64;
+const RETRY: u64 = promotion::RETRY.as_nanos() as u64;
 const STATEMENT_TIMEOUT: u64 = 2_000 * MS;
 const HUNG_KILL: u64 = 500 * MS;
 /// Faults happen in the first RUN; then everything heals and the pair must converge.
@@ -227,22 +228,11 @@ struct Server {
 #[derive(Clone, Debug)]
 enum Step {
     Idle,
-    /// Catch-up until `until`, then the peer look. `replicated`: the server's receiver
-    /// ran when the promotion began.
-    CatchUp {
-        term: u64,
-        until: u64,
-        start: u64,
-        replicated: bool,
-        key: Option<KeyTenure>,
-    },
-    /// Looking at the peer's server; `silent_since` while it does not answer.
-    PeerLook {
-        term: u64,
-        start: u64,
-        silent_since: Option<u64>,
-        replicated: bool,
-        key: Option<KeyTenure>,
+    /// The guard's own promotion machine ([`promotion::Promotion`]), the answer to its
+    /// last statement due at the next guard event.
+    Promote {
+        machine: Box<promotion::Promotion>,
+        answer: promotion::Answer,
     },
     Fence {
         term: u64,
@@ -691,16 +681,16 @@ impl Sim {
             return;
         };
         self.nodes[i].step = match cmd {
-            Command::Promote { term, key } => {
-                let until = self.now + self.rand(MS / 2, 60 * MS);
-                Step::CatchUp {
+            Command::Promote { term, key } => Step::Promote {
+                machine: Box::new(promotion::Promotion::new(
                     term,
-                    until,
-                    start: self.now,
-                    replicated: self.nodes[i].server.replicating,
                     key,
-                }
-            }
+                    self.now(),
+                    Duration::from_nanos(CATCHUP_TIMEOUT),
+                    CatchupPolicy::StayBackup,
+                )),
+                answer: promotion::Answer::Next,
+            },
             Command::Demote { term } => Step::Fence { term },
             Command::ReadyPeer { term } => Step::ReadyPeer {
                 term,
@@ -736,8 +726,7 @@ impl Sim {
         let newer = !self.nodes[i].queue.is_empty();
         match self.nodes[i].step.clone() {
             Step::Idle => {}
-            Step::CatchUp { .. }
-            | Step::PeerLook { .. }
+            Step::Promote { .. }
             | Step::Watch { .. }
             | Step::Arbitrate { .. }
             | Step::Rejoin { .. }
@@ -745,197 +734,7 @@ impl Sim {
             {
                 self.guard_next(i)
             }
-            Step::CatchUp {
-                term,
-                until,
-                start,
-                replicated,
-                key,
-            } => {
-                if self.now < until {
-                    self.guard_later(i, until - self.now);
-                } else if self.now - start >= CATCHUP_TIMEOUT {
-                    self.outcome(
-                        i,
-                        Outcome::CatchupTimeout {
-                            term,
-                            target: "model".into(),
-                        },
-                    );
-                    self.guard_next(i);
-                } else {
-                    self.nodes[i].step = Step::PeerLook {
-                        term,
-                        start,
-                        silent_since: None,
-                        replicated,
-                        key,
-                    };
-                    self.guard_step(i);
-                }
-            }
-            Step::PeerLook {
-                term,
-                start,
-                silent_since,
-                replicated,
-                key,
-            } => {
-                let p = &self.nodes[1 - i].server;
-                let (gone, silent, writable) = if !self.reach() || !p.alive {
-                    (true, false, false)
-                } else {
-                    (false, p.hung, !p.read_only)
-                };
-                let silent_since = silent.then(|| silent_since.unwrap_or(self.now));
-                let proceed = gone
-                    || (!silent && !writable)
-                    || silent_since.is_some_and(|s| self.now - s >= PEER_HUNG);
-                if proceed && !gone && !silent {
-                    // The peer answered: compared before promoting (as the guard does).
-                    if let Some(errant) = self.divergence(i) {
-                        self.outcome(
-                            i,
-                            Outcome::Standing {
-                                term,
-                                standing: Standing::Divergent { errant },
-                            },
-                        );
-                        self.guard_next(i);
-                        return;
-                    }
-                    // Data currency: everything the peer may have acknowledged is here,
-                    // replicating it first if it is on its way.
-                    if !self.old_guard && !self.current_with_peer(i, term, start, replicated, key) {
-                        return;
-                    }
-                }
-                // The peer is gone: only a server that was receiving its writes, or that
-                // served writes last itself, can vouch for holding them. With a witness,
-                // a peer that held the key since this node did must have its promotion
-                // under that key in this server's data: receiving then, not only now.
-                let s = &self.nodes[i].server;
-                if proceed && (gone || silent) && !self.old_guard && s.alive && !s.hung {
-                    let later = s.promo[i] < s.promo[0].max(s.promo[1]);
-                    let peer_key = key.and_then(|k| k.peer);
-                    if !replicated && (later || peer_key.is_some()) {
-                        self.block(i, term, "not replicating when the peer was lost");
-                        return;
-                    }
-                    if peer_key.is_some_and(|k| s.key[0].max(s.key[1]) < k)
-                        && !self.ignore_key_tenure
-                    {
-                        self.block(i, term, "no write of the peer's key tenure received");
-                        return;
-                    }
-                }
-                if proceed {
-                    self.replicate();
-                    let stop = self.master_stops_replicating;
-                    let refuses_replication = self.refuses(i, Refusal::Replication);
-                    let refuses_read_only = self.refuses(i, Refusal::ReadOnly);
-                    let s = &mut self.nodes[i].server;
-                    if s.alive && !s.hung {
-                        if stop && s.replicating && refuses_replication {
-                            // STOP SLAVE refused: the old guard warned and went on.
-                            if !self.old_guard {
-                                self.block(i, term, "stop replicating before writes");
-                                return;
-                            }
-                        } else if stop {
-                            s.replicating = false;
-                        }
-                        // The term is written before the server takes anyone's writes
-                        // (the account may write while read_only is on): refused, the
-                        // promotion stops there, read-only.
-                        if self.nodes[i].refused[Refusal::TermWrite as usize] && !self.old_guard {
-                            self.block(i, term, "record the write term");
-                            return;
-                        }
-                        if refuses_read_only {
-                            // read_only = OFF refused: blocked (the old guard retried).
-                            if self.old_guard {
-                                self.guard_later(i, RETRY);
-                            } else {
-                                self.block(i, term, "make the server writable");
-                            }
-                            return;
-                        }
-                        let s = &self.nodes[i].server;
-                        let (held, own) = (s.held[1 - i], s.held[i]);
-                        // (A peer out of sight cannot be compared with: a partition's
-                        // split brain, the witness's business.)
-                        if self.errant_after[i].is_some_and(|a| own > a) && !gone && !silent {
-                            self.violation(format!(
-                                "node {i}: promoted holding errant transactions"
-                            ));
-                        }
-                        let s = &self.nodes[i].server;
-                        let next = s.promo[0].max(s.promo[1]) + 1;
-                        // From now on, what the peer commits without this node is errant,
-                        // provided the terms order the two promotions. Both promoted from
-                        // the same state (a partition) is a two-way split brain: neither
-                        // side's writes are the reference, the run is unprotected anyway.
-                        self.errant_after = if next > self.nodes[1 - i].server.promo[1 - i] {
-                            let mut e = [None; 2];
-                            e[1 - i] = Some(held);
-                            e
-                        } else {
-                            [None; 2]
-                        };
-                        let s = &mut self.nodes[i].server;
-                        // An earlier fence's connection, dropped while its statement
-                        // waited in a hung server, is killed first: that read_only = ON
-                        // never lands after this (the guard's kill_abandoned).
-                        s.fence_queued = None;
-                        s.read_only = false;
-                        s.restarted = false;
-                        // The old guard wrote the term after read_only = OFF and went on
-                        // without one when that was refused.
-                        let write_term = if self.nodes[i].refused[Refusal::TermWrite as usize] {
-                            None
-                        } else {
-                            let s = &mut self.nodes[i].server;
-                            s.promo[i] = next;
-                            if let Some(k) = key {
-                                s.key[i] = k.own;
-                            }
-                            Some(next)
-                        };
-                        self.outcome(
-                            i,
-                            Outcome::Writable {
-                                term,
-                                catchup: Duration::from_nanos(self.now - start),
-                                target: "model".into(),
-                                forced: false,
-                                write_term,
-                            },
-                        );
-                        self.guard_next(i);
-                    } else {
-                        self.guard_later(i, RETRY);
-                    }
-                } else if writable && self.now - start >= CATCHUP_TIMEOUT {
-                    self.outcome(
-                        i,
-                        Outcome::CatchupTimeout {
-                            term,
-                            target: "peer still writable".into(),
-                        },
-                    );
-                    self.guard_next(i);
-                } else {
-                    self.nodes[i].step = Step::PeerLook {
-                        term,
-                        start,
-                        silent_since,
-                        replicated,
-                        key,
-                    };
-                    self.guard_later(i, PEER_POLL);
-                }
-            }
+            Step::Promote { machine, answer } => self.promote(i, *machine, answer),
             Step::ReadyPeer { .. } if newer => self.guard_next(i),
             Step::ReadyPeer {
                 term,
@@ -1206,76 +1005,234 @@ impl Sim {
         }
     }
 
-    /// Node `i`'s errant transactions, if the rule finds any.
-    fn divergence(&self, i: usize) -> Option<Vec<String>> {
-        let r = crate::mysql::divergence::rejoin(&self.look(i));
-        (!r.errant.is_empty()).then(|| crate::mysql::divergence::names(&r.errant))
-    }
-
     /// Does node `i`'s server refuse the agent `r`'s statements?
     fn refuses(&self, i: usize, r: Refusal) -> bool {
         self.nodes[i].refused[r as usize]
     }
 
-    /// A promotion stopped at a failed step: reported, and the guard takes the next
-    /// command (the fence the core sends).
-    fn block(&mut self, i: usize, term: u64, step: &str) {
-        self.outcome(
-            i,
-            Outcome::Blocked {
-                term,
-                blocked: Blocked {
-                    step: step.into(),
-                    error: "refused".into(),
-                },
-            },
-        );
-        self.guard_next(i);
-    }
-
-    /// The data-currency rule against an answering peer (the guard's
-    /// `current_with_peer`): true when node `i` holds everything the peer may have
-    /// acknowledged. Otherwise it replicates what it lacks (if the rule and its account
-    /// allow) and looks again shortly, or is blocked at the catch-up deadline; false then.
-    fn current_with_peer(
+    /// Drives the guard's promotion machine until it waits (a delay, a statement that
+    /// takes time) or ends.
+    fn promote(
         &mut self,
         i: usize,
-        term: u64,
-        start: u64,
-        replicated: bool,
-        key: Option<KeyTenure>,
-    ) -> bool {
-        let r = crate::mysql::divergence::rejoin(&self.look(i));
-        if r.missing.is_empty() {
-            return true;
-        }
-        if r.replicate && !self.nodes[i].server.replicating {
-            if self.refuses(i, Refusal::Replication) {
-                self.block(i, term, "replicate the peer's transactions before writes");
-                return false;
+        mut machine: promotion::Promotion,
+        mut answer: promotion::Answer,
+    ) {
+        use promotion::{Answer, Step as P};
+        loop {
+            let now = self.now();
+            match machine.step(now, answer) {
+                P::Run(statement) => {
+                    let (a, took) = self.execute(i, statement);
+                    if took > 0 {
+                        self.nodes[i].step = Step::Promote {
+                            machine: Box::new(machine),
+                            answer: a,
+                        };
+                        self.guard_later(i, took);
+                        return;
+                    }
+                    answer = a;
+                }
+                P::Wait(d) => {
+                    self.nodes[i].step = Step::Promote {
+                        machine: Box::new(machine),
+                        answer: Answer::Next,
+                    };
+                    self.guard_later(i, d.as_nanos() as u64);
+                    return;
+                }
+                P::Note(_) => answer = Answer::Next,
+                P::Report(outcome) => {
+                    self.nodes[i].step = Step::Promote {
+                        machine: Box::new(machine.clone()),
+                        answer: Answer::Next,
+                    };
+                    self.outcome(i, outcome);
+                    // The guard looks for a newer command before its next step.
+                    if !self.nodes[i].queue.is_empty() {
+                        self.guard_next(i);
+                        return;
+                    }
+                    answer = Answer::Next;
+                }
+                P::End => {
+                    self.guard_next(i);
+                    return;
+                }
             }
-            self.nodes[i].server.replicating = true;
-            self.replicate();
-            if crate::mysql::divergence::rejoin(&self.look(i))
-                .missing
-                .is_empty()
-            {
-                return true;
-            }
         }
-        if self.now - start >= CATCHUP_TIMEOUT.max(PEER_HUNG) {
-            self.block(i, term, "BEHIND the peer");
+    }
+
+    /// One statement of a promotion against the simulated servers: the answer, and how
+    /// long it takes (0: at once). The old guard is the same machine fed the answers it
+    /// acted on: a refused step taken for done, nothing compared.
+    fn execute(&mut self, i: usize, statement: promotion::Statement) -> (promotion::Answer, u64) {
+        use promotion::{Answer, Failure, PeerLook, Statement as S};
+        let failed = |refused: bool| {
+            Answer::Failed(Failure {
+                refused,
+                error: if refused { "refused" } else { "no answer" }.into(),
+            })
+        };
+        let old = self.old_guard;
+        let s = &self.nodes[i].server;
+        let own_up = s.alive && !s.hung;
+        match statement {
+            S::ReleaseDeadReplicas => return (Answer::Ok, 0),
+            S::LookPeer => {
+                let p = &self.nodes[1 - i].server;
+                let look = if !self.reach() || !p.alive {
+                    PeerLook::Gone
+                } else if p.hung {
+                    PeerLook::Silent
+                } else if !p.read_only {
+                    PeerLook::Writable
+                } else {
+                    PeerLook::Fenced
+                };
+                return (Answer::Peer(look), 0);
+            }
+            S::ReceiverStarted => return (Answer::Flag(own_up && s.replicating), 0),
+            // A hung server holds the statement until the guard's timeout; a dead one
+            // refuses the connection at once.
+            _ if !own_up => {
+                let took = if s.alive { STATEMENT_TIMEOUT } else { 0 };
+                return (failed(false), took);
+            }
+            _ => {}
+        }
+        let answer = match statement {
+            S::CatchUpSlice => {
+                let took = self.rand(MS / 2, 60 * MS);
+                return (
+                    Answer::CaughtUp {
+                        reached: true,
+                        target: "model".into(),
+                    },
+                    took,
+                );
+            }
+            S::Compare => {
+                let p = &self.nodes[1 - i].server;
+                if !self.reach() || !p.alive {
+                    return (failed(false), 0);
+                }
+                if p.hung {
+                    return (failed(false), PEER_HUNG / 3);
+                }
+                let r = crate::mysql::divergence::rejoin(&self.look(i));
+                Answer::Compared {
+                    errant: crate::mysql::divergence::names(&r.errant),
+                    missing: if old {
+                        0
+                    } else {
+                        crate::mysql::divergence::count(&r.missing)
+                    },
+                    missing_names: crate::mysql::divergence::names(&r.missing).join(","),
+                    replicate: r.replicate,
+                }
+            }
+            S::StartReplication if self.refuses(i, Refusal::Replication) => failed(true),
+            S::StartReplication => {
+                self.nodes[i].server.replicating = true;
+                self.replicate();
+                Answer::Ok
+            }
+            S::ServedLast => {
+                let s = &self.nodes[i].server;
+                Answer::Flag(old || s.promo[i] >= s.promo[0].max(s.promo[1]))
+            }
+            S::KeyReceived if old || self.ignore_key_tenure => Answer::Number(u64::MAX),
+            S::KeyReceived => {
+                let s = &self.nodes[i].server;
+                Answer::Number(s.key[0].max(s.key[1]))
+            }
+            S::StopReplication => {
+                // What reached the server so far is in its data.
+                self.replicate();
+                let refused = self.refuses(i, Refusal::Replication);
+                let s = &mut self.nodes[i].server;
+                if !self.master_stops_replicating {
+                    Answer::Ok
+                } else if s.replicating && refused {
+                    // The old guard warned and went on, still replicating.
+                    if old {
+                        Answer::Ok
+                    } else {
+                        failed(true)
+                    }
+                } else {
+                    s.replicating = false;
+                    Answer::Ok
+                }
+            }
+            S::KillAbandoned => {
+                // An earlier fence's connection, dropped while its statement waited in a
+                // hung server, is killed: that read_only = ON never lands after this.
+                self.nodes[i].server.fence_queued = None;
+                Answer::Ok
+            }
+            S::AllowOwnWrites => Answer::Ok,
+            S::BumpTerm { key } => {
+                let s = &mut self.nodes[i].server;
+                if self.nodes[i].refused[Refusal::TermWrite as usize] {
+                    // The old guard went on without a term.
+                    if old {
+                        Answer::Number(s.promo[i])
+                    } else {
+                        failed(true)
+                    }
+                } else {
+                    let next = s.promo[0].max(s.promo[1]) + 1;
+                    s.promo[i] = next;
+                    if let Some(k) = key {
+                        s.key[i] = k;
+                    }
+                    Answer::Number(next)
+                }
+            }
+            // The old guard retried a refused read_only = OFF.
+            S::SetWritable if self.refuses(i, Refusal::ReadOnly) => failed(!old),
+            S::SetWritable => {
+                self.writable_now(i);
+                Answer::Ok
+            }
+            S::ReceiverStarted | S::ReleaseDeadReplicas | S::LookPeer => {
+                unreachable!("answered above")
+            }
+        };
+        (answer, 0)
+    }
+
+    /// Node `i`'s server takes writes from now on: the model's bookkeeping of what the
+    /// peer commits without it (errant from now on), and the check that it holds none
+    /// of its own errant transactions.
+    fn writable_now(&mut self, i: usize) {
+        let p = &self.nodes[1 - i].server;
+        let visible = self.reach() && p.alive && !p.hung;
+        let s = &self.nodes[i].server;
+        let (held, own) = (s.held[1 - i], s.held[i]);
+        // (A peer out of sight cannot be compared with: a partition's split brain, the
+        // witness's business.)
+        if self.errant_after[i].is_some_and(|a| own > a) && visible {
+            self.violation(format!("node {i}: promoted holding errant transactions"));
+        }
+        // From now on, what the peer commits without this node is errant, provided the
+        // terms order the two promotions. Both promoted from the same state (a
+        // partition) is a two-way split brain: neither side's writes are the reference,
+        // the run is unprotected anyway.
+        let mine = self.nodes[i].server.promo[i];
+        self.errant_after = if mine > self.nodes[1 - i].server.promo[1 - i] {
+            let mut e = [None; 2];
+            e[1 - i] = Some(held);
+            e
         } else {
-            self.nodes[i].step = Step::PeerLook {
-                term,
-                start,
-                silent_since: None,
-                replicated,
-                key,
-            };
-            self.guard_later(i, PEER_POLL);
-        }
-        false
+            [None; 2]
+        };
+        let s = &mut self.nodes[i].server;
+        s.read_only = false;
+        s.restarted = false;
     }
 
     /// Dual-master replication, in each direction whose replica threads run while both
