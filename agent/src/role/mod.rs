@@ -11,8 +11,11 @@
 //! - **Stay-backup.** A catch-up timeout under `stay-backup` puts the instance in FAULT
 //!   until the guard reports the relay log applied; then it rejoins without an anti-flap
 //!   hold (it never served writes in that term).
-//! - **Switchover.** The master is fenced first; it hands over (priority 0) only once the
-//!   guard confirms the server is read-only.
+//! - **Switchover.** The guard first asks whether the peer can take over without an
+//!   acknowledged write (refused otherwise, nothing fenced, the reason kept for
+//!   `status`); then the master is fenced; it hands over (priority 0) only once the
+//!   guard confirms the server is read-only. The promotion itself is
+//!   [`promotion::Promotion`], the guard's step machine.
 //! - **Two masters meet** (a partition healing, a frozen host resuming, a preemption):
 //!   a writable master holds the other master's adverts and asks the guard to compare
 //!   write terms. The node promoted last served writes last and keeps the role whatever

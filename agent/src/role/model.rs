@@ -30,8 +30,11 @@
 //!   once it received the writer's promotion: cut off since before, it can tell from
 //!   the key tenure, and must);
 //! - and all of it while the servers refuse the guard's statements at any time (a
-//!   privilege revoked and granted again: replication, read_only, the write term), which
-//!   the guard must turn into a block, never into a warning and the next step.
+//!   privilege revoked and granted again: replication, read_only, the write term, the
+//!   reads of its own server, the kill), which the guard must turn into a block, never
+//!   into a warning and the next step. The promotion is the guard's own machine
+//!   ([`super::promotion`]), run here against the simulated servers; its unit proptest
+//!   makes every statement fail in every way.
 //!
 //! And once every fault has healed: exactly one node holds the VIP on a writable server,
 //! the other is read-only.
@@ -101,15 +104,29 @@ pub enum Refusal {
     ReadOnly,
     /// The write term's table (CREATE, INSERT, UPDATE on xvrrpd.*).
     TermWrite,
+    /// What the guard reads of its own server: replica status, executed GTIDs, the
+    /// write terms and key tenures (SLAVE MONITOR, SELECT on xvrrpd.*).
+    Reads,
+    /// Killing connections and writing past read_only (CONNECTION ADMIN, the MySQL
+    /// super_read_only lift).
+    Kill,
 }
 
-const REFUSALS: [Refusal; 3] = [Refusal::Replication, Refusal::ReadOnly, Refusal::TermWrite];
+const REFUSALS: [Refusal; 5] = [
+    Refusal::Replication,
+    Refusal::ReadOnly,
+    Refusal::TermWrite,
+    Refusal::Reads,
+    Refusal::Kill,
+];
 
 fn refusal() -> impl Strategy<Value = Refusal> {
     prop_oneof![
         Just(Refusal::Replication),
         Just(Refusal::ReadOnly),
         Just(Refusal::TermWrite),
+        Just(Refusal::Reads),
+        Just(Refusal::Kill),
     ]
 }
 
@@ -287,7 +304,7 @@ struct Node {
     /// Bumped when its agent starts: answers to a dead agent's requests are dropped.
     witness_gen: u64,
     /// The statement families its server refuses the agent (by [`Refusal`]).
-    refused: [bool; 3],
+    refused: [bool; REFUSALS.len()],
 }
 
 /// The witness: one linearizable key (etcd), reachable by a node whose link is up.
@@ -393,7 +410,7 @@ impl Sim {
             memory: Memory::default(),
             killed_for: None,
             witness_gen: 0,
-            refused: [false; 3],
+            refused: [false; REFUSALS.len()],
         };
         let mut sim = Self {
             now: 0,
@@ -1093,12 +1110,22 @@ impl Sim {
                 };
                 return (Answer::Peer(look), 0);
             }
-            S::ReceiverStarted => return (Answer::Flag(own_up && s.replicating), 0),
+            // A refused read counts as no.
+            S::ReceiverStarted => {
+                let reads = !self.refuses(i, Refusal::Reads);
+                return (Answer::Flag(own_up && reads && s.replicating), 0);
+            }
             // A hung server holds the statement until the guard's timeout; a dead one
             // refuses the connection at once.
             _ if !own_up => {
                 let took = if s.alive { STATEMENT_TIMEOUT } else { 0 };
                 return (failed(false), took);
+            }
+            S::ServedLast | S::KeyReceived | S::Compare if self.refuses(i, Refusal::Reads) => {
+                return (failed(true), 0)
+            }
+            S::KillAbandoned | S::AllowOwnWrites if self.refuses(i, Refusal::Kill) => {
+                return (failed(true), 0)
             }
             _ => {}
         }
