@@ -44,6 +44,14 @@ enum Command {
         config: std::path::PathBuf,
         #[command(flatten)]
         socket: SocketArg,
+        /// What must survive a reboot: each instance's anti-flap hold and whether its
+        /// server must be compared with the peer's before it rejoins.
+        #[arg(
+            long = "state-dir",
+            env = "XVRRPD_STATE_DIR",
+            default_value = "/var/lib/xvrrpd"
+        )]
+        state_dir: std::path::PathBuf,
     },
     /// Show every instance: state, priority, master, VIPs, last transition, trackers.
     Status {
@@ -278,10 +286,15 @@ fn main() -> std::process::ExitCode {
                 })
                 .await
             }
-            Command::Run { config, socket } => {
+            Command::Run {
+                config,
+                socket,
+                state_dir,
+            } => {
                 xvrrpd::run::run(xvrrpd::run::RunOptions {
                     config,
                     control_socket: socket.path,
+                    state_dir,
                 })
                 .await
             }

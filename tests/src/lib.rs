@@ -603,6 +603,7 @@ impl Router {
             .arg("--config")
             .arg(dir.join("xvrrpd.toml"))
             .env("XVRRPD_CONTROL_SOCKET", dir.join("control.sock"))
+            .env("XVRRPD_STATE_DIR", dir)
             .stdout(Stdio::null())
             .stderr(log);
         Proc::spawn(cmd, "xvrrpd run")

@@ -27,7 +27,7 @@ use crate::{
         vip::{self, Vip},
     },
     notify::Transition,
-    role::{Action, Core, Event, Memory, Outcome as GuardOutcome},
+    role::{Action, Core, Event, Outcome as GuardOutcome},
     vrrp::packet::{Advertisement, ChecksumStyle},
 };
 
@@ -320,7 +320,7 @@ pub fn vips_of(ic: &InstanceConfig, ifindex: u32) -> anyhow::Result<Vec<Vip>> {
 pub fn prepare(
     id: u64,
     ic: &InstanceConfig,
-    state_dir: &std::path::Path,
+    memory_file: PathBuf,
     notify: UnboundedSender<Transition>,
     events: EventSink,
     metrics: Arc<Metrics>,
@@ -355,8 +355,7 @@ pub fn prepare(
         settings(ic, src),
         ic.mysql.as_ref().map(|g| g.on_catchup_timeout),
     );
-    let memory_file = state_dir.join(format!("{}.state", ic.name));
-    if let Some(m) = recall(&memory_file) {
+    if let Some(m) = super::kept::recall(&memory_file, ic.anti_flap) {
         info!(instance = %ic.name, was_master = m.master, "state kept by the previous agent: no preemption inside the anti-flap hold");
         core.restore(m, Instant(monotonic_ns()));
     }
@@ -394,26 +393,6 @@ pub fn prepare(
         master_src: None,
         last_claim_log: None,
     })
-}
-
-/// The [`Memory`] a previous agent left, if any (unreadable counts as none: the file is
-/// an optimisation of fail-back, never needed for safety).
-fn recall(path: &std::path::Path) -> Option<Memory> {
-    let text = std::fs::read_to_string(path).ok()?;
-    match serde_json::from_str(&text) {
-        Ok(m) => Some(m),
-        Err(e) => {
-            warn!(file = %path.display(), error = %e, "ignoring an unreadable state file");
-            None
-        }
-    }
-}
-
-/// Writes `m` whole (a temporary file renamed over the old one).
-fn remember(path: &std::path::Path, m: Memory) -> std::io::Result<()> {
-    let tmp = path.with_extension("state.tmp");
-    std::fs::write(&tmp, serde_json::to_string(&m)?)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// The datapath parameters of an instance: local priority, peers, v2 password, filter.
@@ -583,7 +562,7 @@ pub async fn apply(
             },
             Action::Event(e) => event(r, e),
             Action::Remember(m) => {
-                if let Err(e) = remember(&r.memory_file, m) {
+                if let Err(e) = super::kept::remember(&r.memory_file, m) {
                     warn!(instance = %r.cfg.name, file = %r.memory_file.display(), error = %e, "keeping state for the next agent");
                 }
             }

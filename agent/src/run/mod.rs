@@ -8,6 +8,7 @@
 //! than the election itself takes.
 mod conns;
 mod instance;
+mod kept;
 mod reload;
 
 use std::{
@@ -88,6 +89,8 @@ pub struct Router {
     link_up: HashMap<u32, bool>,
     maintenance: bool,
     control_socket: PathBuf,
+    /// Where instances keep their state for the next agent ([`kept`]).
+    state_dir: PathBuf,
     metrics: Arc<Metrics>,
     events: broadcast::Sender<String>,
     report_tx: mpsc::UnboundedSender<Report>,
@@ -111,6 +114,8 @@ pub struct Router {
 pub struct RunOptions {
     pub config: PathBuf,
     pub control_socket: PathBuf,
+    /// What must survive a reboot (`/var/lib/xvrrpd`): see [`kept`].
+    pub state_dir: PathBuf,
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {
@@ -126,6 +131,19 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let cfg = load(&opts.config)?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&opts.state_dir)
+            .with_context(|| {
+                format!(
+                    "state directory {} (--state-dir): it keeps what must survive a reboot",
+                    opts.state_dir.display()
+                )
+            })?;
+    }
     let metrics = Arc::new(Metrics::new());
     let (events, _) = broadcast::channel(1024);
     let (calls_tx, mut calls) = mpsc::channel::<control::server::Call>(16);
@@ -234,6 +252,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         link_up,
         maintenance,
         control_socket: opts.control_socket.clone(),
+        state_dir: opts.state_dir.clone(),
         metrics,
         events,
         report_tx,

@@ -306,15 +306,11 @@ impl Router {
         self.next_id += 1;
         let (ntx, task) = crate::notify::spawn(ic.name.clone(), ic.vrid, ic.notify.clone());
         self.notify_tasks.push((task, ic.notify.timeout));
-        let state_dir = self
-            .control_socket
-            .parent()
-            .unwrap_or(std::path::Path::new("/run/xvrrpd"))
-            .to_path_buf();
+        let memory_file = super::kept::path(&self.state_dir, &self.node_name(), &ic.name);
         prepare(
             id,
             ic,
-            &state_dir,
+            memory_file,
             ntx,
             self.sink(),
             self.metrics.clone(),
