@@ -309,7 +309,14 @@ fn master_link_down_moves_the_vip_and_it_returns_after() {
         "backup kept the VIP after the master returned:\n{}",
         b.log()
     );
-    assert!(b.log().contains("higher_priority"), "{}", b.log());
+    // The VIP goes first (fence first), the transition's log line just after it.
+    assert!(
+        wait_until(Duration::from_secs(2), || b
+            .log()
+            .contains("higher_priority")),
+        "{}",
+        b.log()
+    );
 }
 
 #[test]
