@@ -152,10 +152,17 @@ impl Flavor {
         }
     }
 
-    pub fn start_applier(self) -> &'static str {
+    /// The applier kept `secs` seconds behind its source (a lagging replica; it runs,
+    /// so nobody restarts it, and a STOP interrupts its wait at once).
+    pub fn applier_delay(self, secs: u64) -> String {
         match self {
-            Self::Mariadb => "START SLAVE SQL_THREAD",
-            Self::Mysql => "START REPLICA SQL_THREAD",
+            // MariaDB changes it only with both threads stopped.
+            Self::Mariadb => {
+                format!("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = {secs}; START SLAVE;")
+            }
+            Self::Mysql => format!(
+                "STOP REPLICA SQL_THREAD; CHANGE REPLICATION SOURCE TO SOURCE_DELAY = {secs}; START REPLICA SQL_THREAD;"
+            ),
         }
     }
 

@@ -274,15 +274,19 @@ pub struct LabOptions {
     pub catchup_timeout: Duration,
     pub policy: &'static str,
     pub anti_flap: Duration,
-    /// Stop db2's SQL (applier) thread before the fault: what db1 acknowledged sits in
-    /// db2's relay log unapplied, so catch-up cannot finish (tests the timeout policies).
-    pub stall_survivor_applier: bool,
+    /// db2's applier kept this far behind (whole seconds; MASTER_DELAY) from before the
+    /// fault: what db1 acknowledged sits in db2's relay log unapplied that long, so
+    /// catch-up cannot finish sooner (tests the timeout policies).
+    pub survivor_applier_delay: Option<Duration>,
     /// db2's replication stopped by hand (both threads, as a DBA does) before the fault:
     /// it falls behind db1 from then on, and must never be promoted while it lacks what
     /// db1 acknowledged (a switchover is refused, saying why).
     pub stop_survivor_replication: bool,
-    /// Restart that applier this long after the fault.
-    pub resume_applier_after: Option<Duration>,
+    /// With `host-freeze-after-hang`: a client opens a connection to the write VIP
+    /// while db1's mysqld is stopped and its network still up (the handshake completes
+    /// in the kernel, the greeting never comes), then waits for the greeting: it must be
+    /// reset by the takeover, not left waiting for TCP keepalive.
+    pub greeting_waiter: bool,
     /// xvrrpd: a three-member etcd cluster (db1, db2 and a `witness` namespace) holds
     /// the write key (`[witness]`).
     pub witness: bool,
@@ -341,9 +345,9 @@ impl Default for LabOptions {
             catchup_timeout: Duration::from_secs(10),
             policy: "stay-backup",
             anti_flap: Duration::from_secs(60),
-            stall_survivor_applier: false,
+            survivor_applier_delay: None,
             stop_survivor_replication: false,
-            resume_applier_after: None,
+            greeting_waiter: false,
             witness: false,
             witness_tls: true,
             verbose: false,
@@ -395,6 +399,9 @@ pub struct LabReport {
     /// First write acknowledged after the fault by a server other than db1: when (ms
     /// after the fault) and by which server_id.
     pub resumed: Option<(f64, u32)>,
+    /// With `greeting_waiter`: when (ms after the fault) its wait ended, and how
+    /// ("reset", "closed", "greeting", "no answer", or the connect error).
+    pub greeting_wait: Option<(f64, String)>,
     /// db1's write instance becoming master again after the fault: (ms after the fault,
     /// reason), from its event stream.
     pub failbacks: Vec<(f64, String)>,
@@ -897,18 +904,25 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     );
     let mut recovered_ns = 0;
     let mut applier_lock: Option<std::process::Child> = None;
+    let mut greeting_rx = None;
     let applier_lock = &mut applier_lock;
     let (mut old_master_replicated, mut given_back_ms) = (None, None);
     let result = (|| -> Result<(u64, Held)> {
         pause(opts.steady, stop)?;
-        if opts.stall_survivor_applier {
-            nodes[1].db.sql(opts.flavor.stop_applier())?;
+        if let Some(delay) = opts.survivor_applier_delay {
+            nodes[1]
+                .db
+                .sql(&opts.flavor.applier_delay(delay.as_secs()))?;
             note(
                 &timeline,
                 v,
-                "db2's applier (SQL thread) stopped: its relay log fills".into(),
+                format!(
+                    "db2's applier kept {} s behind (MASTER_DELAY): its relay log fills",
+                    delay.as_secs()
+                ),
             );
-            pause(Duration::from_millis(500), stop)?;
+            // The delay holds back what arrives from now on: full once it has passed.
+            pause(delay, stop)?;
         }
         if opts.stop_survivor_replication {
             // Its agent may start it again (a backup it calls ready replicates): the read
@@ -918,7 +932,12 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
                 Workload::Bank => "lab.acct",
             };
             let db = &nodes[1].db;
-            // Stopped first: STOP SLAVE waits for an applier blocked on the lock.
+            // The applier first, then the receiver a moment later: what the receiver got
+            // meanwhile sits in the relay log unapplied, as when a DBA stops replication
+            // on a busy replica (its applier behind its receiver). Stopped before the
+            // lock: STOP SLAVE waits for an applier blocked on it.
+            db.sql(opts.flavor.stop_applier())?;
+            pause(Duration::from_millis(200), stop)?;
             db.sql(opts.flavor.stop_replica())?;
             *applier_lock = Some(
                 std::process::Command::new("mariadb")
@@ -945,6 +964,9 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             eprintln!("fault at {} ms", fault_ns / 1_000_000);
         }
         note(&timeline, v, format!("FAULT {} on db1", opts.fault.name()));
+        if opts.greeting_waiter {
+            greeting_rx = Some(wait_for_greeting(&client.ns.name, fault_ns));
+        }
         match inject(opts.fault, &seg, &mut nodes, etcd.as_mut()) {
             // Expected of a switchover to a backup that is behind: the judge reads why.
             Err(e) if opts.fault == Fault::Switchover && opts.stop_survivor_replication => {
@@ -952,15 +974,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             }
             r => r?,
         }
-        match opts.resume_applier_after {
-            Some(after) if after < opts.down => {
-                pause(after, stop)?;
-                nodes[1].db.sql(opts.flavor.start_applier())?;
-                note(&timeline, v, "db2's applier restarted".into());
-                pause(opts.down - after, stop)?;
-            }
-            _ => pause(opts.down, stop)?,
-        }
+        pause(opts.down, stop)?;
         // What the survivor holds while the old master is away: db2's, unless a witness
         // kept db1 serving (db2 never got the write key), then db1's. Told by the server
         // that acknowledged the last write (with a witness only one can), not by who holds
@@ -1083,6 +1097,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         ),
         ..Default::default()
     };
+    report.greeting_wait = greeting_rx.and_then(|rx| rx.recv_timeout(GREETING_WAIT).ok());
     let holders: Vec<&DbNode> = nodes.iter().filter(|n| has_addr(n.ns, WRITE_VIP)).collect();
     report.final_owners = holders.len();
     // The client's cache must name the holder: ping through the VIP once, then look.
@@ -2033,6 +2048,44 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
+}
+
+/// How long the greeting waiter waits at most.
+const GREETING_WAIT: Duration = Duration::from_secs(20);
+
+/// A client in `ns` that connects to the write VIP 40 ms after `fault_ns` (inside the
+/// host-freeze-after-hang window: mysqld stopped, network up) and waits for MySQL's
+/// greeting: when its wait ended (ms after the fault) and how.
+fn wait_for_greeting(ns: &str, fault_ns: u64) -> std::sync::mpsc::Receiver<(f64, String)> {
+    use std::io::Read;
+    let (tx, rx) = std::sync::mpsc::channel();
+    spawn_in_ns(ns, move || {
+        std::thread::sleep(Duration::from_millis(40));
+        let addr: std::net::SocketAddr = format!("{WRITE_VIP}:3306").parse().expect("VIP");
+        let how = match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Err(e) => format!("connect: {e}"),
+            Ok(mut s) => {
+                let _ = s.set_read_timeout(Some(GREETING_WAIT - Duration::from_secs(2)));
+                let mut buf = [0u8; 256];
+                match s.read(&mut buf) {
+                    Ok(0) => "closed".into(),
+                    Ok(_) => "greeting".into(),
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "reset".into(),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        "no answer".into()
+                    }
+                    Err(e) => format!("read: {e}"),
+                }
+            }
+        };
+        let _ = tx.send(((mono_ns() - fault_ns) as f64 / 1e6, how));
+    });
+    rx
 }
 
 /// Runs `f` on a thread inside network namespace `ns` (its sockets live there).

@@ -105,6 +105,32 @@ fn a_default_pymysql_client_writes_again_soon_after_the_master_host_freezes() {
     }
 }
 
+/// A client that connected while the master's mysqld hung (the kernel completed the
+/// handshake; the greeting never came) and whose host then went silent: tracked from
+/// its handshake, it is reset by the takeover instead of waiting for TCP keepalive
+/// (hours by default; Go's 15 s).
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn a_client_waiting_for_a_hung_servers_greeting_is_reset_by_the_takeover() {
+    let r = lab(LabOptions {
+        greeting_waiter: true,
+        ..quick(Fault::HostFreezeAfterHang)
+    });
+    let (at_ms, how) = r
+        .greeting_wait
+        .clone()
+        .expect("the greeting waiter never said");
+    eprintln!("greeting waiter: {how} after {at_ms:.0} ms");
+    assert_eq!(how, "reset", "the waiting client after {at_ms:.0} ms");
+    // Loose: the reset comes with the takeover (the bench gives the figures).
+    assert!(at_ms < 2000.0, "reset only {at_ms:.0} ms after the fault");
+    assert_eq!(r.acked_missing, 0);
+    assert_eq!(r.replication_errors, 0);
+    assert_eq!(r.resumed.map(|(_, server)| server), Some(2));
+    // Not asserted here: both writable for the moments between the frozen host's
+    // resuming and its agent's fence (issue 32, a self-fence in XDP).
+}
+
 /// The account workload (updates of existing rows, where a lost write is silent): after a
 /// mysqld kill and after an agent kill on the master, every acknowledged increment is on
 /// both servers and they hold the same balances.
@@ -277,14 +303,13 @@ fn planned_switchover(flavor: DbFlavor) {
 fn stay_backup_waits_for_the_applier_before_taking_writes() {
     let r = lab(LabOptions {
         catchup_timeout: Duration::from_secs(1),
-        stall_survivor_applier: true,
-        resume_applier_after: Some(Duration::from_millis(2500)),
+        survivor_applier_delay: Some(Duration::from_secs(3)),
         down: Duration::from_secs(4),
         ..quick(Fault::MysqldKill)
     });
     let (resumed_ms, _) = r.resumed.expect("writes never resumed");
     assert!(
-        resumed_ms > 2500.0,
+        resumed_ms > 2000.0,
         "db2 took writes {resumed_ms:.0} ms after the fault, before its applier ran"
     );
     assert!(r
@@ -304,15 +329,14 @@ fn promote_anyway_takes_writes_after_the_timeout() {
     let r = lab(LabOptions {
         catchup_timeout: Duration::from_secs(1),
         policy: "promote-anyway",
-        stall_survivor_applier: true,
-        resume_applier_after: Some(Duration::from_millis(2500)),
+        survivor_applier_delay: Some(Duration::from_secs(3)),
         down: Duration::from_secs(4),
         ..quick(Fault::MysqldKill)
     });
     let (resumed_ms, server) = r.resumed.expect("writes never resumed");
     assert_eq!(server, 2);
     assert!(
-        (1000.0..2500.0).contains(&resumed_ms),
+        (1000.0..2000.0).contains(&resumed_ms),
         "promote-anyway: writes should resume after the 1 s timeout, before the applier: {resumed_ms:.0} ms"
     );
     assert!(r.timeline.iter().any(|(_, w)| w.contains("FORCED")));
@@ -732,12 +756,26 @@ fn mysql_a_switchover_to_a_backup_behind_by_hand_is_refused() {
 /// without what db1 acknowledged. It waits while db1's server is writable, and once db1
 /// is read-only it fetches what it lacks (replication restarted by its guard) before
 /// any write.
+///
+/// The stop may leave received transactions unapplied (the applier behind the
+/// receiver): the promotion starts the applier for them too.
 #[test]
 #[ignore = "needs root, MariaDB; run by cargo xtask test"]
 fn a_backup_behind_by_hand_never_serves_without_the_masters_writes_after_a_false_master_down() {
+    behind_by_hand_after_a_false_master_down(DbFlavor::Mariadb);
+}
+
+#[test]
+#[ignore = "needs root, MySQL 9.7 (cargo xtask setup); run by cargo xtask test"]
+fn mysql_a_backup_behind_by_hand_never_serves_without_the_masters_writes() {
+    behind_by_hand_after_a_false_master_down(DbFlavor::Mysql);
+}
+
+fn behind_by_hand_after_a_false_master_down(flavor: DbFlavor) {
     let r = lab(LabOptions {
         workload: Workload::Bank,
         stop_survivor_replication: true,
+        flavor,
         ..quick(Fault::AgentKill)
     });
     assert_eq!(r.dual_writable_ms, 0.0, "both servers were writable");

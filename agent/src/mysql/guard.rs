@@ -117,6 +117,12 @@ const TERM_POLL: Duration = Duration::from_millis(100);
 /// divergent server rejoins by itself this long after it is rebuilt).
 const REJOIN_POLL: Duration = Duration::from_secs(2);
 
+/// One slice of the catch-up wait: the target applied, and whether the applier runs.
+struct Slice {
+    reached: bool,
+    applying: bool,
+}
+
 /// The error of a server that replicates from no peer.
 const NO_PEER: &str = "this server replicates from no peer";
 
@@ -280,9 +286,10 @@ impl Worker {
                 Answer::Ok
             }
             Statement::CatchUpSlice => match self.catch_up_slice(target, deadline).await {
-                Ok(reached) => Answer::CaughtUp {
-                    reached,
+                Ok(slice) => Answer::CaughtUp {
+                    reached: slice.reached,
                     target: target.as_ref().map_or("unknown".into(), Target::to_string),
+                    applying: slice.applying,
                 },
                 Err(e) => {
                     self.conn = None;
@@ -303,16 +310,22 @@ impl Worker {
                     failed(e)
                 }
             },
-            Statement::StartReplication | Statement::StopReplication => {
-                let on = statement == Statement::StartReplication;
-                match self.replicate(on).await {
-                    Ok(()) => Answer::Ok,
-                    Err(e) => {
+            Statement::StartReplication => match self.start_replication().await {
+                Ok(()) => Answer::Ok,
+                Err(f) => {
+                    if !f.refused {
                         self.conn = None;
-                        failed(e)
                     }
+                    Answer::Failed(f)
                 }
-            }
+            },
+            Statement::StopReplication => match self.replicate(false).await {
+                Ok(()) => Answer::Ok,
+                Err(e) => {
+                    self.conn = None;
+                    failed(e)
+                }
+            },
             Statement::ServedLast => self.served_last().await.map_or_else(failed, Answer::Flag),
             Statement::KeyReceived => self
                 .key_received()
@@ -568,42 +581,75 @@ impl Worker {
         }
     }
 
-    /// One bounded slice of the catch-up wait: Ok(true) when the target is applied.
+    /// One bounded slice of the catch-up wait. A stopped applier is not waited for (it
+    /// never gets there): the slice says so at once.
     async fn catch_up_slice(
         &mut self,
         target: &mut Option<Target>,
         deadline: Instant,
-    ) -> Result<bool, String> {
+    ) -> Result<Slice, String> {
         let (conn, flavor, id) = self.connection().await?;
         let (flavor, id) = (*flavor, *id);
         let status = bounded(replica::read(conn)).await?;
         let t = target
             .get_or_insert_with(|| catchup::target(flavor, id, status.as_ref()))
             .clone();
-        let slice = WAIT_SLICE.min(deadline.saturating_duration_since(Instant::now()));
-        let secs = slice.as_secs_f64();
-        match &t {
-            Target::Nothing => Ok(true),
+        let applying = status.as_ref().is_none_or(|s| s.sql_running);
+        // Never 0: MySQL's WAIT_FOR_EXECUTED_GTID_SET reads it as "wait for ever".
+        let slice = if applying {
+            WAIT_SLICE.min(deadline.saturating_duration_since(Instant::now()))
+        } else {
+            Duration::ZERO
+        }
+        .max(Duration::from_millis(1));
+        let reached = match &t {
+            Target::Nothing => true,
             Target::MariaGtid(gtids) | Target::MysqlGtid(gtids) => {
-                let r: Option<i64> =
-                    bounded(conn.exec_first(flavor.gtid_wait(), (gtids.as_str(), secs))).await?;
-                Ok(r == Some(0))
+                let r: Option<i64> = bounded(
+                    conn.exec_first(flavor.gtid_wait(), (gtids.as_str(), slice.as_secs_f64())),
+                )
+                .await?;
+                r == Some(0)
             }
             Target::Position { file, pos } => {
                 let done = status
                     .as_ref()
                     .is_some_and(|s| catchup::position_reached(s, file, *pos));
-                if !done {
+                if !done && applying {
                     tokio::time::sleep(slice.min(Duration::from_millis(10))).await;
                 }
-                Ok(done)
+                done
             }
+        };
+        Ok(Slice { reached, applying })
+    }
+
+    /// Starts both replica threads unless they run, a refusal kept as one (a missing
+    /// privilege blocks; a lost connection is tried again).
+    async fn start_replication(&mut self) -> Result<(), Failure> {
+        let name = self.name.clone();
+        let transient = |error| Failure {
+            refused: false,
+            error,
+        };
+        let (conn, flavor, _) = self.connection().await.map_err(transient)?;
+        let flavor = *flavor;
+        let status = bounded(replica::read(conn)).await.map_err(transient)?;
+        if status.is_some_and(|s| !(s.io_running && s.sql_running)) {
+            bounded_err(conn.query_drop(flavor.start_replica()))
+                .await
+                .map_err(|e| failure(&e))?;
+            info!(instance = %name, "replicating from the peer");
         }
+        Ok(())
     }
 
     /// After a stay-backup timeout: waits (without a deadline) until what has reached the
-    /// node is applied, then reports it.
+    /// node is applied, then reports it. An applier found stopped (by hand, say) is
+    /// started once, with the receiver, as a promotion does: waiting on it would never
+    /// end.
     async fn watch(&mut self, term: u64) -> Option<Command> {
+        let mut started = false;
         loop {
             if let Some(next) = self.newer() {
                 return next;
@@ -611,12 +657,26 @@ impl Worker {
             let mut target = None;
             let far = Instant::now() + Duration::from_secs(3600);
             match self.catch_up_slice(&mut target, far).await {
-                Ok(true) => {
+                Ok(Slice { reached: true, .. }) => {
                     info!(instance = %self.name, "relay log applied: rejoining the election");
                     (self.out)(Outcome::CaughtUp { term });
                     return None;
                 }
-                Ok(false) => {}
+                Ok(Slice { applying: true, .. }) => {}
+                Ok(Slice {
+                    applying: false, ..
+                }) => {
+                    if !started {
+                        match self.start_replication().await {
+                            Ok(()) => started = true,
+                            Err(f) => {
+                                started = f.refused;
+                                warn!(instance = %self.name, error = %f.error, "cannot start replication: the relay log stays unapplied");
+                            }
+                        }
+                    }
+                    tokio::time::sleep(WAIT_SLICE).await;
+                }
                 Err(_) => {
                     self.conn = None;
                     tokio::time::sleep(RETRY).await;

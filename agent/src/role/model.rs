@@ -1136,6 +1136,7 @@ impl Sim {
                     Answer::CaughtUp {
                         reached: true,
                         target: "model".into(),
+                        applying: true,
                     },
                     took,
                 );

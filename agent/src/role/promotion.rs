@@ -39,7 +39,8 @@ pub enum Statement {
     LookPeer,
     /// Both servers' executed transactions and write terms: [`Answer::Compared`].
     Compare,
-    /// Start replicating from the peer (what this server lacks may be on its way).
+    /// Start replicating from the peer (what this server lacks may be on its way; an
+    /// applier stopped by hand is started with it).
     StartReplication,
     /// Did this server serve writes last, as far as its data knows? [`Answer::Flag`].
     ServedLast,
@@ -93,10 +94,12 @@ pub enum Answer {
     Ok,
     Flag(bool),
     Number(u64),
-    /// The catch-up slice: done, or not yet; `target` names what it waits for.
+    /// The catch-up slice: done, or not yet; `target` names what it waits for, and
+    /// `applying` says whether the applier runs (stopped, it never gets there).
     CaughtUp {
         reached: bool,
         target: String,
+        applying: bool,
     },
     Peer(PeerLook),
     /// The comparison with the peer: this server's errant transactions (named), the
@@ -131,6 +134,7 @@ enum Phase {
     Receiver,
     ReleaseFirst,
     CatchUp,
+    StartApplier,
     CatchUpTimedOut,
     /// The peer was still writable at the deadline (reported).
     WritableAtDeadline,
@@ -159,6 +163,9 @@ pub struct Promotion {
     phase: Phase,
     /// The receiver was started when the promotion began.
     replicated: bool,
+    /// The applier was started once (stopping again, it has an error: not restarted in
+    /// a loop; the catch-up deadline decides).
+    applier_started: bool,
     /// Catch-up did not finish (or the peer stayed writable) and the policy promotes
     /// anyway.
     forced: bool,
@@ -186,6 +193,7 @@ impl Promotion {
             deadline: now.after(catchup_timeout),
             phase: Phase::Receiver,
             replicated: false,
+            applier_started: false,
             forced: false,
             target: "unknown".into(),
             silent_since: None,
@@ -247,15 +255,38 @@ impl Promotion {
                 self.run(Phase::ReleaseFirst, Statement::ReleaseDeadReplicas)
             }
             (Phase::ReleaseFirst, _) => self.catch_up(now),
-            (Phase::CatchUp, A::CaughtUp { reached, target }) => {
+            (
+                Phase::CatchUp,
+                A::CaughtUp {
+                    reached,
+                    target,
+                    applying,
+                },
+            ) => {
                 self.target = target;
                 if reached {
                     self.look_peer()
+                } else if !applying && !self.applier_started && now < self.deadline {
+                    self.applier_started = true;
+                    // Stopped (by hand, say) with the peer's transactions received and not
+                    // applied: waiting changes nothing, and they may be acknowledged
+                    // writes. Both threads: MariaDB's GTID mode discards the relay log
+                    // when its applier starts, and the receiver fetches it again.
+                    self.run(Phase::StartApplier, Statement::StartReplication)
                 } else {
                     self.catch_up(now)
                 }
             }
             (Phase::CatchUp, A::Next) => self.catch_up(now),
+            (Phase::StartApplier, A::Failed(f)) if f.refused => self.block(
+                "start the applier for the peer's transactions this server received, before writes",
+                f.error,
+            ),
+            (Phase::StartApplier, A::Failed(_)) => {
+                self.phase = Phase::CatchUp;
+                Step::Wait(RETRY)
+            }
+            (Phase::StartApplier, _) => self.catch_up(now),
             (Phase::CatchUp, _) => {
                 // A failure: tried again after a pause (until the deadline).
                 self.phase = Phase::CatchUp;
@@ -543,6 +574,7 @@ mod tests {
             Statement::CatchUpSlice => Answer::CaughtUp {
                 reached: true,
                 target: "1-1-10".into(),
+                applying: true,
             },
             Statement::LookPeer => Answer::Peer(PeerLook::Fenced),
             Statement::Compare => Answer::Compared {
@@ -674,6 +706,49 @@ mod tests {
         assert_eq!(asked.last(), Some(&Statement::SetWritable));
     }
 
+    /// A DBA stopped replication with the peer's transactions received and not yet
+    /// applied: the promotion starts the applier and waits for them; if the applier may
+    /// not be started, it is blocked, saying why.
+    #[test]
+    fn an_applier_stopped_by_hand_is_started_before_writes() {
+        let mut applying = false;
+        let (asked, _) = drive(&mut promotion(None), |s, _| match s {
+            Statement::CatchUpSlice => Answer::CaughtUp {
+                reached: applying,
+                target: "1-1-501".into(),
+                applying,
+            },
+            Statement::StartReplication => {
+                applying = true;
+                Answer::Ok
+            }
+            s => healthy(s),
+        });
+        let started = asked.iter().position(|s| *s == Statement::StartReplication);
+        let looked = asked.iter().position(|s| *s == Statement::LookPeer);
+        assert!(started.is_some() && started < looked, "{asked:?}");
+        assert_eq!(asked.last(), Some(&Statement::SetWritable));
+
+        let (asked, reported) = drive(&mut promotion(None), |s, _| match s {
+            Statement::CatchUpSlice => Answer::CaughtUp {
+                reached: false,
+                target: "1-1-501".into(),
+                applying: false,
+            },
+            Statement::StartReplication => Answer::Failed(Failure {
+                refused: true,
+                error: "ERROR 1227: Access denied; you need the REPLICATION SLAVE ADMIN privilege"
+                    .into(),
+            }),
+            s => healthy(s),
+        });
+        assert!(!asked.contains(&Statement::SetWritable), "{asked:?}");
+        assert!(
+            matches!(&reported[..], [Outcome::Blocked { blocked, .. }] if blocked.step.contains("received") && blocked.error.contains("1227")),
+            "{reported:?}"
+        );
+    }
+
     #[test]
     fn a_peer_still_writable_at_the_deadline_leaves_this_server_read_only() {
         let (asked, reported) = drive(&mut promotion(None), |s, _| match s {
@@ -709,6 +784,7 @@ mod tests {
             key in proptest::option::of((1u64..5, proptest::option::of(1u64..5))),
             received in 0u64..6,
             replicated in any::<bool>(),
+            applier_stopped in any::<bool>(),
         ) {
             let key = key.map(|(own, peer)| KeyTenure { own, peer });
             // A passing failure is retried for ever (until a newer command): one success
@@ -720,6 +796,7 @@ mod tests {
             let mut term_written = false;
             let mut compared_clean = false;
             let mut looked = None;
+            let mut applying = !applier_stopped;
             let (asked, reported) = drive(&mut promotion(key), |s, _| {
                 n += 1;
                 let a = match fails.get(n % fails.len()).cloned().flatten() {
@@ -734,9 +811,17 @@ mod tests {
                             replicate: true,
                         },
                         Statement::KeyReceived => Answer::Number(received),
+                        Statement::CatchUpSlice => Answer::CaughtUp {
+                            reached: applying,
+                            target: "x".into(),
+                            applying,
+                        },
                         s => healthy(s),
                     },
                 };
+                if (s, &a) == (&Statement::StartReplication, &Answer::Ok) {
+                    applying = true;
+                }
                 match (s, &a) {
                     (Statement::StopReplication, Answer::Ok) => stopped = true,
                     (Statement::BumpTerm { .. }, Answer::Number(_)) => term_written = true,
@@ -747,6 +832,7 @@ mod tests {
                 if *s == Statement::SetWritable {
                     assert!(stopped, "read_only = OFF before replication was stopped");
                     assert!(term_written, "read_only = OFF before the term was written");
+                    assert!(applying, "read_only = OFF with the relay log not applied");
                     if looked == Some(PeerLook::Fenced) {
                         assert!(compared_clean, "read_only = OFF without holding the peer's transactions");
                     }
