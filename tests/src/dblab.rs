@@ -287,6 +287,19 @@ pub struct LabOptions {
     /// in the kernel, the greeting never comes), then waits for the greeting: it must be
     /// reset by the takeover, not left waiting for TCP keepalive.
     pub greeting_waiter: bool,
+    /// A client that opens connections to the write VIP in a loop (1 s connect timeout,
+    /// 20 ms apart), each answered by MySQL's greeting, a refusal or a reset, or by
+    /// nothing: no attempt may go unanswered for longer than the takeover.
+    pub connect_prober: bool,
+    /// A second client whose ARP entry for the write VIP stays on db1 (one that missed
+    /// the new master's announcement, or behind a switch that still sends there): it
+    /// writes through the VIP in a loop, reconnecting after every error. Whatever db1
+    /// acknowledges after the fault while db2 serves is a write on a stale master.
+    pub stale_client: bool,
+    /// A frozen host resumes network first, then mysqld, then the agent (the worst
+    /// order: a host's kernel answers at once, and mysqld may get the CPU before the
+    /// agent); otherwise the processes first and the network last.
+    pub resume_network_first: bool,
     /// xvrrpd: a three-member etcd cluster (db1, db2 and a `witness` namespace) holds
     /// the write key (`[witness]`).
     pub witness: bool,
@@ -348,6 +361,9 @@ impl Default for LabOptions {
             survivor_applier_delay: None,
             stop_survivor_replication: false,
             greeting_waiter: false,
+            connect_prober: false,
+            stale_client: false,
+            resume_network_first: false,
             witness: false,
             witness_tls: true,
             verbose: false,
@@ -402,6 +418,14 @@ pub struct LabReport {
     /// With `greeting_waiter`: when (ms after the fault) its wait ended, and how
     /// ("reset", "closed", "greeting", "no answer", or the connect error).
     pub greeting_wait: Option<(f64, String)>,
+    /// With `connect_prober`: its attempts from the fault until the recovery (ms after
+    /// the fault it began, ms it took, how it ended).
+    pub connects: Vec<(f64, f64, &'static str)>,
+    /// With `stale_client`: its writes db1 acknowledged after the fault (ms after the
+    /// fault), while db2 was writable.
+    pub stale_acked: Vec<f64>,
+    /// The stale client ran (the RESULT line names its figure).
+    pub stale_client: bool,
     /// db1's write instance becoming master again after the fault: (ms after the fault,
     /// reason), from its event stream.
     pub failbacks: Vec<(f64, String)>,
@@ -481,6 +505,9 @@ impl LabReport {
         }
         if let Some(ms) = self.given_back_ms {
             fencing.push_str(&format!(" given_back_ms={ms:.1}"));
+        }
+        if self.stale_client {
+            fencing.push_str(&format!(" stale_acked={}", self.stale_acked.len()));
         }
         format!(
             "RESULT outage_ms={:.1} acked_missing={} replication_errors={} dual_writable_ms={:.1} in_doubt={} acked_increments_missing={} rows_differing={} divergent={}{fencing}",
@@ -712,8 +739,10 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     if opts.witness && opts.setup != Setup::Xvrrpd {
         bail!("--witness is xvrrpd's: the classic setup has none");
     }
-    let seg = Segment::new(if opts.witness { 4 } else { 3 })?;
+    let seg = Segment::new(3 + usize::from(opts.witness) + usize::from(opts.stale_client))?;
     let client = &seg.nodes[2];
+    // After the witness, when there is one.
+    let stale = opts.stale_client.then(|| seg.nodes.last().expect("nodes"));
     let dir = std::env::temp_dir().join(unique("xvl"));
     std::fs::create_dir_all(&dir)?;
     let _cleanup = RemoveDir(dir.clone());
@@ -893,6 +922,32 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         let (done, reads) = (done.clone(), reads.clone());
         move || reader(done, reads)
     });
+    let stale_writer = match stale {
+        Some(sc) => {
+            let mac = crate::mac_of(&seg.nodes[0].ns, "eth0")?;
+            ip_in(
+                &sc.ns.name,
+                &[
+                    "neigh",
+                    "replace",
+                    WRITE_VIP,
+                    "lladdr",
+                    &mac,
+                    "dev",
+                    "eth0",
+                    "nud",
+                    "permanent",
+                ],
+            )?;
+            let (done, writes) = (done.clone(), writes.clone());
+            Some(spawn_in_ns(&sc.ns.name, move || stale_writer(done, writes)))
+        }
+        None => None,
+    };
+    let prober = opts.connect_prober.then(|| {
+        let done = done.clone();
+        spawn_in_ns_with(&client.ns.name, move || probe_connects(&done))
+    });
     let monitor = {
         let (done, samples) = (done.clone(), samples.clone());
         let socks = [nodes[0].db.socket.clone(), nodes[1].db.socket.clone()];
@@ -998,7 +1053,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             let _ = lock.wait();
             note(&timeline, v, "db2's read lock released".into());
         }
-        recover(opts.fault, opts.setup, &seg, &mut nodes, etcd.as_mut())?;
+        recover(opts, &seg, &mut nodes, etcd.as_mut())?;
         recovered_ns = mono_ns();
         note(&timeline, v, "db1 back".into());
         pause(opts.after, stop)?;
@@ -1074,6 +1129,10 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     let _ = writer.join();
     let _ = reader.join();
     let _ = monitor.join();
+    let connects = prober.and_then(|p| p.join().ok()).unwrap_or_default();
+    if let Some(s) = stale_writer {
+        let _ = s.join();
+    }
     let vip = vip_sampler.stop();
     let (fault_ns, survivor) = result?;
 
@@ -1098,6 +1157,11 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         ..Default::default()
     };
     report.greeting_wait = greeting_rx.and_then(|rx| rx.recv_timeout(GREETING_WAIT).ok());
+    report.connects = connects
+        .into_iter()
+        .filter(|(at, _, _)| (fault_ns..recovered_ns.max(fault_ns)).contains(at))
+        .map(|(at, took, how)| ((at - fault_ns) as f64 / 1e6, took, how))
+        .collect();
     let holders: Vec<&DbNode> = nodes.iter().filter(|n| has_addr(n.ns, WRITE_VIP)).collect();
     report.final_owners = holders.len();
     // The client's cache must name the holder: ping through the VIP once, then look.
@@ -1177,6 +1241,19 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     ];
     let ops = ops.lock().expect("ops").clone();
     judge_data(&mut report, &ops, &snapshots, &survivor, snapshot_cut);
+    // db2 writable: from its first acknowledged write after the fault.
+    let db2_serving = acked
+        .iter()
+        .filter(|w| w.done_ns > fault_ns && w.server == Some(2))
+        .map(|w| w.done_ns)
+        .min();
+    report.stale_client = opts.stale_client;
+    report.stale_acked = acked
+        .iter()
+        .filter(|w| w.seq >= STALE_SEQ && w.server == Some(1))
+        .filter(|w| db2_serving.is_some_and(|t| w.done_ns > t))
+        .map(|w| (w.done_ns - fault_ns) as f64 / 1e6)
+        .collect();
     report.resumed = acked
         .iter()
         .find(|w| w.done_ns > fault_ns && w.server != Some(1))
@@ -1387,6 +1464,14 @@ fn describe(e: &serde_json::Value) -> String {
             s("step"),
             s("error")
         ),
+        Some("stalled") => format!(
+            "{} stalled: the host stood still while master; clients refused at the VIPs until the peer is heard out",
+            s("instance")
+        ),
+        Some("stall_cleared") => format!(
+            "{} stall cleared: no other master (or the terms say keep): clients let through",
+            s("instance")
+        ),
         Some("arbitration") => format!(
             "{} another master heard: own write term {}, its term {}: {}",
             s("instance"),
@@ -1489,12 +1574,12 @@ fn inject(
 }
 
 fn recover(
-    fault: Fault,
-    setup: Setup,
+    opts: &LabOptions,
     seg: &Segment,
     nodes: &mut [DbNode],
     etcd: Option<&mut crate::etcd::Cluster>,
 ) -> Result<()> {
+    let (fault, setup) = (opts.fault, opts.setup);
     match fault {
         Fault::PartitionMaster => partition_master(seg, false)?,
         Fault::WitnessDown => etcd.context("no witness")?.members[2].restart()?,
@@ -1509,6 +1594,13 @@ fn recover(
             ip_in(&nodes[0].ns.name, &["link", "set", "eth0", "up"])?;
             nodes[0].db.restart()?;
             nodes[0].start_agent(setup)?;
+        }
+        Fault::HostFreeze | Fault::HostFreezeAfterHang if opts.resume_network_first => {
+            crate::chaos::silence_off(&nodes[0].ns.name);
+            nodes[0].db.signal(libc::SIGCONT);
+            // mysqld gets the CPU first, as it may on a resumed host.
+            std::thread::sleep(Duration::from_millis(20));
+            nodes[0].signal_agent(libc::SIGCONT)?;
         }
         Fault::HostFreeze | Fault::HostFreezeAfterHang => {
             nodes[0].db.signal(libc::SIGCONT);
@@ -2050,6 +2142,47 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// The stale client's sequence numbers start here (the main writer's never get there).
+const STALE_SEQ: i64 = 1_000_000_000;
+
+/// The stale client (see `LabOptions::stale_client`): the builtin writer's loop, its own
+/// sequence numbers, through whatever its pinned ARP entry reaches.
+fn stale_writer(done: Arc<AtomicBool>, writes: Arc<Mutex<Vec<Write>>>) {
+    runtime().block_on(async move {
+        let mut seq = STALE_SEQ;
+        while !done.load(Ordering::SeqCst) {
+            let r = bounded(async {
+                let mut c = connect(WRITE_VIP).await?;
+                let id: Option<u32> = c.query_first("SELECT @@server_id").await?;
+                Ok((c, id.unwrap_or(0)))
+            })
+            .await;
+            let Ok((mut c, server)) = r else {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            };
+            while !done.load(Ordering::SeqCst) {
+                seq += 1;
+                let r = bounded(c.exec_drop(
+                    "INSERT INTO w (seq, server_id) VALUES (?, @@server_id)",
+                    (seq,),
+                ))
+                .await;
+                let ok = r.is_ok();
+                writes.lock().expect("writes").push(Write {
+                    seq,
+                    done_ns: mono_ns(),
+                    server: ok.then_some(server),
+                });
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                if !ok {
+                    break;
+                }
+            }
+        }
+    });
+}
+
 /// How long the greeting waiter waits at most.
 const GREETING_WAIT: Duration = Duration::from_secs(20);
 
@@ -2088,8 +2221,49 @@ fn wait_for_greeting(ns: &str, fault_ns: u64) -> std::sync::mpsc::Receiver<(f64,
     rx
 }
 
+/// Logs in through the write VIP in a loop until `done`, as a client that reconnects
+/// does (1 s timeout for the connection and login, 20 ms between attempts; a full
+/// login, so the server does not count aborted handshakes against the host): per
+/// attempt, when it began (monotonic ns), how long it took (ms) and how it ended.
+fn probe_connects(done: &AtomicBool) -> Vec<(u64, f64, &'static str)> {
+    use std::io::ErrorKind;
+    let rt = runtime();
+    let mut attempts = Vec::new();
+    while !done.load(Ordering::SeqCst) {
+        let start = mono_ns();
+        let attempt = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), Conn::new(client_opts(WRITE_VIP))).await
+        });
+        let how = match attempt {
+            Err(_) => "no answer",
+            Ok(Ok(c)) => {
+                let _ = rt.block_on(c.disconnect());
+                "logged in"
+            }
+            Ok(Err(mysql_async::Error::Io(mysql_async::IoError::Io(e)))) => match e.kind() {
+                ErrorKind::ConnectionRefused => "refused",
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => "reset",
+                ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe => "closed",
+                _ => "I/O error",
+            },
+            Ok(Err(_)) => "error",
+        };
+        attempts.push((start, (mono_ns() - start) as f64 / 1e6, how));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    attempts
+}
+
 /// Runs `f` on a thread inside network namespace `ns` (its sockets live there).
 pub fn spawn_in_ns(ns: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+    spawn_in_ns_with(ns, f)
+}
+
+/// As [`spawn_in_ns`], for a thread that returns something.
+pub fn spawn_in_ns_with<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
     let path = format!("/run/netns/{ns}");
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).expect("netns file");

@@ -47,6 +47,12 @@ pub struct LabArgs {
     /// anti-flap hold, 5 s here, ends).
     #[arg(long)]
     pub then: Option<String>,
+    /// A second client whose ARP entry for the write VIP stays on db1 writes through it
+    /// in a loop (with host-freeze: the host resumes network first, then mysqld, then
+    /// the agent); the RESULT line counts what db1 acknowledged after db2 took over
+    /// (`stale_acked`, writes a stale master took). Insert workload.
+    #[arg(long)]
+    pub stale_client: bool,
     /// The servers: mariadb (10.11, the host's) or mysql (9.7, Debian unstable's, in a
     /// debootstrap root built once under target/mysql-root/).
     #[arg(long, default_value = "mariadb")]
@@ -65,6 +71,9 @@ pub fn run(args: LabArgs) -> Result<()> {
     let flavor = xvrrpd_tests::DbFlavor::parse(&args.flavor)?;
     if give_back.is_some() && args.classic {
         bail!("--then hands the role back with xvrrpd: not with --classic");
+    }
+    if args.stale_client && workload != Workload::Insert {
+        bail!("--stale-client writes the insert workload only");
     }
     if client != Client::Builtin && workload != Workload::Insert {
         bail!("--client {} writes the insert workload only", client.name());
@@ -87,6 +96,8 @@ pub fn run(args: LabArgs) -> Result<()> {
         down: Duration::from_secs(args.down_s),
         witness: args.witness,
         witness_tls: !args.witness_plain,
+        stale_client: args.stale_client,
+        resume_network_first: args.stale_client,
         verbose: true,
         give_back,
         // A preemption back is the test: let it come soon after the old master is back.

@@ -1,6 +1,7 @@
 //! The kernel side as userspace sees it: load the embedded XDP object, attach it to
 //! interfaces (native mode, falling back to generic), push parameters, read state,
 //! counters and events.
+pub mod beat;
 pub mod diag;
 pub mod event;
 pub mod state;
@@ -59,6 +60,12 @@ pub enum DatapathError {
         map: &'static str,
         #[source]
         source: aya::maps::MapError,
+    },
+    #[error("BPF map {map}: duplicating its file descriptor: {source}")]
+    Dup {
+        map: &'static str,
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -214,8 +221,9 @@ impl Datapath {
         self.hash_mut("RELEASED")
     }
 
-    /// Refuses TCP for a VIP this node no longer holds: call only once the address is
-    /// removed (a held VIP's own connections would be reset).
+    /// Refuses TCP for a VIP this node gives up: call when leaving, just before the
+    /// address is removed (every segment to it is reset from now on, so none falls in
+    /// the moment between the two).
     pub fn release_vip(&mut self, ifindex: u32, addr: IpAddr) -> Result<(), DatapathError> {
         self.released_map()?
             .insert(vip_key(ifindex, addr), 1, 0)
@@ -228,6 +236,31 @@ impl Datapath {
         absent_ok(
             self.released_map()?.remove(&vip_key(ifindex, addr)),
             "RELEASED",
+        )
+    }
+
+    /// The self-fence's heartbeat of write instance `instance` for a new mastership
+    /// (beating now, not stalled): the pacer beats it, a beat later than `bound_ns`
+    /// after the one before reports a stall on `stalls`, with the gap (see [`beat`]).
+    pub fn beat(
+        &self,
+        instance: u32,
+        bound_ns: u64,
+        now: u64,
+        stalls: tokio::sync::mpsc::UnboundedSender<(u64, u64)>,
+    ) -> Result<beat::Beat, DatapathError> {
+        let data = |name: &'static str| match self.ebpf.map(name) {
+            Some(aya::maps::Map::HashMap(m)) => Ok(m),
+            Some(_) => Err(DatapathError::Missing(name)),
+            None => Err(DatapathError::Missing(name)),
+        };
+        beat::Beat::new(
+            data("LIVE")?,
+            data("STALLED")?,
+            instance,
+            bound_ns,
+            now,
+            stalls,
         )
     }
 

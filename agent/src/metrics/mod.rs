@@ -67,6 +67,7 @@ pub struct Metrics {
     pub invalid_adverts: Family<Labels, Counter>,
     pub datapath_invalid: Family<Labels, Counter>,
     pub datapath_refused: Counter,
+    pub self_fenced: Counter,
     pub conns_tracked: Family<Labels, Gauge>,
     pub conns_full: Counter,
     pub peer_conns: Family<Labels, Gauge>,
@@ -106,6 +107,7 @@ impl Metrics {
             invalid_adverts: Family::default(),
             datapath_invalid: Family::default(),
             datapath_refused: Counter::default(),
+            self_fenced: Counter::default(),
             conns_tracked: Family::default(),
             conns_full: Counter::default(),
             peer_conns: Family::default(),
@@ -176,6 +178,11 @@ impl Metrics {
             "datapath_refused",
             "TCP segments for a VIP this node gave up, answered with a RST by the XDP program",
             m.datapath_refused.clone(),
+        );
+        reg.register(
+            "datapath_self_fenced",
+            "TCP segments for a write VIP refused with a RST while its master's host stood still (self-fence)",
+            m.self_fenced.clone(),
         );
         reg.register(
             "conntrack_connections",

@@ -32,6 +32,7 @@ use prometheus_client::metrics::counter::Counter;
 use socket2::{SockAddr, Socket};
 
 use super::tx::Frames;
+use crate::datapath::beat::Beat;
 use tracing::{info, warn};
 
 /// A slot unfed for this long stops sending: the longer of 1 s (real-time bursts starve
@@ -136,10 +137,16 @@ enum Msg {
         frames: Frames,
         socket: Arc<Socket>,
         shared: Arc<Shared>,
+        beat: Option<Arc<Beat>>,
         now: u64,
     },
     Stop {
         slot: u64,
+    },
+    /// The slot's self-fence heartbeat (None: none from now on).
+    Beat {
+        slot: u64,
+        beat: Option<Arc<Beat>>,
     },
 }
 
@@ -183,6 +190,7 @@ impl Pacer {
             }),
             version: 0,
             frames: Vec::new(),
+            beat: None,
             tx: self.tx.clone(),
         }
     }
@@ -195,6 +203,8 @@ pub struct Slot {
     version: u64,
     /// The frames the thread has (to tell a periodic advert from a changed one).
     frames: Frames,
+    /// A write instance's self-fence heartbeat, beaten with each paced advert.
+    beat: Option<Arc<Beat>>,
     tx: mpsc::Sender<Msg>,
 }
 
@@ -226,10 +236,21 @@ impl Slot {
             frames,
             socket: socket.clone(),
             shared: self.shared.clone(),
+            beat: self.beat.clone(),
             now,
         });
         self.shared.version.store(self.version, Ordering::Release);
         true
+    }
+
+    /// The self-fence heartbeat the thread beats with each advert it sends for this
+    /// slot from now on (None: no more beats).
+    pub fn set_beat(&mut self, beat: Option<Arc<Beat>>) {
+        self.beat = beat.clone();
+        let _ = self.tx.send(Msg::Beat {
+            slot: self.id,
+            beat,
+        });
     }
 
     /// Mastership ends (or a priority-0 advert follows): no paced advert goes out after
@@ -254,6 +275,7 @@ struct Live {
     frames: Frames,
     socket: Arc<Socket>,
     shared: Arc<Shared>,
+    beat: Option<Arc<Beat>>,
 }
 
 fn run(rx: mpsc::Receiver<Msg>, rt: Realtime) {
@@ -299,6 +321,7 @@ fn run(rx: mpsc::Receiver<Msg>, rt: Realtime) {
         });
         for slot in due {
             let Some(l) = live.get(&slot) else { continue };
+            let mut sent = false;
             for (to, bytes) in &l.frames {
                 // The check right before the send: a slot stopped meanwhile sends nothing.
                 if l.shared.version.load(Ordering::Acquire) == 0 {
@@ -306,7 +329,11 @@ fn run(rx: mpsc::Receiver<Msg>, rt: Realtime) {
                 }
                 if l.socket.send_to(bytes, to).is_ok() {
                     l.shared.sent.inc();
+                    sent = true;
                 }
+            }
+            if let Some(beat) = l.beat.as_ref().filter(|_| sent) {
+                beat.beat(now);
             }
         }
     }
@@ -321,6 +348,7 @@ fn handle(m: Msg, schedule: &mut Schedule, live: &mut HashMap<u64, Live>) {
             frames,
             socket,
             shared,
+            beat,
             now,
         } => {
             schedule.start(slot, version, interval, now);
@@ -330,12 +358,18 @@ fn handle(m: Msg, schedule: &mut Schedule, live: &mut HashMap<u64, Live>) {
                     frames,
                     socket,
                     shared,
+                    beat,
                 },
             );
         }
         Msg::Stop { slot } => {
             schedule.stop(slot);
             live.remove(&slot);
+        }
+        Msg::Beat { slot, beat } => {
+            if let Some(l) = live.get_mut(&slot) {
+                l.beat = beat;
+            }
         }
     }
 }

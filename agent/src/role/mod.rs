@@ -242,6 +242,9 @@ pub enum Action {
     RemoveVips,
     /// Gratuitous ARP / unsolicited NA for the VIPs.
     Announce,
+    /// The host stood still while master and the datapath refuses clients to the VIPs
+    /// (see [`Input::Stalled`]): this master heard the peer out, it may serve again.
+    ClearStall,
     Guard(Command),
     /// A write-role fact for the events stream and the log.
     Event(Event),
@@ -314,6 +317,12 @@ pub enum Event {
     SwitchoverRefused {
         reason: String,
     },
+    /// The host stood still while this node served writes (a freeze, a stopped VM):
+    /// clients are refused at the VIPs until the peer has been heard out.
+    Stalled,
+    /// Heard out: no other master, or one whose write terms say this one keeps the
+    /// role. Clients are let through again.
+    StallCleared,
     /// This node holds the write key as fencing term `term`.
     LeaseAcquired {
         term: u64,
@@ -366,6 +375,12 @@ pub enum Input {
     },
     /// The witness answered the request in flight.
     Witness { now: Instant, answer: lease::Answer },
+    /// The host stood still while master (the advert pacer found its own adverts late
+    /// by more than the bound, or the datapath a client segment that late): the peer may
+    /// have taken over meanwhile, and the datapath refuses clients at the VIPs until
+    /// this node, listening one Master_Down_Interval, hears no other master or wins the
+    /// write terms against it ([`Action::ClearStall`]).
+    Stalled { now: Instant },
 }
 
 /// Why a switchover was refused.
@@ -422,6 +437,9 @@ struct WriteRole {
     /// The key was lost while serving: the fence must land before this (2 × margin
     /// after the loss: the successor may write after that).
     fence_due: Option<Instant>,
+    /// The host stood still while master: clients are refused at the VIPs, and the
+    /// earliest the refusal may end (one Master_Down_Interval of listening).
+    stall: Option<Instant>,
 }
 
 /// Why a write instance stays out of the election.
@@ -504,6 +522,7 @@ impl Core {
                 peer_key: None,
                 served: false,
                 fence_due: None,
+                stall: None,
             }),
             tracking: Tracking::default(),
         }
@@ -601,10 +620,16 @@ impl Core {
             .as_ref()
             .and_then(|w| w.lease.as_ref())
             .map(Lease::next_deadline);
-        match (self.engine.next_deadline(), lease) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let stall = self.write.as_ref().and_then(|w| w.stall);
+        [self.engine.next_deadline(), lease, stall]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+    /// Write instances: clients are refused at the VIPs after a stall (see
+    /// [`Input::Stalled`]).
+    pub fn stalled(&self) -> bool {
+        self.write.as_ref().is_some_and(|w| w.stall.is_some())
     }
 
     /// Before start-up: what the previous agent left. A node that was master when its
@@ -684,9 +709,49 @@ impl Core {
                 }
                 self.retrack(now, &mut out);
             }
+            Input::Stalled { now } => {
+                let listen = self.engine.master_down_interval();
+                if let Some(w) = self.write.as_mut() {
+                    w.stall = Some(now.after(listen));
+                    // A verdict from before the stall says nothing of what happened
+                    // during it: the next advert of another master is arbitrated anew.
+                    w.verdict = None;
+                    out.push(Action::Event(Event::Stalled));
+                }
+            }
         }
+        self.heard_out(now, &mut out);
         self.remember_changes(before, &mut out);
         out
+    }
+
+    /// After a stall: clients stay refused until this node, still master and writable,
+    /// listened one Master_Down_Interval (a peer that took over meanwhile advertises
+    /// within one interval) with no comparison of write terms in flight and none that
+    /// says yield or could not tell. Leaving mastership ends it with the VIPs.
+    fn heard_out(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let master = self.engine.state() == State::Master;
+        let Some(w) = self.write.as_mut() else {
+            return;
+        };
+        let Some(until) = w.stall else {
+            return;
+        };
+        if !master || !w.writable {
+            w.stall = None;
+            return;
+        }
+        if now < until || w.arbitrating.is_some() {
+            return;
+        }
+        if let Some((_, Verdict::Yield { .. } | Verdict::Unknown, stands)) = w.verdict {
+            if now < stands {
+                return;
+            }
+        }
+        w.stall = None;
+        out.push(Action::ClearStall);
+        out.push(Action::Event(Event::StallCleared));
     }
 
     fn remember_changes(&self, before: Memory, out: &mut Vec<Action>) {
@@ -1189,7 +1254,8 @@ impl Core {
 fn input_now(i: &Input) -> Instant {
     match i {
         Input::Vrrp(v) => vrrp_now(v),
-        Input::Track { now, .. }
+        Input::Stalled { now }
+        | Input::Track { now, .. }
         | Input::Guard { now, .. }
         | Input::Reconfigure { now, .. }
         | Input::Witness { now, .. } => *now,

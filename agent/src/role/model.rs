@@ -545,7 +545,7 @@ impl Sim {
                         self.violation(format!("node {i}: MASTER hook before the VIP is up"));
                     }
                 }
-                Action::Notify(_) | Action::Announce | Action::Event(_) => {}
+                Action::Notify(_) | Action::Announce | Action::Event(_) | Action::ClearStall => {}
                 Action::Witness(req) => {
                     let gen = self.nodes[i].witness_gen;
                     if self.nodes[i].link {

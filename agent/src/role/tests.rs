@@ -1069,3 +1069,136 @@ mod witness {
         );
     }
 }
+
+fn stalled(c: &mut Core, ms: u64) -> Vec<Action> {
+    c.handle(Input::Stalled { now: at(ms) })
+}
+
+fn tick(c: &mut Core, ms: u64) -> Vec<Action> {
+    c.handle(Input::Vrrp(VrrpInput::Tick { now: at(ms) }))
+}
+
+/// A master whose host stood still hears nobody for a Master_Down_Interval: the peer
+/// did not take over, and its clients may reach the VIPs again.
+#[test]
+fn a_stalled_master_that_hears_no_other_master_lets_its_clients_back() {
+    let mut c = promoted(100);
+    let a = stalled(&mut c, 1_000);
+    assert!(a.contains(&Action::Event(Event::Stalled)), "{a:?}");
+    assert!(c.stalled());
+    let listen = c.engine().master_down_interval().as_millis() as u64;
+    // Its deadline is the end of the listening.
+    assert!(c.next_deadline().is_some_and(|d| d <= at(1_000 + listen)));
+    let a = tick(&mut c, 1_000 + listen - 1);
+    assert!(
+        !a.contains(&Action::ClearStall),
+        "cleared before listening: {a:?}"
+    );
+    let a = tick(&mut c, 1_000 + listen + 1);
+    assert!(a.contains(&Action::ClearStall), "{a:?}");
+    assert!(!c.stalled());
+    assert_eq!(c.state(), State::Master);
+}
+
+/// The frozen master resumes and hears the master promoted meanwhile: its clients stay
+/// refused while the terms are compared, whatever the time, and it yields without ever
+/// letting them through.
+#[test]
+fn a_stalled_master_never_lets_clients_back_before_the_terms_say_keep() {
+    let mut c = promoted(100);
+    let own = c.write_term().unwrap();
+    stalled(&mut c, 1_000);
+    let a = advert_from(&mut c, 1_005, "192.0.2.12", 90);
+    let (term, _) = arbitration(&a).expect("no arbitration");
+    // The comparison takes long: no clearing meanwhile.
+    for ms in [1_050, 1_200, 3_000] {
+        let a = tick(&mut c, ms);
+        assert!(
+            !a.contains(&Action::ClearStall),
+            "cleared at {ms} while comparing: {a:?}"
+        );
+    }
+    let a = decide(&mut c, 3_010, term, Verdict::Yield { peer: own + 1 });
+    assert!(!a.contains(&Action::ClearStall), "{a:?}");
+    assert!(a.contains(&Action::RemoveVips), "{a:?}");
+    assert!(!c.stalled(), "the stall ends with the mastership");
+
+    // Could not tell: still refused until a comparison says keep.
+    let mut c = promoted(100);
+    stalled(&mut c, 1_000);
+    let a = advert_from(&mut c, 1_005, "192.0.2.12", 90);
+    let (term, _) = arbitration(&a).expect("no arbitration");
+    let a = decide(&mut c, 1_010, term, Verdict::Unknown);
+    assert!(!a.contains(&Action::ClearStall), "{a:?}");
+    assert!(!tick(&mut c, 1_060).contains(&Action::ClearStall));
+    let a = advert_from(&mut c, 1_200, "192.0.2.12", 90);
+    let (term, _) = arbitration(&a).expect("asked again");
+    let a = decide(&mut c, 1_205, term, Verdict::Keep { peer: own - 1 });
+    assert!(a.contains(&Action::ClearStall), "{a:?}");
+}
+
+/// A verdict from before the stall does not stand for what happened during it.
+#[test]
+fn a_stall_forgets_the_verdict_from_before_it() {
+    let (mut c, own, term, _) = meet(100, "192.0.2.12", 90);
+    decide(&mut c, 103, term, Verdict::Keep { peer: own - 1 });
+    stalled(&mut c, 200);
+    let a = advert_from(&mut c, 205, "192.0.2.12", 90);
+    assert!(
+        arbitration(&a).is_some(),
+        "the old verdict let the other master's advert through: {a:?}"
+    );
+}
+
+proptest::proptest! {
+    /// Whatever arrives after a stall, in any order: the clients are let back only while
+    /// master and writable, after one Master_Down_Interval, with no comparison of terms
+    /// in flight and none standing that says yield or could not tell.
+    #[test]
+    fn a_stall_is_cleared_only_when_it_is_safe(
+        steps in proptest::collection::vec((0u64..80, 0u8..5), 1..40),
+    ) {
+        let mut c = promoted(100);
+        let own = c.write_term().unwrap();
+        stalled(&mut c, 1_000);
+        let listen = c.engine().master_down_interval().as_millis() as u64;
+        let mut ms = 1_000;
+        let mut asked: Option<u64> = None;
+        let mut bad_verdict_until = 0u64;
+        for (dt, what) in steps {
+            ms += dt;
+            let a = match what {
+                0 => tick(&mut c, ms),
+                1 => advert_from(&mut c, ms, "192.0.2.12", 90),
+                2 => match asked.take() {
+                    Some(t) => {
+                        bad_verdict_until = ms + 100;
+                        decide(&mut c, ms, t, Verdict::Unknown)
+                    }
+                    None => tick(&mut c, ms),
+                },
+                3 => match asked.take() {
+                    Some(t) => decide(&mut c, ms, t, Verdict::Keep { peer: own - 1 }),
+                    None => tick(&mut c, ms),
+                },
+                _ => match asked.take() {
+                    Some(t) => decide(&mut c, ms, t, Verdict::Yield { peer: own + 1 }),
+                    None => tick(&mut c, ms),
+                },
+            };
+            if let Some((t, _)) = arbitration(&a) {
+                asked = Some(t);
+            }
+            if a.contains(&Action::ClearStall) {
+                proptest::prop_assert!(ms >= 1_000 + listen, "cleared at {ms}");
+                proptest::prop_assert!(asked.is_none(), "cleared while comparing");
+                proptest::prop_assert!(ms >= bad_verdict_until, "cleared on an unknown verdict");
+                proptest::prop_assert_eq!(c.state(), State::Master);
+                proptest::prop_assert_eq!(c.writable(), Some(true));
+            }
+            if c.state() != State::Master {
+                proptest::prop_assert!(!c.stalled());
+            }
+        }
+    }
+}

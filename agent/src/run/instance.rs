@@ -87,6 +87,10 @@ pub struct Running {
     pub sender: AdvertSender,
     /// The periodic adverts of a mastership, sent on time by the pacer thread.
     pub paced: pacer::Slot,
+    /// Write instances serving: the self-fence heartbeat the pacer beats.
+    pub beat: Option<Arc<crate::datapath::beat::Beat>>,
+    /// Where that heartbeat reports a stall.
+    pub stalls: Option<UnboundedSender<(u64, u64)>>,
     /// The advert's frames for the priority last sent: everything else in them is fixed
     /// for the instance's life, so the engine's periodic advert (every interval, per
     /// instance) neither builds nor checksums anything.
@@ -317,6 +321,10 @@ pub fn vips_of(ic: &InstanceConfig, ifindex: u32) -> anyhow::Result<Vec<Vip>> {
 
 /// Reads the interface, opens the sockets, builds the core. Changes nothing on the node:
 /// a reload prepares every new instance before it touches a running one.
+/// The self-fence's bound, in advert intervals: a host whose adverts stopped for longer
+/// may have been replaced (every Master_Down_Interval is longer than three intervals).
+const SELF_FENCE_INTERVALS: u32 = 3;
+
 pub fn prepare(
     id: u64,
     ic: &InstanceConfig,
@@ -373,6 +381,8 @@ pub fn prepare(
         core,
         sender,
         paced: pacer.slot(sent),
+        beat: None,
+        stalls: None,
         advert_frames: None,
         announcer,
         vips,
@@ -489,6 +499,22 @@ pub async fn apply(
                 }
             }
             Action::AddVips => {
+                // A write instance's master beats for the self-fence from the start: a
+                // host that stands still later is refused clients at the VIPs until it
+                // has heard the peer out.
+                if let (Some(_), Some(stalls)) = (&r.cfg.mysql, &r.stalls) {
+                    let bound = (r.cfg.advert_interval * SELF_FENCE_INTERVALS).as_nanos() as u64;
+                    match dp.beat(r.id as u32, bound, monotonic_ns(), stalls.clone()) {
+                        Ok(b) => {
+                            let b = Arc::new(b);
+                            r.paced.set_beat(Some(b.clone()));
+                            r.beat = Some(b);
+                        }
+                        Err(e) => {
+                            warn!(instance = %r.cfg.name, error = %e, "no self-fence heartbeat: a host that stands still will not refuse its clients")
+                        }
+                    }
+                }
                 for v in &r.vips {
                     // Stop refusing before the address is ours: never reset our own.
                     if let Err(e) = dp.reclaim_vip(v.ifindex, v.addr) {
@@ -507,6 +533,15 @@ pub async fn apply(
             Action::RemoveVips => {
                 // Leaving mastership: no paced advert after this one.
                 r.paced.stop();
+                r.paced.set_beat(None);
+                if let Some(b) = r.beat.take() {
+                    if b.stalled() {
+                        info!(instance = %r.cfg.name, "this host had stood still: its clients were refused at the VIPs until now");
+                    }
+                    if let Err(e) = b.end() {
+                        warn!(instance = %r.cfg.name, error = %e, "ending the self-fence heartbeat");
+                    }
+                }
                 // Never announce an address we are giving up.
                 r.announce_gen
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -521,10 +556,10 @@ pub async fn apply(
                     if let Err(e) = dp.forget_tickles(Some((v.ifindex, v.addr)), 0) {
                         warn!(instance = %r.cfg.name, error = %e, "no longer answering tickles");
                     }
-                    if let Err(e) = vip::remove(nl, v).await {
-                        warn!(instance = %r.cfg.name, error = %e, "removing VIP");
-                        continue;
-                    }
+                    // Refused before the address goes: a SYN that lands between the two
+                    // would be dropped by the kernel (no longer a local address), and the
+                    // client's connect would wait for its retransmission, a second. Its
+                    // connections here are being torn down anyway.
                     if r.cfg.refuse_released {
                         match dp.release_vip(v.ifindex, v.addr) {
                             Ok(()) => {
@@ -535,10 +570,25 @@ pub async fn apply(
                             }
                         }
                     }
+                    if let Err(e) = vip::remove(nl, v).await {
+                        warn!(instance = %r.cfg.name, error = %e, "removing VIP");
+                    }
                 }
                 spawn_release_tickles(r, leaving);
             }
             Action::Announce => spawn_announce(r),
+            Action::ClearStall => {
+                if let Some(b) = &r.beat {
+                    match b.clear() {
+                        Ok(()) => {
+                            info!(instance = %r.cfg.name, "the peer heard out: clients reach the VIPs again")
+                        }
+                        Err(e) => {
+                            warn!(instance = %r.cfg.name, error = %e, "clearing the self-fence")
+                        }
+                    }
+                }
+            }
             Action::Witness(req) => match &r.witness {
                 Some(tx) => {
                     let _ = tx.send(req);
@@ -656,6 +706,12 @@ fn event(r: &Running, e: Event) {
         } => serde_json::json!({
             "event": "read_only", "ts_ns": ts_ns, "instance": name, "killed": killed,
             "in_doubt": in_doubt, "fence_ms": took.as_secs_f64() * 1e3,
+        }),
+        Event::Stalled => serde_json::json!({
+            "event": "stalled", "ts_ns": ts_ns, "instance": name,
+        }),
+        Event::StallCleared => serde_json::json!({
+            "event": "stall_cleared", "ts_ns": ts_ns, "instance": name,
         }),
         Event::SwitchoverRefused { reason } => serde_json::json!({
             "event": "switchover_refused", "ts_ns": ts_ns, "instance": name, "reason": reason,

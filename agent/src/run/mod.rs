@@ -95,6 +95,9 @@ pub struct Router {
     events: broadcast::Sender<String>,
     report_tx: mpsc::UnboundedSender<Report>,
     outcome_tx: mpsc::UnboundedSender<(usize, GuardOutcome)>,
+    /// Stalls the pacer found in a write instance's heartbeat: (instance id, the gap in
+    /// its beats, ns).
+    stall_tx: mpsc::UnboundedSender<(u64, u64)>,
     /// Witness answers, tagged with the instance id.
     witness_tx: mpsc::UnboundedSender<(u64, crate::witness::lease::Answer)>,
     notify_tasks: Vec<(tokio::task::JoinHandle<()>, Duration)>,
@@ -227,6 +230,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let (report_tx, mut reports) = mpsc::unbounded_channel();
     let (outcome_tx, mut outcomes) = mpsc::unbounded_channel();
     let (witness_tx, mut witness_answers) = mpsc::unbounded_channel();
+    let (stall_tx, mut stalls) = mpsc::unbounded_channel();
     let maintenance = maintenance_marker(&opts.control_socket).exists();
     if maintenance {
         warn!(
@@ -257,6 +261,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         events,
         report_tx,
         outcome_tx,
+        stall_tx,
         witness_tx,
         notify_tasks: Vec::new(),
         next_id: 1,
@@ -358,6 +363,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             Some((idx, up)) = links.recv() => router.link_change(idx, up).await,
             Some((id, outcome)) = outcomes.recv() => router.guard_outcome(id as u64, outcome).await,
             Some((id, answer)) = witness_answers.recv() => router.witness_answer(id, answer).await,
+            Some((id, gap)) = stalls.recv() => router.stalled(id, gap).await,
             Some((req, reply)) = calls.recv() => router.control(req, reply).await,
             _ = sighup.recv() => {
                 info!("SIGHUP: reloading the configuration");
@@ -598,6 +604,18 @@ impl Router {
         )
     }
 
+    /// A write instance's host stood still while master (found by its heartbeat): the
+    /// datapath already refuses its clients; its core decides when that ends.
+    async fn stalled(&mut self, id: u64, gap: u64) {
+        let Some(i) = self.instances.iter().position(|r| r.id == id) else {
+            return;
+        };
+        let stood_ms = gap as f64 / 1e6;
+        warn!(instance = %self.instances[i].cfg.name, stood_ms, "this host stood still while master (its adverts stopped for longer than the peer waits): clients refused at the VIPs until the peer is heard out");
+        let now = Instant(monotonic_ns());
+        self.feed(i, Input::Stalled { now }).await;
+    }
+
     async fn guard_outcome(&mut self, id: u64, outcome: GuardOutcome) {
         let Some(i) = self.instances.iter().position(|r| r.id == id) else {
             return; // an instance removed by a reload
@@ -767,6 +785,10 @@ impl Router {
             let now = stats[gstat::CONNS_FULL as usize];
             self.metrics.conns_full.inc_by(now.saturating_sub(*full));
             *full = now;
+            let fenced = &mut self.seen_invalid[gstat::SELF_FENCED as usize];
+            let now = stats[gstat::SELF_FENCED as usize];
+            self.metrics.self_fenced.inc_by(now.saturating_sub(*fenced));
+            *fenced = now;
             let resets = &mut self.seen_invalid[gstat::TICKLE_RESET as usize];
             let now = stats[gstat::TICKLE_RESET as usize];
             self.metrics

@@ -317,6 +317,7 @@ impl Router {
             &self.pacer,
         )
         .map(|mut r| {
+            r.stalls = Some(self.stall_tx.clone());
             let n = self.dp.conn_table_size() as usize;
             r.conns = crate::conntrack::Table::new(n);
             r.peer_conns = crate::conntrack::Table::new(n);

@@ -89,8 +89,10 @@ pub mod gstat {
     pub const CONN_RING_FULL: u32 = 17;
     /// A client's answer to a tickle ACK, reset from the datapath (XDP_TX).
     pub const TICKLE_RESET: u32 = 18;
+    /// TCP to a write VIP refused while its master's host stood still (self-fence).
+    pub const SELF_FENCED: u32 = 19;
     /// Number of slots.
-    pub const COUNT: u32 = 19;
+    pub const COUNT: u32 = 20;
 }
 
 /// Event kinds sent on the ring buffer.
@@ -180,6 +182,18 @@ pub const MAX_CONNS: u32 = 131_072;
 
 /// Most local ports an instance can restrict its connection tracking to.
 pub const MAX_CONN_PORTS: usize = 8;
+
+/// A write instance's heartbeat, for the datapath's self-fence: the advert pacer writes
+/// `beat_ns` (monotonic) with every advert it sends for a mastership; a client segment
+/// to one of its VIPs more than `bound_ns` after the last beat finds a host that stood
+/// still long enough for the peer to take over, and is refused until userspace, having
+/// heard the peer, clears the stall. Keyed by the instance's id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Liveness {
+    pub beat_ns: u64,
+    pub bound_ns: u64,
+}
 
 /// Value of the held-VIP map: which instance holds the VIP, and which of its local
 /// ports are tracked.
@@ -467,6 +481,7 @@ mod pod {
     unsafe impl aya::Pod for super::ConnKey {}
     unsafe impl aya::Pod for super::ConnEvent {}
     unsafe impl aya::Pod for super::HeldVip {}
+    unsafe impl aya::Pod for super::Liveness {}
 }
 
 // Padding-free layouts: a change that introduces padding fails the build here.

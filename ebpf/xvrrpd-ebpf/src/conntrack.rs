@@ -10,19 +10,23 @@
 //! XDP, not a socket hook: it already runs on the VIP's interface and parses these
 //! frames (see `refuse`), it sees connections opened before the agent started as soon as
 //! their next segment arrives, and it needs no cgroup. Each client segment costs one
-//! hash lookup; a connection is added on its first segment that carries data (a MySQL
-//! client has sent its login by then) and removed on the client's FIN or RST. Bare ACKs
-//! never add one: a client answering a tickle for a connection this node never had
-//! (the new master, right after a takeover) must not be tracked. A connection that ends
-//! without FIN or RST (its client died) stays until the agent ages it out: the
-//! last-seen time is refreshed at most once a second.
+//! hash lookup; a connection is added at the end of its handshake (the client's first
+//! ACK after its SYN came here) or, for one opened before this node held the VIP or the
+//! agent started, on its first segment that carries data; it is removed on the client's
+//! FIN or RST. From the handshake, not from the first data: MySQL's server speaks first,
+//! and a client waiting for the greeting of a server that hung sends nothing until TCP
+//! keepalive, hours later. A bare ACK without a SYN seen here never adds one: a client
+//! answering a tickle for a connection this node never had (the new master, right after
+//! a takeover) must not be tracked. A connection that ends without FIN or RST (its
+//! client died) stays until the agent ages it out: the last-seen time is refreshed at
+//! most once a second.
 //!
 //! The new master also answers the clients' replies to its tickles itself (see
 //! [`tickled`] and `refuse`), so a firewall that drops them as INVALID cannot keep
 //! the reset from reaching the client.
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    btf_maps::{HashMap, RingBuf},
+    bindings::{BPF_ANY, BPF_NOEXIST},
+    btf_maps::{HashMap, LruHashMap, RingBuf},
     helpers::bpf_ktime_get_ns,
     macros::btf_map,
     programs::XdpContext,
@@ -39,6 +43,12 @@ use crate::parse::{self, Pkt, ETH_P_IPV4, ETH_P_IPV6};
 #[btf_map]
 static HELD: HashMap<VipKey, HeldVip, { MAX_RELEASED as usize }> = HashMap::new();
 
+/// The held VIP's entry, read-only.
+#[inline(always)]
+pub fn held(key: &VipKey) -> Option<*const HeldVip> {
+    HELD.get_ptr(key)
+}
+
 /// The held VIP's entry, writable (see `claim`).
 #[inline(always)]
 pub fn held_mut(key: &VipKey) -> Option<*mut HeldVip> {
@@ -48,6 +58,14 @@ pub fn held_mut(key: &VipKey) -> Option<*mut HeldVip> {
 /// Tracked connections and when (ns) a client segment was last seen, to within a second.
 #[btf_map]
 static CONNS: HashMap<ConnKey, u64, { MAX_CONNS as usize }> = HashMap::new();
+
+/// Handshakes under way: a client's SYN to a held VIP and when (ns). Least recently used
+/// entries go first, so a flood of SYNs that never complete cannot fill it for good.
+#[btf_map]
+static OPENING: LruHashMap<ConnKey, u64, { MAX_CONNS as usize }> = LruHashMap::new();
+
+/// How long a handshake may take to complete (the client's ACK) and still be tracked.
+const OPENING_NS: u64 = 10_000_000_000;
 
 /// Connections this node just tickled after taking their VIP over, and until when (ns)
 /// their clients' answers are reset here: written by userspace before the first tickle.
@@ -203,16 +221,19 @@ pub fn tickled(key: &ConnKey, flags: u8) -> bool {
 #[inline(always)]
 fn update(key: ConnKey, instance: u32, flags: u8, data: bool) {
     if flags & (TCP_FIN | TCP_RST) != 0 {
+        let _ = OPENING.remove(key);
         if CONNS.remove(key).is_ok() {
             emit(key, instance, conn_kind::REMOVE);
         }
         return;
     }
-    if flags & TCP_SYN != 0 {
-        return;
-    }
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
+    if flags & TCP_SYN != 0 {
+        // A new connection (or a port reused): tracked once the handshake completes.
+        let _ = OPENING.insert(key, now, BPF_ANY as u64);
+        return;
+    }
     if let Some(seen) = CONNS.get_ptr_mut(key) {
         // SAFETY: a pointer into the map's value, valid for this program run.
         unsafe {
@@ -223,7 +244,18 @@ fn update(key: ConnKey, instance: u32, flags: u8, data: bool) {
         return;
     }
     if !data {
-        return;
+        // The client's ACK that completes a handshake begun here.
+        let Some(syn) = OPENING.get_ptr(key) else {
+            return;
+        };
+        // SAFETY: a pointer into the map's value, valid for this program run.
+        let fresh = now.wrapping_sub(unsafe { *syn }) < OPENING_NS;
+        let _ = OPENING.remove(key);
+        if !fresh {
+            return;
+        }
+    } else {
+        let _ = OPENING.remove(key);
     }
     if CONNS.insert(key, now, BPF_NOEXIST as u64).is_err() {
         crate::bump(gstat::CONNS_FULL);

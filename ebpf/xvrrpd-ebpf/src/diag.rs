@@ -27,7 +27,8 @@ pub mod kind {
     pub const TICKLE_RESET: u32 = 2;
     pub const CONNS_FULL: u32 = 3;
     pub const FILTERED: u32 = 4;
-    pub const COUNT: u32 = 5;
+    pub const SELF_FENCED: u32 = 5;
+    pub const COUNT: u32 = 6;
 }
 
 /// What the frame being handled left to log.
@@ -126,6 +127,7 @@ pub fn flush(ctx: &XdpContext) {
     let what = match kind {
         kind::REFUSED => "TCP to a released VIP refused with a RST",
         kind::TICKLE_RESET => "a tickle's answer reset with a RST",
+        kind::SELF_FENCED => "TCP to a write VIP refused: its master's host stood still",
         _ => "connection not tracked: the table is full (raise conn_table_size)",
     };
     let key = &n.key;

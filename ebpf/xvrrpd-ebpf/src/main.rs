@@ -71,7 +71,10 @@ const INVALID_EVENT_GAP_NS: u64 = 1_000_000_000;
 #[xdp]
 pub fn xvrrpd_xdp(ctx: XdpContext) -> u32 {
     // Refused first: a tickle's answer reset here is not a connection of this node's.
-    if let Some(verdict) = refuse::check(&ctx, ifindex(&ctx)) {
+    // Whether its VIP is self-fenced is looked up apart (its own frame: the refusal's
+    // and this lookup's stacks would not fit BPF's 512 bytes together).
+    let fenced = refuse::self_fenced(&ctx, ifindex(&ctx));
+    if let Some(verdict) = refuse::check(&ctx, ifindex(&ctx), fenced) {
         diag::flush(&ctx);
         return verdict;
     }

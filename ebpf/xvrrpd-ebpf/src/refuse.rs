@@ -14,23 +14,45 @@
 //! that drops segments of unknown connections as INVALID would drop it first, and the
 //! client would wait for TCP to give up.
 //!
+//! And the same answer goes to every TCP segment for a write VIP whose master's host
+//! stood still (a freeze, a stopped VM) for longer than the peer needs to take over: the
+//! self-fence. The advert pacer beats ([`LIVE`]) with each advert it sends; a segment
+//! arriving more than the bound after the last beat marks the instance [`STALLED`] and is
+//! refused, as is every one after it, until userspace, having heard whether the peer took
+//! over, clears the mark (or gives the VIP up). On resume every process wakes at once and
+//! mysqld answers as fast as the agent; this answers first.
+//!
 //! Only IPv4 without options and IPv6 with TCP as the first next header are answered;
 //! anything else, and every RST, is left to the kernel (which drops it).
 
 use aya_ebpf::{
-    bindings::xdp_action, btf_maps::HashMap, helpers::generated::bpf_xdp_adjust_tail,
-    macros::btf_map, programs::XdpContext,
+    bindings::{xdp_action, BPF_NOEXIST},
+    btf_maps::HashMap,
+    helpers::{bpf_ktime_get_ns, generated::bpf_xdp_adjust_tail},
+    macros::btf_map,
+    programs::XdpContext,
 };
-use xvrrpd_common::{gstat, ConnKey, VipKey, FAMILY_V4, FAMILY_V6, MAX_RELEASED};
+use xvrrpd_common::{gstat, ConnKey, Liveness, VipKey, FAMILY_V4, FAMILY_V6, MAX_RELEASED};
 
 use crate::csum::fold;
 use crate::parse::{self, Pkt, ETH_P_IPV4, ETH_P_IPV6};
 use crate::{conntrack, diag};
 
-/// VIPs this node gave up, written by userspace after the address is removed and deleted
-/// before it is added again: a VIP this node holds is never in here.
+/// VIPs this node gave up, written by userspace just before the address is removed (no
+/// segment may fall between the two) and deleted before it is added again: a VIP this
+/// node serves is never in here.
 #[btf_map]
 static RELEASED: HashMap<VipKey, u32, { MAX_RELEASED as usize }> = HashMap::new();
+
+/// Write instances' heartbeats (see the module comment), by instance id: written by
+/// userspace (the pacer) only.
+#[btf_map]
+static LIVE: HashMap<u32, Liveness, { MAX_RELEASED as usize }> = HashMap::new();
+
+/// Write instances found stalled, and when (ns): inserted by this program or by the
+/// pacer, removed by userspace only.
+#[btf_map]
+static STALLED: HashMap<u32, u64, { MAX_RELEASED as usize }> = HashMap::new();
 
 const IPPROTO_TCP: u8 = 6;
 const TCP_FIN: u8 = 0x01;
@@ -42,12 +64,12 @@ const TCP_ACK: u8 = 0x10;
 /// with the frame turned into the RST), or None for every other frame. Not inlined: its own stack frame, so the
 /// advert path's and this one's never add up against BPF's 512 bytes.
 #[inline(never)]
-pub fn check(ctx: &XdpContext, ifindex: u32) -> Option<u32> {
+pub fn check(ctx: &XdpContext, ifindex: u32, fenced: bool) -> Option<u32> {
     let p = Pkt::new(ctx);
     let (l3, ethertype) = parse::l3(p)?;
     let (l4_end, counter) = match ethertype {
-        ETH_P_IPV4 => v4(p, l3, ifindex)?,
-        ETH_P_IPV6 => v6(p, l3, ifindex)?,
+        ETH_P_IPV4 => v4(p, l3, ifindex, fenced)?,
+        ETH_P_IPV6 => v6(p, l3, ifindex, fenced)?,
         _ => return None,
     };
     // Ethernet: back to where it came from (VLAN tags stay as they were).
@@ -117,28 +139,93 @@ fn sum<const N: usize>(b: &[u8; N]) -> u64 {
 /// The diagnostic line for a segment about to be refused.
 #[inline(always)]
 fn log(counter: u32, key: &ConnKey) {
-    let kind = if counter == gstat::REFUSED {
-        diag::kind::REFUSED
-    } else {
-        diag::kind::TICKLE_RESET
+    let kind = match counter {
+        gstat::REFUSED => diag::kind::REFUSED,
+        gstat::SELF_FENCED => diag::kind::SELF_FENCED,
+        _ => diag::kind::TICKLE_RESET,
     };
     diag::conn(kind, key);
 }
 
-/// The counter for a segment to refuse: to a released VIP, or a tickle's answer.
+/// The counter for a segment to refuse: to a released VIP, to a self-fenced write VIP,
+/// or a tickle's answer.
 #[inline(always)]
-fn refused(released: bool, key: &ConnKey, tcp: &[u8; 20]) -> Option<u32> {
+fn refused(released: bool, fenced: bool, key: &ConnKey, tcp: &[u8; 20]) -> Option<u32> {
     if released {
         return Some(gstat::REFUSED);
     }
+    if fenced {
+        return Some(gstat::SELF_FENCED);
+    }
     conntrack::tickled(key, tcp[13]).then_some(gstat::TICKLE_RESET)
+}
+
+/// Is this frame TCP to a VIP held by a write instance whose host stood still (marked
+/// now if its beat is older than its bound)? Not inlined: its own stack frame.
+#[inline(never)]
+pub fn self_fenced(ctx: &XdpContext, ifindex: u32) -> bool {
+    let p = Pkt::read_in_place(ctx);
+    let Some((l3, ethertype)) = parse::l3(p) else {
+        return false;
+    };
+    let mut vip = [0u8; 16];
+    let family = match ethertype {
+        ETH_P_IPV4 => {
+            let Some(ip) = p.load::<[u8; 20]>(l3) else {
+                return false;
+            };
+            if ip[9] != IPPROTO_TCP {
+                return false;
+            }
+            vip[..4].copy_from_slice(&ip[16..20]);
+            FAMILY_V4
+        }
+        ETH_P_IPV6 => {
+            let Some(ip) = p.load::<[u8; 40]>(l3) else {
+                return false;
+            };
+            if ip[6] != IPPROTO_TCP {
+                return false;
+            }
+            let mut i = 0;
+            while i < 16 {
+                vip[i] = ip[24 + i];
+                i += 1;
+            }
+            FAMILY_V6
+        }
+        _ => return false,
+    };
+    stalled(&VipKey::new(ifindex, family, vip))
+}
+
+#[inline(always)]
+fn stalled(vip: &VipKey) -> bool {
+    let Some(held) = conntrack::held(vip) else {
+        return false;
+    };
+    // SAFETY: a pointer into the map's value, valid for this program run.
+    let instance = unsafe { (*held).instance };
+    let Some(live) = LIVE.get_ptr(instance) else {
+        return false;
+    };
+    if STALLED.get_ptr(instance).is_some() {
+        return true;
+    }
+    // SAFETY: a helper without arguments; `live` points into the map's value.
+    let (now, live) = unsafe { (bpf_ktime_get_ns(), *live) };
+    if live.bound_ns == 0 || now.saturating_sub(live.beat_ns) <= live.bound_ns {
+        return false;
+    }
+    let _ = STALLED.insert(instance, now, BPF_NOEXIST as u64);
+    true
 }
 
 /// Writes the IPv4 RST over the segment at `l3`: the end of the new headers and the
 /// counter to bump, or None when the frame is not TCP to a released VIP or a tickle's
 /// answer (or is a RST).
 #[inline(always)]
-fn v4(p: Pkt, l3: usize, ifindex: u32) -> Option<(usize, u32)> {
+fn v4(p: Pkt, l3: usize, ifindex: u32, fenced: bool) -> Option<(usize, u32)> {
     let ip = p.load::<[u8; 20]>(l3)?;
     if ip[0] != 0x45 || ip[9] != IPPROTO_TCP {
         return None;
@@ -156,7 +243,7 @@ fn v4(p: Pkt, l3: usize, ifindex: u32) -> Option<(usize, u32)> {
     }
     let tcp = p.load::<[u8; 20]>(l3 + 20)?;
     let key = conntrack::conn(ifindex, FAMILY_V4, vip, client, ports(&tcp));
-    let counter = refused(released, &key, &tcp)?;
+    let counter = refused(released, fenced, &key, &tcp)?;
     let total = u16::from_be_bytes([ip[2], ip[3]]) as u32;
     let doff = (tcp[12] >> 4) as u32 * 4;
     let (seq, ack, flags) = reset_for(&tcp, total.saturating_sub(20 + doff))?;
@@ -212,7 +299,7 @@ fn v4(p: Pkt, l3: usize, ifindex: u32) -> Option<(usize, u32)> {
 
 /// As [`v4`], for IPv6 (TCP directly after the fixed header only).
 #[inline(always)]
-fn v6(p: Pkt, l3: usize, ifindex: u32) -> Option<(usize, u32)> {
+fn v6(p: Pkt, l3: usize, ifindex: u32, fenced: bool) -> Option<(usize, u32)> {
     let ip = p.load::<[u8; 40]>(l3)?;
     if ip[0] >> 4 != 6 || ip[6] != IPPROTO_TCP {
         return None;
@@ -230,7 +317,7 @@ fn v6(p: Pkt, l3: usize, ifindex: u32) -> Option<(usize, u32)> {
         .is_some();
     let tcp = p.load::<[u8; 20]>(l3 + 40)?;
     let key = conntrack::conn(ifindex, FAMILY_V6, dst, src, ports(&tcp));
-    let counter = refused(released, &key, &tcp)?;
+    let counter = refused(released, fenced, &key, &tcp)?;
     let payload = u16::from_be_bytes([ip[4], ip[5]]) as u32;
     let doff = (tcp[12] >> 4) as u32 * 4;
     let (seq, ack, flags) = reset_for(&tcp, payload.saturating_sub(doff))?;
