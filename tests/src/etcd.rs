@@ -95,6 +95,9 @@ impl Pki {
             ],
             &[("-keyout", key.clone()), ("-out", csr.clone())],
         )?;
+        // A private key, as xvrrpd requires of its own: readable by its owner only.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
         let ext = self.path(&format!("{name}.ext"));
         std::fs::write(
             &ext,

@@ -370,20 +370,31 @@ pub fn tracker_labels(name: &str, kind: &str) -> Labels {
     vec![("tracker", name.to_string()), ("kind", kind.to_string())]
 }
 
+/// Metrics connections served at once.
+const MAX_SCRAPES: usize = 16;
+
 /// Serves `GET /metrics` (and a plain `/` pointer) on `addr` until the task is dropped.
 pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
     use http_body_util::Full;
     use hyper::{body::Bytes, server::conn::http1, service::service_fn, Response, StatusCode};
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    // Connections served at once: a flood of scrapers (or of anyone reaching the port)
+    // waits in the listen backlog instead of taking the file descriptors the fence, the
+    // guard and the witness need.
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
     tokio::spawn(async move {
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let Ok((stream, _)) = listener.accept().await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             let metrics = metrics.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let metrics = metrics.clone();
                     async move {

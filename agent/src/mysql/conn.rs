@@ -11,25 +11,22 @@ use mysql_async::{Conn, OptsBuilder};
 
 use crate::config::TrackerConfig;
 
+/// The environment variables that carry the agent's MySQL credentials: read here, and
+/// removed from the environment of every program the agent starts (hooks, exec
+/// trackers, the MySQL tools).
+pub const SECRET_ENV: [&str; 2] = ["XVRRPD_MYSQL_USER", "XVRRPD_MYSQL_PASSWORD"];
+
 /// Credentials: `user` and `password` lines (`key = value`, my.cnf style accepted) from a
 /// file that only its owner may read, or the XVRRPD_MYSQL_USER / XVRRPD_MYSQL_PASSWORD
 /// environment. Never logged.
 pub fn credentials(file: Option<&Path>) -> Result<(Option<String>, Option<String>), String> {
     let Some(path) = file else {
         return Ok((
-            std::env::var("XVRRPD_MYSQL_USER").ok(),
-            std::env::var("XVRRPD_MYSQL_PASSWORD").ok(),
+            std::env::var(SECRET_ENV[0]).ok(),
+            std::env::var(SECRET_ENV[1]).ok(),
         ));
     };
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(format!(
-            "{} is readable by group or others (mode {:o}): run chmod 600 on it",
-            path.display(),
-            meta.permissions().mode() & 0o777
-        ));
-    }
+    private_file(path)?;
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let (mut user, mut pass) = (None, None);
     for line in text.lines() {
@@ -44,6 +41,45 @@ pub fn credentials(file: Option<&Path>) -> Result<(Option<String>, Option<String
         }
     }
     Ok((user, pass))
+}
+
+/// `cmd` without the credentials' environment variables ([`SECRET_ENV`]): a hook or a
+/// check is somebody else's program.
+pub fn without_secrets(cmd: &mut tokio::process::Command) -> &mut tokio::process::Command {
+    for k in SECRET_ENV {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
+/// A file holding a secret: the file itself (not a symbolic link, which whoever owns it
+/// may point elsewhere), owned by the agent's user, readable by nobody else.
+pub fn private_file(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "{} is a symbolic link: name the file itself",
+            path.display()
+        ));
+    }
+    // SAFETY: no arguments, cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(format!(
+            "{} belongs to uid {}, not to the user xvrrpd runs as (uid {me}): chown it",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} is readable by group or others (mode {:o}): run chmod 600 on it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        ));
+    }
+    Ok(())
 }
 
 /// Where and as whom to connect, from a `mysql` tracker's settings.
@@ -209,6 +245,32 @@ mod tests {
             credentials(Some(&p)).unwrap(),
             (Some("xv".into()), Some("s3cret".into()))
         );
+        // A link to it is refused: whoever owns the link may point it elsewhere.
+        let link = p.with_extension("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        assert!(credentials(Some(&link))
+            .unwrap_err()
+            .contains("symbolic link"));
+        let _ = std::fs::remove_file(&link);
         let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn programs_the_agent_starts_do_not_inherit_its_credentials() {
+        let mut cmd = tokio::process::Command::new("true");
+        without_secrets(&mut cmd);
+        let removed: Vec<String> = cmd
+            .as_std()
+            .get_envs()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        for k in SECRET_ENV {
+            assert!(
+                removed.iter().any(|r| r == k),
+                "{k} is inherited: {removed:?}"
+            );
+        }
     }
 }

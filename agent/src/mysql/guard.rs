@@ -63,6 +63,7 @@ impl Guard {
             conn: None,
             killer: None,
             gone_peer: None,
+            probed: None,
             undo_refused: None,
             abandoned: Vec::new(),
         };
@@ -159,6 +160,11 @@ struct Worker {
     /// The peer this promotion already found unreachable (its dump thread need not be
     /// probed again).
     gone_peer: Option<std::net::IpAddr>,
+    /// This promotion's last probe of a server's port: address, port, when it ended,
+    /// and whether it answered. The first step probes the peer (as the replica whose
+    /// dump thread may hold semi-sync up); the look at the peer a few ms later reuses a
+    /// fresh result instead of waiting another probe timeout for a dead host.
+    probed: Option<(std::net::IpAddr, u16, Instant, bool)>,
     /// The errant transactions an undo was refused for (or failed on): not tried again
     /// until the set changes or the agent restarts.
     undo_refused: Option<Vec<String>>,
@@ -238,6 +244,7 @@ impl Worker {
         // measured ~1 s of catch-up after a mysqld kill mid-commit. Its dump thread goes
         // first; a live peer's port answers and keeps its thread.
         self.gone_peer = None;
+        self.probed = None;
         let mut target = None;
         let mut answer = Answer::Next;
         loop {
@@ -544,24 +551,11 @@ impl Worker {
                 });
             }
         };
-        // Several connection attempts at once: on a lossy link one lost SYN must not make
-        // a live peer look gone (each attempt is lost independently), at no extra latency.
-        let attempts = (0..PEER_ATTEMPTS).map(|_| {
-            Box::pin(tokio::time::timeout(
-                PROBE_TIMEOUT,
-                tokio::net::TcpStream::connect((host.as_str(), port)),
-            ))
-        });
-        let answered = futures_util::future::select_ok(attempts.map(|a| {
-            Box::pin(async move {
-                match a.await {
-                    Ok(Ok(s)) => Ok(s),
-                    _ => Err(()),
-                }
-            })
-        }))
-        .await
-        .is_ok();
+        let answered = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => self.probe(ip, port).await,
+            // A name: resolved by the connect itself.
+            Err(_) => probe_port((host.as_str(), port)).await,
+        };
         if !answered {
             self.gone_peer = host.parse().ok();
             return PeerLook::Gone;
@@ -1372,12 +1366,7 @@ impl Worker {
         .await?;
         for (id, host) in rows {
             let Some(ip) = dump_peer(&host) else { continue };
-            let gone = self.gone_peer == Some(ip) || {
-                let probe =
-                    tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect((ip, port)))
-                        .await;
-                !matches!(probe, Ok(Ok(_)))
-            };
+            let gone = self.gone_peer == Some(ip) || !self.probe(ip, port).await;
             if gone {
                 let (conn, _, _) = self.connection().await?;
                 let _ = bounded(conn.query_drop(format!("KILL CONNECTION {id}"))).await;
@@ -1388,7 +1377,43 @@ impl Worker {
     }
 }
 
-/// What one fence did.
+impl Worker {
+    /// Does `ip`'s port `port` accept connections? A result of this promotion no older
+    /// than one probe timeout is reused: probing again would take as long and say the
+    /// same.
+    async fn probe(&mut self, ip: std::net::IpAddr, port: u16) -> bool {
+        if let Some((i, p, at, answered)) = self.probed {
+            if (i, p) == (ip, port) && at.elapsed() <= PROBE_TIMEOUT {
+                return answered;
+            }
+        }
+        let answered = probe_port((ip, port)).await;
+        self.probed = Some((ip, port, Instant::now(), answered));
+        answered
+    }
+}
+
+/// Several connection attempts at once: on a lossy link one lost SYN must not make a
+/// live server look gone (each attempt is lost independently), at no extra latency.
+async fn probe_port<A: tokio::net::ToSocketAddrs + Clone>(addr: A) -> bool {
+    let attempts = (0..PEER_ATTEMPTS).map(|_| {
+        Box::pin(tokio::time::timeout(
+            PROBE_TIMEOUT,
+            tokio::net::TcpStream::connect(addr.clone()),
+        ))
+    });
+    futures_util::future::select_ok(attempts.map(|a| {
+        Box::pin(async move {
+            match a.await {
+                Ok(Ok(s)) => Ok(s),
+                _ => Err(()),
+            }
+        })
+    }))
+    .await
+    .is_ok()
+}
+
 /// One look of the switchover check.
 enum Ready {
     Yes,
@@ -1398,6 +1423,7 @@ enum Ready {
     Never(String),
 }
 
+/// What one fence did.
 struct Fence {
     took: Duration,
     killed: usize,

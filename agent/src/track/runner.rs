@@ -75,7 +75,8 @@ pub async fn run_with_env(argv: &[String], env: &[(&str, String)], timeout: Dura
     let Some((prog, args)) = argv.split_first() else {
         return false;
     };
-    let mut child = match tokio::process::Command::new(prog)
+    let mut cmd = tokio::process::Command::new(prog);
+    let mut child = match crate::mysql::conn::without_secrets(&mut cmd)
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())

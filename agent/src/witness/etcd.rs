@@ -277,6 +277,9 @@ enum Sent {
 }
 
 /// One POST of a JSON body on `conn`; the answer's JSON when the status is 200.
+/// The largest answer read from an etcd member.
+const MAX_ANSWER: usize = 1 << 20;
+
 async fn post_on(conn: &mut Conn, endpoint: &str, path: &str, body: &str) -> Result<Value, Sent> {
     use http_body_util::{BodyExt, Full};
     let req = hyper::Request::post(path)
@@ -289,11 +292,12 @@ async fn post_on(conn: &mut Conn, endpoint: &str, path: &str, body: &str) -> Res
         .await
         .map_err(|e| Sent::Lost(chain(&e)))?;
     let status = resp.status();
-    let bytes = resp
-        .into_body()
+    // Bounded: an answer is a few hundred bytes; a member (or whoever answers in its
+    // place) must not make the agent buffer without limit.
+    let bytes = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER)
         .collect()
         .await
-        .map_err(|e| Sent::Lost(chain(&e)))?
+        .map_err(|e| Sent::Lost(format!("reading the answer: {e}")))?
         .to_bytes();
     if !status.is_success() {
         return Err(Sent::Answered(format!(

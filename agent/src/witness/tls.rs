@@ -47,6 +47,8 @@ pub fn load(t: &WitnessTls) -> Result<Tls> {
     let config = match (&t.cert, &t.key) {
         (Some(cert), Some(key)) => {
             let chain = certs(cert, "witness.tls.cert")?;
+            crate::mysql::conn::private_file(key)
+                .map_err(|e| anyhow::anyhow!("witness.tls.key: {e}"))?;
             let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
                 anyhow::anyhow!(
                     "witness.tls.key: {}: {e} (a PEM private key, readable by xvrrpd)",
