@@ -313,13 +313,41 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         has_addr(&seg.nodes[survivor + 1].ns, WRITE_VIP) && write()
     });
     let took = t0.elapsed();
+    if !moved {
+        // Each entry with its structured fields (the message alone says "transition").
+        let lines: Vec<String> = journal_json(&dbs[survivor], &[])
+            .iter()
+            .rev()
+            .take(60)
+            .rev()
+            .map(|e| {
+                let fields: Vec<String> = e
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, _)| k.starts_with("XVRRPD_") || *k == "MESSAGE")
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?")))
+                    .collect();
+                format!(
+                    "{} {}",
+                    e["__REALTIME_TIMESTAMP"].as_str().unwrap_or("?"),
+                    fields.join(" ")
+                )
+            })
+            .collect();
+        eprintln!(
+            "deploy-lab: the failover did not happen; {}'s journal:\n{}",
+            dbs[survivor].host,
+            lines.join("\n")
+        );
+    }
     record(
         &mut checks,
         Check {
             name: "mysqld_kill_failover",
             ok: wrote_before && moved,
             detail: format!(
-                "{}'s mysqld killed: writes through the VIP on {} after {took:?}",
+                "{}'s mysqld killed: writes through the VIP on {} after {took:?} (writes before the kill: {wrote_before}, after: {moved})",
                 dbs[master].host, dbs[survivor].host
             ),
         },

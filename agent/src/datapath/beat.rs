@@ -114,6 +114,11 @@ impl Beat {
         m.stalled.get(&self.instance, 0).is_ok()
     }
 
+    /// The last beat the pacer wrote (monotonic ns).
+    pub fn last(&self) -> u64 {
+        self.last.load(Ordering::Acquire)
+    }
+
     /// The write role heard the peer out: clients may reach the VIPs again.
     pub fn clear(&self) -> Result<(), DatapathError> {
         let mut m = self.maps.lock().unwrap_or_else(|p| p.into_inner());

@@ -385,6 +385,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 }
                 router.refresh_metrics();
                 router.conn_housekeeping();
+                router.stall_housekeeping().await;
                 // What `systemctl status` shows, when it changed.
                 let line = router.status_line();
                 if line != status_line {
@@ -614,6 +615,29 @@ impl Router {
         warn!(instance = %self.instances[i].cfg.name, stood_ms, "this host stood still while master (its adverts stopped for longer than the peer waits): clients refused at the VIPs until the peer is heard out");
         let now = Instant(monotonic_ns());
         self.feed(i, Input::Stalled { now }).await;
+    }
+
+    /// A stall the datapath marked on its own (a client segment found the beats late)
+    /// while the pacer saw none: the write role hears it too, so the refusal cannot
+    /// outlast one look of this (every second) and one Master_Down_Interval.
+    async fn stall_housekeeping(&mut self) {
+        let now = monotonic_ns();
+        let marked: Vec<(usize, u64)> = self
+            .instances
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.core.stalled())
+            .filter_map(|(i, r)| {
+                r.beat
+                    .as_ref()
+                    .filter(|b| b.stalled())
+                    .map(|b| (i, b.last()))
+            })
+            .collect();
+        for (i, last) in marked {
+            warn!(instance = %self.instances[i].cfg.name, beat_age_ms = now.saturating_sub(last) as f64 / 1e6, "the datapath found this master's adverts late and refuses its clients: hearing the peer out");
+            self.feed(i, Input::Stalled { now: Instant(now) }).await;
+        }
     }
 
     async fn guard_outcome(&mut self, id: u64, outcome: GuardOutcome) {
