@@ -1,5 +1,5 @@
 //! `xvrrpd observe`: attach the datapath and print what it sees, one line per event.
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{bail, Context};
 use tokio::{
@@ -73,35 +73,38 @@ pub async fn run(opts: ObserveOptions) -> anyhow::Result<()> {
     let names: BTreeMap<u32, String> = indexes.iter().map(|&i| (i, ifname(i))).collect();
     let name = |i: u32| names.get(&i).cloned().unwrap_or_else(|| ifname(i));
 
+    // Routine adverts are queued without waking the reader: read them on a clock too.
+    let mut routine = tokio::time::interval(Duration::from_millis(xvrrpd_common::ROUTINE_READ_MS));
     loop {
         tokio::select! {
             guard = ring.readable_mut() => {
-                let mut guard = guard.context("waiting for events")?;
-                let rb = guard.get_inner_mut();
-                while let Some(item) = rb.next() {
-                    let ev = match DatapathEvent::decode(&item) {
-                        Ok(ev) => ev,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "undecodable datapath event");
-                            continue;
-                        }
-                    };
-                    if ev.kind == EventKind::Advert {
-                        let key = VridKey::new(ev.ifindex, ev.family.raw(), ev.vrid);
-                        let g = gaps.entry(key).or_default();
-                        if ev.since_last_ns > 0 && g.len() < MAX_GAPS {
-                            g.push(ev.since_last_ns);
-                        }
-                        if !opts.adverts {
-                            continue;
-                        }
-                    }
-                    print_event(&ev, &name(ev.ifindex), opts.json);
-                }
-                guard.clear_ready();
+                // Cleared before reading: an event committed meanwhile wakes us again.
+                guard.context("waiting for events")?.clear_ready();
             }
+            _ = routine.tick() => {}
             _ = sigint.recv() => { tracing::info!("SIGINT: detaching"); break; }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: detaching"); break; }
+        }
+        let rb = ring.get_mut();
+        while let Some(item) = rb.next() {
+            let ev = match DatapathEvent::decode(&item) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    tracing::warn!(error = %e, "undecodable datapath event");
+                    continue;
+                }
+            };
+            if ev.kind == EventKind::Advert {
+                let key = VridKey::new(ev.ifindex, ev.family.raw(), ev.vrid);
+                let g = gaps.entry(key).or_default();
+                if ev.since_last_ns > 0 && g.len() < MAX_GAPS {
+                    g.push(ev.since_last_ns);
+                }
+                if !opts.adverts {
+                    continue;
+                }
+            }
+            print_event(&ev, &name(ev.ifindex), opts.json);
         }
     }
 

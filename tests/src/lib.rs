@@ -127,6 +127,19 @@ impl Segment {
     pub fn new(nodes: usize) -> Result<Self> {
         let bridge = Netns::new("xvb")?;
         ip_in(&bridge.name, &["link", "add", "br0", "type", "bridge"])?;
+        // A switch, not a firewall: where the host loaded br_netfilter, every bridged
+        // frame would go through this namespace's iptables hooks, a cost charged to
+        // whichever lab process sent it (a quarter of the pacer thread's CPU in `bench
+        // scale`). Without br_netfilter the keys do not exist and there is nothing to do.
+        for family in ["iptables", "ip6tables", "arptables"] {
+            let key = format!("net.bridge.bridge-nf-call-{family}");
+            if std::path::Path::new("/proc/sys")
+                .join(key.replace('.', "/"))
+                .exists()
+            {
+                bridge.sysctl(&key, "0")?;
+            }
+        }
         // No snooping: VRRP multicast reaches every port, as on a plain switch.
         ip_in(
             &bridge.name,
@@ -580,6 +593,27 @@ impl Router {
         Ok(r)
     }
 
+    /// Agents in several namespaces started together: every process is spawned before
+    /// any is waited for, so none runs alone while another loads its datapath.
+    pub fn start_all(nodes: &[(&Netns, &str)]) -> Result<Vec<Self>> {
+        let mut all = Vec::new();
+        for (ns, toml) in nodes {
+            let dir = std::env::temp_dir().join(unique("xvr"));
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("xvrrpd.toml"), toml)?;
+            let proc = Self::spawn(ns, &dir, None)?;
+            all.push(Self {
+                proc,
+                dir,
+                tools: None,
+            });
+        }
+        for r in &mut all {
+            r.wait_ready()?;
+        }
+        Ok(all)
+    }
+
     /// Starts the agent again in the same directory (same config, control socket and
     /// state files), as systemd restarts a dead agent. The old process must be gone.
     pub fn restart(&mut self, ns: &Netns) -> Result<()> {
@@ -734,6 +768,21 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
 }
 
 /// Does namespace `ns` hold address `addr` on any interface?
+/// Every address configured in `ns` (one `ip` run, without prefix lengths).
+pub fn addrs(ns: &Netns) -> std::collections::HashSet<String> {
+    ip_in(&ns.name, &["-o", "addr", "show"])
+        .map(|out| {
+            out.lines()
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace();
+                    w.find(|x| *x == "inet" || *x == "inet6")?;
+                    Some(w.next()?.split('/').next()?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn has_addr(ns: &Netns, addr: &str) -> bool {
     ip_in(&ns.name, &["-o", "addr", "show"])
         .map(|out| {

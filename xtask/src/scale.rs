@@ -5,33 +5,91 @@
 use std::{fmt::Write as _, time::Duration};
 
 use anyhow::{bail, Result};
-use xvrrpd_tests::{has_addr, Keepalived, Netns, Router, Segment};
+use xvrrpd_tests::{addrs, sh, Keepalived, Netns, Router, Segment};
 
 use crate::failover::tree_thread_cpu_seconds;
 
 #[derive(clap::Args)]
 pub struct ScaleArgs {
-    /// Instances at 100 ms adverts.
+    /// Instances at 100 ms adverts (one interface, IPv4 VIPs).
     #[arg(long, default_value_t = 200)]
     pub slow: u8,
-    /// Instances at 10 ms adverts.
+    /// Instances at 10 ms adverts (the same interface).
     #[arg(long, default_value_t = 50)]
     pub fast: u8,
+    /// The second size: this many instances at 100 ms, 250 per interface, IPv6 VIPs (the
+    /// lab's IPv4 ranges hold ~500 addresses); 0 skips it.
+    #[arg(long, default_value_t = 1000)]
+    pub large: u16,
     /// Seconds of steady state over which CPU is measured.
     #[arg(long, default_value_t = 30)]
     pub cpu_seconds: u64,
 }
 
-/// One instance: VRID, interval (ms), VIP. Node 0 prefers the even VRIDs, node 1 the odd.
-fn instances(args: &ScaleArgs) -> Vec<(u8, u64, String)> {
+/// VRIDs per interface in the large size (one family: at most 255).
+const PER_INTERFACE: u16 = 250;
+
+/// One instance. Node 0 prefers the even VRIDs, node 1 the odd.
+#[derive(Clone, Debug)]
+struct Inst {
+    iface: String,
+    vrid: u8,
+    interval_ms: u64,
+    vip: String,
+    prefix: u8,
+}
+
+/// The first size: `slow` at 100 ms and `fast` at 10 ms on eth0, IPv4.
+fn small(args: &ScaleArgs) -> Vec<Inst> {
     let mut v = Vec::new();
     for i in 0..args.slow {
-        v.push((i + 1, 100, format!("198.51.100.{}", i + 1)));
+        v.push(Inst {
+            iface: "eth0".into(),
+            vrid: i + 1,
+            interval_ms: 100,
+            vip: format!("198.51.100.{}", i + 1),
+            prefix: 24,
+        });
     }
     for i in 0..args.fast {
-        v.push((args.slow + i + 1, 10, format!("192.0.2.{}", 100 + i)));
+        v.push(Inst {
+            iface: "eth0".into(),
+            vrid: args.slow + i + 1,
+            interval_ms: 10,
+            vip: format!("192.0.2.{}", 100 + i),
+            prefix: 24,
+        });
     }
     v
+}
+
+/// The second size: `n` at 100 ms, [`PER_INTERFACE`] per interface eth0, eth1..., IPv6.
+fn large(n: u16) -> Vec<Inst> {
+    (0..n)
+        .map(|i| {
+            let (k, vrid) = (i / PER_INTERFACE, (i % PER_INTERFACE + 1) as u8);
+            Inst {
+                iface: format!("eth{k}"),
+                vrid,
+                interval_ms: 100,
+                vip: format!("2001:db8:{:x}::{:x}", k + 1, vrid),
+                prefix: 64,
+            }
+        })
+        .collect()
+}
+
+fn interfaces(inst: &[Inst]) -> usize {
+    inst.iter()
+        .map(|i| {
+            i.iface
+                .trim_start_matches("eth")
+                .parse::<usize>()
+                .unwrap_or(0)
+                + 1
+        })
+        .max()
+        .unwrap_or(1)
 }
 
 fn prio(node: usize, vrid: u8) -> u8 {
@@ -42,45 +100,93 @@ fn prio(node: usize, vrid: u8) -> u8 {
     }
 }
 
-fn xvrrpd_conf(node: usize, inst: &[(u8, u64, String)]) -> String {
+fn xvrrpd_conf(node: usize, inst: &[Inst]) -> String {
     let mut s = String::from("[global]\nmetrics_listen = \"\"\n\n");
-    for (vrid, iv, vip) in inst {
+    for i in inst {
         let _ = write!(
             s,
-            "[[instance]]\nname = \"vi{vrid}\"\ninterface = \"eth0\"\nvrid = {vrid}\npriority = {}\n\
-             version = 3\nadvert_interval = \"{iv}ms\"\nvirtual_addresses = [\"{vip}/24\"]\n\n",
-            prio(node, *vrid)
+            "[[instance]]\nname = \"vi{}-{}\"\ninterface = \"{}\"\nvrid = {}\npriority = {}\n\
+             version = 3\nadvert_interval = \"{}ms\"\nvirtual_addresses = [\"{}/{}\"]\n\n",
+            i.iface,
+            i.vrid,
+            i.iface,
+            i.vrid,
+            prio(node, i.vrid),
+            i.interval_ms,
+            i.vip,
+            i.prefix
         );
     }
     s
 }
 
-fn keepalived_conf(node: usize, inst: &[(u8, u64, String)]) -> String {
+fn keepalived_conf(node: usize, inst: &[Inst]) -> String {
     let mut s = format!(
         "global_defs {{\n  router_id n{node}\n  vrrp_version 3\n  max_auto_priority -1\n}}\n"
     );
-    for (vrid, iv, vip) in inst {
+    for i in inst {
         let _ = write!(
             s,
-            "vrrp_instance VI_{vrid} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n  \
-             priority {}\n  advert_int {}\n  virtual_ipaddress {{\n    {vip}/24\n  }}\n}}\n",
-            prio(node, *vrid),
-            *iv as f64 / 1000.0
+            "vrrp_instance VI_{}_{} {{\n  state BACKUP\n  interface {}\n  virtual_router_id {}\n  \
+             priority {}\n  advert_int {}\n  virtual_ipaddress {{\n    {}/{}\n  }}\n}}\n",
+            i.iface,
+            i.vrid,
+            i.iface,
+            i.vrid,
+            prio(node, i.vrid),
+            i.interval_ms as f64 / 1000.0,
+            i.vip,
+            i.prefix
         );
     }
     s
 }
 
-/// VIPs on the wrong node, or on both, or on none; `only` = the single node left.
-fn misplaced(seg: &Segment, inst: &[(u8, u64, String)], only: Option<usize>) -> Vec<String> {
-    let ns: Vec<&Netns> = seg.nodes.iter().map(|n| &n.ns).collect();
+/// Interfaces eth1.. on each node, each on its own bridge (VRIDs are per link).
+fn add_links(seg: &Segment, count: usize) -> Result<()> {
+    for k in 1..count {
+        let br = format!("br{k}");
+        let b = &seg.bridge.name;
+        sh(&["ip", "-n", b, "link", "add", &br, "type", "bridge"])?;
+        sh(&[
+            "ip",
+            "-n",
+            b,
+            "link",
+            "set",
+            &br,
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ])?;
+        sh(&["ip", "-n", b, "link", "set", &br, "up"])?;
+        for node in &seg.nodes {
+            let outer = xvrrpd_tests::unique("xvq");
+            let inner = format!("eth{k}");
+            sh(&[
+                "ip", "-n", b, "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+            ])?;
+            sh(&["ip", "-n", b, "link", "set", &inner, "netns", &node.ns.name])?;
+            sh(&["ip", "-n", b, "link", "set", &outer, "master", &br, "up"])?;
+            sh(&["ip", "-n", &node.ns.name, "link", "set", &inner, "up"])?;
+        }
+    }
+    Ok(())
+}
+
+/// VIPs on the wrong node, or on both, or on none; `only` = the single node left. One
+/// `ip` run per node: a pass takes milliseconds, so the times below are the agents'.
+fn misplaced(seg: &Segment, inst: &[Inst], only: Option<usize>) -> Vec<String> {
+    let held: Vec<_> = seg.nodes.iter().map(|n| addrs(&n.ns)).collect();
     let mut bad = Vec::new();
-    for (vrid, _, vip) in inst {
-        let want = only.unwrap_or(*vrid as usize % 2);
-        let held: Vec<usize> = (0..2).filter(|&i| has_addr(ns[i], vip)).collect();
-        if held != [want] {
+    for i in inst {
+        let want = only.unwrap_or(i.vrid as usize % 2);
+        let on: Vec<usize> = (0..2).filter(|&n| held[n].contains(&i.vip)).collect();
+        if on != [want] {
             bad.push(format!(
-                "VRID {vrid} ({vip}) on {held:?}, expected [{want}]"
+                "{} VRID {} ({}) on {on:?}, expected [{want}]",
+                i.iface, i.vrid, i.vip
             ));
         }
     }
@@ -97,6 +203,13 @@ impl Agent {
         match self {
             Self::X(r) => r.proc.pid(),
             Self::K(k) => k.proc.pid(),
+        }
+    }
+    /// SIGTERM, without waiting: each agent resigns (priority 0) and releases its VIPs.
+    fn terminate(&self) {
+        match self {
+            Self::X(r) => r.proc.signal(libc::SIGTERM),
+            Self::K(k) => k.proc.signal(libc::SIGTERM),
         }
     }
     fn stop(&mut self) {
@@ -121,53 +234,76 @@ struct Outcome {
     misplaced_after_stop: usize,
 }
 
+/// Seconds from `since` until every VIP is where it should be (or `limit` passed), and
+/// how many are still misplaced then.
 fn wait_placed(
     seg: &Segment,
-    inst: &[(u8, u64, String)],
+    inst: &[Inst],
     only: Option<usize>,
+    since: std::time::Instant,
     limit: Duration,
 ) -> (f64, usize) {
-    let t = std::time::Instant::now();
     loop {
         let bad = misplaced(seg, inst, only);
-        if bad.is_empty() || t.elapsed() > limit {
+        if bad.is_empty() || since.elapsed() > limit {
             if !bad.is_empty() {
                 eprintln!("   still misplaced: {} (first: {})", bad.len(), bad[0]);
             }
-            return (t.elapsed().as_secs_f64(), bad.len());
+            return (since.elapsed().as_secs_f64(), bad.len());
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-fn measure(keepalived: bool, args: &ScaleArgs, inst: &[(u8, u64, String)]) -> Result<Outcome> {
+fn measure(keepalived: bool, cpu_seconds: u64, inst: &[Inst]) -> Result<Outcome> {
     let seg = Segment::new(2)?;
-    let mut agents = Vec::new();
-    for node in 0..2 {
-        let ns = &seg.nodes[node].ns;
-        agents.push(if keepalived {
-            Agent::K(Keepalived::start_text(ns, &keepalived_conf(node, inst))?)
-        } else {
-            Agent::X(Router::start(ns, &xvrrpd_conf(node, inst))?)
-        });
-    }
-    let (converge_s, misplaced) = wait_placed(&seg, inst, None, Duration::from_secs(60));
+    add_links(&seg, interfaces(inst))?;
+    let confs: Vec<String> = (0..2)
+        .map(|n| {
+            if keepalived {
+                keepalived_conf(n, inst)
+            } else {
+                xvrrpd_conf(n, inst)
+            }
+        })
+        .collect();
+    // Converged = from the first agent's start until every VIP is placed: agent start-up
+    // (datapath load, instances) counts, as it does for an operator.
+    let t0 = std::time::Instant::now();
+    let mut agents = if keepalived {
+        let mut v = Vec::new();
+        for (node, conf) in confs.iter().enumerate() {
+            v.push(Agent::K(Keepalived::start_text(&seg.nodes[node].ns, conf)?));
+        }
+        v
+    } else {
+        let nodes: Vec<(&Netns, &str)> = (0..2)
+            .map(|n| (&seg.nodes[n].ns, confs[n].as_str()))
+            .collect();
+        Router::start_all(&nodes)?
+            .into_iter()
+            .map(Agent::X)
+            .collect()
+    };
+    let (converge_s, misplaced) = wait_placed(&seg, inst, None, t0, Duration::from_secs(60));
     // Steady state: CPU of each node's agent (every process and thread).
     std::thread::sleep(Duration::from_secs(2));
     let t0 = [0, 1].map(|i| tree_thread_cpu_seconds(agents[i].pid()));
-    std::thread::sleep(Duration::from_secs(args.cpu_seconds));
+    std::thread::sleep(Duration::from_secs(cpu_seconds));
     let threads = [0, 1].map(|i| {
         let mut now = tree_thread_cpu_seconds(agents[i].pid());
         for (name, v) in now.iter_mut() {
-            *v = (*v - t0[i].get(name).copied().unwrap_or(0.0)) / args.cpu_seconds as f64 * 100.0;
+            *v = (*v - t0[i].get(name).copied().unwrap_or(0.0)) / cpu_seconds as f64 * 100.0;
         }
         now
     });
     let cpu = [0, 1].map(|i| threads[i].values().sum());
-    // Node 0 stops cleanly: node 1 must take every VIP.
-    agents[0].stop();
+    // Node 0 stops cleanly: node 1 must take every VIP, timed from the signal.
+    let stopped = std::time::Instant::now();
+    agents[0].terminate();
     let (after_stop_s, misplaced_after_stop) =
-        wait_placed(&seg, inst, Some(1), Duration::from_secs(30));
+        wait_placed(&seg, inst, Some(1), stopped, Duration::from_secs(30));
+    agents[0].stop();
     Ok(Outcome {
         cpu,
         threads,
@@ -178,28 +314,18 @@ fn measure(keepalived: bool, args: &ScaleArgs, inst: &[(u8, u64, String)]) -> Re
     })
 }
 
-pub fn run(args: ScaleArgs) -> Result<()> {
-    if args.slow as usize + args.fast as usize > 255 {
-        bail!("at most 255 VRIDs on one interface");
-    }
-    let inst = instances(&args);
-    let command = format!(
-        "cargo xtask bench scale --slow {} --fast {} --cpu-seconds {}",
-        args.slow, args.fast, args.cpu_seconds
-    );
-    println!(
-        "== scale: {} instances at 100 ms + {} at 10 ms, two nodes",
-        args.slow, args.fast
-    );
-    let x = measure(false, &args, &inst)?;
-    let k = measure(true, &args, &inst)?;
+/// One size, xvrrpd then keepalived: the table and what it says.
+fn size(title: &str, cpu_seconds: u64, inst: &[Inst]) -> Result<(String, usize)> {
+    println!("== scale: {title}");
+    let x = measure(false, cpu_seconds, inst)?;
+    let k = measure(true, cpu_seconds, inst)?;
     let mut table = String::from(
         "| agent | converged in | misplaced VIPs | CPU node 0 (% of a core) | CPU node 1 | all VIPs on node 1 after node 0 stops | misplaced after |\n|---|---|---|---|---|---|---|\n",
     );
     for (name, o) in [("keepalived 2.2.7", &k), ("xvrrpd", &x)] {
         let _ = writeln!(
             table,
-            "| {name} | {:.1} s | {} | {:.2} | {:.2} | {:.1} s | {} |",
+            "| {name} | {:.2} s | {} | {:.2} | {:.2} | {:.2} s | {} |",
             o.converge_s, o.misplaced, o.cpu[0], o.cpu[1], o.after_stop_s, o.misplaced_after_stop
         );
     }
@@ -221,23 +347,66 @@ pub fn run(args: ScaleArgs) -> Result<()> {
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     let _ = writeln!(
         table,
-        "\nxvrrpd / keepalived CPU: node 0 {:.2}, node 1 {:.2}.",
+        "\nxvrrpd / keepalived: CPU node 0 {:.2}, node 1 {:.2}; convergence {:.2}; switch-over {:.2}.",
         ratio(x.cpu[0], k.cpu[0]),
-        ratio(x.cpu[1], k.cpu[1])
+        ratio(x.cpu[1], k.cpu[1]),
+        ratio(x.converge_s, k.converge_s),
+        ratio(x.after_stop_s, k.after_stop_s)
     );
     println!("{table}");
+    Ok((
+        format!("### {title}\n\n{table}"),
+        x.misplaced + x.misplaced_after_stop,
+    ))
+}
+
+pub fn run(args: ScaleArgs) -> Result<()> {
+    if args.slow as usize + args.fast as usize > 255 {
+        bail!("--slow + --fast: at most 255 VRIDs on one interface");
+    }
+    let command = format!(
+        "cargo xtask bench scale --slow {} --fast {} --large {} --cpu-seconds {}",
+        args.slow, args.fast, args.large, args.cpu_seconds
+    );
+    let mut text = String::new();
+    let mut bad = 0;
+    let (t, b) = size(
+        &format!(
+            "{} instances at 100 ms + {} at 10 ms on one interface (IPv4)",
+            args.slow, args.fast
+        ),
+        args.cpu_seconds,
+        &small(&args),
+    )?;
+    text += &t;
+    bad += b;
+    if args.large > 0 {
+        let inst = large(args.large);
+        let (t, b) = size(
+            &format!(
+                "{} instances at 100 ms on {} interfaces (IPv6)",
+                args.large,
+                interfaces(&inst)
+            ),
+            args.cpu_seconds,
+            &inst,
+        )?;
+        text += "\n";
+        text += &t;
+        bad += b;
+    }
     crate::bench::append_benchmarks(&format!(
-        "\n## {} — scale: {} instances at 100 ms + {} at 10 ms on one interface\n\nCommand: `{command}`\n\n{table}\n\
-         Two nodes on one bridge; node 0 prefers the even VRIDs, node 1 the odd, so both \
-         send adverts. Each VIP is checked to be on exactly the node that should hold it. \
-         CPU over {} s of steady state (every process and thread of the agent, from schedstat), \
-         debug logging off, release build.\n",
+        "\n## {} — scale: two sizes, xvrrpd beside keepalived\n\nCommand: `{command}`\n\n{text}\n\
+         Two nodes, one bridge per interface; node 0 prefers the even VRIDs, node 1 the odd, \
+         so both send adverts. Each VIP is checked to be on exactly the node that should hold \
+         it (one `ip addr` per node and pass, every 20 ms). Converged: from the first agent's \
+         start until every VIP is placed (start-up included). Switch-over: from node 0's \
+         SIGTERM until node 1 holds every VIP. CPU over {} s of steady state (every process \
+         and thread of the agent, from schedstat), debug logging off, release build.\n",
         crate::bench::today()?,
-        args.slow,
-        args.fast,
         args.cpu_seconds
     ))?;
-    if x.misplaced + x.misplaced_after_stop > 0 {
+    if bad > 0 {
         bail!("xvrrpd misplaced VIPs at scale");
     }
     Ok(())

@@ -336,6 +336,30 @@ fn adverts_are_sent_on_schedule_without_drift() {
 }
 
 #[test]
+fn a_paced_masters_feed_waits_for_its_grid_instant_and_nothing_else_does() {
+    let mut i = started(settings(100));
+    // Backup: the master-down deadline is exact.
+    assert_eq!(i.next_wake(), i.next_deadline());
+    i.handle(Input::Tick { now: at(361) });
+    // Master since 361: the periodic advert is due at 461, fed at the grid's 500.
+    assert_eq!(i.next_deadline(), Some(at(461)));
+    assert_eq!(i.next_wake(), Some(at(500)));
+    assert_eq!(
+        i.handle(Input::Tick { now: at(500) }),
+        vec![Action::SendAdvert { priority: 100 }]
+    );
+    assert_eq!(i.next_wake(), Some(at(600)));
+    // Never later than one interval, whatever the phase.
+    for t in [0u64, 1, 99, 100, 101, 12_345] {
+        let g = grid_at_or_after(t * MS, 100 * MS);
+        assert!(
+            g >= t * MS && g - t * MS < 100 * MS && g.is_multiple_of(100 * MS),
+            "{t}"
+        );
+    }
+}
+
+#[test]
 fn anti_flap_holds_fail_back_but_not_takeover_from_a_dead_master() {
     let mut s = settings(150);
     s.anti_flap = Duration::from_secs(30);

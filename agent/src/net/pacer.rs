@@ -50,7 +50,7 @@ pub fn liveness_bound(interval: Duration) -> Duration {
 /// now). The first paced advert comes sooner than one interval after the engine's own,
 /// never later.
 fn grid_after(t: u64, interval: u64) -> u64 {
-    (t / interval + 1) * interval
+    crate::engine::grid_at_or_after(t + 1, interval)
 }
 
 /// One slot's schedule, in monotonic nanoseconds.

@@ -4,7 +4,10 @@ use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
 use rtnetlink::{
-    packet_route::address::{AddressAttribute, AddressFlags},
+    packet_route::{
+        address::{AddressAttribute, AddressFlags, AddressMessage},
+        AddressFamily,
+    },
     Handle,
 };
 
@@ -87,7 +90,40 @@ pub async fn present(handle: &Handle, vip: &Vip) -> Result<bool, VipError> {
     Ok(first.is_some())
 }
 
+/// Removes `vip` with one request naming it (address and prefix): no dump of every
+/// address on the host, which made releasing N VIPs cost N² (1 000 VIPs: the last
+/// priority-0 advert of a stopping agent went out 0.6 s after the first). An address
+/// the request does not find (absent, or added by hand with another prefix) is looked
+/// up and removed as it is.
 pub async fn remove(handle: &Handle, vip: &Vip) -> Result<(), VipError> {
+    let mut msg = AddressMessage::default();
+    msg.header.family = if vip.addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    msg.header.prefix_len = vip.prefix;
+    msg.header.index = vip.ifindex;
+    // IPv4 matches IFA_LOCAL alone (any prefix); IPv6 matches address and prefix.
+    msg.attributes.push(if vip.addr.is_ipv4() {
+        AddressAttribute::Local(vip.addr)
+    } else {
+        AddressAttribute::Address(vip.addr)
+    });
+    match handle.address().del(msg).execute().await {
+        Ok(()) => Ok(()),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EADDRNOTAVAIL => {
+            remove_as_found(handle, vip).await
+        }
+        Err(source) => Err(VipError::Remove {
+            addr: vip.addr,
+            source,
+        }),
+    }
+}
+
+/// Removes every address message for `vip` on its interface, whatever its prefix.
+async fn remove_as_found(handle: &Handle, vip: &Vip) -> Result<(), VipError> {
     let mut found = std::pin::pin!(find(handle, vip));
     while let Some(msg) = found.try_next().await.map_err(|source| VipError::Remove {
         addr: vip.addr,

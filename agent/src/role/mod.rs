@@ -615,16 +615,29 @@ impl Core {
         self.write.as_ref().is_some_and(|w| w.block.is_some())
     }
     pub fn next_deadline(&self) -> Option<Instant> {
+        [self.engine.next_deadline(), self.write_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// When the shell must tick this core, its periodic adverts sent by the pacer (see
+    /// [`crate::engine::Instance::next_wake`]): only the advert feed is coalesced.
+    pub fn next_wake(&self) -> Option<Instant> {
+        [self.engine.next_wake(), self.write_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn write_deadline(&self) -> Option<Instant> {
         let lease = self
             .write
             .as_ref()
             .and_then(|w| w.lease.as_ref())
             .map(Lease::next_deadline);
         let stall = self.write.as_ref().and_then(|w| w.stall);
-        [self.engine.next_deadline(), lease, stall]
-            .into_iter()
-            .flatten()
-            .min()
+        [lease, stall].into_iter().flatten().min()
     }
     /// Write instances: clients are refused at the VIPs after a stall (see
     /// [`Input::Stalled`]).

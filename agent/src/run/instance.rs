@@ -20,7 +20,7 @@ use crate::{
     metrics::{self, state_number, Metrics},
     mysql::guard::Guard,
     net::{
-        announce::Announcer,
+        announce::{Announcer, Announcers},
         iface::Iface,
         monotonic_ns, pacer,
         tx::AdvertSender,
@@ -325,6 +325,13 @@ pub fn vips_of(ic: &InstanceConfig, ifindex: u32) -> anyhow::Result<Vec<Vip>> {
 /// may have been replaced (every Master_Down_Interval is longer than three intervals).
 const SELF_FENCE_INTERVALS: u32 = 3;
 
+/// What an instance sends through that the process shares: the advert pacer thread,
+/// and one GARP / NA sender per interface.
+pub struct Senders<'a> {
+    pub pacer: &'a pacer::Pacer,
+    pub announcers: &'a mut Announcers,
+}
+
 pub fn prepare(
     id: u64,
     ic: &InstanceConfig,
@@ -332,8 +339,9 @@ pub fn prepare(
     notify: UnboundedSender<Transition>,
     events: EventSink,
     metrics: Arc<Metrics>,
-    pacer: &pacer::Pacer,
+    senders: Senders<'_>,
 ) -> anyhow::Result<Running> {
+    let Senders { pacer, announcers } = senders;
     let iface = Iface::read(&ic.interface)?
         .ok_or_else(|| anyhow!("interface {:?} does not exist", ic.interface))?;
     let vips = vips_of(ic, iface.index)?;
@@ -358,7 +366,7 @@ pub fn prepare(
     };
     let sender = AdvertSender::new(&ic.interface, iface.index, src, &ic.unicast_peers, style)
         .with_context(|| format!("opening the advert socket on {}", ic.interface))?;
-    let announcer = Arc::new(Announcer::new(&ic.interface, iface.index, iface.mac)?);
+    let announcer = announcers.get(&ic.interface, iface.index, iface.mac)?;
     let mut core = Core::new(
         settings(ic, src),
         ic.mysql.as_ref().map(|g| g.on_catchup_timeout),

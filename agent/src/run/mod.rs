@@ -49,6 +49,22 @@ use instance::{apply, EventSink, Running};
 /// Wake-ups this close before a deadline are treated as at the deadline.
 const TIMER_SLACK_NS: u64 = 1_000_000;
 
+/// The loop reads the event ring at least this often: routine adverts are queued there
+/// without a wake-up (the datapath wakes it for everything else).
+const ROUTINE_READ: Duration = Duration::from_millis(xvrrpd_common::ROUTINE_READ_MS);
+
+/// Every event queued in the datapath's ring, in order.
+fn read_events(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<DatapathEvent> {
+    let mut evs = Vec::new();
+    while let Some(item) = ring.next() {
+        match DatapathEvent::decode(&item) {
+            Ok(ev) => evs.push(ev),
+            Err(e) => warn!(error = %e, "undecodable datapath event"),
+        }
+    }
+    evs
+}
+
 /// Where the maintenance flag is kept, beside the control socket: it survives an agent
 /// restart (a drained node stays drained), not a reboot.
 fn maintenance_marker(socket: &Path) -> PathBuf {
@@ -82,6 +98,8 @@ pub struct Router {
     dp: Datapath,
     /// Sends every master instance's periodic adverts on time (its own thread).
     pacer: crate::net::pacer::Pacer,
+    /// The GARP / NA senders, one per interface.
+    announcers: crate::net::announce::Announcers,
     instances: Vec<Running>,
     by_key: HashMap<VridKey, usize>,
     attached: Vec<String>,
@@ -249,6 +267,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         nl,
         dp,
         pacer,
+        announcers: Default::default(),
         instances: Vec::new(),
         by_key: HashMap::new(),
         attached: Vec::new(),
@@ -297,10 +316,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         let next = router
             .instances
             .iter()
-            .filter_map(|r| r.core.next_deadline())
+            .filter_map(|r| r.core.next_wake())
             .min();
-        let sleep = next.map_or(Duration::from_secs(3600), |d| {
-            Duration::from_nanos(d.0.saturating_sub(monotonic_ns()))
+        let sleep = next.map_or(ROUTINE_READ, |d| {
+            Duration::from_nanos(d.0.saturating_sub(monotonic_ns())).min(ROUTINE_READ)
         });
         tokio::select! {
             // Adverts already received are always handled before a deadline: a starved
@@ -309,19 +328,19 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             biased;
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("waiting for datapath events")?;
-                let mut evs = Vec::new();
-                while let Some(item) = guard.get_inner_mut().next() {
-                    match DatapathEvent::decode(&item) {
-                        Ok(ev) => evs.push(ev),
-                        Err(e) => warn!(error = %e, "undecodable datapath event"),
-                    }
-                }
+                // Cleared before reading: an event committed meanwhile wakes us again.
                 guard.clear_ready();
+                let evs = read_events(guard.get_inner_mut());
                 for ev in evs {
                     router.datapath_event(ev).await;
                 }
             }
             _ = tokio::time::sleep(sleep) => {
+                // Routine adverts wait in the ring without waking this loop: read them
+                // before any deadline is judged, so none is judged without them.
+                for ev in read_events(ring.get_mut()) {
+                    router.datapath_event(ev).await;
+                }
                 // tokio's timer has millisecond granularity and may wake a hair before the
                 // deadline; count that as on time instead of spinning once more.
                 let raw = monotonic_ns();
@@ -331,7 +350,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 };
                 let Router { instances, nl, dp, .. } = &mut router;
                 for r in instances.iter_mut() {
-                    if r.core.next_deadline().is_some_and(|d| d <= now) {
+                    if r.core.next_wake().is_some_and(|d| d <= now) {
                         let actions = r.core.handle(Input::Vrrp(VrrpInput::Tick { now }));
                         apply(r, actions, nl, dp).await;
                     }

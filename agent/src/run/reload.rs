@@ -314,7 +314,10 @@ impl Router {
             ntx,
             self.sink(),
             self.metrics.clone(),
-            &self.pacer,
+            super::instance::Senders {
+                pacer: &self.pacer,
+                announcers: &mut self.announcers,
+            },
         )
         .map(|mut r| {
             r.stalls = Some(self.stall_tx.clone());

@@ -399,9 +399,16 @@ proptest! {
 /// successor write while the old holder is still writable. (The search finds it.)
 #[test]
 fn a_fence_slower_than_twice_the_margin_is_unsafe() {
-    let mut config = ProptestConfig::with_cases(4000);
+    let mut config = ProptestConfig::with_cases(20_000);
     config.failure_persistence = None;
-    let mut runner = proptest::test_runner::TestRunner::new(config);
+    // A search that must find: seeded, so it finds the same case every run (with a fresh
+    // seed per run, 4 000 cases missed it about one run in six).
+    let mut runner = proptest::test_runner::TestRunner::new_with_rng(
+        config,
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    );
     let slow = sim().prop_map(|mut s| {
         s.fence = 1500;
         s

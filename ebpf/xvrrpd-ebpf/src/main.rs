@@ -128,9 +128,30 @@ fn ifindex(ctx: &XdpContext) -> u32 {
     unsafe { (*ctx.ctx).ingress_ifindex }
 }
 
+/// `bpf_ringbuf_output` flags: wake the reader now, or leave the record for its next read.
+const RB_NO_WAKEUP: u64 = 1;
+const RB_FORCE_WAKEUP: u64 = 2;
+
+/// An event the agent must hear at once: it is woken for it, whatever is queued before.
+/// (The ring's default wakes the reader only when it had read everything, and routine
+/// adverts queued without a wakeup would silence a master_down behind them.)
 #[inline(always)]
 fn emit(ev: &Event) {
-    if EVENTS.output(ev, 0).is_err() {
+    output(ev, RB_FORCE_WAKEUP);
+}
+
+/// A routine advert (same master, same content): queued without waking the agent, which
+/// reads it at its next wake-up and at least every [`xvrrpd_common::ROUTINE_READ_MS`]. A
+/// wake-up per advert cost an interrupt and a context switch per packet: 3 500 a second
+/// per node at 250 instances.
+#[inline(always)]
+fn emit_routine(ev: &Event) {
+    output(ev, RB_NO_WAKEUP);
+}
+
+#[inline(always)]
+fn output(ev: &Event, flags: u64) {
+    if EVENTS.output(ev, flags).is_err() {
         bump(gstat::RINGBUF_FULL);
     }
 }
@@ -273,23 +294,28 @@ fn on_valid(ctx: &XdpContext, adv: &Advert) -> bool {
 
     // A master is "new" when first seen, when the source changes, and when it speaks
     // again after its Master_Down_Interval expired (it came back).
+    let mut changed = true;
     if first || st.src != adv.src || st.down_reported != 0 {
         ev.kind = event_kind::NEW_MASTER;
         ev.aux = st.priority as u32;
         emit(&ev);
     } else {
+        changed = false;
         if st.priority != adv.priority {
+            changed = true;
             ev.kind = event_kind::PRIORITY_CHANGE;
             ev.aux = st.priority as u32;
             emit(&ev);
         }
         if st.interval != adv.interval || st.version != adv.version {
+            changed = true;
             ev.kind = event_kind::INTERVAL_CHANGE;
             ev.aux = st.interval as u32;
             emit(&ev);
         }
     }
     if adv.priority == 0 {
+        changed = true;
         st.priority_zero += 1;
         ev.kind = event_kind::PRIORITY_ZERO;
         emit(&ev);
@@ -338,7 +364,11 @@ fn on_valid(ctx: &XdpContext, adv: &Advert) -> bool {
     if cfg.emit_adverts != 0 {
         ev.kind = event_kind::ADVERT;
         ev.since_last_ns = gap;
-        emit(&ev);
+        if changed {
+            emit(&ev);
+        } else {
+            emit_routine(&ev);
+        }
     }
     true
 }

@@ -2,7 +2,7 @@
 //!
 //! Every read goes through [`Pkt`], whose bounds check is the one the verifier sees.
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{bindings::xdp_md, programs::XdpContext};
 use xvrrpd_common::{csum_style, reason, FAMILY_V4, FAMILY_V6, MAX_VRRP_LEN};
 
 use crate::csum;
@@ -59,6 +59,8 @@ pub enum Outcome {
 pub struct Pkt {
     start: usize,
     end: usize,
+    /// The `xdp_md` of this run (0 in a Pkt built over plain memory).
+    md: usize,
 }
 
 impl Pkt {
@@ -67,6 +69,7 @@ impl Pkt {
         Self {
             start: ctx.data(),
             end: ctx.data_end(),
+            md: ctx.ctx as usize,
         }
     }
 
@@ -85,7 +88,14 @@ impl Pkt {
         Self {
             start: start as usize,
             end: end as usize,
+            md: ctx.ctx as usize,
         }
+    }
+
+    /// The program's context, for helpers that read the frame themselves.
+    #[inline(always)]
+    pub fn md(&self) -> *mut xdp_md {
+        self.md as *mut xdp_md
     }
 
     /// Reads a `T` at byte offset `off`, or None past the end of the frame.
