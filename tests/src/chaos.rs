@@ -15,46 +15,50 @@ use anyhow::{Context, Result};
 
 use crate::{ip_in, Proc};
 
-/// Drops `pct` % of what `ns` sends (nftables output hook: VRRP adverts, ARP aside, MySQL
-/// and client traffic), so the link loses that much in each direction when applied on
-/// both ends. Applied at the sender because XDP sees frames before any input hook.
-pub fn loss(ns: &str, pct: u8) -> Result<()> {
-    let rules = format!(
-        "table inet xvrrpd_chaos {{\n  chain out {{ type filter hook output priority 0; numgen random mod 100 < {pct} drop; }}\n}}\n"
-    );
-    nft(ns, &rules)
-}
-
-pub fn loss_off(ns: &str) -> Result<()> {
-    delete_table(ns, "inet", "xvrrpd_chaos");
-    Ok(())
-}
-
-/// Nothing leaves `ns` any more, ARP included: a host gone silent.
-pub fn silence(ns: &str) -> Result<()> {
-    nft(
-        ns,
-        "table inet xvrrpd_silent {\n  chain out { type filter hook output priority 0; drop; }\n}\n\
-         table arp xvrrpd_silent {\n  chain out { type filter hook output priority 0; drop; }\n}\n",
+/// Faults act where the wire starts: the lab node's `eth0`, on its egress hook (nftables
+/// `netdev` family). An `output` hook would miss xvrrpd's adverts, which leave as link
+/// frames (see the agent's `net::tx`), and XDP sees frames before any input hook: so a
+/// loss, a silence or a cut is made of egress drops at the senders.
+fn egress(table: &str, rule: &str) -> String {
+    format!(
+        "table netdev {table} {{\n  chain out {{ type filter hook egress device \"eth0\" priority 0; {rule} }}\n}}\n"
     )
 }
 
-pub fn silence_off(ns: &str) {
-    delete_table(ns, "inet", "xvrrpd_silent");
-    delete_table(ns, "arp", "xvrrpd_silent");
+/// Drops `pct` % of what `ns` sends (VRRP adverts, ARP, MySQL and client traffic), so the
+/// link loses that much in each direction when applied on both ends.
+pub fn loss(ns: &str, pct: u8) -> Result<()> {
+    nft(
+        ns,
+        &egress(
+            "xvrrpd_chaos",
+            &format!("numgen random mod 100 < {pct} drop;"),
+        ),
+    )
 }
 
-/// Cuts each namespace's traffic to the given addresses (ARP aside, which carries
-/// nothing), at the senders: XDP sees frames before any input hook, so a partition is
-/// made of output drops on both sides.
+pub fn loss_off(ns: &str) -> Result<()> {
+    delete_table(ns, "netdev", "xvrrpd_chaos");
+    Ok(())
+}
+
+/// Nothing leaves `ns` on the wire any more, ARP included: a host gone silent.
+pub fn silence(ns: &str) -> Result<()> {
+    nft(ns, &egress("xvrrpd_silent", "drop;"))
+}
+
+pub fn silence_off(ns: &str) {
+    delete_table(ns, "netdev", "xvrrpd_silent");
+}
+
+/// Cuts each namespace's IPv4 traffic to the given addresses (multicast adverts and ARP
+/// aside), at the senders.
 pub fn cut(rules: &[(&str, Vec<String>)]) -> Result<()> {
     for (ns, to) in rules {
         let set = to.join(", ");
         nft(
             ns,
-            &format!(
-                "table inet xvrrpd_cut {{\n  chain out {{ type filter hook output priority 0; ip daddr {{ {set} }} drop; }}\n}}\n"
-            ),
+            &egress("xvrrpd_cut", &format!("ip daddr {{ {set} }} drop;")),
         )?;
     }
     Ok(())
@@ -62,7 +66,7 @@ pub fn cut(rules: &[(&str, Vec<String>)]) -> Result<()> {
 
 pub fn cut_end(nss: &[&str]) {
     for ns in nss {
-        delete_table(ns, "inet", "xvrrpd_cut");
+        delete_table(ns, "netdev", "xvrrpd_cut");
     }
 }
 

@@ -198,10 +198,15 @@ pub struct Instance {
     kernel_timing: bool,
     /// Master: when the next advert is due.
     advert_at: Option<Instant>,
+    /// `advert_at` on its interval's grid ([`Self::next_wake`]), computed when it is set.
+    advert_wake: Option<Instant>,
     /// Backup: we outrank the master; take over at this time.
     preempt_at: Option<Instant>,
     /// Backup: no preemption before this time (anti-flap).
     hold_until: Instant,
+    /// Backup: when the RFC's Master_Down_Timer was last reset (entering Backup, or an
+    /// advert accepted); a lower priority's adverts are discarded and do not reset it.
+    last_reset: Instant,
     /// In Fault: entered it as master (leaving it starts the anti-flap hold).
     fault_from_master: bool,
 }
@@ -219,8 +224,10 @@ impl Instance {
             master_down_at: None,
             kernel_timing: false,
             advert_at: None,
+            advert_wake: None,
             preempt_at: None,
             hold_until: Instant(0),
+            last_reset: Instant(0),
             fault_from_master: false,
         }
     }
@@ -271,16 +278,21 @@ impl Instance {
     /// interval later), so every master with the same interval ticks in one wake-up, not
     /// one each. Every other deadline is exact.
     pub fn next_wake(&self) -> Option<Instant> {
-        let advert = self.advert_at.map(|t| {
+        [self.master_down_at, self.advert_wake, self.preempt_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Sets the periodic advert's deadline (and its grid instant).
+    fn set_advert_at(&mut self, at: Option<Instant>) {
+        self.advert_at = at;
+        self.advert_wake = at.map(|t| {
             Instant(grid_at_or_after(
                 t.0,
                 self.settings.advert_interval.as_nanos() as u64,
             ))
         });
-        [self.master_down_at, advert, self.preempt_at]
-            .into_iter()
-            .flatten()
-            .min()
     }
 
     pub fn handle(&mut self, input: Input) -> Vec<Action> {
@@ -371,7 +383,7 @@ impl Instance {
 
     fn clear_timers(&mut self) {
         self.master_down_at = None;
-        self.advert_at = None;
+        self.set_advert_at(None);
         self.preempt_at = None;
         self.kernel_timing = false;
     }
@@ -386,6 +398,7 @@ impl Instance {
         }
         self.master_adver_interval = self.settings.advert_interval;
         self.master_down_at = Some(now.after(self.master_down_interval()));
+        self.last_reset = now;
         self.transition(State::Backup, reason, out);
     }
 
@@ -398,7 +411,7 @@ impl Instance {
         });
         out.push(Action::AddVips);
         out.push(Action::Announce);
-        self.advert_at = Some(now.after(self.settings.advert_interval));
+        self.set_advert_at(Some(now.after(self.settings.advert_interval)));
         self.transition(State::Master, reason, out);
     }
 
@@ -451,7 +464,7 @@ impl Instance {
                     out.push(Action::SendAdvert {
                         priority: self.priority,
                     });
-                    self.advert_at = Some(now.after(self.settings.advert_interval));
+                    self.set_advert_at(Some(now.after(self.settings.advert_interval)));
                 } else if self.beats_us(src, prio) {
                     // Split brain ending (or a better router arriving): one last advert
                     // at our priority tells the winner another master existed, so it
@@ -468,7 +481,7 @@ impl Instance {
                         priority: self.priority,
                     });
                     out.push(Action::Announce);
-                    self.advert_at = Some(now.after(self.settings.advert_interval));
+                    self.set_advert_at(Some(now.after(self.settings.advert_interval)));
                 }
             }
         }
@@ -482,6 +495,7 @@ impl Instance {
         self.master_adver_interval = interval.max(self.settings.min_learned_interval);
         self.master = Some((src, prio));
         self.preempt_at = None;
+        self.last_reset = now;
         self.arm_safety_net(now);
     }
 
@@ -505,7 +519,7 @@ impl Instance {
                     while next <= now {
                         next = next.after(self.settings.advert_interval);
                     }
-                    self.advert_at = Some(next);
+                    self.set_advert_at(Some(next));
                 }
             }
             State::Backup => {
@@ -529,7 +543,7 @@ impl Instance {
             // Advertise the new priority at once so a better backup can preempt now.
             State::Master => {
                 out.push(Action::SendAdvert { priority: prio });
-                self.advert_at = Some(now.after(self.settings.advert_interval));
+                self.set_advert_at(Some(now.after(self.settings.advert_interval)));
             }
             State::Backup => match self.master {
                 Some((_, mprio)) if self.settings.preempt && mprio < prio => {
@@ -544,10 +558,18 @@ impl Instance {
     }
 
     /// When a backup that outranks the master (from `now` on) takes over: after
-    /// preempt_delay when set (keepalived semantics), else Master_Down_Interval, and never
-    /// inside the anti-flap hold.
+    /// preempt_delay when set (keepalived semantics), else when the Master_Down_Timer
+    /// expires, and never inside the anti-flap hold. That timer runs from its last reset:
+    /// RFC 5798 §6.4.2 discards a lower priority's adverts, they do not restart it. (From
+    /// the first such advert instead, two nodes started together converged a whole
+    /// Master_Down_Interval late when the lower one won the first race.)
     fn preempt_time(&self, now: Instant) -> Instant {
-        now.after(self.preempt_wait_plain()).max(self.hold_until)
+        let due = if self.settings.preempt_delay.is_zero() {
+            self.last_reset.after(self.master_down_interval()).max(now)
+        } else {
+            now.after(self.settings.preempt_delay)
+        };
+        due.max(self.hold_until)
     }
 
     fn preempt_wait_plain(&self) -> Duration {

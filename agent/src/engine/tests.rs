@@ -146,15 +146,36 @@ fn preempt_takes_over_after_master_down_interval() {
     let mut i = started(settings(150));
     i.handle(advert(10, "192.0.2.11", 100));
     let mdi = i.master_down_interval();
-    assert_eq!(i.next_deadline(), Some(at(10).after(mdi)));
-    // The lower master keeps advertising; its adverts do not reset our timer.
+    // The Master_Down_Timer started with Backup (at 0); the lower master's adverts are
+    // discarded and do not reset it (RFC 5798 §6.4.2).
+    assert_eq!(i.next_deadline(), Some(at(0).after(mdi)));
     i.handle(advert(110, "192.0.2.11", 100));
     i.handle(advert(210, "192.0.2.11", 100));
     assert!(i.handle(Input::Tick { now: at(300) }).is_empty());
     let a = i.handle(Input::Tick {
-        now: at(10).after(mdi),
+        now: at(0).after(mdi),
     });
     assert_became_master(&a, 150, Reason::Preempt);
+}
+
+#[test]
+fn a_lower_master_heard_late_is_preempted_when_the_timer_from_the_last_better_advert_expires() {
+    let mut i = started(settings(150));
+    // A better master (200) advertised until 500, then fell to 100 (its check failed).
+    for t in (0..=500).step_by(100) {
+        i.handle(advert(t, "192.0.2.11", 200));
+    }
+    i.handle(advert(600, "192.0.2.11", 100));
+    let mdi = i.master_down_interval();
+    assert_eq!(i.next_deadline(), Some(at(500).after(mdi)));
+    // Had the lowered adverts restarted the timer, the takeover would wait until 600 + MDI.
+    assert_became_master(
+        &i.handle(Input::Tick {
+            now: at(500).after(mdi),
+        }),
+        150,
+        Reason::Preempt,
+    );
 }
 
 #[test]
@@ -314,7 +335,8 @@ fn tracker_priority_changes_are_advertised_and_can_trigger_preemption() {
         priority: 130,
     });
     assert_eq!(a, vec![Action::SetLocalPriority { priority: 130 }]);
-    let when = at(20).after(b.master_down_interval());
+    // The timer runs from the last advert accepted (at 10, when 120 outranked us).
+    let when = at(10).after(b.master_down_interval());
     assert_eq!(b.next_deadline(), Some(when));
     assert_became_master(&b.handle(Input::Tick { now: when }), 130, Reason::Preempt);
 }

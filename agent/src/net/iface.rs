@@ -6,6 +6,8 @@ pub struct Iface {
     pub name: String,
     pub index: u32,
     pub mac: [u8; 6],
+    /// An Ethernet interface (ARPHRD_ETHER, a non-zero MAC): link frames can be built.
+    pub ethernet: bool,
     /// Every address on it, in the kernel's order.
     pub addrs: Vec<IpAddr>,
 }
@@ -17,6 +19,7 @@ impl Iface {
             return Ok(None);
         };
         let mut mac = [0u8; 6];
+        let mut ethernet = false;
         let mut addrs = Vec::new();
         let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
         // SAFETY: getifaddrs fills a list we free below; we only read entries.
@@ -47,6 +50,7 @@ impl Iface {
                     let ll = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_ll) };
                     if ll.sll_halen == 6 {
                         mac.copy_from_slice(&ll.sll_addr[..6]);
+                        ethernet = ll.sll_hatype == libc::ARPHRD_ETHER && mac != [0; 6];
                     }
                 }
                 _ => {}
@@ -57,6 +61,7 @@ impl Iface {
             name: name.to_string(),
             index,
             mac,
+            ethernet,
             addrs,
         }))
     }

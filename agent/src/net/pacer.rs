@@ -271,6 +271,9 @@ impl Drop for Slot {
     }
 }
 
+/// One frame due now: its slot, destination and bytes.
+type Due<'a> = (u64, &'a SockAddr, &'a [u8]);
+
 struct Live {
     frames: Frames,
     socket: Arc<Socket>,
@@ -319,24 +322,96 @@ fn run(rx: mpsc::Receiver<Msg>, rt: Realtime) {
                 )
             })
         });
+        // Every frame due now, one `sendmmsg` per socket (the link socket carries every
+        // multicast advert of the process).
+        let mut batches: Vec<(&Socket, Vec<Due>)> = Vec::new();
         for slot in due {
             let Some(l) = live.get(&slot) else { continue };
-            let mut sent = false;
-            for (to, bytes) in &l.frames {
-                // The check right before the send: a slot stopped meanwhile sends nothing.
-                if l.shared.version.load(Ordering::Acquire) == 0 {
-                    break;
-                }
-                if l.socket.send_to(bytes, to).is_ok() {
-                    l.shared.sent.inc();
-                    sent = true;
-                }
+            // The check right before the batch goes: a slot stopped meanwhile sends nothing.
+            if l.shared.version.load(Ordering::Acquire) == 0 {
+                continue;
             }
-            if let Some(beat) = l.beat.as_ref().filter(|_| sent) {
-                beat.beat(now);
+            let at = match batches
+                .iter()
+                .position(|(s, _)| std::ptr::eq(*s, &*l.socket))
+            {
+                Some(i) => i,
+                None => {
+                    batches.push((&l.socket, Vec::new()));
+                    batches.len() - 1
+                }
+            };
+            for (to, bytes) in &l.frames {
+                batches[at].1.push((slot, to, bytes));
+            }
+        }
+        for (socket, frames) in &batches {
+            let msgs: Vec<(&SockAddr, &[u8])> = frames.iter().map(|f| (f.1, f.2)).collect();
+            // A slot's frames are consecutive in its batch: it is beaten once, at its
+            // first frame sent.
+            let mut beaten = None;
+            for (ok, (slot, ..)) in send_all(socket, &msgs).into_iter().zip(frames) {
+                let Some(l) = live.get(slot).filter(|_| ok) else {
+                    continue;
+                };
+                l.shared.sent.inc();
+                if beaten != Some(*slot) {
+                    beaten = Some(*slot);
+                    if let Some(beat) = &l.beat {
+                        beat.beat(now);
+                    }
+                }
             }
         }
     }
+}
+
+/// Sends `msgs` on `socket` with as few `sendmmsg` calls as it takes (one, unless a
+/// message fails: it is skipped and the rest go on). Whether each one was sent.
+fn send_all(socket: &Socket, msgs: &[(&SockAddr, &[u8])]) -> Vec<bool> {
+    use std::os::fd::AsRawFd;
+    let mut iov: Vec<libc::iovec> = msgs
+        .iter()
+        .map(|(_, b)| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
+    let iov_at = iov.as_mut_ptr();
+    let mut hdrs: Vec<libc::mmsghdr> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, (to, _))| {
+            // SAFETY: an all-zero mmsghdr is valid; the pointers set below outlive the call.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = to.len();
+            // SAFETY: `i` is within `iov`.
+            h.msg_hdr.msg_iov = unsafe { iov_at.add(i) };
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    let mut ok = vec![false; msgs.len()];
+    let mut at = 0;
+    while at < msgs.len() {
+        // SAFETY: `hdrs[at..]` are initialised headers whose buffers live in `msgs`/`iov`.
+        let n = unsafe {
+            libc::sendmmsg(
+                socket.as_raw_fd(),
+                hdrs[at..].as_mut_ptr(),
+                (msgs.len() - at) as u32,
+                0,
+            )
+        };
+        if n > 0 {
+            ok[at..at + n as usize].fill(true);
+            at += n as usize;
+        } else {
+            at += 1;
+        }
+    }
+    ok
 }
 
 fn handle(m: Msg, schedule: &mut Schedule, live: &mut HashMap<u64, Live>) {

@@ -64,6 +64,8 @@ pub struct Series {
     pub priority_effective: prometheus_client::metrics::gauge::Gauge,
     pub priority_configured: prometheus_client::metrics::gauge::Gauge,
     pub adverts_sent: prometheus_client::metrics::counter::Counter,
+    /// Observed for every advert heard: looked up once, not by label hash each time.
+    pub advert_gap: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl Series {
@@ -73,6 +75,7 @@ impl Series {
             priority_effective: m.priority_effective.get_or_create(labels).clone(),
             priority_configured: m.priority_configured.get_or_create(labels).clone(),
             adverts_sent: m.adverts_sent.get_or_create(labels).clone(),
+            advert_gap: m.advert_gap.get_or_create(labels).clone(),
         }
     }
 }
@@ -326,10 +329,12 @@ pub fn vips_of(ic: &InstanceConfig, ifindex: u32) -> anyhow::Result<Vec<Vip>> {
 const SELF_FENCE_INTERVALS: u32 = 3;
 
 /// What an instance sends through that the process shares: the advert pacer thread,
-/// and one GARP / NA sender per interface.
+/// one GARP / NA sender per interface, the link socket.
 pub struct Senders<'a> {
     pub pacer: &'a pacer::Pacer,
     pub announcers: &'a mut Announcers,
+    /// The link-layer socket multicast adverts go out on (see [`crate::net::tx`]).
+    pub link: &'a Arc<socket2::Socket>,
 }
 
 pub fn prepare(
@@ -341,7 +346,11 @@ pub fn prepare(
     metrics: Arc<Metrics>,
     senders: Senders<'_>,
 ) -> anyhow::Result<Running> {
-    let Senders { pacer, announcers } = senders;
+    let Senders {
+        pacer,
+        announcers,
+        link,
+    } = senders;
     let iface = Iface::read(&ic.interface)?
         .ok_or_else(|| anyhow!("interface {:?} does not exist", ic.interface))?;
     let vips = vips_of(ic, iface.index)?;
@@ -364,8 +373,16 @@ pub fn prepare(
         V3Checksum::NoPseudoHeader => ChecksumStyle::NoPseudoHeader,
         V3Checksum::PseudoHeaderMulticast => ChecksumStyle::PseudoHeaderMulticast,
     };
-    let sender = AdvertSender::new(&ic.interface, iface.index, src, &ic.unicast_peers, style)
-        .with_context(|| format!("opening the advert socket on {}", ic.interface))?;
+    let link = iface.ethernet.then_some((link, iface.mac));
+    let sender = AdvertSender::new(
+        &ic.interface,
+        iface.index,
+        src,
+        &ic.unicast_peers,
+        style,
+        link,
+    )
+    .with_context(|| format!("opening the advert socket on {}", ic.interface))?;
     let announcer = announcers.get(&ic.interface, iface.index, iface.mac)?;
     let mut core = Core::new(
         settings(ic, src),

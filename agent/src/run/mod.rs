@@ -100,6 +100,8 @@ pub struct Router {
     pacer: crate::net::pacer::Pacer,
     /// The GARP / NA senders, one per interface.
     announcers: crate::net::announce::Announcers,
+    /// The link-layer socket multicast adverts go out on.
+    link: Arc<socket2::Socket>,
     instances: Vec<Running>,
     by_key: HashMap<VridKey, usize>,
     attached: Vec<String>,
@@ -268,6 +270,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         dp,
         pacer,
         announcers: Default::default(),
+        link: crate::net::tx::link_socket().context("opening the link-layer advert socket")?,
         instances: Vec::new(),
         by_key: HashMap::new(),
         attached: Vec::new(),
@@ -484,9 +487,8 @@ impl Router {
                 let r = &mut self.instances[i];
                 r.master_src = Some(ev.src);
                 if let Some(last) = r.last_advert_ns.replace(ev.ts_ns) {
-                    r.metrics
+                    r.series
                         .advert_gap
-                        .get_or_create(&r.labels)
                         .observe(ev.ts_ns.saturating_sub(last) as f64 / 1e9);
                 }
                 VrrpInput::Advert {

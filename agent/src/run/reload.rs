@@ -317,6 +317,7 @@ impl Router {
             super::instance::Senders {
                 pacer: &self.pacer,
                 announcers: &mut self.announcers,
+                link: &self.link,
             },
         )
         .map(|mut r| {
