@@ -46,14 +46,19 @@ pub fn sum_words(p: Pkt, off: usize, words: usize) -> Option<u64> {
         if done >= len {
             break;
         }
-        let n = if len - done > CHUNK { CHUNK } else { len - done };
+        let n = if len - done > CHUNK {
+            CHUNK
+        } else {
+            len - done
+        };
         // The verifier cannot follow the min above (the compiler tests `words`, not
         // `len`): read back through memory, the mask survives optimisation and bounds
         // the size for it. It changes nothing (n <= 512, a multiple of 4).
         // SAFETY: a read of a local.
         let n = unsafe { core::ptr::read_volatile(&n) } & (2 * CHUNK - 4);
         // SAFETY: `done + n <= SCRATCH_LEN`, inside the scratch value.
-        let r = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, buf.add(done).cast(), n as u32, 0) };
+        let r =
+            unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, buf.add(done).cast(), n as u32, 0) };
         if r < 0 {
             return None;
         }
