@@ -1062,7 +1062,7 @@ fn another_host_claiming_a_held_vip_is_reported_at_most_every_20_ms() {
     assert_eq!(dp.run(&nd_frame(other, 135, vip, client)), XDP_PASS);
     assert_eq!(claims(&mut dp), [(IpAddr::V6(vip), 4, other)]);
     // Given up: nothing more.
-    dp.dp.unhold_vip(test_ifindex(), vip.into()).unwrap();
+    dp.dp.unhold_vip(test_ifindex(), vip.into(), false).unwrap();
     std::thread::sleep(Duration::from_millis(25));
     assert_eq!(dp.run(&nd_frame(other, 136, vip, vip)), XDP_PASS);
     assert!(claims(&mut dp).is_empty());

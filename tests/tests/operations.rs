@@ -43,11 +43,16 @@ fn metrics_status_switchover_maintenance_and_events() {
     ) && state_of(
         &b, "w"
     ) == "BACKUP"));
-    // Counters from the kernel are folded in once a second.
-    std::thread::sleep(Duration::from_millis(1500));
-
-    // Metrics, scraped over HTTP.
+    // Metrics, scraped over HTTP. Counters from the kernel are folded in once a second:
+    // scraped once ten adverts are in (a fixed pause raced the fold).
     let l = r#"{iname="w",intf="eth0",vrid="41"}"#;
+    assert!(wait_until(Duration::from_secs(5), || {
+        sample(
+            &scrape(&nb.ns),
+            &format!("xvrrpd_vrrp_adverts_received_total{l}"),
+        )
+        .is_some_and(|n| n >= 10.0)
+    }));
     let ma = scrape(&na.ns);
     let mb = scrape(&nb.ns);
     assert_eq!(

@@ -91,6 +91,10 @@ pub struct Datapath {
     ebpf: Ebpf,
     /// Size of the connection tables (tracked, tickled), fixed at load.
     conn_table: u32,
+    /// TICKLED may hold entries (only this process adds them). Walking an empty hash map
+    /// still visits each of its buckets: with 1 000 instances, the walks for VIPs that
+    /// never tickled were most of an agent's stop.
+    tickles_maybe: bool,
 }
 
 fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> DatapathError {
@@ -135,7 +139,11 @@ impl Datapath {
             }
             _ => DatapathError::Verifier(e),
         })?;
-        Ok(Self { ebpf, conn_table })
+        Ok(Self {
+            ebpf,
+            conn_table,
+            tickles_maybe: false,
+        })
     }
 
     /// How many connections each connection table holds.
@@ -299,6 +307,7 @@ impl Datapath {
         conns: &[ConnKey],
         until_ns: u64,
     ) -> Result<usize, DatapathError> {
+        self.tickles_maybe = true;
         let mut h: HashMap<&mut MapData, ConnKey, u64> = self.hash_mut("TICKLED")?;
         let mut listed = 0;
         for k in conns {
@@ -318,28 +327,44 @@ impl Datapath {
         vip: Option<(u32, IpAddr)>,
         now_ns: u64,
     ) -> Result<usize, DatapathError> {
+        if !self.tickles_maybe {
+            return Ok(0);
+        }
         let mut h: HashMap<&mut MapData, ConnKey, u64> = self.hash_mut("TICKLED")?;
         let key = vip.map(|(ifindex, addr)| vip_key(ifindex, addr));
-        let gone: Vec<ConnKey> = h
+        let all: Vec<(ConnKey, u64)> = h.iter().filter_map(Result::ok).collect();
+        let gone: Vec<ConnKey> = all
             .iter()
-            .filter_map(Result::ok)
             .filter(|(k, until)| match key {
                 Some(v) => k.ifindex == v.ifindex && k.family == v.family && k.vip == v.addr,
                 None => *until < now_ns,
             })
-            .map(|(k, _)| k)
+            .map(|(k, _)| *k)
             .collect();
         for k in &gone {
             let _ = h.remove(k);
+        }
+        if gone.len() == all.len() {
+            self.tickles_maybe = false;
         }
         Ok(gone.len())
     }
 
     /// Stops tracking a VIP given up, and forgets its connections (the next master
-    /// tracks them). Returns how many were forgotten.
-    pub fn unhold_vip(&mut self, ifindex: u32, addr: IpAddr) -> Result<usize, DatapathError> {
+    /// tracks them). Returns how many were forgotten. `known_none`: the agent saw no
+    /// connection to it added, and none of the datapath's reports was ever lost, so the
+    /// table holds none to walk for (an empty hash map's walk visits every bucket).
+    pub fn unhold_vip(
+        &mut self,
+        ifindex: u32,
+        addr: IpAddr,
+        known_none: bool,
+    ) -> Result<usize, DatapathError> {
         let key = vip_key(ifindex, addr);
         absent_ok(self.held_map()?.remove(&key), "HELD")?;
+        if known_none && self.global_stat(gstat::CONN_RING_FULL)? == 0 {
+            return Ok(0);
+        }
         let mut conns: HashMap<&mut MapData, ConnKey, u64> = self.hash_mut("CONNS")?;
         let gone: Vec<ConnKey> = conns
             .keys()
@@ -410,6 +435,16 @@ impl Datapath {
     }
 
     /// Global counters summed over CPUs, indexed by [`gstat`] / reason.
+    /// One of the datapath's global counters, summed over the CPUs.
+    pub fn global_stat(&self, slot: u32) -> Result<u64, DatapathError> {
+        let map = self
+            .ebpf
+            .map("STATS")
+            .ok_or(DatapathError::Missing("map STATS"))?;
+        let arr: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(map_err("STATS"))?;
+        Ok(arr.get(&slot, 0).map_err(map_err("STATS"))?.iter().sum())
+    }
+
     pub fn global_stats(&self) -> Result<[u64; gstat::COUNT as usize], DatapathError> {
         let map = self
             .ebpf

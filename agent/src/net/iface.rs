@@ -12,15 +12,16 @@ pub struct Iface {
     pub addrs: Vec<IpAddr>,
 }
 
-impl Iface {
-    /// Reads the interface now. None when it does not exist.
-    pub fn read(name: &str) -> std::io::Result<Option<Self>> {
-        let Some(index) = crate::datapath::ifindex(name) else {
-            return Ok(None);
-        };
-        let mut mac = [0u8; 6];
-        let mut ethernet = false;
-        let mut addrs = Vec::new();
+/// One `getifaddrs` snapshot of every interface: an agent preparing N instances reads the
+/// host once, not N times (each read lists every address, the VIPs included).
+pub struct Ifaces {
+    /// By the name `getifaddrs` gives (an IPv4 address with a label comes under the label).
+    by_name: std::collections::HashMap<String, Iface>,
+}
+
+impl Ifaces {
+    pub fn read() -> std::io::Result<Self> {
+        let mut by_name: std::collections::HashMap<String, Iface> = Default::default();
         let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
         // SAFETY: getifaddrs fills a list we free below; we only read entries.
         if unsafe { libc::getifaddrs(&mut head) } != 0 {
@@ -30,40 +31,81 @@ impl Iface {
         while !cur.is_null() {
             let ifa = unsafe { &*cur };
             cur = ifa.ifa_next;
-            let ifname = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-            if ifname.to_bytes() != name.as_bytes() || ifa.ifa_addr.is_null() {
+            if ifa.ifa_addr.is_null() {
                 continue;
             }
+            let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+                .to_string_lossy()
+                .into_owned();
+            let e = by_name.entry(name.clone()).or_insert_with(|| Iface {
+                name,
+                index: 0,
+                mac: [0; 6],
+                ethernet: false,
+                addrs: Vec::new(),
+            });
             let family = unsafe { (*ifa.ifa_addr).sa_family } as i32;
             match family {
                 libc::AF_INET => {
                     let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                    addrs.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    e.addrs.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
                         sin.sin_addr.s_addr,
                     ))));
                 }
                 libc::AF_INET6 => {
                     let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-                    addrs.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+                    e.addrs
+                        .push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
                 }
                 libc::AF_PACKET => {
                     let ll = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_ll) };
+                    e.index = ll.sll_ifindex as u32;
                     if ll.sll_halen == 6 {
-                        mac.copy_from_slice(&ll.sll_addr[..6]);
-                        ethernet = ll.sll_hatype == libc::ARPHRD_ETHER && mac != [0; 6];
+                        e.mac.copy_from_slice(&ll.sll_addr[..6]);
+                        e.ethernet = ll.sll_hatype == libc::ARPHRD_ETHER && e.mac != [0; 6];
                     }
                 }
                 _ => {}
             }
         }
         unsafe { libc::freeifaddrs(head) };
-        Ok(Some(Self {
+        Ok(Self { by_name })
+    }
+
+    /// Interface `name` as of the snapshot. None when it does not exist now.
+    pub fn get(&self, name: &str) -> Option<Iface> {
+        let index = crate::datapath::ifindex(name)?;
+        let mut i = self.by_name.get(name).cloned().unwrap_or(Iface {
             name: name.to_string(),
             index,
-            mac,
-            ethernet,
-            addrs,
-        }))
+            mac: [0; 6],
+            ethernet: false,
+            addrs: Vec::new(),
+        });
+        i.index = index;
+        Some(i)
+    }
+
+    /// Is `addr` on the interface with index `ifindex` (under its name or a label of it)?
+    pub fn holds(&self, ifindex: u32, addr: IpAddr) -> bool {
+        let Some(base) = self
+            .by_name
+            .values()
+            .find(|i| i.index == ifindex)
+            .map(|i| i.name.as_str())
+        else {
+            return false;
+        };
+        self.by_name.values().any(|i| {
+            (i.name == base || i.name.split(':').next() == Some(base)) && i.addrs.contains(&addr)
+        })
+    }
+}
+
+impl Iface {
+    /// Reads the interface now. None when it does not exist.
+    pub fn read(name: &str) -> std::io::Result<Option<Self>> {
+        Ok(Ifaces::read()?.get(name))
     }
 
     /// The first IPv4 address that is not one of `vips`.
@@ -95,5 +137,14 @@ mod tests {
         assert_eq!(lo.primary_v4(&[]), Some(Ipv4Addr::LOCALHOST));
         assert_eq!(lo.primary_v4(&[IpAddr::V4(Ipv4Addr::LOCALHOST)]), None);
         assert!(Iface::read("nosuchif0").unwrap().is_none());
+    }
+
+    #[test]
+    fn one_snapshot_answers_which_address_is_on_which_interface() {
+        let all = Ifaces::read().unwrap();
+        let lo = all.get("lo").expect("lo exists");
+        assert!(all.holds(lo.index, IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert!(!all.holds(lo.index, "192.0.2.1".parse().unwrap()));
+        assert!(!all.holds(u32::MAX, IpAddr::V4(Ipv4Addr::LOCALHOST)));
     }
 }

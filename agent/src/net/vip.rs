@@ -78,18 +78,6 @@ fn find(
         .execute()
 }
 
-/// Is `vip` on its interface now?
-pub async fn present(handle: &Handle, vip: &Vip) -> Result<bool, VipError> {
-    let first = std::pin::pin!(find(handle, vip))
-        .try_next()
-        .await
-        .map_err(|source| VipError::Remove {
-            addr: vip.addr,
-            source,
-        })?;
-    Ok(first.is_some())
-}
-
 /// Removes `vip` with one request naming it (address and prefix): no dump of every
 /// address on the host, which made releasing N VIPs cost N² (1 000 VIPs: the last
 /// priority-0 advert of a stopping agent went out 0.6 s after the first). An address

@@ -21,7 +21,7 @@ use crate::{
     mysql::guard::Guard,
     net::{
         announce::{Announcer, Announcers},
-        iface::Iface,
+        iface::Ifaces,
         monotonic_ns, pacer,
         tx::AdvertSender,
         vip::{self, Vip},
@@ -278,19 +278,12 @@ impl Running {
 
 /// Removes the instance's VIPs found on their interfaces (left by a crashed agent) before
 /// its election: a restarted node owns nothing until it wins again.
-pub async fn clear_leftovers(name: &str, vips: &[Vip], nl: &rtnetlink::Handle) {
-    for v in vips {
-        match vip::present(nl, v).await {
-            Ok(false) => {}
-            Ok(true) => {
-                warn!(instance = %name, vip = %v.addr, "VIP left on the interface (earlier crash?): removing it before the election");
-                if let Err(e) = vip::remove(nl, v).await {
-                    warn!(instance = %name, vip = %v.addr, error = %e, "removing a leftover VIP");
-                }
-            }
-            Err(e) => {
-                warn!(instance = %name, vip = %v.addr, error = %e, "looking for a leftover VIP")
-            }
+/// Removes the instance's VIPs that `ifaces` (read at start) shows on their interfaces.
+pub async fn clear_leftovers(name: &str, vips: &[Vip], ifaces: &Ifaces, nl: &rtnetlink::Handle) {
+    for v in vips.iter().filter(|v| ifaces.holds(v.ifindex, v.addr)) {
+        warn!(instance = %name, vip = %v.addr, "VIP left on the interface (earlier crash?): removing it before the election");
+        if let Err(e) = vip::remove(nl, v).await {
+            warn!(instance = %name, vip = %v.addr, error = %e, "removing a leftover VIP");
         }
     }
 }
@@ -328,13 +321,14 @@ pub fn vips_of(ic: &InstanceConfig, ifindex: u32) -> anyhow::Result<Vec<Vip>> {
 /// may have been replaced (every Master_Down_Interval is longer than three intervals).
 const SELF_FENCE_INTERVALS: u32 = 3;
 
-/// What an instance sends through that the process shares: the advert pacer thread,
-/// one GARP / NA sender per interface, the link socket.
-pub struct Senders<'a> {
+/// What the process shares with the instances it prepares: the advert pacer thread, one
+/// GARP / NA sender per interface, the link socket, and one reading of the interfaces.
+pub struct Shared<'a> {
     pub pacer: &'a pacer::Pacer,
     pub announcers: &'a mut Announcers,
     /// The link-layer socket multicast adverts go out on (see [`crate::net::tx`]).
     pub link: &'a Arc<socket2::Socket>,
+    pub ifaces: &'a Ifaces,
 }
 
 pub fn prepare(
@@ -344,14 +338,16 @@ pub fn prepare(
     notify: UnboundedSender<Transition>,
     events: EventSink,
     metrics: Arc<Metrics>,
-    senders: Senders<'_>,
+    shared: Shared<'_>,
 ) -> anyhow::Result<Running> {
-    let Senders {
+    let Shared {
         pacer,
         announcers,
         link,
-    } = senders;
-    let iface = Iface::read(&ic.interface)?
+        ifaces,
+    } = shared;
+    let iface = ifaces
+        .get(&ic.interface)
         .ok_or_else(|| anyhow!("interface {:?} does not exist", ic.interface))?;
     let vips = vips_of(ic, iface.index)?;
     let vip_addrs: Vec<IpAddr> = vips.iter().map(|v| v.addr).collect();
@@ -383,7 +379,7 @@ pub fn prepare(
         link,
     )
     .with_context(|| format!("opening the advert socket on {}", ic.interface))?;
-    let announcer = announcers.get(&ic.interface, iface.index, iface.mac)?;
+    let announcer = announcers.get(&ic.interface, iface.index, iface.mac, iface.link_local_v6())?;
     let mut core = Core::new(
         settings(ic, src),
         ic.mysql.as_ref().map(|g| g.on_catchup_timeout),
@@ -469,6 +465,11 @@ pub async fn apply(
     nl: &rtnetlink::Handle,
     dp: &mut Datapath,
 ) {
+    // Nothing decided, nothing to show: a routine advert to a backup (thousands a second
+    // at scale). A write instance's role may change its gauges without an action.
+    if actions.is_empty() && r.cfg.mysql.is_none() {
+        return;
+    }
     for a in actions {
         match a {
             Action::Transition(t) => {
@@ -572,10 +573,14 @@ pub async fn apply(
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 // Its connections are the next master's to track; they are told to go.
                 let leaving: Vec<crate::conntrack::Conn> = r.conns.iter().copied().collect();
+                // None known, none dropped: the kernel table is not walked. A connection
+                // whose report is still queued stays there, for a VIP no longer held, and
+                // ages out like any silent one.
+                let known_none = leaving.is_empty() && r.conns.dropped == 0;
                 r.conns.clear();
                 r.metrics.conns_tracked.get_or_create(&r.labels).set(0);
                 for v in &r.vips {
-                    if let Err(e) = dp.unhold_vip(v.ifindex, v.addr) {
+                    if let Err(e) = dp.unhold_vip(v.ifindex, v.addr, known_none) {
                         warn!(instance = %r.cfg.name, error = %e, "forgetting the VIP's client connections");
                     }
                     if let Err(e) = dp.forget_tickles(Some((v.ifindex, v.addr)), 0) {

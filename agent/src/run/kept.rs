@@ -22,6 +22,10 @@ use crate::role::Memory;
 /// The file as written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Kept {
+    /// Counts the writes: of the two slots, the higher one is the newer (absent in files
+    /// written before the slots: 0).
+    #[serde(default)]
+    generation: u64,
     /// `/proc/sys/kernel/random/boot_id` when written (None: unreadable).
     boot_id: Option<String>,
     /// The anti-flap hold's end on the wall clock (ms since the epoch; 0: none).
@@ -47,18 +51,22 @@ pub fn path(dir: &Path, node: &str, instance: &str) -> PathBuf {
     dir.join(format!("{}-{}.state", clean(node), clean(instance)))
 }
 
-/// The [`Memory`] a previous agent left, in this boot's monotonic terms (unreadable
-/// counts as none, with a warning).
-pub fn recall(path: &Path, anti_flap: Duration) -> Option<Memory> {
+/// The two slots of `path`, written in turn: each write overwrites the older one in
+/// place, so a write torn by a crash leaves the newer intact. (A temporary file renamed
+/// over the old one cost a new inode per write: with 1 000 instances changing state at
+/// once, ext4's search for a free inode past the recently deleted ones made each write
+/// slower than the last, most of an agent's stop.)
+fn slots(path: &Path) -> [PathBuf; 2] {
+    let mut alt = path.as_os_str().to_owned();
+    alt.push(".alt");
+    [path.to_path_buf(), PathBuf::from(alt)]
+}
+
+/// The slot's content, if it parses (`None`: absent; an unreadable one is warned about).
+fn read_slot(path: &Path) -> Option<Kept> {
     let text = std::fs::read_to_string(path).ok()?;
     match serde_json::from_str::<Kept>(&text) {
-        Ok(k) => Some(translate(
-            k,
-            boot_id().as_deref(),
-            crate::net::monotonic_ns(),
-            unix_ms(),
-            anti_flap,
-        )),
+        Ok(k) => Some(k),
         Err(e) => {
             warn!(file = %path.display(), error = %e, "ignoring an unreadable state file");
             None
@@ -66,11 +74,38 @@ pub fn recall(path: &Path, anti_flap: Duration) -> Option<Memory> {
     }
 }
 
-/// Writes `m` whole (a temporary file renamed over the old one).
+/// The newer readable slot, and its index.
+fn newest(path: &Path) -> Option<(usize, Kept)> {
+    slots(path)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| read_slot(p).map(|k| (i, k)))
+        .max_by_key(|(_, k)| k.generation)
+}
+
+/// The [`Memory`] a previous agent left, in this boot's monotonic terms (unreadable
+/// counts as none, with a warning).
+pub fn recall(path: &Path, anti_flap: Duration) -> Option<Memory> {
+    let (_, k) = newest(path)?;
+    Some(translate(
+        k,
+        boot_id().as_deref(),
+        crate::net::monotonic_ns(),
+        unix_ms(),
+        anti_flap,
+    ))
+}
+
+/// Writes `m` whole, over the older slot.
 pub fn remember(path: &Path, m: Memory) -> std::io::Result<()> {
     let now = crate::net::monotonic_ns();
     let left = m.hold_until_ns.saturating_sub(now);
+    let (slot, generation) = match newest(path) {
+        Some((i, k)) => (1 - i, k.generation + 1),
+        None => (0, 1),
+    };
     let kept = Kept {
+        generation,
         boot_id: boot_id(),
         hold_until_unix_ms: if left > 0 {
             unix_ms() + left / 1_000_000
@@ -79,9 +114,7 @@ pub fn remember(path: &Path, m: Memory) -> std::io::Result<()> {
         },
         memory: m,
     };
-    let tmp = path.with_extension("state.tmp");
-    std::fs::write(&tmp, serde_json::to_string(&kept)?)?;
-    std::fs::rename(&tmp, path)
+    std::fs::write(&slots(path)[slot], serde_json::to_string(&kept)?)
 }
 
 /// The kept memory in this boot's terms. Another boot (or an unknown one): the
@@ -112,11 +145,16 @@ fn translate(
     }
 }
 
+/// This boot's id, read once.
 fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
+    .clone()
 }
 
 fn unix_ms() -> u64 {
@@ -133,6 +171,7 @@ mod tests {
 
     fn kept(boot: &str, hold_unix_ms: u64, m: Memory) -> Kept {
         Kept {
+            generation: 1,
             boot_id: Some(boot.into()),
             hold_until_unix_ms: hold_unix_ms,
             memory: m,
@@ -214,6 +253,50 @@ mod tests {
         // An unknown boot is another boot.
         let got = translate(kept("x", 0, m), None, 10 * S, 0, Duration::from_secs(300));
         assert_eq!(got.hold_until_ns, 0);
+    }
+
+    #[test]
+    fn the_newest_write_is_recalled_and_a_torn_one_leaves_the_one_before() {
+        let dir = std::env::temp_dir().join(format!("xvrrpd-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = path(&dir, "db1", "write");
+        let af = Duration::from_secs(300);
+        assert_eq!(recall(&p, af), None);
+        let m = |master| Memory {
+            master,
+            ..Memory::default()
+        };
+        for (i, master) in [true, false, true, false, true].into_iter().enumerate() {
+            remember(&p, m(master)).unwrap();
+            assert_eq!(recall(&p, af).map(|r| r.master), Some(master), "write {i}");
+        }
+        // Five writes, two slots: the newer (master) in slot 0, the one before in slot 1.
+        let [a, b] = slots(&p);
+        std::fs::write(&a, "{\"generation\": 9, \"boot_id\": nul").unwrap();
+        assert_eq!(
+            recall(&p, af).map(|r| r.master),
+            Some(false),
+            "torn: the one before"
+        );
+        remember(&p, m(true)).unwrap();
+        assert_eq!(recall(&p, af).map(|r| r.master), Some(true));
+        assert!(b.exists());
+        // A file from before the slots (no generation) is still read.
+        std::fs::remove_file(&b).unwrap();
+        std::fs::write(
+            &a,
+            serde_json::to_string(&Kept {
+                generation: 0,
+                boot_id: None,
+                hold_until_unix_ms: 0,
+                memory: m(true),
+            })
+            .unwrap()
+            .replace("\"generation\":0,", ""),
+        )
+        .unwrap();
+        assert_eq!(recall(&p, af).map(|r| r.master), Some(true));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

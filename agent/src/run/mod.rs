@@ -198,10 +198,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     // Before the slow part of starting (loading the XDP program): a VIP a killed agent
     // left behind answers ARP for it, against the master elsewhere, until it goes. A
     // configuration error here is reported below, where the instance is prepared.
-    for ic in &cfg.instances {
-        if let Ok(Some(iface)) = crate::net::iface::Iface::read(&ic.interface) {
-            if let Ok(vips) = instance::vips_of(ic, iface.index) {
-                instance::clear_leftovers(&ic.name, &vips, &nl).await;
+    if let Ok(ifaces) = crate::net::iface::Ifaces::read() {
+        for ic in &cfg.instances {
+            if let Some(iface) = ifaces.get(&ic.interface) {
+                if let Ok(vips) = instance::vips_of(ic, iface.index) {
+                    instance::clear_leftovers(&ic.name, &vips, &ifaces, &nl).await;
+                }
             }
         }
     }
@@ -316,11 +318,25 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     info!(instances = router.instances.len(), "running");
 
     loop {
-        let next = router
-            .instances
-            .iter()
-            .filter_map(|r| r.core.next_wake())
-            .min();
+        // One pass: the earliest wake-up and the instances due then (only they are
+        // ticked; one whose deadline a datapath event moved earlier meanwhile is found
+        // by the next pass, at once).
+        let mut next: Option<Instant> = None;
+        let mut due: Vec<usize> = Vec::new();
+        for (i, r) in router.instances.iter().enumerate() {
+            let Some(w) = r.core.next_wake() else {
+                continue;
+            };
+            match next {
+                Some(n) if w > n => {}
+                Some(n) if w == n => due.push(i),
+                _ => {
+                    next = Some(w);
+                    due.clear();
+                    due.push(i);
+                }
+            }
+        }
         let sleep = next.map_or(ROUTINE_READ, |d| {
             Duration::from_nanos(d.0.saturating_sub(monotonic_ns())).min(ROUTINE_READ)
         });
@@ -352,7 +368,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                     _ => Instant(raw),
                 };
                 let Router { instances, nl, dp, .. } = &mut router;
-                for r in instances.iter_mut() {
+                for &i in &due {
+                    let Some(r) = instances.get_mut(i) else { continue };
                     if r.core.next_wake().is_some_and(|d| d <= now) {
                         let actions = r.core.handle(Input::Vrrp(VrrpInput::Tick { now }));
                         apply(r, actions, nl, dp).await;

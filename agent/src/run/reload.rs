@@ -139,6 +139,7 @@ impl Router {
         };
         let witness = new.witness.as_ref().map(|w| (w, &witness_tls));
         let mut started: HashMap<String, (Running, Option<Server>)> = HashMap::new();
+        let ifaces = crate::net::iface::Ifaces::read().context("reading the interfaces")?;
         for ic in new
             .instances
             .iter()
@@ -149,7 +150,7 @@ impl Router {
                 None => None,
             };
             let r = self
-                .prepare_instance(ic, witness)
+                .prepare_instance(ic, witness, &ifaces)
                 .with_context(|| format!("instance {:?}", ic.name))?;
             started.insert(ic.name.clone(), (r, server));
         }
@@ -244,7 +245,9 @@ impl Router {
             if let Some(r) = kept.remove(&ic.name) {
                 self.instances.push(r);
             } else if let Some((mut r, server)) = started.remove(&ic.name) {
-                instance::clear_leftovers(&r.cfg.name, &r.vips, &self.nl).await;
+                // The snapshot may show a VIP removed since (a replaced instance's):
+                // removing an absent address is a no-op.
+                instance::clear_leftovers(&r.cfg.name, &r.vips, &ifaces, &self.nl).await;
                 if let Err(e) = self.dp.set_params(r.key, r.params) {
                     problems.push(format!("instance {:?}: datapath parameters: {e}", ic.name));
                 }
@@ -301,6 +304,7 @@ impl Router {
             &crate::config::WitnessConfig,
             &Option<crate::witness::tls::Tls>,
         )>,
+        ifaces: &crate::net::iface::Ifaces,
     ) -> anyhow::Result<Running> {
         let id = self.next_id;
         self.next_id += 1;
@@ -314,10 +318,11 @@ impl Router {
             ntx,
             self.sink(),
             self.metrics.clone(),
-            super::instance::Senders {
+            super::instance::Shared {
                 pacer: &self.pacer,
                 announcers: &mut self.announcers,
                 link: &self.link,
+                ifaces,
             },
         )
         .map(|mut r| {
