@@ -44,14 +44,13 @@ fn metrics_status_switchover_maintenance_and_events() {
         &b, "w"
     ) == "BACKUP"));
     // Metrics, scraped over HTTP. Counters from the kernel are folded in once a second:
-    // scraped once ten adverts are in (a fixed pause raced the fold).
+    // scraped once ten adverts (ten gaps) are in both (a fixed pause raced the fold).
     let l = r#"{iname="w",intf="eth0",vrid="41"}"#;
     assert!(wait_until(Duration::from_secs(5), || {
-        sample(
-            &scrape(&nb.ns),
-            &format!("xvrrpd_vrrp_adverts_received_total{l}"),
-        )
-        .is_some_and(|n| n >= 10.0)
+        let m = scrape(&nb.ns);
+        ["adverts_received_total", "advert_gap_seconds_count"]
+            .iter()
+            .all(|k| sample(&m, &format!("xvrrpd_vrrp_{k}{l}")).is_some_and(|n| n >= 10.0))
     }));
     let ma = scrape(&na.ns);
     let mb = scrape(&nb.ns);
