@@ -446,15 +446,9 @@ impl Datapath {
     }
 
     pub fn global_stats(&self) -> Result<[u64; gstat::COUNT as usize], DatapathError> {
-        let map = self
-            .ebpf
-            .map("STATS")
-            .ok_or(DatapathError::Missing("map STATS"))?;
-        let arr: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(map_err("STATS"))?;
         let mut out = [0u64; gstat::COUNT as usize];
         for (i, slot) in out.iter_mut().enumerate() {
-            let per_cpu = arr.get(&(i as u32), 0).map_err(map_err("STATS"))?;
-            *slot = per_cpu.iter().sum();
+            *slot = self.global_stat(i as u32)?;
         }
         Ok(out)
     }
