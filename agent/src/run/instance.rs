@@ -993,7 +993,9 @@ pub fn start_witness(
         tls,
         // Within the holder's time after a renewal, with room for a second try.
         (timing.holder_valid() / 2).min(std::time::Duration::from_millis(500)),
-    );
+    )
+    // A renewal commits in a few ms on a LAN; half a renew interval is one that hangs.
+    .with_attempt((timing.renew_every / 2).max(std::time::Duration::from_millis(20)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let id = r.id;
     tokio::spawn(async move {

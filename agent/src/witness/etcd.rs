@@ -114,6 +114,8 @@ pub struct Client {
     tls: Option<super::tls::Tls>,
     /// The bound on one request, all endpoints tried included.
     timeout: Duration,
+    /// The bound on one member's try (at most its share of `timeout`).
+    attempt: Duration,
     /// The member that answered last: tried first.
     preferred: usize,
     /// One kept-alive connection per member: a renewal every few tens of ms must not
@@ -136,9 +138,20 @@ impl Client {
             me,
             tls,
             timeout,
+            attempt: timeout,
             preferred: 0,
             conns,
         }
+    }
+
+    /// Bounds each member's try at `attempt`. When etcd's leader dies, the followers
+    /// forward a write to it until they notice (an election timeout), and such a write
+    /// is never answered: waiting the whole share of the bound on it would delay the
+    /// next try past the new leader's election. A write abandoned that way may still
+    /// take; the lease counts such a write from its first try.
+    pub fn with_attempt(mut self, attempt: Duration) -> Self {
+        self.attempt = attempt.min(self.timeout);
+        self
     }
 
     /// Sends `req`: the first member that answers decides; Failed when none does in time.
@@ -153,8 +166,8 @@ impl Client {
             if left.is_zero() {
                 break;
             }
-            // Each member gets a fair share of what is left.
-            let share = left / (n - i) as u32;
+            // Each member gets a fair share of what is left, and no more than a try.
+            let share = (left / (n - i) as u32).min(self.attempt);
             match tokio::time::timeout(share, self.post(at, path, &body)).await {
                 Ok(Ok(v)) => match parse(req, &v) {
                     Ok(a) => {

@@ -143,6 +143,11 @@ struct Held {
     revision: i64,
     /// When the last renewal that succeeded was sent.
     renewed_sent: Instant,
+    /// When the first renewal expecting `revision` was sent. Every write that can move
+    /// the key from `revision` to a new one naming this node was sent then or later, so
+    /// a renewal whose answer was lost (abandoned, or beaten by a second try) and that
+    /// took after all counts from here.
+    first_try: Option<Instant>,
     /// A `Free` was sent and no renewal has succeeded since: the key may be free (its
     /// answer lost) and a successor may hold it already, so this node may not write
     /// under it again until a renewal's compare-and-swap proves it still holds it.
@@ -240,8 +245,12 @@ impl Lease {
         }
         if self.inflight.is_none() && now >= self.next {
             if let Some(r) = self.request(now) {
-                if let (Request::Free { .. }, Some(h)) = (&r, &mut self.held) {
-                    h.leaving = true;
+                match (&r, &mut self.held) {
+                    (Request::Free { .. }, Some(h)) => h.leaving = true,
+                    (Request::Write { expect, .. }, Some(h)) if *expect == Some(h.revision) => {
+                        h.first_try.get_or_insert(now);
+                    }
+                    _ => {}
                 }
                 self.inflight = Some((r.clone(), now));
                 out.push(Action::Send(r));
@@ -300,11 +309,19 @@ impl Lease {
                     let ours = k
                         .as_ref()
                         .filter(|k| k.holder == self.me && k.term == h.term);
-                    if let Some(k) = ours {
-                        // A renewal whose answer was lost took after all: its revision is
-                        // the one to renew, but its time is not known (the deadline stays).
+                    if let Some(k) = ours.filter(|k| k.revision > h.revision) {
+                        // A renewal whose answer was lost took after all: it was sent no
+                        // earlier than the first try at the revision it replaced. Renew
+                        // from its revision at once, so the deadline moves with a time
+                        // known exactly.
+                        if let Some(t) = h.first_try.take() {
+                            h.renewed_sent = h.renewed_sent.max(t);
+                        }
                         h.revision = k.revision;
-                    } else {
+                        if self.want == Want::Hold {
+                            soon = Some(now);
+                        }
+                    } else if ours.is_none() {
                         let h = *h;
                         self.held = None;
                         let taken = k.as_ref().is_some_and(|k| !k.holder.is_empty());
@@ -328,6 +345,7 @@ impl Lease {
                     term,
                     revision,
                     renewed_sent: sent,
+                    first_try: None,
                     leaving: false,
                 });
                 self.last_term = self.last_term.max(term);

@@ -530,3 +530,36 @@ fn a_free_that_never_took_is_undone_by_a_renewal() {
     assert!(out.contains(&Action::Acquired { term: 1 }), "{out:?}");
     assert!(a.may_write(at(282)));
 }
+
+/// An etcd leader dies: a renewal forwarded to it hangs and is abandoned, yet the write
+/// took (the new leader committed it). The retry's compare-and-swap finds the key naming
+/// this node at a newer revision: the holder's time counts from the first try at the
+/// revision it replaced (no write could have moved it earlier), and it renews from the
+/// new revision at once instead of a renew interval later.
+#[test]
+fn a_renewal_that_took_after_all_counts_from_its_first_try() {
+    let mut etcd = Etcd::default();
+    let mut a = holding(&mut etcd);
+    // The renewal due at 102 ms takes in etcd, but its answer never comes.
+    let renew = a.tick(at(102));
+    let _ = etcd.apply("db1", &sends(&renew)[0]);
+    assert!(a.answer(Answer::Failed, at(140)).is_empty());
+    // The retry expects the old revision: a conflict naming db1.
+    let retry = a.tick(at(150));
+    assert_eq!(sends(&retry), sends(&renew), "the same compare-and-swap");
+    let out = exchange(&mut a, "db1", &mut etcd, &retry, 152);
+    assert!(
+        a.may_write(at(601)) && !a.may_write(at(602)),
+        "counted from the first try at 102 ms, not from the last success at 1 ms"
+    );
+    // Renewed from the new revision at once.
+    assert!(
+        matches!(sends(&out).as_slice(), [Request::Write { .. }]),
+        "{out:?}"
+    );
+    assert!(exchange(&mut a, "db1", &mut etcd, &out, 153).is_empty());
+    assert!(
+        a.may_write(at(651)) && !a.may_write(at(652)),
+        "renewed as sent at 152 ms"
+    );
+}
