@@ -205,6 +205,13 @@ impl Workload {
             Self::Bank => "bank",
         }
     }
+    /// The table it writes most.
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::Insert => "lab.w",
+            Self::Bank => "lab.acct",
+        }
+    }
 }
 
 /// Which client writes (the insert workload).
@@ -311,6 +318,11 @@ pub struct LabOptions {
     /// Once the old master is back and replicates again (verified: both threads
     /// running), hand the write role back to it.
     pub give_back: Option<GiveBack>,
+    /// With `give_back: Preempt`: before the hand-back, db1's replication is stopped
+    /// by hand and its applier held by a read lock, so it falls behind db2. It must not
+    /// preempt while behind (its agent says BEHIND), even past its anti-flap hold; the
+    /// lock released, it catches up and preempts.
+    pub old_master_behind: bool,
     /// Revoke this global privilege from db2's agent account before the fault: the pair
     /// must stay safe without it (no stale promotion, a clear error).
     pub revoke_on_db2: Option<&'static str>,
@@ -368,6 +380,7 @@ impl Default for LabOptions {
             witness_tls: true,
             verbose: false,
             give_back: None,
+            old_master_behind: false,
             revoke_on_db2: None,
         }
     }
@@ -380,6 +393,10 @@ pub struct LabReport {
     /// before the role went back, and ms from its recovery until it held the write VIP
     /// on a writable server again.
     pub old_master_replicated: Option<bool>,
+    /// With `old_master_behind`: what db1's agent said while behind (`xvrrpd status`),
+    /// and whether db1 held the write VIP at any look while it was behind.
+    pub behind_said: Option<String>,
+    pub preempted_while_behind: bool,
     pub given_back_ms: Option<f64>,
     /// Longest gap between two acknowledged writes, from the fault on (ms).
     pub outage_ms: f64,
@@ -505,6 +522,12 @@ impl LabReport {
         }
         if let Some(ms) = self.given_back_ms {
             fencing.push_str(&format!(" given_back_ms={ms:.1}"));
+        }
+        if self.behind_said.is_some() {
+            fencing.push_str(&format!(
+                " preempted_while_behind={}",
+                self.preempted_while_behind
+            ));
         }
         if self.stale_client {
             fencing.push_str(&format!(" stale_acked={}", self.stale_acked.len()));
@@ -962,6 +985,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     let mut greeting_rx = None;
     let applier_lock = &mut applier_lock;
     let (mut old_master_replicated, mut given_back_ms) = (None, None);
+    let (mut behind_said, mut preempted_while_behind) = (None, false);
     let result = (|| -> Result<(u64, Held)> {
         pause(opts.steady, stop)?;
         if let Some(delay) = opts.survivor_applier_delay {
@@ -980,36 +1004,13 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             pause(delay, stop)?;
         }
         if opts.stop_survivor_replication {
-            // Its agent may start it again (a backup it calls ready replicates): the read
-            // lock keeps the applier from catching up all the same, until the recovery.
-            let table = match opts.workload {
-                Workload::Insert => "lab.w",
-                Workload::Bank => "lab.acct",
-            };
-            let db = &nodes[1].db;
-            // The applier first, then the receiver a moment later: what the receiver got
-            // meanwhile sits in the relay log unapplied, as when a DBA stops replication
-            // on a busy replica (its applier behind its receiver). Stopped before the
-            // lock: STOP SLAVE waits for an applier blocked on it.
-            db.sql(opts.flavor.stop_applier())?;
-            pause(Duration::from_millis(200), stop)?;
-            db.sql(opts.flavor.stop_replica())?;
-            *applier_lock = Some(
-                std::process::Command::new("mariadb")
-                    .args(["--no-defaults", "-uroot"])
-                    .arg(format!("--socket={}", db.socket.display()))
-                    .arg("-e")
-                    .arg(format!("LOCK TABLES {table} READ; SELECT SLEEP(600)"))
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .context("holding a read lock on db2")?,
-            );
+            *applier_lock = Some(stop_by_hand(&nodes[1].db, opts, stop)?);
             note(
                 &timeline,
                 v,
                 format!(
-                    "db2's replication stopped by hand, {table} read-locked: it falls behind db1"
+                    "db2's replication stopped by hand, {} read-locked: it falls behind db1",
+                    opts.workload.table()
                 ),
             );
             pause(Duration::from_millis(500), stop)?;
@@ -1085,6 +1086,11 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
                     nodes[0].db.replica_status()
                 );
             }
+            if opts.old_master_behind {
+                let (said, preempted) = behind_old_master(opts, &nodes, fault_ns, &timeline, stop)?;
+                behind_said = Some(said);
+                preempted_while_behind = preempted;
+            }
             note(
                 &timeline,
                 v,
@@ -1146,6 +1152,8 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         fault_ns,
         recovered_ns,
         old_master_replicated,
+        behind_said,
+        preempted_while_behind,
         given_back_ms,
         write_vip: crate::chaos::vip_stats(&vip[0], &vip[1], fault_ns, end_ns),
         write_vip_after: crate::chaos::vip_stats(
@@ -1481,6 +1489,88 @@ fn describe(e: &serde_json::Value) -> String {
         ),
         _ => e.to_string(),
     }
+}
+
+/// Stops `db`'s replication as a DBA does on a busy replica, and holds its applier back
+/// with a read lock on the workload's table (its agent may start replication again: the
+/// lock keeps it from catching up all the same). The applier first, then the receiver a
+/// moment later: what the receiver got meanwhile sits in the relay log unapplied. Stopped
+/// before the lock: STOP SLAVE waits for an applier blocked on it. Kill the returned
+/// client to release the lock.
+fn stop_by_hand(db: &Db, opts: &LabOptions, stop: &AtomicBool) -> Result<std::process::Child> {
+    db.sql(opts.flavor.stop_applier())?;
+    pause(Duration::from_millis(200), stop)?;
+    db.sql(opts.flavor.stop_replica())?;
+    std::process::Command::new("mariadb")
+        .args(["--no-defaults", "-uroot"])
+        .arg(format!("--socket={}", db.socket.display()))
+        .arg("-e")
+        .arg(format!(
+            "LOCK TABLES {} READ; SELECT SLEEP(600)",
+            opts.workload.table()
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("holding a read lock")
+}
+
+/// db1, back and replicating, is put behind db2 by hand before it may preempt: its
+/// agent must say BEHIND and leave db2 serving past its anti-flap hold; once the lock
+/// is released it catches up, and the caller waits for the preemption. (What db1's
+/// agent said, whether db1 held the write VIP at any look meanwhile.)
+fn behind_old_master(
+    opts: &LabOptions,
+    nodes: &[DbNode],
+    fault_ns: u64,
+    timeline: &Timeline,
+    stop: &AtomicBool,
+) -> Result<(String, bool)> {
+    let v = opts.verbose;
+    let mut lock = stop_by_hand(&nodes[0].db, opts, stop)?;
+    note(
+        timeline,
+        v,
+        format!(
+            "db1's replication stopped by hand, {} read-locked: it falls behind db2",
+            opts.workload.table()
+        ),
+    );
+    let behind = || match &nodes[0].agent {
+        Some(Agent::X(r)) => r.status().ok().and_then(|s| {
+            s["instances"].as_array().and_then(|a| {
+                a.iter()
+                    .find(|i| i["name"] == "write")
+                    .and_then(|i| i["behind"].as_str().map(str::to_string))
+            })
+        }),
+        _ => None,
+    };
+    let mut said = None;
+    let mut preempted = false;
+    // Until 3 s past the anti-flap hold (counted from the fault, a little before db1
+    // left mastership), and at least until db1 said so.
+    let until = fault_ns + (opts.anti_flap + Duration::from_secs(3)).as_nanos() as u64;
+    let give_up = mono_ns() + Duration::from_secs(30).as_nanos() as u64;
+    while (mono_ns() < until || said.is_none()) && mono_ns() < give_up {
+        if stop.load(Ordering::SeqCst) {
+            bail!("stopped");
+        }
+        preempted |= has_addr(nodes[0].ns, WRITE_VIP);
+        if said.is_none() {
+            said = behind();
+            if let Some(s) = &said {
+                note(timeline, v, format!("db1 says BEHIND: {s}"));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = lock.kill();
+    let _ = lock.wait();
+    note(timeline, v, "db1's read lock released".into());
+    let said =
+        said.with_context(|| format!("db1 never said it was behind:\n{}", nodes[0].agent_log()))?;
+    Ok((said, preempted))
 }
 
 fn inject(

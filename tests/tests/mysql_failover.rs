@@ -855,3 +855,52 @@ fn behind_by_hand_after_a_false_master_down(flavor: DbFlavor) {
     );
     assert_eq!(r.acked_lost_final, 0, "acknowledged writes lost");
 }
+
+/// A preempt back to a node that fell behind: db1, back after its mysqld was killed and
+/// replicating again, has its replication stopped by hand and its applier held by a read
+/// lock. Its agent says BEHIND (`xvrrpd status`) and does not preempt, even 3 s past its
+/// anti-flap hold: db2 keeps serving. The lock released, db1 catches up and preempts:
+/// no acknowledged increment missing on the server holding the VIP at any moment.
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn a_node_behind_by_hand_does_not_preempt_until_it_holds_the_masters_writes() {
+    behind_then_preempt(DbFlavor::Mariadb);
+}
+
+#[test]
+#[ignore = "needs root, MySQL 9.7 (cargo xtask setup); run by cargo xtask test"]
+fn mysql_a_node_behind_by_hand_does_not_preempt_until_it_holds_the_masters_writes() {
+    behind_then_preempt(DbFlavor::Mysql);
+}
+
+fn behind_then_preempt(flavor: DbFlavor) {
+    let r = lab(LabOptions {
+        flavor,
+        workload: Workload::Bank,
+        give_back: Some(GiveBack::Preempt),
+        old_master_behind: true,
+        anti_flap: Duration::from_secs(15),
+        ..quick(Fault::MysqldKill)
+    });
+    let said = r.behind_said.as_deref().expect("db1 never said BEHIND");
+    assert!(
+        said.contains("transactions missing from the peer"),
+        "{said}"
+    );
+    assert!(
+        !r.preempted_while_behind,
+        "db1 took the write VIP while behind"
+    );
+    assert!(
+        r.given_back_ms.is_some(),
+        "db1 never preempted once current"
+    );
+    assert_eq!(r.dual_writable_ms, 0.0, "both servers were writable");
+    assert_eq!(
+        r.acked_increments_missing, 0,
+        "acknowledged increments missing on the server holding the VIP"
+    );
+    assert_one_history(&r);
+    assert_eq!(r.replication_errors, 0, "replication broke");
+    assert_eq!(r.final_owners, 1, "write VIP owners at the end");
+}

@@ -47,6 +47,12 @@ pub struct LabArgs {
     /// anti-flap hold, 5 s here, ends).
     #[arg(long)]
     pub then: Option<String>,
+    /// With `--then preempt`: db1, back and replicating, is put behind by hand first
+    /// (replication stopped, its applier held by a read lock). It must not preempt while
+    /// behind, even past its anti-flap hold (15 s here); the lock released, it catches
+    /// up and preempts.
+    #[arg(long)]
+    pub behind: bool,
     /// A second client whose ARP entry for the write VIP stays on db1 writes through it
     /// in a loop (with host-freeze: the host resumes network first, then mysqld, then
     /// the agent); the RESULT line counts what db1 acknowledged after db2 took over
@@ -69,6 +75,9 @@ pub fn run(args: LabArgs) -> Result<()> {
     let client = Client::parse(&args.client)?;
     let give_back = args.then.as_deref().map(GiveBack::parse).transpose()?;
     let flavor = xvrrpd_tests::DbFlavor::parse(&args.flavor)?;
+    if args.behind && give_back != Some(GiveBack::Preempt) {
+        bail!("--behind puts db1 behind before it preempts back: use it with --then preempt");
+    }
     if give_back.is_some() && args.classic {
         bail!("--then hands the role back with xvrrpd: not with --classic");
     }
@@ -100,8 +109,12 @@ pub fn run(args: LabArgs) -> Result<()> {
         resume_network_first: args.stale_client,
         verbose: true,
         give_back,
-        // A preemption back is the test: let it come soon after the old master is back.
-        anti_flap: if give_back == Some(GiveBack::Preempt) {
+        old_master_behind: args.behind,
+        // A preemption back is the test: let it come soon after the old master is back
+        // (with --behind: after db1 has been put behind and said so).
+        anti_flap: if args.behind {
+            Duration::from_secs(15)
+        } else if give_back == Some(GiveBack::Preempt) {
             Duration::from_secs(5)
         } else {
             LabOptions::default().anti_flap

@@ -45,6 +45,10 @@ pub struct InstanceStatus {
     /// Write instances: why the latest switchover was refused (nothing was fenced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switchover_refused: Option<String>,
+    /// Write instances: a backup whose applier does not keep up (`N transactions
+    /// missing from the peer (names)`): it does not preempt meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behind: Option<String>,
     /// A backup that does not preempt for now: anti-flap, or after a switchover.
     pub hold: Option<Hold>,
     /// Write instances with a witness: the fencing term of the write key held (None:
@@ -145,6 +149,9 @@ pub fn render(s: &Status) -> String {
         if i.blocked.is_some() {
             state.push_str(" (BLOCKED)");
         }
+        if i.behind.is_some() {
+            state.push_str(" (BEHIND)");
+        }
         let prio = if i.priority == i.configured_priority {
             i.priority.to_string()
         } else {
@@ -196,6 +203,14 @@ pub fn render(s: &Status) -> String {
         if let Some(b) = &i.blocked {
             out.push_str(&format!(
                 "\n{}: BLOCKED, read-only and out of the election until this works: {b}\n",
+                i.name
+            ));
+        }
+    }
+    for i in &s.instances {
+        if let Some(b) = &i.behind {
+            out.push_str(&format!(
+                "\n{}: BEHIND: {b}; no preemption until they are applied\n",
                 i.name
             ));
         }
@@ -258,6 +273,7 @@ mod tests {
                 errant: Vec::new(),
                 blocked: None,
                 switchover_refused: None,
+                behind: None,
                 hold: Some(Hold::Seconds(30.0)),
             }],
             trackers: vec![],

@@ -209,6 +209,8 @@ pub struct Instance {
     last_reset: Instant,
     /// In Fault: entered it as master (leaving it starts the anti-flap hold).
     fault_from_master: bool,
+    /// Backup: no preemption while set ([`Self::hold_preemption`]).
+    preempt_held: bool,
 }
 
 impl Instance {
@@ -229,6 +231,7 @@ impl Instance {
             hold_until: Instant(0),
             last_reset: Instant(0),
             fault_from_master: false,
+            preempt_held: false,
         }
     }
 
@@ -569,6 +572,9 @@ impl Instance {
         } else {
             now.after(self.settings.preempt_delay)
         };
+        if self.preempt_held {
+            return Instant::FOREVER;
+        }
         due.max(self.hold_until)
     }
 
@@ -588,6 +594,24 @@ impl Instance {
     /// No preemption before `until` (an anti-flap hold carried across an agent restart).
     pub fn hold_preemption_until(&mut self, until: Instant) {
         self.hold_until = self.hold_until.max(until);
+    }
+
+    /// Holds preemption while `held` (a write instance whose data is behind the
+    /// master's), whatever the anti-flap hold says; a master that fails is still taken
+    /// over from. Released, a preemption due goes ahead as if it had just become due.
+    pub fn hold_preemption(&mut self, held: bool, now: Instant) {
+        if held == self.preempt_held {
+            return;
+        }
+        self.preempt_held = held;
+        if self.preempt_at.is_some() {
+            self.preempt_at = Some(self.preempt_time(now));
+        }
+    }
+
+    /// Is preemption held (see [`Self::hold_preemption`])?
+    pub fn preemption_held(&self) -> bool {
+        self.preempt_held
     }
 
     /// Ends the anti-flap hold: for a node whose mastership never served (a write

@@ -83,6 +83,7 @@ pub struct Metrics {
     pub mysql_write_term: Family<Labels, Gauge>,
     pub mysql_divergent: Family<Labels, Gauge>,
     pub mysql_guard_blocked: Family<Labels, Gauge>,
+    pub mysql_behind: Family<Labels, Gauge>,
     pub tracker_up: Family<Labels, Gauge>,
     pub check_duration: Family<Labels, Histogram, Buckets>,
     pub check_failures: Family<Labels, Counter>,
@@ -123,6 +124,7 @@ impl Metrics {
             mysql_write_term: Family::default(),
             mysql_divergent: Family::default(),
             mysql_guard_blocked: Family::default(),
+            mysql_behind: Family::default(),
             tracker_up: Family::default(),
             check_duration: Family::new_with_constructor(Buckets(CHECK_BUCKETS)),
             check_failures: Family::default(),
@@ -260,6 +262,11 @@ impl Metrics {
             m.mysql_guard_blocked.clone(),
         );
         reg.register(
+            "mysql_behind",
+            "Write instance, backup: the peer's transactions its server still lacks a look (2 s) after the look that found them (its applier does not keep up); no preemption while above 0",
+            m.mysql_behind.clone(),
+        );
+        reg.register(
             "tracker_up",
             "Tracker status: 1 healthy, 0 failing",
             m.tracker_up.clone(),
@@ -337,6 +344,7 @@ impl Metrics {
             &self.mysql_write_term,
             &self.mysql_divergent,
             &self.mysql_guard_blocked,
+            &self.mysql_behind,
         ] {
             f.remove(inst);
         }
@@ -479,6 +487,7 @@ mod tests {
             &m.mysql_write_term,
             &m.mysql_divergent,
             &m.mysql_guard_blocked,
+            &m.mysql_behind,
             &m.tracker_up,
             &m.mysql_read_only,
             &m.conns_tracked,

@@ -223,6 +223,18 @@ pub fn rejoin(look: &Look) -> Rejoin {
     }
 }
 
+/// What this server (`local`, now) still lacks of the peer's transactions as an
+/// earlier look found them (`before`, with the peer's origin), when the rule says it
+/// lacks something now (`now.missing`): a replica keeping up applies in milliseconds
+/// what a look a poll later still finds missing. Empty: current, or the peer is the
+/// stale side (nothing of its own to miss).
+pub fn behind(now: &Rejoin, before: &Executed, origin: &Origin, local: &Executed) -> Vec<Extra> {
+    if now.missing.is_empty() {
+        return Vec::new();
+    }
+    before.beyond(local, origin)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,5 +374,31 @@ mod tests {
             ranges: vec![(1, 5), (7, 7)],
         };
         assert_eq!(count(&[m, y]), 16_152 + 6);
+    }
+
+    /// Behind: what the peer held a look ago and this server still lacks. A replica
+    /// that applied it is current even if the peer wrote more since.
+    #[test]
+    fn behind_is_what_the_last_look_found_and_is_still_missing() {
+        let u = "3E11FA47-71CA-11E1-9E33-C80AA9429562".to_lowercase();
+        let origin = Origin::Mysql(u.clone());
+        let set = |s: &str| Executed::mysql(&format!("{u}:{s}")).unwrap();
+        let look = |peer_extra, own_term, p| Look {
+            own_extra: vec![],
+            peer_extra,
+            own_term,
+            peer: p,
+        };
+        let lacking = rejoin(&look(extra("theirs"), 1, peer(2, false)));
+        // The peer had 1-100 at the last look.
+        let before = set("1-100");
+        // Applied up to 95: 5 behind.
+        let late = behind(&lacking, &before, &origin, &set("1-95"));
+        assert_eq!(count(&late), 5);
+        // Applied all of it (the peer is at 1-130 now): current.
+        assert!(behind(&lacking, &before, &origin, &set("1-100")).is_empty());
+        // Nothing missing by the rule (a stale peer): never behind.
+        let stale = rejoin(&look(extra("theirs"), 3, peer(2, false)));
+        assert!(behind(&stale, &before, &origin, &set("1-95")).is_empty());
     }
 }

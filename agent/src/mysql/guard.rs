@@ -95,6 +95,9 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// a reconnect, tens of milliseconds late, while the resumed server took writes (chaos,
 /// hung mysqld: both writable for 4–8 ms in 2 runs of 4).
 const FENCE_WAIT: Duration = Duration::from_secs(30);
+/// A backup is behind when it still lacks the peer's transactions of a look at least
+/// this old.
+const BEHIND_AFTER: Duration = Duration::from_secs(1);
 /// How long a server that must be fenced may answer nothing before `on_hung = "kill"`
 /// kills it: well inside the peer's [`PEER_HUNG`], which starts counting no earlier than
 /// this fence (the peer takes over on this node's priority-0 advert, sent after it).
@@ -119,6 +122,13 @@ const TERM_POLL: Duration = Duration::from_millis(100);
 const REJOIN_POLL: Duration = Duration::from_secs(2);
 
 /// One slice of the catch-up wait: the target applied, and whether the applier runs.
+/// The sets one comparison with the peer looked at.
+struct Sets {
+    local: Executed,
+    theirs: Executed,
+    peer_origin: Origin,
+}
+
 struct Slice {
     reached: bool,
     applying: bool,
@@ -780,6 +790,11 @@ impl Worker {
         let name = self.name.clone();
         let mut said: Option<Standing> = None;
         let mut last_error = String::new();
+        // The peer's transactions at the last look: what this server still lacks of them
+        // a look later, it is behind on.
+        // Judged against a look at least BEHIND_AFTER old (looks come every 100 ms while
+        // waiting for a term): a replica keeping up applies in milliseconds.
+        let mut before: Option<(Sets, Instant)> = None;
         loop {
             if let Some(next) = self.newer() {
                 return next;
@@ -801,19 +816,34 @@ impl Worker {
             // it is not ready, whatever else the look found.
             let mut blocked = None;
             let mut compared = false;
+            let mut behind = None;
             // A server that replicates from nobody has no peer to be behind: it is
             // compared with nothing, and current.
             let look = match self.peer_server().await {
-                Err(e) if e == NO_PEER => Ok(divergence::Rejoin {
-                    errant: Vec::new(),
-                    replicate: false,
-                    missing: Vec::new(),
-                }),
-                _ => self.compare().await,
+                Err(e) if e == NO_PEER => Ok((
+                    divergence::Rejoin {
+                        errant: Vec::new(),
+                        replicate: false,
+                        missing: Vec::new(),
+                    },
+                    None,
+                )),
+                _ => self.compare_sets().await.map(|(r, s)| (r, Some(s))),
             };
             let errant = match look {
-                Ok(r) => {
+                Ok((r, sets)) => {
                     compared = true;
+                    let due = before
+                        .as_ref()
+                        .is_none_or(|(_, at)| at.elapsed() >= BEHIND_AFTER);
+                    if let (Some((was, _)), Some(now), true) = (&before, &sets, due) {
+                        let late =
+                            divergence::behind(&r, &was.theirs, &was.peer_origin, &now.local);
+                        behind = Some((!late.is_empty()).then_some(late));
+                    }
+                    if due || sets.is_none() {
+                        before = sets.map(|s| (s, Instant::now()));
+                    }
                     last_error.clear();
                     match self.replicate(r.replicate).await {
                         Err(error) => {
@@ -880,7 +910,21 @@ impl Worker {
                     }
                 }
             };
-            if said.as_ref() != Some(&standing) {
+            // Judged this look (Some), or not yet due: as last said.
+            let standing = match (standing, behind, &said) {
+                (Standing::Ready, Some(Some(late)), _) => Standing::Behind {
+                    missing: divergence::count(&late),
+                    names: divergence::names(&late).join(","),
+                },
+                (Standing::Ready, None, Some(b @ Standing::Behind { .. })) => b.clone(),
+                (s, _, _) => s,
+            };
+            // Behind by another count is still behind: said once.
+            let changed = match (&said, &standing) {
+                (Some(Standing::Behind { .. }), Standing::Behind { .. }) => false,
+                (was, now) => was.as_ref() != Some(now),
+            };
+            if changed {
                 match &standing {
                     Standing::Divergent { errant } => warn!(
                         instance = %name,
@@ -896,6 +940,12 @@ impl Worker {
                         step = %b.step,
                         error = %b.error,
                         "BLOCKED: read-only and out of the election until this works"
+                    ),
+                    Standing::Behind { missing, names } => warn!(
+                        instance = %name,
+                        missing,
+                        names = %names,
+                        "BEHIND: the peer's transactions of the last look are still not applied here; no preemption until they are (a failover still catches up first)"
                     ),
                     _ => {}
                 }
@@ -978,6 +1028,12 @@ impl Worker {
 
     /// One look at both servers' executed transactions and promotions.
     async fn compare(&mut self) -> Result<divergence::Rejoin, String> {
+        self.compare_sets().await.map(|(r, _)| r)
+    }
+
+    /// [`Self::compare`], with the sets it looked at: this server's executed
+    /// transactions and the peer's (with its origin).
+    async fn compare_sets(&mut self) -> Result<(divergence::Rejoin, Sets), String> {
         let name = self.name.clone();
         let (conn, flavor, _) = self.connection().await?;
         let flavor = *flavor;
@@ -996,12 +1052,20 @@ impl Worker {
             Err(_) => return Err(format!("the peer did not answer within {PEER_ANSWER:?}")),
         };
         let (local, theirs) = (local?, theirs?);
-        Ok(divergence::rejoin(&divergence::Look {
+        let r = divergence::rejoin(&divergence::Look {
             own_extra: local.beyond(&theirs, &origin),
             peer_extra: theirs.beyond(&local, &peer_origin),
             own_term: own.own,
             peer: peer_term,
-        }))
+        });
+        Ok((
+            r,
+            Sets {
+                local,
+                theirs,
+                peer_origin,
+            },
+        ))
     }
 
     /// After starting replication: are its threads running (the applier, and the

@@ -120,6 +120,11 @@ pub enum Standing {
     /// the peer refused or broken, a statement promotion needs refused): out of the
     /// election until a look finds it works.
     Blocked(Blocked),
+    /// Ready, except that it still lacks peer transactions a look a poll earlier found
+    /// (`missing` of them, `names`): its applier does not keep up (stopped by hand, held
+    /// by a lock, a long transaction). It does not preempt a live master with them
+    /// missing; it still takes over from a failed one, whose promotion catches up first.
+    Behind { missing: u64, names: String },
 }
 
 /// A safety step that failed, and so blocks what it protects: the server stays
@@ -312,6 +317,14 @@ pub enum Event {
     },
     /// A switchover's fence landed; the master hands over now.
     SwitchoverFenced,
+    /// This backup lacks peer transactions a look a poll earlier found: it does not
+    /// preempt until they are applied.
+    Behind {
+        missing: u64,
+        names: String,
+    },
+    /// A backup that was behind holds what the peer had: it may preempt again.
+    Current,
     /// A switchover was refused before anything was fenced: the peer could not take over
     /// without losing acknowledged writes (behind, not replicating, not answering).
     SwitchoverRefused {
@@ -423,6 +436,9 @@ struct WriteRole {
     errant: Vec<String>,
     /// The safety step its guard last reported failing (None: none).
     blocked: Option<Blocked>,
+    /// Behind the peer by this many transactions (named) at the guard's last look: no
+    /// preemption meanwhile.
+    behind: Option<(u64, String)>,
     /// The write lease, with a witness.
     lease: Option<Lease>,
     /// Master, waiting for the write key before it promotes.
@@ -516,6 +532,7 @@ impl Core {
                 unknowns: 0,
                 errant: Vec::new(),
                 blocked: None,
+                behind: None,
                 lease: None,
                 awaiting_lease: false,
                 own_key_term: None,
@@ -609,6 +626,14 @@ impl Core {
     /// Write instances: the failed safety step that keeps it out of the election.
     pub fn guard_blocked(&self) -> Option<&Blocked> {
         self.write.as_ref().and_then(|w| w.blocked.as_ref())
+    }
+    /// Write instances: the peer transactions this backup is behind on (how many, which),
+    /// while it holds off preempting.
+    pub fn behind(&self) -> Option<(u64, &str)> {
+        self.write
+            .as_ref()
+            .and_then(|w| w.behind.as_ref())
+            .map(|(n, names)| (*n, names.as_str()))
     }
     /// Write instances: is it kept out of the election until the relay log is applied?
     pub fn blocked(&self) -> bool {
@@ -1175,7 +1200,20 @@ impl Core {
                     }
                     self.retrack(now, out);
                 }
+                Standing::Behind { missing, names } => {
+                    if w.behind.is_none() {
+                        out.push(Action::Event(Event::Behind {
+                            missing,
+                            names: names.clone(),
+                        }));
+                    }
+                    w.behind = Some((missing, names));
+                    self.engine.hold_preemption(true, now);
+                    self.standing_ready(now, out);
+                }
                 Standing::Uncompared => {
+                    self.current(now, out);
+                    let Some(w) = self.write.as_mut() else { return };
                     w.errant.clear();
                     w.blocked = None;
                     if w.block == Some(Block::Guard) {
@@ -1185,21 +1223,8 @@ impl Core {
                     }
                 }
                 Standing::Ready => {
-                    w.errant.clear();
-                    w.blocked = None;
-                    if matches!(
-                        w.block,
-                        Some(
-                            Block::Superseded { .. }
-                                | Block::Divergent
-                                | Block::Guard
-                                | Block::Unverified
-                        )
-                    ) {
-                        w.block = None;
-                        out.push(Action::Event(Event::CaughtUp));
-                        self.retrack(now, out);
-                    }
+                    self.current(now, out);
+                    self.standing_ready(now, out);
                 }
                 Standing::Waiting => {}
             },
@@ -1210,6 +1235,32 @@ impl Core {
 }
 
 impl Core {
+    /// The guard's look found nothing errant and nothing blocked: a block that waited
+    /// for such a look ends.
+    fn standing_ready(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(w) = self.write.as_mut() else { return };
+        w.errant.clear();
+        w.blocked = None;
+        if matches!(
+            w.block,
+            Some(Block::Superseded { .. } | Block::Divergent | Block::Guard | Block::Unverified)
+        ) {
+            w.block = None;
+            out.push(Action::Event(Event::CaughtUp));
+            self.retrack(now, out);
+        }
+    }
+
+    /// The guard's look found this backup holding what the peer had (or could not
+    /// tell): a preemption held for being behind may go ahead.
+    fn current(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(w) = self.write.as_mut() else { return };
+        if w.behind.take().is_some() {
+            out.push(Action::Event(Event::Current));
+            self.engine.hold_preemption(false, now);
+        }
+    }
+
     /// Runs `f` on the write lease (if any) and carries out what it says.
     fn lease(
         &mut self,

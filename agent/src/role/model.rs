@@ -279,6 +279,8 @@ enum Step {
         term: u64,
         await_term: Option<u64>,
         said: Option<Standing>,
+        /// The peer's own transactions at the last comparison (`held` of its origin).
+        before: Option<u64>,
     },
 }
 
@@ -724,6 +726,7 @@ impl Sim {
                 term,
                 await_term,
                 said: None,
+                before: None,
             },
         };
         self.guard_step(i);
@@ -881,6 +884,7 @@ impl Sim {
                 term,
                 await_term,
                 said,
+                before,
             } => {
                 let (s, p) = (&self.nodes[i].server, &self.nodes[1 - i].server);
                 let up = |s: &Server| s.alive && !s.hung;
@@ -891,6 +895,7 @@ impl Sim {
                             term,
                             await_term,
                             said: None,
+                            before,
                         };
                     }
                     self.guard_later(i, RETRY);
@@ -902,6 +907,7 @@ impl Sim {
                 };
                 let mut blocked = None;
                 let compared = self.reach() && up(p);
+                let peer_now = compared.then(|| p.held[1 - i]);
                 let errant = if compared {
                     let mut r = crate::mysql::divergence::rejoin(&self.look(i));
                     if !r.errant.is_empty() && self.undo_errant {
@@ -956,6 +962,19 @@ impl Sim {
                 } else {
                     Standing::Waiting
                 };
+                // Still lacking what the peer held a look ago (and something now):
+                // behind, as the guard's rule says.
+                let s = &self.nodes[i].server;
+                let lacks_now = peer_now.is_some_and(|n| n > s.held[1 - i]);
+                let standing = match (standing, before) {
+                    (Standing::Ready, Some(b)) if compared && lacks_now && b > s.held[1 - i] => {
+                        Standing::Behind {
+                            missing: b - s.held[1 - i],
+                            names: format!("node {}", 1 - i),
+                        }
+                    }
+                    (s, _) => s,
+                };
                 // The old guard said Ready whether or not it could compare.
                 let standing = if self.old_guard && standing == Standing::Uncompared {
                     Standing::Ready
@@ -980,6 +999,7 @@ impl Sim {
                         term,
                         await_term,
                         said: Some(standing),
+                        before: peer_now.or(before),
                     };
                     self.guard_later(i, wait);
                 }

@@ -1202,3 +1202,92 @@ proptest::proptest! {
         }
     }
 }
+
+/// A backup that outranks the master but whose applier does not keep up (its guard's
+/// looks find it still lacking the peer's transactions of the look before) does not
+/// preempt: the master keeps serving. Once a look finds it current, it preempts at
+/// once. A master that fails is still taken over from (its promotion catches up first).
+#[test]
+fn a_backup_behind_the_master_does_not_preempt_until_it_holds_its_writes() {
+    let mut c = write_core(200);
+    let a = fence_lands(&mut c, &[Action::Guard(Command::Demote { term: 1 })], 1);
+    let term = rejoin(&a, None);
+    // The master, at a lower priority, is heard from 10 ms on.
+    advert_from(&mut c, 10, "192.0.2.12", 100);
+    let behind = Standing::Behind {
+        missing: 12,
+        names: "u:1-12".into(),
+    };
+    let a = guard(
+        &mut c,
+        20,
+        Outcome::Standing {
+            term,
+            standing: behind.clone(),
+        },
+    );
+    assert!(
+        a.contains(&Action::Event(Event::Behind {
+            missing: 12,
+            names: "u:1-12".into()
+        })),
+        "{a:?}"
+    );
+    assert_eq!(c.behind(), Some((12, "u:1-12")));
+    // Adverts go on; long past the preemption time, still backup.
+    for ms in (20..2_000).step_by(10) {
+        let a = advert_from(&mut c, ms, "192.0.2.12", 100);
+        assert!(
+            !a.iter()
+                .any(|a| matches!(a, Action::Guard(Command::Promote { .. }))),
+            "preempted while behind at {ms} ms: {a:?}"
+        );
+        c.handle(Input::Vrrp(VrrpInput::Tick { now: at(ms + 5) }));
+        assert_eq!(c.engine().state(), State::Backup);
+    }
+    // Said again with another count: no new event.
+    let a = guard(
+        &mut c,
+        2_001,
+        Outcome::Standing {
+            term,
+            standing: Standing::Behind {
+                missing: 3,
+                names: "u:10-12".into(),
+            },
+        },
+    );
+    assert!(
+        !a.iter()
+            .any(|a| matches!(a, Action::Event(Event::Behind { .. }))),
+        "{a:?}"
+    );
+    // Current: it preempts at once (its Master_Down_Timer ran out long ago).
+    let a = guard(
+        &mut c,
+        2_002,
+        Outcome::Standing {
+            term,
+            standing: Standing::Ready,
+        },
+    );
+    assert!(a.contains(&Action::Event(Event::Current)), "{a:?}");
+    assert_eq!(c.behind(), None);
+    let a = c.handle(Input::Vrrp(VrrpInput::Tick { now: at(2_003) }));
+    promotion(&a);
+
+    // Behind again as a fresh backup, and the master fails: it takes over.
+    let mut c = write_core(200);
+    let a = fence_lands(&mut c, &[Action::Guard(Command::Demote { term: 1 })], 1);
+    let term = rejoin(&a, None);
+    advert_from(&mut c, 10, "192.0.2.12", 100);
+    guard(
+        &mut c,
+        20,
+        Outcome::Standing {
+            term,
+            standing: behind,
+        },
+    );
+    promotion(&master_down(&mut c, 100));
+}

@@ -189,6 +189,9 @@ impl Running {
             m.mysql_guard_blocked
                 .get_or_create(&self.labels)
                 .set(self.core.guard_blocked().is_some() as i64);
+            m.mysql_behind
+                .get_or_create(&self.labels)
+                .set(self.core.behind().map_or(0, |(n, _)| n) as i64);
         }
     }
 
@@ -271,6 +274,10 @@ impl Running {
                 .guard_blocked()
                 .map(|b| format!("{}: {}", b.step, b.error)),
             switchover_refused: self.core.switchover_refused().map(str::to_string),
+            behind: self
+                .core
+                .behind()
+                .map(|(n, names)| format!("{n} transactions missing from the peer ({names})")),
             hold,
         }
     }
@@ -743,6 +750,15 @@ fn event(r: &Running, e: Event) {
         Event::StallCleared => serde_json::json!({
             "event": "stall_cleared", "ts_ns": ts_ns, "instance": name,
         }),
+        // The guard logged it with the count; the stream carries which.
+        Event::Behind { missing, names } => serde_json::json!({
+            "event": "behind", "ts_ns": ts_ns, "instance": name, "missing": missing,
+            "names": names,
+        }),
+        Event::Current => {
+            info!(instance = %name, "holds the peer's transactions again: preemption allowed");
+            serde_json::json!({"event": "current", "ts_ns": ts_ns, "instance": name})
+        }
         Event::SwitchoverRefused { reason } => serde_json::json!({
             "event": "switchover_refused", "ts_ns": ts_ns, "instance": name, "reason": reason,
         }),
