@@ -385,18 +385,6 @@ pub fn vip_stats(a: &[(u64, bool)], b: &[(u64, bool)], from: u64, to: u64) -> Vi
     st
 }
 
-/// The MAC address `ns` has cached for `ip` (None when absent or incomplete).
-pub fn neigh(ns: &str, ip: &str) -> Option<String> {
-    let out = ip_in(ns, &["neigh", "show", ip]).ok()?;
-    let mut words = out.split_whitespace();
-    while let Some(w) = words.next() {
-        if w == "lladdr" {
-            return words.next().map(str::to_string);
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

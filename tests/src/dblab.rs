@@ -948,20 +948,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     let stale_writer = match stale {
         Some(sc) => {
             let mac = crate::mac_of(&seg.nodes[0].ns, "eth0")?;
-            ip_in(
-                &sc.ns.name,
-                &[
-                    "neigh",
-                    "replace",
-                    WRITE_VIP,
-                    "lladdr",
-                    &mac,
-                    "dev",
-                    "eth0",
-                    "nud",
-                    "permanent",
-                ],
-            )?;
+            crate::pin_neighbour(&sc.ns, WRITE_VIP, &mac)?;
             let (done, writes) = (done.clone(), writes.clone());
             Some(spawn_in_ns(&sc.ns.name, move || stale_writer(done, writes)))
         }
@@ -1181,7 +1168,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     report.client_arp_ok = match holders.as_slice() {
         [h] => crate::mac_of(h.ns, "eth0")
             .ok()
-            .zip(crate::chaos::neigh(&client.ns.name, WRITE_VIP))
+            .zip(crate::neigh_mac(&client.ns, WRITE_VIP))
             .is_some_and(|(m, n)| m.eq_ignore_ascii_case(&n)),
         _ => false,
     };

@@ -816,6 +816,26 @@ pub fn mac_of(ns: &Netns, ifname: &str) -> Result<String> {
     bail!("no MAC for {ifname} in {}", ns.name)
 }
 
+/// Pins `ns`'s neighbour entry for `ip` on eth0 to `mac` (permanent): a client that
+/// missed every announcement, or behind a switch that still sends there.
+pub fn pin_neighbour(ns: &Netns, ip: &str, mac: &str) -> Result<()> {
+    ip_in(
+        &ns.name,
+        &[
+            "neigh",
+            "replace",
+            ip,
+            "lladdr",
+            mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ],
+    )
+    .map(drop)
+}
+
 /// The client's ARP entry for `ip` (its MAC), if any.
 pub fn neigh_mac(ns: &Netns, ip: &str) -> Option<String> {
     let out = ip_in(&ns.name, &["neigh", "show", ip]).ok()?;

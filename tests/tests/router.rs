@@ -227,21 +227,7 @@ fn a_client_with_a_stale_arp_entry_is_refused_by_the_old_master() {
     // A listener on node 1 and a client that keeps sending to node 1's MAC.
     let mut server = n0.command("python3").args(["-c", LISTEN]).spawn().unwrap();
     let mac = mac_of(n0, "eth0").unwrap();
-    xvrrpd_tests::ip_in(
-        &client.name,
-        &[
-            "neigh",
-            "replace",
-            VIP,
-            "lladdr",
-            &mac,
-            "dev",
-            "eth0",
-            "nud",
-            "permanent",
-        ],
-    )
-    .unwrap();
+    xvrrpd_tests::pin_neighbour(client, VIP, &mac).unwrap();
     let connect = || {
         let out = client
             .command("python3")

@@ -29,12 +29,16 @@ use crate::{
     config::{ErrantPolicy, HungPolicy, WriteGuardConfig},
     engine::Instant as EngineInstant,
     role::{
-        promotion::{
-            Answer, Failure, PeerLook, Promotion, Statement, Step, PEER_HUNG, PEER_POLL, RETRY,
-        },
+        promotion::{Answer, Failure, PeerLook, Promotion, Statement, Step, RETRY},
+        switchover::Holds,
         Blocked, Command, KeyTenure, Outcome, Standing, Verdict,
     },
 };
+
+/// The monotonic clock the step machines run on.
+fn engine_now() -> EngineInstant {
+    EngineInstant(crate::net::monotonic_ns())
+}
 
 /// The main loop's end of one guard.
 pub struct Guard {
@@ -238,7 +242,7 @@ impl Worker {
     /// Runs a promotion ([`Promotion`]: every rule is there) against the servers: each
     /// statement it asks for, answered with what happened. A newer command abandons it.
     async fn promote(&mut self, term: u64, key: Option<KeyTenure>) -> Option<Command> {
-        let now = || EngineInstant(crate::net::monotonic_ns());
+        let now = engine_now;
         let deadline = Instant::now() + self.cfg.catchup_timeout;
         let mut machine = Promotion::new(
             term,
@@ -327,7 +331,7 @@ impl Worker {
                     failed(e)
                 }
             },
-            Statement::StartReplication => match self.start_replication().await {
+            Statement::StartReplication => match self.replicate(true).await {
                 Ok(()) => Answer::Ok,
                 Err(f) => {
                     if !f.refused {
@@ -338,9 +342,9 @@ impl Worker {
             },
             Statement::StopReplication => match self.replicate(false).await {
                 Ok(()) => Answer::Ok,
-                Err(e) => {
+                Err(f) => {
                     self.conn = None;
-                    failed(e)
+                    Answer::Failed(f)
                 }
             },
             Statement::ServedLast => self.served_last().await.map_or_else(failed, Answer::Flag),
@@ -441,45 +445,56 @@ impl Worker {
     /// acknowledges them, and applies nothing). Otherwise refused, saying why; nothing
     /// is fenced either way (the core fences once the answer is yes).
     async fn ready_peer(&mut self, term: u64) -> Option<Command> {
+        use crate::role::switchover::{Answer, Check, Step};
         let start = Instant::now();
-        let deadline = start + self.cfg.catchup_timeout.max(PEER_HUNG);
+        let mut check = Check::new(term, engine_now(), self.cfg.catchup_timeout);
         let mut snapshot = None;
         let mut received = None;
         let mut peer_conn = None;
-        let refused = loop {
+        let mut answer = Answer::Next;
+        loop {
             if let Some(next) = self.newer() {
                 info!(instance = %self.name, "switchover check superseded");
                 return next;
             }
-            let late = Instant::now() >= deadline;
-            match self.peer_holds(&mut snapshot, &mut received, &mut peer_conn).await {
-                Ok(Ready::Yes) => break None,
-                // Stopped replication does not restart by waiting.
-                Ok(Ready::Never(why)) => break Some(why),
-                Ok(Ready::Behind(n, names)) if late => {
-                    break Some(format!(
-                        "BEHIND: the peer still lacks {n} of this server's transactions after {:?} ({names}): it would take over without them",
-                        start.elapsed()
-                    ))
+            answer = match check.step(engine_now(), answer) {
+                Step::Look => {
+                    match self
+                        .peer_holds(&mut snapshot, &mut received, &mut peer_conn)
+                        .await
+                    {
+                        Ok(holds) => Answer::Looked(holds),
+                        Err(error) => {
+                            peer_conn = None;
+                            Answer::Failed(Failure {
+                                refused: false,
+                                error,
+                            })
+                        }
+                    }
                 }
-                Err(e) if late => {
-                    break Some(format!("the peer's server cannot be read: {e}"))
+                Step::Wait(d) => {
+                    tokio::time::sleep(d).await;
+                    Answer::Next
                 }
-                Ok(Ready::Behind(..)) => {}
-                Err(_) => peer_conn = None,
-            }
-            tokio::time::sleep(PEER_POLL).await;
-        };
-        match &refused {
-            None => {
-                info!(instance = %self.name, took = ?start.elapsed(), "switchover: the peer holds this server's transactions")
-            }
-            Some(why) => {
-                warn!(instance = %self.name, reason = %why, "switchover refused: nothing fenced, still the master")
-            }
+                Step::Report(outcome) => {
+                    match &outcome {
+                        Outcome::PeerReady { refused: None, .. } => {
+                            info!(instance = %self.name, took = ?start.elapsed(), "switchover: the peer holds this server's transactions")
+                        }
+                        Outcome::PeerReady {
+                            refused: Some(why), ..
+                        } => {
+                            warn!(instance = %self.name, reason = %why, "switchover refused: nothing fenced, still the master")
+                        }
+                        _ => {}
+                    }
+                    (self.out)(outcome);
+                    Answer::Next
+                }
+                Step::End => return None,
+            };
         }
-        (self.out)(Outcome::PeerReady { term, refused });
-        None
     }
 
     /// One look of the switchover check: this server's executed transactions and the
@@ -490,7 +505,7 @@ impl Worker {
         snapshot: &mut Option<(Executed, Origin)>,
         received: &mut Option<Executed>,
         peer_conn: &mut Option<OwnConn>,
-    ) -> Result<Ready, String> {
+    ) -> Result<Holds, String> {
         let (conn, flavor, _) = self.connection().await?;
         let flavor = *flavor;
         if snapshot.is_none() {
@@ -519,14 +534,14 @@ impl Worker {
                     .filter(|e| !e.is_empty())
                     .collect::<Vec<_>>()
                     .join("; ");
-                return Ok(Ready::Never(format!(
+                return Ok(Holds::Never(format!(
                     "the peer does not replicate from this server (receiver running: {}, applier running: {}{}): it would take over without what this server acknowledged; start its replication first",
                     s.io_running,
                     s.sql_running,
                     if error.is_empty() { String::new() } else { format!(", {error}") }
                 )));
             }
-            None => return Ok(Ready::Never("the peer replicates from nobody: it would take over without what this server acknowledged".into())),
+            None => return Ok(Holds::Never("the peer replicates from nobody: it would take over without what this server acknowledged".into())),
         }
         let (theirs, _) = bounded(executed(c, flavor)).await?;
         let theirs = theirs?;
@@ -535,12 +550,12 @@ impl Worker {
             missing = r.beyond(&theirs, origin);
         }
         Ok(if missing.is_empty() {
-            Ready::Yes
+            Holds::Yes
         } else {
-            Ready::Behind(
-                divergence::count(&missing),
-                divergence::names(&missing).join(","),
-            )
+            Holds::Behind {
+                missing: divergence::count(&missing),
+                names: divergence::names(&missing).join(","),
+            }
         })
     }
 
@@ -628,26 +643,6 @@ impl Worker {
         Ok(Slice { reached, applying })
     }
 
-    /// Starts both replica threads unless they run, a refusal kept as one (a missing
-    /// privilege blocks; a lost connection is tried again).
-    async fn start_replication(&mut self) -> Result<(), Failure> {
-        let name = self.name.clone();
-        let transient = |error| Failure {
-            refused: false,
-            error,
-        };
-        let (conn, flavor, _) = self.connection().await.map_err(transient)?;
-        let flavor = *flavor;
-        let status = bounded(replica::read(conn)).await.map_err(transient)?;
-        if status.is_some_and(|s| !(s.io_running && s.sql_running)) {
-            bounded_err(conn.query_drop(flavor.start_replica()))
-                .await
-                .map_err(|e| failure(&e))?;
-            info!(instance = %name, "replicating from the peer");
-        }
-        Ok(())
-    }
-
     /// After a stay-backup timeout: waits (without a deadline) until what has reached the
     /// node is applied, then reports it. An applier found stopped (by hand, say) is
     /// started once, with the receiver, as a promotion does: waiting on it would never
@@ -671,7 +666,7 @@ impl Worker {
                     applying: false, ..
                 }) => {
                     if !started {
-                        match self.start_replication().await {
+                        match self.replicate(true).await {
                             Ok(()) => started = true,
                             Err(f) => {
                                 started = f.refused;
@@ -846,7 +841,7 @@ impl Worker {
                     }
                     last_error.clear();
                     match self.replicate(r.replicate).await {
-                        Err(error) => {
+                        Err(Failure { error, .. }) => {
                             self.conn = None;
                             let step = if r.replicate {
                                 "replicate from the peer"
@@ -1134,19 +1129,26 @@ impl Worker {
         }
     }
 
-    /// Starts or stops replicating from the peer (both threads), if not so already.
-    async fn replicate(&mut self, on: bool) -> Result<(), String> {
+    /// Starts or stops replicating from the peer (both threads), if not so already. A
+    /// refused start is `refused` (a privilege, a syntax: retrying changes nothing).
+    async fn replicate(&mut self, on: bool) -> Result<(), Failure> {
         let name = self.name.clone();
-        let (conn, flavor, _) = self.connection().await?;
+        let transient = |error| Failure {
+            refused: false,
+            error,
+        };
+        let (conn, flavor, _) = self.connection().await.map_err(transient)?;
         let flavor = *flavor;
-        let Some(s) = bounded(replica::read(conn)).await? else {
+        let Some(s) = bounded(replica::read(conn)).await.map_err(transient)? else {
             return Ok(());
         };
         if on && !(s.io_running && s.sql_running) {
-            bounded(conn.query_drop(flavor.start_replica())).await?;
+            bounded_err(conn.query_drop(flavor.start_replica()))
+                .await
+                .map_err(|e| failure(&e))?;
             info!(instance = %name, "replicating from the peer");
         } else if !on && (s.io_running || s.sql_running) {
-            stop_replicating(conn, flavor).await?;
+            stop_replicating(conn, flavor).await.map_err(transient)?;
             info!(instance = %name, "stopped replicating from the peer");
         }
         Ok(())
@@ -1476,15 +1478,6 @@ async fn probe_port<A: tokio::net::ToSocketAddrs + Clone>(addr: A) -> bool {
     }))
     .await
     .is_ok()
-}
-
-/// One look of the switchover check.
-enum Ready {
-    Yes,
-    /// This many of this server's transactions (named) are not on the peer yet.
-    Behind(u64, String),
-    /// Not without someone's action (replication stopped).
-    Never(String),
 }
 
 /// What one fence did.

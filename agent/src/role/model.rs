@@ -49,9 +49,7 @@ const ADVERT: u64 = 10 * MS;
 const ANTI_FLAP: u64 = 2_000 * MS;
 const CATCHUP_TIMEOUT: u64 = 2_000 * MS;
 const SEMI_SYNC_TIMEOUT: u64 = 1_000 * MS;
-/// The guard's constants (mysql/guard.rs).
 // The guard's own timing, from the one place it is defined.
-const PEER_POLL: u64 = promotion::PEER_POLL.as_nanos() as u64;
 const PEER_HUNG: u64 = promotion::PEER_HUNG.as_nanos() as u64;
 const RETRY: u64 = promotion::RETRY.as_nanos() as u64;
 const STATEMENT_TIMEOUT: u64 = 2_000 * MS;
@@ -254,12 +252,14 @@ enum Step {
     Fence {
         term: u64,
     },
-    /// A switchover's check: the peer replicates from this server and holds what this
-    /// server held (`snapshot`, its own origin) when asked, by the catch-up timeout.
+    /// A switchover's check (the guard's own machine, [`switchover::Check`]): the
+    /// peer replicates from this server and holds what this server held (`snapshot`,
+    /// its own origin) at the first look; the answer to its last step is due at the
+    /// next guard event.
     ReadyPeer {
-        term: u64,
-        start: u64,
+        check: Box<switchover::Check>,
         snapshot: u64,
+        answer: switchover::Answer,
     },
     /// The fence statement was issued; it lands at the next guard event.
     FenceLanding {
@@ -712,9 +712,13 @@ impl Sim {
             },
             Command::Demote { term } => Step::Fence { term },
             Command::ReadyPeer { term } => Step::ReadyPeer {
-                term,
-                start: self.now,
+                check: Box::new(switchover::Check::new(
+                    term,
+                    self.now(),
+                    Duration::from_nanos(CATCHUP_TIMEOUT),
+                )),
                 snapshot: self.nodes[i].server.held[i],
+                answer: switchover::Answer::Next,
             },
             Command::WatchCatchup { term } => Step::Watch { term },
             Command::Arbitrate { term, own } => Step::Arbitrate {
@@ -757,25 +761,49 @@ impl Sim {
             Step::Promote { machine, answer } => self.promote(i, *machine, answer),
             Step::ReadyPeer { .. } if newer => self.guard_next(i),
             Step::ReadyPeer {
-                term,
-                start,
+                mut check,
                 snapshot,
-            } => {
-                let p = &self.nodes[1 - i].server;
-                let answers = self.reach() && p.alive && !p.hung;
-                let refused = if answers && !p.replicating {
-                    Some("the peer does not replicate".to_string())
-                } else if answers && p.held[i] >= snapshot {
-                    None
-                } else if self.now - start >= CATCHUP_TIMEOUT.max(PEER_HUNG) {
-                    Some("BEHIND, or not answering".to_string())
-                } else {
-                    self.guard_later(i, PEER_POLL);
-                    return;
-                };
-                self.outcome(i, Outcome::PeerReady { term, refused });
-                self.guard_next(i);
-            }
+                mut answer,
+            } => loop {
+                use switchover::{Answer, Holds, Step as S};
+                match check.step(self.now(), answer) {
+                    S::Look => {
+                        let p = &self.nodes[1 - i].server;
+                        answer = if !(self.reach() && p.alive && !p.hung) {
+                            Answer::Failed(promotion::Failure {
+                                refused: false,
+                                error: "no answer".into(),
+                            })
+                        } else if !p.replicating {
+                            Answer::Looked(Holds::Never("the peer does not replicate".into()))
+                        } else if p.held[i] >= snapshot {
+                            Answer::Looked(Holds::Yes)
+                        } else {
+                            Answer::Looked(Holds::Behind {
+                                missing: snapshot - p.held[i],
+                                names: format!("node {i}"),
+                            })
+                        };
+                    }
+                    S::Wait(d) => {
+                        self.nodes[i].step = Step::ReadyPeer {
+                            check,
+                            snapshot,
+                            answer: Answer::Next,
+                        };
+                        self.guard_later(i, d.as_nanos() as u64);
+                        return;
+                    }
+                    S::Report(outcome) => {
+                        self.outcome(i, outcome);
+                        answer = Answer::Next;
+                    }
+                    S::End => {
+                        self.guard_next(i);
+                        return;
+                    }
+                }
+            },
             Step::Fence { term } => {
                 let s = &self.nodes[i].server;
                 let refused = s.alive && !s.hung && self.refuses(i, Refusal::ReadOnly);
