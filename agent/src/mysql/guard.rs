@@ -35,6 +35,34 @@ use crate::{
     },
 };
 
+/// The log line for a rejoin's standing that changed.
+fn say(name: &str, standing: &Standing) {
+    match standing {
+        Standing::Divergent { errant } => warn!(
+            instance = %name,
+            errant = %errant.join(","),
+            "DIVERGENT: this server holds transactions of its own that the peer, which served writes after it, never received; read-only and out of the election until they are gone: {}",
+            Flavor::rebuild_for(errant)
+        ),
+        Standing::Ready => {
+            info!(instance = %name, "no errant transactions, replicating from the peer: rejoining the election")
+        }
+        Standing::Blocked(b) => warn!(
+            instance = %name,
+            step = %b.step,
+            error = %b.error,
+            "BLOCKED: read-only and out of the election until this works"
+        ),
+        Standing::Behind { missing, names } => warn!(
+            instance = %name,
+            missing,
+            names = %names,
+            "BEHIND: the peer's transactions of the last look are still not applied here; no preemption until they are (a failover still catches up first)"
+        ),
+        Standing::Waiting | Standing::Uncompared => {}
+    }
+}
+
 /// The monotonic clock the step machines run on.
 fn engine_now() -> EngineInstant {
     EngineInstant(crate::net::monotonic_ns())
@@ -99,9 +127,6 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// a reconnect, tens of milliseconds late, while the resumed server took writes (chaos,
 /// hung mysqld: both writable for 4–8 ms in 2 runs of 4).
 const FENCE_WAIT: Duration = Duration::from_secs(30);
-/// A backup is behind when it still lacks the peer's transactions of a look at least
-/// this old.
-const BEHIND_AFTER: Duration = Duration::from_secs(1);
 /// How long a server that must be fenced may answer nothing before `on_hung = "kill"`
 /// kills it: well inside the peer's [`PEER_HUNG`], which starts counting no earlier than
 /// this fence (the peer takes over on this node's priority-0 advert, sent after it).
@@ -119,11 +144,6 @@ const PEER_RETRY: Duration = Duration::from_millis(25);
 /// Parallel connection attempts before the peer counts as gone (at 30 % loss each way
 /// one attempt fails half the time; six all fail about 2 % of the time).
 const PEER_ATTEMPTS: usize = 6;
-/// Pause between two looks at the local write term after a lost arbitration.
-const TERM_POLL: Duration = Duration::from_millis(100);
-/// Pause between two comparisons with the peer while this node is not master (a
-/// divergent server rejoins by itself this long after it is rebuilt).
-const REJOIN_POLL: Duration = Duration::from_secs(2);
 
 /// One slice of the catch-up wait: the target applied, and whether the applier runs.
 /// The sets one comparison with the peer looked at.
@@ -776,188 +796,123 @@ impl Worker {
         }
     }
 
-    /// A node that is not master: compares its executed transactions with the peer's,
-    /// replicates from the peer when the rule says so ([`divergence::rejoin`]), and
-    /// reports its [`Standing`] whenever it changes, until a newer command. A peer that
-    /// cannot be read decides nothing: replication is left as it is, and only the awaited
-    /// term (the local data) decides readiness.
+    /// A node that is not master: runs the rejoin machine ([`Rejoin`]) against the
+    /// servers until a newer command: the comparisons, replication, the undo of errant
+    /// transactions and the checks that let it promote, its standing reported after
+    /// every look.
     async fn rejoin(&mut self, term: u64, await_term: Option<u64>) -> Option<Command> {
+        use crate::role::rejoin::{Answer as A, Rejoin, Statement as S, Step as R};
         let name = self.name.clone();
-        let mut said: Option<Standing> = None;
-        let mut last_error = String::new();
-        // The peer's transactions at the last look: what this server still lacks of them
-        // a look later, it is behind on.
-        // Judged against a look at least BEHIND_AFTER old (looks come every 100 ms while
-        // waiting for a term): a replica keeping up applies in milliseconds.
-        let mut before: Option<(Sets, Instant)> = None;
+        let mut machine = Rejoin::new(term, await_term);
+        // The peer's set of the look the machine kept (what `behind` is judged against),
+        // and the last comparison (its errant transactions, for the undo).
+        let mut kept: Option<Sets> = None;
+        let mut last: Option<divergence::Rejoin> = None;
+        let transient = |error| {
+            A::Failed(Failure {
+                refused: false,
+                error,
+            })
+        };
+        let mut answer = A::Next;
         loop {
             if let Some(next) = self.newer() {
                 return next;
             }
-            if self.connection().await.is_err() {
-                // The server is down: what was said of it no longer holds (it may have
-                // lost what it held, and the peer may serve writes meanwhile); said anew
-                // once it answers. Divergent stays divergent.
-                self.conn = None;
-                if !matches!(said, Some(Standing::Divergent { .. })) {
-                    said = None;
-                }
-                if let Ok(next) = tokio::time::timeout(RETRY, self.rx.recv()).await {
-                    return next;
-                }
-                continue;
-            }
-            // A step that keeps this node current, or that its promotion needs, failed:
-            // it is not ready, whatever else the look found.
-            let mut blocked = None;
-            let mut compared = false;
-            let mut behind = None;
-            // A server that replicates from nobody has no peer to be behind: it is
-            // compared with nothing, and current.
-            let look = match self.peer_server().await {
-                Err(e) if e == NO_PEER => Ok((
-                    divergence::Rejoin {
-                        errant: Vec::new(),
-                        replicate: false,
-                        missing: Vec::new(),
-                    },
-                    None,
-                )),
-                _ => self.compare_sets().await.map(|(r, s)| (r, Some(s))),
-            };
-            let errant = match look {
-                Ok((r, sets)) => {
-                    compared = true;
-                    let due = before
-                        .as_ref()
-                        .is_none_or(|(_, at)| at.elapsed() >= BEHIND_AFTER);
-                    if let (Some((was, _)), Some(now), true) = (&before, &sets, due) {
-                        let late =
-                            divergence::behind(&r, &was.theirs, &was.peer_origin, &now.local);
-                        behind = Some((!late.is_empty()).then_some(late));
-                    }
-                    if due || sets.is_none() {
-                        before = sets.map(|s| (s, Instant::now()));
-                    }
-                    last_error.clear();
-                    match self.replicate(r.replicate).await {
-                        Err(Failure { error, .. }) => {
-                            self.conn = None;
-                            let step = if r.replicate {
-                                "replicate from the peer"
-                            } else {
-                                "stop replicating from the peer (its own transactions must not reach this server)"
-                            };
-                            blocked = Some(Blocked {
-                                step: step.into(),
-                                error,
-                            });
-                        }
-                        // Gone: the next look finds none, and replicates.
-                        Ok(()) if !r.errant.is_empty() && self.undo(term, &r.errant).await => {
-                            continue
-                        }
-                        Ok(()) if r.replicate => blocked = self.replication_runs().await.err(),
-                        Ok(()) => {}
-                    }
-                    divergence::names(&r.errant)
-                }
-                Err(e) => {
-                    // Reconnect next time: the local server may have restarted under us.
-                    self.conn = None;
-                    if e != last_error {
-                        warn!(instance = %name, error = %e, "cannot compare transactions with the peer: replication left as it is");
-                        last_error = e;
-                    }
-                    // Divergent stays divergent until a comparison says otherwise: with
-                    // its peer gone, this data lacks the peer's writes as well.
-                    match &said {
-                        Some(Standing::Divergent { errant }) => errant.clone(),
-                        _ => Vec::new(),
-                    }
-                }
-            };
-            // Whether or not the peer could be compared: a node whose promotion would
-            // be refused halfway must not be in the election.
-            if errant.is_empty() && blocked.is_none() {
-                blocked = self.promotion_allowed().await.err();
-            }
-            let standing = if !errant.is_empty() {
-                Standing::Divergent { errant }
-            } else if let Some(b) = blocked {
-                Standing::Blocked(b)
-            } else if await_term.is_none() && !compared {
-                Standing::Uncompared
-            } else {
-                let held = match (await_term, self.connection().await) {
-                    (None, _) => Ok(true),
-                    (Some(want), Ok((conn, _, _))) => bounded(term::read(conn, &name))
-                        .await
-                        .map(|t| t.is_some_and(|t| t >= want)),
-                    (Some(_), Err(e)) => Err(e),
-                };
-                match held {
-                    Ok(true) => Standing::Ready,
-                    Ok(false) => Standing::Waiting,
-                    Err(_) => {
+            answer = match machine.step(engine_now(), answer) {
+                R::Run(S::ServerUp) => {
+                    let up = self.connection().await.is_ok();
+                    if !up {
                         self.conn = None;
-                        Standing::Waiting
                     }
+                    A::Flag(up)
                 }
-            };
-            // Judged this look (Some), or not yet due: as last said.
-            let standing = match (standing, behind, &said) {
-                (Standing::Ready, Some(Some(late)), _) => Standing::Behind {
-                    missing: divergence::count(&late),
-                    names: divergence::names(&late).join(","),
+                R::Run(S::Compare { rebase }) => match self.peer_server().await {
+                    Err(e) if e == NO_PEER => A::Alone,
+                    _ => match self.compare_sets().await {
+                        Ok((r, sets)) => {
+                            let behind = kept
+                                .as_ref()
+                                .filter(|_| rebase)
+                                .map(|k| {
+                                    divergence::behind(&r, &k.theirs, &k.peer_origin, &sets.local)
+                                })
+                                .filter(|late| !late.is_empty())
+                                .map(|late| {
+                                    (divergence::count(&late), divergence::names(&late).join(","))
+                                });
+                            if rebase {
+                                kept = Some(sets);
+                            }
+                            let a = A::Compared {
+                                errant: divergence::names(&r.errant),
+                                replicate: r.replicate,
+                                behind,
+                            };
+                            last = Some(r);
+                            a
+                        }
+                        // Reconnect next time: the local server may have restarted.
+                        Err(e) => {
+                            self.conn = None;
+                            transient(e)
+                        }
+                    },
                 },
-                (Standing::Ready, None, Some(b @ Standing::Behind { .. })) => b.clone(),
-                (s, _, _) => s,
-            };
-            // Behind by another count is still behind: said once.
-            let changed = match (&said, &standing) {
-                (Some(Standing::Behind { .. }), Standing::Behind { .. }) => false,
-                (was, now) => was.as_ref() != Some(now),
-            };
-            if changed {
-                match &standing {
-                    Standing::Divergent { errant } => warn!(
-                        instance = %name,
-                        errant = %errant.join(","),
-                        "DIVERGENT: this server holds transactions of its own that the peer, which served writes after it, never received; read-only and out of the election until they are gone: {}",
-                        Flavor::rebuild_for(errant)
-                    ),
-                    Standing::Ready if await_term.is_some() || said.is_some() => {
-                        info!(instance = %name, "no errant transactions, replicating from the peer: rejoining the election")
+                R::Run(S::Replicate(on)) => match self.replicate(on).await {
+                    Ok(()) => A::Ok,
+                    Err(f) => {
+                        self.conn = None;
+                        A::Failed(f)
                     }
-                    Standing::Blocked(b) => warn!(
-                        instance = %name,
-                        step = %b.step,
-                        error = %b.error,
-                        "BLOCKED: read-only and out of the election until this works"
-                    ),
-                    Standing::Behind { missing, names } => warn!(
-                        instance = %name,
-                        missing,
-                        names = %names,
-                        "BEHIND: the peer's transactions of the last look are still not applied here; no preemption until they are (a failover still catches up first)"
-                    ),
-                    _ => {}
+                },
+                R::Run(S::Undo) => {
+                    let errant = last.as_ref().map(|r| r.errant.clone()).unwrap_or_default();
+                    A::Flag(!errant.is_empty() && self.undo(term, &errant).await)
                 }
-                said = Some(standing.clone());
-            }
-            // Every look, not only changes: the core may wait for a fresh one (its server
-            // went down and came back between two looks).
-            (self.out)(Outcome::Standing { term, standing });
-            let wait = if matches!(said, Some(Standing::Waiting)) {
-                TERM_POLL
-            } else {
-                REJOIN_POLL
+                R::Run(S::ReplicationRuns) => match self.replication_runs().await {
+                    Ok(()) => A::Ok,
+                    Err(b) => transient(b.error),
+                },
+                R::Run(S::PromotionAllowed) => match self.promotion_allowed().await {
+                    Ok(()) => A::Ok,
+                    Err(b) => A::Failed(Failure {
+                        refused: true,
+                        error: b.error,
+                    }),
+                },
+                R::Run(S::HoldsTerm(want)) => {
+                    let held = match self.connection().await {
+                        Ok((conn, _, _)) => bounded(term::read(conn, &name))
+                            .await
+                            .map(|t| t.is_some_and(|t| t >= want)),
+                        Err(e) => Err(e),
+                    };
+                    match held {
+                        Ok(h) => A::Flag(h),
+                        Err(e) => {
+                            self.conn = None;
+                            transient(e)
+                        }
+                    }
+                }
+                // Waiting on the queue itself: a promotion must not wait for the next look.
+                R::Wait(d) => match tokio::time::timeout(d, self.rx.recv()).await {
+                    Ok(next) => return next,
+                    Err(_) => A::Next,
+                },
+                R::CannotCompare(error) => {
+                    warn!(instance = %name, %error, "cannot compare transactions with the peer: replication left as it is");
+                    A::Next
+                }
+                R::Report { outcome, changed } => {
+                    if let (true, Outcome::Standing { standing, .. }) = (changed, &outcome) {
+                        say(&name, standing);
+                    }
+                    (self.out)(outcome);
+                    A::Next
+                }
             };
-            // Waiting on the queue itself: a promotion must not wait for the next look.
-            if let Ok(next) = tokio::time::timeout(wait, self.rx.recv()).await {
-                return next;
-            }
         }
     }
 

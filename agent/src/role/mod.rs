@@ -43,6 +43,7 @@
 #[cfg(test)]
 mod model;
 pub mod promotion;
+pub mod rejoin;
 pub mod switchover;
 #[cfg(test)]
 mod tests;

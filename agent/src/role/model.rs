@@ -274,13 +274,13 @@ enum Step {
         own: u64,
         asked: bool,
     },
-    /// Comparing with the peer every so often; `said` is the last standing reported.
+    /// The guard's own rejoin machine ([`rejoin::Rejoin`]), the answer to its last
+    /// statement due at the next guard event; `kept`: the peer's own transactions
+    /// (`held` of its origin) at the look the machine kept.
     Rejoin {
-        term: u64,
-        await_term: Option<u64>,
-        said: Option<Standing>,
-        /// The peer's own transactions at the last comparison (`held` of its origin).
-        before: Option<u64>,
+        machine: Box<rejoin::Rejoin>,
+        answer: rejoin::Answer,
+        kept: Option<u64>,
     },
 }
 
@@ -727,10 +727,9 @@ impl Sim {
                 asked: false,
             },
             Command::Rejoin { term, await_term } => Step::Rejoin {
-                term,
-                await_term,
-                said: None,
-                before: None,
+                machine: Box::new(rejoin::Rejoin::new(term, await_term)),
+                answer: rejoin::Answer::Next,
+                kept: None,
             },
         };
         self.guard_step(i);
@@ -909,129 +908,10 @@ impl Sim {
                 self.guard_next(i);
             }
             Step::Rejoin {
-                term,
-                await_term,
-                said,
-                before,
-            } => {
-                let (s, p) = (&self.nodes[i].server, &self.nodes[1 - i].server);
-                let up = |s: &Server| s.alive && !s.hung;
-                if !up(s) {
-                    // Said anew once the server answers (divergent stays divergent).
-                    if !matches!(said, Some(Standing::Divergent { .. })) {
-                        self.nodes[i].step = Step::Rejoin {
-                            term,
-                            await_term,
-                            said: None,
-                            before,
-                        };
-                    }
-                    self.guard_later(i, RETRY);
-                    return;
-                }
-                let known = match &said {
-                    Some(Standing::Divergent { errant }) => errant.clone(),
-                    _ => Vec::new(),
-                };
-                let mut blocked = None;
-                let compared = self.reach() && up(p);
-                let peer_now = compared.then(|| p.held[1 - i]);
-                let errant = if compared {
-                    let mut r = crate::mysql::divergence::rejoin(&self.look(i));
-                    if !r.errant.is_empty() && self.undo_errant {
-                        // Undone unlogged and dropped from the binary log: this server
-                        // holds of its own origin what the peer holds, and its term row
-                        // is the peer's copy. Looked at again at once, as the guard does.
-                        let (held, promo, key) = (p.held[i], p.promo[i], p.key[i]);
-                        let s = &mut self.nodes[i].server;
-                        s.held[i] = held;
-                        s.promo[i] = promo;
-                        s.key[i] = key;
-                        // Re-based on the peer's history: none of the peer's transactions
-                        // are errant any more (they are the reference now: the rule took
-                        // the peer as the one that served writes last), and whatever this
-                        // node commits without it before its next promotion would be.
-                        self.errant_after[1 - i] = None;
-                        self.errant_after[i] = Some(held);
-                        r = crate::mysql::divergence::rejoin(&self.look(i));
-                    }
-                    if r.replicate != self.nodes[i].server.replicating
-                        && self.refuses(i, Refusal::Replication)
-                    {
-                        // START / STOP SLAVE refused: replication stays as it is.
-                        blocked = Some("change replication from the peer");
-                    } else {
-                        self.nodes[i].server.replicating = r.replicate;
-                    }
-                    self.replicate();
-                    crate::mysql::divergence::names(&r.errant)
-                } else {
-                    known
-                };
-                // Ready only with every statement a promotion needs allowed (the probes).
-                if blocked.is_none() && REFUSALS.iter().any(|r| self.refuses(i, *r)) {
-                    blocked = Some("hold the privileges a promotion needs");
-                }
-                if self.old_guard {
-                    blocked = None;
-                }
-                let s = &self.nodes[i].server;
-                let standing = if !errant.is_empty() {
-                    Standing::Divergent { errant }
-                } else if let Some(step) = blocked {
-                    Standing::Blocked(Blocked {
-                        step: step.into(),
-                        error: "refused".into(),
-                    })
-                } else if await_term.is_none() && !compared {
-                    Standing::Uncompared
-                } else if await_term.is_none_or(|t| s.promo[0].max(s.promo[1]) >= t) {
-                    Standing::Ready
-                } else {
-                    Standing::Waiting
-                };
-                // Still lacking what the peer held a look ago (and something now):
-                // behind, as the guard's rule says.
-                let s = &self.nodes[i].server;
-                let lacks_now = peer_now.is_some_and(|n| n > s.held[1 - i]);
-                let standing = match (standing, before) {
-                    (Standing::Ready, Some(b)) if compared && lacks_now && b > s.held[1 - i] => {
-                        Standing::Behind {
-                            missing: b - s.held[1 - i],
-                            names: format!("node {}", 1 - i),
-                        }
-                    }
-                    (s, _) => s,
-                };
-                // The old guard said Ready whether or not it could compare.
-                let standing = if self.old_guard && standing == Standing::Uncompared {
-                    Standing::Ready
-                } else {
-                    standing
-                };
-                // Every look, as the guard does.
-                self.outcome(
-                    i,
-                    Outcome::Standing {
-                        term,
-                        standing: standing.clone(),
-                    },
-                );
-                if matches!(self.nodes[i].step, Step::Rejoin { term: t, .. } if t == term) {
-                    let wait = if standing == Standing::Waiting {
-                        100 * MS
-                    } else {
-                        2_000 * MS
-                    };
-                    self.nodes[i].step = Step::Rejoin {
-                        term,
-                        await_term,
-                        said: Some(standing),
-                        before: peer_now.or(before),
-                    };
-                    self.guard_later(i, wait);
-                }
-            }
+                machine,
+                answer,
+                kept,
+            } => self.rejoin(i, *machine, answer, kept),
             Step::Watch { term } => {
                 // The relay log is applied a little later.
                 if self.nodes[i].server.alive {
@@ -1040,6 +920,136 @@ impl Sim {
                 } else {
                     self.guard_later(i, RETRY);
                 }
+            }
+        }
+    }
+
+    /// Drives node `i`'s rejoin machine until it waits (or a newer command ends it).
+    fn rejoin(
+        &mut self,
+        i: usize,
+        mut machine: rejoin::Rejoin,
+        mut answer: rejoin::Answer,
+        mut kept: Option<u64>,
+    ) {
+        use rejoin::{Answer, Step as R};
+        loop {
+            match machine.step(self.now(), answer) {
+                R::Run(statement) => answer = self.rejoin_statement(i, statement, &mut kept),
+                R::Wait(d) => {
+                    self.nodes[i].step = Step::Rejoin {
+                        machine: Box::new(machine),
+                        answer: Answer::Next,
+                        kept,
+                    };
+                    self.guard_later(i, d.as_nanos() as u64);
+                    return;
+                }
+                R::CannotCompare(_) => answer = Answer::Next,
+                R::Report { outcome, .. } => {
+                    // The core may answer with a new command, which ends the rejoin.
+                    let gen = self.nodes[i].guard_gen;
+                    self.nodes[i].step = Step::Rejoin {
+                        machine: Box::new(machine.clone()),
+                        answer: Answer::Next,
+                        kept,
+                    };
+                    self.outcome(i, outcome);
+                    if self.nodes[i].guard_gen != gen {
+                        return;
+                    }
+                    answer = Answer::Next;
+                }
+            }
+        }
+    }
+
+    /// One statement of a rejoin against the simulated servers (at once). The old
+    /// guard is the same machine fed the answers it acted on: every step taken for
+    /// done, and a peer it could not compare with taken for one that held nothing new.
+    fn rejoin_statement(
+        &mut self,
+        i: usize,
+        statement: rejoin::Statement,
+        kept: &mut Option<u64>,
+    ) -> rejoin::Answer {
+        use rejoin::{Answer, Statement as S};
+        let failed = |refused: bool| {
+            Answer::Failed(promotion::Failure {
+                refused,
+                error: if refused { "refused" } else { "no answer" }.into(),
+            })
+        };
+        let up = |s: &Server| s.alive && !s.hung;
+        let old = self.old_guard;
+        match statement {
+            S::ServerUp => Answer::Flag(up(&self.nodes[i].server)),
+            S::Compare { rebase } => {
+                if !(self.reach() && up(&self.nodes[1 - i].server)) {
+                    return if old {
+                        Answer::Compared {
+                            errant: Vec::new(),
+                            replicate: self.nodes[i].server.replicating,
+                            behind: None,
+                        }
+                    } else {
+                        failed(false)
+                    };
+                }
+                let r = crate::mysql::divergence::rejoin(&self.look(i));
+                let (s, p) = (&self.nodes[i].server, &self.nodes[1 - i].server);
+                // Still lacking what the peer held at the kept look (and something now).
+                let behind = kept
+                    .filter(|k| rebase && !r.missing.is_empty() && *k > s.held[1 - i])
+                    .map(|k| (k - s.held[1 - i], format!("node {}", 1 - i)));
+                if rebase {
+                    *kept = Some(p.held[1 - i]);
+                }
+                Answer::Compared {
+                    errant: crate::mysql::divergence::names(&r.errant),
+                    replicate: r.replicate,
+                    behind,
+                }
+            }
+            S::Replicate(on) => {
+                if on != self.nodes[i].server.replicating && self.refuses(i, Refusal::Replication) {
+                    // START / STOP SLAVE refused: replication stays as it is.
+                    return if old { Answer::Ok } else { failed(true) };
+                }
+                self.nodes[i].server.replicating = on;
+                self.replicate();
+                Answer::Ok
+            }
+            S::Undo => {
+                if !self.undo_errant {
+                    return Answer::Flag(false);
+                }
+                // Undone unlogged and dropped from the binary log: this server holds of
+                // its own origin what the peer holds, and its term row is the peer's
+                // copy. Re-based on the peer's history: none of the peer's transactions
+                // are errant any more (they are the reference now: the rule took the
+                // peer as the one that served writes last), and whatever this node
+                // commits without it before its next promotion would be.
+                let p = &self.nodes[1 - i].server;
+                let (held, promo, key) = (p.held[i], p.promo[i], p.key[i]);
+                let s = &mut self.nodes[i].server;
+                s.held[i] = held;
+                s.promo[i] = promo;
+                s.key[i] = key;
+                self.errant_after[1 - i] = None;
+                self.errant_after[i] = Some(held);
+                Answer::Flag(true)
+            }
+            S::ReplicationRuns if old || self.nodes[i].server.replicating => Answer::Ok,
+            S::ReplicationRuns => failed(false),
+            // Ready only with every statement a promotion needs allowed (the probes).
+            S::PromotionAllowed if !old && REFUSALS.iter().any(|r| self.refuses(i, *r)) => {
+                failed(true)
+            }
+            S::PromotionAllowed => Answer::Ok,
+            S::HoldsTerm(t) => {
+                let s = &self.nodes[i].server;
+                Answer::Flag(s.promo[0].max(s.promo[1]) >= t)
             }
         }
     }

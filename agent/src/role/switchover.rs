@@ -112,12 +112,7 @@ impl Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MS: u64 = 1_000_000;
-
-    fn at(ms: u64) -> Instant {
-        Instant(ms * MS)
-    }
+    use crate::role::tests::at;
 
     fn refused(step: &Step) -> Option<Option<String>> {
         match step {
