@@ -28,6 +28,8 @@ use super::{
 use crate::{
     config::{ErrantPolicy, HungPolicy, WriteGuardConfig},
     engine::Instant as EngineInstant,
+    // How often a wait checks for a newer command.
+    role::watch::WAIT_SLICE,
     role::{
         promotion::{Answer, Failure, PeerLook, Promotion, Statement, Step, RETRY},
         switchover::Holds,
@@ -128,11 +130,10 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// hung mysqld: both writable for 4–8 ms in 2 runs of 4).
 const FENCE_WAIT: Duration = Duration::from_secs(30);
 /// How long a server that must be fenced may answer nothing before `on_hung = "kill"`
-/// kills it: well inside the peer's [`PEER_HUNG`], which starts counting no earlier than
-/// this fence (the peer takes over on this node's priority-0 advert, sent after it).
+/// kills it: well inside the peer's [`crate::role::promotion::PEER_HUNG`], which starts
+/// counting no earlier than this fence (the peer takes over on this node's priority-0
+/// advert, sent after it).
 const HUNG_KILL: Duration = Duration::from_millis(500);
-/// How often a wait checks for a newer command.
-const WAIT_SLICE: Duration = Duration::from_millis(100);
 /// How long a replica's MySQL port may take to accept a connection before it counts as
 /// gone (same segment: a live server answers in well under a millisecond).
 const PROBE_TIMEOUT: Duration = Duration::from_millis(50);
@@ -663,44 +664,45 @@ impl Worker {
         Ok(Slice { reached, applying })
     }
 
-    /// After a stay-backup timeout: waits (without a deadline) until what has reached the
-    /// node is applied, then reports it. An applier found stopped (by hand, say) is
-    /// started once, with the receiver, as a promotion does: waiting on it would never
-    /// end.
+    /// After a stay-backup timeout: runs the watch ([`Watch`]) against the server until
+    /// what reached it is applied (or a refused start blocks it).
     async fn watch(&mut self, term: u64) -> Option<Command> {
-        let mut started = false;
+        use crate::role::watch::Watch;
+        let mut machine = Watch::new(term);
+        let mut answer = Answer::Next;
         loop {
             if let Some(next) = self.newer() {
                 return next;
             }
-            let mut target = None;
-            let far = Instant::now() + Duration::from_secs(3600);
-            match self.catch_up_slice(&mut target, far).await {
-                Ok(Slice { reached: true, .. }) => {
-                    info!(instance = %self.name, "relay log applied: rejoining the election");
-                    (self.out)(Outcome::CaughtUp { term });
-                    return None;
+            answer = match machine.step(engine_now(), answer) {
+                // What has reached the node, looked at anew each slice; no deadline.
+                Step::Run(statement) => {
+                    let far = Instant::now() + Duration::from_secs(3600);
+                    self.execute(statement, &mut None, far).await
                 }
-                Ok(Slice { applying: true, .. }) => {}
-                Ok(Slice {
-                    applying: false, ..
-                }) => {
-                    if !started {
-                        match self.replicate(true).await {
-                            Ok(()) => started = true,
-                            Err(f) => {
-                                started = f.refused;
-                                warn!(instance = %self.name, error = %f.error, "cannot start replication: the relay log stays unapplied");
-                            }
+                Step::Wait(d) => {
+                    tokio::time::sleep(d).await;
+                    Answer::Next
+                }
+                Step::Note(line) => {
+                    info!(instance = %self.name, "{line}");
+                    Answer::Next
+                }
+                Step::Report(outcome) => {
+                    match &outcome {
+                        Outcome::CaughtUp { .. } => {
+                            info!(instance = %self.name, "relay log applied: rejoining the election")
                         }
+                        Outcome::Blocked { blocked, .. } => {
+                            warn!(instance = %self.name, step = %blocked.step, error = %blocked.error, "BLOCKED: the relay log stays unapplied")
+                        }
+                        _ => {}
                     }
-                    tokio::time::sleep(WAIT_SLICE).await;
+                    (self.out)(outcome);
+                    Answer::Next
                 }
-                Err(_) => {
-                    self.conn = None;
-                    tokio::time::sleep(RETRY).await;
-                }
-            }
+                Step::End => return None,
+            };
         }
     }
 

@@ -47,6 +47,7 @@ pub mod rejoin;
 pub mod switchover;
 #[cfg(test)]
 mod tests;
+pub mod watch;
 
 use std::{net::IpAddr, time::Duration};
 

@@ -243,10 +243,11 @@ struct Server {
 #[derive(Clone, Debug)]
 enum Step {
     Idle,
-    /// The guard's own promotion machine ([`promotion::Promotion`]), the answer to its
-    /// last statement due at the next guard event.
-    Promote {
-        machine: Box<promotion::Promotion>,
+    /// The guard's own promotion ([`promotion::Promotion`]) or watch after a
+    /// stay-backup timeout ([`watch::Watch`]), the answer to its last statement due at
+    /// the next guard event.
+    Machine {
+        machine: Machine,
         answer: promotion::Answer,
     },
     Fence {
@@ -265,9 +266,6 @@ enum Step {
     FenceLanding {
         term: u64,
     },
-    Watch {
-        term: u64,
-    },
     /// Reading the peer's write term (`asked` once the read is under way).
     Arbitrate {
         term: u64,
@@ -282,6 +280,22 @@ enum Step {
         answer: rejoin::Answer,
         kept: Option<u64>,
     },
+}
+
+/// A guard machine that speaks the promotion's language.
+#[derive(Clone, Debug)]
+enum Machine {
+    Promotion(Box<promotion::Promotion>),
+    Watch(Box<watch::Watch>),
+}
+
+impl Machine {
+    fn step(&mut self, now: crate::engine::Instant, answer: promotion::Answer) -> promotion::Step {
+        match self {
+            Self::Promotion(m) => m.step(now, answer),
+            Self::Watch(m) => m.step(now, answer),
+        }
+    }
 }
 
 struct Node {
@@ -700,14 +714,14 @@ impl Sim {
             return;
         };
         self.nodes[i].step = match cmd {
-            Command::Promote { term, key } => Step::Promote {
-                machine: Box::new(promotion::Promotion::new(
+            Command::Promote { term, key } => Step::Machine {
+                machine: Machine::Promotion(Box::new(promotion::Promotion::new(
                     term,
                     key,
                     self.now(),
                     Duration::from_nanos(CATCHUP_TIMEOUT),
                     CatchupPolicy::StayBackup,
-                )),
+                ))),
                 answer: promotion::Answer::Next,
             },
             Command::Demote { term } => Step::Fence { term },
@@ -720,7 +734,10 @@ impl Sim {
                 snapshot: self.nodes[i].server.held[i],
                 answer: switchover::Answer::Next,
             },
-            Command::WatchCatchup { term } => Step::Watch { term },
+            Command::WatchCatchup { term } => Step::Machine {
+                machine: Machine::Watch(Box::new(watch::Watch::new(term))),
+                answer: promotion::Answer::Next,
+            },
             Command::Arbitrate { term, own } => Step::Arbitrate {
                 term,
                 own,
@@ -749,15 +766,10 @@ impl Sim {
         let newer = !self.nodes[i].queue.is_empty();
         match self.nodes[i].step.clone() {
             Step::Idle => {}
-            Step::Promote { .. }
-            | Step::Watch { .. }
-            | Step::Arbitrate { .. }
-            | Step::Rejoin { .. }
-                if newer =>
-            {
+            Step::Machine { .. } | Step::Arbitrate { .. } | Step::Rejoin { .. } if newer => {
                 self.guard_next(i)
             }
-            Step::Promote { machine, answer } => self.promote(i, *machine, answer),
+            Step::Machine { machine, answer } => self.run_machine(i, machine, answer),
             Step::ReadyPeer { .. } if newer => self.guard_next(i),
             Step::ReadyPeer {
                 mut check,
@@ -912,15 +924,6 @@ impl Sim {
                 answer,
                 kept,
             } => self.rejoin(i, *machine, answer, kept),
-            Step::Watch { term } => {
-                // The relay log is applied a little later.
-                if self.nodes[i].server.alive {
-                    self.outcome(i, Outcome::CaughtUp { term });
-                    self.guard_next(i);
-                } else {
-                    self.guard_later(i, RETRY);
-                }
-            }
         }
     }
 
@@ -1087,12 +1090,8 @@ impl Sim {
 
     /// Drives the guard's promotion machine until it waits (a delay, a statement that
     /// takes time) or ends.
-    fn promote(
-        &mut self,
-        i: usize,
-        mut machine: promotion::Promotion,
-        mut answer: promotion::Answer,
-    ) {
+    /// Drives node `i`'s promotion or watch until it waits or ends.
+    fn run_machine(&mut self, i: usize, mut machine: Machine, mut answer: promotion::Answer) {
         use promotion::{Answer, Step as P};
         loop {
             let now = self.now();
@@ -1100,18 +1099,15 @@ impl Sim {
                 P::Run(statement) => {
                     let (a, took) = self.execute(i, statement);
                     if took > 0 {
-                        self.nodes[i].step = Step::Promote {
-                            machine: Box::new(machine),
-                            answer: a,
-                        };
+                        self.nodes[i].step = Step::Machine { machine, answer: a };
                         self.guard_later(i, took);
                         return;
                     }
                     answer = a;
                 }
                 P::Wait(d) => {
-                    self.nodes[i].step = Step::Promote {
-                        machine: Box::new(machine),
+                    self.nodes[i].step = Step::Machine {
+                        machine,
                         answer: Answer::Next,
                     };
                     self.guard_later(i, d.as_nanos() as u64);
@@ -1119,8 +1115,8 @@ impl Sim {
                 }
                 P::Note(_) => answer = Answer::Next,
                 P::Report(outcome) => {
-                    self.nodes[i].step = Step::Promote {
-                        machine: Box::new(machine.clone()),
+                    self.nodes[i].step = Step::Machine {
+                        machine: machine.clone(),
                         answer: Answer::Next,
                     };
                     self.outcome(i, outcome);
