@@ -280,15 +280,40 @@ impl Worker {
         // first; a live peer's port answers and keeps its thread.
         self.gone_peer = None;
         self.probed = None;
+        let mut step = |now, answer| machine.step(now, answer);
+        self.run_steps(
+            &mut step,
+            Some(deadline),
+            "promotion superseded before the server was writable",
+        )
+        .await
+    }
+
+    /// Runs a machine of the promotion's language against the servers until it ends
+    /// (None) or a newer command supersedes it (that command). Catch-up slices run to
+    /// `deadline`, toward one target kept across slices; without one (the watch), toward
+    /// what has reached the server at each slice, with no deadline.
+    async fn run_steps(
+        &mut self,
+        machine: &mut impl FnMut(EngineInstant, Answer) -> Step,
+        deadline: Option<Instant>,
+        superseded: &str,
+    ) -> Option<Command> {
         let mut target = None;
         let mut answer = Answer::Next;
         loop {
             if let Some(next) = self.newer() {
-                info!(instance = %self.name, "promotion superseded before the server was writable");
+                info!(instance = %self.name, "{superseded}");
                 return next;
             }
-            answer = match machine.step(now(), answer) {
-                Step::Run(statement) => self.execute(statement, &mut target, deadline).await,
+            answer = match machine(engine_now(), answer) {
+                Step::Run(statement) => match deadline {
+                    Some(d) => self.execute(statement, &mut target, d).await,
+                    None => {
+                        let far = Instant::now() + Duration::from_secs(3600);
+                        self.execute(statement, &mut None, far).await
+                    }
+                },
                 Step::Wait(d) => {
                     tokio::time::sleep(d).await;
                     Answer::Next
@@ -398,9 +423,12 @@ impl Worker {
         }
     }
 
-    /// Hands a promotion's outcome to the core, saying it in the log.
+    /// Hands a promotion's (or a watch's) outcome to the core, saying it in the log.
     fn report(&mut self, outcome: Outcome) {
         match &outcome {
+            Outcome::CaughtUp { .. } => {
+                info!(instance = %self.name, "relay log applied: rejoining the election")
+            }
             Outcome::Blocked { blocked, .. } => {
                 warn!(instance = %self.name, step = %blocked.step, error = %blocked.error, "BLOCKED: read-only and out of the election until this works")
             }
@@ -664,46 +692,12 @@ impl Worker {
         Ok(Slice { reached, applying })
     }
 
-    /// After a stay-backup timeout: runs the watch ([`Watch`]) against the server until
+    /// After a stay-backup timeout: runs the watch ([`crate::role::watch::Watch`]) against the server until
     /// what reached it is applied (or a refused start blocks it).
     async fn watch(&mut self, term: u64) -> Option<Command> {
-        use crate::role::watch::Watch;
-        let mut machine = Watch::new(term);
-        let mut answer = Answer::Next;
-        loop {
-            if let Some(next) = self.newer() {
-                return next;
-            }
-            answer = match machine.step(engine_now(), answer) {
-                // What has reached the node, looked at anew each slice; no deadline.
-                Step::Run(statement) => {
-                    let far = Instant::now() + Duration::from_secs(3600);
-                    self.execute(statement, &mut None, far).await
-                }
-                Step::Wait(d) => {
-                    tokio::time::sleep(d).await;
-                    Answer::Next
-                }
-                Step::Note(line) => {
-                    info!(instance = %self.name, "{line}");
-                    Answer::Next
-                }
-                Step::Report(outcome) => {
-                    match &outcome {
-                        Outcome::CaughtUp { .. } => {
-                            info!(instance = %self.name, "relay log applied: rejoining the election")
-                        }
-                        Outcome::Blocked { blocked, .. } => {
-                            warn!(instance = %self.name, step = %blocked.step, error = %blocked.error, "BLOCKED: the relay log stays unapplied")
-                        }
-                        _ => {}
-                    }
-                    (self.out)(outcome);
-                    Answer::Next
-                }
-                Step::End => return None,
-            };
-        }
+        let mut machine = crate::role::watch::Watch::new(term);
+        let mut step = |now, answer| machine.step(now, answer);
+        self.run_steps(&mut step, None, "watch superseded").await
     }
 
     /// Two masters met: the peer's write term (read with our credentials through our
