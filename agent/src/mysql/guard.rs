@@ -692,8 +692,9 @@ impl Worker {
         Ok(Slice { reached, applying })
     }
 
-    /// After a stay-backup timeout: runs the watch ([`crate::role::watch::Watch`]) against the server until
-    /// what reached it is applied (or a refused start blocks it).
+    /// After a stay-backup timeout: runs the watch ([`crate::role::watch::Watch`])
+    /// against the server until what reached it is applied (or a refused start blocks
+    /// it).
     async fn watch(&mut self, term: u64) -> Option<Command> {
         let mut machine = crate::role::watch::Watch::new(term);
         let mut step = |now, answer| machine.step(now, answer);
