@@ -31,7 +31,8 @@ use crate::{
     // How often a wait checks for a newer command.
     role::watch::WAIT_SLICE,
     role::{
-        promotion::{Answer, Failure, PeerLook, Promotion, Statement, Step, RETRY},
+        demotion::Demotion,
+        promotion::{Answer, Failure, PeerLook, Promotion, Statement, Step},
         switchover::Holds,
         Blocked, Command, KeyTenure, Outcome, Standing, Verdict,
     },
@@ -320,6 +321,10 @@ impl Worker {
                 }
                 Step::Note(line) => {
                     info!(instance = %self.name, "{line}");
+                    Answer::Next
+                }
+                Step::Warn(line) => {
+                    warn!(instance = %self.name, "{line}");
                     Answer::Next
                 }
                 Step::Report(outcome) => {
@@ -1106,107 +1111,111 @@ impl Worker {
         Ok(())
     }
 
+    /// Runs the demotion ([`Demotion`]: what each failed fence leads to) against the
+    /// server until it is read-only. A newer command ends it only between attempts (a
+    /// fence that may still kill a hung server is never abandoned halfway).
     async fn demote(&mut self, term: u64) -> Option<Command> {
-        let mut tries = 0;
-        // One kill per demotion: the server restarted by its service manager starts
-        // read-only (my.cnf) and is only waited for.
-        let mut may_kill = self.cfg.on_hung == HungPolicy::Kill;
-        // A server that is not running cannot write: said at once (before any fence
-        // attempt times out on it), so the write key can go to the successor.
-        let mut said_down = false;
-        if let Some(l) = self.server.listener() {
-            if l.nobody_listens().await {
-                said_down = true;
-                (self.out)(Outcome::ServerDown { term });
-            }
-        }
+        use crate::role::demotion::{Answer as A, Statement as S, Step as D};
+        let mut machine = Demotion::new(term, self.cfg.on_hung == HungPolicy::Kill);
+        let mut answer = A::Next;
         loop {
-            match self.fence(term, &mut may_kill).await {
-                Ok(f) => {
-                    info!(
-                        instance = %self.name,
-                        fence_ms = f.took.as_secs_f64() * 1e3,
-                        killed = f.killed,
-                        in_doubt = f.in_doubt,
-                        "fenced: read_only = ON"
-                    );
-                    (self.out)(Outcome::ReadOnly {
-                        term,
-                        killed: f.killed,
-                        in_doubt: f.in_doubt,
-                        took: f.took,
-                    });
-                    return None;
-                }
-                Err(e) => {
-                    self.abandon_connection();
-                    self.killer = None;
-                    let listener = self.server.listener().filter(|_| may_kill);
-                    match listener {
-                        // The server answers but refuses to become read-only (the
-                        // account lost its privilege): it would stay writable beside the
-                        // next master. Last resort, as for a hung server: killed, its
-                        // service manager restarts it read-only.
-                        Some(l) if privileges::refusal_in(&e) => {
-                            may_kill = false;
-                            match hung::kill(&l) {
-                                Ok(k) => {
-                                    warn!(instance = %self.name, pid = k.pid, process = %k.name, error = %e, "the server refused read_only = ON: killed (SIGKILL) so it cannot take writes beside the next master; grant the privilege back (`xvrrpd grants`)");
-                                    (self.out)(Outcome::ServerKilled {
-                                        term,
-                                        pid: k.pid,
-                                        process: k.name,
-                                    });
-                                }
-                                Err(k) => {
-                                    warn!(instance = %self.name, error = %e, kill_error = %k, "the server refused read_only = ON and could not be killed: it stays writable until the privilege is back");
-                                }
-                            }
+            answer = match machine.step(answer) {
+                D::Run(S::Listening) => A::Flag(match self.server.listener() {
+                    Some(l) => !l.nobody_listens().await,
+                    None => true,
+                }),
+                D::Run(S::Fence { may_kill }) => match self.fence(may_kill).await {
+                    Ok(f) => {
+                        info!(
+                            instance = %self.name,
+                            fence_ms = f.took.as_secs_f64() * 1e3,
+                            killed = f.killed,
+                            in_doubt = f.in_doubt,
+                            "fenced: read_only = ON"
+                        );
+                        A::Fenced {
+                            killed: f.killed,
+                            in_doubt: f.in_doubt,
+                            took: f.took,
                         }
-                        _ if tries % 25 == 0 => {
-                            warn!(instance = %self.name, error = %e, "demotion (read_only = ON): retrying until the server answers");
+                    }
+                    Err(a) => a,
+                },
+                // The server answers but refuses to become read-only (the account lost
+                // its privilege): it would stay writable beside the next master. Last
+                // resort, as for a hung server: killed, its service manager restarts it
+                // read-only.
+                D::Run(S::Kill) => match self.server.listener().map(|l| hung::kill(&l)) {
+                    Some(Ok(k)) => {
+                        warn!(instance = %self.name, pid = k.pid, process = %k.name, "the server refused read_only = ON: killed (SIGKILL) so it cannot take writes beside the next master; grant the privilege back (`xvrrpd grants`)");
+                        A::Killed {
+                            pid: k.pid,
+                            process: k.name,
+                        }
+                    }
+                    Some(Err(error)) => A::Failed(Failure {
+                        refused: false,
+                        error,
+                    }),
+                    None => A::Failed(Failure {
+                        refused: false,
+                        error: "no local process to kill (the server is not on this host)".into(),
+                    }),
+                },
+                D::Wait(d) => {
+                    tokio::time::sleep(d).await;
+                    match self.newer() {
+                        Some(Some(next)) => return Some(next),
+                        Some(None) if machine.tries() >= SHUTDOWN_TRIES => {
+                            warn!(instance = %self.name, "stopping with the server still writable: it did not answer");
+                            return None;
                         }
                         _ => {}
                     }
+                    A::Next
                 }
-            }
-            tries += 1;
-            // While it waits to retry, it watches for the server to be gone (a killed
-            // mysqld keeps its socket open while the kernel tears the process down).
-            let retry_at = tokio::time::Instant::now() + RETRY;
-            while !said_down && tokio::time::Instant::now() < retry_at {
-                if let Some(l) = self.server.listener() {
-                    if l.nobody_listens().await {
-                        said_down = true;
-                        (self.out)(Outcome::ServerDown { term });
-                        break;
-                    }
+                D::Report(outcome) => {
+                    (self.out)(outcome);
+                    A::Next
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            tokio::time::sleep_until(retry_at).await;
-            match self.newer() {
-                Some(Some(next)) => return Some(next),
-                Some(None) if tries >= SHUTDOWN_TRIES => {
-                    warn!(instance = %self.name, "stopping with the server still writable: it did not answer");
-                    return None;
+                D::Note(line) => {
+                    info!(instance = %self.name, "{line}");
+                    A::Next
                 }
-                _ => {}
-            }
+                D::Warn(line) => {
+                    warn!(instance = %self.name, "{line}");
+                    A::Next
+                }
+                D::End => return None,
+            };
         }
     }
 
-    /// The fence: `read_only = ON` is issued on the main connection and, while it waits,
-    /// the killer connection kills what holds it up. MariaDB's `read_only = ON` waits for
-    /// every commit in flight, and a commit in flight may be waiting for the semi-sync ACK
-    /// of the very peer whose loss made us leave (up to `rpl_semi_sync_master_timeout`).
-    /// `KILL CONNECTION` frees such a waiter at once (its transaction stays committed
-    /// locally, its client gets error 2013: in doubt); `KILL QUERY` would tell the client
-    /// OK for a transaction the peer never got, so it is never used.
-    async fn fence(&mut self, term: u64, may_kill: &mut bool) -> Result<Fence, String> {
-        let listener = self.server.listener().filter(|_| *may_kill);
+    /// One fence attempt: `read_only = ON` is issued on the main connection and, while
+    /// it waits, the killer connection kills what holds it up. MariaDB's `read_only =
+    /// ON` waits for every commit in flight, and a commit in flight may be waiting for
+    /// the semi-sync ACK of the very peer whose loss made us leave (up to
+    /// `rpl_semi_sync_master_timeout`). `KILL CONNECTION` frees such a waiter at once
+    /// (its transaction stays committed locally, its client gets error 2013: in doubt);
+    /// `KILL QUERY` would tell the client OK for a transaction the peer never got, so it
+    /// is never used. With `may_kill`, a server that answers nothing for [`HUNG_KILL`] is
+    /// killed. A failure is the demotion's answer.
+    async fn fence(&mut self, may_kill: bool) -> Result<Fence, crate::role::demotion::Answer> {
+        use crate::role::demotion::Answer as A;
+        let failed = |this: &mut Self, e: String| {
+            this.abandon_connection();
+            this.killer = None;
+            A::Failed(Failure {
+                refused: privileges::refusal_in(&e),
+                error: e,
+            })
+        };
+        let listener = self.server.listener().filter(|_| may_kill);
         let Some(listener) = listener else {
-            return self.fence_attempt(&AtomicBool::new(false)).await;
+            return match self.fence_attempt(&AtomicBool::new(false)).await {
+                Ok(f) => Ok(f),
+                Err(e) => Err(failed(self, e)),
+            };
         };
         // Set once the server answers anything in this attempt: it is not hung.
         let answered = AtomicBool::new(false);
@@ -1216,24 +1225,27 @@ impl Worker {
                 std::future::pending::<()>().await;
             }
         };
-        tokio::select! {
+        let r = tokio::select! {
             biased;
-            r = self.fence_attempt(&answered) => r,
-            () = hung => {
+            r = self.fence_attempt(&answered) => Some(r),
+            () = hung => None,
+        };
+        match r {
+            Some(Ok(f)) => Ok(f),
+            Some(Err(e)) => Err(failed(self, e)),
+            None => {
                 // Whatever was waiting inside the server dies with it.
                 self.conn = None;
                 self.killer = None;
-                *may_kill = false;
                 match hung::kill(&listener) {
                     Ok(k) => {
                         warn!(instance = %self.name, pid = k.pid, process = %k.name, "the server must be read-only and has answered nothing for 500 ms: killed (SIGKILL) so it never runs what is queued in it; its service manager restarts it read-only");
-                        (self.out)(Outcome::ServerKilled { term, pid: k.pid, process: k.name });
-                        Err("the hung server was killed: waiting for it to restart".into())
+                        Err(A::Killed {
+                            pid: k.pid,
+                            process: k.name,
+                        })
                     }
-                    Err(e) => {
-                        warn!(instance = %self.name, error = %e, "the server must be read-only and has answered nothing for 500 ms, but it could not be killed: waiting for it (when it resumes it is writable until the fence lands)");
-                        Err(e)
-                    }
+                    Err(e) => Err(A::HungNotKilled(e)),
                 }
             }
         }

@@ -40,10 +40,12 @@
 //!
 //! Guard commands carry terms; an outcome of a superseded term is ignored. Time comes in
 //! with every input: nothing here reads a clock, touches a socket or spawns a task.
+pub mod demotion;
 #[cfg(test)]
 mod model;
 pub mod promotion;
 pub mod rejoin;
+pub mod step;
 pub mod switchover;
 #[cfg(test)]
 mod tests;

@@ -51,7 +51,6 @@ const CATCHUP_TIMEOUT: u64 = 2_000 * MS;
 const SEMI_SYNC_TIMEOUT: u64 = 1_000 * MS;
 // The guard's own timing, from the one place it is defined.
 const PEER_HUNG: u64 = promotion::PEER_HUNG.as_nanos() as u64;
-const RETRY: u64 = promotion::RETRY.as_nanos() as u64;
 const STATEMENT_TIMEOUT: u64 = 2_000 * MS;
 const HUNG_KILL: u64 = 500 * MS;
 /// Faults happen in the first RUN; then everything heals and the pair must converge.
@@ -250,8 +249,12 @@ enum Step {
         machine: Machine,
         answer: promotion::Answer,
     },
-    Fence {
-        term: u64,
+    /// The guard's own demotion ([`demotion::Demotion`]): the answer to its last step
+    /// due at the next guard event, or a fence attempt under way (`attempt`).
+    Demote {
+        machine: Box<demotion::Demotion>,
+        answer: demotion::Answer,
+        attempt: Option<Attempt>,
     },
     /// A switchover's check (the guard's own machine, [`switchover::Check`]): the
     /// peer replicates from this server and holds what this server held (`snapshot`,
@@ -261,10 +264,6 @@ enum Step {
         check: Box<switchover::Check>,
         snapshot: u64,
         answer: switchover::Answer,
-    },
-    /// The fence statement was issued; it lands at the next guard event.
-    FenceLanding {
-        term: u64,
     },
     /// Reading the peer's write term (`asked` once the read is under way).
     Arbitrate {
@@ -280,6 +279,17 @@ enum Step {
         answer: rejoin::Answer,
         kept: Option<u64>,
     },
+}
+
+/// A fence attempt under way in a simulated server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attempt {
+    /// It lands at the next guard event (if the server is still there).
+    Lands,
+    /// Queued in a hung server: it lands when the server resumes ([`Ev::QueuedFence`]);
+    /// at the next guard event the guard kills the server (`may_kill`) or gives up on
+    /// the statement.
+    Queued { term: u64, may_kill: bool },
 }
 
 /// A guard machine that speaks the promotion's language.
@@ -724,7 +734,11 @@ impl Sim {
                 ))),
                 answer: promotion::Answer::Next,
             },
-            Command::Demote { term } => Step::Fence { term },
+            Command::Demote { term } => Step::Demote {
+                machine: Box::new(demotion::Demotion::new(term, self.kill_hung)),
+                answer: demotion::Answer::Next,
+                attempt: None,
+            },
             Command::ReadyPeer { term } => Step::ReadyPeer {
                 check: Box::new(switchover::Check::new(
                     term,
@@ -815,77 +829,18 @@ impl Sim {
                     }
                 }
             },
-            Step::Fence { term } => {
-                let s = &self.nodes[i].server;
-                let refused = s.alive && !s.hung && self.refuses(i, Refusal::ReadOnly);
-                if refused && self.kill_hung && self.nodes[i].killed_for != Some(term) {
-                    // read_only = ON refused: killed as a hung server is (`on_hung =
-                    // "kill"`); restarted read-only by its service manager.
-                    self.kill_hung_server(i, term);
-                    self.guard_later(i, RETRY);
-                    return;
-                }
-                // Otherwise retried, as against a dead server.
-                if !s.alive || refused {
-                    if newer {
-                        self.guard_next(i);
-                    } else {
-                        self.guard_later(i, RETRY);
-                    }
-                } else if s.hung {
-                    // The statement waits inside the server and lands some time after it
-                    // resumes; the guard gives up on it after its statement timeout and
-                    // retries. With `kill_hung`, a server still silent HUNG_KILL after the
-                    // statement went in is killed instead (once per demotion).
-                    // A fence that may still kill the server is never abandoned for a
-                    // newer command (the guard's `fence` runs its kill timer to the end):
-                    // left queued inside the server, it would land after a promotion.
-                    let may_kill = self.kill_hung && self.nodes[i].killed_for != Some(term);
-                    if may_kill && s.fence_queued == Some(term) {
-                        self.kill_hung_server(i, term);
-                        self.guard_later(i, RETRY);
-                    } else if s.fence_queued.is_some() && newer && !may_kill {
-                        self.guard_next(i);
-                    } else {
-                        self.nodes[i].server.fence_queued = Some(term);
-                        self.guard_later(
-                            i,
-                            if may_kill {
-                                HUNG_KILL
-                            } else {
-                                STATEMENT_TIMEOUT
-                            },
-                        );
-                    }
-                } else {
-                    let held =
-                        self.fence == FenceModel::WaitsForCommits && !s.read_only && !self.reach();
-                    let took = if held {
-                        SEMI_SYNC_TIMEOUT
-                    } else {
-                        self.rand(MS / 2, 30 * MS)
-                    };
-                    self.nodes[i].step = Step::FenceLanding { term };
-                    self.guard_later(i, took);
-                }
-            }
-            Step::FenceLanding { term } => {
-                let s = &mut self.nodes[i].server;
-                if s.alive {
-                    if !s.read_only {
-                        // A commit in flight, killed by the fence: committed here, and
-                        // on the peer only if it replicates from here (semi-sync).
-                        s.held[i] += 1;
-                        self.replicate();
-                    }
-                    let s = &mut self.nodes[i].server;
-                    s.read_only = true;
-                    self.outcome(i, fence_done(term));
-                    self.guard_next(i);
-                } else {
-                    self.nodes[i].step = Step::Fence { term };
-                    self.guard_later(i, RETRY);
-                }
+            // A newer command ends a demotion only between attempts.
+            Step::Demote { attempt: None, .. } if newer => self.guard_next(i),
+            Step::Demote {
+                machine,
+                answer,
+                attempt,
+            } => {
+                let answer = match attempt {
+                    None => answer,
+                    Some(a) => self.attempt_done(i, a),
+                };
+                self.demote(i, *machine, answer);
             }
             Step::Arbitrate {
                 term,
@@ -1090,6 +1045,122 @@ impl Sim {
 
     /// Drives the guard's promotion machine until it waits (a delay, a statement that
     /// takes time) or ends.
+    /// Drives node `i`'s demotion until it waits, a fence attempt is under way, or it
+    /// ends.
+    fn demote(&mut self, i: usize, mut machine: demotion::Demotion, mut answer: demotion::Answer) {
+        use demotion::{Answer, Statement as S, Step as D};
+        let park = |this: &mut Self, machine: demotion::Demotion, attempt, delay: u64| {
+            this.nodes[i].step = Step::Demote {
+                machine: Box::new(machine),
+                answer: Answer::Next,
+                attempt,
+            };
+            this.guard_later(i, delay);
+        };
+        loop {
+            match machine.step(answer) {
+                // A hung server still listens; a dead one does not.
+                D::Run(S::Listening) => answer = Answer::Flag(self.nodes[i].server.alive),
+                D::Run(S::Fence { may_kill }) => {
+                    let s = &self.nodes[i].server;
+                    if !s.alive {
+                        answer = Answer::Failed(promotion::Failure {
+                            refused: false,
+                            error: "connection refused".into(),
+                        });
+                    } else if s.hung {
+                        // The statement waits inside the server and lands some time after
+                        // it resumes; the guard gives up on it after its statement timeout,
+                        // or kills the server after HUNG_KILL.
+                        let term = machine.term();
+                        self.nodes[i].server.fence_queued = Some(term);
+                        let wait = if may_kill {
+                            HUNG_KILL
+                        } else {
+                            STATEMENT_TIMEOUT
+                        };
+                        park(
+                            self,
+                            machine,
+                            Some(Attempt::Queued { term, may_kill }),
+                            wait,
+                        );
+                        return;
+                    } else if self.refuses(i, Refusal::ReadOnly) {
+                        answer = Answer::Failed(promotion::Failure {
+                            refused: true,
+                            error: "refused".into(),
+                        });
+                    } else {
+                        let held = self.fence == FenceModel::WaitsForCommits
+                            && !s.read_only
+                            && !self.reach();
+                        let took = if held {
+                            SEMI_SYNC_TIMEOUT
+                        } else {
+                            self.rand(MS / 2, 30 * MS)
+                        };
+                        park(self, machine, Some(Attempt::Lands), took);
+                        return;
+                    }
+                }
+                // read_only = ON refused: killed as a hung server is (`on_hung = "kill"`);
+                // restarted read-only by its service manager.
+                D::Run(S::Kill) => {
+                    self.kill_hung_server(i, machine.term());
+                    answer = killed();
+                }
+                D::Wait(d) => {
+                    park(self, machine, None, d.as_nanos() as u64);
+                    return;
+                }
+                D::Report(outcome) => {
+                    self.outcome(i, outcome);
+                    answer = Answer::Next;
+                }
+                D::Note(_) | D::Warn(_) => answer = Answer::Next,
+                D::End => {
+                    self.guard_next(i);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A fence attempt's end, at the guard event it waited for.
+    fn attempt_done(&mut self, i: usize, attempt: Attempt) -> demotion::Answer {
+        let s = &mut self.nodes[i].server;
+        match attempt {
+            Attempt::Lands if s.alive => {
+                if !s.read_only {
+                    // A commit in flight, killed by the fence: committed here, and on the
+                    // peer only if it replicates from here (semi-sync).
+                    s.held[i] += 1;
+                    self.replicate();
+                }
+                self.nodes[i].server.read_only = true;
+                fenced()
+            }
+            // Died meanwhile: retried, as against a dead server.
+            Attempt::Lands => demotion::Answer::Failed(promotion::Failure {
+                refused: false,
+                error: "connection lost".into(),
+            }),
+            Attempt::Queued { term, may_kill }
+                if may_kill && s.hung && s.fence_queued == Some(term) =>
+            {
+                self.kill_hung_server(i, term);
+                killed()
+            }
+            // Given up on: the statement stays queued in the server (it may land later,
+            // until a promotion kills the abandoned connection).
+            Attempt::Queued { .. } => demotion::Answer::Failed(promotion::Failure {
+                refused: false,
+                error: "timed out".into(),
+            }),
+        }
+    }
+
     /// Drives node `i`'s promotion or watch until it waits or ends.
     fn run_machine(&mut self, i: usize, mut machine: Machine, mut answer: promotion::Answer) {
         use promotion::{Answer, Step as P};
@@ -1113,7 +1184,7 @@ impl Sim {
                     self.guard_later(i, d.as_nanos() as u64);
                     return;
                 }
-                P::Note(_) => answer = Answer::Next,
+                P::Note(_) | P::Warn(_) => answer = Answer::Next,
                 P::Report(outcome) => {
                     self.nodes[i].step = Step::Machine {
                         machine: machine.clone(),
@@ -1677,9 +1748,18 @@ impl Sim {
                 }
                 s.fence_queued = None;
                 s.read_only = true;
-                if matches!(self.nodes[node].step, Step::Fence { term: t } if t == term) {
-                    self.outcome(node, fence_done(term));
-                    self.guard_next(node);
+                // The attempt that queued it was still waiting: it landed.
+                if let Step::Demote {
+                    machine,
+                    attempt: Some(Attempt::Queued { term: t, .. }),
+                    ..
+                } = &self.nodes[node].step
+                {
+                    if *t == term {
+                        let machine = machine.clone();
+                        self.nodes[node].guard_gen += 1;
+                        self.demote(node, *machine, fenced());
+                    }
                 }
             }
             Ev::Tracker { node, healthy, gen } => {
@@ -1739,12 +1819,18 @@ impl Sim {
     }
 }
 
-fn fence_done(term: u64) -> Outcome {
-    Outcome::ReadOnly {
-        term,
+fn fenced() -> demotion::Answer {
+    demotion::Answer::Fenced {
         killed: 1,
         in_doubt: 0,
         took: Duration::from_millis(5),
+    }
+}
+
+fn killed() -> demotion::Answer {
+    demotion::Answer::Killed {
+        pid: 1,
+        process: "mysqld".into(),
     }
 }
 

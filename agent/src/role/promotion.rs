@@ -115,19 +115,7 @@ pub enum Answer {
 }
 
 /// What the machine wants next.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Step {
-    Run(Statement),
-    /// Sleep this long, then answer [`Answer::Next`].
-    Wait(Duration),
-    /// Hand this outcome to the core, then answer [`Answer::Next`]; [`Step::End`]
-    /// follows a final one.
-    Report(Outcome),
-    /// A line for the log (info), then answer [`Answer::Next`].
-    Note(String),
-    /// The promotion is over (its outcome was reported).
-    End,
-}
+pub type Step = super::step::Step<Statement>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -609,7 +597,7 @@ mod tests {
                     now += d.as_nanos() as u64;
                     Answer::Next
                 }
-                Step::Note(_) => Answer::Next,
+                Step::Note(_) | Step::Warn(_) => Answer::Next,
                 Step::Report(o) => {
                     reported.push(o);
                     Answer::Next
