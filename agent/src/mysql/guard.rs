@@ -31,8 +31,8 @@ use crate::{
     // How often a wait checks for a newer command.
     role::watch::WAIT_SLICE,
     role::{
-        demotion::Demotion,
-        promotion::{Answer, Failure, PeerLook, Promotion, Statement, Step},
+        demotion::{Demotion, HUNG_KILL},
+        promotion::{Answer, Failure, PeerLook, Promotion, Statement, Step, STATEMENT_TIMEOUT},
         switchover::Holds,
         Blocked, Command, KeyTenure, Outcome, Standing, Verdict,
     },
@@ -122,19 +122,12 @@ impl Guard {
     }
 }
 
-/// Each statement's bound: a hung server must not wedge the guard.
-const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The fence's statements wait longer for a hung server: `read_only = ON` and the sweep
 /// queued inside it run the moment it resumes, racing only what was queued there before.
 /// Abandoned and sent again on a new connection (the old bound), they came in only after
 /// a reconnect, tens of milliseconds late, while the resumed server took writes (chaos,
 /// hung mysqld: both writable for 4–8 ms in 2 runs of 4).
 const FENCE_WAIT: Duration = Duration::from_secs(30);
-/// How long a server that must be fenced may answer nothing before `on_hung = "kill"`
-/// kills it: well inside the peer's [`crate::role::promotion::PEER_HUNG`], which starts
-/// counting no earlier than this fence (the peer takes over on this node's priority-0
-/// advert, sent after it).
-const HUNG_KILL: Duration = Duration::from_millis(500);
 /// How long a replica's MySQL port may take to accept a connection before it counts as
 /// gone (same segment: a live server answers in well under a millisecond).
 const PROBE_TIMEOUT: Duration = Duration::from_millis(50);

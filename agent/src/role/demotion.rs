@@ -62,6 +62,12 @@ pub enum Answer {
 /// What the machine wants next (a newer command may end the demotion at a wait).
 pub type Step = super::step::Step<Statement>;
 
+/// How long a server that must be fenced may answer nothing before `on_hung = "kill"`
+/// kills it: well inside the peer's [`super::promotion::PEER_HUNG`], which starts
+/// counting no earlier than this fence (the peer takes over on this node's priority-0
+/// advert, sent after it).
+pub const HUNG_KILL: Duration = Duration::from_millis(500);
+
 /// How often a server not yet said down is looked at while a retry waits.
 pub const LISTEN_POLL: Duration = Duration::from_millis(10);
 

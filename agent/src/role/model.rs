@@ -51,8 +51,8 @@ const CATCHUP_TIMEOUT: u64 = 2_000 * MS;
 const SEMI_SYNC_TIMEOUT: u64 = 1_000 * MS;
 // The guard's own timing, from the one place it is defined.
 const PEER_HUNG: u64 = promotion::PEER_HUNG.as_nanos() as u64;
-const STATEMENT_TIMEOUT: u64 = 2_000 * MS;
-const HUNG_KILL: u64 = 500 * MS;
+const STATEMENT_TIMEOUT: u64 = promotion::STATEMENT_TIMEOUT.as_nanos() as u64;
+const HUNG_KILL: u64 = demotion::HUNG_KILL.as_nanos() as u64;
 /// Faults happen in the first RUN; then everything heals and the pair must converge.
 const RUN: u64 = 4_000 * MS;
 const SETTLE: u64 = 8_000 * MS;

@@ -21,6 +21,8 @@ use crate::{
 pub const PEER_HUNG: Duration = Duration::from_secs(1);
 /// Between two looks at the peer's server (or at the comparison with it).
 pub const PEER_POLL: Duration = Duration::from_millis(20);
+/// Each statement's bound: a hung server must not wedge the guard.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Before a statement that failed for a passing reason is tried again.
 pub const RETRY: Duration = Duration::from_millis(200);
 
