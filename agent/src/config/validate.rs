@@ -383,8 +383,8 @@ fn check_addresses(inst: &InstanceConfig, push: &mut impl FnMut(&str, String)) -
 }
 
 /// The fence a holder whose time is up must complete inside `2 × margin` (the write
-/// guard kills a server that answers nothing after 500 ms).
-const FENCE_BOUND: Duration = Duration::from_millis(500);
+/// guard kills a server that answers nothing after this long).
+const FENCE_BOUND: Duration = crate::role::demotion::HUNG_KILL;
 
 fn validate_witness(w: &super::WitnessConfig, out: &mut Vec<Problem>) {
     if w.etcd.is_empty() {
