@@ -365,6 +365,9 @@ pub struct Sim {
     /// Per origin: its transactions after this sequence number are errant (committed
     /// after the other node became writable without them). None: none can be.
     errant_after: [Option<u64>; 2],
+    /// Per node, what its rejoin's latest comparison said of replicating from the peer
+    /// (None: not compared on that look): a node called rejoined must then replicate.
+    rule_replicates: [Option<bool>; 2],
     /// The master stops replicating from its peer before it takes writes (switch off to
     /// show the model catches errant transactions reaching a master).
     master_stops_replicating: bool,
@@ -449,6 +452,7 @@ impl Sim {
             rng: seed | 1,
             fence,
             errant_after: [None; 2],
+            rule_replicates: [None; 2],
             master_stops_replicating: true,
             undo_errant: seed & 2 != 0,
             data_must_converge: seed & 2 != 0,
@@ -905,6 +909,20 @@ impl Sim {
                 }
                 R::CannotCompare(_) => answer = Answer::Next,
                 R::Report { outcome, .. } => {
+                    // Nothing is called rejoined before its replication runs.
+                    let rejoined = matches!(
+                        &outcome,
+                        Outcome::Standing {
+                            standing: Standing::Ready | Standing::Behind { .. },
+                            ..
+                        }
+                    );
+                    if rejoined
+                        && self.rule_replicates[i] == Some(true)
+                        && !self.nodes[i].server.replicating
+                    {
+                        self.violation(format!("node {i}: called rejoined, not replicating"));
+                    }
                     // The core may answer with a new command, which ends the rejoin.
                     let gen = self.nodes[i].guard_gen;
                     self.nodes[i].step = Step::Rejoin {
@@ -943,6 +961,7 @@ impl Sim {
         match statement {
             S::ServerUp => Answer::Flag(up(&self.nodes[i].server)),
             S::Compare { rebase } => {
+                self.rule_replicates[i] = None;
                 if !(self.reach() && up(&self.nodes[1 - i].server)) {
                     return if old {
                         Answer::Compared {
@@ -963,6 +982,7 @@ impl Sim {
                 if rebase {
                     *kept = Some(p.held[1 - i]);
                 }
+                self.rule_replicates[i] = Some(r.replicate);
                 Answer::Compared {
                     errant: crate::mysql::divergence::names(&r.errant),
                     replicate: r.replicate,
@@ -2019,6 +2039,15 @@ fn a_server_that_cannot_replicate_is_never_promoted_without_the_acknowledged_wri
     assert!(
         stale.is_some(),
         "the old guard's stale promotion went unseen"
+    );
+    // The invariant on rejoining catches it earlier: called rejoined, not replicating.
+    let mut old = Sim::with_witness(1, FenceModel::KillsWhatHoldsItUp, false);
+    old.old_guard = true;
+    let v = old.run(&script);
+    assert!(
+        v.iter()
+            .any(|v| v.contains("called rejoined, not replicating")),
+        "{v:?}"
     );
     eprintln!("old guard: {}", stale.unwrap_or_default());
     for seed in 1..10 {
