@@ -8,15 +8,15 @@ pub mod config;
 pub mod conntrack;
 pub mod control;
 pub mod datapath;
-pub mod engine;
 pub mod import;
 pub mod metrics;
 pub mod mysql;
 pub mod net;
 pub mod notify;
 pub mod observe;
-pub mod role;
 pub mod run;
 pub mod track;
-pub mod vrrp;
 pub mod witness;
+
+// The decisions live in xvrrpd-core; the agent reaches them under their old paths.
+pub use xvrrpd_core::{engine, role, vrrp};

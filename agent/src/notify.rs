@@ -7,16 +7,7 @@ use tokio::sync::mpsc;
 
 use crate::{config::Notify, engine::State, track::runner::run_with_env};
 
-/// One transition to report.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transition {
-    pub from: State,
-    pub to: State,
-    pub priority: u8,
-    pub reason: &'static str,
-    /// CLOCK_MONOTONIC nanoseconds of the transition.
-    pub ts_ns: u64,
-}
+pub use xvrrpd_core::notify::Transition;
 
 /// One JSON line for the events stream.
 pub fn event_json(instance: &str, vrid: u8, t: &Transition) -> String {

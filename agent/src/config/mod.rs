@@ -83,26 +83,17 @@ fn default_witness_prefix() -> String {
     "/xvrrpd".into()
 }
 
-/// 600 ms: with the margin's 250 ms, a successor waits 850 ms for a silent holder (a host
-/// crash's writes are back within about a second), and the holder survives 350 ms
-/// without a renewal: an etcd leader election (100–200 ms with the settings in
-/// docs/witness.md) with two renewal intervals to spare.
 fn default_witness_lease() -> Duration {
-    Duration::from_millis(600)
+    crate::witness::lease::Timing::DEFAULT.lease
 }
 
 fn default_witness_margin() -> Duration {
-    Duration::from_millis(250)
+    crate::witness::lease::Timing::DEFAULT.margin
 }
 
 impl WitnessConfig {
-    /// The lease's timing: renewals five times per `lease − margin`.
     pub fn timing(&self) -> crate::witness::lease::Timing {
-        crate::witness::lease::Timing {
-            lease: self.lease,
-            margin: self.margin,
-            renew_every: self.lease.saturating_sub(self.margin) / 5,
-        }
+        crate::witness::lease::Timing::new(self.lease, self.margin)
     }
 
     /// The write key of instance `name`.
@@ -498,17 +489,7 @@ pub enum HungPolicy {
     Wait,
 }
 
-/// What a write instance does when catch-up times out.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum CatchupPolicy {
-    /// Stay read-only without the VIP (FAULT) until the relay log is applied, then rejoin
-    /// the election: no write is accepted on top of missing data.
-    #[default]
-    StayBackup,
-    /// Become writable anyway: availability over consistency (logged as a warning).
-    PromoteAnyway,
-}
+pub use xvrrpd_core::config::CatchupPolicy;
 
 /// Gratuitous ARP / unsolicited NA after becoming master.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -7,12 +7,12 @@ pub mod catchup;
 pub mod clone;
 pub mod conn;
 pub mod dialect;
-pub mod divergence;
 pub mod flashback;
-pub mod gtid;
 pub mod guard;
 pub mod hung;
 pub mod preflight;
 pub mod privileges;
 pub mod replica;
 pub mod term;
+
+pub use xvrrpd_core::mysql::{divergence, gtid};

@@ -2,10 +2,6 @@
 //! partition between the two database hosts cannot make both writable. See
 //! [`lease`] for the argument.
 pub mod etcd;
-pub mod lease;
 pub mod tls;
 
-#[cfg(test)]
-pub(crate) mod sim;
-#[cfg(test)]
-mod tests;
+pub use xvrrpd_core::witness::lease;

@@ -338,9 +338,7 @@ type Witness = crate::witness::sim::Store;
 
 /// The witness's lease in the model: the defaults.
 fn witness_timing() -> crate::witness::lease::Timing {
-    toml::from_str::<crate::config::WitnessConfig>("etcd = [\"192.0.2.30:2379\"]")
-        .expect("the default witness section")
-        .timing()
+    crate::witness::lease::Timing::DEFAULT
 }
 
 /// The nodes' names in the witness's key.

@@ -44,6 +44,21 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// 600 ms: with the margin's 250 ms, a successor waits 850 ms for a silent holder (a
+    /// host crash's writes are back within about a second), and the holder survives
+    /// 350 ms without a renewal: an etcd leader election (100–200 ms with the settings in
+    /// docs/witness.md) with two renewal intervals to spare.
+    pub const DEFAULT: Self = Self::new(Duration::from_millis(600), Duration::from_millis(250));
+
+    /// The lease's timing: renewals five times per `lease − margin`.
+    pub const fn new(lease: Duration, margin: Duration) -> Self {
+        Self {
+            lease,
+            margin,
+            renew_every: Duration::from_nanos(lease.saturating_sub(margin).as_nanos() as u64 / 5),
+        }
+    }
+
     /// How long after sending a renewal that succeeded the holder may still write.
     pub fn holder_valid(&self) -> Duration {
         self.lease.saturating_sub(self.margin)

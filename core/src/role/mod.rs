@@ -144,23 +144,7 @@ pub struct Blocked {
     pub error: String,
 }
 
-/// What an arbitration between two masters found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// The peer's data holds an older term: it is the stale side (a partition healing,
-    /// a frozen host resuming). This node keeps the role whatever the priorities.
-    Keep { peer: u64 },
-    /// The peer was promoted after this node: it served writes last. This node steps
-    /// down whatever the priorities.
-    Yield { peer: u64 },
-    /// The same term (a preemption by a node that replicated this master's promotion),
-    /// or no term there: VRRP's rules decide.
-    Vrrp,
-    /// The peer could not be read (a host resuming, its network not back yet): asked
-    /// again shortly, holding its adverts meanwhile (neither yielding to it nor
-    /// re-announcing toward it); after [`UNKNOWN_TRIES`] in a row, VRRP's rules.
-    Unknown,
-}
+pub use crate::mysql::term::Verdict;
 
 /// What the guard reports.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,0 +1,4 @@
+//! Tracker arithmetic: rise / fall, weights, the effective priority.
+pub mod health;
+
+pub use health::{effective, Contribution, Effective, Health};
