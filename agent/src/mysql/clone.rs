@@ -54,7 +54,7 @@ pub fn binlog_tool() -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let text = String::from_utf8_lossy(&version.stdout);
-    if text.to_ascii_lowercase().contains("mariadb") {
+    if super::dialect::Flavor::from_version(&text) == super::dialect::Flavor::MariaDb {
         return Err(format!(
             "{} is MariaDB's ({}): install MySQL's client tools (mysql-client-core) and put its mysqlbinlog first on PATH",
             path.display(),
