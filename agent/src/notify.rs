@@ -11,17 +11,16 @@ pub use xvrrpd_core::notify::Transition;
 
 /// One JSON line for the events stream.
 pub fn event_json(instance: &str, vrid: u8, t: &Transition) -> String {
-    serde_json::json!({
-        "event": "transition",
-        "ts_ns": t.ts_ns,
-        "instance": instance,
-        "vrid": vrid,
-        "from": t.from.name(),
-        "to": t.to.name(),
-        "reason": t.reason,
-        "priority": t.priority,
-    })
-    .to_string()
+    xvrrpd_core::events::Record::Transition {
+        ts_ns: t.ts_ns,
+        instance: instance.into(),
+        vrid,
+        from: t.from.name().into(),
+        to: t.to.name().into(),
+        reason: t.reason.into(),
+        priority: t.priority,
+    }
+    .line()
 }
 
 /// Creates `path` as a FIFO (mode 600) unless something is already there.

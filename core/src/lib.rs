@@ -4,6 +4,7 @@
 //! dependencies free of I/O crates (`tests/pure.rs`).
 pub mod config;
 pub mod engine;
+pub mod events;
 pub mod mysql;
 pub mod notify;
 pub mod role;

@@ -136,8 +136,8 @@ pub struct Running {
 
 impl Running {
     /// Appends one JSON line to the events stream.
-    pub fn emit(&self, event: serde_json::Value) {
-        self.events.send(event.to_string());
+    pub fn emit(&self, record: &xvrrpd_core::events::Record) {
+        self.events.send(record.line());
     }
 
     fn advert(&self, priority: u8) -> Advertisement {
@@ -660,9 +660,11 @@ pub async fn apply(
 
 /// Logs a write-role fact and streams it.
 fn event(r: &Running, e: Event) {
+    use crate::role::Verdict;
+    use xvrrpd_core::events::{Decision, LeaseLoss, Record};
     let name = &r.cfg.name;
-    let ts_ns = monotonic_ns();
-    let json = match e {
+    let (ts_ns, instance) = (monotonic_ns(), name.clone());
+    let record = match e {
         Event::Writable {
             catchup,
             target,
@@ -675,10 +677,13 @@ fn event(r: &Running, e: Event) {
             } else {
                 info!(instance = %name, catchup_ms, %target, ?write_term, "MySQL caught up and writable");
             }
-            serde_json::json!({
-                "event": "writable", "ts_ns": ts_ns, "instance": name,
-                "catchup_ms": catchup_ms, "forced": forced, "write_term": write_term,
-            })
+            Record::Writable {
+                ts_ns,
+                instance,
+                catchup_ms,
+                forced,
+                write_term,
+            }
         }
         Event::CatchupTimeout {
             target,
@@ -687,109 +692,125 @@ fn event(r: &Running, e: Event) {
             if stay_backup {
                 warn!(instance = %name, %target, "staying out of the election (FAULT) until the relay log is applied");
             }
-            serde_json::json!({
-                "event": "catchup_timeout", "ts_ns": ts_ns, "instance": name,
-                "target": target, "stay_backup": stay_backup,
-            })
+            Record::CatchupTimeout {
+                ts_ns,
+                instance,
+                target,
+                stay_backup,
+            }
         }
         Event::Arbitration { own, verdict } => {
             let (decision, peer) = match verdict {
-                crate::role::Verdict::Keep { peer } => ("keep", Some(peer)),
-                crate::role::Verdict::Yield { peer } => ("yield", Some(peer)),
-                crate::role::Verdict::Vrrp => ("vrrp", None),
-                crate::role::Verdict::Unknown => ("unknown", None),
+                Verdict::Keep { peer } => (Decision::Keep, Some(peer)),
+                Verdict::Yield { peer } => (Decision::Yield, Some(peer)),
+                Verdict::Vrrp => (Decision::Vrrp, None),
+                Verdict::Unknown => (Decision::Unknown, None),
             };
-            match verdict {
-                crate::role::Verdict::Yield { .. } => {
-                    warn!(instance = %name, own, ?peer, "another master was promoted later: stepping down (fence first), out of the election until this server holds its term")
-                }
-                _ => {
-                    info!(instance = %name, own, ?peer, decision, "another master heard: write terms compared")
-                }
+            if decision == Decision::Yield {
+                warn!(instance = %name, own, ?peer, "another master was promoted later: stepping down (fence first), out of the election until this server holds its term")
+            } else {
+                info!(instance = %name, own, ?peer, ?decision, "another master heard: write terms compared")
             }
-            serde_json::json!({
-                "event": "arbitration", "ts_ns": ts_ns, "instance": name,
-                "own_term": own, "peer_term": peer, "decision": decision,
-            })
+            Record::Arbitration {
+                ts_ns,
+                instance,
+                own_term: own,
+                peer_term: peer,
+                decision,
+            }
         }
-        Event::CaughtUp => {
-            serde_json::json!({"event": "caught_up", "ts_ns": ts_ns, "instance": name})
-        }
+        Event::CaughtUp => Record::CaughtUp { ts_ns, instance },
         // The guard logged it with the way out; the stream carries the GTIDs.
         Event::Divergent { errant } => {
             let remedy = crate::mysql::dialect::Flavor::rebuild_for(&errant);
-            serde_json::json!({
-                "event": "divergent", "ts_ns": ts_ns, "instance": name, "errant": errant,
-                "remedy": remedy,
-            })
+            Record::Divergent {
+                ts_ns,
+                instance,
+                errant,
+                remedy: remedy.into(),
+            }
         }
         // The guard logged it as it happened; the stream carries the step and the error.
-        Event::GuardBlocked(b) => serde_json::json!({
-            "event": "guard_blocked", "ts_ns": ts_ns, "instance": name, "step": b.step,
-            "error": b.error,
-        }),
-        Event::ServerKilled { pid, process } => serde_json::json!({
-            "event": "mysqld_killed", "ts_ns": ts_ns, "instance": name, "pid": pid,
-            "process": process, "reason": "hung while it had to be fenced",
-        }),
-        Event::ErrantUndone { gtids, archive } => serde_json::json!({
-            "event": "errant_undone", "ts_ns": ts_ns, "instance": name, "gtids": gtids,
-            "archive": archive,
-        }),
+        Event::GuardBlocked(b) => Record::GuardBlocked {
+            ts_ns,
+            instance,
+            step: b.step,
+            error: b.error,
+        },
+        Event::ServerKilled { pid, process } => Record::MysqldKilled {
+            ts_ns,
+            instance,
+            pid,
+            process,
+            reason: "hung while it had to be fenced".into(),
+        },
+        Event::ErrantUndone { gtids, archive } => Record::ErrantUndone {
+            ts_ns,
+            instance,
+            gtids,
+            archive,
+        },
         Event::ReadOnly {
             killed,
             in_doubt,
             took,
-        } => serde_json::json!({
-            "event": "read_only", "ts_ns": ts_ns, "instance": name, "killed": killed,
-            "in_doubt": in_doubt, "fence_ms": took.as_secs_f64() * 1e3,
-        }),
-        Event::Stalled => serde_json::json!({
-            "event": "stalled", "ts_ns": ts_ns, "instance": name,
-        }),
-        Event::StallCleared => serde_json::json!({
-            "event": "stall_cleared", "ts_ns": ts_ns, "instance": name,
-        }),
+        } => Record::ReadOnly {
+            ts_ns,
+            instance,
+            killed,
+            in_doubt,
+            fence_ms: took.as_secs_f64() * 1e3,
+        },
+        Event::Stalled => Record::Stalled { ts_ns, instance },
+        Event::StallCleared => Record::StallCleared { ts_ns, instance },
         // The guard logged it with the count; the stream carries which.
-        Event::Behind { missing, names } => serde_json::json!({
-            "event": "behind", "ts_ns": ts_ns, "instance": name, "missing": missing,
-            "names": names,
-        }),
+        Event::Behind { missing, names } => Record::Behind {
+            ts_ns,
+            instance,
+            missing,
+            names,
+        },
         Event::Current => {
             info!(instance = %name, "holds the peer's transactions again: preemption allowed");
-            serde_json::json!({"event": "current", "ts_ns": ts_ns, "instance": name})
+            Record::Current { ts_ns, instance }
         }
-        Event::SwitchoverRefused { reason } => serde_json::json!({
-            "event": "switchover_refused", "ts_ns": ts_ns, "instance": name, "reason": reason,
-        }),
+        Event::SwitchoverRefused { reason } => Record::SwitchoverRefused {
+            ts_ns,
+            instance,
+            reason,
+        },
         Event::SwitchoverFenced => {
             info!(instance = %name, "switchover: server fenced, handing over");
-            serde_json::json!({"event": "switchover_fenced", "ts_ns": ts_ns, "instance": name})
+            Record::SwitchoverFenced { ts_ns, instance }
         }
         Event::LeaseAcquired { term } => {
             info!(instance = %name, fencing_term = term, "write key held: this node may write");
-            serde_json::json!({
-                "event": "lease_acquired", "ts_ns": ts_ns, "instance": name, "fencing_term": term,
-            })
+            Record::LeaseAcquired {
+                ts_ns,
+                instance,
+                fencing_term: term,
+            }
         }
         Event::LeaseLost { term, why } => {
             let why = match why {
-                crate::witness::lease::Loss::Expired => "expired",
-                crate::witness::lease::Loss::Taken => "taken",
-                crate::witness::lease::Loss::Released => "released",
+                crate::witness::lease::Loss::Expired => LeaseLoss::Expired,
+                crate::witness::lease::Loss::Taken => LeaseLoss::Taken,
+                crate::witness::lease::Loss::Released => LeaseLoss::Released,
             };
-            if why == "released" {
+            if why == LeaseLoss::Released {
                 info!(instance = %name, fencing_term = term, "write key freed for the successor");
             } else {
-                warn!(instance = %name, fencing_term = term, why, "write key lost: fencing the server");
+                warn!(instance = %name, fencing_term = term, ?why, "write key lost: fencing the server");
             }
-            serde_json::json!({
-                "event": "lease_lost", "ts_ns": ts_ns, "instance": name, "fencing_term": term,
-                "why": why,
-            })
+            Record::LeaseLost {
+                ts_ns,
+                instance,
+                fencing_term: term,
+                why,
+            }
         }
     };
-    r.emit(json);
+    r.emit(&record);
 }
 
 /// At takeover, the clients of the previous master (as it copied them here) are told

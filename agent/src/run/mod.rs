@@ -721,10 +721,10 @@ impl Router {
                         match r.core.switchover(Instant(monotonic_ns())) {
                             Ok(actions) => {
                                 info!(instance = %r.cfg.name, "switchover requested");
-                                r.emit(serde_json::json!({
-                                    "event": "switchover", "ts_ns": monotonic_ns(),
-                                    "instance": r.cfg.name,
-                                }));
+                                r.emit(&xvrrpd_core::events::Record::Switchover {
+                                    ts_ns: monotonic_ns(),
+                                    instance: r.cfg.name.clone(),
+                                });
                                 apply(r, actions, nl, dp).await;
                                 Response::Ok {
                                     message: format!(
@@ -781,8 +781,11 @@ impl Router {
         self.metrics.maintenance.set(on as i64);
         info!(on, "maintenance");
         let _ = self.events.send(
-            serde_json::json!({"event": "maintenance", "ts_ns": monotonic_ns(), "on": on})
-                .to_string(),
+            xvrrpd_core::events::Record::Maintenance {
+                ts_ns: monotonic_ns(),
+                on,
+            }
+            .line(),
         );
         let now = Instant(monotonic_ns());
         for i in 0..self.instances.len() {

@@ -39,90 +39,105 @@ pub(super) fn judge_data(
     }
 }
 
-pub(super) fn describe(e: &serde_json::Value) -> String {
-    let s = |k: &str| e[k].as_str().unwrap_or("?").to_string();
-    match e["event"].as_str() {
-        Some("transition") => format!(
-            "{} {} -> {} ({})",
-            s("instance"),
-            s("from"),
-            s("to"),
-            s("reason")
-        ),
-        Some("writable") => format!(
-            "{} MySQL writable after {:.1} ms catch-up, write term {}{}",
-            s("instance"),
-            e["catchup_ms"].as_f64().unwrap_or(0.0),
-            e["write_term"]
-                .as_u64()
-                .map_or("not recorded".into(), |t| t.to_string()),
-            if e["forced"].as_bool() == Some(true) {
+/// A record of the events stream as a timeline line (`raw`, the line itself, for one
+/// this lab does not word).
+pub(super) fn describe(e: &Record, raw: &str) -> String {
+    use xvrrpd_core::events::Decision;
+    match e {
+        Record::Transition {
+            instance,
+            from,
+            to,
+            reason,
+            ..
+        } => format!("{instance} {from} -> {to} ({reason})"),
+        Record::Writable {
+            instance,
+            catchup_ms,
+            forced,
+            write_term,
+            ..
+        } => format!(
+            "{instance} MySQL writable after {catchup_ms:.1} ms catch-up, write term {}{}",
+            write_term.map_or("not recorded".into(), |t| t.to_string()),
+            if *forced {
                 " (FORCED: catch-up timed out)"
             } else {
                 ""
             }
         ),
-        Some("read_only") => format!(
-            "{} MySQL read_only = ON ({:.1} ms fence), {} client connections killed, {} in a commit",
-            s("instance"),
-            e["fence_ms"].as_f64().unwrap_or(0.0),
-            e["killed"],
-            e["in_doubt"]
+        Record::ReadOnly {
+            instance,
+            fence_ms,
+            killed,
+            in_doubt,
+            ..
+        } => format!(
+            "{instance} MySQL read_only = ON ({fence_ms:.1} ms fence), {killed} client connections killed, {in_doubt} in a commit"
         ),
-        Some("catchup_timeout") => format!("{} catch-up timed out", s("instance")),
-        Some("divergent") => format!(
-            "{} DIVERGENT: errant transactions {}: read-only, out of the election until rebuilt",
-            s("instance"),
-            e["errant"]
+        Record::CatchupTimeout { instance, .. } => format!("{instance} catch-up timed out"),
+        Record::Divergent {
+            instance, errant, ..
+        } => format!(
+            "{instance} DIVERGENT: errant transactions {errant:?}: read-only, out of the election until rebuilt"
         ),
-        Some("mysqld_killed") => format!(
-            "{} mysqld (pid {}) hung while it had to be fenced: killed by its agent",
-            s("instance"),
-            e["pid"]
+        Record::MysqldKilled { instance, pid, .. } => format!(
+            "{instance} mysqld (pid {pid}) hung while it had to be fenced: killed by its agent"
         ),
-        Some("errant_undone") => format!(
-            "{} errant transactions {} undone (flashback), archived in {}: rejoining",
-            s("instance"),
-            e["gtids"],
-            s("archive")
+        Record::ErrantUndone {
+            instance,
+            gtids,
+            archive,
+            ..
+        } => format!(
+            "{instance} errant transactions {gtids:?} undone (flashback), archived in {archive}: rejoining"
         ),
-        Some("caught_up") => format!(
-            "{} caught up (relay log applied, or the winner's write term arrived): back in the election",
-            s("instance")
+        Record::CaughtUp { instance, .. } => format!(
+            "{instance} caught up (relay log applied, or the winner's write term arrived): back in the election"
         ),
-        Some("lease_acquired") => format!(
-            "{} write key held (fencing term {})",
-            s("instance"),
-            e["fencing_term"]
+        Record::LeaseAcquired {
+            instance,
+            fencing_term,
+            ..
+        } => format!("{instance} write key held (fencing term {fencing_term})"),
+        Record::LeaseLost {
+            instance,
+            fencing_term,
+            why,
+            ..
+        } => format!(
+            "{instance} write key lost ({}, fencing term {fencing_term})",
+            format!("{why:?}").to_lowercase()
         ),
-        Some("lease_lost") => format!(
-            "{} write key lost ({}, fencing term {})",
-            s("instance"),
-            s("why"),
-            e["fencing_term"]
+        Record::GuardBlocked {
+            instance,
+            step,
+            error,
+            ..
+        } => format!("{instance} guard_blocked, read-only and out of the election: {step}: {error}"),
+        Record::Stalled { instance, .. } => format!(
+            "{instance} stalled: the host stood still while master; clients refused at the VIPs until the peer is heard out"
         ),
-        Some("guard_blocked") => format!(
-            "{} guard_blocked, read-only and out of the election: {}: {}",
-            s("instance"),
-            s("step"),
-            s("error")
+        Record::StallCleared { instance, .. } => format!(
+            "{instance} stall cleared: no other master (or the terms say keep): clients let through"
         ),
-        Some("stalled") => format!(
-            "{} stalled: the host stood still while master; clients refused at the VIPs until the peer is heard out",
-            s("instance")
+        Record::Arbitration {
+            instance,
+            own_term,
+            peer_term,
+            decision,
+            ..
+        } => format!(
+            "{instance} another master heard: own write term {own_term}, its term {}: {}",
+            peer_term.map_or("null".into(), |t| t.to_string()),
+            match decision {
+                Decision::Keep => "keep",
+                Decision::Yield => "yield",
+                Decision::Vrrp => "vrrp",
+                Decision::Unknown => "unknown",
+            }
         ),
-        Some("stall_cleared") => format!(
-            "{} stall cleared: no other master (or the terms say keep): clients let through",
-            s("instance")
-        ),
-        Some("arbitration") => format!(
-            "{} another master heard: own write term {}, its term {}: {}",
-            s("instance"),
-            e["own_term"],
-            e["peer_term"],
-            s("decision")
-        ),
-        _ => e.to_string(),
+        _ => raw.to_string(),
     }
 }
 

@@ -28,6 +28,8 @@ mod conf;
 mod faults;
 mod judge;
 
+use xvrrpd_core::events::Record;
+
 use clients::*;
 use conf::*;
 use faults::*;
@@ -1078,25 +1080,15 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             .unwrap_or_default()
             .lines()
         {
-            if let Ok(e) = serde_json::from_str::<serde_json::Value>(line) {
-                match e["event"].as_str() {
-                    Some("divergent") => {
-                        report.divergent[i] = e["errant"]
-                            .as_array()
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|g| g.as_str().map(String::from))
-                                    .collect()
-                            })
-                            .unwrap_or_default()
-                    }
-                    Some("caught_up" | "errant_undone") => report.divergent[i].clear(),
-                    Some("lease_acquired") => {
-                        let t = e["fencing_term"].as_u64();
-                        report.fencing_term = report.fencing_term.max(t);
-                    }
-                    _ => {}
+            match serde_json::from_str::<Record>(line) {
+                Ok(Record::Divergent { errant, .. }) => report.divergent[i] = errant,
+                Ok(Record::CaughtUp { .. } | Record::ErrantUndone { .. }) => {
+                    report.divergent[i].clear()
                 }
+                Ok(Record::LeaseAcquired { fencing_term, .. }) => {
+                    report.fencing_term = report.fencing_term.max(Some(fencing_term));
+                }
+                _ => {}
             }
         }
     }
@@ -1202,47 +1194,51 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
             .unwrap_or_default()
             .lines()
         {
-            if let Ok(e) = serde_json::from_str::<serde_json::Value>(line) {
-                let ts = e["ts_ns"].as_u64().unwrap_or(0);
-                let after_ms = (ts as f64 - fault_ns as f64) / 1e6;
-                let is = |k: &str, v: &str| e[k].as_str() == Some(v);
-                if ts > fault_ns
-                    && n.name == "db1"
-                    && is("instance", "write")
-                    && is("event", "transition")
-                    && is("to", "MASTER")
-                {
-                    let reason = e["reason"].as_str().unwrap_or("?").to_string();
-                    report.failbacks.push((after_ms, reason));
-                }
-                if is("event", "transition") {
-                    let f = |k: &str| e[k].as_str().unwrap_or("?").to_string();
+            let Ok(e) = serde_json::from_str::<Record>(line) else {
+                continue;
+            };
+            let ts = e.ts_ns().unwrap_or(0);
+            let after_ms = (ts as f64 - fault_ns as f64) / 1e6;
+            match &e {
+                Record::Transition {
+                    instance,
+                    from,
+                    to,
+                    reason,
+                    ..
+                } => {
+                    if ts > fault_ns && n.name == "db1" && instance == "write" && to == "MASTER" {
+                        report.failbacks.push((after_ms, reason.clone()));
+                    }
                     report.transitions.push(TransitionSeen {
                         ts_ns: ts,
                         node: n.name,
-                        instance: f("instance"),
-                        from: f("from"),
-                        to: f("to"),
-                        reason: f("reason"),
+                        instance: instance.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                        reason: reason.clone(),
                     });
                 }
-                if is("event", "writable") && is("instance", "write") {
-                    writables.push((ts, e["write_term"].as_u64()));
-                }
-                if ts > fault_ns && is("event", "read_only") {
-                    report.fences.push(FenceSeen {
-                        node: n.name,
-                        at_ms: after_ms,
-                        fence_ms: e["fence_ms"].as_f64().unwrap_or(0.0),
-                        killed: e["killed"].as_u64().unwrap_or(0),
-                        in_doubt: e["in_doubt"].as_u64().unwrap_or(0),
-                    });
-                }
-                t.push((
-                    e["ts_ns"].as_u64().unwrap_or(0),
-                    format!("{} xvrrpd {}", n.name, describe(&e)),
-                ));
+                Record::Writable {
+                    instance,
+                    write_term,
+                    ..
+                } if instance == "write" => writables.push((ts, *write_term)),
+                Record::ReadOnly {
+                    fence_ms,
+                    killed,
+                    in_doubt,
+                    ..
+                } if ts > fault_ns => report.fences.push(FenceSeen {
+                    node: n.name,
+                    at_ms: after_ms,
+                    fence_ms: *fence_ms,
+                    killed: *killed as u64,
+                    in_doubt: *in_doubt as u64,
+                }),
+                _ => {}
             }
+            t.push((ts, format!("{} xvrrpd {}", n.name, describe(&e, line))));
         }
     }
     t.sort_by_key(|(ts, _)| *ts);
