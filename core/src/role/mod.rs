@@ -1198,22 +1198,15 @@ impl Core {
                     }
                     w.behind = Some((missing, names));
                     self.engine.hold_preemption(true, now);
-                    self.standing_ready(now, out);
+                    self.standing_ready(now, true, out);
                 }
                 Standing::Uncompared => {
                     self.current(now, out);
-                    let Some(w) = self.write.as_mut() else { return };
-                    w.errant.clear();
-                    w.blocked = None;
-                    if w.block == Some(Block::Guard) {
-                        w.block = None;
-                        out.push(Action::Event(Event::CaughtUp));
-                        self.retrack(now, out);
-                    }
+                    self.standing_ready(now, false, out);
                 }
                 Standing::Ready => {
                     self.current(now, out);
-                    self.standing_ready(now, out);
+                    self.standing_ready(now, true, out);
                 }
                 Standing::Waiting => {}
             },
@@ -1225,15 +1218,18 @@ impl Core {
 
 impl Core {
     /// The guard's look found nothing errant and nothing blocked: a block that waited
-    /// for such a look ends.
-    fn standing_ready(&mut self, now: Instant, out: &mut Vec<Action>) {
+    /// for such a look ends. Without a comparison with the peer (`compared` false) only
+    /// a guard block does: a superseded, divergent or unverified node waits for one.
+    fn standing_ready(&mut self, now: Instant, compared: bool, out: &mut Vec<Action>) {
         let Some(w) = self.write.as_mut() else { return };
         w.errant.clear();
         w.blocked = None;
-        if matches!(
-            w.block,
-            Some(Block::Superseded { .. } | Block::Divergent | Block::Guard | Block::Unverified)
-        ) {
+        let ends = match w.block {
+            Some(Block::Guard) => true,
+            Some(Block::Superseded { .. } | Block::Divergent | Block::Unverified) => compared,
+            _ => false,
+        };
+        if ends {
             w.block = None;
             out.push(Action::Event(Event::CaughtUp));
             self.retrack(now, out);

@@ -39,10 +39,17 @@ pub(super) fn judge_data(
     }
 }
 
+/// A unit value's name as the stream writes it (`expired`, `keep`).
+fn tag<T: serde::Serialize>(t: &T) -> String {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// A record of the events stream as a timeline line (`raw`, the line itself, for one
 /// this lab does not word).
 pub(super) fn describe(e: &Record, raw: &str) -> String {
-    use xvrrpd_core::events::Decision;
     match e {
         Record::Transition {
             instance,
@@ -107,7 +114,7 @@ pub(super) fn describe(e: &Record, raw: &str) -> String {
             ..
         } => format!(
             "{instance} write key lost ({}, fencing term {fencing_term})",
-            format!("{why:?}").to_lowercase()
+            tag(why)
         ),
         Record::GuardBlocked {
             instance,
@@ -130,12 +137,7 @@ pub(super) fn describe(e: &Record, raw: &str) -> String {
         } => format!(
             "{instance} another master heard: own write term {own_term}, its term {}: {}",
             peer_term.map_or("null".into(), |t| t.to_string()),
-            match decision {
-                Decision::Keep => "keep",
-                Decision::Yield => "yield",
-                Decision::Vrrp => "vrrp",
-                Decision::Unknown => "unknown",
-            }
+            tag(decision)
         ),
         _ => raw.to_string(),
     }
