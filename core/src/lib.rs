@@ -8,6 +8,8 @@ pub mod events;
 pub mod mysql;
 pub mod notify;
 pub mod role;
+#[cfg(test)]
+mod scenarios;
 pub mod track;
 pub mod vrrp;
 pub mod witness;

@@ -96,18 +96,9 @@ fn input(v: &Value) -> Result<Input, String> {
 
 /// Runs one scenario file; Err names the line and what differed.
 fn run(path: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let mut engine: Option<Instance> = None;
-    for (n, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let at = |e: String| format!("line {}: {e}", n + 1);
-        let v: Value = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
-        if v.get("comment").is_some() {
-            continue;
-        }
+    for (n, v) in crate::scenarios::lines(path)? {
+        let at = |e: String| format!("line {n}: {e}");
         if let Some(s) = v.get("settings") {
             engine = Some(Instance::new(settings(s).map_err(at)?));
             continue;
@@ -131,19 +122,7 @@ fn run(path: &Path) -> Result<(), String> {
 
 #[test]
 fn every_conformance_scenario_holds() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine/conformance");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("conformance directory")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 6, "scenarios missing from {}", dir.display());
-    let failures: Vec<String> = files
-        .iter()
-        .filter_map(|f| run(f).err().map(|e| format!("{}: {e}", f.display())))
-        .collect();
-    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    crate::scenarios::run_all("src/engine/conformance", 6, run);
 }
 
 #[test]

@@ -58,7 +58,8 @@ const RUN: u64 = 4_000 * MS;
 const SETTLE: u64 = 8_000 * MS;
 
 /// How the simulated fence behaves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FenceModel {
     /// What xvrrpd does: `read_only = ON` plus `KILL CONNECTION` of the committing threads
     /// lands within a few milliseconds whatever is in flight.
@@ -68,7 +69,11 @@ pub enum FenceModel {
     WaitsForCommits,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A fault, as the model's scripts and the scenario files spell it (node 0 is db1, the
+/// higher priority; node 1 is db2): `"partition"`, `{"mysqld_kill": 0}`,
+/// `{"reload": [0, 50]}`, `{"revoke": [1, "replication"]}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Fault {
     LinkDown(usize),
     LinkUp(usize),
@@ -93,7 +98,8 @@ pub enum Fault {
 }
 
 /// A family of the guard's statements the server may refuse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Refusal {
     /// START / STOP SLAVE (REPLICATION SLAVE ADMIN).
     Replication,
@@ -198,6 +204,20 @@ enum Ev {
         answer: crate::witness::lease::Answer,
         gen: u64,
     },
+    /// A scenario looks at the pair here (see [`Snapshot`]).
+    Probe,
+}
+
+/// What a scenario sees of the pair at one instant: who holds the VIP, which servers take
+/// writes from clients, each core's VRRP state (`None`: its agent is dead) and which
+/// guards are blocked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub at_ms: u64,
+    pub vip: Vec<usize>,
+    pub writable: Vec<usize>,
+    pub states: Vec<Option<State>>,
+    pub blocked: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -405,7 +425,12 @@ pub struct Sim {
     /// documented exposure, which nothing on the other side can see.
     acked_unseen: [std::collections::BTreeSet<u64>; 2],
     pub violations: Vec<String>,
+    /// What each probe saw, in time order.
+    pub snapshots: Vec<Snapshot>,
 }
+
+#[cfg(test)]
+mod conformance;
 
 impl Sim {
     /// Half the seeds undo errant transactions, half run with a witness.
@@ -463,6 +488,7 @@ impl Sim {
             pending: Default::default(),
             acked_unseen: Default::default(),
             violations: Vec::new(),
+            snapshots: Vec::new(),
         };
         sim.start_agent(0);
         sim.start_agent(1);
@@ -1759,6 +1785,10 @@ impl Sim {
                     self.feed(node, Input::Witness { now, answer });
                 }
             }
+            Ev::Probe => {
+                let seen = self.snapshot();
+                self.snapshots.push(seen);
+            }
             Ev::QueuedFence { node, term } => {
                 let s = &mut self.nodes[node].server;
                 if !s.alive || s.hung || s.fence_queued != Some(term) {
@@ -1795,6 +1825,35 @@ impl Sim {
 
     /// Runs `script`, heals everything, lets the pair settle; returns the violations.
     pub fn run(mut self, script: &[(u64, Fault)]) -> Vec<String> {
+        self.play(script);
+        self.violations
+    }
+
+    /// Looks at the pair `ms` into the run (after the faults of that millisecond).
+    pub fn probe(&mut self, ms: u64) {
+        // A nanosecond after the faults scheduled for that millisecond.
+        self.at(ms * MS + MS + 1, Ev::Probe);
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let nodes = 0..self.nodes.len();
+        Snapshot {
+            at_ms: self.now / MS - 1,
+            vip: nodes.clone().filter(|&i| self.nodes[i].vip).collect(),
+            writable: nodes.clone().filter(|&i| self.accepting(i)).collect(),
+            states: self
+                .nodes
+                .iter()
+                .map(|n| n.core.as_ref().map(|c| c.state()))
+                .collect(),
+            blocked: nodes
+                .filter(|&i| self.nodes[i].core.as_ref().is_some_and(|c| c.blocked()))
+                .collect(),
+        }
+    }
+
+    /// [`Self::run`], keeping the simulation to read its snapshots.
+    pub fn play(&mut self, script: &[(u64, Fault)]) {
         for (ms, f) in script {
             self.at(ms * MS + MS, Ev::Fault(*f));
         }
@@ -1810,7 +1869,6 @@ impl Sim {
             self.check();
         }
         self.converged();
-        self.violations
     }
 
     fn converged(&mut self) {
@@ -1869,214 +1927,5 @@ proptest! {
     }
 }
 
-/// A partition with the nodes' clients on both sides: without a witness both servers
-/// may take writes (the run is unprotected, and the model shows it), with one they
-/// never do.
-#[test]
-fn a_witness_keeps_a_partition_to_one_writable_server() {
-    let split = [(500, Fault::Partition)];
-    for seed in [0u64, 1, 8, 9] {
-        let mut without = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, false);
-        without.unprotected_checks = true;
-        let v = without.run(&split);
-        assert!(
-            v.iter().any(|v| v.contains("both servers accept writes")),
-            "seed {seed}: {v:?}"
-        );
-        let v = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, true).run(&split);
-        assert!(v.is_empty(), "seed {seed}: {v:?}");
-    }
-}
-
-/// The model must be able to fail: with the old fence (held up by a commit waiting for
-/// the ACK of a peer cut off by the master's own link loss), the link flap that broke CI
-/// gives two writable servers.
-#[test]
-fn a_fence_held_up_by_commits_is_caught() {
-    let flap = [(500, Fault::LinkDown(0)), (650, Fault::LinkUp(0))];
-    // Without a witness: with one, the peer would wait for the key a second.
-    let held = Sim::with_witness(7, FenceModel::WaitsForCommits, false).run(&flap);
-    assert!(
-        held.iter()
-            .any(|v| v.contains("both servers accept writes")),
-        "{held:?}"
-    );
-    let killing = Sim::with_witness(7, FenceModel::KillsWhatHoldsItUp, false).run(&flap);
-    assert!(killing.is_empty(), "{killing:?}");
-}
-
-/// The model must be able to fail here too: a new master that kept replicating from the
-/// old one takes the commit the fence killed in flight there (committed on the old master
-/// alone, while its link was down) once the link is back.
-#[test]
-fn errant_transactions_reaching_the_master_are_caught() {
-    let flap = [(500, Fault::LinkDown(0)), (650, Fault::LinkUp(0))];
-    let mut leaky = Sim::with_witness(7, FenceModel::KillsWhatHoldsItUp, false);
-    leaky.master_stops_replicating = false;
-    let v = leaky.run(&flap);
-    assert!(
-        v.iter().any(|v| v.contains("errant transactions reached")),
-        "{v:?}"
-    );
-    let safe = Sim::with_witness(7, FenceModel::KillsWhatHoldsItUp, false).run(&flap);
-    assert!(safe.is_empty(), "{safe:?}");
-}
-
-/// A partition leaves the old master with a commit of its own the new master never got
-/// (killed in flight by its fence at the heal). Quarantined, it stays apart and the data
-/// differ (the check must be able to fail); undone, the pair ends with one history.
-#[test]
-fn undone_errant_transactions_leave_one_history() {
-    let split = [(500, Fault::Partition)];
-    let mut kept = Sim::new(8, FenceModel::KillsWhatHoldsItUp);
-    (kept.undo_errant, kept.data_must_converge) = (false, true);
-    let v = kept.run(&split);
-    assert!(
-        v.iter().any(|v| v.contains("data differ after healing")),
-        "{v:?}"
-    );
-    let mut undone = Sim::new(8, FenceModel::KillsWhatHoldsItUp);
-    (undone.undo_errant, undone.data_must_converge) = (true, true);
-    let v = undone.run(&split);
-    assert!(v.is_empty(), "{v:?}");
-}
-
-/// The model must be able to fail: a hung master's fence waits inside it, the peer counts
-/// the silent server as gone after a second and takes writes, and when the hung server
-/// resumes, clients see it writable until the queued fence lands (chaos, hung mysqld).
-/// Killed while it is still silent, it never runs what was queued.
-#[test]
-fn a_hung_server_that_resumes_before_its_fence_is_caught() {
-    let hang = [(500, Fault::MysqldHang(0)), (3500, Fault::MysqldResume(0))];
-    let caught = (1..20).any(|seed| {
-        let mut waiting = Sim::new(seed, FenceModel::KillsWhatHoldsItUp);
-        waiting.kill_hung = false;
-        waiting
-            .run(&hang)
-            .iter()
-            .any(|v| v.contains("both servers accept writes"))
-    });
-    assert!(caught, "no seed showed the resumed server writable");
-    for seed in 1..20 {
-        let v = Sim::new(seed, FenceModel::KillsWhatHoldsItUp).run(&hang);
-        assert!(v.is_empty(), "seed {seed}: {v:?}");
-    }
-}
-
-/// Found by the search once hung servers were killed: the master's agent dies, the
-/// backup's promotion waits on the still-writable master until its catch-up deadline
-/// (blocked), then the backup's own server hangs and is killed. Restarted, its replica
-/// threads stay stopped (`skip_slave_start`); caught up, it never compared with the peer
-/// or replicated again, and the data differed at the end.
-#[test]
-fn a_server_restarted_during_a_catchup_block_replicates_again() {
-    let script = [(358, Fault::AgentKill(0)), (1696, Fault::MysqldHang(1))];
-    let v = Sim::new(16_199_445_502_522_493_674, FenceModel::KillsWhatHoldsItUp).run(&script);
-    assert!(v.is_empty(), "{v:?}");
-}
-
-/// Scenarios worth keeping by name (each was a failing case once, or is a classic).
-#[test]
-fn named_scenarios_hold() {
-    let cases: &[&[(u64, Fault)]] = &[
-        // Six link flaps, as the chaos suite does.
-        &[
-            (500, Fault::LinkDown(0)),
-            (650, Fault::LinkUp(0)),
-            (1000, Fault::LinkDown(0)),
-            (1150, Fault::LinkUp(0)),
-            (1500, Fault::LinkDown(0)),
-            (1650, Fault::LinkUp(0)),
-        ],
-        // mysqld killed and restarted in the same millisecond on the master: the model
-        // once let the restart cancel the tracker's failure (the master kept its VIP on
-        // a read-only server); in life the check fails first, when the connection closes.
-        &[(943, Fault::MysqldKill(0)), (943, Fault::MysqldRestart(0))],
-        // Both promoted from the same state during a partition, then db1's priority
-        // lowered: equal terms must leave it to VRRP (a term compared with a replicated
-        // row instead of the peer's own promotion left two masters here).
-        &[(0, Fault::Partition), (0, Fault::Reload(0, 50))],
-        // The master's agent killed and restarted: the survivor waits for the fence.
-        &[(500, Fault::AgentKill(0)), (2500, Fault::AgentRestart(0))],
-        // A hung master, resumed (killed first, or not: the resume comes early).
-        &[(500, Fault::MysqldHang(0)), (2500, Fault::MysqldResume(0))],
-        &[(500, Fault::MysqldHang(0)), (1300, Fault::MysqldResume(0))],
-        // Switchover, then the new master's mysqld dies.
-        &[(500, Fault::Switchover(0)), (1500, Fault::MysqldKill(1))],
-    ];
-    for (n, script) in cases.iter().enumerate() {
-        for seed in 1..20 {
-            let v = Sim::new(seed, FenceModel::KillsWhatHoldsItUp).run(script);
-            assert!(v.is_empty(), "case {n} seed {seed}: {v:?}");
-        }
-    }
-}
-
-/// The data-currency rule, found missing in the field: db2's server restarts and its
-/// account may no longer start replication (a grant list without REPLICATION SLAVE
-/// ADMIN), so it never receives db1's writes again; db1's mysqld then dies. The old guard
-/// logged the refusal, called db2 rejoined and promoted it without db1's acknowledged
-/// writes; the guard now keeps it out of the election (blocked) and promotes nothing it
-/// cannot vouch for.
-#[test]
-fn a_server_that_cannot_replicate_is_never_promoted_without_the_acknowledged_writes() {
-    let script = [
-        (100, Fault::Revoke(1, Refusal::Replication)),
-        (100, Fault::MysqldKill(1)),
-        (300, Fault::MysqldRestart(1)),
-        (3_600, Fault::MysqldKill(0)),
-    ];
-    let stale = (1..10).find_map(|seed| {
-        let mut old = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, false);
-        old.old_guard = true;
-        let v = old.run(&script);
-        v.iter()
-            .find(|v| v.contains("serves writes without"))
-            .cloned()
-    });
-    assert!(
-        stale.is_some(),
-        "the old guard's stale promotion went unseen"
-    );
-    // The invariant on rejoining catches it earlier: called rejoined, not replicating.
-    let mut old = Sim::with_witness(1, FenceModel::KillsWhatHoldsItUp, false);
-    old.old_guard = true;
-    let v = old.run(&script);
-    assert!(
-        v.iter()
-            .any(|v| v.contains("called rejoined, not replicating")),
-        "{v:?}"
-    );
-    eprintln!("old guard: {}", stale.unwrap_or_default());
-    for seed in 1..10 {
-        let v = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, false).run(&script);
-        assert!(v.is_empty(), "seed {seed}: {v:?}");
-    }
-}
-
-/// With a witness, a partition from the start: db1 takes the key and serves writes its
-/// semi-sync acknowledges without db2 once the timeout falls back to async; db2's
-/// receiver only ever tried to connect. db1's link then goes down and its key expires:
-/// db2 takes the key, replicating "as far as it knows", and promoted without the 61
-/// acknowledged transactions until the guard compared the peer's key tenure with its
-/// data (its promotion's row under that key never arrived): now it stays blocked.
-#[test]
-fn a_survivor_cut_off_before_the_peers_key_tenure_is_never_promoted_without_its_writes() {
-    use Fault::*;
-    let script = [
-        (2044, LinkDown(0)),
-        (1694, MysqldHang(1)),
-        (1813, MysqldResume(1)),
-        (0, Partition),
-    ];
-    let seed = 549638774068483364;
-    let mut blind = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, true);
-    blind.ignore_key_tenure = true;
-    let v = blind.run(&script);
-    assert!(
-        v.iter().any(|v| v.contains("serves writes without")),
-        "the case no longer reaches the stale promotion: {v:?}"
-    );
-    let v = Sim::with_witness(seed, FenceModel::KillsWhatHoldsItUp, true).run(&script);
-    assert!(v.is_empty(), "{}", v.join("\n"));
-}
+// Named failover cases, and the cases that show the model can fail, are scenario files
+// in `src/role/conformance/`, run by [`conformance`].
