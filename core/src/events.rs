@@ -189,6 +189,61 @@ impl Record {
             Unknown => None,
         }
     }
+
+    /// The instance it is about (None: every instance, or unknown).
+    pub fn instance(&self) -> Option<&str> {
+        use Record::*;
+        match self {
+            Transition { instance, .. }
+            | Writable { instance, .. }
+            | CatchupTimeout { instance, .. }
+            | Arbitration { instance, .. }
+            | CaughtUp { instance, .. }
+            | Divergent { instance, .. }
+            | GuardBlocked { instance, .. }
+            | MysqldKilled { instance, .. }
+            | ErrantUndone { instance, .. }
+            | ReadOnly { instance, .. }
+            | Stalled { instance, .. }
+            | StallCleared { instance, .. }
+            | Behind { instance, .. }
+            | Current { instance, .. }
+            | Switchover { instance, .. }
+            | SwitchoverRefused { instance, .. }
+            | SwitchoverFenced { instance, .. }
+            | LeaseAcquired { instance, .. }
+            | LeaseLost { instance, .. } => Some(instance),
+            Maintenance { .. } | Unknown => None,
+        }
+    }
+
+    /// Which way it moves the instance's write role: towards taking writes (a MASTER
+    /// transition, writable, the key held), away from it (a fence, a key lost, a block,
+    /// a kill, leaving MASTER), or neither.
+    pub fn direction(&self) -> Direction {
+        use Record::*;
+        match self {
+            Transition { to, .. } if to == "MASTER" => Direction::Gains,
+            Transition { from, .. } if from == "MASTER" => Direction::Loses,
+            Writable { .. } | LeaseAcquired { .. } | StallCleared { .. } => Direction::Gains,
+            ReadOnly { .. }
+            | LeaseLost { .. }
+            | GuardBlocked { .. }
+            | MysqldKilled { .. }
+            | Divergent { .. }
+            | Stalled { .. }
+            | SwitchoverFenced { .. } => Direction::Loses,
+            _ => Direction::Neither,
+        }
+    }
+}
+
+/// See [`Record::direction`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Gains,
+    Loses,
+    Neither,
 }
 
 #[cfg(test)]

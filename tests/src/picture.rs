@@ -14,6 +14,8 @@ use std::{
 
 use anyhow::{Context, Result};
 
+use xvrrpd_core::events::Direction;
+
 use crate::dblab::LabReport;
 
 const WIDTH: f64 = 1200.0;
@@ -29,13 +31,21 @@ const BOTTOM: f64 = 44.0;
 const Y_MIN: f64 = 0.5;
 const Y_MAX: f64 = 20_000.0;
 
+/// One step of the write instance, a dashed line coloured by where it takes the role.
+pub struct Mark {
+    /// From the fault.
+    pub ms: f64,
+    pub what: String,
+    pub direction: Direction,
+}
+
 /// One panel: a lab run seen from its client and its agents.
 pub struct Panel {
     pub title: String,
     /// (ms from the fault, ms since the previous write ended, server that acknowledged).
     pub writes: Vec<(f64, f64, Option<u32>)>,
-    /// (ms from the fault, what happened).
-    pub marks: Vec<(f64, String)>,
+    /// The write instance's steps.
+    pub marks: Vec<Mark>,
     /// The longest stretch without an acknowledged write after the fault (ms from it).
     pub outage: Option<(f64, f64)>,
 }
@@ -64,14 +74,18 @@ impl Panel {
             .map(|p| (p[0], p[1]))
             .find(|(a, b)| *b > 0.0 && b - a >= r.outage_ms - 0.5);
         let first = writes.first().map_or(f64::MIN, |w| w.0);
+        // The write instance's steps, as its agents' streams recorded them.
         let marks = r
-            .timeline
+            .events
             .iter()
-            .map(|(t, what)| (ms(*t), what.clone()))
-            .filter(|(t, what)| {
-                *t >= first && what.contains(" write ") && !what.starts_with("client")
+            .filter(|s| s.record.instance() == Some("write"))
+            .filter_map(|s| Some((ms(s.record.ts_ns()?), s)))
+            .filter(|(t, _)| *t >= first)
+            .map(|(t, s)| Mark {
+                ms: t,
+                what: s.told.replacen(" xvrrpd write", "", 1),
+                direction: s.record.direction(),
             })
-            .map(|(t, what)| (t, what.replace(" xvrrpd write", "")))
             .collect();
         Self {
             title: title.to_string(),
@@ -194,13 +208,19 @@ fn panel(s: &mut String, p: &Panel, top: f64, (x0, x1): (f64, f64)) {
         b - 4.0
     );
     // Each step a numbered dashed line, the numbers explained below the chart.
-    for (k, (ms, what)) in p.marks.iter().enumerate() {
-        let colour = if what.contains("read_only = ON") || what.contains("lost") {
-            "#9467bd"
-        } else if what.contains("MASTER") || what.contains("writable") || what.contains("held") {
-            "#2ca02c"
-        } else {
-            "#7f7f7f"
+    for (
+        k,
+        Mark {
+            ms,
+            what,
+            direction,
+        },
+    ) in p.marks.iter().enumerate()
+    {
+        let colour = match direction {
+            Direction::Loses => "#9467bd",
+            Direction::Gains => "#2ca02c",
+            Direction::Neither => "#7f7f7f",
         };
         let n = k + 1;
         let _ = write!(
@@ -315,7 +335,18 @@ mod tests {
                 (300.0, 350.0, Some(2)),
                 (310.0, 3.0, Some(2)),
             ],
-            marks: vec![(40.0, "db2 BACKUP -> MASTER (master_down)".into())],
+            marks: vec![
+                Mark {
+                    ms: 40.0,
+                    what: "db2 BACKUP -> MASTER (master_down)".into(),
+                    direction: Direction::Gains,
+                },
+                Mark {
+                    ms: 45.0,
+                    what: "db1 read_only = ON".into(),
+                    direction: Direction::Loses,
+                },
+            ],
             outage: Some((0.0, 300.0)),
         };
         let s = svg(&[p]);
@@ -333,6 +364,15 @@ mod tests {
         assert!(s.contains("no acknowledged write for 300 ms"));
         assert!(s.contains("host-crash &lt;xvrrpd&gt;"));
         assert!(s.contains("BACKUP -&gt; MASTER"));
+        // Coloured by where the step takes the role, not by its wording.
+        assert!(
+            s.contains(r##"fill="#2ca02c" font-size="10">1. 40.0 ms"##),
+            "{s}"
+        );
+        assert!(
+            s.contains(r##"fill="#9467bd" font-size="10">2. 45.0 ms"##),
+            "{s}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use xvrrpd_core::events::{Decision, Record};
 use xvrrpd_tests::{
     dblab::{self, Client, Fault, GiveBack, LabOptions, LabReport, Workload},
     has_addr, router_toml, wait_until, Db, DbFlavor, Router, Segment,
@@ -193,9 +194,13 @@ fn a_frozen_master_that_resumes_acknowledges_nothing_to_a_client_still_sent_ther
     // The scenario happened: db1 resumed as master and stepped down for db2. (Whether
     // its agent or its datapath found the stall first varies: either refuses.)
     assert!(
-        r.timeline.iter().any(
-            |(_, w)| w.starts_with("db1 xvrrpd write another master heard") && w.ends_with("yield")
-        ),
+        r.said("db1", |e| matches!(
+            e,
+            Record::Arbitration {
+                decision: Decision::Yield,
+                ..
+            }
+        )),
         "db1 never stepped down for db2: {:?}",
         r.timeline
     );
@@ -306,17 +311,19 @@ fn two_masters_meet_on(flavor: DbFlavor, fault: Fault) {
         "acknowledged increments lost"
     );
     assert_eq!(r.replication_errors, 0, "replication broke after the heal");
-    let said = |node: &str, decision: &str| {
-        r.timeline.iter().any(|(_, w)| {
-            w.starts_with(&format!("{node} xvrrpd write another master heard"))
-                && w.ends_with(decision)
+    let yielded = |node: &str| {
+        r.said(node, |e| {
+            matches!(
+                e,
+                Record::Arbitration {
+                    decision: Decision::Yield,
+                    ..
+                }
+            )
         })
     };
-    assert!(
-        said("db1", ": yield"),
-        "db1 did not yield on the write terms"
-    );
-    assert!(!said("db2", ": yield"), "db2 yielded");
+    assert!(yielded("db1"), "db1 did not yield on the write terms");
+    assert!(!yielded("db2"), "db2 yielded");
     assert_eq!(
         r.old_master_read_only,
         Some(true),
@@ -352,17 +359,20 @@ fn planned_switchover(flavor: DbFlavor) {
         "db1 writable after handing over"
     );
     assert!(
-        r.timeline
-            .iter()
-            .any(|(_, w)| w.contains("write MASTER -> BACKUP (switchover)")),
+        r.said("db1", |e| matches!(
+            e,
+            Record::Transition { from, to, reason, .. }
+                if from == "MASTER" && to == "BACKUP" && reason == "switchover"
+        )),
         "{:?}",
         r.timeline
     );
     // db1 outranks db2 but stays a backup: the roles stay swapped.
     assert!(
-        !r.timeline
-            .iter()
-            .any(|(ts, w)| *ts > r.fault_ns && w.starts_with("db1 xvrrpd write BACKUP -> MASTER")),
+        !r.said_after_fault("db1", |e| matches!(
+            e,
+            Record::Transition { to, .. } if to == "MASTER"
+        )),
         "{:?}",
         r.timeline
     );
@@ -382,14 +392,8 @@ fn stay_backup_waits_for_the_applier_before_taking_writes() {
         resumed_ms > 2000.0,
         "db2 took writes {resumed_ms:.0} ms after the fault, before its applier ran"
     );
-    assert!(r
-        .timeline
-        .iter()
-        .any(|(_, w)| w.contains("catch-up timed out")));
-    assert!(r
-        .timeline
-        .iter()
-        .any(|(_, w)| w.contains("relay log applied")));
+    assert!(r.said("db2", |e| matches!(e, Record::CatchupTimeout { .. })));
+    assert!(r.said("db2", |e| matches!(e, Record::CaughtUp { .. })));
     assert_safe(&r);
 }
 
@@ -409,7 +413,10 @@ fn promote_anyway_takes_writes_after_the_timeout() {
         (1000.0..2000.0).contains(&resumed_ms),
         "promote-anyway: writes should resume after the 1 s timeout, before the applier: {resumed_ms:.0} ms"
     );
-    assert!(r.timeline.iter().any(|(_, w)| w.contains("FORCED")));
+    assert!(r.said("db2", |e| matches!(
+        e,
+        Record::Writable { forced: true, .. }
+    )));
     // The documented price: writes accepted on top of unapplied ones. Here they do not
     // collide (auto-increment offsets, client sequence), so the pair still converges.
     assert_eq!(r.replication_errors, 0);
@@ -635,14 +642,14 @@ fn a_survivor_lacking_a_privilege_is_never_promoted_and_says_which() {
             revoke_on_db2: Some(privilege),
             ..quick(Fault::MysqldKill)
         });
-        let blocked = r.timeline.iter().any(|(_, w)| {
-            w.starts_with("db2 xvrrpd") && w.contains("guard_blocked") && w.contains(privilege)
-        });
+        // The block's error is the operator's message: it must name what to grant.
+        let blocked = r.said(
+            "db2",
+            |e| matches!(e, Record::GuardBlocked { error, .. } if error.contains(privilege)),
+        );
         assert!(blocked, "{privilege}: db2 never said it lacks it");
         assert!(
-            !r.timeline
-                .iter()
-                .any(|(ts, w)| *ts > r.fault_ns && w.starts_with("db2 xvrrpd write MySQL writable")),
+            !r.said_after_fault("db2", |e| matches!(e, Record::Writable { .. })),
             "{privilege}: db2 became writable"
         );
         assert_eq!(
@@ -784,15 +791,14 @@ fn behind_by_hand_refuses_the_switchover(flavor: DbFlavor) {
         ..quick(Fault::Switchover)
     });
     let refused = r
-        .timeline
-        .iter()
-        .find(|(_, w)| w.starts_with("SWITCHOVER REFUSED"))
+        .switchover_refused
+        .as_deref()
         .unwrap_or_else(|| panic!("the switchover was not refused: {:?}", r.timeline));
-    // Still stopped when asked, or restarted by db2's agent and held back by the lock.
+    // The answer is the operator's message: it must say why. Still stopped when asked,
+    // or restarted by db2's agent and held back by the lock.
     assert!(
-        refused.1.contains("does not replicate from this server") || refused.1.contains("BEHIND"),
-        "the refusal does not say why: {}",
-        refused.1
+        refused.contains("does not replicate from this server") || refused.contains("BEHIND"),
+        "the refusal does not say why: {refused}"
     );
     assert!(r.resumed.is_none(), "db2 took writes: {:?}", r.resumed);
     assert_eq!(

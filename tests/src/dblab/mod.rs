@@ -464,6 +464,11 @@ pub struct LabReport {
     pub recovered_ns: u64,
     /// Every transition of either node, from their JSON event streams, in time order.
     pub transitions: Vec<TransitionSeen>,
+    /// Every record of both nodes' event streams, in time order: what the tests judge
+    /// the agents by (never the timeline's wording).
+    pub events: Vec<Seen>,
+    /// A switchover the lab expected to be refused was: the control socket's answer.
+    pub switchover_refused: Option<String>,
     /// Every write the client attempted, in order: when it ended (CLOCK_MONOTONIC ns) and
     /// the server that acknowledged it (None: failed). The timeline picture draws them.
     pub writes: Vec<(u64, Option<u32>)>,
@@ -487,6 +492,15 @@ pub struct LabReport {
     pub divergent: [Vec<String>; 2],
     /// With a witness: the highest fencing term either node acquired the write key as.
     pub fencing_term: Option<u64>,
+}
+
+/// One record of a node's events stream.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub node: &'static str,
+    pub record: Record,
+    /// How the timeline words it (for people: nothing is judged by it).
+    pub told: String,
 }
 
 /// One transition as a node's events stream told it.
@@ -514,6 +528,25 @@ pub struct FenceSeen {
 }
 
 impl LabReport {
+    /// `node`'s records about the write instance, in time order.
+    pub fn write_records<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Record> + 'a {
+        self.events
+            .iter()
+            .filter(move |s| s.node == node && s.record.instance() == Some("write"))
+            .map(|s| &s.record)
+    }
+
+    /// `node` said this of its write instance after the fault.
+    pub fn said_after_fault(&self, node: &str, what: impl Fn(&Record) -> bool) -> bool {
+        self.write_records(node)
+            .any(|r| r.ts_ns().is_some_and(|t| t > self.fault_ns) && what(r))
+    }
+
+    /// `node` said this of its write instance at any time.
+    pub fn said(&self, node: &str, what: impl Fn(&Record) -> bool) -> bool {
+        self.write_records(node).any(what)
+    }
+
     /// The RESULT line and the timeline (ms from the fault) on stderr.
     pub fn print(&self) {
         eprintln!("{}", self.result_line());
@@ -872,6 +905,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
     let mut recovered_ns = 0;
     let mut applier_lock: Option<std::process::Child> = None;
     let mut greeting_rx = None;
+    let mut switchover_refused = None;
     let applier_lock = &mut applier_lock;
     let (mut old_master_replicated, mut given_back_ms) = (None, None);
     let (mut behind_said, mut preempted_while_behind) = (None, false);
@@ -915,7 +949,8 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         match inject(opts.fault, &seg, &mut nodes, etcd.as_mut()) {
             // Expected of a switchover to a backup that is behind: the judge reads why.
             Err(e) if opts.fault == Fault::Switchover && opts.stop_survivor_replication => {
-                note(&timeline, v, format!("SWITCHOVER REFUSED: {e:#}"))
+                note(&timeline, v, format!("SWITCHOVER REFUSED: {e:#}"));
+                switchover_refused = Some(format!("{e:#}"));
             }
             r => r?,
         }
@@ -1238,11 +1273,19 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
                 }),
                 _ => {}
             }
-            t.push((ts, format!("{} xvrrpd {}", n.name, describe(&e, line))));
+            let told = format!("{} xvrrpd {}", n.name, describe(&e, line));
+            t.push((ts, told.clone()));
+            report.events.push(Seen {
+                node: n.name,
+                record: e,
+                told,
+            });
         }
     }
     t.sort_by_key(|(ts, _)| *ts);
     report.timeline = t;
+    report.events.sort_by_key(|s| s.record.ts_ns());
+    report.switchover_refused = switchover_refused;
     writables.sort_by_key(|(ts, _)| *ts);
     report.write_terms = writables.into_iter().map(|(_, term)| term).collect();
     report.transitions.sort_by_key(|t| t.ts_ns);
