@@ -155,8 +155,13 @@ struct SocketArg {
 /// Logs go to journald (with fields) when stderr is the journal, to stderr otherwise.
 fn init_logging() {
     use tracing_subscriber::prelude::*;
-    let filter = EnvFilter::try_from_env("XVRRPD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // The events stream's records go to the journal as fields (XVRRPD_EVENT=writable);
+    // on a terminal they would repeat the log lines that tell the same facts.
+    let filter = |default: &str| {
+        EnvFilter::try_from_env("XVRRPD_LOG").unwrap_or_else(|_| EnvFilter::new(default))
+    };
     if std::env::var_os("JOURNAL_STREAM").is_some() {
+        let filter = filter("info");
         if let Ok(journald) = tracing_journald::layer() {
             tracing_subscriber::registry()
                 .with(filter)
@@ -174,7 +179,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(filter)
+        .with_env_filter(filter("info,xvrrpd::events=off"))
         .init();
 }
 

@@ -129,6 +129,25 @@ pub enum Record {
         fencing_term: u64,
         why: LeaseLoss,
     },
+    /// Another host claimed one of this instance's VIPs (an ARP or neighbour packet naming
+    /// it from `mac`); `answered`: announced again (no while the write terms are being
+    /// compared with another master). At most one a second per claimer and VIP.
+    VipClaimed {
+        ts_ns: u64,
+        instance: String,
+        vip: String,
+        mac: String,
+        answered: bool,
+    },
+    /// Client connections to the VIPs told to reset (tickles: the client's answer meets a
+    /// RST): those copied from the old master on a takeover, or this node's own when it
+    /// gives the VIPs up alive.
+    ClientsReset {
+        ts_ns: u64,
+        instance: String,
+        connections: usize,
+        why: ResetWhy,
+    },
     /// Maintenance mode switched (every instance).
     Maintenance {
         ts_ns: u64,
@@ -150,6 +169,15 @@ pub enum Decision {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+pub enum ResetWhy {
+    /// Taken over: the previous master's clients.
+    Takeover,
+    /// Given up while alive: this node's own clients.
+    Released,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LeaseLoss {
     Expired,
     Taken,
@@ -160,6 +188,14 @@ impl Record {
     /// The line written to the stream.
     pub fn line(&self) -> String {
         serde_json::to_string(self).expect("a record serializes")
+    }
+
+    /// Its kind, as the stream's `event` field spells it.
+    pub fn kind(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v["event"].as_str().map(str::to_string))
+            .unwrap_or_default()
     }
 
     /// When it happened (None for [`Record::Unknown`]).
@@ -185,6 +221,8 @@ impl Record {
             | SwitchoverFenced { ts_ns, .. }
             | LeaseAcquired { ts_ns, .. }
             | LeaseLost { ts_ns, .. }
+            | VipClaimed { ts_ns, .. }
+            | ClientsReset { ts_ns, .. }
             | Maintenance { ts_ns, .. } => Some(*ts_ns),
             Unknown => None,
         }
@@ -212,7 +250,9 @@ impl Record {
             | SwitchoverRefused { instance, .. }
             | SwitchoverFenced { instance, .. }
             | LeaseAcquired { instance, .. }
-            | LeaseLost { instance, .. } => Some(instance),
+            | LeaseLost { instance, .. }
+            | VipClaimed { instance, .. }
+            | ClientsReset { instance, .. } => Some(instance),
             Maintenance { .. } | Unknown => None,
         }
     }

@@ -405,22 +405,22 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         ),
     });
 
-    // journald: the transitions with their fields.
-    let entries = journal_json(&dbs[peer], &["XVRRPD_INSTANCE=write"]);
+    // journald: every record of the events stream as fields, selectable by kind.
+    let entries = journal_json(
+        &dbs[peer],
+        &["XVRRPD_EVENT=transition", "XVRRPD_INSTANCE=write"],
+    );
     let transitions_seen = entries
         .iter()
-        .filter(|e| {
-            e["MESSAGE"]
-                .as_str()
-                .is_some_and(|m| m.contains("transition"))
-        })
-        .filter(|e| e.get("XVRRPD_FROM").is_some() && e.get("XVRRPD_TO").is_some())
+        .filter_map(|e| e["XVRRPD_RECORD"].as_str())
+        .filter_map(|r| serde_json::from_str::<xvrrpd_core::events::Record>(r).ok())
+        .filter(|r| matches!(r, xvrrpd_core::events::Record::Transition { .. }))
         .count();
     record(&mut checks, Check {
         name: "journald_fields",
         ok: transitions_seen > 0,
         detail: format!(
-            "journalctl -u xvrrpd XVRRPD_INSTANCE=write: {} entries, {transitions_seen} transitions with XVRRPD_FROM/XVRRPD_TO",
+            "journalctl -u xvrrpd XVRRPD_EVENT=transition XVRRPD_INSTANCE=write: {} entries, {transitions_seen} transition records in XVRRPD_RECORD",
             entries.len()
         ),
     });

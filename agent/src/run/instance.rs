@@ -12,6 +12,8 @@ use tokio::sync::{broadcast, mpsc::UnboundedSender};
 use tracing::{debug, info, warn};
 use xvrrpd_common::{VridKey, VridParams, FAMILY_V4, FAMILY_V6};
 
+use xvrrpd_core::events::{Record, ResetWhy};
+
 use crate::{
     config::{self, InstanceConfig, TrackerConfig, V3Checksum},
     control::status::{Hold, InstanceStatus, LastTransition},
@@ -135,9 +137,18 @@ pub struct Running {
 }
 
 impl Running {
-    /// Appends one JSON line to the events stream.
-    pub fn emit(&self, record: &xvrrpd_core::events::Record) {
-        self.events.send(record.line());
+    /// Appends one JSON line to the events stream, and logs it with the record's fields
+    /// (journald: `XVRRPD_EVENT`, `XVRRPD_INSTANCE`, `XVRRPD_RECORD`).
+    pub fn emit(&self, record: &Record) {
+        let line = record.line();
+        info!(
+            target: "xvrrpd::events",
+            event = %record.kind(),
+            instance = record.instance().unwrap_or(""),
+            record = %line,
+            "event"
+        );
+        self.events.send(line);
     }
 
     fn advert(&self, priority: u8) -> Advertisement {
@@ -661,7 +672,7 @@ pub async fn apply(
 /// Logs a write-role fact and streams it.
 fn event(r: &Running, e: Event) {
     use crate::role::Verdict;
-    use xvrrpd_core::events::{Decision, LeaseLoss, Record};
+    use xvrrpd_core::events::{Decision, LeaseLoss};
     let name = &r.cfg.name;
     let (ts_ns, instance) = (monotonic_ns(), name.clone());
     let record = match e {
@@ -851,6 +862,12 @@ fn spawn_tickles(r: &mut Running, dp: &mut Datapath) {
     }
     let list: Vec<crate::conntrack::Conn> = list.into_iter().map(|(_, c)| c).collect();
     info!(instance = %r.cfg.name, connections = list.len(), "tickling the previous master's client connections");
+    r.emit(&Record::ClientsReset {
+        ts_ns: monotonic_ns(),
+        instance: r.cfg.name.clone(),
+        connections: list.len(),
+        why: ResetWhy::Takeover,
+    });
     // The announcement's first packets go out first: the clients' answers must come here.
     spawn_tickle_rounds(r, list, std::time::Duration::from_millis(3), || true);
 }
@@ -866,6 +883,12 @@ fn spawn_release_tickles(r: &Running, leaving: Vec<crate::conntrack::Conn>) {
         return;
     }
     info!(instance = %r.cfg.name, connections = leaving.len(), "resetting the client connections of the VIPs given up");
+    r.emit(&Record::ClientsReset {
+        ts_ns: monotonic_ns(),
+        instance: r.cfg.name.clone(),
+        connections: leaving.len(),
+        why: ResetWhy::Released,
+    });
     let gen = r.announce_gen.clone();
     let mine = gen.load(std::sync::atomic::Ordering::SeqCst);
     let released = move || gen.load(std::sync::atomic::Ordering::SeqCst) == mine;

@@ -551,12 +551,13 @@ impl Router {
             return;
         }
         r.metrics.vip_claims.get_or_create(&r.labels).inc();
-        if !r.core.answers_claims(Instant(monotonic_ns())) {
+        let answered = r.core.answers_claims(Instant(monotonic_ns()));
+        if answered {
+            instance::reannounce(r, vip);
+        } else {
             debug!(instance = %r.cfg.name, vip = %vip, "VIP claimed while another master's write term is compared: not answered");
-            return;
         }
-        instance::reannounce(r, vip);
-        // One line per claimer and VIP a second at most: a host that keeps claiming
+        // One record per claimer and VIP a second at most: a host that keeps claiming
         // would otherwise write fifty.
         let now = std::time::Instant::now();
         let quiet = r
@@ -564,6 +565,15 @@ impl Router {
             .is_some_and(|(at, m, v)| m == mac && v == vip && now.duration_since(at).as_secs() < 1);
         if !quiet {
             r.last_claim_log = Some((now, mac, vip));
+            r.emit(&xvrrpd_core::events::Record::VipClaimed {
+                ts_ns: monotonic_ns(),
+                instance: r.cfg.name.clone(),
+                vip: vip.to_string(),
+                mac: crate::datapath::event::mac_text(&mac),
+                answered,
+            });
+        }
+        if answered && !quiet {
             warn!(
                 instance = %r.cfg.name,
                 vip = %vip,

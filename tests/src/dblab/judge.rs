@@ -139,6 +139,25 @@ pub(super) fn describe(e: &Record, raw: &str) -> String {
             peer_term.map_or("null".into(), |t| t.to_string()),
             tag(decision)
         ),
+        Record::ClientsReset {
+            instance,
+            connections,
+            why,
+            ..
+        } => format!(
+            "{instance} {connections} client connections told to reset ({})",
+            tag(why)
+        ),
+        Record::VipClaimed {
+            instance,
+            vip,
+            mac,
+            answered,
+            ..
+        } => format!(
+            "{instance} {vip} claimed by {mac}{}",
+            if *answered { ": announced again" } else { "" }
+        ),
         _ => raw.to_string(),
     }
 }
