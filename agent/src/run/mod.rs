@@ -7,9 +7,13 @@
 //! node then holds no VIP until it wins the election, so two owners never overlap longer
 //! than the election itself takes.
 mod conns;
+mod datapath;
 mod instance;
 mod kept;
+mod records;
 mod reload;
+mod requests;
+mod tell;
 
 use std::{
     collections::HashMap,
@@ -493,96 +497,6 @@ impl Router {
         apply(r, actions, nl, dp).await;
     }
 
-    async fn datapath_event(&mut self, ev: DatapathEvent) {
-        if let EventKind::VipClaimed { instance, mac } = ev.kind {
-            self.vip_claimed(instance, ev.ifindex, ev.src, mac);
-            return;
-        }
-        let Some(&i) = self
-            .by_key
-            .get(&VridKey::new(ev.ifindex, ev.family.raw(), ev.vrid))
-        else {
-            return;
-        };
-        let input = match ev.kind {
-            // Every valid advert arrives as `advert`; the change events describe the same
-            // packets, so only adverts and timer expiries drive the engine.
-            EventKind::Advert => {
-                let r = &mut self.instances[i];
-                r.master_src = Some(ev.src);
-                if let Some(last) = r.last_advert_ns.replace(ev.ts_ns) {
-                    r.series
-                        .advert_gap
-                        .observe(ev.ts_ns.saturating_sub(last) as f64 / 1e9);
-                }
-                VrrpInput::Advert {
-                    now: Instant(ev.ts_ns),
-                    src: ev.src,
-                    priority: ev.priority,
-                    interval: Duration::from_millis(ev.interval_cs as u64 * 10),
-                }
-            }
-            EventKind::MasterDown { .. } => VrrpInput::MasterDown {
-                now: Instant(ev.ts_ns),
-            },
-            EventKind::Stalled { late_us } => {
-                // The kernel puts the verdict off; say why a takeover may come late.
-                info!(
-                    instance = %self.instances[i].cfg.name,
-                    late_ms = late_us as f64 / 1e3,
-                    silent_ms = ev.since_last_ns as f64 / 1e6,
-                    "this host stalled past the master's deadline: watching once more before calling it down"
-                );
-                return;
-            }
-            _ => return,
-        };
-        self.feed(i, Input::Vrrp(input)).await;
-    }
-
-    /// Another host claimed a VIP instance `id` holds (see the datapath's `claim`): every
-    /// client that heard it now sends here no more, so announce the VIP again at once.
-    /// The datapath reports a VIP at most every 20 ms, and only while it is held.
-    fn vip_claimed(&mut self, id: u32, ifindex: u32, vip: std::net::IpAddr, mac: [u8; 6]) {
-        let Some(r) = self.instances.iter_mut().find(|r| r.id as u32 == id) else {
-            return;
-        };
-        if !r.vips.iter().any(|v| v.ifindex == ifindex && v.addr == vip) {
-            return;
-        }
-        r.metrics.vip_claims.get_or_create(&r.labels).inc();
-        let answered = r.core.answers_claims(Instant(monotonic_ns()));
-        if answered {
-            instance::reannounce(r, vip);
-        } else {
-            debug!(instance = %r.cfg.name, vip = %vip, "VIP claimed while another master's write term is compared: not answered");
-        }
-        // One record per claimer and VIP a second at most: a host that keeps claiming
-        // would otherwise write fifty.
-        let now = std::time::Instant::now();
-        let quiet = r
-            .last_claim_log
-            .is_some_and(|(at, m, v)| m == mac && v == vip && now.duration_since(at).as_secs() < 1);
-        if !quiet {
-            r.last_claim_log = Some((now, mac, vip));
-            r.emit(&xvrrpd_core::events::Record::VipClaimed {
-                ts_ns: monotonic_ns(),
-                instance: r.cfg.name.clone(),
-                vip: vip.to_string(),
-                mac: crate::datapath::event::mac_text(&mac),
-                answered,
-            });
-        }
-        if answered && !quiet {
-            warn!(
-                instance = %r.cfg.name,
-                vip = %vip,
-                mac = %crate::datapath::event::mac_text(&mac),
-                "another host claims this VIP (came back with it, or configured with it): announced it again"
-            );
-        }
-    }
-
     async fn tracker_report(&mut self, rep: Report) {
         let Some(t) = self.trackers.iter_mut().find(|t| t.id == rep.tracker) else {
             return; // a tracker removed by a reload
@@ -660,188 +574,12 @@ impl Router {
         )
     }
 
-    /// A write instance's host stood still while master (found by its heartbeat): the
-    /// datapath already refuses its clients; its core decides when that ends.
-    async fn stalled(&mut self, id: u64, gap: u64) {
-        let Some(i) = self.instances.iter().position(|r| r.id == id) else {
-            return;
-        };
-        let stood_ms = gap as f64 / 1e6;
-        warn!(instance = %self.instances[i].cfg.name, stood_ms, "this host stood still while master (its adverts stopped for longer than the peer waits): clients refused at the VIPs until the peer is heard out");
-        let now = Instant(monotonic_ns());
-        self.feed(i, Input::Stalled { now }).await;
-    }
-
-    /// A stall the datapath marked on its own (a client segment found the beats late)
-    /// while the pacer saw none: the write role hears it too, so the refusal cannot
-    /// outlast one look of this (every second) and one Master_Down_Interval.
-    async fn stall_housekeeping(&mut self) {
-        let now = monotonic_ns();
-        let marked: Vec<(usize, u64)> = self
-            .instances
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| !r.core.stalled())
-            .filter_map(|(i, r)| {
-                r.beat
-                    .as_ref()
-                    .filter(|b| b.stalled())
-                    .map(|b| (i, b.last()))
-            })
-            .collect();
-        for (i, last) in marked {
-            warn!(instance = %self.instances[i].cfg.name, beat_age_ms = now.saturating_sub(last) as f64 / 1e6, "the datapath found this master's adverts late and refuses its clients: hearing the peer out");
-            self.feed(i, Input::Stalled { now: Instant(now) }).await;
-        }
-    }
-
     async fn guard_outcome(&mut self, id: u64, outcome: GuardOutcome) {
         let Some(i) = self.instances.iter().position(|r| r.id == id) else {
             return; // an instance removed by a reload
         };
         let now = Instant(monotonic_ns());
         self.feed(i, Input::Guard { now, outcome }).await;
-    }
-
-    async fn control(&mut self, req: Request, reply: oneshot::Sender<Response>) {
-        let resp = match req {
-            Request::Status => Response::Status(self.status()),
-            Request::StallEngine { ms } if ms > 60_000 => Response::Error {
-                message: format!("{ms} ms: stall-engine takes at most 60s"),
-            },
-            Request::StallEngine { ms } => {
-                warn!(ms, "stall-engine: blocking the main loop (fault injection)");
-                // Blocking on purpose: nothing of this loop runs meanwhile, as when the
-                // process is starved.
-                std::thread::sleep(Duration::from_millis(ms));
-                Response::Ok {
-                    message: format!("main loop blocked for {ms} ms"),
-                }
-            }
-            Request::Switchover { instance } => {
-                match self.instances.iter().position(|r| r.cfg.name == instance) {
-                    None => Response::Error {
-                        message: format!("no instance {instance:?} (see xvrrpd status)"),
-                    },
-                    Some(i) => {
-                        let Router {
-                            instances, nl, dp, ..
-                        } = self;
-                        let r = &mut instances[i];
-                        match r.core.switchover(Instant(monotonic_ns())) {
-                            Ok(actions) => {
-                                info!(instance = %r.cfg.name, "switchover requested");
-                                r.emit(&xvrrpd_core::events::Record::Switchover {
-                                    ts_ns: monotonic_ns(),
-                                    instance: r.cfg.name.clone(),
-                                });
-                                apply(r, actions, nl, dp).await;
-                                Response::Ok {
-                                    message: format!(
-                                        "{instance}: asking the peer whether it holds this server's transactions, then handing over"
-                                    ),
-                                }
-                            }
-                            Err(e) => Response::Error {
-                                message: format!("{}: {e}", r.cfg.name),
-                            },
-                        }
-                    }
-                }
-            }
-            Request::Maintenance { on } => match self.set_maintenance(on).await {
-                Ok(()) => Response::Ok {
-                    message: if on {
-                        "maintenance on: every instance is in FAULT, VIPs released".into()
-                    } else {
-                        "maintenance off: instances rejoin the election".into()
-                    },
-                },
-                Err(e) => Response::Error {
-                    message: format!("{e:#}"),
-                },
-            },
-            Request::Reload => match self.reload().await {
-                Ok(summary) => Response::Ok { message: summary },
-                Err(e) => Response::Error {
-                    message: format!("reload refused, the running configuration stays: {e:#}"),
-                },
-            },
-            // Streamed by the socket task itself.
-            Request::Events => Response::Error {
-                message: "events is streamed, not called".into(),
-            },
-        };
-        let _ = reply.send(resp);
-    }
-
-    async fn set_maintenance(&mut self, on: bool) -> anyhow::Result<()> {
-        let marker = maintenance_marker(&self.control_socket);
-        if on {
-            std::fs::write(&marker, "maintenance\n")
-                .with_context(|| format!("writing {}", marker.display()))?;
-        } else if marker.exists() {
-            std::fs::remove_file(&marker)
-                .with_context(|| format!("removing {}", marker.display()))?;
-        }
-        if self.maintenance == on {
-            return Ok(());
-        }
-        self.maintenance = on;
-        self.metrics.maintenance.set(on as i64);
-        info!(on, "maintenance");
-        let _ = self.events.send(
-            xvrrpd_core::events::Record::Maintenance {
-                ts_ns: monotonic_ns(),
-                on,
-            }
-            .line(),
-        );
-        let now = Instant(monotonic_ns());
-        for i in 0..self.instances.len() {
-            self.retrack(i, now).await;
-        }
-        Ok(())
-    }
-
-    /// The `STATUS=` line for systemd.
-    fn status_line(&self) -> String {
-        let instances: Vec<_> = self
-            .instances
-            .iter()
-            .map(|r| r.status(Vec::new()))
-            .collect();
-        crate::control::status::summary(&instances)
-    }
-
-    fn status(&self) -> Status {
-        let tracker_status = |t: &TrackerRt| TrackerStatus {
-            name: t.cfg.name.clone(),
-            kind: kind_name(t.cfg.kind).to_string(),
-            healthy: t.contribution.healthy,
-        };
-        Status {
-            router_id: self.node_name(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            pid: std::process::id(),
-            uptime_s: self.started.elapsed().as_secs_f64(),
-            config: self.path.display().to_string(),
-            maintenance: self.maintenance,
-            instances: self
-                .instances
-                .iter()
-                .map(|r| {
-                    r.status(
-                        self.trackers
-                            .iter()
-                            .filter(|t| r.cfg.track.contains(&t.cfg.name))
-                            .map(tracker_status)
-                            .collect(),
-                    )
-                })
-                .collect(),
-            trackers: self.trackers.iter().map(tracker_status).collect(),
-        }
     }
 
     /// Folds the kernel's counters into the metrics; updates uptime.
