@@ -338,6 +338,11 @@ fn man_pages(dir: Option<&std::path::Path>) -> std::io::Result<()> {
             .bin_name(name.replace('-', " "));
         std::fs::write(dir.join(format!("{name}.8")), render(page)?)?;
     }
+    // The configuration file's page, from the reference docs/configuration.md renders.
+    std::fs::write(
+        dir.join("xvrrpd.toml.5"),
+        xvrrpd::config::reference::roff(env!("CARGO_PKG_VERSION")),
+    )?;
     std::fs::write(dir.join("xvrrpd.8"), render(top)?)
 }
 

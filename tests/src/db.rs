@@ -56,7 +56,7 @@ impl Flavor {
 
     /// The options of node `id` in a dual-master pair (both VIPs' servers): binary log,
     /// GTIDs, lossless semi-sync both ways, auto-increment series apart. `guarded`: the
-    /// my.cnf lines the README recommends under xvrrpd (start read-only, replication
+    /// my.cnf lines docs/mysql.md recommends under xvrrpd (start read-only, replication
     /// left to the guard); the classic keepalived pair starts writable and replicating.
     pub fn pair_args(self, id: u32, guarded: bool) -> Vec<String> {
         let mut v: Vec<String> = vec![
@@ -116,7 +116,7 @@ impl Flavor {
             }
         };
         // After a partition heals, replication notices its dead connection within this
-        // (the default 60 s keeps the pair apart that long). README recommends it.
+        // (the default 60 s keeps the pair apart that long). docs/mysql.md recommends it.
         v.push(net_timeout.into());
         if guarded {
             v.push("--read-only=ON".into());

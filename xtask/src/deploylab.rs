@@ -425,6 +425,25 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
         ),
     });
 
+    // The configuration's man page opens as an operator would open it.
+    let page = dbs[peer]
+        .sh("MANWIDTH=100 man -P cat xvrrpd.toml 2>&1")
+        .unwrap_or_else(|e| format!("{e:#}"));
+    let keys = config_keys();
+    let documented = keys.iter().filter(|k| page.contains(*k)).count();
+    record(
+        &mut checks,
+        Check {
+            name: "man_xvrrpd_toml",
+            ok: page.starts_with("XVRRPD.TOML(5)") && !keys.is_empty() && documented == keys.len(),
+            detail: format!(
+                "man xvrrpd.toml: {} lines, {documented}/{} configuration keys",
+                page.lines().count(),
+                keys.len()
+            ),
+        },
+    );
+
     // apt remove stops the service; apt purge removes what the package installed.
     let c = &dbs[peer];
     let removed = c.exec(&["apt-get", "remove", "-y", "xvrrpd"]);
@@ -458,7 +477,7 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
     Ok(checks)
 }
 
-/// MariaDB from Debian, set up as the README's pair: server id, binary log with GTIDs,
+/// MariaDB from Debian, set up as the the pair docs/mysql.md describes: server id, binary log with GTIDs,
 /// read-only at start, semi-sync both ways, replication from the peer.
 fn setup_mariadb(c: &Container, id: u32, peer: &str) -> Result<()> {
     c.write(
@@ -501,6 +520,15 @@ fn change_read_priority(conf: &str, from: u8, to: u8) -> Result<String> {
         "{head}{}",
         tail.replacen(&line, &format!("priority = {to}"), 1)
     ))
+}
+
+/// Every key docs/configuration.md documents (the page's source is the same reference).
+fn config_keys() -> Vec<String> {
+    std::fs::read_to_string(crate::root().join("docs/configuration.md"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next().map(str::to_string))
+        .collect()
 }
 
 fn journal(c: &Container) -> String {

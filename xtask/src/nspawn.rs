@@ -14,15 +14,17 @@ use anyhow::{bail, Context, Result};
 /// What the containers need besides systemd: MariaDB (installed from the Debian
 /// registry while the root filesystem is built: the containers themselves never reach
 /// outside the lab), curl for the checks, procps for pgrep.
+/// man-db: the package's pages must open with `man`.
 const PACKAGES: &str =
-    "systemd,systemd-sysv,dbus,iproute2,mariadb-server,mariadb-client,curl,procps,ca-certificates";
+    "systemd,systemd-sysv,dbus,iproute2,mariadb-server,mariadb-client,curl,procps,ca-certificates,man-db";
 const MIRROR: &str = "http://deb.debian.org/debian";
 
-/// The bookworm root filesystem, built on first use; a marker file says it is complete.
+/// The bookworm root filesystem, built on first use; a marker file says it is complete,
+/// with which packages (a changed list builds it again).
 pub fn rootfs(cache: &Path) -> Result<PathBuf> {
     let dir = cache.join("bookworm");
     let done = cache.join("bookworm.complete");
-    if done.exists() {
+    if std::fs::read_to_string(&done).is_ok_and(|p| p == PACKAGES) {
         return Ok(dir);
     }
     if dir.exists() {
@@ -47,7 +49,7 @@ pub fn rootfs(cache: &Path) -> Result<PathBuf> {
     if !st.success() {
         bail!("debootstrap failed ({st})");
     }
-    std::fs::write(&done, "")?;
+    std::fs::write(&done, PACKAGES)?;
     Ok(dir)
 }
 

@@ -3,6 +3,7 @@
 //! Parsing rejects unknown keys; validation collects *every* problem, each with its key
 //! path, its line and how to fix it, so `xvrrpd check` can list them all at once.
 mod locate;
+pub mod reference;
 mod validate;
 
 #[cfg(test)]

@@ -446,8 +446,8 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_shows_what_xvrrpd_grants_prints() {
-        let readme = include_str!("../../../README.md");
+    fn the_docs_show_what_xvrrpd_grants_prints() {
+        let readme = include_str!("../../../docs/mysql.md");
         let guard = Uses {
             guard: true,
             flashback: false,
@@ -462,7 +462,7 @@ mod tests {
         );
         assert!(
             readme.contains(&sql),
-            "README's account differs from `xvrrpd grants`:\n{sql}"
+            "docs/mysql.md's account differs from `xvrrpd grants`:\n{sql}"
         );
         let clone = Uses {
             guard: true,
@@ -472,7 +472,7 @@ mod tests {
         let sql = statements(Flavor::Mysql, clone, "xvrrpd", &["%".into()], "...");
         assert!(
             readme.contains(&sql),
-            "README's MySQL account differs from `xvrrpd grants`:\n{sql}"
+            "docs/mysql.md's MySQL account differs from `xvrrpd grants`:\n{sql}"
         );
     }
 

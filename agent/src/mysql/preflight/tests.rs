@@ -39,7 +39,7 @@ fn good(id: &str) -> Snapshot {
     }
 }
 
-/// A MySQL 9.7 node set up as the README says, by MySQL's names.
+/// A MySQL 9.7 node set up as docs/mysql.md says, by MySQL's names.
 fn good_mysql(id: &str) -> Snapshot {
     let vars = [
         ("version", "9.7.4-2"),
