@@ -166,11 +166,16 @@ impl Flavor {
         }
     }
 
-    pub fn stop_applier(self) -> &'static str {
+    /// The agent's own words for this flavor: the lab says what the agent says.
+    pub fn dialect(self) -> xvrrpd_core::mysql::dialect::Flavor {
         match self {
-            Self::Mariadb => "STOP SLAVE SQL_THREAD",
-            Self::Mysql => "STOP REPLICA SQL_THREAD",
+            Self::Mariadb => xvrrpd_core::mysql::dialect::Flavor::MariaDb,
+            Self::Mysql => xvrrpd_core::mysql::dialect::Flavor::Mysql,
         }
+    }
+
+    pub fn stop_applier(self) -> &'static str {
+        self.dialect().stop_applier()
     }
 
     /// Both replica threads stopped, as a DBA does by hand.
@@ -190,31 +195,8 @@ impl Flavor {
     }
 }
 
-/// A replica status row, read under either flavor's column names.
-#[derive(Clone, Debug, Default)]
-pub struct ReplicaStatus(pub HashMap<String, String>);
-
-impl ReplicaStatus {
-    /// The value of column `name` as MariaDB names it (`Slave_IO_Running`,
-    /// `Master_Host`), or as MySQL does (`Replica_IO_Running`, `Source_Host`); empty if
-    /// absent.
-    pub fn get(&self, name: &str) -> &str {
-        let mysql = name.replace("Slave", "Replica").replace("Master", "Source");
-        self.0
-            .get(name)
-            .or_else(|| self.0.get(&mysql))
-            .map_or("", String::as_str)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Both threads running.
-    pub fn replicates(&self) -> bool {
-        self.get("Slave_IO_Running") == "Yes" && self.get("Slave_SQL_Running") == "Yes"
-    }
-}
+/// The replica status as the agent reads it (both flavors' column names).
+pub use xvrrpd_core::mysql::replica::ReplicaStatus;
 
 /// A database server with its own datadir and socket, started inside a namespace.
 pub struct Db {
@@ -378,6 +360,8 @@ impl Db {
     }
 
     /// The replica status (empty when not a replica).
+    /// The replica status, by the agent's statement and column reading (empty: not a
+    /// replica).
     pub fn replica_status(&self) -> Result<ReplicaStatus> {
         let out = sh(&[
             "mariadb",
@@ -386,18 +370,19 @@ impl Db {
             "-B",
             &format!("--socket={}", self.socket.display()),
             "-e",
-            "SHOW REPLICA STATUS",
+            self.flavor.dialect().replica_status(),
         ])?;
         let mut lines = out.lines();
         let (Some(head), Some(row)) = (lines.next(), lines.next()) else {
             return Ok(ReplicaStatus::default());
         };
-        Ok(ReplicaStatus(
-            head.split('\t')
-                .zip(row.split('\t'))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ))
+        let cols: HashMap<String, String> = head
+            .split('\t')
+            .zip(row.split('\t'))
+            // The client prints NULL; the agent reads it as empty.
+            .map(|(k, v)| (k.to_string(), if v == "NULL" { "" } else { v }.to_string()))
+            .collect();
+        Ok(ReplicaStatus::from_columns(&cols))
     }
 
     /// Has the server process exited (killed by someone other than this lab)?
@@ -617,22 +602,6 @@ impl Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn replica_columns_read_under_either_name() {
-        let s = ReplicaStatus(
-            [
-                ("Replica_IO_Running", "Yes"),
-                ("Replica_SQL_Running", "Yes"),
-                ("Source_Host", "192.0.2.2"),
-            ]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .into(),
-        );
-        assert!(s.replicates());
-        assert_eq!(s.get("Master_Host"), "192.0.2.2");
-        assert_eq!(s.get("Last_IO_Errno"), "");
-    }
 
     #[test]
     fn both_flavors_start_guarded_servers_read_only_without_replication() {

@@ -19,8 +19,11 @@ pub mod chaos;
 pub mod db;
 pub mod dblab;
 pub mod etcd;
+pub mod keepalived;
 pub mod picture;
 pub mod prometheus;
+
+pub use keepalived::{KaFile, KaInstance, Keepalived, KeepalivedConf, VrrpScript};
 
 use anyhow::{bail, Context, Result};
 pub use db::{Db, Flavor as DbFlavor};
@@ -256,132 +259,6 @@ impl Drop for Proc {
             self.signal_group(libc::SIGKILL);
             let _ = self.child.wait();
         }
-    }
-}
-
-/// keepalived settings for one VRRP instance.
-#[derive(Clone, Debug)]
-pub struct KeepalivedConf {
-    pub version: u8,
-    pub vrid: u8,
-    pub priority: u8,
-    /// Seconds; fractional for v3 (0.01 granularity).
-    pub advert_int: f64,
-    pub vip: String,
-    pub state_master: bool,
-    /// Unicast peers (multicast when empty).
-    pub unicast_peers: Vec<String>,
-    /// keepalived's `old_unicast_checksum`: the multicast group in a unicast advert's
-    /// pseudo-header (keepalived before 1.3.6).
-    pub old_unicast_checksum: bool,
-    /// A keepalived `vrrp_script` tracked by the instance.
-    pub script: Option<VrrpScript>,
-}
-
-/// keepalived `vrrp_script` settings (the classic MySQL port check).
-#[derive(Clone, Debug)]
-pub struct VrrpScript {
-    pub command: String,
-    pub interval_s: u32,
-    pub fall: u32,
-    pub rise: u32,
-    pub weight: i32,
-}
-
-impl KeepalivedConf {
-    pub fn render(&self, iface: &str, router_id: &str) -> String {
-        let unicast = if self.unicast_peers.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "  unicast_peer {{\n{}\n  }}\n",
-                self.unicast_peers.join("\n")
-            )
-        };
-        let (script_def, track) = match &self.script {
-            None => (String::new(), String::new()),
-            Some(s) => (
-                format!(
-                    "vrrp_script chk {{\n  script \"{}\"\n  interval {}\n  fall {}\n  rise {}\n  weight {}\n}}\n",
-                    s.command, s.interval_s, s.fall, s.rise, s.weight
-                ),
-                "  track_script {\n    chk\n  }\n".to_string(),
-            ),
-        };
-        let unicast = format!("{unicast}{track}");
-        script_def
-            + &format!(
-            "global_defs {{\n  router_id {router_id}\n  vrrp_version {v}\n  max_auto_priority -1\n  script_user root\n  enable_script_security\n}}\n\
-             vrrp_instance VI_{vrid} {{\n  state {state}\n  interface {iface}\n  virtual_router_id {vrid}\n  \
-             priority {prio}\n  advert_int {int}\n{unicast}  virtual_ipaddress {{\n    {vip}\n  }}\n}}\n",
-            v = self.version,
-            vrid = self.vrid,
-            state = if self.state_master { "MASTER" } else { "BACKUP" },
-            prio = self.priority,
-            int = self.advert_int,
-            vip = self.vip,
-        )
-    }
-}
-
-/// A keepalived (VRRP subsystem only) running in a namespace with private pid files.
-pub struct Keepalived {
-    pub proc: Proc,
-    pub dir: PathBuf,
-}
-
-impl Keepalived {
-    pub fn start(ns: &Netns, iface: &str, conf: &KeepalivedConf) -> Result<Self> {
-        Self::start_text(ns, &conf.render(iface, &ns.name))
-    }
-
-    /// keepalived with a complete keepalived.conf.
-    pub fn start_text(ns: &Netns, text: &str) -> Result<Self> {
-        let dir = std::env::temp_dir().join(unique("xvk"));
-        std::fs::create_dir_all(&dir)?;
-        let cfg = dir.join("keepalived.conf");
-        std::fs::write(&cfg, text)?;
-        let mut cmd = ns.command("keepalived");
-        cmd.args([
-            "--dont-fork",
-            "--log-console",
-            "--vrrp",
-            "--dont-respawn",
-            "--no-syslog",
-        ])
-        .arg("--use-file")
-        .arg(&cfg)
-        .arg("--pid")
-        .arg(dir.join("k.pid"))
-        .arg("--vrrp_pid")
-        .arg(dir.join("v.pid"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("keepalived.log"))?);
-        let proc = Proc::spawn(cmd, "keepalived")?;
-        Ok(Self { proc, dir })
-    }
-
-    /// A crash: the parent and its VRRP child die at once, no priority-0 advert.
-    pub fn kill(&mut self) {
-        self.proc.signal_group(libc::SIGKILL);
-        self.proc.wait_exit(Duration::from_secs(5));
-    }
-
-    /// A clean stop: keepalived sends priority 0 and releases its VIPs.
-    pub fn stop(&mut self) -> bool {
-        self.proc.signal(libc::SIGTERM);
-        self.proc.wait_exit(Duration::from_secs(10))
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("keepalived.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Keepalived {
-    fn drop(&mut self) {
-        self.proc.signal_group(libc::SIGKILL);
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

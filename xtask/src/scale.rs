@@ -121,25 +121,27 @@ fn xvrrpd_conf(node: usize, inst: &[Inst]) -> String {
 }
 
 fn keepalived_conf(node: usize, inst: &[Inst]) -> String {
-    let mut s = format!(
-        "global_defs {{\n  router_id n{node}\n  vrrp_version 3\n  max_auto_priority -1\n}}\n"
-    );
-    for i in inst {
-        let _ = write!(
-            s,
-            "vrrp_instance VI_{}_{} {{\n  state BACKUP\n  interface {}\n  virtual_router_id {}\n  \
-             priority {}\n  advert_int {}\n  virtual_ipaddress {{\n    {}/{}\n  }}\n}}\n",
-            i.iface,
-            i.vrid,
-            i.iface,
-            i.vrid,
-            prio(node, i.vrid),
-            i.interval_ms as f64 / 1000.0,
-            i.vip,
-            i.prefix
-        );
+    xvrrpd_tests::KaFile {
+        router_id: format!("n{node}"),
+        version: 3,
+        scripts: Vec::new(),
+        instances: inst
+            .iter()
+            .map(|i| xvrrpd_tests::KaInstance {
+                name: format!("VI_{}_{}", i.iface, i.vrid),
+                state_master: false,
+                interface: i.iface.clone(),
+                vrid: i.vrid,
+                priority: prio(node, i.vrid),
+                advert_int: i.interval_ms as f64 / 1000.0,
+                unicast_peers: Vec::new(),
+                old_unicast_checksum: false,
+                track_scripts: Vec::new(),
+                vips: vec![format!("{}/{}", i.vip, i.prefix)],
+            })
+            .collect(),
     }
-    s
+    .render()
 }
 
 /// Interfaces eth1.. on each node, each on its own bridge (VRIDs are per link).

@@ -6,7 +6,6 @@
 pub mod catchup;
 pub mod clone;
 pub mod conn;
-pub mod dialect;
 pub mod flashback;
 pub mod guard;
 pub mod hung;
@@ -15,4 +14,4 @@ pub mod privileges;
 pub mod replica;
 pub mod term;
 
-pub use xvrrpd_core::mysql::{divergence, gtid};
+pub use xvrrpd_core::mysql::{dialect, divergence, gtid};

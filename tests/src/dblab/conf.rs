@@ -93,20 +93,33 @@ pub(super) fn keepalived_conf(
     prio_w: u8,
     prio_r: u8,
 ) -> String {
-    let int = opts.interval_ms as f64 / 1000.0;
-    let inst = |vrid: u8, prio: u8, vip: &str| {
-        format!(
-            "vrrp_instance VI_{vrid} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n  \
-             priority {prio}\n  advert_int {int}\n  track_script {{\n    chk_mysql\n  }}\n  \
-             virtual_ipaddress {{\n    {vip}/24\n  }}\n}}\n"
-        )
+    let inst = |vrid: u8, priority: u8, vip: &str| crate::KaInstance {
+        name: format!("VI_{vrid}"),
+        state_master: false,
+        interface: "eth0".into(),
+        vrid,
+        priority,
+        advert_int: opts.interval_ms as f64 / 1000.0,
+        unicast_peers: Vec::new(),
+        old_unicast_checksum: false,
+        track_scripts: vec!["chk_mysql".into()],
+        vips: vec![format!("{vip}/24")],
     };
-    format!(
-        "global_defs {{\n  router_id {router_id}\n  vrrp_version 3\n  max_auto_priority -1\n  \
-         script_user root\n  enable_script_security\n}}\n\
-         vrrp_script chk_mysql {{\n  script \"/bin/bash -c '</dev/tcp/{addr}/3306'\"\n  interval 1\n  \
-         fall 2\n  rise 3\n  weight -60\n}}\n{}{}",
-        inst(41, prio_w, WRITE_VIP),
-        inst(51, prio_r, READ_VIP)
-    )
+    crate::KaFile {
+        router_id: router_id.into(),
+        version: 3,
+        // The classic port check: TCP connect to the local server every second.
+        scripts: vec![(
+            "chk_mysql".into(),
+            crate::VrrpScript {
+                command: format!("/bin/bash -c '</dev/tcp/{addr}/3306'"),
+                interval_s: 1,
+                fall: 2,
+                rise: 3,
+                weight: -60,
+            },
+        )],
+        instances: vec![inst(41, prio_w, WRITE_VIP), inst(51, prio_r, READ_VIP)],
+    }
+    .render()
 }

@@ -206,21 +206,13 @@ pub(super) fn rows(db: &Db) -> Result<BTreeSet<i64>> {
 /// Replication errors on `db`: a recorded error or a stopped SQL thread counts.
 pub(super) fn replication_errors(db: &Db, should_replicate: bool) -> Result<usize> {
     let st = db.replica_status()?;
-    let field = |name: &str| st.get(name);
     // An IO error the thread has since recovered from (a reconnect on a lossy link) stays
     // in Last_IO_Errno; it counts only while the IO thread is not running.
-    let mut n = 0;
-    if !matches!(field("Last_SQL_Errno"), "0" | "") {
-        n += 1;
-    }
+    let mut n = usize::from(st.last_sql_errno != 0);
     if !should_replicate {
         return Ok(n);
     }
-    if field("Slave_SQL_Running") != "Yes" {
-        n += 1;
-    }
-    if field("Slave_IO_Running") != "Yes" && !matches!(field("Last_IO_Errno"), "0" | "") {
-        n += 1;
-    }
+    n += usize::from(!st.sql_running);
+    n += usize::from(!st.io_running && st.last_io_errno != 0);
     Ok(n)
 }
