@@ -1,8 +1,6 @@
-//! `cargo xtask bench ...`: measurements, appended to BENCHMARKS.md with the command.
-use std::{fmt::Write as _, io::Write as _, process::Command};
-
-use anyhow::{Context, Result};
-use xvrrpd_tests::{kill_and_measure, KeepalivedConf, Observer, Segment};
+//! `cargo xtask bench ...`: which bench runs. Each lives in its own module and records
+//! what it measured through [`crate::record`].
+use anyhow::Result;
 
 use crate::{require_root, root};
 
@@ -65,7 +63,7 @@ pub fn run(b: Bench) -> Result<()> {
         Bench::MasterDown {
             kills,
             intervals_ms,
-        } => master_down(kills, &intervals_ms),
+        } => crate::masterdown::run(kills, &intervals_ms),
         Bench::Failover(args) => crate::failover::run(args),
         Bench::MysqlKill(args) => crate::mysqlkill::run(args),
         Bench::Mysql(args) => crate::benchmysql::run(args),
@@ -74,98 +72,4 @@ pub fn run(b: Bench) -> Result<()> {
         Bench::Scale(args) => crate::scale::run(args),
         Bench::Load(args) => crate::load::run(args),
     }
-}
-
-pub fn stats(v: &mut [f64]) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    (v[0], v[v.len() / 2], v[v.len() - 1])
-}
-
-fn master_down(kills: usize, intervals_ms: &[u64]) -> Result<()> {
-    let command = format!(
-        "cargo xtask bench master-down --kills {kills} --intervals-ms {}",
-        intervals_ms
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let seg = Segment::new(2)?;
-    let mut obs = Observer::start(&seg.nodes[1].ns, "eth0", &[])?;
-    let csv_dir = root().join("target/bench");
-    std::fs::create_dir_all(&csv_dir)?;
-    let mut csv = String::from("advert_ms,run,missed,master_down_us,rfc_us,delta_us\n");
-    let mut table = String::from(
-        "| advert interval | kills | RFC Master_Down_Interval | delta min | delta median | delta max |\n|---|---|---|---|---|---|\n",
-    );
-    for (n, &ms) in intervals_ms.iter().enumerate() {
-        let mut deltas = Vec::new();
-        let mut rfc = 0.0;
-        for run in 0..kills {
-            let conf = KeepalivedConf {
-                version: 3,
-                vrid: 40 + n as u8,
-                priority: 150,
-                advert_int: ms as f64 / 1000.0,
-                vip: format!("192.0.2.{}/24", 100 + n),
-                state_master: true,
-                unicast_peers: vec![],
-                old_unicast_checksum: false,
-                script: None,
-            };
-            let r = kill_and_measure(&seg, &mut obs, &conf, 100)
-                .with_context(|| format!("{ms} ms, run {run}"))?;
-            let delta = r.master_down_us as f64 - r.theoretical_us;
-            rfc = r.theoretical_us;
-            eprintln!(
-                "{ms} ms run {run}: missed {:?}, master_down {} us, delta {delta:+.0} us",
-                r.missed_counts, r.master_down_us
-            );
-            writeln!(
-                csv,
-                "{ms},{run},{},{},{:.0},{delta:.0}",
-                r.missed_counts.len(),
-                r.master_down_us,
-                r.theoretical_us
-            )?;
-            deltas.push(delta);
-        }
-        let (lo, mid, hi) = stats(&mut deltas);
-        writeln!(
-            table,
-            "| {ms} ms | {kills} | {rfc:.0} µs | {lo:+.0} µs | {mid:+.0} µs | {hi:+.0} µs |"
-        )?;
-    }
-    drop(obs);
-    std::fs::write(csv_dir.join("master_down.csv"), &csv)?;
-    println!("{table}");
-    let entry = format!(
-        "\n## {} — kernel master-down precision\n\nCommand: `{command}`\n\n{table}\n\
-         delta = `since_last_us` reported by the XDP timer's master_down event minus the RFC \
-         Master_Down_Interval (3 × interval + Skew, local priority 100). keepalived 2.2.7 \
-         (VRRPv3, priority 150) is SIGKILLed in one namespace; `xvrrpd observe` watches from \
-         another across a bridge. Raw data: `target/bench/master_down.csv`.\n",
-        today()?
-    );
-    append_benchmarks(&entry)
-}
-
-/// `YYYY-MM-DD HH:MM UTC` now.
-pub fn today() -> Result<String> {
-    let date = Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d %H:%M UTC")
-        .output()?;
-    Ok(String::from_utf8_lossy(&date.stdout).trim().to_string())
-}
-
-/// Appends a section to BENCHMARKS.md.
-pub fn append_benchmarks(entry: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(root().join("BENCHMARKS.md"))?;
-    f.write_all(entry.as_bytes())?;
-    eprintln!("xtask: appended to BENCHMARKS.md");
-    Ok(())
 }

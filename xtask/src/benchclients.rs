@@ -1,12 +1,12 @@
 //! `cargo xtask bench clients`: how long a real client with default settings waits for
 //! its next acknowledged write after the write master's host dies, for the classic
 //! keepalived setup and xvrrpd with and without the reset at takeover, same run.
-use std::{fmt::Write as _, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use xvrrpd_tests::dblab::{self, Client, Fault, LabOptions, Setup};
 
-use crate::{bench, root, INTERRUPTED};
+use crate::{record, INTERRUPTED};
 
 #[derive(clap::Args)]
 pub struct ClientsArgs {
@@ -59,10 +59,9 @@ pub fn run(args: ClientsArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let mut csv = String::from("interval_ms,setup,client,fault,rep,next_write_ms,acked_missing\n");
-    let mut table = String::from(
-        "| adverts | fault | client | setup | fault → next acknowledged write, ms min / median / max | host silent → next write, median ms | acked missing (sum) |\n|---|---|---|---|---|---|---|\n",
-    );
+    let mut csv =
+        record::Raw::new("interval_ms,setup,client,fault,rep,next_write_ms,acked_missing");
+    let mut table = record::Table::new("| adverts | fault | client | setup | fault → next acknowledged write, ms min / median / max | host silent → next write, median ms | acked missing (sum) |");
     let setups = [
         ("classic keepalived", Setup::Classic, false),
         ("xvrrpd, no reset", Setup::Xvrrpd, false),
@@ -99,37 +98,31 @@ pub fn run(args: ClientsArgs) -> Result<()> {
                         "{interval_ms} ms adverts, {name} {c} {f} rep {rep}: next write {ms:.0} ms; {}",
                         r.result_line()
                     );
-                        writeln!(
-                            csv,
+                        csv.row(format!(
                             "{interval_ms},{name},{c},{f},{rep},{ms:.1},{}",
                             r.acked_missing
-                        )?;
+                        ))?;
                         next.push(ms);
                         missing += r.acked_missing;
                         std::thread::sleep(Duration::from_millis(500));
                     }
-                    let (lo, mid, hi) = bench::stats(&mut next);
+                    let (lo, mid, hi) = record::stats(&mut next);
                     let more = if capped {
                         " (≥: no write until the end)"
                     } else {
                         ""
                     };
                     let silent = mid - silent_after_ms(fault);
-                    writeln!(
-                    table,
-                    "| {interval_ms} ms | {f} | {c} | {name} | {lo:.0} / {mid:.0} / {hi:.0}{more} | {silent:.0} | {missing} |"
-                )?;
+                    table.row(format!("| {interval_ms} ms | {f} | {c} | {name} | {lo:.0} / {mid:.0} / {hi:.0}{more} | {silent:.0} | {missing} |"))?;
                 }
             }
         }
     }
-    let dir = root().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("clients.csv"), &csv)?;
-    println!("{table}");
-    bench::append_benchmarks(&format!(
-        "\n## {} — real clients after the master host dies: reset at takeover\n\nCommand: `{command}`\n\n{table}\n\
-         The lab scenario (`cargo xtask lab`, MariaDB dual-master behind the write VIP) with clients as \
+    record::record(record::Entry {
+        title: "real clients after the master host dies: reset at takeover",
+        command: &command,
+        parts: &[record::Part::table(&table)],
+        notes: "The lab scenario (`cargo xtask lab`, MariaDB dual-master behind the write VIP) with clients as \
          people run them: pymysql = PyMySQL with its default settings (no connect, read or write timeout), one \
          persistent connection, INSERT + COMMIT every 2 ms, reconnect on error; mariadb-cli = one interactive \
          `mariadb` session on a terminal, one INSERT per line, all defaults; builtin = the lab's own client \
@@ -139,7 +132,7 @@ pub fn run(args: ClientsArgs) -> Result<()> {
          host-freeze: db1's network silent, then its processes stopped; host-freeze-after-hang: db1's mysqld \
          stopped first (the query in flight acknowledged at TCP level and never answered), the network 100 ms \
          later. xvrrpd: the master's connections tracked in XDP and copied to the peer, tickled by the new \
-         master (`reset_clients`); \"no reset\" turns that off. Raw data: `target/bench/clients.csv`.\n",
-        bench::today()?
-    ))
+         master (`reset_clients`); \"no reset\" turns that off.",
+        raw: Some(("clients", &csv)),
+    })
 }

@@ -1,12 +1,12 @@
 //! `cargo xtask bench mysql`: the lab scenario (see `xvrrpd_tests::dblab`) for xvrrpd and
 //! for the classic keepalived setup, same run, several repetitions each; the dated table
 //! goes to BENCHMARKS.md.
-use std::{fmt::Write as _, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use xvrrpd_tests::dblab::{self, Fault, LabOptions, Setup, Workload};
 
-use crate::{bench, root, INTERRUPTED};
+use crate::{record, root, INTERRUPTED};
 
 #[derive(clap::Args)]
 pub struct MysqlArgs {
@@ -42,12 +42,8 @@ pub fn run(args: MysqlArgs) -> Result<()> {
         .iter()
         .map(|f| xvrrpd_tests::DbFlavor::parse(f))
         .collect::<Result<Vec<_>>>()?;
-    let mut csv = String::from(
-        "flavor,setup,workload,fault,rep,outage_ms,acked_missing,acked_increments_missing,rows_differing,in_doubt,replication_errors,dual_writable_ms,acked\n",
-    );
-    let mut table = String::from(
-        "| fault | workload | server | setup | write outage ms min/med/max | acked missing on the survivor (sum) | acked lost after convergence (sum; bank: increments) | rows differing (sum) | in doubt, committed (sum) | replication errors (sum) | dual-writable ms (median) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
+    let mut csv = record::Raw::new("flavor,setup,workload,fault,rep,outage_ms,acked_missing,acked_increments_missing,rows_differing,in_doubt,replication_errors,dual_writable_ms,acked");
+    let mut table = record::Table::new("| fault | workload | server | setup | write outage ms min/med/max | acked missing on the survivor (sum) | acked lost after convergence (sum; bank: increments) | rows differing (sum) | in doubt, committed (sum) | replication errors (sum) | dual-writable ms (median) |");
     let workloads = args
         .workloads
         .iter()
@@ -106,8 +102,7 @@ pub fn run(args: MysqlArgs) -> Result<()> {
                         }
                     }
                 }
-                writeln!(
-                    csv,
+                csv.row(format!(
                     "{},{name},{wname},{f},{rep},{:.1},{},{},{},{},{},{:.1},{}",
                     flavor.name(),
                     r.outage_ms,
@@ -118,7 +113,7 @@ pub fn run(args: MysqlArgs) -> Result<()> {
                     r.replication_errors,
                     r.dual_writable_ms,
                     r.acked
-                )?;
+                ))?;
                 lost += r.acked_increments_missing;
                 differing += r.rows_differing;
                 doubt += r.in_doubt;
@@ -128,21 +123,16 @@ pub fn run(args: MysqlArgs) -> Result<()> {
                 errors += r.replication_errors;
                 std::thread::sleep(Duration::from_millis(500));
             }
-            let (lo, mid, hi) = bench::stats(&mut outage);
-            let (_, dmid, _) = bench::stats(&mut dual);
-            writeln!(
-                table,
-                "| {f} | {wname} | {server} | {name} | {lo:.0} / {mid:.0} / {hi:.0} | {missing} | {lost} | {differing} | {doubt} | {errors} | {dmid:.0} |"
-            )?;
+            let (lo, mid, hi) = record::stats(&mut outage);
+            let (_, dmid, _) = record::stats(&mut dual);
+            table.row(format!("| {f} | {wname} | {server} | {name} | {lo:.0} / {mid:.0} / {hi:.0} | {missing} | {lost} | {differing} | {doubt} | {errors} | {dmid:.0} |"))?;
         }
     }
-    let dir = root().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("mysql.csv"), &csv)?;
-    println!("{table}");
-    bench::append_benchmarks(&format!(
-        "\n## {} — MySQL dual-master failover, xvrrpd beside the classic setup\n\nCommand: `{command}`\n\n{table}\n\
-         Scenario (`xvrrpd_tests::dblab`, the same as `cargo xtask lab`): MariaDB 10.11 and/or MySQL 9.7 \
+    record::record(record::Entry {
+        title: "MySQL dual-master failover, xvrrpd beside the classic setup",
+        command: &command,
+        parts: &[record::Part::table(&table)],
+        notes: "Scenario (`xvrrpd_tests::dblab`, the same as `cargo xtask lab`): MariaDB 10.11 and/or MySQL 9.7 \
          (Debian unstable, chrooted; on_errant = clone) dual-master (GTID, \
          auto-increment offsets), a client in its own namespace writing one row per commit through the write \
          VIP (2 ms pacing, 50 ms connect / 250 ms statement timeouts; insert: one new row per commit; bank: 1 000 \
@@ -152,7 +142,7 @@ pub fn run(args: MysqlArgs) -> Result<()> {
          both servers writable, async replication. xvrrpd: write guard (catch-up, read_only fencing, anti-flap 60 s), \
          MySQL tracker, lossless semi-sync (AFTER_SYNC), read_only by default. Outage = longest gap between acknowledged writes; missing = \
          acknowledged rows absent on db2 while db1 was away; dual-writable = time both servers had read_only = OFF \
-         (sampled every 2 ms). Raw data: `target/bench/mysql.csv`.\n",
-        bench::today()?
-    ))
+         (sampled every 2 ms).",
+        raw: Some(("mysql", &csv)),
+    })
 }

@@ -1,12 +1,11 @@
 //! `cargo xtask bench witness`: what the write lease costs and what it buys. The lab
 //! scenario with and without the etcd witness, same run: the write outage of each fault,
 //! and how long both servers were writable.
-use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use xvrrpd_tests::dblab::{self, Fault, LabOptions};
 
-use crate::{bench, root, INTERRUPTED};
+use crate::{record, INTERRUPTED};
 
 #[derive(clap::Args)]
 pub struct WitnessArgs {
@@ -30,10 +29,8 @@ pub fn run(args: WitnessArgs) -> Result<()> {
         args.faults.join(",")
     );
     let mut csv =
-        String::from("witness,fault,rep,outage_ms,dual_writable_ms,acked_missing,fencing_term\n");
-    let mut table = String::from(
-        "| fault | setup | write outage, ms min / median / max | both writable, ms (max) | acked missing (sum) |\n|---|---|---|---|---|\n",
-    );
+        record::Raw::new("witness,fault,rep,outage_ms,dual_writable_ms,acked_missing,fencing_term");
+    let mut table = record::Table::new("| fault | setup | write outage, ms min / median / max | both writable, ms (max) | acked missing (sum) |");
     for f in &args.faults {
         let fault = Fault::parse(f)?;
         for witness in [false, true] {
@@ -52,37 +49,32 @@ pub fn run(args: WitnessArgs) -> Result<()> {
                 let r = dblab::run(&opts, &INTERRUPTED)
                     .with_context(|| format!("{name} {f} rep {rep}"))?;
                 eprintln!("{name} {f} rep {rep}: {}", r.result_line());
-                writeln!(
-                    csv,
+                csv.row(format!(
                     "{witness},{f},{rep},{:.1},{:.1},{},{}",
                     r.outage_ms,
                     r.dual_writable_ms,
                     r.acked_missing,
                     r.fencing_term.map_or(String::new(), |t| t.to_string())
-                )?;
+                ))?;
                 outage.push(r.outage_ms);
                 dual = dual.max(r.dual_writable_ms);
                 missing += r.acked_missing;
                 std::thread::sleep(std::time::Duration::from_millis(500));
             }
-            let (lo, mid, hi) = bench::stats(&mut outage);
-            writeln!(
-                table,
+            let (lo, mid, hi) = record::stats(&mut outage);
+            table.row(format!(
                 "| {f} | {name} | {lo:.0} / {mid:.0} / {hi:.0} | {dual:.1} | {missing} |"
-            )?;
+            ))?;
         }
     }
-    let dir = root().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("witness.csv"), &csv)?;
-    println!("{table}");
-    bench::append_benchmarks(&format!(
-        "\n## {} — the witness: write outage and both-writable time with and without it\n\nCommand: `{command}`\n\n{table}\n\
-         The lab scenario (`cargo xtask lab`, MariaDB dual-master, 10 ms adverts, the lab's own client with \
+    record::record(record::Entry {
+        title: "the witness: write outage and both-writable time with and without it",
+        command: &command,
+        parts: &[record::Part::table(&table)],
+        notes: "The lab scenario (`cargo xtask lab`, MariaDB dual-master, 10 ms adverts, the lab's own client with \
          250 ms statement timeouts), without and with `--witness` (three etcd members: db1, db2 and a third \
          namespace; the default `lease = 600ms`, `margin = 250ms`). Write outage: the longest gap between two acknowledged \
-         writes from the fault on. partition: db1 | db2, the client and the witness reach both. Raw data: \
-         `target/bench/witness.csv`.\n",
-        bench::today()?
-    ))
+         writes from the fault on. partition: db1 | db2, the client and the witness reach both.",
+        raw: Some(("witness", &csv)),
+    })
 }

@@ -129,13 +129,13 @@ pub fn run(args: ChaosArgs) -> Result<()> {
         );
         rows.push(row);
     }
-    let mut table = String::from(
-        "| fault / setup / interval / duration | VRRP takeovers by db2 | VIP taken by db2 | longest VIP on both (ms) | both writable (ms) | acked writes | acked lost | repl. errors | one owner + ARP right at the end | invariants |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    let mut table = crate::record::Table::new(
+        "| fault / setup / interval / duration | VRRP takeovers by db2 | VIP taken by db2 | longest VIP on both (ms) | both writable (ms) | acked writes | acked lost | repl. errors | one owner + ARP right at the end | invariants |",
     );
     for row in &rows {
         let r = &row.r;
-        table.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} |\n",
+        table.row(format!(
+            "| {} | {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
             row.case,
             row.vrrp_takeovers,
             r.write_vip.node2_acquired,
@@ -154,29 +154,32 @@ pub fn run(args: ChaosArgs) -> Result<()> {
             } else {
                 row.violations.join("; ")
             }
-        ));
+        ))?;
     }
-    println!("{table}");
     let command = match &args.only {
         Some(o) => format!("cargo xtask chaos --starve-s {} --only {o}", args.starve_s),
         None => format!("cargo xtask chaos --starve-s {}", args.starve_s),
     };
-    crate::bench::append_benchmarks(&format!(
-        "\n## {} — fault suite (chaos)\n\nCommand: `{command}`\n\n{table}\n\
-         The MariaDB dual-master lab (semi-sync, GTID) with a client writing through the write \
-         VIP. Takeovers are counted from the fault to the recovery: for loss and starvation \
-         every one is false (db1 never failed). xvrrpd counts VRRP-level takeovers (db2's \
-         engine became master) and VIP takeovers separately: the write guard adds the VIP \
-         only once db1's server is fenced or gone, so a false takeover that db1's next advert \
-         undoes never reaches the clients. Starvation: 4 busy loops and a direct-I/O writer \
-         pinned to the core the starved agent is pinned to. {}\n",
-        crate::bench::today()?,
-        if netem {
-            ""
-        } else {
-            "Delay/jitter not run: this kernel has no netem (CONFIG_NET_SCH_NETEM)."
-        }
-    ))?;
+    crate::record::record(crate::record::Entry {
+        title: "fault suite (chaos)",
+        command: &command,
+        parts: &[crate::record::Part::table(&table)],
+        notes: &format!(
+            "The MariaDB dual-master lab (semi-sync, GTID) with a client writing through the write \
+             VIP. Takeovers are counted from the fault to the recovery: for loss and starvation \
+             every one is false (db1 never failed). xvrrpd counts VRRP-level takeovers (db2's \
+             engine became master) and VIP takeovers separately: the write guard adds the VIP \
+             only once db1's server is fenced or gone, so a false takeover that db1's next advert \
+             undoes never reaches the clients. Starvation: 4 busy loops and a direct-I/O writer \
+             pinned to the core the starved agent is pinned to. {}",
+            if netem {
+                ""
+            } else {
+                "Delay/jitter not run: this kernel has no netem (CONFIG_NET_SCH_NETEM)."
+            }
+        ),
+        raw: None,
+    })?;
     let broken: Vec<&Row> = rows.iter().filter(|r| !r.violations.is_empty()).collect();
     if !broken.is_empty() {
         bail!(

@@ -3,7 +3,7 @@
 //! Each run builds a fresh segment: db1 (priority 150, master), db2 (100), a client that
 //! pings the VIP every millisecond. The fault hits db1's agent; the outage is the longest
 //! gap between two echo replies the client saw.
-use std::{fmt::Write as _, io::Read, process::Stdio, time::Duration};
+use std::{io::Read, process::Stdio, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use xvrrpd_tests::{
@@ -11,7 +11,7 @@ use xvrrpd_tests::{
     Netns, Proc, Router, Segment,
 };
 
-use crate::{bench, root};
+use crate::record;
 
 const VIP: &str = "192.0.2.100";
 
@@ -248,10 +248,8 @@ pub fn run(args: FailoverArgs) -> Result<()> {
         args.cpu_seconds
     );
     let agents = [Agent::Keepalived, Agent::Xvrrpd];
-    let mut csv = String::from("agent,advert_ms,fault,run,outage_ms,limit_ms,vip_left_on_dead\n");
-    let mut table = String::from(
-        "| advert | fault | RFC limit | keepalived min/med/max | xvrrpd min/med/max | xvrrpd/keepalived (median) | VIP left on dead node (k / x) |\n|---|---|---|---|---|---|---|\n",
-    );
+    let mut csv = record::Raw::new("agent,advert_ms,fault,run,outage_ms,limit_ms,vip_left_on_dead");
+    let mut table = record::Table::new("| advert | fault | RFC limit | keepalived min/med/max | xvrrpd min/med/max | xvrrpd/keepalived (median) | VIP left on dead node (k / x) |");
     for &iv in &args.intervals_ms {
         for fault in &args.faults {
             // Backup priority 100: Master_Down_Interval, or Skew after a priority-0 advert.
@@ -270,30 +268,28 @@ pub fn run(args: FailoverArgs) -> Result<()> {
                     let o = one_run(agent, iv, fault)
                         .with_context(|| format!("{} {iv} ms {fault} run {run}", agent.name()))?;
                     eprintln!("{} {iv} ms {fault} run {run}: outage {:.1} ms (limit {limit_ms:.1}), VIP left on dead node: {}", agent.name(), o.outage_ms, o.vip_left_on_dead);
-                    writeln!(
-                        csv,
+                    csv.row(format!(
                         "{},{iv},{fault},{run},{:.2},{limit_ms:.2},{}",
                         agent.name(),
                         o.outage_ms,
                         o.vip_left_on_dead
-                    )?;
+                    ))?;
                     left_n += usize::from(o.vip_left_on_dead);
                     outages.push(o.outage_ms);
                 }
-                let (lo, mid, hi) = bench::stats(&mut outages);
+                let (lo, mid, hi) = record::stats(&mut outages);
                 med.push(mid);
                 cells.push(format!("{lo:.1} / {mid:.1} / {hi:.1} ms"));
                 left.push(format!("{left_n}/{}", args.reps));
             }
-            writeln!(
-                table,
+            table.row(format!(
                 "| {iv} ms | {fault} | {limit_ms:.1} ms | {} | {} | {:.2} | {} / {} |",
                 cells[0],
                 cells[1],
                 med[1] / med[0],
                 left[0],
                 left[1]
-            )?;
+            ))?;
         }
     }
     let mut cpu = String::new();
@@ -301,23 +297,23 @@ pub fn run(args: FailoverArgs) -> Result<()> {
         let k = cpu_at_10ms(Agent::Keepalived, args.cpu_seconds)?;
         let x = cpu_at_10ms(Agent::Xvrrpd, args.cpu_seconds)?;
         cpu = format!(
-            "\nSteady-state CPU of the master's agent at 10 ms adverts over {} s: keepalived {k:.2} % of a core, xvrrpd {x:.2} % (ratio {:.2}).\n",
+            "Steady-state CPU of the master's agent at 10 ms adverts over {} s: keepalived {k:.2} % of a core, xvrrpd {x:.2} % (ratio {:.2}).\n\n",
             args.cpu_seconds,
             if k > 0.0 { x / k } else { f64::NAN }
         );
     }
-    let dir = root().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("failover.csv"), &csv)?;
-    println!("{table}{cpu}");
-    bench::append_benchmarks(&format!(
-        "\n## {} — client-observed failover outage, keepalived vs xvrrpd\n\nCommand: `{command}`\n\n{table}{cpu}\n\
-         Outage = longest gap between echo replies seen by a client pinging the VIP every 1 ms \
-         across the bridge. Pairs of the same agent (db1 priority 150 master, db2 100), VRRPv3, \
-         fresh namespaces per run. RFC limit = Master_Down_Interval of the backup (Skew for a \
-         clean stop). Raw data: `target/bench/failover.csv`.\n",
-        bench::today()?
-    ))
+    record::record(record::Entry {
+        title: "client-observed failover outage, keepalived vs xvrrpd",
+        command: &command,
+        parts: &[record::Part::table(&table)],
+        notes: &format!(
+            "{cpu}Outage = longest gap between echo replies seen by a client pinging the VIP every 1 ms \
+             across the bridge. Pairs of the same agent (db1 priority 150 master, db2 100), VRRPv3, \
+             fresh namespaces per run. RFC limit = Master_Down_Interval of the backup (Skew for a \
+             clean stop)."
+        ),
+        raw: Some(("failover", &csv)),
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@
 //! - the master's advert gap p50 / p99 / max, over the window;
 //! - CPU used by the master's agent over the window.
 use std::{
-    fmt::Write as _,
     process::{Child, Command},
     time::Duration,
 };
@@ -20,7 +19,7 @@ use xvrrpd_tests::{
     has_addr, router_toml, wait_until, Keepalived, KeepalivedConf, Observer, Router, Segment,
 };
 
-use crate::{bench, failover::tree_cpu_seconds};
+use crate::{failover::tree_cpu_seconds, record};
 
 const VIP: &str = "192.0.2.100";
 
@@ -64,8 +63,8 @@ pub fn run(args: LoadArgs) -> Result<()> {
         args.secs,
         args.loads.join(",")
     );
-    let mut table = String::from(
-        "| load | agent | false takeovers | master's advert gap p50 / p99 / max (ms) | adverts seen | master agent CPU (s) | CPU stolen by the hypervisor |\n|---|---|---|---|---|---|---|\n",
+    let mut table = record::Table::new(
+        "| load | agent | false takeovers | master's advert gap p50 / p99 / max (ms) | adverts seen | master agent CPU (s) | CPU stolen by the hypervisor |",
     );
     for load in &args.loads {
         let (k, x) = one_load(load, Duration::from_secs(args.secs))?;
@@ -75,14 +74,16 @@ pub fn run(args: LoadArgs) -> Result<()> {
                 f.takeovers, f.gap_ms.0, f.gap_ms.1, f.gap_ms.2, f.adverts, f.cpu_s, f.steal_pct
             );
             eprintln!("{line}");
-            writeln!(table, "{line}")?;
+            table.row(line)?;
         }
     }
-    println!("{table}");
-    bench::append_benchmarks(&format!(
-        "\n## Adverts under load ({})\n\n`{command}`\n\nkeepalived 2.2.7 and xvrrpd pairs side by side, VRRPv3 at 10 ms, priority 150 / 100, each on its own segment; an observer on a third node timestamps every advert in XDP. Every takeover is false (the master never fails). xvrrpd: periodic adverts from its real-time pacer thread (SCHED_FIFO 50, memory locked); keepalived: its defaults.\n\n{table}\n",
-        bench::today()?
-    ))
+    record::record(record::Entry {
+        title: "adverts under load",
+        command: &command,
+        parts: &[record::Part::table(&table)],
+        notes: "keepalived 2.2.7 and xvrrpd pairs side by side, VRRPv3 at 10 ms, priority 150 / 100, each on its own segment; an observer on a third node timestamps every advert in XDP. Every takeover is false (the master never fails). xvrrpd: periodic adverts from its real-time pacer thread (SCHED_FIFO 50, memory locked); keepalived: its defaults.",
+        raw: None,
+    })
 }
 
 fn one_load(load: &str, window: Duration) -> Result<(Figures, Figures)> {

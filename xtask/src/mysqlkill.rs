@@ -1,7 +1,7 @@
 //! `cargo xtask bench mysql-kill`: time from SIGKILL of the master's mysqld to the write
 //! VIP on the peer — xvrrpd's native MySQL tracker against the classic keepalived setup
 //! (port check every 1 s, fall 2, rise 3, weight -60), same run, same machine.
-use std::{fmt::Write as _, time::Duration};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use xvrrpd_tests::{
@@ -9,7 +9,7 @@ use xvrrpd_tests::{
     VrrpScript,
 };
 
-use crate::{bench, root};
+use crate::record;
 
 const VIP: &str = "192.0.2.100";
 
@@ -89,10 +89,8 @@ pub fn run(args: MysqlKillArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let mut csv = String::from("setup,advert_ms,run,kill_to_vip_ms\n");
-    let mut table = String::from(
-        "| advert | classic keepalived + port check min/med/max | xvrrpd + mysql tracker min/med/max | ratio (median) |\n|---|---|---|---|\n",
-    );
+    let mut csv = record::Raw::new("setup,advert_ms,run,kill_to_vip_ms");
+    let mut table = record::Table::new("| advert | classic keepalived + port check min/med/max | xvrrpd + mysql tracker min/med/max | ratio (median) |");
     for &iv in &args.intervals_ms {
         let mut meds = Vec::new();
         let mut cells = Vec::new();
@@ -106,32 +104,30 @@ pub fn run(args: MysqlKillArgs) -> Result<()> {
             for run in 0..args.runs {
                 let ms = one(classic, iv).with_context(|| format!("{name} {iv} ms run {run}"))?;
                 eprintln!("{name} {iv} ms run {run}: {ms:.0} ms");
-                writeln!(csv, "{name},{iv},{run},{ms:.1}")?;
+                csv.row(format!("{name},{iv},{run},{ms:.1}"))?;
                 v.push(ms);
             }
-            let (lo, mid, hi) = bench::stats(&mut v);
+            let (lo, mid, hi) = record::stats(&mut v);
             meds.push(mid);
             cells.push(format!("{lo:.0} / {mid:.0} / {hi:.0} ms"));
         }
-        writeln!(
-            table,
+        table.row(format!(
             "| {iv} ms | {} | {} | {:.2} |",
             cells[0],
             cells[1],
             meds[1] / meds[0]
-        )?;
+        ))?;
     }
-    let dir = root().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("mysql_kill.csv"), &csv)?;
-    println!("{table}");
-    bench::append_benchmarks(&format!(
-        "\n## {} — mysqld SIGKILL to write VIP on the peer\n\nCommand: `{command}`\n\n{table}\n\
-         Classic: keepalived 2.2.7 pair, `vrrp_script` TCP connect to 3306 every 1 s, fall 2, \
+    record::record(record::Entry {
+        title: "mysqld SIGKILL to write VIP on the peer",
+        command: &command,
+        parts: &[record::Part::table(&table)],
+        notes:
+            "Classic: keepalived 2.2.7 pair, `vrrp_script` TCP connect to 3306 every 1 s, fall 2, \
          rise 3, weight -60. xvrrpd: `mysql` tracker (interval 1 s, timeout 500 ms, fall 1, \
          weight -60) whose parked connection fails at once when mysqld dies. Both: priorities \
          150/100, VRRPv3, the backup takes over after Master_Down_Interval once the master \
-         advertises 90. Raw data: `target/bench/mysql_kill.csv`.\n",
-        bench::today()?
-    ))
+         advertises 90.",
+        raw: Some(("mysql_kill", &csv)),
+    })
 }

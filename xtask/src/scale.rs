@@ -7,7 +7,7 @@ use std::{fmt::Write as _, time::Duration};
 use anyhow::{bail, Result};
 use xvrrpd_tests::{addrs, sh, Keepalived, Netns, Router, Segment};
 
-use crate::failover::tree_thread_cpu_seconds;
+use crate::{failover::tree_thread_cpu_seconds, record};
 
 #[derive(clap::Args)]
 pub struct ScaleArgs {
@@ -316,21 +316,29 @@ fn measure(keepalived: bool, cpu_seconds: u64, inst: &[Inst]) -> Result<Outcome>
     })
 }
 
-/// One size, xvrrpd then keepalived: the table and what it says.
-fn size(title: &str, cpu_seconds: u64, inst: &[Inst]) -> Result<(String, usize)> {
+/// One size measured, xvrrpd then keepalived: its heading, its table, what it says, and
+/// how many VIPs xvrrpd misplaced.
+struct Size {
+    title: String,
+    table: record::Table,
+    said: String,
+    bad: usize,
+}
+
+fn size(title: String, cpu_seconds: u64, inst: &[Inst]) -> Result<Size> {
     println!("== scale: {title}");
     let x = measure(false, cpu_seconds, inst)?;
     let k = measure(true, cpu_seconds, inst)?;
-    let mut table = String::from(
-        "| agent | converged in | misplaced VIPs | CPU node 0 (% of a core) | CPU node 1 | all VIPs on node 1 after node 0 stops | misplaced after |\n|---|---|---|---|---|---|---|\n",
+    let mut table = record::Table::new(
+        "| agent | converged in | misplaced VIPs | CPU node 0 (% of a core) | CPU node 1 | all VIPs on node 1 after node 0 stops | misplaced after |",
     );
     for (name, o) in [("keepalived 2.2.7", &k), ("xvrrpd", &x)] {
-        let _ = writeln!(
-            table,
+        table.row(format!(
             "| {name} | {:.2} s | {} | {:.2} | {:.2} | {:.2} s | {} |",
             o.converge_s, o.misplaced, o.cpu[0], o.cpu[1], o.after_stop_s, o.misplaced_after_stop
-        );
+        ))?;
     }
+    let mut said = String::new();
     for (name, o) in [("keepalived", &k), ("xvrrpd", &x)] {
         let per = |t: &std::collections::BTreeMap<String, f64>| {
             t.iter()
@@ -340,26 +348,28 @@ fn size(title: &str, cpu_seconds: u64, inst: &[Inst]) -> Result<(String, usize)>
                 .join(", ")
         };
         let _ = writeln!(
-            table,
-            "\n{name} per thread (% of a core): node 0: {}; node 1: {}.",
+            said,
+            "{name} per thread (% of a core): node 0: {}; node 1: {}.\n",
             per(&o.threads[0]),
             per(&o.threads[1])
         );
     }
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     let _ = writeln!(
-        table,
-        "\nxvrrpd / keepalived: CPU node 0 {:.2}, node 1 {:.2}; convergence {:.2}; switch-over {:.2}.",
+        said,
+        "xvrrpd / keepalived: CPU node 0 {:.2}, node 1 {:.2}; convergence {:.2}; switch-over {:.2}.",
         ratio(x.cpu[0], k.cpu[0]),
         ratio(x.cpu[1], k.cpu[1]),
         ratio(x.converge_s, k.converge_s),
         ratio(x.after_stop_s, k.after_stop_s)
     );
-    println!("{table}");
-    Ok((
-        format!("### {title}\n\n{table}"),
-        x.misplaced + x.misplaced_after_stop,
-    ))
+    println!("{}\n{said}", table.markdown());
+    Ok(Size {
+        title,
+        table,
+        said,
+        bad: x.misplaced + x.misplaced_after_stop,
+    })
 }
 
 pub fn run(args: ScaleArgs) -> Result<()> {
@@ -370,45 +380,50 @@ pub fn run(args: ScaleArgs) -> Result<()> {
         "cargo xtask bench scale --slow {} --fast {} --large {} --cpu-seconds {}",
         args.slow, args.fast, args.large, args.cpu_seconds
     );
-    let mut text = String::new();
-    let mut bad = 0;
-    let (t, b) = size(
-        &format!(
+    let mut sizes = vec![size(
+        format!(
             "{} instances at 100 ms + {} at 10 ms on one interface (IPv4)",
             args.slow, args.fast
         ),
         args.cpu_seconds,
         &small(&args),
-    )?;
-    text += &t;
-    bad += b;
+    )?];
     if args.large > 0 {
         let inst = large(args.large);
-        let (t, b) = size(
-            &format!(
+        sizes.push(size(
+            format!(
                 "{} instances at 100 ms on {} interfaces (IPv6)",
                 args.large,
                 interfaces(&inst)
             ),
             args.cpu_seconds,
             &inst,
-        )?;
-        text += "\n";
-        text += &t;
-        bad += b;
+        )?);
     }
-    crate::bench::append_benchmarks(&format!(
-        "\n## {} — scale: two sizes, xvrrpd beside keepalived\n\nCommand: `{command}`\n\n{text}\n\
-         Two nodes, one bridge per interface; node 0 prefers the even VRIDs, node 1 the odd, \
-         so both send adverts. Each VIP is checked to be on exactly the node that should hold \
-         it (one `ip addr` per node and pass, every 20 ms). Converged: from the first agent's \
-         start until every VIP is placed (start-up included). Switch-over: from node 0's \
-         SIGTERM until node 1 holds every VIP. CPU over {} s of steady state (every process \
-         and thread of the agent, from schedstat), debug logging off, release build.\n",
-        crate::bench::today()?,
-        args.cpu_seconds
-    ))?;
-    if bad > 0 {
+    let parts: Vec<record::Part> = sizes
+        .iter()
+        .map(|s| record::Part {
+            heading: &s.title,
+            table: &s.table,
+            after: &s.said,
+        })
+        .collect();
+    record::record(record::Entry {
+        title: "scale: two sizes, xvrrpd beside keepalived",
+        command: &command,
+        parts: &parts,
+        notes: &format!(
+            "Two nodes, one bridge per interface; node 0 prefers the even VRIDs, node 1 the odd, \
+             so both send adverts. Each VIP is checked to be on exactly the node that should hold \
+             it (one `ip addr` per node and pass, every 20 ms). Converged: from the first agent's \
+             start until every VIP is placed (start-up included). Switch-over: from node 0's \
+             SIGTERM until node 1 holds every VIP. CPU over {} s of steady state (every process \
+             and thread of the agent, from schedstat), debug logging off, release build.",
+            args.cpu_seconds
+        ),
+        raw: None,
+    })?;
+    if sizes.iter().any(|s| s.bad > 0) {
         bail!("xvrrpd misplaced VIPs at scale");
     }
     Ok(())
