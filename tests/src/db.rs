@@ -54,84 +54,119 @@ impl Flavor {
         }
     }
 
-    /// The options of node `id` in a dual-master pair (both VIPs' servers): binary log,
+    /// The settings of node `id` in a dual-master pair (both VIPs' servers): binary log,
     /// GTIDs, lossless semi-sync both ways, auto-increment series apart. `guarded`: the
     /// my.cnf lines docs/mysql.md recommends under xvrrpd (start read-only, replication
     /// left to the guard); the classic keepalived pair starts writable and replicating.
-    pub fn pair_args(self, id: u32, guarded: bool) -> Vec<String> {
-        let mut v: Vec<String> = vec![
-            format!("--server-id={id}"),
-            format!("--log-bin=db{id}-bin"),
-            "--sync-binlog=1".into(),
-            "--innodb-flush-log-at-trx-commit=1".into(),
-            "--auto-increment-increment=2".into(),
-            format!("--auto-increment-offset={id}"),
+    /// (name, value) as my.cnf spells them; a None value is a bare flag. One list for the
+    /// namespace labs ([`Self::pair_args`]) and the deploy lab's my.cnf
+    /// ([`Self::pair_cnf`]).
+    pub fn pair_settings(self, id: u32, guarded: bool) -> Vec<(&'static str, Option<String>)> {
+        let on = || Some("ON".to_string());
+        let mut v: Vec<(&'static str, Option<String>)> = vec![
+            ("server_id", Some(id.to_string())),
+            ("log_bin", Some(format!("db{id}-bin"))),
+            ("sync_binlog", Some("1".into())),
+            ("innodb_flush_log_at_trx_commit", Some("1".into())),
+            ("auto_increment_increment", Some("2".into())),
+            ("auto_increment_offset", Some(id.to_string())),
             // Any address: clients come in on the VIPs, which move.
-            "--bind-address=0.0.0.0".into(),
-            "--port=3306".into(),
-            "--max-connections=200".into(),
+            ("bind_address", Some("0.0.0.0".into())),
+            ("port", Some("3306".into())),
+            ("max_connections", Some("200".into())),
         ];
         let (source, replica, no_replica, timeout, point, skip_start, net_timeout) = match self {
             Self::Mariadb => {
-                v.extend(
-                    [
-                        format!("--gtid-domain-id={id}"),
-                        "--log-slave-updates=ON".into(),
-                        "--binlog-format=ROW".into(),
-                    ]
-                    .map(String::from),
-                );
+                v.extend([
+                    ("gtid_domain_id", Some(id.to_string())),
+                    ("log_slave_updates", on()),
+                    ("binlog_format", Some("ROW".into())),
+                ]);
                 (
-                    "--rpl-semi-sync-master-enabled=ON",
-                    "--rpl-semi-sync-slave-enabled=ON",
-                    "--rpl-semi-sync-master-wait-no-slave=OFF",
-                    "--rpl-semi-sync-master-timeout=1000",
-                    "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
-                    "--skip-slave-start",
-                    "--slave-net-timeout=5",
+                    "rpl_semi_sync_master_enabled",
+                    "rpl_semi_sync_slave_enabled",
+                    "rpl_semi_sync_master_wait_no_slave",
+                    "rpl_semi_sync_master_timeout",
+                    "rpl_semi_sync_master_wait_point",
+                    "skip_slave_start",
+                    "slave_net_timeout",
                 )
             }
             Self::Mysql => {
-                v.extend(
-                    [
-                        "--gtid-mode=ON",
-                        "--enforce-gtid-consistency=ON",
-                        "--log-replica-updates=ON",
-                        "--plugin-load-add=semisync_source.so",
-                        "--plugin-load-add=semisync_replica.so",
-                        // on_errant = "clone" rebuilds a divergent server from its peer.
-                        "--plugin-load-add=mysql_clone.so",
-                    ]
-                    .map(String::from),
-                );
+                v.extend([
+                    ("gtid_mode", on()),
+                    ("enforce_gtid_consistency", on()),
+                    ("log_replica_updates", on()),
+                    ("plugin_load_add", Some("semisync_source.so".into())),
+                    ("plugin_load_add", Some("semisync_replica.so".into())),
+                    // on_errant = "clone" rebuilds a divergent server from its peer.
+                    ("plugin_load_add", Some("mysql_clone.so".into())),
+                ]);
                 (
-                    "--rpl-semi-sync-source-enabled=ON",
-                    "--rpl-semi-sync-replica-enabled=ON",
-                    "--rpl-semi-sync-source-wait-no-replica=OFF",
-                    "--rpl-semi-sync-source-timeout=1000",
-                    "--rpl-semi-sync-source-wait-point=AFTER_SYNC",
-                    "--skip-replica-start",
-                    "--replica-net-timeout=5",
+                    "rpl_semi_sync_source_enabled",
+                    "rpl_semi_sync_replica_enabled",
+                    "rpl_semi_sync_source_wait_no_replica",
+                    "rpl_semi_sync_source_timeout",
+                    "rpl_semi_sync_source_wait_point",
+                    "skip_replica_start",
+                    "replica_net_timeout",
                 )
             }
         };
         // After a partition heals, replication notices its dead connection within this
         // (the default 60 s keeps the pair apart that long). docs/mysql.md recommends it.
-        v.push(net_timeout.into());
+        v.push((net_timeout, Some("5".into())));
         if guarded {
-            v.push("--read-only=ON".into());
+            v.push(("read_only", on()));
             if self == Self::Mysql {
-                v.push("--super-read-only=ON".into());
+                v.push(("super_read_only", on()));
             }
             // Lossless: the client hears OK only once the peer has the transaction; no
             // replica connected (the peer is down): do not wait at all.
-            v.extend([source, replica, no_replica, timeout, point].map(String::from));
+            v.extend([
+                (source, on()),
+                (replica, on()),
+                (no_replica, Some("OFF".into())),
+                (timeout, Some("1000".into())),
+                (point, Some("AFTER_SYNC".into())),
+            ]);
             // Replication from the peer is the guard's decision (a master replicates
             // from nobody; a returning old master only once compared with the peer).
-            v.push(skip_start.into());
+            v.push((skip_start, None));
         }
         v
     }
+
+    /// [`Self::pair_settings`] as command-line options.
+    pub fn pair_args(self, id: u32, guarded: bool) -> Vec<String> {
+        self.pair_settings(id, guarded)
+            .into_iter()
+            .map(|(name, value)| {
+                let name = name.replace('_', "-");
+                match value {
+                    Some(v) => format!("--{name}={v}"),
+                    None => format!("--{name}"),
+                }
+            })
+            .collect()
+    }
+
+    /// [`Self::pair_settings`] as a my.cnf file.
+    pub fn pair_cnf(self, id: u32, guarded: bool) -> String {
+        let mut s = String::from("[mysqld]\n");
+        for (name, value) in self.pair_settings(id, guarded) {
+            match value {
+                Some(v) => s.push_str(&format!("{name} = {v}\n")),
+                None => s.push_str(&format!("{name}\n")),
+            }
+        }
+        s
+    }
+
+    /// The account replication logs in with (`repl`), created unlogged on each server.
+    pub const REPLICATION_ACCOUNT: &'static str = "SET sql_log_bin = 0;
+         CREATE USER repl@'%' IDENTIFIED BY 'repl';
+         GRANT REPLICATION SLAVE ON *.* TO repl@'%';";
 
     /// Points a server at its peer `peer` (user `repl`, password `repl`) by GTIDs and
     /// starts replicating.
@@ -621,5 +656,23 @@ mod tests {
             .iter()
             .any(|a| a.contains("slave") || a.contains("master")));
         assert!(!Flavor::Mysql.replicate_from("192.0.2.1").contains("MASTER"));
+    }
+
+    /// The deploy lab's my.cnf holds the same settings as the namespace labs' options.
+    #[test]
+    fn the_pair_cnf_and_the_options_are_one_list() {
+        for f in Flavor::ALL {
+            let cnf = f.pair_cnf(1, true);
+            let lines: Vec<&str> = cnf.lines().skip(1).collect();
+            assert_eq!(cnf.lines().next(), Some("[mysqld]"));
+            assert_eq!(lines.len(), f.pair_args(1, true).len(), "{f:?}");
+            assert!(lines.contains(&"read_only = ON"), "{cnf}");
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with("skip_") && l.ends_with("_start")),
+                "{cnf}"
+            );
+        }
     }
 }

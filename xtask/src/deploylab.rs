@@ -480,16 +480,12 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
 /// MariaDB from Debian, set up as the the pair docs/mysql.md describes: server id, binary log with GTIDs,
 /// read-only at start, semi-sync both ways, replication from the peer.
 fn setup_mariadb(c: &Container, id: u32, peer: &str) -> Result<()> {
+    // The pair's my.cnf and statements are the namespace labs' own (one list of settings
+    // per flavor, xvrrpd_tests::DbFlavor), here as Debian's MariaDB reads them.
+    let flavor = xvrrpd_tests::DbFlavor::Mariadb;
     c.write(
         "/etc/mysql/mariadb.conf.d/60-xvrrpd.cnf",
-        &format!(
-            "[mariadbd]\nserver_id = {id}\ngtid_domain_id = {id}\nlog_bin = db{id}-bin\n\
-             log_slave_updates = ON\nbinlog_format = ROW\nbind_address = 0.0.0.0\n\
-             auto_increment_increment = 2\nauto_increment_offset = {id}\nread_only = ON\n\
-             rpl_semi_sync_master_enabled = ON\nrpl_semi_sync_slave_enabled = ON\n\
-             rpl_semi_sync_master_timeout = 1000\nrpl_semi_sync_master_wait_point = AFTER_SYNC\n\
-             slave_net_timeout = 5\nskip_slave_start\n"
-        ),
+        &flavor.pair_cnf(id, true),
     )?;
     c.exec(&["systemctl", "restart", "mariadb"])
         .context("restarting MariaDB with the pair's settings")?;
@@ -497,12 +493,9 @@ fn setup_mariadb(c: &Container, id: u32, peer: &str) -> Result<()> {
         "mariadb",
         "-e",
         &format!(
-            "SET sql_log_bin = 0;
-             CREATE USER repl@'%' IDENTIFIED BY 'repl';
-             GRANT REPLICATION SLAVE ON *.* TO repl@'%';
-             CHANGE MASTER TO MASTER_HOST='{peer}', MASTER_PORT=3306, MASTER_USER='repl',
-               MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
-             START SLAVE;"
+            "{} {}",
+            xvrrpd_tests::DbFlavor::REPLICATION_ACCOUNT,
+            flavor.replicate_from(peer)
         ),
     ])?;
     Ok(())

@@ -241,13 +241,12 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         }
         n.db.create_agent_account(conf.as_deref())
             .with_context(|| format!("the agent's account on {}", n.name))?;
-        n.db.setup_sql(
-            "SET sql_log_bin = 0;
-             CREATE USER repl@'%' IDENTIFIED BY 'repl';
-             GRANT REPLICATION SLAVE ON *.* TO repl@'%';
+        n.db.setup_sql(&format!(
+            "{}
              CREATE USER app@'%' IDENTIFIED BY 'app';
              GRANT SELECT, INSERT, UPDATE, DELETE ON lab.* TO app@'%';",
-        )
+            DbFlavor::REPLICATION_ACCOUNT
+        ))
         .with_context(|| format!("the lab's accounts on {}", n.name))?;
     }
     // Both servers have the replication account before either connects to the other.
