@@ -372,10 +372,12 @@ fn grants(
     password: &str,
 ) -> std::process::ExitCode {
     use xvrrpd::mysql::{dialect::Flavor, privileges};
-    let flavor = if flavor == "mysql" {
-        Flavor::Mysql
-    } else {
-        Flavor::MariaDb
+    let flavor = match Flavor::parse(flavor) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: --flavor: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
     };
     let uses = match config {
         None => privileges::Uses {

@@ -201,6 +201,26 @@ impl Flavor {
         }
     }
 
+    /// The lab's `on_errant` for this flavor (its in-place way out), and what it does.
+    pub fn on_errant(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Mariadb => ("flashback", "undone and archived, then it rejoins."),
+            Self::Mysql => (
+                "clone",
+                "archived, the server rebuilt from the peer (CLONE), then it rejoins.",
+            ),
+        }
+    }
+
+    /// A directory of this flavor's client tools to put first on the agent's PATH (None:
+    /// the host's are this flavor's).
+    pub fn agent_tools(self) -> Result<Option<PathBuf>> {
+        Ok(match self {
+            Self::Mariadb => None,
+            Self::Mysql => Some(mysql_tools()?),
+        })
+    }
+
     /// The agent's own words for this flavor: the lab says what the agent says.
     pub fn dialect(self) -> xvrrpd_core::mysql::dialect::Flavor {
         match self {

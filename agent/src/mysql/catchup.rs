@@ -7,18 +7,17 @@
 //! is missing when this node starts taking writes.
 use std::cmp::Ordering;
 
+use super::dialect::Flavor;
 pub use super::replica::ReplicaStatus;
-use super::{dialect::Flavor, gtid};
 
 /// What to wait for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     /// Not a replica, or nothing received: writable at once.
     Nothing,
-    /// `SELECT MASTER_GTID_WAIT(pos, timeout)` (MariaDB).
-    MariaGtid(String),
-    /// `SELECT WAIT_FOR_EXECUTED_GTID_SET(set, timeout)` (MySQL).
-    MysqlGtid(String),
+    /// These transactions applied ([`Flavor::gtid_wait`]: MariaDB's
+    /// `MASTER_GTID_WAIT`, MySQL's `WAIT_FOR_EXECUTED_GTID_SET`).
+    Gtid(String),
     /// Binary log coordinates read by the IO thread; applied when the SQL thread's
     /// executed coordinates reach them.
     Position { file: String, pos: u64 },
@@ -28,8 +27,7 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Nothing => write!(f, "nothing"),
-            Self::MariaGtid(p) => write!(f, "GTID {p}"),
-            Self::MysqlGtid(s) => write!(f, "GTID set {s}"),
+            Self::Gtid(p) => write!(f, "GTID {p}"),
             Self::Position { file, pos } => write!(f, "{file}:{pos}"),
         }
     }
@@ -41,18 +39,9 @@ pub fn target(flavor: Flavor, own_server_id: u32, status: Option<&ReplicaStatus>
     let Some(s) = status else {
         return Target::Nothing;
     };
-    match flavor {
-        Flavor::MariaDb if s.using_gtid => {
-            let pos = gtid::foreign_maria(&s.gtid_io_pos, own_server_id);
-            if pos.is_empty() {
-                Target::Nothing
-            } else {
-                Target::MariaGtid(pos)
-            }
-        }
-        Flavor::Mysql if !s.retrieved_gtid_set.trim().is_empty() => {
-            Target::MysqlGtid(s.retrieved_gtid_set.split_whitespace().collect())
-        }
+    match flavor.catchup_gtids(s, own_server_id) {
+        Some(gtids) if gtids.is_empty() => Target::Nothing,
+        Some(gtids) => Target::Gtid(gtids),
         _ if s.master_log_file.is_empty() => Target::Nothing,
         _ => Target::Position {
             file: s.master_log_file.clone(),
@@ -89,7 +78,7 @@ mod tests {
     fn mariadb_waits_for_the_peers_gtids_only() {
         assert_eq!(
             target(Flavor::MariaDb, 2, Some(&gtid_status("1-1-57,2-2-12"))),
-            Target::MariaGtid("1-1-57".into())
+            Target::Gtid("1-1-57".into())
         );
         assert_eq!(
             target(Flavor::MariaDb, 2, Some(&gtid_status("2-2-12"))),
@@ -129,7 +118,7 @@ mod tests {
         };
         assert_eq!(
             target(Flavor::Mysql, 2, Some(&s)),
-            Target::MysqlGtid(
+            Target::Gtid(
                 "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5,4E11FA47-71CA-11E1-9E33-C80AA9429562:1-2"
                     .into()
             )

@@ -29,6 +29,7 @@ use mysql_async::prelude::Queryable;
 
 use super::{
     conn::Server,
+    dialect::{Flavor, Undo},
     divergence::Extra,
     flashback::{run_tool, tool, ClientFile},
     preflight::{missing_privileges, Finding, Level, Snapshot},
@@ -54,7 +55,7 @@ pub fn binlog_tool() -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let text = String::from_utf8_lossy(&version.stdout);
-    if super::dialect::Flavor::from_version(&text) == super::dialect::Flavor::MariaDb {
+    if Flavor::from_version(&text).undo() != Undo::Clone {
         return Err(format!(
             "{} is MariaDB's ({}): install MySQL's client tools (mysql-client-core) and put its mysqlbinlog first on PATH",
             path.display(),
@@ -78,7 +79,7 @@ pub fn findings(
             message: format!("on_errant = \"clone\": {m}"),
         })
     };
-    if local.flavor() != super::dialect::Flavor::Mysql {
+    if local.flavor().undo() != Undo::Clone {
         err("only MySQL has the clone plugin; on MariaDB use on_errant = \"flashback\"".into());
         return out;
     }
@@ -90,11 +91,7 @@ pub fn findings(
     if let Err(e) = tool {
         err(e);
     }
-    out.extend(missing_privileges(
-        local,
-        super::dialect::Flavor::Mysql,
-        Feature::Clone,
-    ));
+    out.extend(missing_privileges(local, local.flavor(), Feature::Clone));
     out
 }
 

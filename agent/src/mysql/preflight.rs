@@ -6,7 +6,7 @@ use mysql_async::prelude::Queryable;
 
 use super::{
     conn::Server,
-    dialect::{Flavor, Semi},
+    dialect::{Flavor, GtidStyle, Semi, Undo},
     privileges::{self, Feature, Scope},
     replica::ReplicaStatus,
 };
@@ -68,7 +68,7 @@ const VARS: &[&str] = &[
 fn wanted(name: &str) -> bool {
     VARS.contains(&name)
         || Semi::ALL.iter().any(|&x| {
-            [Flavor::MariaDb, Flavor::Mysql]
+            Flavor::ALL
                 .iter()
                 .any(|f| f.semi(x) == name || f.legacy_semi(x) == name)
         })
@@ -92,10 +92,13 @@ impl Snapshot {
 
     /// The replica's network timeout, whichever name the server has.
     fn net_timeout(&self) -> Option<(u64, &'static str)> {
-        [Flavor::Mysql, Flavor::MariaDb].iter().find_map(|f| {
-            let v = self.vars.get(f.net_timeout())?.parse().ok()?;
-            Some((v, f.net_timeout()))
-        })
+        // Its own flavor's name first (MySQL 8.0 still knows the old one).
+        std::iter::once(self.flavor())
+            .chain(Flavor::ALL)
+            .find_map(|f| {
+                let v = self.vars.get(f.net_timeout())?.parse().ok()?;
+                Some((v, f.net_timeout()))
+            })
     }
 }
 
@@ -359,7 +362,7 @@ pub fn flashback_findings(local: &Snapshot, tools: Result<(), String>) -> Vec<Fi
             message: format!("on_errant = \"flashback\": {m}"),
         })
     };
-    if local.flavor() != Flavor::MariaDb {
+    if local.flavor().undo() != Undo::Flashback {
         err("only MariaDB can flash back row events; use on_errant = \"quarantine\" (and rebuild a divergent server)".into());
         return out;
     }
@@ -377,7 +380,7 @@ pub fn flashback_findings(local: &Snapshot, tools: Result<(), String>) -> Vec<Fi
     }
     out.extend(missing_privileges(
         local,
-        Flavor::MariaDb,
+        local.flavor(),
         Feature::Flashback,
     ));
     out
@@ -405,7 +408,8 @@ pub fn evaluate(
     };
     let var = |s: &Snapshot, k: &str| s.vars.get(k).cloned().unwrap_or_default();
     let flavor = local.flavor();
-    let mariadb = flavor == Flavor::MariaDb;
+    // The GTID checks follow the flavor's GTID model.
+    let mariadb = flavor.gtid_style() == GtidStyle::Domain;
     if var(local, "server_id") == "0" {
         err("server_id is 0: set a unique server_id in my.cnf on each node".into());
     }
@@ -524,12 +528,10 @@ pub fn evaluate(
     let (no_replica, no_replica_name) = local.semi(Semi::WaitNoReplica);
     let timeout_name = local.semi(Semi::Timeout).1;
     if !on(source.as_ref()) || !on(replica.as_ref()) {
-        let plugins = match flavor {
-            Flavor::Mysql => {
-                " (plugin_load_add = semisync_source.so and semisync_replica.so first)"
-            }
-            Flavor::MariaDb => "",
-        };
+        let plugins = flavor
+            .semi_plugins()
+            .map(|p| format!(" ({p} first)"))
+            .unwrap_or_default();
         warn(format!("semi-sync replication is off: with async replication a crashed master can take acknowledged writes with it; set {source_name} = ON and {replica_name} = ON on both nodes{plugins}"));
     } else if point.is_some_and(|p| p.eq_ignore_ascii_case("AFTER_COMMIT")) {
         warn(format!("{point_name} = AFTER_COMMIT: a crash can leave a transaction committed here that the peer never received, and it flows to the new master when this server returns; set {point_name} = AFTER_SYNC"));
@@ -541,7 +543,7 @@ pub fn evaluate(
             warn(format!("{name} = {t}: after a network partition heals, replication can take up to {t} s to notice its dead connection and reconnect (the pair stays apart that long); set {name} = 5"));
         }
     }
-    if flavor == Flavor::Mysql
+    if flavor.has_super_read_only()
         && !on(local.vars.get("super_read_only"))
         && on(local.vars.get("read_only"))
     {

@@ -6,7 +6,8 @@
 //! against a live server from this table, and the labs create their agents' account from
 //! `xvrrpd grants`: a privilege the code needs and the table lacks fails a test, never a
 //! production failover. Pure: no I/O here.
-use super::dialect::Flavor;
+pub use super::dialect::Probe;
+use super::dialect::{Flavor, Privilege};
 
 /// Where a privilege is granted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,53 +30,30 @@ pub enum Feature {
     Clone,
 }
 
-/// A harmless statement that needs exactly this privilege: it fails with an access error
-/// (1227, 1142, 1044) without it, and changes nothing with it (it may fail otherwise,
-/// with one of `allowed`: that still proves the privilege).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Probe {
-    pub sql: &'static str,
-    /// Error codes that mean "allowed, nothing done".
-    pub allowed: &'static [u16],
-}
-
 /// One privilege the agent needs.
 #[derive(Clone, Copy, Debug)]
 pub struct Need {
     pub scope: Scope,
     pub feature: Feature,
-    /// The name to grant on MariaDB (None: not needed there).
-    pub mariadb: Option<&'static str>,
-    /// The name to grant on MySQL 8.0.26+ (None: not needed there).
-    pub mysql: Option<&'static str>,
+    /// What it allows; its name and probe on each flavor are the dialect's.
+    pub privilege: Privilege,
     /// Other names in `SHOW GRANTS` that include it (older aliases, SUPER).
     pub also: &'static [&'static str],
     /// The statements of the agent that need it.
     pub statements: &'static str,
     /// What breaks without it.
     pub why: &'static str,
-    pub probe: [Option<Probe>; 2],
 }
 
 impl Need {
     /// Its name on `flavor`, if that flavor needs it.
     pub fn name(&self, flavor: Flavor) -> Option<&'static str> {
-        match flavor {
-            Flavor::MariaDb => self.mariadb,
-            Flavor::Mysql => self.mysql,
-        }
+        flavor.grant(self.privilege).map(|g| g.name)
     }
 
     /// The probe on `flavor`, if there is one.
     pub fn probe(&self, flavor: Flavor) -> Option<Probe> {
-        self.probe[flavor_index(flavor)]
-    }
-}
-
-fn flavor_index(flavor: Flavor) -> usize {
-    match flavor {
-        Flavor::MariaDb => 0,
-        Flavor::Mysql => 1,
+        flavor.grant(self.privilege).and_then(|g| g.probe)
     }
 }
 
@@ -106,27 +84,15 @@ pub const NEEDS: &[Need] = &[
     Need {
         scope: Scope::Global,
         feature: Feature::Guard,
-        mariadb: Some("READ_ONLY ADMIN"),
-        mysql: Some("SYSTEM_VARIABLES_ADMIN"),
+        privilege: Privilege::ReadOnly,
         also: &["SUPER"],
         statements: "SET GLOBAL read_only / super_read_only",
         why: "make the server writable on promotion and read-only in the fence",
-        probe: [
-            Some(Probe {
-                sql: "SET GLOBAL read_only = @@global.read_only",
-                allowed: &[],
-            }),
-            Some(Probe {
-                sql: "SET GLOBAL super_read_only = @@global.super_read_only",
-                allowed: &[],
-            }),
-        ],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Guard,
-        mariadb: Some("REPLICATION SLAVE ADMIN"),
-        mysql: Some("REPLICATION_SLAVE_ADMIN"),
+        privilege: Privilege::ReplicationAdmin,
         also: &["SUPER", "REPLICA ADMIN"],
         statements: "STOP SLAVE SQL_THREAD / START SLAVE (STOP / START REPLICA)",
         why: "stop replicating from the peer before taking writes (an old master's errant transactions must not reach the new one) and replicate again once compared",
@@ -134,194 +100,134 @@ pub const NEEDS: &[Need] = &[
         // SLAVE 'no-such-connection'` looks the connection up before the privilege).
         // MySQL's `replica_net_timeout` takes SYSTEM_VARIABLES_ADMIN instead: its
         // grants decide there.
-        probe: [
-            Some(Probe {
-                sql: "SET GLOBAL slave_net_timeout = @@global.slave_net_timeout",
-                allowed: &[],
-            }),
-            None,
-        ],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Guard,
-        mariadb: Some("SLAVE MONITOR"),
-        mysql: Some("REPLICATION CLIENT"),
+        privilege: Privilege::ReplicaMonitor,
         also: &["SUPER", "REPLICA MONITOR"],
         statements: "SHOW SLAVE STATUS (SHOW REPLICA STATUS)",
         why: "read what reached this node from the peer (catch-up) and whether replication runs (rejoin)",
-        probe: [
-            Some(Probe {
-                sql: "SHOW SLAVE STATUS",
-                allowed: &[],
-            }),
-            Some(Probe {
-                sql: "SHOW REPLICA STATUS",
-                allowed: &[],
-            }),
-        ],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Guard,
-        mariadb: Some("CONNECTION ADMIN"),
-        mysql: Some("CONNECTION_ADMIN"),
+        privilege: Privilege::ConnectionAdmin,
         also: &["SUPER"],
         statements: "KILL CONNECTION (client threads, a dead replica's dump thread, the receiver)",
         why: "kill the client connections that hold a fence up and a receiver stuck on a frozen peer",
-        probe: [None, None],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Guard,
-        mariadb: Some("PROCESS"),
-        mysql: Some("PROCESS"),
+        privilege: Privilege::Process,
         also: &[],
         statements: "SELECT … FROM information_schema.PROCESSLIST",
         why: "see other accounts' connections (the fence kills what it cannot see)",
-        probe: [None, None],
     },
     Need {
         scope: Scope::TermSchema,
         feature: Feature::Guard,
-        mariadb: Some("CREATE"),
-        mysql: Some("CREATE"),
+        privilege: Privilege::TermCreate,
         also: &[],
         statements: "CREATE DATABASE / TABLE IF NOT EXISTS xvrrpd.promotion, xvrrpd.promotion_key",
         why: "record the write term beside the data (which server served writes last)",
-        probe: [None, None],
     },
     Need {
         scope: Scope::TermSchema,
         feature: Feature::Guard,
-        mariadb: Some("INSERT"),
-        mysql: Some("INSERT"),
+        privilege: Privilege::TermInsert,
         also: &[],
         statements: "INSERT … ON DUPLICATE KEY UPDATE xvrrpd.promotion (and promotion_key)",
         why: "record the write term beside the data",
-        probe: [None, None],
     },
     Need {
         scope: Scope::TermSchema,
         feature: Feature::Guard,
-        mariadb: Some("UPDATE"),
-        mysql: Some("UPDATE"),
+        privilege: Privilege::TermUpdate,
         also: &[],
         statements: "INSERT … ON DUPLICATE KEY UPDATE xvrrpd.promotion (and promotion_key)",
         why: "record the write term beside the data",
-        probe: [None, None],
     },
     Need {
         scope: Scope::TermSchema,
         feature: Feature::Guard,
-        mariadb: Some("SELECT"),
-        mysql: Some("SELECT"),
+        privilege: Privilege::TermSelect,
         also: &[],
         statements: "SELECT … FROM xvrrpd.promotion (here and on the peer), xvrrpd.promotion_key",
         why: "compare write terms when two masters meet and before a node rejoins",
-        probe: [None, None],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Flashback,
-        mariadb: Some("BINLOG MONITOR"),
-        mysql: None,
+        privilege: Privilege::BinlogMonitor,
         also: &["SUPER", "REPLICATION CLIENT"],
         statements: "SHOW BINARY LOGS, SHOW BINLOG EVENTS",
         why: "find the errant transactions in the binary log",
-        probe: [
-            Some(Probe {
-                sql: "SHOW BINARY LOGS",
-                allowed: &[],
-            }),
-            None,
-        ],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Flashback,
-        mariadb: Some("REPLICATION SLAVE"),
-        mysql: None,
+        privilege: Privilege::BinlogRead,
         also: &[],
         statements: "mariadb-binlog --read-from-remote-server",
         why: "read the errant transactions' row events",
-        probe: [None, None],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Flashback,
-        mariadb: Some("BINLOG ADMIN"),
-        mysql: None,
+        privilege: Privilege::BinlogAdmin,
         also: &["SUPER"],
         statements: "SET sql_log_bin = 0",
         why: "apply the undo without logging it",
-        probe: [
-            Some(Probe {
-                sql: "SET SESSION sql_log_bin = @@session.sql_log_bin",
-                allowed: &[],
-            }),
-            None,
-        ],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Flashback,
-        mariadb: Some("BINLOG REPLAY"),
-        mysql: None,
+        privilege: Privilege::BinlogReplay,
         also: &["SUPER"],
         statements: "BINLOG '…' (the reversed row events)",
         why: "replay the reversed row events",
-        probe: [None, None],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Flashback,
-        mariadb: Some("RELOAD"),
-        mysql: None,
+        privilege: Privilege::BinlogReset,
         also: &[],
         statements: "RESET MASTER",
         why: "drop the undone transactions from the binary log",
-        probe: [None, None],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Flashback,
-        mariadb: Some("REPLICATION MASTER ADMIN"),
-        mysql: None,
+        privilege: Privilege::GtidStateAdmin,
         also: &["SUPER"],
         statements: "SET GLOBAL gtid_binlog_state",
         why: "set the binary log's GTID state without the undone transactions",
-        probe: [None, None],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Clone,
-        mariadb: None,
-        mysql: Some("CLONE_ADMIN"),
+        privilege: Privilege::CloneAdmin,
         also: &[],
         statements: "CLONE INSTANCE FROM the peer",
         why: "rebuild a divergent server from its peer",
-        probe: [None, None],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Clone,
-        mariadb: None,
-        mysql: Some("BACKUP_ADMIN"),
+        privilege: Privilege::CloneDonor,
         also: &[],
         statements: "the peer's side of CLONE INSTANCE (the donor)",
         why: "let the peer's agent rebuild its server from this one",
-        probe: [None, None],
     },
     Need {
         scope: Scope::Global,
         feature: Feature::Clone,
-        mariadb: None,
-        mysql: Some("REPLICATION SLAVE"),
+        privilege: Privilege::RemoteBinlogRead,
         also: &[],
         statements: "mysqlbinlog --read-from-remote-server (the archive of the errant transactions)",
         why: "archive the errant transactions decoded before the clone replaces them",
-        probe: [None, None],
     },
 ];
 
@@ -490,7 +396,7 @@ mod tests {
     fn grants_are_recognised_by_any_of_their_names() {
         let need = NEEDS
             .iter()
-            .find(|n| n.mariadb == Some("SLAVE MONITOR"))
+            .find(|n| n.name(Flavor::MariaDb) == Some("SLAVE MONITOR"))
             .unwrap();
         let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(granted(need, Flavor::MariaDb, &g(&["SLAVE MONITOR"])));
@@ -499,7 +405,7 @@ mod tests {
         assert!(!granted(need, Flavor::MariaDb, &g(&["PROCESS"])));
         let rsa = NEEDS
             .iter()
-            .find(|n| n.mysql == Some("REPLICATION_SLAVE_ADMIN"))
+            .find(|n| n.name(Flavor::Mysql) == Some("REPLICATION_SLAVE_ADMIN"))
             .unwrap();
         assert!(granted(
             rsa,

@@ -8,21 +8,26 @@ use std::collections::HashMap;
 
 use mysql_async::{prelude::Queryable, Conn, Row};
 
-use super::dialect::Flavor;
+use super::dialect::REPLICA_STATUS_SPELLINGS;
 
 pub use xvrrpd_core::mysql::replica::ReplicaStatus;
 
 /// The server's replica status; None when it is not a replica.
 pub async fn read(conn: &mut Conn) -> Result<Option<ReplicaStatus>, mysql_async::Error> {
-    // One statement for a caller that does not know the flavor yet: MariaDB ≥ 10.5.1
-    // knows MySQL's spelling too.
-    let row: Option<Row> = match conn.query_first(Flavor::Mysql.replica_status()).await {
-        // ER_PARSE_ERROR: a server older than the new spelling.
-        Err(mysql_async::Error::Server(e)) if e.code == 1064 => {
-            conn.query_first(Flavor::MariaDb.replica_status()).await?
+    // For a caller that does not know the flavor yet: the spellings newest first (one
+    // statement on MySQL 8.4+ and MariaDB ≥ 10.5.1, which knows the new one too).
+    let mut row: Option<Row> = None;
+    for (i, statement) in REPLICA_STATUS_SPELLINGS.iter().enumerate() {
+        match conn.query_first(*statement).await {
+            // ER_PARSE_ERROR: a server older than this spelling.
+            Err(mysql_async::Error::Server(e))
+                if e.code == 1064 && i + 1 < REPLICA_STATUS_SPELLINGS.len() => {}
+            r => {
+                row = r?;
+                break;
+            }
         }
-        r => r?,
-    };
+    }
     Ok(row.map(|r| ReplicaStatus::from_columns(&columns(&r))))
 }
 

@@ -74,15 +74,8 @@ weight = -100
         ct = opts.catchup_timeout.as_millis(),
         policy = opts.policy,
         archive = dir.join("errant").display(),
-        on_errant = match opts.flavor {
-            DbFlavor::Mariadb => "flashback",
-            DbFlavor::Mysql => "clone",
-        },
-        errant_note = match opts.flavor {
-            DbFlavor::Mariadb => "undone and archived, then it rejoins.",
-            DbFlavor::Mysql =>
-                "archived, the server rebuilt from the peer (CLONE), then it rejoins.",
-        },
+        on_errant = opts.flavor.on_errant().0,
+        errant_note = opts.flavor.on_errant().1,
     ))
 }
 

@@ -107,10 +107,7 @@ impl DbNode<'_> {
             Setup::Xvrrpd => Agent::X(Router::start_with_tools(
                 self.ns,
                 &self.agent_conf,
-                match self.db.flavor {
-                    DbFlavor::Mariadb => None,
-                    DbFlavor::Mysql => Some(crate::db::mysql_tools()?),
-                },
+                self.db.flavor.agent_tools()?,
             )?),
             Setup::Classic => Agent::K(Keepalived::start_text(self.ns, &self.agent_conf)?),
         });

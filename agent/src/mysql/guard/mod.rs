@@ -456,7 +456,7 @@ impl Worker {
         .max(Duration::from_millis(1));
         let reached = match &t {
             Target::Nothing => true,
-            Target::MariaGtid(gtids) | Target::MysqlGtid(gtids) => {
+            Target::Gtid(gtids) => {
                 let r: Option<i64> = bounded(
                     conn.exec_first(flavor.gtid_wait(), (gtids.as_str(), slice.as_secs_f64())),
                 )
@@ -666,18 +666,20 @@ async fn executed(
     conn: &mut mysql_async::Conn,
     flavor: Flavor,
 ) -> Result<(Result<Executed, String>, Origin), mysql_async::Error> {
-    Ok(match flavor {
-        Flavor::MariaDb => {
-            let row: Option<(String, String, u32)> = conn.query_first(flavor.executed()).await?;
-            let (logged, applied, id) = row.unwrap_or_default();
-            (Executed::mariadb(&[&logged, &applied]), Origin::Maria(id))
-        }
-        Flavor::Mysql => {
-            let row: Option<(String, String)> = conn.query_first(flavor.executed()).await?;
-            let (set, uuid) = row.unwrap_or_default();
-            (Executed::mysql(&set), Origin::Mysql(uuid))
-        }
-    })
+    let row: Option<mysql_async::Row> = conn.query_first(flavor.executed()).await?;
+    let cols: Vec<String> = row
+        .map(|r| {
+            (0..r.len())
+                .map(|i| {
+                    r.get_opt::<Option<String>, _>(i)
+                        .and_then(Result::ok)
+                        .flatten()
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(flavor.executed_from(&cols))
 }
 
 async fn bounded<T>(

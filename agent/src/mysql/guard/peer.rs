@@ -109,10 +109,7 @@ impl Worker {
         match status {
             Some(s) if s.io_running && s.sql_running => {
                 if received.is_none() {
-                    *received = Some(match flavor {
-                        Flavor::MariaDb => Executed::mariadb(&[&s.gtid_io_pos])?,
-                        Flavor::Mysql => Executed::mysql(&s.retrieved_gtid_set)?,
-                    });
+                    *received = Some(flavor.received(&s)?);
                 }
             }
             Some(s) => {

@@ -219,7 +219,7 @@ fn each_hazard_is_named_with_its_fix() {
     ];
     let read_only = privileges::NEEDS
         .iter()
-        .position(|n| n.mariadb == Some("READ_ONLY ADMIN"))
+        .position(|n| n.name(Flavor::MariaDb) == Some("READ_ONLY ADMIN"))
         .unwrap();
     s.probes.insert(read_only, Err("ERROR 1227: Access denied; you need (at least one of) the READ_ONLY ADMIN privilege(s) for this operation".into()));
     let r = s.replica.as_mut().unwrap();

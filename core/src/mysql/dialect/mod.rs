@@ -8,6 +8,15 @@
 //! semi-sync names; MariaDB accepts `START REPLICA` only from 10.5.1 and keeps its
 //! `master`/`slave` variables. Each flavor gets the spelling it has always had.
 
+mod grants;
+
+pub use grants::{Grant, Privilege, Probe};
+
+use super::{
+    divergence::{Executed, Origin},
+    replica::ReplicaStatus,
+};
+
 /// Server family, read from `@@version` once per connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
@@ -43,7 +52,131 @@ impl Semi {
     ];
 }
 
+/// Every flavor's `SHOW ... STATUS` for replicas, in the order to try them on a server
+/// whose flavor is not known yet: newest first.
+pub const REPLICA_STATUS_SPELLINGS: [&str; 2] = ["SHOW REPLICA STATUS", "SHOW SLAVE STATUS"];
+
+/// How a flavor names its transactions: the GTID model the catch-up, divergence and
+/// write-term rules read ([`super::gtid`], [`super::divergence`]). A new flavor picks
+/// one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GtidStyle {
+    /// `domain-server-seq` (MariaDB): the executed state is the binary log's state plus
+    /// the replica position; a server is named by its `server_id`.
+    Domain,
+    /// `uuid:ranges` sets (MySQL): the executed set; a server is named by its
+    /// `server_uuid`.
+    Uuid,
+}
+
+/// How a divergent server's errant transactions can leave it without an operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Undo {
+    /// Reversed row events applied in place (`mariadb-binlog --flashback`).
+    Flashback,
+    /// The server rebuilt from its peer (the clone plugin).
+    Clone,
+}
+
 impl Flavor {
+    pub const ALL: [Flavor; 2] = [Flavor::MariaDb, Flavor::Mysql];
+
+    /// As `--flavor` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MariaDb => "mariadb",
+            Self::Mysql => "mysql",
+        }
+    }
+
+    /// As an operator reads it.
+    pub fn product(self) -> &'static str {
+        match self {
+            Self::MariaDb => "MariaDB",
+            Self::Mysql => "MySQL",
+        }
+    }
+
+    /// From `--flavor`; an unknown name is an error naming the choices (never a guess:
+    /// the account printed would not work).
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown flavor {name:?}: write one of {}",
+                    Self::ALL.map(Self::name).join(", ")
+                )
+            })
+    }
+
+    pub fn gtid_style(self) -> GtidStyle {
+        match self {
+            Self::MariaDb => GtidStyle::Domain,
+            Self::Mysql => GtidStyle::Uuid,
+        }
+    }
+
+    /// The in-place way out for errant transactions this flavor has.
+    pub fn undo(self) -> Undo {
+        match self {
+            Self::MariaDb => Undo::Flashback,
+            Self::Mysql => Undo::Clone,
+        }
+    }
+
+    /// What my.cnf must load before semi-sync can be switched on (None: built in).
+    pub fn semi_plugins(self) -> Option<&'static str> {
+        match self {
+            Self::MariaDb => None,
+            Self::Mysql => Some("plugin_load_add = semisync_source.so and semisync_replica.so"),
+        }
+    }
+
+    /// The server's executed transactions and the origin naming its own, from the row
+    /// [`Self::executed`] returns (as text). The parse error, if any, is the inner result.
+    pub fn executed_from(self, row: &[String]) -> (Result<Executed, String>, Origin) {
+        let col = |i: usize| row.get(i).map_or("", String::as_str);
+        match self.gtid_style() {
+            GtidStyle::Domain => (
+                Executed::mariadb(&[col(0), col(1)]),
+                Origin::Maria(col(2).trim().parse().unwrap_or(0)),
+            ),
+            GtidStyle::Uuid => (Executed::mysql(col(0)), Origin::Mysql(col(1).to_string())),
+        }
+    }
+
+    /// What reached a replica from its source, as transactions (its receiver's
+    /// position or set).
+    pub fn received(self, s: &ReplicaStatus) -> Result<Executed, String> {
+        match self.gtid_style() {
+            GtidStyle::Domain => Executed::mariadb(&[&s.gtid_io_pos]),
+            GtidStyle::Uuid => Executed::mysql(&s.retrieved_gtid_set),
+        }
+    }
+
+    /// What a replica with `own_server_id` must apply before it may take writes, in the
+    /// syntax [`Self::gtid_wait`] takes (None: nothing by GTID; the caller falls back to
+    /// binary log coordinates). MariaDB's own domain is left out: those are its own.
+    pub fn catchup_gtids(self, s: &ReplicaStatus, own_server_id: u32) -> Option<String> {
+        match self.gtid_style() {
+            GtidStyle::Domain if s.using_gtid => {
+                Some(super::gtid::foreign_maria(&s.gtid_io_pos, own_server_id))
+            }
+            GtidStyle::Uuid if !s.retrieved_gtid_set.trim().is_empty() => {
+                Some(s.retrieved_gtid_set.split_whitespace().collect())
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `read_only` lets privileged accounts write, so the fence needs
+    /// `super_read_only` ([`Self::fence`]).
+    pub fn has_super_read_only(self) -> bool {
+        self.allow_own_writes().is_some()
+    }
+
     /// MariaDB says so in its version string (`10.11.6-MariaDB-0+deb12u1`); anything else
     /// (`8.4.3`, `9.7.4-2`) is MySQL.
     pub fn from_version(version: &str) -> Self {
@@ -277,5 +410,31 @@ mod tests {
         }
         assert!(!m.replicate_from_peer().contains("MASTER"));
         assert!(!m.rebuild().contains("mariabackup") && !m.rebuild().contains("START SLAVE"));
+    }
+
+    /// `--flavor` takes the names and nothing else: a typo is an error, never MariaDB.
+    #[test]
+    fn a_flavor_is_parsed_by_name_or_refused() {
+        for f in Flavor::ALL {
+            assert_eq!(Flavor::parse(f.name()), Ok(f));
+        }
+        assert_eq!(Flavor::parse(" MySQL "), Ok(Flavor::Mysql));
+        let e = Flavor::parse("mysq").unwrap_err();
+        assert!(e.contains("mariadb, mysql"), "{e}");
+    }
+
+    /// The executed row of each flavor reads as its GTID model: the origin names the
+    /// server's own transactions.
+    #[test]
+    fn the_executed_row_reads_by_the_flavors_gtid_model() {
+        let row = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (set, origin) = Flavor::MariaDb.executed_from(&row(&["1-1-5,2-2-3", "2-2-3", "1"]));
+        assert_eq!(origin, Origin::Maria(1));
+        let peer = Executed::mariadb(&["1-1-4,2-2-3", ""]).unwrap();
+        assert_eq!(set.unwrap().beyond(&peer, &origin).len(), 1);
+        let uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let (set, origin) = Flavor::Mysql.executed_from(&row(&[&format!("{uuid}:1-5"), uuid]));
+        assert_eq!(origin, Origin::Mysql(uuid.into()));
+        assert!(set.is_ok());
     }
 }
