@@ -1,5 +1,6 @@
 //! `xvrrpd observe`: attach the datapath and print what it sees, one line per event.
 use std::{collections::BTreeMap, time::Duration};
+use xvrrpd_core::events::{Gaps, Observed};
 
 use anyhow::{bail, Context};
 use tokio::{
@@ -149,27 +150,31 @@ fn print_summary(
             .map(|(r, n)| (r.to_string(), n.into()))
             .collect();
         if json {
-            let mut v = serde_json::json!({
-                "event": "summary",
-                "ifindex": s.key.ifindex,
-                "interface": name(s.key.ifindex),
-                "family": s.family.name(),
-                "vrid": s.key.vrid,
-                "master": s.master.to_string(),
-                "priority": s.priority,
-                "interval_cs": s.interval_cs,
-                "checksum": s.csum.name(),
-                "adverts": s.adverts,
-                "priority_zero": s.priority_zero,
-                "invalid": invalid,
-                "missed": s.missed,
-                "master_down": s.master_down,
-            });
-            if let Some((lo, mid, hi)) = g {
-                v["gap_us"] =
-                    serde_json::json!({"min": lo / 1000, "median": mid / 1000, "max": hi / 1000});
-            }
-            println!("{v}");
+            let v = Observed::Summary {
+                ifindex: s.key.ifindex,
+                interface: name(s.key.ifindex),
+                family: s.family.name().into(),
+                vrid: s.key.vrid,
+                master: s.master.to_string(),
+                priority: s.priority,
+                interval_cs: s.interval_cs,
+                checksum: s.csum.name().into(),
+                adverts: s.adverts,
+                priority_zero: s.priority_zero,
+                invalid: s
+                    .invalid_by_reason()
+                    .into_iter()
+                    .map(|(r, n)| (r.to_string(), n))
+                    .collect(),
+                missed: s.missed,
+                master_down: s.master_down,
+                gap_us: g.map(|(lo, mid, hi)| Gaps {
+                    min: lo / 1000,
+                    median: mid / 1000,
+                    max: hi / 1000,
+                }),
+            };
+            println!("{}", serde_json::to_string(&v).expect("a line serializes"));
         } else {
             let gap = g.map_or("no gaps".to_string(), |(lo, mid, hi)| {
                 format!(
@@ -209,12 +214,13 @@ fn print_summary(
     let unattributed: u64 = global[..xvrrpd_common::INVALID_REASONS].iter().sum();
     let lost = global[xvrrpd_common::gstat::RINGBUF_FULL as usize];
     if json {
-        println!(
-            "{}",
-            serde_json::json!({"event": "summary_global", "invalid_total": unattributed, "events_lost": lost,
-                "map_full": global[xvrrpd_common::gstat::MAP_FULL as usize],
-                "timer_errors": global[xvrrpd_common::gstat::TIMER_ERROR as usize]})
-        );
+        let v = Observed::SummaryGlobal {
+            invalid_total: unattributed,
+            events_lost: lost,
+            map_full: global[xvrrpd_common::gstat::MAP_FULL as usize],
+            timer_errors: global[xvrrpd_common::gstat::TIMER_ERROR as usize],
+        };
+        println!("{}", serde_json::to_string(&v).expect("a line serializes"));
     } else {
         println!("summary: invalid adverts in total {unattributed}, events lost {lost}");
     }

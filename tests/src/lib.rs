@@ -28,6 +28,7 @@ pub use keepalived::{KaFile, KaInstance, Keepalived, KeepalivedConf, VrrpScript}
 use anyhow::{bail, Context, Result};
 pub use db::{Db, Flavor as DbFlavor};
 use serde_json::Value;
+pub use xvrrpd_core::events::Observed;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -290,9 +291,9 @@ pub fn xvrrpd_check(ns: Option<&Netns>, config: &Path) -> (Option<i32>, String) 
 /// `xvrrpd observe --json` running in a namespace, its JSON lines collected by a thread.
 pub struct Observer {
     pub proc: Proc,
-    lines: Receiver<Value>,
+    lines: Receiver<Observed>,
     /// Every line received so far, in order.
-    pub seen: Vec<Value>,
+    pub seen: Vec<Observed>,
 }
 
 impl Observer {
@@ -309,7 +310,7 @@ impl Observer {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if let Ok(v) = serde_json::from_str::<Observed>(&line) {
                     if tx.send(v).is_err() {
                         break;
                     }
@@ -341,7 +342,11 @@ impl Observer {
     }
 
     /// Waits for the first event (after those already consumed) matching `pred`.
-    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Observed) -> bool,
+    ) -> Option<Observed> {
         let end = Instant::now() + timeout;
         loop {
             let left = end.checked_duration_since(Instant::now())?;
@@ -358,7 +363,7 @@ impl Observer {
     }
 
     /// Stops it with SIGTERM and returns the remaining lines (the summary).
-    pub fn stop(mut self) -> Vec<Value> {
+    pub fn stop(mut self) -> Vec<Observed> {
         self.proc.signal(libc::SIGTERM);
         self.proc.wait_exit(Duration::from_secs(10));
         let mut rest = Vec::new();
@@ -369,14 +374,9 @@ impl Observer {
     }
 }
 
-/// Field `k` of event `v` as u64 (0 when absent).
-pub fn num(v: &Value, k: &str) -> u64 {
-    v.get(k).and_then(Value::as_u64).unwrap_or(0)
-}
-
-/// True when event `v` is `kind` for `vrid`.
-pub fn is(v: &Value, kind: &str, vrid: u8) -> bool {
-    v["event"] == kind && v["vrid"] == vrid
+/// A new master for `vrid` (a live one: priority above 0).
+pub fn new_master(o: &Observed, vrid: u8) -> bool {
+    matches!(o, Observed::NewMaster { heard } if heard.vrid == vrid && heard.priority != 0)
 }
 
 /// RFC Master_Down_Interval in microseconds for a v3 advert interval and local priority
@@ -412,8 +412,7 @@ pub fn kill_and_measure(
     let vrid = conf.vrid;
     // keepalived starts as backup; it becomes master after its own Master_Down_Interval.
     let wait = Duration::from_secs_f64(conf.advert_int * 4.0 + 10.0);
-    let Some(first) = obs.wait_for(wait, |v| is(v, "new_master", vrid) && v["priority"] != 0)
-    else {
+    let Some(first) = obs.wait_for(wait, |o| new_master(o, vrid)) else {
         bail!(
             "no advert from keepalived within {wait:?}; its log:\n{}",
             ka.log()
@@ -424,21 +423,22 @@ pub fn kill_and_measure(
     let _ = first;
     ka.kill();
     let mut missed = Vec::new();
-    let down = loop {
-        let Some(v) = obs.wait_for(Duration::from_secs_f64(conf.advert_int * 6.0 + 2.0), |v| {
-            v["vrid"] == vrid && (v["event"] == "missed" || v["event"] == "master_down")
+    let down_us = loop {
+        let Some(o) = obs.wait_for(Duration::from_secs_f64(conf.advert_int * 6.0 + 2.0), |o| {
+            o.vrid() == Some(vrid)
+                && matches!(o, Observed::Missed { .. } | Observed::MasterDown { .. })
         }) else {
             bail!("no master_down after killing keepalived (missed so far: {missed:?})");
         };
-        if v["event"] == "missed" {
-            missed.push(num(&v, "count"));
-        } else {
-            break v;
+        match o {
+            Observed::Missed { count, .. } => missed.push(u64::from(count)),
+            Observed::MasterDown { since_last_us, .. } => break since_last_us,
+            _ => unreachable!("filtered above"),
         }
     };
     Ok(KillResult {
         missed_counts: missed,
-        master_down_us: num(&down, "since_last_us"),
+        master_down_us: down_us,
         theoretical_us: master_down_us(
             conf.advert_int.mul_add(100.0, 0.0).round() as u64,
             observer_priority as u8,

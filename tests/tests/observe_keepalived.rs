@@ -2,7 +2,9 @@
 //! Needs root, keepalived and a built eBPF object: run through `cargo xtask test`.
 use std::time::Duration;
 
-use xvrrpd_tests::{is, kill_and_measure, num, Keepalived, KeepalivedConf, Observer, Segment};
+use xvrrpd_tests::{
+    kill_and_measure, new_master, Keepalived, KeepalivedConf, Observed, Observer, Segment,
+};
 
 fn conf(version: u8, vrid: u8, advert_int: f64, vip: &str) -> KeepalivedConf {
     KeepalivedConf {
@@ -27,14 +29,15 @@ fn crash_is_detected(c: KeepalivedConf, want_interval_cs: u64, want_checksum: &s
     let first = obs
         .seen
         .iter()
-        .find(|v| is(v, "new_master", c.vrid))
+        .find(|o| new_master(o, c.vrid))
+        .and_then(Observed::heard)
         .expect("new_master seen")
         .clone();
-    assert_eq!(first["priority"], 150);
-    assert_eq!(num(&first, "interval_cs"), want_interval_cs);
-    assert_eq!(first["version"], c.version);
-    assert_eq!(first["checksum"], want_checksum);
-    assert_eq!(first["family"], family);
+    assert_eq!(first.priority, 150);
+    assert_eq!(u64::from(first.interval_cs), want_interval_cs);
+    assert_eq!(first.version, c.version);
+    assert_eq!(first.checksum, want_checksum);
+    assert_eq!(first.family, family);
     assert_eq!(
         r.missed_counts,
         vec![1, 2, 3],
@@ -54,14 +57,22 @@ fn crash_is_detected(c: KeepalivedConf, want_interval_cs: u64, want_checksum: &s
         r.theoretical_us
     );
     let summary = obs.stop();
-    let s = summary
+    let Some(Observed::Summary {
+        adverts,
+        master_down,
+        missed,
+        gap_us,
+        ..
+    }) = summary
         .iter()
-        .find(|v| is(v, "summary", c.vrid))
-        .expect("summary line");
-    assert!(num(s, "adverts") >= 3);
-    assert_eq!(num(s, "master_down"), 1);
-    assert_eq!(num(s, "missed"), 3);
-    assert!(s["gap_us"]["median"].as_u64().is_some());
+        .find(|o| matches!(o, Observed::Summary { vrid, .. } if *vrid == c.vrid))
+    else {
+        panic!("no summary line: {summary:?}");
+    };
+    assert!(*adverts >= 3);
+    assert_eq!(*master_down, 1);
+    assert_eq!(*missed, 3);
+    assert!(gap_us.is_some());
 }
 
 #[test]
@@ -107,10 +118,11 @@ fn keepalived_v3_unicast_is_seen() {
     c.unicast_peers = vec![seg.nodes[1].addr4.clone()];
     let node = &seg.nodes[0];
     let ka = Keepalived::start(&node.ns, &node.ifname, &c).expect("keepalived");
-    let v = obs.wait_for(Duration::from_secs(10), |v| is(v, "new_master", 71));
+    let v = obs.wait_for(Duration::from_secs(10), |o| new_master(o, 71));
     let v = v.unwrap_or_else(|| panic!("no unicast advert seen; keepalived log:\n{}", ka.log()));
-    assert_eq!(v["checksum"], "pseudo_header");
-    assert_eq!(v["src"], node.addr4);
+    let heard = v.heard().expect("an advert");
+    assert_eq!(heard.checksum, "pseudo_header");
+    assert_eq!(heard.src, node.addr4);
 }
 
 #[test]
@@ -121,20 +133,26 @@ fn keepalived_sigterm_sends_priority_zero() {
     let node = &seg.nodes[0];
     let mut ka = Keepalived::start(&node.ns, &node.ifname, &conf(3, 81, 0.1, "192.0.2.103/24"))
         .expect("keepalived");
-    obs.wait_for(Duration::from_secs(10), |v| is(v, "new_master", 81))
+    obs.wait_for(Duration::from_secs(10), |o| new_master(o, 81))
         .expect("adverts");
     assert!(ka.stop(), "keepalived did not stop on SIGTERM");
-    let zero = obs.wait_for(Duration::from_secs(5), |v| is(v, "priority_zero", 81));
+    let zero = obs.wait_for(
+        Duration::from_secs(5),
+        |o| matches!(o, Observed::PriorityZero { heard } if heard.vrid == 81),
+    );
     let zero = zero.unwrap_or_else(|| panic!("no priority_zero; keepalived log:\n{}", ka.log()));
-    assert_eq!(zero["priority"], 0);
+    assert_eq!(zero.heard().map(|h| h.priority), Some(0));
     // After priority 0 a backup takes over after Skew_Time only: the kernel reports
     // master_down without any missed interval first.
     let down = obs
-        .wait_for(Duration::from_secs(2), |v| {
-            v["vrid"] == 81 && (v["event"] == "master_down" || v["event"] == "missed")
+        .wait_for(Duration::from_secs(2), |o| {
+            o.vrid() == Some(81)
+                && matches!(o, Observed::MasterDown { .. } | Observed::Missed { .. })
         })
         .expect("master_down after priority 0");
-    assert_eq!(down["event"], "master_down");
+    let Observed::MasterDown { since_last_us, .. } = down else {
+        panic!("missed before master_down: {down:?}");
+    };
     // Skew for local priority 100 at 100 ms: 60.9 ms; allow generous noise.
-    assert!(num(&down, "since_last_us") < 100_000, "{down}");
+    assert!(since_last_us < 100_000, "{since_last_us} us");
 }

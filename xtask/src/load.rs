@@ -14,9 +14,10 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
+
 use xvrrpd_tests::{
-    has_addr, router_toml, wait_until, Keepalived, KeepalivedConf, Observer, Router, Segment,
+    has_addr, router_toml, wait_until, Keepalived, KeepalivedConf, Observed, Observer, Router,
+    Segment,
 };
 
 use crate::{failover::tree_cpu_seconds, record};
@@ -173,13 +174,14 @@ fn dump(load: &str, agent: &str, f: &Figures) -> Result<()> {
 }
 
 /// Takeovers and the master's gaps from an observer's advert lines.
-fn figures(seen: Vec<Value>, master: &str, cpu_s: f64, steal_pct: f64) -> Figures {
+fn figures(seen: Vec<Observed>, master: &str, cpu_s: f64, steal_pct: f64) -> Figures {
     let adverts: Vec<(u64, bool)> = seen
         .iter()
-        .filter(|e| e["event"].as_str() == Some("advert") && e["vrid"].as_u64() == Some(41))
-        .map(|e| {
-            let from_master = e["src"].as_str() == Some(master);
-            (e["ts_ns"].as_u64().unwrap_or(0), from_master)
+        .filter_map(|o| match o {
+            Observed::Advert { heard, .. } if heard.vrid == 41 => {
+                Some((heard.ts_ns, heard.src == master))
+            }
+            _ => None,
         })
         .collect();
     let mut takeovers = 0;

@@ -7,7 +7,9 @@ use std::{
 };
 
 use anyhow::{bail, Result};
-use xvrrpd_tests::{is, master_down_us, num, Keepalived, KeepalivedConf, Observer, Segment};
+use xvrrpd_tests::{
+    master_down_us, new_master, Keepalived, KeepalivedConf, Observed, Observer, Segment,
+};
 
 use crate::{require_root, INTERRUPTED};
 
@@ -66,31 +68,32 @@ pub fn run(args: ObserveLabArgs) -> Result<()> {
     let _k2 = Keepalived::start(&db2.ns, "eth0", &conf(100, false))?;
     let t0 = Instant::now();
     let stamp = |t: Instant| format!("{:>9.3} s", t.duration_since(t0).as_secs_f64());
-    let show = |v: &serde_json::Value| {
-        let extra = match v["event"].as_str() {
-            Some("missed") => format!(
-                " count={} since_last={}us",
-                num(v, "count"),
-                num(v, "since_last_us")
-            ),
-            Some("master_down") => format!(" since_last={}us", num(v, "since_last_us")),
+    let show = |o: &Observed| {
+        let extra = match o {
+            Observed::Missed {
+                count,
+                since_last_us,
+                ..
+            } => format!(" count={count} since_last={since_last_us}us"),
+            Observed::MasterDown { since_last_us, .. } => format!(" since_last={since_last_us}us"),
             _ => String::new(),
         };
-        println!(
-            "{} {:<15} vrid {} src {} prio {} interval {}cs checksum {}{}",
-            stamp(Instant::now()),
-            v["event"].as_str().unwrap_or("?"),
-            v["vrid"],
-            v["src"].as_str().unwrap_or("?"),
-            v["priority"],
-            v["interval_cs"],
-            v["checksum"].as_str().unwrap_or("?"),
-            extra
-        );
+        let kind = o.kind();
+        if let Some(h) = o.heard() {
+            println!(
+                "{} {kind:<15} vrid {} src {} prio {} interval {}cs checksum {}{extra}",
+                stamp(Instant::now()),
+                h.vrid,
+                h.src,
+                h.priority,
+                h.interval_cs,
+                h.checksum,
+            );
+        }
     };
     let first = obs
-        .wait_for(Duration::from_secs(15), |v| {
-            is(v, "new_master", 41) && v["src"] == db1.addr4.as_str()
+        .wait_for(Duration::from_secs(15), |o| {
+            new_master(o, 41) && o.heard().is_some_and(|h| h.src == db1.addr4)
         })
         .ok_or_else(|| anyhow::anyhow!("db1 never became master; keepalived log:\n{}", k1.log()))?;
     show(&first);
@@ -108,8 +111,8 @@ pub fn run(args: ObserveLabArgs) -> Result<()> {
         if INTERRUPTED.load(Ordering::SeqCst) {
             bail!("interrupted: cleaning up");
         }
-        let Some(v) = obs.wait_for(Duration::from_millis(200), |v| {
-            v["vrid"] == 41 && v["event"] != "advert"
+        let Some(v) = obs.wait_for(Duration::from_millis(200), |o| {
+            o.vrid() == Some(41) && !matches!(o, Observed::Advert { .. })
         }) else {
             if killed_at.elapsed() > Duration::from_secs_f64(advert_int * 10.0 + 5.0) {
                 bail!("db2 never took over");
@@ -117,21 +120,32 @@ pub fn run(args: ObserveLabArgs) -> Result<()> {
             continue;
         };
         show(&v);
-        if v["event"] == "master_down" {
-            down_us = Some(num(&v, "since_last_us"));
-        }
-        if v["event"] == "new_master" && v["src"] == db2.addr4.as_str() {
-            takeover = Some(killed_at.elapsed());
+        match &v {
+            Observed::MasterDown { since_last_us, .. } => down_us = Some(*since_last_us),
+            Observed::NewMaster { heard } if heard.src == db2.addr4 => {
+                takeover = Some(killed_at.elapsed());
+            }
+            _ => {}
         }
     }
     pause(Duration::from_secs(1))?;
     let summary = obs.stop();
     println!("== summary from xvrrpd observe");
-    for s in summary.iter().filter(|v| v["event"] == "summary") {
-        println!(
-            "   vrid {} master {} adverts {} missed {} master_down {} gap_us {}",
-            s["vrid"], s["master"], s["adverts"], s["missed"], s["master_down"], s["gap_us"]
-        );
+    for s in &summary {
+        if let Observed::Summary {
+            vrid,
+            master,
+            adverts,
+            missed,
+            master_down,
+            gap_us,
+            ..
+        } = s
+        {
+            println!(
+                "   vrid {vrid} master {master} adverts {adverts} missed {missed} master_down {master_down} gap_us {gap_us:?}"
+            );
+        }
     }
     let rfc = master_down_us(args.interval_ms / 10, 100);
     println!("== report");

@@ -1,8 +1,9 @@
 //! Decoding of ring-buffer events into typed values, and their text and JSON forms.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use xvrrpd_common::{csum_style, event_kind, reason, Event, FAMILY_V4, FAMILY_V6};
+use xvrrpd_core::events::{Heard, Observed};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -242,54 +243,66 @@ impl DatapathEvent {
         })
     }
 
-    /// One JSON object (the `observe --json` line).
-    pub fn to_json(&self, ifname: &str) -> Value {
-        let mut v = json!({
-            "event": self.kind.name(),
-            "ifindex": self.ifindex,
-            "interface": ifname,
-            "family": self.family.name(),
-            "vrid": self.vrid,
-            "src": self.src.to_string(),
-            "priority": self.priority,
-            "version": self.version,
-            "interval_cs": self.interval_cs,
-            "checksum": self.csum.name(),
-            "ts_ns": self.ts_ns,
-        });
-        let m = v.as_object_mut().expect("object");
+    /// The `observe --json` line ([`Observed`]).
+    pub fn observed(&self, ifname: &str) -> Observed {
+        let heard = Heard {
+            ifindex: self.ifindex,
+            interface: ifname.to_string(),
+            family: self.family.name().into(),
+            vrid: self.vrid,
+            src: self.src.to_string(),
+            priority: self.priority,
+            version: self.version,
+            interval_cs: self.interval_cs,
+            checksum: self.csum.name().into(),
+            ts_ns: self.ts_ns,
+        };
+        let since_last_us = self.since_last_ns / 1000;
         match self.kind {
-            EventKind::PriorityChange { old } => {
-                m.insert("old_priority".into(), old.into());
-            }
-            EventKind::IntervalChange { old_cs } => {
-                m.insert("old_interval_cs".into(), old_cs.into());
-            }
-            EventKind::Missed { count } => {
-                m.insert("count".into(), count.into());
-                m.insert("since_last_us".into(), (self.since_last_ns / 1000).into());
-            }
-            EventKind::MasterDown { missed } => {
-                m.insert("missed".into(), missed.into());
-                m.insert("since_last_us".into(), (self.since_last_ns / 1000).into());
-            }
-            EventKind::Invalid { reason } => {
-                m.insert("reason".into(), reason_name(reason).into());
-            }
-            EventKind::Advert => {
-                m.insert("gap_us".into(), (self.since_last_ns / 1000).into());
-            }
-            EventKind::Stalled { late_us } => {
-                m.insert("late_us".into(), late_us.into());
-                m.insert("since_last_us".into(), (self.since_last_ns / 1000).into());
-            }
-            EventKind::VipClaimed { instance, mac } => {
-                m.insert("instance_id".into(), instance.into());
-                m.insert("mac".into(), mac_text(&mac).into());
-            }
-            EventKind::NewMaster | EventKind::PriorityZero => {}
+            EventKind::NewMaster => Observed::NewMaster { heard },
+            EventKind::PriorityChange { old } => Observed::PriorityChange {
+                heard,
+                old_priority: old,
+            },
+            EventKind::IntervalChange { old_cs } => Observed::IntervalChange {
+                heard,
+                old_interval_cs: old_cs,
+            },
+            EventKind::PriorityZero => Observed::PriorityZero { heard },
+            EventKind::Missed { count } => Observed::Missed {
+                heard,
+                count,
+                since_last_us,
+            },
+            EventKind::MasterDown { missed } => Observed::MasterDown {
+                heard,
+                missed,
+                since_last_us,
+            },
+            EventKind::Invalid { reason } => Observed::Invalid {
+                heard,
+                reason: reason_name(reason).into(),
+            },
+            EventKind::Advert => Observed::Advert {
+                heard,
+                gap_us: since_last_us,
+            },
+            EventKind::Stalled { late_us } => Observed::Stalled {
+                heard,
+                late_us,
+                since_last_us,
+            },
+            EventKind::VipClaimed { instance, mac } => Observed::VipClaimed {
+                heard,
+                instance_id: instance,
+                mac: mac_text(&mac),
+            },
         }
-        v
+    }
+
+    /// [`Self::observed`] as JSON.
+    pub fn to_json(&self, ifname: &str) -> Value {
+        serde_json::to_value(self.observed(ifname)).expect("a line serializes")
     }
 
     /// One human-readable line.

@@ -2,6 +2,9 @@
 //! `event`. Defined once, here: the agent writes these records, and whatever reads the
 //! stream (the labs' judge, the timeline picture, an operator's tooling) reads the same
 //! type, never the prose of a log line. docs/events.md lists them.
+mod observed;
+
+pub use observed::{Gaps, Heard, Observed};
 use serde::{Deserialize, Serialize};
 
 /// One line of the events stream. `ts_ns` is CLOCK_MONOTONIC nanoseconds; `instance`
