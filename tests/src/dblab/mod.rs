@@ -291,7 +291,11 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         // db1 first, healthy (its MySQL check starts failing until `rise` passes), so the
         // pair starts the way a running pair looks: write master db1.
         let healthy = wait_until(Duration::from_secs(15), || {
-            nodes[0].agent_log().contains("healthy=true")
+            matches!(&nodes[0].agent, Some(Agent::X(r)) if r.status().is_ok_and(|s| {
+                s["trackers"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t["kind"] == "mysql" && t["healthy"] == true))
+            }))
         });
         if !healthy {
             bail!("db1's MySQL check never passed:\n{}", nodes[0].agent_log());
