@@ -435,7 +435,7 @@ pub fn bounds(fault: crate::dblab::Fault) -> Bounds {
             failback: false,
         },
         // At the heal the node promoted last keeps the role (write terms): no failback.
-        MysqldKill | HostCrash | HostFreeze | HostFreezeAfterHang | Partition | AgentKill
+        MysqldKill | HostCrash | Reboot | HostFreeze | HostFreezeAfterHang | Partition | AgentKill
         | Switchover | LinkFlap | MysqldStop | RepeatedCrash | PartitionMaster
         // Nobody writes until etcd has its quorum back; then either node may hold the key.
         | EtcdQuorumLoss => Bounds {

@@ -582,6 +582,14 @@ impl Router {
         self.proc.wait_exit(Duration::from_secs(5));
     }
 
+    /// What a reboot of a stopped agent's host removes: everything it keeps under
+    /// `/run` (the control socket, the maintenance marker). The state directory stays.
+    pub fn empty_run(&self) {
+        for f in ["control.sock", "maintenance"] {
+            let _ = std::fs::remove_file(self.dir.join(f));
+        }
+    }
+
     /// SIGTERM and wait; returns the exit status code.
     pub fn stop(&mut self) -> Option<i32> {
         self.proc.signal(libc::SIGTERM);

@@ -71,6 +71,30 @@ fn host_crash_loses_no_acknowledged_write() {
     assert_safe(&lab(quick(Fault::HostCrash)));
 }
 
+/// A reboot, not a crash: the old master comes back with `/run` empty (its control
+/// socket and maintenance marker gone), mysqld started read-only from its my.cnf, its
+/// agent started. What must survive a reboot is in the state directory: it comes back
+/// read-only, compares with db2, replicates and stays a backup inside anti-flap, as after
+/// an agent restart, and nothing acknowledged is lost.
+#[test]
+#[ignore = "needs root, MariaDB; run by cargo xtask test"]
+fn a_rebooted_master_comes_back_read_only_and_stays_a_backup() {
+    let r = lab(quick(Fault::Reboot));
+    assert_safe(&r);
+    assert_eq!(
+        r.old_master_read_only,
+        Some(true),
+        "the rebooted old master is writable"
+    );
+    assert!(
+        r.failbacks.is_empty(),
+        "the rebooted old master took the role back inside anti-flap: {:?}",
+        r.failbacks
+    );
+    assert_eq!(r.acked_lost_final, 0, "acknowledged writes lost");
+    assert_eq!(r.final_owners, 1, "write VIP owners at the end");
+}
+
 /// PyMySQL with its default settings (no timeouts: it waits on a socket as long as TCP
 /// lets it) writing through the write VIP, one persistent connection, reconnecting on
 /// error, while the master host freezes: silent at once, or its mysqld hung 100 ms before

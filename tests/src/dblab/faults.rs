@@ -22,7 +22,7 @@ pub(super) fn inject(
             eprintln!("etcd leader {old} killed and restarted");
         }
         Fault::MysqldKill => db1.db.signal(libc::SIGKILL),
-        Fault::HostCrash => {
+        Fault::HostCrash | Fault::Reboot => {
             ip_in(&db1.ns.name, &["link", "set", "eth0", "down"])?;
             db1.kill_agent();
             db1.db.signal(libc::SIGKILL);
@@ -111,6 +111,12 @@ pub(super) fn recover(
         Fault::MysqldKill => nodes[0].db.restart()?,
         Fault::HostCrash => {
             ip_in(&nodes[0].ns.name, &["link", "set", "eth0", "up"])?;
+            nodes[0].db.restart()?;
+            nodes[0].start_agent(setup)?;
+        }
+        Fault::Reboot => {
+            ip_in(&nodes[0].ns.name, &["link", "set", "eth0", "up"])?;
+            nodes[0].empty_run();
             nodes[0].db.restart()?;
             nodes[0].start_agent(setup)?;
         }

@@ -137,6 +137,13 @@ impl DbNode<'_> {
             None => None,
         }
     }
+    /// What a reboot empties: `/run` (the control socket, the maintenance marker).
+    fn empty_run(&self) {
+        if let Some(Agent::X(r)) = &self.agent {
+            r.empty_run();
+        }
+    }
+
     fn agent_log(&self) -> String {
         match &self.agent {
             Some(Agent::X(r)) => r.log(),

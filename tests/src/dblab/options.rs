@@ -10,6 +10,10 @@ pub enum Fault {
     /// The node vanishes: link down, then agent and mysqld killed with no packet out;
     /// later link up and both restarted.
     HostCrash,
+    /// The node reboots: down as in `HostCrash`, then back with `/run` emptied (the
+    /// agent's control socket and maintenance marker gone; its state directory, as
+    /// `/var/lib/xvrrpd`, kept), mysqld started from its my.cnf, the agent started.
+    Reboot,
     /// The host freezes: its network goes silent (nothing leaves it, ARP included),
     /// then its agent and mysqld are SIGSTOPped; later all of it resumes at once, the
     /// old master still holding its VIP and a writable server.
@@ -58,6 +62,7 @@ impl Fault {
         Ok(match s {
             "mysqld-kill" => Self::MysqldKill,
             "host-crash" => Self::HostCrash,
+            "reboot" => Self::Reboot,
             "host-freeze" => Self::HostFreeze,
             "agent-kill" => Self::AgentKill,
             "partition" => Self::Partition,
@@ -83,7 +88,7 @@ impl Fault {
                 {
                     Self::Delay(d, j)
                 } else {
-                    bail!("unknown fault {s:?}: use mysqld-kill, host-crash, host-freeze, host-freeze-after-hang, agent-kill, partition, switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap, mysqld-stop, repeated-crash, backup-agent-kill, or with --witness partition-master, witness-down, etcd-leader-change or etcd-quorum-loss")
+                    bail!("unknown fault {s:?}: use mysqld-kill, host-crash, reboot, host-freeze, host-freeze-after-hang, agent-kill, partition, switchover, loss-PCT, delay-MS-JITTER, starve-master, starve-backup, link-flap, mysqld-stop, repeated-crash, backup-agent-kill, or with --witness partition-master, witness-down, etcd-leader-change or etcd-quorum-loss")
                 }
             }
         })
@@ -114,6 +119,7 @@ impl Fault {
         match self {
             Self::MysqldKill => "mysqld-kill",
             Self::HostCrash => "host-crash",
+            Self::Reboot => "reboot",
             Self::HostFreeze => "host-freeze",
             Self::AgentKill => "agent-kill",
             Self::Partition => "partition",
