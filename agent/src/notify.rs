@@ -9,8 +9,8 @@ use crate::{config::Notify, engine::State, track::runner::run_with_env};
 
 pub use xvrrpd_core::notify::Transition;
 
-/// One JSON line for the events stream.
-pub fn event_json(instance: &str, vrid: u8, t: &Transition) -> String {
+/// A transition as a record of the events stream.
+pub fn transition_record(instance: &str, vrid: u8, t: &Transition) -> xvrrpd_core::events::Record {
     xvrrpd_core::events::Record::Transition {
         ts_ns: t.ts_ns,
         instance: instance.into(),
@@ -20,7 +20,6 @@ pub fn event_json(instance: &str, vrid: u8, t: &Transition) -> String {
         reason: t.reason.into(),
         priority: t.priority,
     }
-    .line()
 }
 
 /// Creates `path` as a FIFO (mode 600) unless something is already there.
@@ -131,7 +130,7 @@ mod tests {
             reason: "master_down",
             ts_ns: 7,
         };
-        write_event(&file, &event_json("write", 41, &tr));
+        write_event(&file, &transition_record("write", 41, &tr).line());
         let v: serde_json::Value =
             serde_json::from_str(std::fs::read_to_string(&file).unwrap().trim()).unwrap();
         assert_eq!(

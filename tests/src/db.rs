@@ -168,6 +168,11 @@ impl Flavor {
          CREATE USER repl@'%' IDENTIFIED BY 'repl';
          GRANT REPLICATION SLAVE ON *.* TO repl@'%';";
 
+    /// The clients' account (`app`, the lab's data only), created unlogged on each
+    /// server after [`Self::REPLICATION_ACCOUNT`]: clients never write as the agent.
+    pub const CLIENT_ACCOUNT: &'static str = "CREATE USER app@'%' IDENTIFIED BY 'app';
+         GRANT SELECT, INSERT, UPDATE, DELETE ON lab.* TO app@'%';";
+
     /// Points a server at its peer `peer` (user `repl`, password `repl`) by GTIDs and
     /// starts replicating.
     pub fn replicate_from(self, peer: &str) -> String {

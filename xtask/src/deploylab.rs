@@ -296,9 +296,11 @@ fn scenario(rootfs: &Path, run_dir: &Path, deb: &Path) -> Result<Vec<Check>> {
             .args([
                 "-h",
                 WRITE_VIP,
+                // The application's account, as the namespace labs' clients: the
+                // agent's has nothing on the application's data.
                 "-u",
-                "xvrrpd",
-                "-pxvrrpd",
+                "app",
+                "-papp",
                 "--connect-timeout=1",
                 "-e",
                 "INSERT INTO lab.w (note) VALUES ('deploy-lab')",
@@ -493,8 +495,9 @@ fn setup_mariadb(c: &Container, id: u32, peer: &str) -> Result<()> {
         "mariadb",
         "-e",
         &format!(
-            "{} {}",
+            "{} {} {}",
             xvrrpd_tests::DbFlavor::REPLICATION_ACCOUNT,
+            xvrrpd_tests::DbFlavor::CLIENT_ACCOUNT,
             flavor.replicate_from(peer)
         ),
     ])?;

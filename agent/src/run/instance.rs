@@ -43,7 +43,18 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    pub fn send(&self, line: String) {
+    /// One record: a JSON line to the FIFO and the control socket's followers, and a
+    /// journal entry with its fields (`XVRRPD_EVENT`, `XVRRPD_INSTANCE`,
+    /// `XVRRPD_RECORD`). Every record of the stream goes through here.
+    pub fn emit(&self, record: &Record) {
+        let line = record.line();
+        info!(
+            target: "xvrrpd::events",
+            event = %record.kind(),
+            instance = record.instance().unwrap_or(""),
+            record = %line,
+            "event"
+        );
         if let Some(path) = &self.fifo {
             crate::notify::write_event(path, &line);
         }
@@ -139,18 +150,9 @@ pub struct Running {
 }
 
 impl Running {
-    /// Appends one JSON line to the events stream, and logs it with the record's fields
-    /// (journald: `XVRRPD_EVENT`, `XVRRPD_INSTANCE`, `XVRRPD_RECORD`).
+    /// Appends one record to the events stream ([`EventSink::emit`]).
     pub fn emit(&self, record: &Record) {
-        let line = record.line();
-        info!(
-            target: "xvrrpd::events",
-            event = %record.kind(),
-            instance = record.instance().unwrap_or(""),
-            record = %line,
-            "event"
-        );
-        self.events.send(line);
+        self.events.emit(record);
     }
 
     fn advert(&self, priority: u8) -> Advertisement {
@@ -513,8 +515,11 @@ pub async fn apply(
                         ],
                     ))
                     .inc();
-                r.events
-                    .send(crate::notify::event_json(&r.cfg.name, r.cfg.vrid, &t));
+                r.emit(&crate::notify::transition_record(
+                    &r.cfg.name,
+                    r.cfg.vrid,
+                    &t,
+                ));
                 r.last_transition = Some((t, std::time::Instant::now()));
             }
             Action::Notify(t) => {

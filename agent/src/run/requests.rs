@@ -90,13 +90,11 @@ impl Router {
         self.maintenance = on;
         self.metrics.maintenance.set(on as i64);
         info!(on, "maintenance");
-        let _ = self.events.send(
-            xvrrpd_core::events::Record::Maintenance {
-                ts_ns: monotonic_ns(),
-                on,
-            }
-            .line(),
-        );
+        // To the FIFO and the journal too, as every record.
+        self.sink().emit(&xvrrpd_core::events::Record::Maintenance {
+            ts_ns: monotonic_ns(),
+            on,
+        });
         let now = Instant(monotonic_ns());
         for i in 0..self.instances.len() {
             self.retrack(i, now).await;

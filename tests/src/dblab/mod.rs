@@ -246,10 +246,9 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<LabReport> {
         n.db.create_agent_account(conf.as_deref())
             .with_context(|| format!("the agent's account on {}", n.name))?;
         n.db.setup_sql(&format!(
-            "{}
-             CREATE USER app@'%' IDENTIFIED BY 'app';
-             GRANT SELECT, INSERT, UPDATE, DELETE ON lab.* TO app@'%';",
-            DbFlavor::REPLICATION_ACCOUNT
+            "{} {}",
+            DbFlavor::REPLICATION_ACCOUNT,
+            DbFlavor::CLIENT_ACCOUNT
         ))
         .with_context(|| format!("the lab's accounts on {}", n.name))?;
     }
