@@ -6,8 +6,15 @@
 //! copy (in parts), streams `Delta`s as the datapath reports changes, and sends a fresh
 //! `Full` every few seconds, which repairs a lost datagram. What arrives only ever fills
 //! the receiver's list of connections to tickle at takeover: it never adds a VIP or
-//! changes a state. A replayed old datagram can at worst put a closed connection in that
-//! list, and a tickle to a closed connection is answered by the client with a RST.
+//! changes a state.
+//!
+//! Freshness ([`Fresh`]): each side keeps a random challenge ([`Challenges`]) and every
+//! datagram echoes the other side's latest. A master answers a `Hello` whose echo is not
+//! its own current or previous challenge with a `Challenge` of the same size (no copy,
+//! no amplification), so only a peer that holds the key and heard the master lately is
+//! sent the list; a backup takes a `Full`, `Delta` or `Challenge` only if it echoes one
+//! of its own last two challenges (a second or two), so a captured datagram replayed
+//! later is refused.
 use std::net::SocketAddr;
 
 use hmac::{Hmac, Mac};
@@ -17,7 +24,7 @@ use super::Conn;
 use crate::datapath::event::{addr, raw_addr, Family};
 
 const MAGIC: &[u8; 4] = b"XVCS";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const TAG: usize = 32;
 /// One entry: family, VIP address and port, client address and port.
 const ENTRY: usize = 1 + 16 + 2 + 16 + 2;
@@ -46,6 +53,55 @@ pub enum Message {
         add: Vec<Conn>,
         remove: Vec<Conn>,
     },
+    /// A master's answer to a `Hello` that did not echo its challenge: "say it again with
+    /// this one".
+    Challenge { instance: String },
+}
+
+impl Message {
+    pub fn instance(&self) -> &str {
+        match self {
+            Self::Hello { instance }
+            | Self::Full { instance, .. }
+            | Self::Delta { instance, .. }
+            | Self::Challenge { instance } => instance,
+        }
+    }
+}
+
+/// What makes a datagram fresh: the sender's own challenge, and the receiver's that it
+/// echoes (0: none known yet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fresh {
+    pub nonce: u64,
+    pub echo: u64,
+}
+
+/// This side's challenge and the one before it: an echo of either is fresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Challenges {
+    pub current: u64,
+    previous: u64,
+}
+
+impl Challenges {
+    pub fn new(first: u64) -> Self {
+        Self {
+            current: first | 1,
+            previous: first | 1,
+        }
+    }
+
+    /// A new challenge; the current one stays good until the next rotation.
+    pub fn rotate(&mut self, next: u64) {
+        self.previous = self.current;
+        self.current = next | 1;
+    }
+
+    /// Does `echo` name one of this side's last two challenges?
+    pub fn holds(&self, echo: u64) -> bool {
+        echo != 0 && (echo == self.current || echo == self.previous)
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -64,9 +120,10 @@ fn mac(key: &[u8]) -> Hmac<Sha256> {
     Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length")
 }
 
-/// Encodes `msg`, signed with `key`. Lists longer than [`PER_DATAGRAM`] and names longer
-/// than [`MAX_NAME`] are the caller's to split or refuse (see [`split`]).
-pub fn encode(msg: &Message, key: &[u8]) -> Vec<u8> {
+/// Encodes `msg` with its freshness, signed with `key`. Lists longer than
+/// [`PER_DATAGRAM`] and names longer than [`MAX_NAME`] are the caller's to split or
+/// refuse (see [`split`]).
+pub fn encode(msg: &Message, fresh: Fresh, key: &[u8]) -> Vec<u8> {
     let (kind, name, gen, part, parts, add, remove): (u8, &str, u32, u16, u16, &[Conn], &[Conn]) =
         match msg {
             Message::Hello { instance } => (1, instance, 0, 0, 0, &[], &[]),
@@ -82,6 +139,7 @@ pub fn encode(msg: &Message, key: &[u8]) -> Vec<u8> {
                 add,
                 remove,
             } => (3, instance, 0, 0, 0, add, remove),
+            Message::Challenge { instance } => (4, instance, 0, 0, 0, &[], &[]),
         };
     let name = &name.as_bytes()[..name.len().min(MAX_NAME)];
     let mut b = Vec::with_capacity(32 + name.len() + (add.len() + remove.len()) * ENTRY + TAG);
@@ -90,6 +148,8 @@ pub fn encode(msg: &Message, key: &[u8]) -> Vec<u8> {
     b.push(kind);
     b.push(name.len() as u8);
     b.extend_from_slice(name);
+    b.extend_from_slice(&fresh.nonce.to_be_bytes());
+    b.extend_from_slice(&fresh.echo.to_be_bytes());
     b.extend_from_slice(&gen.to_be_bytes());
     b.extend_from_slice(&part.to_be_bytes());
     b.extend_from_slice(&parts.to_be_bytes());
@@ -118,7 +178,7 @@ fn put(b: &mut Vec<u8>, c: &Conn) {
 }
 
 /// Checks the tag with `key`, then decodes.
-pub fn decode(d: &[u8], key: &[u8]) -> Result<Message, DecodeError> {
+pub fn decode(d: &[u8], key: &[u8]) -> Result<(Message, Fresh), DecodeError> {
     if d.len() < 4 || &d[..4] != MAGIC {
         return Err(DecodeError::NotOurs);
     }
@@ -136,6 +196,10 @@ pub fn decode(d: &[u8], key: &[u8]) -> Result<Message, DecodeError> {
     let kind = r.u8()?;
     let n = r.u8()? as usize;
     let instance = String::from_utf8(r.take(n)?.to_vec()).map_err(|_| DecodeError::Malformed)?;
+    let fresh = Fresh {
+        nonce: r.u64()?,
+        echo: r.u64()?,
+    };
     let gen = u32::from_be_bytes(r.take(4)?.try_into().expect("4 bytes"));
     let part = r.u16()?;
     let parts = r.u16()?;
@@ -149,22 +213,24 @@ pub fn decode(d: &[u8], key: &[u8]) -> Result<Message, DecodeError> {
         return Err(DecodeError::Malformed);
     }
     let remove = entries.split_off(n_add);
-    match kind {
-        1 => Ok(Message::Hello { instance }),
-        2 if parts > 0 && part < parts => Ok(Message::Full {
+    let msg = match kind {
+        1 => Message::Hello { instance },
+        2 if parts > 0 && part < parts => Message::Full {
             instance,
             gen,
             part,
             parts,
             conns: entries,
-        }),
-        3 => Ok(Message::Delta {
+        },
+        3 => Message::Delta {
             instance,
             add: entries,
             remove,
-        }),
-        _ => Err(DecodeError::Malformed),
-    }
+        },
+        4 => Message::Challenge { instance },
+        _ => return Err(DecodeError::Malformed),
+    };
+    Ok((msg, fresh))
 }
 
 struct Reader<'a> {
@@ -183,6 +249,11 @@ impl Reader<'_> {
     }
     fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn u16(&mut self) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(
@@ -276,6 +347,10 @@ mod tests {
     use super::*;
 
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const FRESH: Fresh = Fresh {
+        nonce: 0x1234_5678_9abc_def1,
+        echo: 77,
+    };
 
     fn conn(i: u16) -> Conn {
         Conn {
@@ -309,11 +384,49 @@ mod tests {
                 add: vec![conn(3)],
                 remove: vec![conn6(4), conn(5)],
             },
+            Message::Challenge {
+                instance: "write".into(),
+            },
         ] {
-            let d = encode(&m, KEY);
+            let d = encode(&m, FRESH, KEY);
             assert!(d.len() < 1400);
-            assert_eq!(decode(&d, KEY), Ok(m));
+            assert_eq!(decode(&d, KEY), Ok((m, FRESH)));
         }
+    }
+
+    /// A master's challenge answers a stale hello with a datagram no larger than it: a
+    /// replayed hello buys nothing bigger than itself.
+    #[test]
+    fn a_challenge_is_no_larger_than_the_hello_it_answers() {
+        let hello = encode(
+            &Message::Hello {
+                instance: "write".into(),
+            },
+            FRESH,
+            KEY,
+        );
+        let challenge = encode(
+            &Message::Challenge {
+                instance: "write".into(),
+            },
+            FRESH,
+            KEY,
+        );
+        assert!(challenge.len() <= hello.len());
+    }
+
+    /// Only this side's last two challenges are fresh: an echo of an older one (a
+    /// datagram captured and replayed after two rotations) is not.
+    #[test]
+    fn only_the_last_two_challenges_are_fresh() {
+        let mut c = Challenges::new(10);
+        assert!(c.holds(c.current) && !c.holds(0));
+        let first = c.current;
+        c.rotate(20);
+        assert!(c.holds(first) && c.holds(c.current));
+        c.rotate(30);
+        assert!(!c.holds(first), "two rotations later");
+        assert!(!c.holds(12345));
     }
 
     #[test]
@@ -326,7 +439,8 @@ mod tests {
             parts: 1,
             conns,
         };
-        assert!(encode(&m, KEY).len() <= 1400, "{}", encode(&m, KEY).len());
+        let d = encode(&m, FRESH, KEY);
+        assert!(d.len() <= 1400, "{}", d.len());
     }
 
     #[test]
@@ -337,6 +451,7 @@ mod tests {
                 add: vec![conn(1)],
                 remove: vec![],
             },
+            FRESH,
             KEY,
         );
         assert_eq!(decode(&d, b"another key"), Err(DecodeError::Auth));
@@ -366,7 +481,7 @@ mod tests {
                 parts,
                 conns,
                 ..
-            } = decode(&encode(&p, KEY), KEY).unwrap()
+            } = decode(&encode(&p, FRESH, KEY), KEY).unwrap().0
             else {
                 panic!("not full")
             };

@@ -25,6 +25,17 @@ use crate::{
 
 /// A peer that has not said hello for this long gets no more copies.
 const SUBSCRIBER_TTL: Duration = Duration::from_secs(3);
+/// Peers copied to per instance at most (a pair has one; a spoofed source cannot grow
+/// the table past this).
+const MAX_SUBSCRIBERS: usize = 4;
+/// Authenticated datagrams waiting for the main loop at most; more are dropped (the next
+/// whole copy repairs what a backup missed).
+const QUEUE: usize = 1024;
+/// A master's challenge changes this often (a backup's changes with every hello, each
+/// second): a peer must have heard the master within two of these to be copied to.
+const MASTER_CHALLENGE_EVERY: u32 = 10;
+/// A master answers stale hellos for an instance at most this often.
+const CHALLENGE_GAP: Duration = Duration::from_millis(100);
 /// A master sends each subscriber its whole list this often (repairs lost datagrams).
 const FULL_EVERY: u32 = 5;
 /// A connection whose client sent nothing for this long is forgotten (its client died
@@ -33,14 +44,28 @@ const CONN_IDLE: Duration = Duration::from_secs(3 * 3600);
 /// Ageing runs every this many housekeeping ticks (seconds).
 const AGE_EVERY: u32 = 60;
 
+/// An authenticated datagram: who sent it, what it says, how fresh it is.
+pub type Received = (SocketAddr, Message, sync::Fresh);
+
 /// The copy between the agents; None in the router when no key is configured.
 pub struct ConnSync {
     sock: Arc<UdpSocket>,
     key: Arc<Vec<u8>>,
     port: u16,
-    /// Per instance name: the peers that said hello, and when last.
-    subscribers: HashMap<String, HashMap<SocketAddr, Instant>>,
-    assemblies: HashMap<(IpAddr, String), Assembly>,
+    /// Per instance name: the peers that said hello with a fresh echo, when last, and
+    /// their challenge (echoed in what they are sent).
+    subscribers: HashMap<String, HashMap<SocketAddr, (Instant, u64)>>,
+    /// Per instance name, as a backup: the parts of the master's whole copy.
+    assemblies: HashMap<String, Assembly>,
+    /// This node's challenges: as a backup (rotated with each hello) and as a master
+    /// (rotated every [`MASTER_CHALLENGE_EVERY`] seconds).
+    backup_challenge: sync::Challenges,
+    master_challenge: sync::Challenges,
+    /// Per instance name, as a backup: the master's latest challenge, echoed in hellos.
+    masters: HashMap<String, u64>,
+    /// Per instance name, as a master: when it last answered a stale hello (replayed
+    /// hellos get one challenge per [`CHALLENGE_GAP`], not one each).
+    challenged: HashMap<String, Instant>,
     pending: Pending,
     gen: u32,
 }
@@ -51,12 +76,12 @@ impl ConnSync {
     pub fn start(
         key_file: &Path,
         port: u16,
-    ) -> anyhow::Result<(Self, mpsc::UnboundedReceiver<(SocketAddr, Message)>)> {
+    ) -> anyhow::Result<(Self, mpsc::Receiver<Received>)> {
         let key = Arc::new(crate::conntrack::load_key(key_file)?);
         let std_sock =
             bind(port).map_err(|e| anyhow!("[global] conn_sync_port {port}: binding UDP: {e}"))?;
         let sock = Arc::new(UdpSocket::from_std(std_sock)?);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(QUEUE);
         let (rsock, rkey) = (sock.clone(), key.clone());
         tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
@@ -65,11 +90,13 @@ impl ConnSync {
                     continue;
                 };
                 match sync::decode(&buf[..n], &rkey) {
-                    Ok(m) => {
-                        if tx.send((from, m)).is_err() {
-                            return;
+                    Ok((m, fresh)) => match tx.try_send((from, m, fresh)) {
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            debug!(%from, "connection copy: queue full, datagram dropped")
                         }
-                    }
+                        Ok(()) => {}
+                    },
                     Err(e) => debug!(%from, error = %e, "connection copy: datagram refused"),
                 }
             }
@@ -82,6 +109,10 @@ impl ConnSync {
                 port,
                 subscribers: HashMap::new(),
                 assemblies: HashMap::new(),
+                backup_challenge: sync::Challenges::new(random_u64()),
+                master_challenge: sync::Challenges::new(random_u64()),
+                masters: HashMap::new(),
+                challenged: HashMap::new(),
                 pending: Pending::default(),
                 gen: 0,
             },
@@ -89,20 +120,39 @@ impl ConnSync {
         ))
     }
 
-    fn send(&self, to: SocketAddr, msg: &Message) {
+    fn send(&self, to: SocketAddr, msg: &Message, fresh: sync::Fresh) {
         // Never blocks the main loop: a full socket buffer drops the datagram, and the
         // next whole copy repairs it.
-        let _ = self.sock.try_send_to(&sync::encode(msg, &self.key), to);
+        let _ = self
+            .sock
+            .try_send_to(&sync::encode(msg, fresh, &self.key), to);
     }
 
-    fn send_full(&mut self, name: &str, conns: &[Conn], to: &[SocketAddr]) {
+    /// What a master sends a subscriber whose challenge is `theirs`.
+    fn as_master(&self, theirs: u64) -> sync::Fresh {
+        sync::Fresh {
+            nonce: self.master_challenge.current,
+            echo: theirs,
+        }
+    }
+
+    fn send_full(&mut self, name: &str, conns: &[Conn], to: &[(SocketAddr, u64)]) {
         self.gen = self.gen.wrapping_add(1);
         for m in sync::split(name, self.gen, conns) {
-            for t in to {
-                self.send(*t, &m);
+            for (t, theirs) in to {
+                self.send(*t, &m, self.as_master(*theirs));
             }
         }
     }
+}
+
+/// A random challenge (getrandom(2); never 0).
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: a valid buffer of its length. A short read leaves zeros: still a challenge
+    // nobody replays from before, as the other bytes differ per call.
+    unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    u64::from_ne_bytes(b) | 1
 }
 
 /// A dual-stack UDP socket on every address (IPv4 only when IPv6 is off).
@@ -159,33 +209,68 @@ impl Router {
         }
     }
 
-    /// A message from a peer.
-    pub(super) fn sync_message(&mut self, from: SocketAddr, msg: Message) {
+    /// A message from a peer: taken only from a configured peer of its instance (its
+    /// `peers`, else `unicast_peers`, when any is set) and, as a backup, only from the
+    /// master it hears, echoing one of this node's last two challenges.
+    pub(super) fn sync_message(&mut self, from: SocketAddr, msg: Message, fresh: sync::Fresh) {
         let from = canonical(from);
         let Some(sync) = &mut self.conn_sync else {
             return;
         };
-        let name = match &msg {
-            Message::Hello { instance }
-            | Message::Full { instance, .. }
-            | Message::Delta { instance, .. } => instance.clone(),
-        };
+        let name = msg.instance().to_string();
         let Some(r) = self.instances.iter_mut().find(|r| r.cfg.name == name) else {
             return;
         };
+        let peers = r.cfg.advert_sources();
+        if !peers.is_empty() && !peers.contains(&from.ip()) {
+            debug!(instance = %name, %from, "connection copy: not a configured peer, refused");
+            return;
+        }
         let master = r.core.state() == State::Master;
         match msg {
             Message::Hello { .. } if master => {
+                if !sync.master_challenge.holds(fresh.echo) {
+                    // A peer that has not heard this master lately (or a replay): no
+                    // copy, only this master's challenge, no larger than the hello.
+                    let last = sync.challenged.get(&name);
+                    if last.is_none_or(|t| t.elapsed() >= CHALLENGE_GAP) {
+                        sync.challenged.insert(name.clone(), Instant::now());
+                        let challenge = Message::Challenge {
+                            instance: name.clone(),
+                        };
+                        sync.send(from, &challenge, sync.as_master(fresh.nonce));
+                    }
+                    return;
+                }
                 let subs = sync.subscribers.entry(name.clone()).or_default();
-                if subs.insert(from, Instant::now()).is_none() {
+                if !subs.contains_key(&from) && subs.len() >= MAX_SUBSCRIBERS {
+                    debug!(instance = %name, %from, "connection copy: too many peers, refused");
+                    return;
+                }
+                if subs.insert(from, (Instant::now(), fresh.nonce)).is_none() {
                     info!(instance = %name, peer = %from, connections = r.conns.len(), "a peer asked for the client connections: copying them");
                     let all: Vec<Conn> = r.conns.iter().copied().collect();
-                    sync.send_full(&name, &all, &[from]);
+                    sync.send_full(&name, &all, &[(from, fresh.nonce)]);
                 }
             }
             Message::Hello { .. } => {}
             // Only a backup keeps the master's copy: a master tracks its own.
             _ if master => {}
+            // A backup takes the copy from the master it hears, and only fresh.
+            _ if r.master_src != Some(from.ip()) || !sync.backup_challenge.holds(fresh.echo) => {
+                debug!(instance = %name, %from, "connection copy: not from the master, or stale, refused");
+                return;
+            }
+            // Answered at once: the copy starts a round trip later, not a second.
+            Message::Challenge { .. } => {
+                sync.masters.insert(name.clone(), fresh.nonce);
+                let hello = Message::Hello { instance: name };
+                let again = sync::Fresh {
+                    nonce: sync.backup_challenge.current,
+                    echo: fresh.nonce,
+                };
+                sync.send(SocketAddr::new(from.ip(), sync.port), &hello, again);
+            }
             Message::Full {
                 gen,
                 part,
@@ -193,12 +278,14 @@ impl Router {
                 conns,
                 ..
             } => {
-                let a = sync.assemblies.entry((from.ip(), name)).or_default();
+                sync.masters.insert(name.clone(), fresh.nonce);
+                let a = sync.assemblies.entry(name).or_default();
                 if let Some(all) = a.add(gen, part, parts, conns) {
                     r.peer_conns.replace(all);
                 }
             }
             Message::Delta { add, remove, .. } => {
+                sync.masters.insert(name, fresh.nonce);
                 for c in add {
                     r.peer_conns.apply(Change::Add(c));
                 }
@@ -225,10 +312,10 @@ impl Router {
             let Some(subs) = sync.subscribers.get(&name) else {
                 continue;
             };
-            let to: Vec<SocketAddr> = subs.keys().copied().collect();
+            let to: Vec<(SocketAddr, u64)> = subs.iter().map(|(a, (_, c))| (*a, *c)).collect();
             for m in sync::deltas(&name, &add, &remove) {
-                for t in &to {
-                    sync.send(*t, &m);
+                for (t, theirs) in &to {
+                    sync.send(*t, &m, sync.as_master(*theirs));
                 }
             }
         }
@@ -249,13 +336,21 @@ impl Router {
         let Some(sync) = &mut self.conn_sync else {
             return;
         };
+        // A fresh challenge with every hello; the master's lasts longer (see its const).
+        sync.backup_challenge.rotate(random_u64());
+        if self.conn_ticks.is_multiple_of(MASTER_CHALLENGE_EVERY) {
+            sync.master_challenge.rotate(random_u64());
+        }
         for r in &self.instances {
             let name = &r.cfg.name;
             if r.core.state() == State::Master {
+                sync.assemblies.remove(name);
+                sync.masters.remove(name);
                 let subs = sync.subscribers.entry(name.clone()).or_default();
-                subs.retain(|_, t| t.elapsed() < SUBSCRIBER_TTL);
+                subs.retain(|_, (t, _)| t.elapsed() < SUBSCRIBER_TTL);
                 if full && !subs.is_empty() {
-                    let to: Vec<SocketAddr> = subs.keys().copied().collect();
+                    let to: Vec<(SocketAddr, u64)> =
+                        subs.iter().map(|(a, (_, c))| (*a, *c)).collect();
                     let all: Vec<Conn> = r.conns.iter().copied().collect();
                     sync.send_full(name, &all, &to);
                 }
@@ -265,7 +360,11 @@ impl Router {
                     let hello = Message::Hello {
                         instance: name.clone(),
                     };
-                    sync.send(SocketAddr::new(m, sync.port), &hello);
+                    let fresh = sync::Fresh {
+                        nonce: sync.backup_challenge.current,
+                        echo: sync.masters.get(name).copied().unwrap_or(0),
+                    };
+                    sync.send(SocketAddr::new(m, sync.port), &hello, fresh);
                 }
             }
         }

@@ -237,7 +237,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             let (s, rx) = conns::ConnSync::start(key, cfg.global.conn_sync_port)?;
             (Some(s), rx)
         }
-        None => (None, mpsc::unbounded_channel().1),
+        None => (None, mpsc::channel(1).1),
     };
     // Changes reach the peers at most this far behind.
     let mut sync_flush = tokio::time::interval(Duration::from_millis(10));
@@ -407,7 +407,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 guard.clear_ready();
                 router.conn_events(evs);
             }
-            Some((from, msg)) = sync_rx.recv() => router.sync_message(from, msg),
+            Some((from, msg, fresh)) = sync_rx.recv() => router.sync_message(from, msg, fresh),
             _ = sync_flush.tick() => router.sync_flush(),
             Some(rep) = reports.recv() => router.tracker_report(rep).await,
             Some((idx, up)) = links.recv() => router.link_change(idx, up).await,
