@@ -5,13 +5,18 @@ use anyhow::Result;
 
 use crate::{require_root, root, run_cmd};
 
+/// The labs' agent answers the test-only control requests (`stall-engine`); every cargo
+/// command of the test run builds it so, lest one rebuild the binary without.
+const FAULT_INJECTION: &str = "xvrrpd/fault-injection";
+
 /// Builds the `xvrrpd` binary the lab and integration tests run.
 pub fn build_agent() -> Result<()> {
     run_cmd(
         Command::new("cargo")
             .current_dir(root())
             .env_remove("RUSTUP_TOOLCHAIN")
-            .args(["build", "--quiet", "--package", "xvrrpd", "--bin", "xvrrpd"]),
+            .args(["build", "--quiet", "--package", "xvrrpd", "--bin", "xvrrpd"])
+            .args(["--features", FAULT_INJECTION]),
     )
 }
 
@@ -65,7 +70,14 @@ pub fn run(args: TestArgs) -> Result<()> {
     ]))?;
     crate::ebpf::clippy()?;
     eprintln!("xtask: building");
-    run_cmd(cargo().args(["build", "--quiet", "--workspace", "--bins"]))?;
+    run_cmd(cargo().args([
+        "build",
+        "--quiet",
+        "--workspace",
+        "--bins",
+        "--features",
+        FAULT_INJECTION,
+    ]))?;
     eprintln!("xtask: running every test (privileged ones included)");
     let (passed, failed) = tests(&root, None)?;
     verdict(passed, failed)?;
@@ -83,7 +95,7 @@ fn tests(root: &std::path::Path, filter: Option<&str>) -> Result<(u64, u64)> {
         c.current_dir(root)
             .env_remove("RUSTUP_TOOLCHAIN")
             .env("XVRRPD_BIN", root.join("target/debug/xvrrpd"))
-            .args(["test", "--no-fail-fast"])
+            .args(["test", "--no-fail-fast", "--features", FAULT_INJECTION])
             .args(extra)
             .arg("--")
             .arg("--include-ignored")

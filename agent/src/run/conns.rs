@@ -73,10 +73,7 @@ pub struct ConnSync {
 impl ConnSync {
     /// Binds the port (every address, both families) and starts the receiving task,
     /// whose authenticated messages arrive on the returned channel.
-    pub fn start(
-        key_file: &Path,
-        port: u16,
-    ) -> anyhow::Result<(Self, mpsc::Receiver<Received>)> {
+    pub fn start(key_file: &Path, port: u16) -> anyhow::Result<(Self, mpsc::Receiver<Received>)> {
         let key = Arc::new(crate::conntrack::load_key(key_file)?);
         let std_sock =
             bind(port).map_err(|e| anyhow!("[global] conn_sync_port {port}: binding UDP: {e}"))?;

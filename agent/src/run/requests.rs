@@ -6,6 +6,9 @@ impl Router {
     pub(super) async fn control(&mut self, req: Request, reply: oneshot::Sender<Response>) {
         let resp = match req {
             Request::Status => Response::Status(self.status()),
+            Request::StallEngine { .. } if !cfg!(feature = "fault-injection") => Response::Error {
+                message: "stall-engine is fault injection for the labs: this agent was built without it (cargo build --features xvrrpd/fault-injection); packages never have it".into(),
+            },
             Request::StallEngine { ms } if ms > 60_000 => Response::Error {
                 message: format!("{ms} ms: stall-engine takes at most 60s"),
             },
