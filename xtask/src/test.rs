@@ -6,7 +6,8 @@ use anyhow::Result;
 use crate::{require_root, root, run_cmd};
 
 /// The labs' agent answers the test-only control requests (`stall-engine`); every cargo
-/// command of the test run builds it so, lest one rebuild the binary without.
+/// command of the test run that builds the agent builds it so, lest one rebuild the
+/// binary without (the lab crate does not depend on the agent: it runs the binary).
 const FAULT_INJECTION: &str = "xvrrpd/fault-injection";
 
 /// Builds the `xvrrpd` binary the lab and integration tests run.
@@ -95,7 +96,7 @@ fn tests(root: &std::path::Path, filter: Option<&str>) -> Result<(u64, u64)> {
         c.current_dir(root)
             .env_remove("RUSTUP_TOOLCHAIN")
             .env("XVRRPD_BIN", root.join("target/debug/xvrrpd"))
-            .args(["test", "--no-fail-fast", "--features", FAULT_INJECTION])
+            .args(["test", "--no-fail-fast"])
             .args(extra)
             .arg("--")
             .arg("--include-ignored")
@@ -104,7 +105,14 @@ fn tests(root: &std::path::Path, filter: Option<&str>) -> Result<(u64, u64)> {
         c
     };
     let (p1, f1) = run_counting(&mut cargo_test(
-        &["--workspace", "--exclude", LAB_CRATE],
+        // The agent's package is among these: its binary keeps the labs' feature.
+        &[
+            "--workspace",
+            "--exclude",
+            LAB_CRATE,
+            "--features",
+            FAULT_INJECTION,
+        ],
         &[],
     ))?;
     let (p2, f2) = run_counting(&mut cargo_test(
