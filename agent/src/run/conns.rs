@@ -146,9 +146,14 @@ impl ConnSync {
 /// A random challenge (getrandom(2); never 0).
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
-    // SAFETY: a valid buffer of its length. A short read leaves zeros: still a challenge
-    // nobody replays from before, as the other bytes differ per call.
-    unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    // SAFETY: a valid buffer of its length.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        // Eight bytes from an initialised pool are never short; should the call fail,
+        // the clock still makes each challenge one nobody captured before.
+        b = (crate::net::monotonic_ns() ^ u64::from(std::process::id()).rotate_left(40))
+            .to_ne_bytes();
+    }
     u64::from_ne_bytes(b) | 1
 }
 
