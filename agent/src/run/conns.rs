@@ -125,6 +125,19 @@ impl ConnSync {
             .try_send_to(&sync::encode(msg, fresh, &self.key), to);
     }
 
+    /// A backup's hello for `instance` to its master: this node's challenge, and the
+    /// master's latest it learned (0: none yet, answered with a challenge).
+    fn send_hello(&self, instance: &str, master: IpAddr) {
+        let hello = Message::Hello {
+            instance: instance.to_string(),
+        };
+        let fresh = sync::Fresh {
+            nonce: self.backup_challenge.current,
+            echo: self.masters.get(instance).copied().unwrap_or(0),
+        };
+        self.send(SocketAddr::new(master, self.port), &hello, fresh);
+    }
+
     /// What a master sends a subscriber whose challenge is `theirs`.
     fn as_master(&self, theirs: u64) -> sync::Fresh {
         sync::Fresh {
@@ -266,12 +279,7 @@ impl Router {
             // Answered at once: the copy starts a round trip later, not a second.
             Message::Challenge { .. } => {
                 sync.masters.insert(name.clone(), fresh.nonce);
-                let hello = Message::Hello { instance: name };
-                let again = sync::Fresh {
-                    nonce: sync.backup_challenge.current,
-                    echo: fresh.nonce,
-                };
-                sync.send(SocketAddr::new(from.ip(), sync.port), &hello, again);
+                sync.send_hello(&name, from.ip());
             }
             Message::Full {
                 gen,
@@ -359,14 +367,7 @@ impl Router {
             } else if r.cfg.reset_clients {
                 sync.subscribers.remove(name);
                 if let Some(m) = r.master_src {
-                    let hello = Message::Hello {
-                        instance: name.clone(),
-                    };
-                    let fresh = sync::Fresh {
-                        nonce: sync.backup_challenge.current,
-                        echo: sync.masters.get(name).copied().unwrap_or(0),
-                    };
-                    sync.send(SocketAddr::new(m, sync.port), &hello, fresh);
+                    sync.send_hello(name, m);
                 }
             }
         }

@@ -7,6 +7,14 @@ mod observed;
 pub use observed::{Gaps, Heard, Observed};
 use serde::{Deserialize, Serialize};
 
+/// The `event` field a tagged line is written with (both [`Record`] and [`Observed`]).
+fn event_tag<T: Serialize>(line: &T) -> String {
+    serde_json::to_value(line)
+        .ok()
+        .and_then(|v| v["event"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// One line of the events stream. `ts_ns` is CLOCK_MONOTONIC nanoseconds; `instance`
 /// the instance's name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -195,10 +203,7 @@ impl Record {
 
     /// Its kind, as the stream's `event` field spells it.
     pub fn kind(&self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v["event"].as_str().map(str::to_string))
-            .unwrap_or_default()
+        event_tag(self)
     }
 
     /// When it happened (None for [`Record::Unknown`]).

@@ -146,10 +146,7 @@ impl Observed {
 
     /// Its kind, as the line's `event` field spells it.
     pub fn kind(&self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v["event"].as_str().map(str::to_string))
-            .unwrap_or_default()
+        super::event_tag(self)
     }
 
     /// The VRID it is about.
